@@ -1,7 +1,71 @@
 //! # pbxkit-sip
 //!
-//! The SIP stack of pbxkit.
+//! The SIP stack of pbxkit: messages, URIs and headers (RFC 3261), stream framing,
+//! and — as they land — SDP, digest authentication, transactions and dialogs.
+//!
+//! Parsing is zero-copy: a [`Message`] keeps the [`bytes::Bytes`] it was received in,
+//! header values are slices of it, and typed values ([`Via`], [`NameAddr`], [`CSeq`]...)
+//! are parsed when asked for. The headers every transaction needs (Via, From, To,
+//! Call-ID, CSeq, Content-Length) are checked by [`Message::parse`], so a server can
+//! answer a message that parses, and answer `400` with [`ParseError::reason_phrase`]
+//! one that does not. No input makes the parser panic.
+//!
+//! ```
+//! use pbxkit_sip::{Message, StatusCode};
+//!
+//! let invite = Message::parse(
+//!     &b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+//!        Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+//!        Max-Forwards: 70\r\n\
+//!        To: Bob <sip:bob@biloxi.example.com>\r\n\
+//!        From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+//!        Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+//!        CSeq: 314159 INVITE\r\n\
+//!        Content-Length: 0\r\n\r\n"[..],
+//! )?;
+//! assert_eq!(invite.top_via()?.branch(), Some("z9hG4bK776asdhds"));
+//! assert_eq!(invite.from()?.tag(), Some("1928301774"));
+//! assert_eq!(invite.cseq()?.seq, 314159);
+//!
+//! let ringing = Message::response_to(&invite, StatusCode::RINGING, Some("a6c85cf"));
+//! assert_eq!(ringing.to()?.tag(), Some("a6c85cf"));
+//! let wire = ringing.to_bytes();
+//! assert!(wire.starts_with(b"SIP/2.0 180 Ringing\r\n"));
+//! assert_eq!(Message::parse(wire)?, ringing);
+//! # Ok::<(), pbxkit_sip::ParseError>(())
+//! ```
 #![forbid(unsafe_code)]
+
+mod bytestr;
+mod error;
+pub mod fuzzing;
+mod headers;
+mod message;
+mod method;
+mod name;
+mod nameaddr;
+mod params;
+mod scan;
+mod stream;
+mod uri;
+mod values;
+mod via;
+
+pub use bytestr::ByteStr;
+pub use error::{ErrorKind, ParseError, Part, ValueError};
+pub use headers::{Header, HeaderValue, Headers};
+pub use message::{MAX_HEADERS, Message, StartLine};
+pub use method::{Method, StatusCode};
+pub use name::HeaderName;
+pub use nameaddr::{Contact, DisplayName, NameAddr};
+pub use params::{Param, Params};
+pub use stream::{Frame, StreamDecoder, StreamLimits};
+pub use uri::{Host, SipUri, TelUri, Uri, unescape};
+pub use values::{
+    Auth, CSeq, CallId, MAX_CSEQ, MediaType, Parameterised, Privacy, Replaces, SipDate, Timestamp,
+    Token,
+};
+pub use via::{MAGIC_COOKIE, Transport, Via};
 
 /// This crate's version, for banners and `User-Agent` headers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

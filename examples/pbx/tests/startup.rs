@@ -1,4 +1,5 @@
 //! The binary starts on its embedded default, prints its ports and users, and exits 0 on SIGINT.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,0 +1,60 @@
+//! Replays every fuzz seed under `fuzz/corpus/<target>/` through the function its fuzz
+//! target calls, on the stable toolchain, and checks that targets, corpora and the
+//! crates' `fuzzing::TARGETS` lists agree.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+type Target = (&'static str, fn(&[u8]));
+
+fn targets() -> Vec<Target> {
+    let mut all: Vec<Target> = Vec::new();
+    all.extend(pbxkit_sip::fuzzing::TARGETS.iter().copied());
+    all.extend(pbxkit_dialplan::fuzzing::TARGETS.iter().copied());
+    all
+}
+
+fn fuzz_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+fn names_in(dir: &Path, strip_rs: bool) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if strip_rs {
+                name.trim_end_matches(".rs").to_owned()
+            } else {
+                name
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_fuzz_target_is_registered_and_has_seeds() {
+    let registered: BTreeSet<String> = targets().iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names_in(&fuzz_dir().join("fuzz_targets"), true), registered);
+    assert_eq!(names_in(&fuzz_dir().join("corpus"), false), registered);
+}
+
+#[test]
+fn seed_corpora_replay_without_panic() {
+    let mut replayed = 0;
+    for (name, target) in targets() {
+        let dir = fuzz_dir().join("corpus").join(name);
+        let mut seeds = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let result = std::panic::catch_unwind(|| target(&data));
+            assert!(result.is_ok(), "{name}: {} panics", path.display());
+            seeds += 1;
+        }
+        assert!(seeds > 0, "no seed for {name}");
+        replayed += seeds;
+    }
+    println!("replayed {replayed} seeds");
+}

@@ -1,0 +1,253 @@
+//! The Via header (RFC 3261 §20.42, RFC 3581 rport).
+
+use crate::bytestr::ByteStr;
+use crate::error::ValueError;
+use crate::headers::HeaderValue;
+use crate::params::{Params, parse_header_params};
+use crate::scan::{Cursor, is_token, sub};
+use crate::uri::Host;
+use std::fmt;
+use std::net::IpAddr;
+
+/// The transport of a Via (or a `transport` URI parameter).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// SCTP.
+    Sctp,
+    /// WebSocket (RFC 7118).
+    Ws,
+    /// Secure WebSocket (RFC 7118).
+    Wss,
+    /// Any other token, as received.
+    Other(ByteStr),
+}
+
+impl Transport {
+    /// Recognises a transport name, case-insensitively.
+    pub fn parse(s: &str) -> Transport {
+        let known = [
+            ("UDP", Transport::Udp),
+            ("TCP", Transport::Tcp),
+            ("TLS", Transport::Tls),
+            ("SCTP", Transport::Sctp),
+            ("WS", Transport::Ws),
+            ("WSS", Transport::Wss),
+        ];
+        known
+            .into_iter()
+            .find(|(name, _)| s.eq_ignore_ascii_case(name))
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| Transport::Other(ByteStr::from(s)))
+    }
+
+    /// Upper-case name as written in a Via.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Sctp => "SCTP",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+            Transport::Other(s) => s,
+        }
+    }
+
+    /// Whether the transport delivers reliably (no retransmissions needed).
+    pub fn is_reliable(&self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The RFC 3261 branch magic cookie.
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// One Via value: `SIP/2.0/UDP host:port;branch=...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// The transport.
+    pub transport: Transport,
+    /// The sent-by host.
+    pub host: Host,
+    /// The sent-by port, when given.
+    pub port: Option<u16>,
+    /// Parameters (branch, received, rport, maddr, ttl, others).
+    pub params: Params,
+}
+
+impl Via {
+    /// A Via for a request we send.
+    pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
+        let mut params = Params::new();
+        params.set("branch", Some(ByteStr::from(branch)));
+        Via {
+            transport,
+            host,
+            port,
+            params,
+        }
+    }
+
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&str> {
+        self.params.get("branch").flatten()
+    }
+
+    /// Whether the branch starts with the RFC 3261 magic cookie.
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+    }
+
+    /// The `received` parameter (brackets around IPv6 accepted, RFC 5118 §4.5).
+    pub fn received(&self) -> Option<IpAddr> {
+        let v = self.params.get("received").flatten()?;
+        let v = v
+            .strip_prefix('[')
+            .and_then(|v| v.strip_suffix(']'))
+            .unwrap_or(v);
+        v.parse().ok()
+    }
+
+    /// `rport`: `None` when absent, `Some(None)` when requested, `Some(Some(p))` when filled.
+    pub fn rport(&self) -> Option<Option<u16>> {
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
+    }
+}
+
+impl HeaderValue for Via {
+    fn parse_value(value: &ByteStr) -> Result<Via, ValueError> {
+        let mut c = Cursor::new(value.as_str());
+        let name = c.token("sent-protocol")?;
+        if !name.eq_ignore_ascii_case("SIP") || !c.eat_sep(b'/') {
+            return Err(ValueError::new("sent-protocol", 0));
+        }
+        let at = c.pos();
+        let version = c.token("sent-protocol version")?;
+        if version != "2.0" {
+            return Err(ValueError::new("sent-protocol version", at));
+        }
+        if !c.eat_sep(b'/') {
+            return Err(c.error("sent-protocol"));
+        }
+        let transport = Transport::parse(c.token("transport")?);
+        if !c.skip_lws() {
+            return Err(c.error("sent-by"));
+        }
+        let at = c.pos();
+        let host_text = if c.peek() == Some(b'[') {
+            let t = c.take_while(|b| b != b']');
+            if !c.eat(b']') {
+                return Err(ValueError::new("IPv6 reference", at));
+            }
+            sub(value, at, at + t.len() + 1)
+        } else {
+            c.take_while(|b| is_token(b) && b != b'!' && b != b'%')
+        };
+        let host = Host::parse_str(host_text, value).ok_or(ValueError::new("sent-by host", at))?;
+        let port = if c.eat_sep(b':') {
+            let at = c.pos();
+            let n = c.number(u64::from(u16::MAX), "sent-by port")?;
+            Some(u16::try_from(n).map_err(|_| ValueError::new("sent-by port", at))?)
+        } else {
+            None
+        };
+        let mut params = Params::new();
+        parse_header_params(&mut c, value, &mut params)?;
+        c.end("via-params")?;
+        Ok(Via {
+            transport,
+            host,
+            port,
+            params,
+        })
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(f, "{}", self.params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via(s: &str) -> Result<Via, ValueError> {
+        Via::parse_value(&ByteStr::from(s))
+    }
+
+    #[test]
+    fn parses_branch_received_rport() {
+        let v = via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=192.0.2.9")
+            .unwrap();
+        assert_eq!(v.transport, Transport::Udp);
+        assert_eq!(v.port, Some(5060));
+        assert_eq!(v.branch(), Some("z9hG4bK776asdhds"));
+        assert!(v.has_rfc3261_branch());
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.received(), Some("192.0.2.9".parse().unwrap()));
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds;rport;received=192.0.2.9"
+        );
+    }
+
+    #[test]
+    fn white_space_everywhere() {
+        // RFC 4475 §3.1.1.1.
+        let v = via("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8")
+            .unwrap();
+        assert_eq!(v.transport, Transport::Tcp);
+        assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+        let v = via("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v.host, Host::Ip("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_sent_by_and_received() {
+        let v =
+            via("SIP/2.0/UDP [2001:db8::9:1]:5070;received=[2001:db8::9:255];branch=z9hG4bKas3")
+                .unwrap();
+        assert_eq!(v.port, Some(5070));
+        assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
+        let v =
+            via("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
+        assert_eq!(v.received(), Some("2001:db8::9:255".parse().unwrap()));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "SIP/2.0/UDP 192.0.2.15;;",
+            "SIP/7.0/UDP c.example.com",
+            "SIP/2.0/UDP",
+            "SIP/2.0 UDP host",
+            "SIP/2.0/UDP host:99999",
+            "SIP/2.0/UDP host extra",
+            "HTTP/2.0/UDP host",
+            "SIP/2.0/UDP [::1",
+        ] {
+            assert!(via(bad).is_err(), "{bad}");
+        }
+    }
+}
