@@ -1,56 +1,88 @@
-//! `ByteStr`: UTF-8 text that shares the buffer a message was received in.
+//! `ByteStr`: shared UTF-8 text, so that values parsed out of a message point into
+//! that message's text instead of being copied.
 
-use bytes::Bytes;
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Arc;
 
-/// An immutable UTF-8 string backed by [`Bytes`], so that a value parsed out of a
-/// received message points into that message instead of being copied.
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ByteStr(Bytes);
+/// An immutable UTF-8 string that shares its buffer: cloning and slicing cost a
+/// reference count, and reading it costs nothing (the text was validated once, when
+/// the buffer was made).
+#[derive(Clone)]
+pub struct ByteStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared { buf: Arc<str>, start: u32, end: u32 },
+}
 
 impl ByteStr {
     /// An empty string.
     pub const fn new() -> ByteStr {
-        ByteStr(Bytes::new())
+        ByteStr(Repr::Static(""))
     }
 
     /// A string from static text, without allocation.
     pub const fn from_static(s: &'static str) -> ByteStr {
-        ByteStr(Bytes::from_static(s.as_bytes()))
+        ByteStr(Repr::Static(s))
     }
 
-    /// Wraps bytes known to be UTF-8; `None` when they are not.
-    pub fn from_utf8(bytes: Bytes) -> Option<ByteStr> {
-        std::str::from_utf8(&bytes).ok()?;
-        Some(ByteStr(bytes))
+    /// Copies bytes into a new string; `None` when they are not UTF-8.
+    pub fn from_utf8(bytes: &[u8]) -> Option<ByteStr> {
+        std::str::from_utf8(bytes).ok().map(ByteStr::from)
     }
 
     /// The text.
     pub fn as_str(&self) -> &str {
-        // The constructors only accept valid UTF-8 and the bytes are immutable.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared { buf, start, end } => {
+                buf.get(*start as usize..*end as usize).unwrap_or("")
+            }
+        }
     }
 
-    /// The underlying bytes.
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.as_str().as_bytes()
     }
 
-    /// A sub-string sharing the same buffer. `sub` must be a slice of `self`
-    /// (as returned by `str` methods on it); otherwise the text is copied.
+    /// A sub-string sharing the same buffer. `sub` must be a slice of `self` (as
+    /// returned by `str` methods on it); otherwise the text is copied.
     pub fn slice_ref(&self, sub: &str) -> ByteStr {
-        let base = self.0.as_ptr() as usize;
-        let ptr = sub.as_ptr() as usize;
         if sub.is_empty() {
             return ByteStr::new();
         }
-        if ptr >= base && ptr + sub.len() <= base + self.0.len() {
-            ByteStr(self.0.slice_ref(sub.as_bytes()))
-        } else {
-            ByteStr::from(sub)
+        let me = self.as_str();
+        let base = me.as_ptr() as usize;
+        let ptr = sub.as_ptr() as usize;
+        if ptr < base || ptr + sub.len() > base + me.len() {
+            return ByteStr::from(sub);
         }
+        let offset = ptr - base;
+        match &self.0 {
+            Repr::Static(s) => ByteStr(Repr::Static(
+                s.get(offset..offset + sub.len()).unwrap_or(""),
+            )),
+            Repr::Shared { buf, start, .. } => {
+                // Offsets stay below the buffer length, which fits in u32 (see From).
+                let start = *start as usize + offset;
+                ByteStr(Repr::Shared {
+                    buf: buf.clone(),
+                    start: start as u32,
+                    end: (start + sub.len()) as u32,
+                })
+            }
+        }
+    }
+}
+
+impl Default for ByteStr {
+    fn default() -> Self {
+        ByteStr::new()
     }
 }
 
@@ -75,13 +107,47 @@ impl Borrow<str> for ByteStr {
 
 impl From<&str> for ByteStr {
     fn from(s: &str) -> ByteStr {
-        ByteStr(Bytes::copy_from_slice(s.as_bytes()))
+        ByteStr::from(Arc::<str>::from(s))
     }
 }
 
 impl From<String> for ByteStr {
     fn from(s: String) -> ByteStr {
-        ByteStr(Bytes::from(s.into_bytes()))
+        ByteStr::from(Arc::<str>::from(s))
+    }
+}
+
+impl From<Arc<str>> for ByteStr {
+    fn from(buf: Arc<str>) -> ByteStr {
+        // Text beyond 4 GiB is cut: SIP values are bounded far below that.
+        let end = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        ByteStr(Repr::Shared { buf, start: 0, end })
+    }
+}
+
+impl PartialEq for ByteStr {
+    fn eq(&self, other: &ByteStr) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ByteStr {}
+
+impl PartialOrd for ByteStr {
+    fn partial_cmp(&self, other: &ByteStr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByteStr {
+    fn cmp(&self, other: &ByteStr) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for ByteStr {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 
@@ -106,5 +172,21 @@ impl fmt::Display for ByteStr {
 impl fmt::Debug for ByteStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_share_and_compare_by_text() {
+        let s = ByteStr::from("hello world");
+        let w = s.slice_ref(&s[6..]);
+        assert_eq!(w, "world");
+        assert_eq!(w.slice_ref(&w[1..3]), "or");
+        assert_eq!(s.slice_ref("elsewhere"), "elsewhere");
+        assert_eq!(ByteStr::from_static("abc").slice_ref(&"abc"[1..]), "bc");
+        assert_eq!(ByteStr::from_utf8(b"\xff"), None);
     }
 }

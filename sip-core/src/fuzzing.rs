@@ -11,6 +11,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sip_message", sip_message),
     ("sip_uri", sip_uri),
     ("sip_stream", sip_stream),
+    ("sdp", sdp),
 ];
 
 /// Parses a datagram, reads every typed header, and checks that a message that parsed
@@ -33,7 +34,7 @@ pub fn sip_message(data: &[u8]) {
 }
 
 fn without_length(mut m: Message) -> Message {
-    m.headers.remove(&HeaderName::ContentLength);
+    m.headers_mut().remove(&HeaderName::ContentLength);
     m
 }
 
@@ -52,7 +53,7 @@ fn exercise(m: &Message) {
     for c in m.contacts().flatten() {
         let _ = c.to_string();
     }
-    for h in m.headers.iter() {
+    for h in m.headers().iter() {
         let _ = h.parse::<crate::Auth>();
         let _ = h.parse::<crate::NameAddr>();
         let _ = h.parse::<crate::Parameterised>();
@@ -63,7 +64,7 @@ fn exercise(m: &Message) {
         let _ = h.parse::<crate::Privacy>();
         let _ = h.parse_list::<crate::Token>().count();
     }
-    let _ = m.headers.typed::<u32>(&HeaderName::ContentLength);
+    let _ = m.headers().typed::<u32>(&HeaderName::ContentLength);
 }
 
 /// Parses a URI and checks that its serialisation parses to an equivalent URI.
@@ -97,4 +98,41 @@ pub fn sip_stream(data: &[u8]) {
             }
         }
     }
+}
+
+/// Parses SDP; a description that parses re-serialises to the same model, and the
+/// answer built from it parses too.
+pub fn sdp(data: &[u8]) {
+    use crate::sdp::{AnswerPolicy, Codec, Connection, Direction, Origin, Session, answer};
+    let Ok(session) = Session::parse_body(data) else {
+        return;
+    };
+    let again = Session::parse(&session.to_string()).expect("serialised SDP parses");
+    assert_eq!(again, session);
+    let policy = AnswerPolicy {
+        preferred: vec![Codec::G722, Codec::PCMU],
+        accepted: vec![Codec::PCMA, Codec::OPUS],
+        telephone_event: true,
+        direction: Direction::SendRecv,
+        rtcp_mux: true,
+        origin: Origin {
+            username: "-".into(),
+            session_id: "1".into(),
+            session_version: 1,
+            addr_type: "IP4".into(),
+            address: "192.0.2.1".into(),
+        },
+        connection: Connection {
+            addr_type: "IP4".into(),
+            address: "192.0.2.1".into(),
+        },
+    };
+    let ports: Vec<Option<u16>> = (0..session.media.len())
+        .map(|i| Some(20000 + 2 * (i as u16 % 1000)))
+        .collect();
+    let ans = answer(&session, &policy, &ports);
+    assert_eq!(
+        Session::parse(&ans.to_string()).expect("answer parses"),
+        ans
+    );
 }

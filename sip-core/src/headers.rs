@@ -1,74 +1,57 @@
-//! The header section: raw values kept as slices of the received message, parsed into
-//! typed values on access.
+//! The header section: values are ranges of the received (UTF-8 validated) header
+//! section, parsed into typed values on access; headers added in code own their text.
 
 use crate::bytestr::ByteStr;
 use crate::error::{ErrorKind, ParseError, Part, ValueError};
 use crate::name::HeaderName;
 use crate::scan::split_commas;
-use bytes::Bytes;
 
-/// A value type that can be parsed from (and written as) one header value or one
-/// element of a comma-separated list.
+/// A value type that can be parsed from one header value or one element of a
+/// comma-separated list.
 pub trait HeaderValue: Sized {
     /// Parses the value. `value` is trimmed; offsets in the error are relative to it.
     fn parse_value(value: &ByteStr) -> Result<Self, ValueError>;
 }
 
-/// One header line (folded continuation lines included).
 #[derive(Debug, Clone)]
-pub struct Header {
+enum Value {
+    /// `head[start..end]` of a parsed message: no copy and no reference count per header.
+    Received { start: u32, end: u32 },
+    /// Text set in code.
+    Owned(ByteStr),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: HeaderName,
+    value: Value,
+}
+
+/// The headers of a message, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    /// The received header section (empty for messages built in code).
+    head: ByteStr,
+    entries: Vec<Entry>,
+}
+
+/// One header line (folded continuation lines included), borrowed from [`Headers`].
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderRef<'a> {
     /// The name.
-    pub name: HeaderName,
-    /// The value as received, without leading and trailing white space; folded lines
-    /// keep their line break.
-    pub value: Bytes,
-    /// Offset of the value in the parsed message (0 for headers built in code).
-    offset: usize,
+    pub name: &'a HeaderName,
+    /// The value without leading and trailing white space; folded lines keep their
+    /// line break.
+    pub value: &'a str,
+    /// Offset of the value in the received message (0 for headers set in code).
+    pub offset: usize,
+    base: &'a ByteStr,
 }
 
-impl PartialEq for Header {
-    /// Headers are equal when their names and values are; where they were parsed
-    /// from does not matter.
-    fn eq(&self, other: &Header) -> bool {
-        self.name == other.name && self.value == other.value
-    }
-}
-
-impl Eq for Header {}
-
-impl Header {
-    /// A header built in code.
-    pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
-        Header {
-            name,
-            value: value.into(),
-            offset: 0,
-        }
-    }
-
-    pub(crate) fn parsed(name: HeaderName, value: Bytes, offset: usize) -> Header {
-        Header {
-            name,
-            value,
-            offset,
-        }
-    }
-
-    /// Offset of the value in the message it was parsed from (0 when built in code).
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
-    /// The value as UTF-8 text.
-    pub fn text(&self) -> Result<ByteStr, ParseError> {
-        ByteStr::from_utf8(self.value.clone()).ok_or_else(|| {
-            ParseError::new(
-                ErrorKind::Utf8,
-                Part::Header(self.name.clone()),
-                "UTF-8 text",
-                self.offset,
-            )
-        })
+impl<'a> HeaderRef<'a> {
+    /// The value as a [`ByteStr`] sharing the message's buffer.
+    pub fn to_bytestr(&self) -> ByteStr {
+        self.base.slice_ref(self.value)
     }
 
     fn error(&self, e: ValueError) -> ParseError {
@@ -81,30 +64,20 @@ impl Header {
 
     /// Parses the whole value as one `T`.
     pub fn parse<T: HeaderValue>(&self) -> Result<T, ParseError> {
-        let text = self.text()?;
-        T::parse_value(&text).map_err(|e| self.error(e))
+        T::parse_value(&self.to_bytestr()).map_err(|e| self.error(e))
     }
 
     /// Parses each comma-separated element as a `T`.
-    pub fn parse_list<T: HeaderValue>(&self) -> std::vec::IntoIter<Result<T, ParseError>> {
-        let text = self.text();
-        let elements: Vec<Result<T, ParseError>> = match text {
-            Err(e) => vec![Err(e)],
-            Ok(text) => split_commas(&text)
-                .map(|(at, element)| {
-                    T::parse_value(&text.slice_ref(element))
-                        .map_err(|e| self.error(ValueError::new(e.element, e.offset + at)))
-                })
-                .collect(),
-        };
-        elements.into_iter()
+    pub fn parse_list<T: HeaderValue>(
+        &self,
+    ) -> impl Iterator<Item = Result<T, ParseError>> + use<'a, T> {
+        let this = *self;
+        let text = self.to_bytestr();
+        split_commas(self.value).map(move |(at, element)| {
+            T::parse_value(&text.slice_ref(element))
+                .map_err(|e| this.error(ValueError::new(e.element, e.offset + at)))
+        })
     }
-}
-
-/// The headers of a message, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers {
-    entries: Vec<Header>,
 }
 
 impl Headers {
@@ -113,15 +86,47 @@ impl Headers {
         Headers::default()
     }
 
-    pub(crate) fn with_capacity(n: usize) -> Headers {
+    /// Headers of a received message: `head` is its validated header section.
+    pub(crate) fn received(head: ByteStr, capacity: usize) -> Headers {
         Headers {
-            entries: Vec::with_capacity(n),
+            head,
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Records a received header whose value is `head[start..end]`.
+    pub(crate) fn push_received(&mut self, name: HeaderName, start: usize, end: usize) {
+        // Messages are far below 4 GiB: the parser bounds their size.
+        let (start, end) = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        );
+        self.entries.push(Entry {
+            name,
+            value: Value::Received { start, end },
+        });
+    }
+
+    fn view<'a>(&'a self, e: &'a Entry) -> HeaderRef<'a> {
+        match &e.value {
+            Value::Received { start, end } => HeaderRef {
+                name: &e.name,
+                value: self.head.get(*start as usize..*end as usize).unwrap_or(""),
+                offset: *start as usize,
+                base: &self.head,
+            },
+            Value::Owned(text) => HeaderRef {
+                name: &e.name,
+                value: text,
+                offset: 0,
+                base: text,
+            },
         }
     }
 
     /// All headers in order.
-    pub fn iter(&self) -> impl Iterator<Item = &Header> {
-        self.entries.iter()
+    pub fn iter(&self) -> impl Iterator<Item = HeaderRef<'_>> {
+        self.entries.iter().map(|e| self.view(e))
     }
 
     /// Number of header lines.
@@ -135,31 +140,38 @@ impl Headers {
     }
 
     /// The header lines with this name.
-    pub fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a Header> + 'a {
-        self.entries.iter().filter(move |h| &h.name == name)
+    pub fn all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = HeaderRef<'a>> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| &e.name == name)
+            .map(|e| self.view(e))
     }
 
     /// The first header line with this name.
-    pub fn first(&self, name: &HeaderName) -> Option<&Header> {
-        self.entries.iter().find(|h| &h.name == name)
+    pub fn first(&self, name: &HeaderName) -> Option<HeaderRef<'_>> {
+        self.entries
+            .iter()
+            .find(|e| &e.name == name)
+            .map(|e| self.view(e))
     }
 
     /// Whether a header with this name is present.
     pub fn contains(&self, name: &HeaderName) -> bool {
-        self.first(name).is_some()
+        self.entries.iter().any(|e| &e.name == name)
     }
 
-    /// The raw value of the first header with this name.
-    pub fn get(&self, name: &HeaderName) -> Option<&Bytes> {
-        self.first(name).map(|h| &h.value)
+    /// The value of the first header with this name.
+    pub fn get(&self, name: &HeaderName) -> Option<&str> {
+        self.first(name).map(|h| h.value)
     }
 
     /// Parses the first header with this name (its first element for list headers).
     pub fn typed<T: HeaderValue>(&self, name: &HeaderName) -> Option<Result<T, ParseError>> {
+        let first = self.first(name)?;
         if name.is_list() {
-            self.typed_all(name).next()
+            first.parse_list().next()
         } else {
-            self.first(name).map(Header::parse)
+            Some(first.parse())
         }
     }
 
@@ -171,39 +183,44 @@ impl Headers {
     ) -> impl Iterator<Item = Result<T, ParseError>> + 'a {
         let list = name.is_list();
         self.all(name).flat_map(move |h| {
-            let items: Box<dyn Iterator<Item = Result<T, ParseError>>> = if list {
-                Box::new(h.parse_list())
+            let (one, many) = if list {
+                (None, Some(h.parse_list()))
             } else {
-                Box::new(std::iter::once(h.parse()))
+                (Some(h.parse()), None)
             };
-            items
+            one.into_iter().chain(many.into_iter().flatten())
         })
     }
 
     /// Appends a header.
-    pub fn push(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.entries.push(Header::new(name, value));
-    }
-
-    pub(crate) fn push_header(&mut self, header: Header) {
-        self.entries.push(header);
+    pub fn push(&mut self, name: HeaderName, value: impl Into<ByteStr>) {
+        self.entries.push(Entry {
+            name,
+            value: Value::Owned(value.into()),
+        });
     }
 
     /// Inserts a header before all others (a proxy's Via, say).
-    pub fn push_front(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        self.entries.insert(0, Header::new(name, value));
+    pub fn push_front(&mut self, name: HeaderName, value: impl Into<ByteStr>) {
+        self.entries.insert(
+            0,
+            Entry {
+                name,
+                value: Value::Owned(value.into()),
+            },
+        );
     }
 
     /// Replaces every header with this name by one line with `value`, at the place
     /// of the first one (or at the end).
-    pub fn set(&mut self, name: HeaderName, value: impl Into<Bytes>) {
-        let value = value.into();
-        match self.entries.iter().position(|h| h.name == name) {
+    pub fn set(&mut self, name: HeaderName, value: impl Into<ByteStr>) {
+        let value = Value::Owned(value.into());
+        match self.entries.iter().position(|e| e.name == name) {
             Some(i) => {
-                self.entries[i] = Header::new(name.clone(), value);
+                self.entries[i].value = value;
                 let mut seen = 0;
-                self.entries.retain(|h| {
-                    if h.name == name {
+                self.entries.retain(|e| {
+                    if e.name == name {
                         seen += 1;
                         seen == 1
                     } else {
@@ -211,20 +228,36 @@ impl Headers {
                     }
                 });
             }
-            None => self.push(name, value),
+            None => self.entries.push(Entry { name, value }),
         }
     }
 
     /// Removes every header with this name; returns how many there were.
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.entries.len();
-        self.entries.retain(|h| &h.name != name);
+        self.entries.retain(|e| &e.name != name);
         before - self.entries.len()
     }
 
-    /// Removes the first header with this name and returns it.
-    pub fn remove_first(&mut self, name: &HeaderName) -> Option<Header> {
-        let i = self.entries.iter().position(|h| &h.name == name)?;
-        Some(self.entries.remove(i))
+    /// Removes the first header with this name and returns its value.
+    pub fn remove_first(&mut self, name: &HeaderName) -> Option<ByteStr> {
+        let i = self.entries.iter().position(|e| &e.name == name)?;
+        let text = self.view(&self.entries[i]).to_bytestr();
+        self.entries.remove(i);
+        Some(text)
     }
 }
+
+impl PartialEq for Headers {
+    /// Headers are equal when their names and values are, in order; where the values
+    /// are stored does not matter.
+    fn eq(&self, other: &Headers) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| a.name == b.name && a.value == b.value)
+    }
+}
+
+impl Eq for Headers {}

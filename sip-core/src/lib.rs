@@ -1,7 +1,8 @@
 //! # pbxkit-sip
 //!
 //! The SIP stack of pbxkit: messages, URIs and headers (RFC 3261), stream framing,
-//! and — as they land — SDP, digest authentication, transactions and dialogs.
+//! SDP with the RFC 3264 offer/answer helper ([`sdp`]), digest authentication for
+//! servers and clients ([`digest`]); transactions and dialogs come next.
 //!
 //! Parsing is zero-copy: a [`Message`] keeps the [`bytes::Bytes`] it was received in,
 //! header values are slices of it, and typed values ([`Via`], [`NameAddr`], [`CSeq`]...)
@@ -34,9 +35,26 @@
 //! assert_eq!(Message::parse(wire)?, ringing);
 //! # Ok::<(), pbxkit_sip::ParseError>(())
 //! ```
+//!
+//! Challenging a REGISTER and checking the answer (time is an input: Unix seconds):
+//!
+//! ```
+//! use pbxkit_sip::digest::{self, Algorithm, DigestServer};
+//!
+//! let mut server = DigestServer::new("pbxkit", b"a random secret of 32 bytes or more", 300);
+//! let challenge = server.challenge(1_700_000_000, Algorithm::Md5, false);
+//! // What a phone sends back (here computed by our client side).
+//! let credentials = digest::respond(&challenge, "REGISTER", "sip:pbx.example.com", "1000", "pw", "c0ffee", 1)
+//!     .expect("a Digest challenge");
+//! let who = server.verify(&credentials, "REGISTER", 1_700_000_005, |user| {
+//!     (user == "1000").then(|| "pw".to_owned())
+//! });
+//! assert_eq!(who.map(|v| v.username).as_deref(), Ok("1000"));
+//! ```
 #![forbid(unsafe_code)]
 
 mod bytestr;
+pub mod digest;
 mod error;
 pub mod fuzzing;
 mod headers;
@@ -46,6 +64,7 @@ mod name;
 mod nameaddr;
 mod params;
 mod scan;
+pub mod sdp;
 mod stream;
 mod uri;
 mod values;
@@ -53,7 +72,7 @@ mod via;
 
 pub use bytestr::ByteStr;
 pub use error::{ErrorKind, ParseError, Part, ValueError};
-pub use headers::{Header, HeaderValue, Headers};
+pub use headers::{HeaderRef, HeaderValue, Headers};
 pub use message::{MAX_HEADERS, Message, StartLine};
 pub use method::{Method, StatusCode};
 pub use name::HeaderName;

@@ -2,16 +2,17 @@
 
 use crate::bytestr::ByteStr;
 use crate::error::{ErrorKind, ParseError, Part};
-use crate::headers::{Header, HeaderValue, Headers};
+use crate::headers::{HeaderRef, HeaderValue, Headers};
 use crate::method::{Method, StatusCode};
 use crate::name::HeaderName;
 use crate::nameaddr::{Contact, NameAddr};
-use crate::scan::is_token;
+use crate::scan::{is_token, sub};
 use crate::uri::Uri;
 use crate::values::{CSeq, CallId};
 use crate::via::Via;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// At most this many header lines are accepted in one message: a bound on the work and
 /// memory a peer can cause with a datagram of tiny headers.
@@ -40,44 +41,59 @@ pub enum StartLine {
 ///
 /// A parsed message keeps the bytes it was received in: header values and typed
 /// values taken from them are slices of that buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Message {
     /// The request or status line.
     pub start: StartLine,
-    /// The headers, in order.
-    pub headers: Headers,
+    /// The headers, in order (read with [`Message::headers`], change with
+    /// [`Message::headers_mut`] so that the typed values cached below stay true).
+    headers: Headers,
     /// The body (exactly Content-Length bytes for a parsed message).
     pub body: Bytes,
+    cache: Cache,
+}
+
+/// The typed values of the headers every transaction reads, parsed at most once:
+/// parsing a message fills them while checking it.
+#[derive(Debug, Clone, Default)]
+struct Cache {
+    via: OnceLock<Result<Via, ParseError>>,
+    from: OnceLock<Result<NameAddr, ParseError>>,
+    to: OnceLock<Result<NameAddr, ParseError>>,
+    call_id: OnceLock<Result<CallId, ParseError>>,
+    cseq: OnceLock<Result<CSeq, ParseError>>,
+}
+
+impl PartialEq for Message {
+    /// Messages are equal when their start lines, headers and bodies are.
+    fn eq(&self, other: &Message) -> bool {
+        self.start == other.start && self.headers == other.headers && self.body == other.body
+    }
+}
+
+impl Eq for Message {}
+
+fn cached<T>(
+    cell: &OnceLock<Result<T, ParseError>>,
+    init: impl FnOnce() -> Result<T, ParseError>,
+) -> Result<&T, ParseError> {
+    cell.get_or_init(init).as_ref().map_err(Clone::clone)
 }
 
 fn err(kind: ErrorKind, part: Part, element: &'static str, offset: usize) -> ParseError {
     ParseError::new(kind, part, element, offset)
 }
 
-/// Finds the end of the line starting at `from`: returns (content end, next line start).
-/// Lines end with CRLF; a bare LF is accepted too (lenient with sloppy peers).
-fn line_end(buf: &[u8], from: usize) -> Option<(usize, usize)> {
-    let rest = buf.get(from..)?;
-    let nl = from + memchr::memchr(b'\n', rest)?;
-    let end = if nl > from && buf.get(nl - 1) == Some(&b'\r') {
-        nl - 1
-    } else {
-        nl
-    };
-    Some((end, nl + 1))
-}
-
 /// Offset just past the blank line that ends the header section of the message starting
 /// at `start` (after any leading CRLFs), or `None` if the section is not complete.
 pub(crate) fn header_section_end(buf: &[u8], start: usize) -> Option<usize> {
-    let mut pos = start;
-    loop {
-        let (end, next) = line_end(buf, pos)?;
-        if end == pos && pos > start {
-            return Some(next);
-        }
-        pos = next;
-    }
+    let rest = buf.get(start..)?;
+    // The blank line is a line feed followed by CRLF or by another line feed.
+    memchr::memchr_iter(b'\n', rest).find_map(|nl| match rest.get(nl + 1..) {
+        Some([b'\n', ..]) => Some(start + nl + 2),
+        Some([b'\r', b'\n', ..]) => Some(start + nl + 3),
+        _ => None,
+    })
 }
 
 /// Skips the CRLFs that may precede a start line (RFC 3261 §7.5).
@@ -107,96 +123,27 @@ impl Message {
         stream: bool,
     ) -> Result<(Message, usize), ParseError> {
         let start = skip_leading_crlf(buf);
-        let Some((line_stop, mut pos)) = line_end(buf, start) else {
+        let Some(header_end) = header_section_end(buf, start) else {
             return Err(err(
                 ErrorKind::Incomplete,
-                Part::StartLine,
-                "end of start line",
+                Part::Body,
+                "blank line after headers",
                 buf.len(),
             ));
         };
-        let start_line = parse_start_line(buf, start, line_stop)?;
-
-        let mut headers = Headers::with_capacity(16);
-        let mut content_length: Option<(usize, usize)> = None;
-        let header_end;
-        loop {
-            let Some((end, next)) = line_end(buf, pos) else {
-                return Err(err(
-                    ErrorKind::Incomplete,
-                    Part::Body,
-                    "blank line after headers",
-                    buf.len(),
-                ));
-            };
-            if end == pos {
-                header_end = next;
-                break;
-            }
-            if matches!(buf[pos], b' ' | b'\t') {
-                // A continuation line with no header to continue.
-                return Err(err(
-                    ErrorKind::HeaderLine,
-                    Part::StartLine,
-                    "folded line before any header",
-                    pos,
-                ));
-            }
-            // Fold continuation lines (starting with SP or HT) into this header.
-            let mut value_end = end;
-            let mut after = next;
-            while let Some(&b) = buf.get(after) {
-                if b != b' ' && b != b'\t' {
-                    break;
-                }
-                match line_end(buf, after) {
-                    Some((e, n)) => {
-                        value_end = e;
-                        after = n;
-                    }
-                    None => {
-                        return Err(err(
-                            ErrorKind::Incomplete,
-                            Part::Body,
-                            "blank line after headers",
-                            buf.len(),
-                        ));
-                    }
-                }
-            }
-            if headers.len() == MAX_HEADERS {
-                return Err(err(
-                    ErrorKind::TooLarge,
-                    Part::StartLine,
-                    "number of headers",
-                    pos,
-                ));
-            }
-            let header = parse_header_line(buf, pos, value_end)?;
-            if header.name == HeaderName::ContentLength {
-                let at = header.offset();
-                if content_length.is_some() {
-                    return Err(err(
-                        ErrorKind::DuplicateHeader,
-                        Part::Header(HeaderName::ContentLength),
-                        "second Content-Length",
-                        at,
-                    ));
-                }
-                let n = content_length_value(&header.value).ok_or_else(|| {
-                    err(
-                        ErrorKind::ContentLength,
-                        Part::Header(HeaderName::ContentLength),
-                        "decimal length",
-                        at,
-                    )
-                })?;
-                content_length = Some((n, at));
-            }
-            headers.push_header(header);
-            pos = after;
-        }
-
+        // The header section is text: validate it once, then work on &str slices of one
+        // shared copy (no per-value validation, no per-value reference count).
+        let head_bytes = buf.get(start..header_end).unwrap_or_default();
+        let text = std::str::from_utf8(head_bytes).map_err(|e| {
+            err(
+                ErrorKind::Utf8,
+                Part::StartLine,
+                "UTF-8 header section",
+                start + e.valid_up_to(),
+            )
+        })?;
+        let head = ByteStr::from(text);
+        let (message, content_length) = parse_head(&head, start)?;
         let available = buf.len() - header_end;
         let body_len = match content_length {
             Some((n, at)) if n > available => {
@@ -222,11 +169,12 @@ impl Message {
             }
             None => available,
         };
-        let body = buf.slice(header_end..header_end + body_len);
+        let (start_line, headers) = message;
         let message = Message {
             start: start_line,
             headers,
-            body,
+            body: buf.slice(header_end..header_end + body_len),
+            cache: Cache::default(),
         };
         message.check_essentials()?;
         Ok((message, header_end + body_len))
@@ -235,17 +183,18 @@ impl Message {
     /// Checks the headers every transaction needs, so that a message that parsed can be
     /// matched and answered.
     fn check_essentials(&self) -> Result<(), ParseError> {
-        let mut vias = 0;
-        for via in self.vias() {
+        let mut vias = self.vias();
+        let top = vias.next().ok_or_else(|| self.missing(HeaderName::Via))??;
+        for via in vias {
             via?;
-            vias += 1;
         }
-        if vias == 0 {
-            return Err(self.missing(HeaderName::Via));
-        }
-        self.single::<NameAddr>(HeaderName::From)?;
-        self.single::<NameAddr>(HeaderName::To)?;
-        self.single::<CallId>(HeaderName::CallId)?;
+        let _ = self.cache.via.set(Ok(top));
+        let from = self.single::<NameAddr>(HeaderName::From)?;
+        let _ = self.cache.from.set(Ok(from));
+        let to = self.single::<NameAddr>(HeaderName::To)?;
+        let _ = self.cache.to.set(Ok(to));
+        let call_id = self.single::<CallId>(HeaderName::CallId)?;
+        let _ = self.cache.call_id.set(Ok(call_id));
         let cseq = self.single::<CSeq>(HeaderName::CSeq)?;
         if let StartLine::Request { method, .. } = &self.start
             && *method != cseq.method
@@ -261,6 +210,7 @@ impl Message {
                 offset,
             ));
         }
+        let _ = self.cache.cseq.set(Ok(cseq));
         Ok(())
     }
 
@@ -295,6 +245,7 @@ impl Message {
             start: StartLine::Request { method, uri },
             headers: Headers::new(),
             body: Bytes::new(),
+            cache: Cache::default(),
         }
     }
 
@@ -302,11 +253,11 @@ impl Message {
     /// To, Call-ID and CSeq copied, and a To tag added when the request has none and
     /// the response is not a 100 (`to_tag`). A 100 Trying copies Timestamp (§8.2.6.1).
     pub fn response_to(request: &Message, code: StatusCode, to_tag: Option<&str>) -> Message {
-        let mut headers = Headers::with_capacity(8);
+        let mut headers = Headers::new();
         for h in request.headers.iter() {
-            match &h.name {
+            match h.name {
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
-                    headers.push_header(Header::new(h.name.clone(), h.value.clone()));
+                    headers.push(h.name.clone(), h.to_bytestr());
                 }
                 HeaderName::To => {
                     let value = match (to_tag, h.parse::<NameAddr>()) {
@@ -314,19 +265,19 @@ impl Message {
                             if to.tag().is_none() && code != StatusCode::TRYING =>
                         {
                             to.set_tag(tag);
-                            Bytes::from(to.to_string())
+                            ByteStr::from(to.to_string())
                         }
-                        _ => h.value.clone(),
+                        _ => h.to_bytestr(),
                     };
-                    headers.push_header(Header::new(HeaderName::To, value));
+                    headers.push(HeaderName::To, value);
                 }
                 HeaderName::Timestamp if code == StatusCode::TRYING => {
-                    headers.push_header(Header::new(HeaderName::Timestamp, h.value.clone()));
+                    headers.push(HeaderName::Timestamp, h.to_bytestr());
                 }
                 _ => {}
             }
         }
-        headers.push(HeaderName::ContentLength, Bytes::from_static(b"0"));
+        headers.push(HeaderName::ContentLength, ByteStr::from_static("0"));
         Message {
             start: StartLine::Response {
                 code,
@@ -334,6 +285,7 @@ impl Message {
             },
             headers,
             body: Bytes::new(),
+            cache: Cache::default(),
         }
     }
 
@@ -379,29 +331,40 @@ impl Message {
         self.headers.typed_all(&VIA)
     }
 
-    /// The topmost Via.
-    pub fn top_via(&self) -> Result<Via, ParseError> {
-        self.required(HeaderName::Via)
+    /// The headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
     }
 
-    /// From.
-    pub fn from(&self) -> Result<NameAddr, ParseError> {
-        self.required(HeaderName::From)
+    /// The headers, to change them (the cached typed values are dropped).
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        self.cache = Cache::default();
+        &mut self.headers
     }
 
-    /// To.
-    pub fn to(&self) -> Result<NameAddr, ParseError> {
-        self.required(HeaderName::To)
+    /// The topmost Via (parsed once, then cached).
+    pub fn top_via(&self) -> Result<&Via, ParseError> {
+        cached(&self.cache.via, || self.required(HeaderName::Via))
     }
 
-    /// Call-ID.
-    pub fn call_id(&self) -> Result<CallId, ParseError> {
-        self.required(HeaderName::CallId)
+    /// From (parsed once, then cached).
+    pub fn from(&self) -> Result<&NameAddr, ParseError> {
+        cached(&self.cache.from, || self.required(HeaderName::From))
     }
 
-    /// CSeq.
-    pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        self.required(HeaderName::CSeq)
+    /// To (parsed once, then cached).
+    pub fn to(&self) -> Result<&NameAddr, ParseError> {
+        cached(&self.cache.to, || self.required(HeaderName::To))
+    }
+
+    /// Call-ID (parsed once, then cached).
+    pub fn call_id(&self) -> Result<&CallId, ParseError> {
+        cached(&self.cache.call_id, || self.required(HeaderName::CallId))
+    }
+
+    /// CSeq (parsed once, then cached).
+    pub fn cseq(&self) -> Result<&CSeq, ParseError> {
+        cached(&self.cache.cseq, || self.required(HeaderName::CSeq))
     }
 
     /// Max-Forwards, if present.
@@ -458,7 +421,7 @@ impl Message {
         for h in self.headers.iter() {
             out.put_slice(h.name.as_str().as_bytes());
             out.put_slice(b": ");
-            if h.name == HeaderName::ContentLength {
+            if *h.name == HeaderName::ContentLength {
                 if wrote_length {
                     // One Content-Length only: a second one would make the message invalid.
                     out.truncate(out.len() - h.name.as_str().len() - 2);
@@ -467,7 +430,7 @@ impl Message {
                 wrote_length = true;
                 out.put_slice(self.body.len().to_string().as_bytes());
             } else {
-                out.put_slice(&h.value);
+                out.put_slice(h.value.as_bytes());
             }
             out.put_slice(b"\r\n");
         }
@@ -487,66 +450,147 @@ impl fmt::Display for Message {
     }
 }
 
-fn value_start_offset_of(h: &Header) -> usize {
-    h.offset()
+fn value_start_offset_of(h: HeaderRef<'_>) -> usize {
+    h.offset
 }
 
-fn content_length_value(v: &[u8]) -> Option<usize> {
-    let s = std::str::from_utf8(v).ok()?;
-    // Bounded well above any message we accept; longer digit strings are errors.
-    crate::scan::parse_decimal(s.trim(), u64::from(u32::MAX)).and_then(|n| usize::try_from(n).ok())
+type Head = (StartLine, Headers);
+
+/// Parses the start line and header lines of `head` (a complete header section, ending
+/// with its blank line). `base` is the offset of `head` in the input, for errors.
+/// Returns the Content-Length value and its offset when present.
+#[allow(clippy::type_complexity)]
+fn parse_head(head: &ByteStr, base: usize) -> Result<(Head, Option<(usize, usize)>), ParseError> {
+    let text = head.as_str();
+    let bytes = text.as_bytes();
+    // Walk the line feeds once; lines are consumed in order.
+    let mut newlines = memchr::memchr_iter(b'\n', bytes);
+    let mut line_end = |from: usize| -> Option<(usize, usize)> {
+        let nl = newlines.next()?;
+        let end = if nl > from && bytes.get(nl - 1) == Some(&b'\r') {
+            nl - 1
+        } else {
+            nl
+        };
+        Some((end, nl + 1))
+    };
+    let (line_stop, mut pos) = line_end(0).ok_or_else(|| {
+        err(
+            ErrorKind::Incomplete,
+            Part::StartLine,
+            "end of start line",
+            base,
+        )
+    })?;
+    let start_line = parse_start_line(head, line_stop, base)?;
+    let mut headers = Headers::received(head.clone(), 16);
+    let mut content_length = None;
+    while let Some((end, next)) = line_end(pos) {
+        if end == pos {
+            break;
+        }
+        if matches!(bytes[pos], b' ' | b'\t') {
+            return Err(err(
+                ErrorKind::HeaderLine,
+                Part::StartLine,
+                "folded line before any header",
+                base + pos,
+            ));
+        }
+        // Fold continuation lines (starting with SP or HT) into this header.
+        let mut value_end = end;
+        let mut after = next;
+        while matches!(bytes.get(after), Some(b' ' | b'\t')) {
+            match line_end(after) {
+                Some((e, n)) => {
+                    value_end = e;
+                    after = n;
+                }
+                None => break,
+            }
+        }
+        if headers.len() == MAX_HEADERS {
+            return Err(err(
+                ErrorKind::TooLarge,
+                Part::StartLine,
+                "number of headers",
+                base + pos,
+            ));
+        }
+        let (name, v_start, v_end) = parse_header_line(head, pos, value_end, base)?;
+        if name == HeaderName::ContentLength {
+            let at = base + v_start;
+            if content_length.is_some() {
+                return Err(err(
+                    ErrorKind::DuplicateHeader,
+                    Part::Header(HeaderName::ContentLength),
+                    "second Content-Length",
+                    at,
+                ));
+            }
+            let n = crate::scan::parse_decimal(sub(text, v_start, v_end), u64::from(u32::MAX))
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    err(
+                        ErrorKind::ContentLength,
+                        Part::Header(HeaderName::ContentLength),
+                        "decimal length",
+                        at,
+                    )
+                })?;
+            content_length = Some((n, at));
+        }
+        headers.push_received(name, v_start, v_end);
+        pos = after;
+    }
+    Ok(((start_line, headers), content_length))
 }
 
-fn parse_start_line(buf: &Bytes, start: usize, end: usize) -> Result<StartLine, ParseError> {
-    let line = buf.get(start..end).unwrap_or_default();
-    let bad = |element, at: usize| err(ErrorKind::StartLine, Part::StartLine, element, start + at);
-    let version_ok = |v: &[u8]| v.eq_ignore_ascii_case(b"SIP/2.0");
-    let is_version = |v: &[u8]| v.len() >= 4 && v[..4].eq_ignore_ascii_case(b"SIP/");
+fn parse_start_line(head: &ByteStr, end: usize, base: usize) -> Result<StartLine, ParseError> {
+    let text = head.as_str();
+    let line = sub(text, 0, end);
+    let bytes = line.as_bytes();
+    let bad = |element, at: usize| err(ErrorKind::StartLine, Part::StartLine, element, base + at);
+    let is_version = |v: &str| v.len() >= 4 && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/");
+    let version_ok = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
     if is_version(line) {
         // Status-Line: SIP-Version SP Status-Code SP Reason-Phrase
-        let sp = memchr::memchr(b' ', line).ok_or_else(|| bad("status line", line.len()))?;
-        if !version_ok(&line[..sp]) {
-            return Err(err(ErrorKind::Version, Part::StartLine, "SIP/2.0", start));
+        let sp = memchr::memchr(b' ', bytes).ok_or_else(|| bad("status line", line.len()))?;
+        if !version_ok(sub(line, 0, sp)) {
+            return Err(err(ErrorKind::Version, Part::StartLine, "SIP/2.0", base));
         }
-        let rest = &line[sp + 1..];
-        let code_end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-        let code_text = &rest[..code_end];
-        if code_text.len() != 3 || !code_text.iter().all(u8::is_ascii_digit) {
+        let code_text = sub(line, sp + 1, (sp + 4).min(line.len()));
+        if code_text.len() != 3 || !code_text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("three-digit status code", sp + 1));
         }
-        let code = (u16::from(code_text[0] - b'0') * 100)
-            + (u16::from(code_text[1] - b'0') * 10)
-            + u16::from(code_text[2] - b'0');
-        let code = StatusCode::new(code).ok_or_else(|| bad("status code 100-699", sp + 1))?;
-        if code_end == rest.len() {
-            return Err(bad("space after status code", sp + 1 + code_end));
+        let code = crate::scan::parse_decimal(code_text, 999)
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(StatusCode::new);
+        let code = code.ok_or_else(|| bad("status code 100-699", sp + 1))?;
+        if bytes.get(sp + 4) != Some(&b' ') {
+            return Err(bad("space after status code", sp + 4));
         }
-        let reason = buf.slice(start + sp + 1 + code_end + 1..end);
-        if reason.iter().any(|&b| b == b'\r' || b == b'\n') {
-            return Err(bad("reason phrase", sp + 1 + code_end + 1));
+        let reason = sub(line, sp + 5, line.len());
+        if reason.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(bad("reason phrase", sp + 5));
         }
-        let reason = ByteStr::from_utf8(reason).ok_or_else(|| {
-            err(
-                ErrorKind::Utf8,
-                Part::StartLine,
-                "UTF-8 reason phrase",
-                start + sp + 1 + code_end + 1,
-            )
-        })?;
-        return Ok(StartLine::Response { code, reason });
+        return Ok(StartLine::Response {
+            code,
+            reason: head.slice_ref(reason),
+        });
     }
     // Request-Line: Method SP Request-URI SP SIP-Version; single spaces only
     // (RFC 4475 §3.1.2.8-10 reject embedded, doubled and trailing white space).
-    let sp1 = memchr::memchr(b' ', line).ok_or_else(|| bad("request line", 0))?;
-    let sp2 = memchr::memrchr(b' ', line).unwrap_or(sp1);
+    let sp1 = memchr::memchr(b' ', bytes).ok_or_else(|| bad("request line", 0))?;
+    let sp2 = memchr::memrchr(b' ', bytes).unwrap_or(sp1);
     if sp2 == sp1 {
         return Err(bad("request line", sp1));
     }
-    let method = &line[..sp1];
-    if method.is_empty() || !method.iter().all(|&b| is_token(b)) {
+    let method = sub(line, 0, sp1);
+    if method.is_empty() || !method.bytes().all(is_token) {
         return Err(bad("method", 0));
     }
-    let version = &line[sp2 + 1..];
+    let version = sub(line, sp2 + 1, line.len());
     if !is_version(version) {
         return Err(bad("SIP-Version at end of request line", sp2 + 1));
     }
@@ -555,68 +599,121 @@ fn parse_start_line(buf: &Bytes, start: usize, end: usize) -> Result<StartLine, 
             ErrorKind::Version,
             Part::StartLine,
             "SIP/2.0",
-            start + sp2 + 1,
+            base + sp2 + 1,
         ));
     }
-    let uri_bytes = &line[sp1 + 1..sp2];
-    if let Some(i) = uri_bytes.iter().position(|&b| b == b' ' || b == b'\t') {
+    let uri_text = sub(line, sp1 + 1, sp2);
+    if let Some(i) = uri_text.bytes().position(|b| b == b' ' || b == b'\t') {
         return Err(bad("Request-URI without white space", sp1 + 1 + i));
     }
-    let uri_text = ByteStr::from_utf8(buf.slice(start + sp1 + 1..start + sp2))
-        .ok_or_else(|| bad("Request-URI", sp1 + 1))?;
-    let uri = Uri::parse_bytestr(&uri_text)
-        .map_err(|e| e.into_parse(ErrorKind::StartLine, Part::StartLine, start + sp1 + 1))?;
+    let uri = Uri::parse_bytestr(&head.slice_ref(uri_text))
+        .map_err(|e| e.into_parse(ErrorKind::StartLine, Part::StartLine, base + sp1 + 1))?;
     if let Uri::Sip(sip) = &uri {
         // RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
         if !sip.headers.is_empty() {
             return Err(bad("Request-URI without headers", sp1 + 1));
         }
     }
-    // Methods are tokens, hence ASCII.
-    let method =
-        ByteStr::from_utf8(buf.slice(start..start + sp1)).ok_or_else(|| bad("method", 0))?;
     Ok(StartLine::Request {
-        method: Method::from_bytestr(method),
+        method: Method::from_bytestr(head.slice_ref(method)),
         uri,
     })
 }
 
-fn parse_header_line(buf: &Bytes, start: usize, end: usize) -> Result<Header, ParseError> {
-    let line = buf.get(start..end).unwrap_or_default();
-    let colon = memchr::memchr(b':', line).ok_or_else(|| {
+/// Splits a header line into its name and the bounds of its trimmed value.
+fn parse_header_line(
+    head: &ByteStr,
+    start: usize,
+    end: usize,
+    base: usize,
+) -> Result<(HeaderName, usize, usize), ParseError> {
+    let text = head.as_str();
+    let line = sub(text, start, end);
+    let bytes = line.as_bytes();
+    let colon = memchr::memchr(b':', bytes).ok_or_else(|| {
         err(
             ErrorKind::HeaderLine,
             Part::StartLine,
             "colon after header name",
-            start,
+            base + start,
         )
     })?;
-    let mut name_end = colon;
-    while name_end > 0 && matches!(line[name_end - 1], b' ' | b'\t') {
-        name_end -= 1;
-    }
-    let name = &line[..name_end];
-    if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+    let name = sub(line, 0, colon).trim_end_matches([' ', '\t']);
+    if name.is_empty() || !name.bytes().all(is_token) {
         return Err(err(
             ErrorKind::HeaderLine,
             Part::StartLine,
             "header name",
-            start,
+            base + start,
         ));
     }
-    let mut v_start = colon + 1;
-    while v_start < line.len() && matches!(line[v_start], b' ' | b'\t' | b'\r' | b'\n') {
-        v_start += 1;
-    }
-    let mut v_end = line.len();
-    while v_end > v_start && matches!(line[v_end - 1], b' ' | b'\t' | b'\r' | b'\n') {
-        v_end -= 1;
-    }
-    // Header names are tokens, hence ASCII.
-    let name = ByteStr::from_utf8(buf.slice(start..start + name_end)).unwrap_or_default();
-    Ok(Header::parsed(
-        HeaderName::from_bytestr(name),
-        buf.slice(start + v_start..start + v_end),
-        start + v_start,
+    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let after = sub(line, colon + 1, line.len());
+    let value = after.trim_matches(is_ws);
+    let v_start = start + colon + 1 + (after.len() - after.trim_start_matches(is_ws).len());
+    Ok((
+        HeaderName::from_str_in(head, name),
+        v_start,
+        v_start + value.len(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn changing_headers_drops_cached_values() {
+        let mut m = Message::parse(OPTIONS).unwrap();
+        assert_eq!(m.from().unwrap().tag(), Some("1"));
+        m.headers_mut().set(HeaderName::From, "<sip:x@y>;tag=2");
+        assert_eq!(m.from().unwrap().tag(), Some("2"));
+        m.headers_mut().remove(&HeaderName::CallId);
+        assert_eq!(m.call_id().unwrap_err().kind, ErrorKind::MissingHeader);
+    }
+
+    #[test]
+    fn essentials_are_checked_once_and_kept() {
+        let m = Message::parse(OPTIONS).unwrap();
+        assert!(m.cache.via.get().is_some() && m.cache.cseq.get().is_some());
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    }
+
+    #[test]
+    fn missing_and_duplicate_essentials() {
+        let text = std::str::from_utf8(OPTIONS).unwrap();
+        let e = Message::parse(text.replace("Call-ID: c1\r\n", "").into_bytes()).unwrap_err();
+        assert_eq!(
+            (e.kind, e.part),
+            (ErrorKind::MissingHeader, Part::Header(HeaderName::CallId))
+        );
+        let e = Message::parse(
+            text.replace("To: <sip:a@b>\r\n", "To: <sip:a@b>\r\nt: <sip:c@d>\r\n")
+                .into_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.part),
+            (ErrorKind::DuplicateHeader, Part::Header(HeaderName::To))
+        );
+        let e = Message::parse(
+            text.replace("Content-Length: 0", "Content-Length: 0\r\nl: 0")
+                .into_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::DuplicateHeader);
+        let e = Message::parse(
+            text.replace("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n", "")
+                .into_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.part),
+            (ErrorKind::MissingHeader, Part::Header(HeaderName::Via))
+        );
+        let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\xff: x\r\n\r\n".to_vec()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Utf8);
+    }
 }

@@ -238,11 +238,11 @@ impl HeaderName {
         }
     }
 
-    /// Like [`HeaderName::parse`] but shares the bytes of an unknown name.
-    pub(crate) fn from_bytestr(name: ByteStr) -> HeaderName {
+    /// Like [`HeaderName::parse`] but shares the text of an unknown name, a slice of `base`.
+    pub(crate) fn from_str_in(base: &ByteStr, name: &str) -> HeaderName {
         match Self::known(name.as_bytes()) {
             Some(known) => known,
-            None => HeaderName::Other(name),
+            None => HeaderName::Other(base.slice_ref(name)),
         }
     }
 

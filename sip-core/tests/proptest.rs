@@ -126,22 +126,22 @@ fn build(s: &Spec) -> Message {
         }
     };
     for (i, h) in s.via_hosts.iter().enumerate() {
-        m.headers.push(
+        m.headers_mut().push(
             HeaderName::Via,
             format!("SIP/2.0/UDP {h};branch=z9hG4bK{i}x;rport"),
         );
     }
-    m.headers
+    m.headers_mut()
         .push(HeaderName::From, format!("<{}>;tag={}", s.from_uri, s.tag));
-    m.headers
+    m.headers_mut()
         .push(HeaderName::To, format!("\"Bob \\\"B\\\"\" <{}>", s.to_uri));
-    m.headers.push(HeaderName::CallId, s.call_id.clone());
-    m.headers
+    m.headers_mut().push(HeaderName::CallId, s.call_id.clone());
+    m.headers_mut()
         .push(HeaderName::CSeq, format!("{} {}", s.seq, cseq_method));
     for (n, v) in &s.extra {
-        m.headers.push(HeaderName::parse(n), v.clone());
+        m.headers_mut().push(HeaderName::parse(n), v.clone());
     }
-    m.headers
+    m.headers_mut()
         .push(HeaderName::ContentLength, s.body.len().to_string());
     m.body = Bytes::from(s.body.clone());
     m
@@ -159,7 +159,7 @@ proptest! {
         prop_assert_eq!(parsed.vias().count(), s.via_hosts.len());
         let from = parsed.from().unwrap();
         prop_assert_eq!(from.tag(), Some(s.tag.as_str()));
-        prop_assert_eq!(parsed.to().unwrap().display.unwrap().text(), "Bob \"B\"");
+        prop_assert_eq!(parsed.to().unwrap().display.as_ref().unwrap().text(), "Bob \"B\"");
         prop_assert_eq!(parsed.cseq().unwrap().seq, s.seq);
         prop_assert_eq!(&parsed.body[..], &s.body[..]);
     }

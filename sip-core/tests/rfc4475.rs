@@ -42,7 +42,7 @@ fn s3_1_1_1_short_tortuous_invite() {
     assert_eq!(from.tag(), Some("98asjd8"));
     assert_eq!(m.max_forwards().unwrap().unwrap(), 68);
     let cseq = m.cseq().unwrap();
-    assert_eq!((cseq.seq, cseq.method), (9, Method::Invite));
+    assert_eq!((cseq.seq, &cseq.method), (9, &Method::Invite));
     let vias: Vec<Via> = m.vias().map(Result::unwrap).collect();
     assert_eq!(vias.len(), 3);
     assert_eq!(vias[0].branch(), Some("390skdjuw"));
@@ -50,21 +50,20 @@ fn s3_1_1_1_short_tortuous_invite() {
     assert_eq!(vias[1].branch(), Some("z9hG4bK9ikj8"));
     assert_eq!(vias[2].host, Host::Ip("192.168.255.111".parse().unwrap()));
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
-    assert_eq!(m.headers.get(&HeaderName::Subject).unwrap().as_ref(), b"");
+    assert_eq!(m.headers().get(&HeaderName::Subject), Some(""));
     let newfangled = m
-        .headers
+        .headers()
         .get(&HeaderName::parse("newfangledheader"))
         .unwrap();
     assert_eq!(
-        &newfangled[..],
-        b"newfangled value\r\n continued newfangled value"
+        newfangled,
+        "newfangled value\r\n continued newfangled value"
     );
     assert_eq!(
-        m.headers
+        m.headers()
             .get(&HeaderName::parse("UnknownHeaderWithUnusualValue"))
-            .unwrap()
-            .as_ref(),
-        b";;,,;;,;"
+            .unwrap(),
+        ";;,,;;,;"
     );
     let contacts: Vec<Contact> = m.contacts().map(Result::unwrap).collect();
     let Contact::Addr(c) = &contacts[0] else {
@@ -73,7 +72,7 @@ fn s3_1_1_1_short_tortuous_invite() {
     assert_eq!(c.display.as_ref().unwrap().text(), "Quoted string \"\"");
     assert_eq!(c.q(), Some(330));
     assert_eq!(c.params.get("newparam"), Some(Some("newvalue")));
-    let route: NameAddr = m.headers.typed(&HeaderName::Route).unwrap().unwrap();
+    let route: NameAddr = m.headers().typed(&HeaderName::Route).unwrap().unwrap();
     assert_eq!(
         sip(&route.uri).params.get("unknownwith"),
         Some(Some("value"))
@@ -99,7 +98,10 @@ fn s3_1_1_2_wide_range_of_valid_characters() {
     );
     assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK-.!%66*_+`'~"));
     let to = m.to().unwrap();
-    assert_eq!(to.display.unwrap().text(), "BEL:\u{7} NUL:\0 DEL:\u{7f}");
+    assert_eq!(
+        to.display.as_ref().unwrap().text(),
+        "BEL:\u{7} NUL:\0 DEL:\u{7f}"
+    );
     let from = m.from().unwrap();
     assert_eq!(
         from.display.as_ref().unwrap().text(),
@@ -117,10 +119,10 @@ fn s3_1_1_2_wide_range_of_valid_characters() {
     assert_eq!(m.cseq().unwrap().method, *m.method().unwrap());
     assert_eq!(m.max_forwards().unwrap().unwrap(), 255);
     let ext = m
-        .headers
+        .headers()
         .get(&HeaderName::parse("extensionHeader-!.%*+_`'~"))
         .unwrap();
-    assert_eq!(std::str::from_utf8(ext).unwrap(), "\u{feff}大停電");
+    assert_eq!(ext, "\u{feff}大停電");
 }
 
 #[test]
@@ -139,7 +141,11 @@ fn s3_1_1_3_valid_use_of_escapes() {
         b"I have spaces"
     );
     assert_eq!(m.call_id().unwrap().0, "esc01.239409asdfakjkn23onasd0-3234");
-    let ct: MediaType = m.headers.typed(&HeaderName::ContentType).unwrap().unwrap();
+    let ct: MediaType = m
+        .headers()
+        .typed(&HeaderName::ContentType)
+        .unwrap()
+        .unwrap();
     assert!(ct.is("application", "sdp"));
     let Contact::Addr(c) = m.contacts().next().unwrap().unwrap() else {
         panic!()
@@ -173,17 +179,17 @@ fn s3_1_1_4_escaped_nulls_in_uris() {
 fn s3_1_1_5_percent_that_is_not_an_escape() {
     let m = parse("esc02");
     assert_eq!(m.method(), Some(&Method::Other("RE%47IST%45R".into())));
-    assert_eq!(m.to().unwrap().display.unwrap().text(), "%Z%45");
+    assert_eq!(m.to().unwrap().display.as_ref().unwrap().text(), "%Z%45");
     assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK209%fzsnel234"));
     // `C%6Fntact` is not Contact: escapes mean nothing in header names.
     assert_eq!(m.contacts().count(), 2);
-    assert!(m.headers.contains(&HeaderName::parse("C%6Fntact")));
+    assert!(m.headers().contains(&HeaderName::parse("C%6Fntact")));
 }
 
 #[test]
 fn s3_1_1_6_no_lws_between_display_name_and_angle() {
     let m = parse("lwsdisp");
-    assert_eq!(m.from().unwrap().display.unwrap().text(), "caller");
+    assert_eq!(m.from().unwrap().display.as_ref().unwrap().text(), "caller");
 }
 
 #[test]
@@ -218,7 +224,7 @@ fn s3_1_1_9_semicolons_in_user_part() {
     assert_eq!(ruri.host, Host::Name("example.com".into()));
     assert!(ruri.params.is_empty());
     let accept: Vec<MediaType> = m
-        .headers
+        .headers()
         .typed_all(&HeaderName::Accept)
         .map(Result::unwrap)
         .collect();
@@ -245,12 +251,16 @@ fn s3_1_1_10_varied_and_unknown_transports() {
 #[test]
 fn s3_1_1_11_multipart_mime() {
     let m = parse("mpart01");
-    let ct: MediaType = m.headers.typed(&HeaderName::ContentType).unwrap().unwrap();
+    let ct: MediaType = m
+        .headers()
+        .typed(&HeaderName::ContentType)
+        .unwrap()
+        .unwrap();
     assert!(ct.is("multipart", "mixed"));
     assert_eq!(ct.params.get("boundary"), Some(Some("7a9cbec02ceef655")));
     assert_eq!(m.body.len(), 482);
     assert!(m.body.ends_with(b"--7a9cbec02ceef655--\r\n"));
-    let date: SipDate = m.headers.typed(&HeaderName::Date).unwrap().unwrap();
+    let date: SipDate = m.headers().typed(&HeaderName::Date).unwrap().unwrap();
     assert_eq!((date.year, date.month, date.day), (2005, 10, 15));
 }
 
@@ -376,7 +386,7 @@ fn s3_1_2_12_invalid_time_zone_in_date() {
     // Date is not essential: the message parses, the Date value is rejected.
     let m = parse("baddate");
     let e = m
-        .headers
+        .headers()
         .typed::<SipDate>(&HeaderName::Date)
         .unwrap()
         .unwrap_err();
