@@ -12,6 +12,7 @@ fn targets() -> Vec<Target> {
     let mut all: Vec<Target> = Vec::new();
     all.extend(pbxkit_sip::fuzzing::TARGETS.iter().copied());
     all.extend(pbxkit_dialplan::fuzzing::TARGETS.iter().copied());
+    all.extend(pbxkit_rtp::fuzzing::TARGETS.iter().copied());
     all
 }
 

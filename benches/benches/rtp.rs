@@ -1,0 +1,117 @@
+//! `pbxkit-rtp`: RTP parsing and serialisation side by side with webrtc-rs `rtp`, and
+//! G.711 encoding and decoding of 20 ms frames.
+#![allow(clippy::unwrap_used, reason = "the samples are known to parse")]
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pbxkit_rtp::g711::Law;
+use std::hint::black_box;
+use webrtc_util::marshal::{Marshal, Unmarshal};
+
+/// A 20 ms PCMU packet: 12-byte header, 160 payload bytes.
+fn pcmu() -> Bytes {
+    let mut p = vec![
+        0x80, 0x00, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    p.extend((0..160u8).map(|i| i.wrapping_mul(37)));
+    p.into()
+}
+
+/// What a WebRTC peer sends: one CSRC, RFC 8285 one-byte extensions (audio level,
+/// abs-send-time, transport-wide sequence number), 160 payload bytes.
+fn with_extensions() -> Bytes {
+    let mut p = vec![
+        0x91, 0xE0, 0x12, 0x34, 0, 0, 0x01, 0x40, 0xde, 0xad, 0xbe, 0xef,
+    ];
+    p.extend([0, 0, 0, 7]); // CSRC
+    p.extend([0xBE, 0xDE, 0, 3]); // one-byte extensions, 3 words
+    p.extend([0x10, 0x9A]); // id 1: audio level
+    p.extend([0x22, 0x12, 0x34, 0x56]); // id 2: abs-send-time
+    p.extend([0x31, 0x00, 0x2A]); // id 3: transport-wide sequence number
+    p.extend([0, 0, 0]); // padding to the word boundary
+    p.extend((0..160u8).map(|i| i.wrapping_mul(37)));
+    p.into()
+}
+
+fn parse(c: &mut Criterion) {
+    for (name, sample) in [("pcmu", pcmu()), ("extensions", with_extensions())] {
+        let mut group = c.benchmark_group(format!("rtp/parse/{name}"));
+        group.throughput(Throughput::Elements(1));
+        assert_eq!(
+            pbxkit_rtp::RtpPacket::parse(sample.clone())
+                .unwrap()
+                .payload()
+                .len(),
+            160
+        );
+        assert_eq!(
+            rtp::packet::Packet::unmarshal(&mut sample.clone())
+                .unwrap()
+                .payload
+                .len(),
+            160
+        );
+        group.bench_function("pbxkit", |b| {
+            b.iter(|| pbxkit_rtp::RtpPacket::parse(black_box(sample.clone())).unwrap())
+        });
+        group.bench_function("webrtc", |b| {
+            b.iter(|| rtp::packet::Packet::unmarshal(&mut black_box(sample.clone())).unwrap())
+        });
+        group.finish();
+    }
+}
+
+fn serialize(c: &mut Criterion) {
+    for (name, sample) in [("pcmu", pcmu()), ("extensions", with_extensions())] {
+        let mut group = c.benchmark_group(format!("rtp/serialize/{name}"));
+        group.throughput(Throughput::Elements(1));
+        let ours = pbxkit_rtp::RtpPacket::parse(sample.clone()).unwrap();
+        let theirs = rtp::packet::Packet::unmarshal(&mut sample.clone()).unwrap();
+        assert_eq!(ours.to_bytes(), sample);
+        assert_eq!(theirs.marshal().unwrap(), sample);
+        group.bench_function("pbxkit", |b| b.iter(|| black_box(&ours).to_bytes()));
+        group.bench_function("webrtc", |b| {
+            b.iter(|| black_box(&theirs).marshal().unwrap())
+        });
+        group.finish();
+    }
+}
+
+/// G.711 over a 20 ms frame at 8 kHz (160 samples), per law.
+fn g711(c: &mut Criterion) {
+    const SAMPLES: usize = 160;
+    let pcm: Vec<i16> = (0..SAMPLES)
+        .map(|i| ((i as f64 * 0.3).sin() * 12_000.0) as i16)
+        .collect();
+    for law in [Law::Ulaw, Law::Alaw] {
+        let name = match law {
+            Law::Ulaw => "ulaw",
+            Law::Alaw => "alaw",
+        };
+        let mut codes = Vec::with_capacity(SAMPLES);
+        law.encode(&pcm, &mut codes);
+
+        let mut group = c.benchmark_group(format!("g711/{name}"));
+        group.throughput(Throughput::Elements(SAMPLES as u64));
+        let mut out = Vec::with_capacity(SAMPLES);
+        group.bench_function("encode", |b| {
+            b.iter(|| {
+                out.clear();
+                law.encode(black_box(&pcm), &mut out);
+                black_box(out.len())
+            })
+        });
+        let mut samples = Vec::with_capacity(SAMPLES);
+        group.bench_function("decode", |b| {
+            b.iter(|| {
+                samples.clear();
+                law.decode(black_box(&codes), &mut samples);
+                black_box(samples.len())
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, parse, serialize, g711);
+criterion_main!(benches);
