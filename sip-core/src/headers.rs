@@ -232,6 +232,29 @@ impl Headers {
         }
     }
 
+    /// Replaces the first value with this name: the first element of a comma-separated
+    /// line for list headers (the rest of that line is kept), the whole line otherwise.
+    /// Appends a header when there is none.
+    pub fn replace_first_value(&mut self, name: &HeaderName, value: impl Into<ByteStr>) {
+        let value: ByteStr = value.into();
+        let Some(i) = self.entries.iter().position(|e| &e.name == name) else {
+            self.push(name.clone(), value);
+            return;
+        };
+        let current = self.view(&self.entries[i]).value;
+        let rest: Vec<&str> = if name.is_list() {
+            split_commas(current).skip(1).map(|(_, e)| e).collect()
+        } else {
+            Vec::new()
+        };
+        let text = if rest.is_empty() {
+            value
+        } else {
+            ByteStr::from(format!("{value}, {}", rest.join(", ")))
+        };
+        self.entries[i].value = Value::Owned(text);
+    }
+
     /// Removes every header with this name; returns how many there were.
     pub fn remove(&mut self, name: &HeaderName) -> usize {
         let before = self.entries.len();

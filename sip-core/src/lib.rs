@@ -66,6 +66,7 @@ mod params;
 mod scan;
 pub mod sdp;
 mod stream;
+pub mod transaction;
 mod uri;
 mod values;
 mod via;
