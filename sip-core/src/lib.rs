@@ -63,6 +63,7 @@ mod method;
 mod name;
 mod nameaddr;
 mod params;
+pub mod registrar;
 mod scan;
 pub mod sdp;
 mod stream;
