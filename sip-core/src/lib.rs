@@ -64,6 +64,7 @@ mod name;
 mod nameaddr;
 mod params;
 pub mod registrar;
+pub mod registration;
 mod scan;
 pub mod sdp;
 mod stream;
