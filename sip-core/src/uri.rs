@@ -494,17 +494,24 @@ impl TelUri {
             .collect()
     }
 
-    /// RFC 3966 §4 comparison: numbers without separators, parameters as sets.
+    /// RFC 3966 §4 comparison: numbers without separators, parameters as sets
+    /// (names and values case-insensitive; a repeated parameter counts each time).
     pub fn equivalent(&self, other: &TelUri) -> bool {
+        fn normalised(params: &Params) -> Vec<(String, Option<String>)> {
+            let mut v: Vec<_> = params
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.to_ascii_lowercase(),
+                        p.value.as_deref().map(str::to_ascii_lowercase),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        }
         self.digits().eq_ignore_ascii_case(&other.digits())
-            && self.params.len() == other.params.len()
-            && self.params.iter().all(|p| {
-                other
-                    .params
-                    .get(&p.name)
-                    .map(|v| v.map(str::to_ascii_lowercase))
-                    == Some(p.value.as_deref().map(str::to_ascii_lowercase))
-            })
+            && normalised(&self.params) == normalised(&other.params)
     }
 }
 
