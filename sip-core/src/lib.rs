@@ -55,6 +55,8 @@
 
 mod bytestr;
 pub mod digest;
+#[cfg(feature = "tokio")]
+pub mod endpoint;
 mod error;
 pub mod fuzzing;
 mod headers;

@@ -50,7 +50,8 @@ pub struct Message {
     headers: Headers,
     /// The body (exactly Content-Length bytes for a parsed message).
     pub body: Bytes,
-    cache: Cache,
+    // Boxed: it is large, and messages are moved around a lot.
+    cache: Box<Cache>,
 }
 
 /// The typed values of the headers every transaction reads, parsed at most once:
@@ -174,7 +175,7 @@ impl Message {
             start: start_line,
             headers,
             body: buf.slice(header_end..header_end + body_len),
-            cache: Cache::default(),
+            cache: Box::default(),
         };
         message.check_essentials()?;
         Ok((message, header_end + body_len))
@@ -245,7 +246,7 @@ impl Message {
             start: StartLine::Request { method, uri },
             headers: Headers::new(),
             body: Bytes::new(),
-            cache: Cache::default(),
+            cache: Box::default(),
         }
     }
 
@@ -285,8 +286,59 @@ impl Message {
             },
             headers,
             body: Bytes::new(),
-            cache: Cache::default(),
+            cache: Box::default(),
         }
+    }
+
+    /// The answer to a request that failed to parse with `error`: 400 (or 505, 513)
+    /// with a reason phrase naming the fault, when enough of it is readable to route
+    /// an answer (a request line, a top Via that parses, From, To, Call-ID and CSeq);
+    /// `None` when the message must be dropped instead (responses, ACKs, unreadable
+    /// input).
+    pub fn error_response(input: &[u8], error: &ParseError) -> Option<Message> {
+        let start = skip_leading_crlf(input);
+        let end = header_section_end(input, start).unwrap_or(input.len());
+        let head = std::str::from_utf8(input.get(start..end)?).ok()?;
+        let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
+        let request_line = lines.next()?;
+        let method = request_line.split(' ').next()?;
+        if request_line.starts_with("SIP/") || method == "ACK" || method.is_empty() {
+            return None;
+        }
+        let mut headers = Headers::new();
+        let mut found = [false; 5];
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = HeaderName::parse(name.trim_end());
+            let slot = match name {
+                HeaderName::Via => 0,
+                HeaderName::From => 1,
+                HeaderName::To => 2,
+                HeaderName::CallId => 3,
+                HeaderName::CSeq => 4,
+                _ => continue,
+            };
+            found[slot] = true;
+            headers.push(name, value.trim());
+        }
+        if found.contains(&false) {
+            return None;
+        }
+        // The answer is routed by the top Via: it must make sense.
+        headers.typed::<Via>(&HeaderName::Via)?.ok()?;
+        headers.push(HeaderName::ContentLength, ByteStr::from_static("0"));
+        let code = StatusCode::new(error.status_code())?;
+        Some(Message {
+            start: StartLine::Response {
+                code,
+                reason: ByteStr::from(error.reason_phrase()),
+            },
+            headers,
+            body: Bytes::new(),
+            cache: Box::default(),
+        })
     }
 
     /// Whether this is a request.
@@ -338,7 +390,7 @@ impl Message {
 
     /// The headers, to change them (the cached typed values are dropped).
     pub fn headers_mut(&mut self) -> &mut Headers {
-        self.cache = Cache::default();
+        *self.cache = Cache::default();
         &mut self.headers
     }
 
@@ -663,6 +715,46 @@ mod tests {
     use super::*;
 
     const OPTIONS: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn unparseable_requests_get_a_400_naming_the_fault_when_routable() {
+        let text = std::str::from_utf8(OPTIONS).unwrap();
+        let bad = text
+            .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE")
+            .into_bytes();
+        let e = Message::parse(bad.clone()).unwrap_err();
+        let r = Message::error_response(&bad, &e).unwrap();
+        assert_eq!(r.status(), Some(StatusCode::BAD_REQUEST));
+        let StartLine::Response { reason, .. } = &r.start else {
+            panic!()
+        };
+        assert_eq!(
+            reason.as_str(),
+            "Bad Request (CSeq: method differs from the request's)"
+        );
+        let again = Message::parse(r.to_bytes()).unwrap();
+        assert_eq!(again.top_via().unwrap().branch(), Some("z9hG4bK1"));
+        // No Call-ID: nothing to answer with.
+        let bad = text.replace("Call-ID: c1\r\n", "").into_bytes();
+        let e = Message::parse(bad.clone()).unwrap_err();
+        assert!(Message::error_response(&bad, &e).is_none());
+        // A bad version gets 505.
+        let bad = text
+            .replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia")
+            .into_bytes();
+        let e = Message::parse(bad.clone()).unwrap_err();
+        assert_eq!(
+            Message::error_response(&bad, &e).unwrap().status(),
+            StatusCode::new(505)
+        );
+        // Responses and ACKs are never answered.
+        let ack = text
+            .replace("OPTIONS", "ACK")
+            .replace("CSeq: 1 ACK", "CSeq: 1 INVITE")
+            .into_bytes();
+        let e = Message::parse(ack.clone()).unwrap_err();
+        assert!(Message::error_response(&ack, &e).is_none());
+    }
 
     #[test]
     fn changing_headers_drops_cached_values() {

@@ -1,0 +1,635 @@
+//! A SIP endpoint on tokio (feature `tokio`): UDP and TCP transports on one address,
+//! driven by the sans-IO [`TransactionLayer`] in a single task.
+//!
+//! One task owns the layer, the UDP socket and the connection table; each TCP
+//! connection has a task that frames its stream. Nothing else is shared, so there is
+//! no lock around the protocol state. Channels fed by the network are bounded: when
+//! the application falls behind, new requests are answered 503 rather than queued
+//! without limit.
+//!
+//! Not yet here: TLS and WebSocket (the [`TransportKind`] set is ready for them), and
+//! switching large UDP requests to TCP (RFC 3261 §18.1.1).
+
+use crate::bytestr::ByteStr;
+use crate::message::Message;
+use crate::method::{Method, StatusCode};
+use crate::name::HeaderName;
+use crate::stream::{Frame, StreamDecoder, StreamLimits};
+use crate::transaction::{
+    ClientTx, Event, SendError, ServerTx, Target, Timers, TransactionLayer, TransportKind,
+};
+use crate::values::Token;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+/// Endpoint settings.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Address for UDP and TCP (port 0 picks one, the same for both).
+    pub listen: SocketAddr,
+    /// Transaction timers.
+    pub timers: Timers,
+    /// Limits for messages on TCP.
+    pub stream_limits: StreamLimits,
+    /// Option tags we support: requests requiring others get 420 (RFC 3261 §8.2.2.3).
+    pub supported: Vec<String>,
+    /// How many incoming requests may wait for the application before new ones get 503.
+    pub queue: usize,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            timers: Timers::default(),
+            stream_limits: StreamLimits::default(),
+            supported: vec![
+                "replaces".into(),
+                "timer".into(),
+                "path".into(),
+                "outbound".into(),
+            ],
+            queue: 1024,
+        }
+    }
+}
+
+/// What happened to a client transaction.
+#[derive(Debug, Clone)]
+#[expect(clippy::large_enum_variant, reason = "responses are the common case; boxing them would cost an allocation each")]
+pub enum ClientEvent {
+    /// A response (provisional or final; 2xx retransmissions too for INVITE).
+    Response(Message),
+    /// No final response in time (treat as 408).
+    Timeout,
+    /// The request could not be sent (treat as 503).
+    TransportError,
+}
+
+/// Something for the application.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// A new request to answer.
+    Request(ServerRequest),
+    /// An ACK for a 2xx (no transaction).
+    Ack {
+        /// The ACK.
+        request: Message,
+        /// Where it came from.
+        source: Target,
+    },
+    /// A CANCEL ended this INVITE transaction (the endpoint answered 487 already).
+    Cancelled(ServerTx),
+    /// No ACK came for a final response.
+    NoAck(ServerTx),
+}
+
+/// A received request with the means to answer it.
+#[derive(Debug)]
+pub struct ServerRequest {
+    /// The request (top Via stamped with received/rport).
+    pub request: Message,
+    /// Where it came from.
+    pub source: Target,
+    /// Its server transaction.
+    pub tx: ServerTx,
+    commands: mpsc::Sender<Command>,
+}
+
+impl ServerRequest {
+    /// Sends a response on the request's transaction.
+    pub async fn respond(&self, response: Message) -> Result<(), SendError> {
+        respond(&self.commands, self.tx, response).await
+    }
+
+    /// A handle to answer later (after the request itself was dropped).
+    pub fn responder(&self) -> Responder {
+        Responder {
+            tx: self.tx,
+            commands: self.commands.clone(),
+        }
+    }
+}
+
+/// Answers one server transaction.
+#[derive(Debug, Clone)]
+pub struct Responder {
+    tx: ServerTx,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Responder {
+    /// Sends a response on the transaction.
+    pub async fn respond(&self, response: Message) -> Result<(), SendError> {
+        respond(&self.commands, self.tx, response).await
+    }
+}
+
+async fn respond(
+    commands: &mpsc::Sender<Command>,
+    tx: ServerTx,
+    response: Message,
+) -> Result<(), SendError> {
+    let (reply, result) = oneshot::channel();
+    commands
+        .send(Command::Respond {
+            tx,
+            response,
+            reply,
+        })
+        .await
+        .map_err(|_| SendError::UnknownTransaction)?;
+    result.await.unwrap_or(Err(SendError::UnknownTransaction))
+}
+
+/// A client transaction's events.
+#[derive(Debug)]
+pub struct ClientTransaction {
+    /// Its id in the layer.
+    pub tx: ClientTx,
+    events: mpsc::Receiver<ClientEvent>,
+}
+
+impl ClientTransaction {
+    /// The next event; `None` once the transaction is over.
+    pub async fn next(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the final response (skipping provisionals), or timeout/error.
+    pub async fn final_response(&mut self) -> ClientEvent {
+        while let Some(e) = self.next().await {
+            match e {
+                ClientEvent::Response(r) if r.status().is_some_and(|c| c.is_provisional()) => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        ClientEvent::TransportError
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Send {
+        request: Message,
+        target: Target,
+        reply: oneshot::Sender<Result<ClientTransaction, SendError>>,
+    },
+    Respond {
+        tx: ServerTx,
+        response: Message,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Stateless {
+        message: Message,
+        target: Target,
+    },
+    Shutdown,
+}
+
+/// What connection tasks tell the driver.
+#[derive(Debug)]
+enum Net {
+    Message {
+        message: Message,
+        source: Target,
+    },
+    Bad {
+        bytes: Bytes,
+        error: crate::ParseError,
+        source: Target,
+    },
+    Ping {
+        source: Target,
+    },
+    Closed {
+        peer: SocketAddr,
+    },
+}
+
+/// A running endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    local: SocketAddr,
+    commands: mpsc::Sender<Command>,
+    incoming: mpsc::Receiver<Incoming>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Endpoint {
+    /// Binds UDP and TCP and starts the driver task on the current runtime.
+    pub async fn bind(config: EndpointConfig) -> io::Result<Endpoint> {
+        let udp = UdpSocket::bind(config.listen).await?;
+        let local = udp.local_addr()?;
+        let tcp = TcpListener::bind(local).await?;
+        let (commands, command_rx) = mpsc::channel(1024);
+        let (incoming_tx, incoming) = mpsc::channel(config.queue.max(1));
+        let driver = Driver::new(config, udp, tcp, commands.clone(), incoming_tx);
+        let task = tokio::spawn(driver.run(command_rx));
+        Ok(Endpoint {
+            local,
+            commands,
+            incoming,
+            task,
+        })
+    }
+
+    /// The bound address (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Starts a client transaction.
+    pub async fn send_request(
+        &self,
+        request: Message,
+        target: Target,
+    ) -> Result<ClientTransaction, SendError> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                request,
+                target,
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::UnknownTransaction)?;
+        result.await.unwrap_or(Err(SendError::UnknownTransaction))
+    }
+
+    /// Sends a message outside any transaction (the ACK of a 2xx, say).
+    pub async fn send_stateless(&self, message: Message, target: Target) {
+        let _ = self
+            .commands
+            .send(Command::Stateless { message, target })
+            .await;
+    }
+
+    /// The next request (or ACK, CANCEL notice...) for the application.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        self.incoming.recv().await
+    }
+
+    /// Stops the endpoint.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+        let _ = self.task.await;
+    }
+}
+
+struct Driver {
+    config: EndpointConfig,
+    layer: TransactionLayer,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    connections: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    clients: HashMap<ClientTx, mpsc::Sender<ClientEvent>>,
+    net_tx: mpsc::Sender<Net>,
+    net_rx: mpsc::Receiver<Net>,
+    incoming: mpsc::Sender<Incoming>,
+    commands: mpsc::Sender<Command>,
+    local_tag: u64,
+}
+
+impl Driver {
+    fn new(
+        config: EndpointConfig,
+        udp: UdpSocket,
+        tcp: TcpListener,
+        commands: mpsc::Sender<Command>,
+        incoming: mpsc::Sender<Incoming>,
+    ) -> Driver {
+        let (net_tx, net_rx) = mpsc::channel(4096);
+        Driver {
+            layer: TransactionLayer::new(config.timers),
+            config,
+            udp,
+            tcp,
+            connections: HashMap::new(),
+            clients: HashMap::new(),
+            net_tx,
+            net_rx,
+            incoming,
+            commands,
+            local_tag: 0,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let wake = self.layer.poll_timeout();
+            tokio::select! {
+                received = self.udp.recv_from(&mut buf) => {
+                    if let Ok((n, peer)) = received {
+                        let source = Target { addr: peer, transport: TransportKind::Udp };
+                        let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                        self.datagram(bytes, source);
+                    }
+                }
+                accepted = self.tcp.accept() => {
+                    if let Ok((stream, peer)) = accepted {
+                        let writer = spawn_connection(stream, peer, self.config.stream_limits, self.net_tx.clone());
+                        self.connections.insert(peer, writer);
+                    }
+                }
+                Some(net) = self.net_rx.recv() => self.network(net),
+                command = commands.recv() => match command {
+                    None | Some(Command::Shutdown) => return,
+                    Some(command) => self.command(command),
+                },
+                _ = sleep_until(wake) => self.layer.handle_timeout(Instant::now()),
+            }
+            self.flush();
+        }
+    }
+
+    fn datagram(&mut self, bytes: Bytes, source: Target) {
+        // CRLF keep-alives on UDP (RFC 5626 §4.4.1 uses STUN, but phones send CRLFs).
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return;
+        }
+        match Message::parse(bytes.clone()) {
+            Ok(message) => self.layer.handle_message(message, source, Instant::now()),
+            Err(error) => self.bad(&bytes, &error, source),
+        }
+    }
+
+    fn network(&mut self, net: Net) {
+        match net {
+            Net::Message { message, source } => {
+                self.layer.handle_message(message, source, Instant::now())
+            }
+            Net::Bad {
+                bytes,
+                error,
+                source,
+            } => self.bad(&bytes, &error, source),
+            Net::Ping { source } => {
+                // RFC 5626 §3.5.1: answer a double CRLF with a single one.
+                if let Some(conn) = self.connections.get(&source.addr) {
+                    let _ = conn.try_send(Bytes::from_static(b"\r\n"));
+                }
+            }
+            Net::Closed { peer } => {
+                self.connections.remove(&peer);
+            }
+        }
+    }
+
+    fn bad(&mut self, bytes: &[u8], error: &crate::ParseError, source: Target) {
+        tracing::debug!(%error, peer = %source.addr, "unparseable SIP message");
+        if let Some(response) = Message::error_response(bytes, error) {
+            self.transmit(source, response.to_bytes());
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Send {
+                request,
+                target,
+                reply,
+            } => {
+                let result = self.layer.send_request(request, target, now).map(|tx| {
+                    let (events_tx, events) = mpsc::channel(64);
+                    self.clients.insert(tx, events_tx);
+                    ClientTransaction { tx, events }
+                });
+                let _ = reply.send(result);
+            }
+            Command::Respond {
+                tx,
+                response,
+                reply,
+            } => {
+                let _ = reply.send(self.layer.respond(tx, response, now));
+            }
+            Command::Stateless { message, target } => self.transmit(target, message.to_bytes()),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn transmit(&mut self, target: Target, bytes: Bytes) {
+        match target.transport {
+            TransportKind::Udp => {
+                if let Err(e) = self.udp.try_send_to(&bytes, target.addr) {
+                    tracing::debug!(error = %e, peer = %target.addr, "UDP send failed");
+                }
+            }
+            _ => {
+                let conn = match self.connections.get(&target.addr) {
+                    Some(c) if !c.is_closed() => c.clone(),
+                    _ => {
+                        let c =
+                            connect(target.addr, self.config.stream_limits, self.net_tx.clone());
+                        self.connections.insert(target.addr, c.clone());
+                        c
+                    }
+                };
+                if conn.try_send(bytes).is_err() {
+                    tracing::debug!(peer = %target.addr, "TCP connection backlog full");
+                }
+            }
+        }
+    }
+
+    /// Sends what the layer wants sent and hands its events on.
+    fn flush(&mut self) {
+        // Handling an event may answer it (420, 503), which queues more to send.
+        loop {
+            while let Some(t) = self.layer.poll_transmit() {
+                self.transmit(t.target, t.bytes);
+            }
+            let Some(event) = self.layer.poll_event() else {
+                break;
+            };
+            self.event(event);
+        }
+        // Forget the event channels of client transactions that ended.
+        if self.clients.len() > 64 {
+            self.clients.retain(|_, tx| !tx.is_closed());
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let now = Instant::now();
+        match event {
+            Event::Request {
+                tx,
+                request,
+                source,
+            } => {
+                if let Some(unsupported) = self.unsupported(&request) {
+                    self.local_tag += 1;
+                    let mut r = Message::response_to(
+                        &request,
+                        StatusCode::BAD_EXTENSION,
+                        Some(&format!("e{}", self.local_tag)),
+                    );
+                    r.headers_mut().push(HeaderName::Unsupported, unsupported);
+                    let _ = self.layer.respond(tx, r, now);
+                    return;
+                }
+                let incoming = Incoming::Request(ServerRequest {
+                    request: request.clone(),
+                    source,
+                    tx,
+                    commands: self.commands.clone(),
+                });
+                if self.incoming.try_send(incoming).is_err() {
+                    // The application is behind: refuse rather than queue without bound.
+                    self.local_tag += 1;
+                    let mut r = Message::response_to(
+                        &request,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(&format!("e{}", self.local_tag)),
+                    );
+                    r.headers_mut()
+                        .push(HeaderName::RetryAfter, ByteStr::from_static("5"));
+                    let _ = self.layer.respond(tx, r, now);
+                }
+            }
+            Event::Ack { request, source } => {
+                let _ = self.incoming.try_send(Incoming::Ack { request, source });
+            }
+            Event::Cancelled { tx } => {
+                let _ = self.incoming.try_send(Incoming::Cancelled(tx));
+            }
+            Event::NoAck { tx } => {
+                let _ = self.incoming.try_send(Incoming::NoAck(tx));
+            }
+            Event::Response { tx, response } => {
+                let last = response.status().is_some_and(|c| c.as_u16() >= 300)
+                    || (response.status().is_some_and(|c| c.is_success())
+                        && response.cseq().is_ok_and(|c| c.method != Method::Invite));
+                if let Some(events) = self.clients.get(&tx) {
+                    let _ = events.try_send(ClientEvent::Response(response));
+                }
+                if last {
+                    self.clients.remove(&tx);
+                }
+            }
+            Event::Timeout { tx } => {
+                if let Some(events) = self.clients.remove(&tx) {
+                    let _ = events.try_send(ClientEvent::Timeout);
+                }
+            }
+            Event::TransportError { tx } => {
+                if let Some(events) = self.clients.remove(&tx) {
+                    let _ = events.try_send(ClientEvent::TransportError);
+                }
+            }
+            Event::StrayResponse { .. } => {}
+        }
+    }
+
+    /// The Require option tags we don't support, comma-separated, if any.
+    fn unsupported(&self, request: &Message) -> Option<String> {
+        if matches!(request.method(), Some(Method::Ack | Method::Cancel)) {
+            return None;
+        }
+        let missing: Vec<String> = request
+            .headers()
+            .typed_all::<Token>(&HeaderName::Require)
+            .filter_map(Result::ok)
+            .map(|t| t.0.to_string())
+            .filter(|t| {
+                !self
+                    .config
+                    .supported
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            })
+            .collect();
+        (!missing.is_empty()).then(|| missing.join(", "))
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Starts reading and writing an established TCP connection; returns its writer.
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: StreamLimits,
+    net: mpsc::Sender<Net>,
+) -> mpsc::Sender<Bytes> {
+    let (writer_tx, writer_rx) = mpsc::channel(256);
+    tokio::spawn(serve_connection(stream, peer, limits, net, writer_rx));
+    writer_tx
+}
+
+/// Connects in the background; bytes sent meanwhile wait in the writer's channel.
+fn connect(peer: SocketAddr, limits: StreamLimits, net: mpsc::Sender<Net>) -> mpsc::Sender<Bytes> {
+    let (writer_tx, writer_rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        match TcpStream::connect(peer).await {
+            Ok(stream) => serve_connection(stream, peer, limits, net, writer_rx).await,
+            Err(e) => {
+                tracing::debug!(error = %e, %peer, "TCP connect failed");
+                let _ = net.send(Net::Closed { peer }).await;
+            }
+        }
+    });
+    writer_tx
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    limits: StreamLimits,
+    net: mpsc::Sender<Net>,
+    mut writes: mpsc::Receiver<Bytes>,
+) {
+    let source = Target {
+        addr: peer,
+        transport: TransportKind::Tcp,
+    };
+    let mut decoder = StreamDecoder::new(limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = match read { Ok(0) | Err(_) => break, Ok(n) => n };
+                decoder.extend(buf.get(..n).unwrap_or_default());
+                loop {
+                    match decoder.next_frame() {
+                        Ok(Some(Frame::Message(message))) => {
+                            if net.send(Net::Message { message, source }).await.is_err() { return; }
+                        }
+                        Ok(Some(Frame::Ping)) => { let _ = net.send(Net::Ping { source }).await; }
+                        Ok(Some(Frame::Pong)) => {}
+                        Ok(None) => break,
+                        Err(error) => {
+                            // The stream is out of sync: answer what we can and close.
+                            let _ = net.send(Net::Bad { bytes: Bytes::new(), error, source }).await;
+                            let _ = net.send(Net::Closed { peer }).await;
+                            return;
+                        }
+                    }
+                }
+            }
+            write = writes.recv() => match write {
+                Some(bytes) => if stream.write_all(&bytes).await.is_err() { break },
+                None => break,
+            },
+        }
+    }
+    let _ = net.send(Net::Closed { peer }).await;
+}
