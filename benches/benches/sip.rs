@@ -77,5 +77,58 @@ fn serialize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, parse_and_read, serialize);
+/// Request in, final response out, through the sans-IO transaction layer (TCP, so that
+/// non-INVITE transactions end at once; INVITE ones wait for Timer L, which simulated
+/// time runs out regularly).
+fn transactions(c: &mut Criterion) {
+    use pbxkit_sip::transaction::{Event, Target, Timers, TransactionLayer, TransportKind};
+    use pbxkit_sip::{Message, StatusCode};
+    let source = Target {
+        addr: "192.0.2.21:5060".parse().unwrap(),
+        transport: TransportKind::Tcp,
+    };
+    let mut group = c.benchmark_group("transaction");
+    group.throughput(Throughput::Elements(1));
+    for (name, sample) in [("non-invite", REGISTER), ("invite", INVITE)] {
+        let template = Message::parse(sample).unwrap();
+        group.bench_function(name, |b| {
+            let mut layer = TransactionLayer::new(Timers::default());
+            let mut now = std::time::Instant::now();
+            let n = std::cell::Cell::new(0u64);
+            b.iter_batched(
+                || {
+                    // A new branch per request, as a new transaction needs.
+                    n.set(n.get() + 1);
+                    let n = n.get();
+                    let mut m = template.clone();
+                    m.headers_mut().set(
+                        pbxkit_sip::HeaderName::Via,
+                        format!("SIP/2.0/TCP 192.0.2.21:5060;branch=z9hG4bK{n}"),
+                    );
+                    m
+                },
+                |request| {
+                    now += std::time::Duration::from_millis(1);
+                    layer.handle_message(request, source, now);
+                    while let Some(event) = layer.poll_event() {
+                        if let Event::Request { tx, request, .. } = event {
+                            let ok = Message::response_to(&request, StatusCode::OK, Some("bench"));
+                            layer.respond(tx, ok, now).unwrap();
+                        }
+                    }
+                    while let Some(t) = layer.poll_transmit() {
+                        black_box(t);
+                    }
+                    if n.get().is_multiple_of(1024) {
+                        layer.handle_timeout(now);
+                    }
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, parse, parse_and_read, serialize, transactions);
 criterion_main!(benches);
