@@ -5,13 +5,28 @@
 //! rules, call permissions, schedules, forwards and feature codes. Given a call attempt
 //! and the configuration it returns a decision and the rule that produced it. No SIP, no I/O.
 //!
-//! Status: the extension layer is here; contexts, routes and the rest are being built.
+//! Status: extensions, configuration, contexts, incoming and outgoing routes, inbound
+//! caller-ID rules, call permissions and schedules are here; forwards, feature codes,
+//! boss/secretary and the full user-call decision are still to come.
 //!
 //! - [`pattern`]: [`Pattern`], an exact extension (`1000`) or an Asterisk pattern
 //!   (`_NXX-XXXX`, `_0[1-5]X.`, `_*21!`), with matching and Asterisk's `ext_cmp` order.
 //! - [`table`]: [`ExtensionTable`], the entries of a context indexed for lookups that
 //!   return the entry Asterisk would pick, and the "wait for more digits?" answer for
 //!   overlap dialling.
+//! - [`config`]: [`Config`], the serde (TOML) configuration, and
+//!   [`Config::validate`].
+//! - [`context`]: [`Dialplan`], the compiled configuration; lookups through a
+//!   context's includes.
+//! - [`incall`]: [`Dialplan::route_incall`], DID routes with caller-ID modes.
+//! - [`outcall`]: [`Dialplan::route_outcall`], route priority, trunk failover, number
+//!   transformation and outgoing caller-ID precedence.
+//! - [`callerid`]: inbound caller-ID normalisation and the reverse-lookup flag.
+//! - [`permission`]: call permissions, the most precise entry deciding.
+//! - [`schedule`]: opening hours in an IANA time zone, evaluated at a given instant.
+//!
+//! Time is an argument ([`jiff::Timestamp`]); time zones are resolved in a
+//! [`jiff::tz::TimeZoneDatabase`] given to [`Dialplan::new`]. The crate does no I/O.
 //!
 //! ```
 //! use pbxkit_dialplan::{ExtensionTable, Pattern};
@@ -42,11 +57,80 @@
 //! assert!(!internal.could_match_more("5"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A routing decision from a configuration:
+//!
+//! ```
+//! use pbxkit_dialplan::outcall::{CallerIdSource, OutgoingCallerIdDecision, TrunkDial};
+//! use pbxkit_dialplan::permission::Verdict;
+//! use pbxkit_dialplan::{Config, Dialplan, OutgoingCall};
+//!
+//! let config: Config = toml::from_str(r#"
+//!     [[contexts]]
+//!     name = "default"
+//!     kind = "internal"
+//!     includes = ["to-extern"]
+//!     ranges.users = [{ start = "1000", end = "1999" }]
+//!
+//!     [[contexts]]
+//!     name = "to-extern"
+//!     kind = "outcall"
+//!
+//!     [[users]]
+//!     name = "alice"
+//!     extension = "1000"
+//!     context = "default"
+//!
+//!     [[trunks]]
+//!     name = "operator-a"
+//!     [[trunks]]
+//!     name = "operator-b"
+//!
+//!     [[outcalls]]
+//!     name = "national"
+//!     context = "to-extern"
+//!     trunks = ["operator-a", "operator-b"]
+//!     ## Users dial 0 for an outside line: strip it, send E.164.
+//!     patterns = [{ pattern = "_00[1-9]XXXXXXXX", strip = 2, prefix = "+33", caller_id = "<+33320495000>" }]
+//! "#)?;
+//! let dialplan = Dialplan::new(config, jiff::tz::db())?;
+//!
+//! let decision = dialplan.route_outcall(&OutgoingCall {
+//!     context: "default",
+//!     number: "00612345678",
+//!     user: Some("alice"),
+//!     caller_id: "\"Alice\" <1000>",
+//!     now: "2024-03-26T09:00:00Z".parse()?,
+//! })?;
+//! assert_eq!(decision.route.name, "national");
+//! assert_eq!(decision.dial, [
+//!     TrunkDial { trunk: "operator-a", number: "+33612345678".into() },
+//!     TrunkDial { trunk: "operator-b", number: "+33612345678".into() },
+//! ]);
+//! assert_eq!(decision.caller_id, OutgoingCallerIdDecision::Present {
+//!     caller_id: "<+33320495000>".into(),
+//!     source: CallerIdSource::Route,
+//! });
+//! assert_eq!(decision.permission.verdict, Verdict::Allowed);
+//! assert!(decision.schedule.is_open());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod callerid;
+pub mod config;
+pub mod context;
+pub mod incall;
+pub mod outcall;
 pub mod pattern;
+pub mod permission;
+pub mod schedule;
 pub mod table;
 
+pub use config::{Config, ConfigError};
+pub use context::{Dialplan, Hit, Reached, RouteError};
+pub use incall::{IncallDecision, IncallOutcome, IncomingCall};
+pub use outcall::{OutcallDecision, OutgoingCall};
 pub use pattern::{Match, Pattern, PatternError};
 pub use table::{DuplicateEntry, ExtensionTable};
 

@@ -62,7 +62,10 @@ impl Default for EndpointConfig {
 
 /// What happened to a client transaction.
 #[derive(Debug, Clone)]
-#[expect(clippy::large_enum_variant, reason = "responses are the common case; boxing them would cost an allocation each")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "responses are the common case; boxing them would cost an allocation each"
+)]
 pub enum ClientEvent {
     /// A response (provisional or final; 2xx retransmissions too for INVITE).
     Response(Message),
