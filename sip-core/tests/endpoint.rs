@@ -148,7 +148,13 @@ async fn register_with_digest_over_udp_and_tcp() {
 }
 
 #[tokio::test]
-async fn invite_200_ack_bye_call() {
+async fn invite_200_ack_bye_call_over_udp_and_tcp() {
+    for (transport, name) in [(TransportKind::Udp, "UDP"), (TransportKind::Tcp, "TCP")] {
+        call(transport, name).await;
+    }
+}
+
+async fn call(transport: TransportKind, name: &str) {
     let mut uas = endpoint().await;
     let uas_addr = uas.local_addr();
     let callee = tokio::spawn(async move {
@@ -187,7 +193,7 @@ async fn invite_200_ack_bye_call() {
     let uac = endpoint().await;
     let target = Target {
         addr: uas_addr,
-        transport: TransportKind::Udp,
+        transport,
     };
     let invite = request(
         "INVITE",
@@ -216,11 +222,11 @@ async fn invite_200_ack_bye_call() {
     assert!(statuses.ends_with(&[180, 200]), "{statuses:?}");
     assert_eq!(ok.to().unwrap().tag(), Some("uas"));
     // ACK for the 2xx: end to end, new branch, outside transactions.
-    let mut ack = request("ACK", uac.local_addr(), uas_addr, "UDP", "call-1", 1, "a1");
+    let mut ack = request("ACK", uac.local_addr(), uas_addr, name, "call-1", 1, "a1");
     ack.headers_mut()
         .set(HeaderName::To, "<sip:1000@127.0.0.1>;tag=uas");
     uac.send_stateless(ack, target).await;
-    let mut bye = request("BYE", uac.local_addr(), uas_addr, "UDP", "call-1", 2, "b1");
+    let mut bye = request("BYE", uac.local_addr(), uas_addr, name, "call-1", 2, "b1");
     bye.headers_mut()
         .set(HeaderName::To, "<sip:1000@127.0.0.1>;tag=uas");
     let mut tx = uac.send_request(bye, target).await.unwrap();
