@@ -569,11 +569,9 @@ impl fmt::Display for Session {
         if let Some(c) = &self.connection {
             c.fmt(f)?;
         }
-        write_lines(f, &self.other, 6..=6)?;
-        if !self.other.iter().any(|l| l.kind == b't') {
-            f.write_str("t=0 0\r\n")?;
-        }
-        write_lines(f, &self.other, 7..=11)?;
+        // Written as modelled: a description without t= (which we accept leniently)
+        // stays without one; answer() always adds `t=0 0`.
+        write_lines(f, &self.other, 6..=11)?;
         for a in &self.attributes {
             a.fmt(f)?;
         }
@@ -878,6 +876,22 @@ mod tests {
         ] {
             assert!(Session::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_description_without_time_line_round_trips() {
+        // Found by fuzzing: the serialiser used to add `t=0 0`, so the model changed.
+        let s = Session::parse(
+            "v=0\r\no=- 1 0 IN IP6 2001:db8::20\r\ns=-\r\nc=IN IP6 2001:db8::20\r\n",
+        )
+        .unwrap();
+        assert_eq!(Session::parse(&s.to_string()).unwrap(), s);
+        let crash = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/sdp/crash-missing-time-line"
+        ))
+        .unwrap();
+        crate::fuzzing::sdp(&crash);
     }
 
     #[test]
