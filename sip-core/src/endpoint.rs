@@ -219,6 +219,51 @@ enum Net {
     },
 }
 
+/// Sends through a running endpoint; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EndpointHandle {
+    local: SocketAddr,
+    commands: mpsc::Sender<Command>,
+}
+
+impl EndpointHandle {
+    /// The endpoint's bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Starts a client transaction.
+    pub async fn send_request(
+        &self,
+        request: Message,
+        target: Target,
+    ) -> Result<ClientTransaction, SendError> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                request,
+                target,
+                reply,
+            })
+            .await
+            .map_err(|_| SendError::UnknownTransaction)?;
+        result.await.unwrap_or(Err(SendError::UnknownTransaction))
+    }
+
+    /// Sends a message outside any transaction (the ACK of a 2xx, say).
+    pub async fn send_stateless(&self, message: Message, target: Target) {
+        let _ = self
+            .commands
+            .send(Command::Stateless { message, target })
+            .await;
+    }
+
+    /// Answers a server transaction.
+    pub async fn respond(&self, tx: ServerTx, response: Message) -> Result<(), SendError> {
+        respond(&self.commands, tx, response).await
+    }
+}
+
 /// A running endpoint.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -257,24 +302,20 @@ impl Endpoint {
         request: Message,
         target: Target,
     ) -> Result<ClientTransaction, SendError> {
-        let (reply, result) = oneshot::channel();
-        self.commands
-            .send(Command::Send {
-                request,
-                target,
-                reply,
-            })
-            .await
-            .map_err(|_| SendError::UnknownTransaction)?;
-        result.await.unwrap_or(Err(SendError::UnknownTransaction))
+        self.handle().send_request(request, target).await
     }
 
     /// Sends a message outside any transaction (the ACK of a 2xx, say).
     pub async fn send_stateless(&self, message: Message, target: Target) {
-        let _ = self
-            .commands
-            .send(Command::Stateless { message, target })
-            .await;
+        self.handle().send_stateless(message, target).await
+    }
+
+    /// A cloneable handle for sending from other tasks (a call's, say).
+    pub fn handle(&self) -> EndpointHandle {
+        EndpointHandle {
+            local: self.local,
+            commands: self.commands.clone(),
+        }
     }
 
     /// The next request (or ACK, CANCEL notice...) for the application.

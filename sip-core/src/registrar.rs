@@ -13,7 +13,9 @@ use crate::method::StatusCode;
 use crate::name::HeaderName;
 use crate::nameaddr::Contact;
 use crate::uri::Uri;
+use crate::via::Transport;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 /// Registrar limits. The defaults are the PBX's: 60 s / 120 s / 3600 s, 10 bindings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,9 @@ pub struct Binding {
     pub instance: Option<ByteStr>,
     /// Path headers (RFC 3327), in order, to route requests to this contact.
     pub path: Vec<ByteStr>,
+    /// Where the REGISTER came from (address and transport): behind a NAT this, not
+    /// the Contact, is where requests reach the phone.
+    pub source: Option<(SocketAddr, Transport)>,
 }
 
 impl Binding {
@@ -207,12 +212,13 @@ impl<S: BindingStore> Registrar<S> {
         live
     }
 
-    /// Applies an (authenticated) REGISTER for `aor` at `now`; returns the bindings
-    /// now in place, or why not (nothing is changed then).
+    /// Applies an (authenticated) REGISTER for `aor` received from `source` at `now`;
+    /// returns the bindings now in place, or why not (nothing is changed then).
     pub fn register(
         &mut self,
         request: &Message,
         aor: &str,
+        source: Option<(SocketAddr, Transport)>,
         now: u64,
     ) -> Result<Vec<Binding>, RegisterError> {
         let call_id = request
@@ -300,6 +306,7 @@ impl<S: BindingStore> Registrar<S> {
                 expires_at: now + u64::from(granted),
                 instance,
                 path: path.clone(),
+                source: source.clone(),
             };
             match existing {
                 Some(i) => bindings[i] = binding,
@@ -366,6 +373,7 @@ mod tests {
             .register(
                 &register(&["<sip:1000@192.0.2.9:5060>"], None, "c1", 1),
                 "1000",
+                None,
                 1000,
             )
             .unwrap();
@@ -374,6 +382,7 @@ mod tests {
             .register(
                 &register(&["<sip:1000@192.0.2.9:5060>"], Some("86400"), "c1", 2),
                 "1000",
+                None,
                 1000,
             )
             .unwrap();
@@ -387,6 +396,7 @@ mod tests {
                     3,
                 ),
                 "1000",
+                None,
                 1000,
             )
             .unwrap();
@@ -399,6 +409,7 @@ mod tests {
             .register(
                 &register(&["<sip:1000@192.0.2.9:5060>"], Some("30"), "c1", 4),
                 "1000",
+                None,
                 1000,
             )
             .unwrap_err();
@@ -416,6 +427,7 @@ mod tests {
         r.register(
             &register(&["<sip:1000@192.0.2.9>"], None, "c1", 5),
             "1000",
+            None,
             1000,
         )
         .unwrap();
@@ -423,6 +435,7 @@ mod tests {
             r.register(
                 &register(&["<sip:1000@192.0.2.9>"], None, "c1", 5),
                 "1000",
+                None,
                 1001
             ),
             Err(RegisterError::OutOfOrder)
@@ -431,6 +444,7 @@ mod tests {
             r.register(
                 &register(&["<sip:1000@192.0.2.9>"], None, "c1", 4),
                 "1000",
+                None,
                 1001
             ),
             Err(RegisterError::OutOfOrder)
@@ -440,6 +454,7 @@ mod tests {
             r.register(
                 &register(&["<sip:1000@192.0.2.9>"], None, "c2", 1),
                 "1000",
+                None,
                 1001
             )
             .is_ok()
@@ -457,6 +472,7 @@ mod tests {
                 1,
             ),
             "1000",
+            None,
             1000,
         )
         .unwrap();
@@ -465,25 +481,27 @@ mod tests {
             .register(
                 &register(&["<sip:a@192.0.2.9>;expires=0"], None, "c1", 2),
                 "1000",
+                None,
                 1000,
             )
             .unwrap();
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].q, Some(500));
         assert_eq!(
-            r.register(&register(&["*"], None, "c1", 3), "1000", 1000),
+            r.register(&register(&["*"], None, "c1", 3), "1000", None, 1000),
             Err(RegisterError::BadWildcard)
         );
         assert_eq!(
             r.register(
                 &register(&["*", "<sip:c@d>"], Some("0"), "c1", 3),
                 "1000",
+                None,
                 1000
             ),
             Err(RegisterError::BadWildcard)
         );
         assert_eq!(
-            r.register(&register(&["*"], Some("0"), "c1", 3), "1000", 1000),
+            r.register(&register(&["*"], Some("0"), "c1", 3), "1000", None, 1000),
             Ok(vec![])
         );
         assert!(r.store().is_empty());
@@ -501,11 +519,12 @@ mod tests {
         r.register(
             &register(&["<sip:a@h>;q=0.1", "<sip:b@h>;q=0.9"], None, "c1", 1),
             "1000",
+            None,
             1000,
         )
         .unwrap();
         assert_eq!(
-            r.register(&register(&["<sip:c@h>"], None, "c2", 1), "1000", 1000),
+            r.register(&register(&["<sip:c@h>"], None, "c2", 1), "1000", None, 1000),
             Err(RegisterError::TooManyBindings)
         );
         let order: Vec<String> = r
@@ -532,7 +551,7 @@ mod tests {
         );
         req.headers_mut()
             .push(HeaderName::Path, "<sip:edge.example.com;lr>");
-        let b = r.register(&req, "1000", 1000).unwrap();
+        let b = r.register(&req, "1000", None, 1000).unwrap();
         assert_eq!(b[0].path.len(), 1);
         assert!(b[0].instance.as_deref().unwrap().contains("urn:uuid"));
         // The same instance from a new address replaces the binding (RFC 5626).
@@ -544,7 +563,7 @@ mod tests {
             "c1",
             2,
         );
-        let b = r.register(&req2, "1000", 1010).unwrap();
+        let b = r.register(&req2, "1000", None, 1010).unwrap();
         assert_eq!(b.len(), 1);
         let ok = Registrar::<MemoryStore>::ok_response(&req2, &b, "t", 1010);
         let contacts: Vec<Contact> = ok.contacts().map(Result::unwrap).collect();
@@ -568,6 +587,7 @@ mod tests {
                     1,
                 ),
                 "1000",
+                None,
                 0,
             )
             .unwrap();

@@ -332,7 +332,10 @@ mod tests {
             });
             match ok {
                 Some(Ok(_)) => {
-                    let bindings = self.registrar.register(&request, "trunk1", unix).unwrap();
+                    let bindings = self
+                        .registrar
+                        .register(&request, "trunk1", None, unix)
+                        .unwrap();
                     Registrar::<MemoryStore>::ok_response(&request, &bindings, "p", unix)
                 }
                 _ => {

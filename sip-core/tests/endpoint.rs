@@ -55,7 +55,9 @@ async fn serve_registrar(mut server: Endpoint) {
         });
         let response = match verified {
             Some(Ok(_)) => {
-                let bindings = registrar.register(&req.request, "1000", 1_000).unwrap();
+                let bindings = registrar
+                    .register(&req.request, "1000", None, 1_000)
+                    .unwrap();
                 Registrar::<MemoryStore>::ok_response(&req.request, &bindings, "reg", 1_000)
             }
             _ => {
