@@ -157,6 +157,8 @@ pub struct DigestServer {
     nonce_ttl: u64,
     /// Highest nonce count seen per nonce, bounded; entries expire with their nonce.
     counts: HashMap<String, (u32, u64)>,
+    /// Nonces issued so far (their serial numbers).
+    issued: std::sync::atomic::AtomicU64,
     max_tracked: usize,
 }
 
@@ -176,6 +178,7 @@ impl DigestServer {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
             nonce_ttl,
             counts: HashMap::new(),
+            issued: std::sync::atomic::AtomicU64::new(0),
             max_tracked: 100_000,
         }
     }
@@ -187,9 +190,14 @@ impl DigestServer {
         self
     }
 
-    /// A nonce for time `now` (Unix seconds): hex(timestamp) then hex(HMAC[..16]).
+    /// A nonce for time `now` (Unix seconds): hex(timestamp, serial) then hex(HMAC[..16]).
     pub fn nonce(&self, now: u64) -> String {
-        let stamp = now.to_be_bytes();
+        // A serial number makes nonces issued in the same second distinct, so that two
+        // clients answering with nc=1 are not taken for a replay of each other.
+        let serial = self
+            .issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stamp = [now.to_be_bytes(), serial.to_be_bytes()].concat();
         let tag = ring::hmac::sign(&self.key, &[&stamp[..], self.realm.as_bytes()].concat());
         format!("{}{}", hex(&stamp), hex(&tag.as_ref()[..16]))
     }
@@ -215,14 +223,15 @@ impl DigestServer {
 
     /// Checks a nonce: ours and not expired.
     fn check_nonce(&self, nonce: &str, now: u64) -> Result<u64, AuthError> {
-        let (stamp_hex, tag_hex) = (nonce.get(..16), nonce.get(16..));
+        let (stamp_hex, tag_hex) = (nonce.get(..32), nonce.get(32..));
         let stamp = stamp_hex.and_then(unhex).ok_or(AuthError::Nonce)?;
         let tag = tag_hex.and_then(unhex).ok_or(AuthError::Nonce)?;
         let expected = ring::hmac::sign(&self.key, &[&stamp[..], self.realm.as_bytes()].concat());
         if tag.len() != 16 || !equal_constant_time(&tag, &expected.as_ref()[..16]) {
             return Err(AuthError::Nonce);
         }
-        let issued = u64::from_be_bytes(stamp.try_into().map_err(|_| AuthError::Nonce)?);
+        let seconds = stamp.get(..8).ok_or(AuthError::Nonce)?;
+        let issued = u64::from_be_bytes(seconds.try_into().map_err(|_| AuthError::Nonce)?);
         if issued > now.saturating_add(60) || now.saturating_sub(issued) > self.nonce_ttl {
             return Err(AuthError::Stale);
         }
@@ -504,6 +513,16 @@ mod tests {
             server.verify(&basic, "REGISTER", 1_001, lookup),
             Err(AuthError::NotDigest)
         );
+    }
+
+    #[test]
+    fn two_clients_challenged_in_the_same_second_are_not_replays() {
+        let mut server = DigestServer::new("pbxkit", b"0123456789abcdef0123456789abcdef", 300);
+        let a = answer(&server, 1_000, Algorithm::Md5, "secret", 1);
+        let b = answer(&server, 1_000, Algorithm::Md5, "secret", 1);
+        assert_ne!(a.param("nonce"), b.param("nonce"));
+        assert!(server.verify(&a, "REGISTER", 1_000, lookup).is_ok());
+        assert!(server.verify(&b, "REGISTER", 1_000, lookup).is_ok());
     }
 
     #[test]

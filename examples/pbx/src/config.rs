@@ -2,15 +2,20 @@
 
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// The configuration used when no file is given.
 pub(crate) const DEFAULT: &str = include_str!("default.toml");
 
 /// The whole PBX configuration.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     pub(crate) sip: Sip,
+    #[serde(default)]
+    pub(crate) registrar: Registrar,
+    #[serde(default)]
+    pub(crate) pbx: Pbx,
     pub(crate) rtp: Rtp,
     pub(crate) http: Http,
     pub(crate) provisioning: Provisioning,
@@ -21,14 +26,56 @@ pub(crate) struct Config {
 }
 
 /// SIP listener (UDP and TCP on the same address).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Sip {
     pub(crate) listen: SocketAddr,
+    #[serde(default = "default_realm")]
+    pub(crate) realm: String,
+}
+
+fn default_realm() -> String {
+    "pbxkit".into()
+}
+
+/// Registration expiry bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Registrar {
+    pub(crate) min_expires: u32,
+    pub(crate) default_expires: u32,
+    pub(crate) max_expires: u32,
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Registrar {
+            min_expires: 60,
+            default_expires: 120,
+            max_expires: 3600,
+        }
+    }
+}
+
+/// PBX-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Pbx {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) ring_time: u64,
+}
+
+impl Default for Pbx {
+    fn default() -> Self {
+        Pbx {
+            data_dir: PathBuf::from("pbxkit-data"),
+            ring_time: 30,
+        }
+    }
 }
 
 /// The media relay's port pool.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rtp {
     pub(crate) port_min: u16,
@@ -36,21 +83,21 @@ pub(crate) struct Rtp {
 }
 
 /// The REST API listener.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Http {
     pub(crate) listen: SocketAddr,
 }
 
 /// The phone provisioning server.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Provisioning {
     pub(crate) http_listen: SocketAddr,
 }
 
 /// A user with one SIP line whose username is the extension.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct User {
     pub(crate) exten: String,
@@ -59,24 +106,92 @@ pub(crate) struct User {
 }
 
 /// A service extension (echo test, playback...).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Extension {
     pub(crate) exten: String,
     pub(crate) does: String,
 }
 
+/// A configuration error with the place it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    pub(crate) message: String,
+    /// 1-based line and column, when known.
+    pub(crate) at: Option<(usize, usize)>,
+}
+
+impl ConfigError {
+    /// `FILE:LINE:COL: message` (or `FILE: message`).
+    pub(crate) fn describe(&self, file: &str) -> String {
+        match self.at {
+            Some((line, col)) => format!("{file}:{line}:{col}: {}", self.message),
+            None => format!("{file}: {}", self.message),
+        }
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
 impl Config {
     /// Parses a configuration, checking what serde cannot.
-    pub(crate) fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub(crate) fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            message: e.message().to_owned(),
+            at: e.span().map(|s| line_col(text, s.start)),
+        })?;
+        let at_key = |key: &str| text.find(key).map(|o| line_col(text, o));
         if config.rtp.port_min > config.rtp.port_max {
-            return Err(format!(
-                "rtp: port_min {} is above port_max {}",
-                config.rtp.port_min, config.rtp.port_max
-            ));
+            return Err(ConfigError {
+                message: format!(
+                    "rtp: port_min {} is above port_max {}",
+                    config.rtp.port_min, config.rtp.port_max
+                ),
+                at: at_key("port_min"),
+            });
+        }
+        let r = &config.registrar;
+        if !(r.min_expires <= r.default_expires && r.default_expires <= r.max_expires) {
+            return Err(ConfigError {
+                message: "registrar: need min_expires <= default_expires <= max_expires".into(),
+                at: at_key("min_expires"),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for user in &config.users {
+            if !seen.insert(user.exten.as_str()) {
+                return Err(ConfigError {
+                    message: format!("users: extension {} is defined twice", user.exten),
+                    at: at_key(&format!("exten = \"{}\"", user.exten)).map(|_| {
+                        let second = text
+                            .match_indices(&format!("exten = \"{}\"", user.exten))
+                            .nth(1)
+                            .map_or(0, |(o, _)| o);
+                        line_col(text, second)
+                    }),
+                });
+            }
+            if user.password.len() < 8 {
+                return Err(ConfigError {
+                    message: format!(
+                        "users: the password of {} is shorter than 8 characters",
+                        user.exten
+                    ),
+                    at: at_key(&format!("exten = \"{}\"", user.exten)),
+                });
+            }
         }
         Ok(config)
+    }
+
+    /// A user by extension.
+    pub(crate) fn user(&self, exten: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.exten == exten)
     }
 }
 
@@ -96,12 +211,42 @@ mod tests {
         );
         assert_eq!(config.sip.listen.port(), 5060);
         assert_eq!((config.rtp.port_min, config.rtp.port_max), (10000, 20000));
+        assert_eq!(config.registrar.max_expires, 3600);
     }
 
     #[test]
-    fn inverted_rtp_range_is_refused() {
+    fn errors_say_where() {
         let text = DEFAULT.replace("port_min = 10000", "port_min = 30000");
         let err = Config::parse(&text).unwrap_err();
-        assert!(err.contains("port_min 30000"), "{err}");
+        assert!(err.message.contains("port_min 30000"), "{err:?}");
+        let (line, _) = err.at.unwrap();
+        assert_eq!(
+            text.lines().nth(line - 1).unwrap().trim(),
+            "port_min = 30000"
+        );
+
+        let text = DEFAULT.replace("ring_time = 30", "ring_time = \"long\"");
+        let err = Config::parse(&text).unwrap_err();
+        let (line, col) = err.at.unwrap();
+        assert!(
+            text.lines().nth(line - 1).unwrap().contains("ring_time"),
+            "{err:?}"
+        );
+        assert!(
+            err.describe("pbx.toml")
+                .starts_with(&format!("pbx.toml:{line}:{col}: "))
+        );
+
+        let text = DEFAULT.replace("[[extensions]]", "[[extension]]");
+        assert!(
+            Config::parse(&text)
+                .unwrap_err()
+                .message
+                .contains("unknown field")
+        );
+
+        let text = DEFAULT.replace("exten = \"1001\"", "exten = \"1000\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("1000 is defined twice"));
     }
 }

@@ -1,43 +1,99 @@
 //! `pbxkit`: the reference PBX built on the pbxkit crates.
 //!
 //! With no argument it runs on the embedded default configuration and prints the
-//! ports it uses and the users that can register. `pbxkit --config FILE` runs on a file.
+//! ports it uses and the users that can register. `pbxkit --config FILE` runs on a
+//! file; `pbxkit check-config FILE` validates one.
 
+mod call;
 mod config;
+mod ids;
+mod service;
+mod store;
 
+use clap::{Parser, Subcommand};
 use config::Config;
+use pbxkit_sip::endpoint::{Endpoint, EndpointConfig};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The pbxkit reference PBX.
+#[derive(Debug, Parser)]
+#[command(name = "pbxkit", version, about)]
+struct Cli {
+    /// Configuration file (TOML); the embedded default when absent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file; errors are printed as FILE:LINE:COL: message.
+    CheckConfig {
+        /// The file to check.
+        file: String,
+    },
+}
+
+fn load(source: &str, text: &str) -> Result<Config, String> {
+    Config::parse(text).map_err(|e| e.describe(source))
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (source, text) = match args.as_slice() {
-        [] => ("embedded default".to_owned(), config::DEFAULT.to_owned()),
-        [flag, file] if flag == "--config" => match std::fs::read_to_string(file) {
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{}", config::DEFAULT);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(Command::CheckConfig { file }) = &cli.command {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("{file}: cannot read: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match load(file, &text) {
+            Ok(_) => {
+                println!("{file}: OK");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let (source, text) = match &cli.config {
+        None => ("embedded default".to_owned(), config::DEFAULT.to_owned()),
+        Some(file) => match std::fs::read_to_string(file) {
             Ok(text) => (file.clone(), text),
             Err(e) => {
                 eprintln!("pbxkit: cannot read {file}: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        [flag] if flag == "--print-default-config" => {
-            print!("{}", config::DEFAULT);
-            return ExitCode::SUCCESS;
-        }
-        _ => {
-            eprintln!("usage: pbxkit [--config FILE | --print-default-config]");
-            return ExitCode::from(2);
-        }
     };
-    let config = match Config::parse(&text) {
-        Ok(config) => config,
+    let config = match load(&source, &text) {
+        Ok(config) => Arc::new(config),
         Err(e) => {
-            eprintln!("pbxkit: {source}: {e}");
+            eprintln!("pbxkit: {e}");
             return ExitCode::FAILURE;
         }
     };
-    print_banner(&source, &config);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {
@@ -47,35 +103,79 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => {
-                println!("pbxkit: interrupted, stopping");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("pbxkit: cannot listen for Ctrl-C: {e}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    runtime.block_on(serve(source, config))
 }
 
-fn print_banner(source: &str, config: &Config) {
+async fn serve(source: String, config: Arc<Config>) -> ExitCode {
+    let store = match store::FileStore::open(&config.pbx.data_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("pbxkit: cannot open {}: {e}", config.pbx.data_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let endpoint = match Endpoint::bind(EndpointConfig {
+        listen: config.sip.listen,
+        ..EndpointConfig::default()
+    })
+    .await
+    {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    print_banner(&source, &config, endpoint.local_addr());
+    service::run(config, endpoint, store, stop_signal()).await;
+    println!("pbxkit: stopping");
+    ExitCode::SUCCESS
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
     println!(
         "pbxkit {} (pbxkit-sip {}) on {source} configuration",
         env!("CARGO_PKG_VERSION"),
         pbxkit_sip::VERSION
     );
-    // The call services land one by one (see README); the ports are final already.
     println!("ports:");
-    println!("  SIP           udp+tcp {}", config.sip.listen);
+    println!("  SIP           udp+tcp {sip} (realm {})", config.sip.realm);
     println!(
-        "  RTP           udp {}-{}",
+        "  RTP           udp {}-{} (media relay: next release; media flows between phones)",
         config.rtp.port_min, config.rtp.port_max
     );
-    println!("  HTTP API      tcp {}", config.http.listen);
-    println!("  provisioning  tcp {}", config.provisioning.http_listen);
+    println!("  HTTP API      tcp {} (next release)", config.http.listen);
+    println!(
+        "  provisioning  tcp {} (next release)",
+        config.provisioning.http_listen
+    );
+    println!(
+        "registrations are kept in {}",
+        config.pbx.data_dir.display()
+    );
     println!("users (SIP username = extension):");
     for user in &config.users {
         println!(
@@ -85,7 +185,7 @@ fn print_banner(source: &str, config: &Config) {
     }
     println!("extensions:");
     for ext in &config.extensions {
-        println!("  {:<6} {}", ext.exten, ext.does);
+        println!("  {:<6} {} (with the media relay)", ext.exten, ext.does);
     }
-    println!("ready (signalling not served yet in this release); press Ctrl-C to stop");
+    println!("ready; press Ctrl-C to stop");
 }

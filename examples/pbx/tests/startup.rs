@@ -8,7 +8,11 @@ use std::time::Duration;
 
 #[test]
 fn starts_on_embedded_default_and_stops_on_sigint() {
+    // Run where the default data directory (./pbxkit-data) may be created.
+    let dir = std::env::temp_dir().join(format!("pbxkit-startup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .current_dir(&dir)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start pbxkit");
@@ -95,5 +99,44 @@ fn unreadable_config_file_exits_1() {
     assert!(
         err.contains("cannot read /nonexistent/pbxkit.toml"),
         "{err}"
+    );
+}
+
+#[test]
+fn check_config_reports_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("pbxkit-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
+    std::fs::write(&good, &out.stdout).unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        text.replace("ring_time = 30", "ring_time = \"thirty\""),
+    )
+    .unwrap();
+    let err = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    let message = String::from_utf8(err.stderr).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("ring_time"))
+        .unwrap()
+        + 1;
+    assert!(
+        message.starts_with(&format!("{}:{line}:", bad.display())),
+        "{message}"
     );
 }

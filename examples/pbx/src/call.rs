@@ -1,0 +1,349 @@
+//! One call: the PBX as a back-to-back user agent. The caller's INVITE (A leg) is
+//! answered by the PBX, which places its own INVITE to the callee (B leg) and relays
+//! provisional and final responses, the SDP bodies, BYE and CANCEL between the legs.
+//!
+//! Media flows directly between the phones for now (the SDP is passed through); the
+//! media relay, forking to several contacts and re-INVITE relay come next.
+
+use crate::ids;
+use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
+use pbxkit_sip::dialog::Dialog;
+use pbxkit_sip::endpoint::{ClientEvent, ClientTransaction, EndpointHandle, ServerRequest};
+use pbxkit_sip::registrar::Binding;
+use pbxkit_sip::transaction::{Target, TransportKind, cancel_for};
+use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What the main loop forwards to a call.
+#[derive(Debug)]
+pub(crate) enum CallInput {
+    /// An in-dialog request for either leg (boxed: it is much larger than the rest).
+    Request(Box<ServerRequest>),
+    /// An ACK for either leg.
+    Ack,
+    /// The caller CANCELled (the endpoint has answered 487 on the A leg).
+    Cancelled,
+}
+
+/// Who calls whom, decided by the service.
+#[derive(Debug)]
+pub(crate) struct CallSetup {
+    pub(crate) caller_exten: String,
+    pub(crate) caller_name: String,
+    pub(crate) callee: crate::config::User,
+    pub(crate) bindings: Vec<Binding>,
+    pub(crate) ring_time: Duration,
+    pub(crate) realm: String,
+}
+
+fn via(endpoint: &EndpointHandle, target: Target) -> String {
+    let t = if target.transport == TransportKind::Tcp {
+        "TCP"
+    } else {
+        "UDP"
+    };
+    format!(
+        "SIP/2.0/{t} {};branch={};rport",
+        advertised(endpoint, target.addr),
+        ids::branch()
+    )
+}
+
+fn copy_body(from: &Message, to: &mut Message) {
+    if !from.body.is_empty() {
+        if let Some(ct) = from.headers().first(&HeaderName::ContentType) {
+            to.headers_mut()
+                .push(HeaderName::ContentType, ct.to_bytestr());
+        }
+        to.headers_mut()
+            .set(HeaderName::ContentLength, from.body.len().to_string());
+        to.body = from.body.clone();
+    }
+}
+
+/// Runs one call to its end.
+pub(crate) async fn run(
+    setup: CallSetup,
+    a: ServerRequest,
+    endpoint: EndpointHandle,
+    notices: mpsc::Sender<Notice>,
+) {
+    let a_tag = ids::token();
+    let a_call_id = a
+        .request
+        .call_id()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let (inputs_tx, mut inputs) = mpsc::channel(64);
+    let a_key: DialogKey = (a_call_id.clone(), a_tag.clone());
+    let _ = notices
+        .send(Notice::Route {
+            keys: vec![a_key.clone()],
+            tx: Some(a.tx),
+            inputs: inputs_tx.clone(),
+        })
+        .await;
+
+    let Some((binding, b_target)) = setup
+        .bindings
+        .iter()
+        .find_map(|b| Some((b, binding_target(b)?)))
+    else {
+        answer(&a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![a_key],
+                tx: Some(a.tx),
+            })
+            .await;
+        return;
+    };
+
+    // The B leg's INVITE: our identities, the caller's SDP.
+    let b_tag = ids::token();
+    let b_call_id = format!("{}@pbxkit", ids::token());
+    let b_key: DialogKey = (b_call_id.clone(), b_tag.clone());
+    let _ = notices
+        .send(Notice::Route {
+            keys: vec![b_key.clone()],
+            tx: None,
+            inputs: inputs_tx.clone(),
+        })
+        .await;
+    let max_forwards = a
+        .request
+        .max_forwards()
+        .and_then(Result::ok)
+        .map_or(70, |m| m.saturating_sub(1).min(70));
+    let host = &setup.realm;
+    let mut b_invite = Message::request(Method::Invite, binding.uri.clone());
+    {
+        let h = b_invite.headers_mut();
+        h.push(HeaderName::Via, via(&endpoint, b_target));
+        h.push(HeaderName::MaxForwards, max_forwards.to_string());
+        h.push(
+            HeaderName::From,
+            format!(
+                "\"{}\" <sip:{}@{host}>;tag={b_tag}",
+                setup.caller_name.replace('"', ""),
+                setup.caller_exten
+            ),
+        );
+        h.push(
+            HeaderName::To,
+            format!("<sip:{}@{host}>", setup.callee.exten),
+        );
+        h.push(HeaderName::CallId, b_call_id.clone());
+        h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
+        h.push(HeaderName::Contact, our_contact(&endpoint, b_target));
+        h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
+    }
+    copy_body(&a.request, &mut b_invite);
+    tracing::info!(caller = %setup.caller_exten, callee = %setup.callee.exten, call_id = %a_call_id, "call");
+
+    let mut b_tx = match endpoint.send_request(b_invite.clone(), b_target).await {
+        Ok(tx) => tx,
+        Err(_) => {
+            answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
+            let _ = notices
+                .send(Notice::Ended {
+                    keys: vec![a_key, b_key],
+                    tx: Some(a.tx),
+                })
+                .await;
+            return;
+        }
+    };
+
+    let answered = ringing(
+        &setup,
+        &a,
+        &a_tag,
+        &endpoint,
+        &b_invite,
+        b_target,
+        &mut b_tx,
+        &mut inputs,
+    )
+    .await;
+    let Some((b_ok, a_dialog)) = answered else {
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![a_key, b_key],
+                tx: Some(a.tx),
+            })
+            .await;
+        return;
+    };
+    let Ok(mut b_dialog) = Dialog::uac(&b_invite, &b_ok) else {
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![a_key, b_key],
+                tx: Some(a.tx),
+            })
+            .await;
+        return;
+    };
+    endpoint
+        .send_stateless(b_dialog.ack(1, &via(&endpoint, b_target)), b_target)
+        .await;
+    let mut a_dialog = a_dialog;
+    let a_target = a.source;
+    // The INVITE transaction is over: CANCELs can no longer reach it.
+    let _ = notices
+        .send(Notice::Ended {
+            keys: vec![],
+            tx: Some(a.tx),
+        })
+        .await;
+    talking(
+        &endpoint,
+        &mut a_dialog,
+        a_target,
+        &mut b_dialog,
+        b_target,
+        &a_call_id,
+        &mut inputs,
+    )
+    .await;
+    tracing::info!(call_id = %a_call_id, "call ended");
+    let _ = notices
+        .send(Notice::Ended {
+            keys: vec![a_key, b_key],
+            tx: None,
+        })
+        .await;
+}
+
+/// Until the callee answers (returns its 2xx and the A-leg dialog) or the call fails.
+#[allow(clippy::too_many_arguments)]
+async fn ringing(
+    setup: &CallSetup,
+    a: &ServerRequest,
+    a_tag: &str,
+    endpoint: &EndpointHandle,
+    b_invite: &Message,
+    b_target: Target,
+    b_tx: &mut ClientTransaction,
+    inputs: &mut mpsc::Receiver<CallInput>,
+) -> Option<(Message, Dialog)> {
+    let no_answer = tokio::time::sleep(setup.ring_time);
+    tokio::pin!(no_answer);
+    let mut cancelling = false;
+    loop {
+        tokio::select! {
+            event = b_tx.next() => {
+                let response = match event {
+                    Some(ClientEvent::Response(r)) => r,
+                    Some(ClientEvent::Timeout) | Some(ClientEvent::TransportError) | None => {
+                        if !cancelling {
+                            answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
+                        }
+                        return None;
+                    }
+                };
+                let code = response.status()?;
+                if code == StatusCode::TRYING {
+                    continue;
+                }
+                if cancelling {
+                    // The callee answered or failed after our CANCEL: nothing reaches the caller.
+                    if code.is_success() {
+                        // It answered anyway: hang it up.
+                        if let Ok(mut d) = Dialog::uac(b_invite, &response) {
+                            endpoint.send_stateless(d.ack(1, &via(endpoint, b_target)), b_target).await;
+                            let bye = d.request(Method::Bye, &via(endpoint, b_target), None);
+                            let _ = endpoint.send_request(bye, b_target).await;
+                        }
+                    }
+                    if !code.is_provisional() {
+                        return None;
+                    }
+                    continue;
+                }
+                let mut relayed = Message::response_to(&a.request, code, Some(a_tag));
+                if let pbxkit_sip::StartLine::Response { reason, .. } = &response.start {
+                    relayed.start = pbxkit_sip::StartLine::Response { code, reason: reason.clone() };
+                }
+                if code.as_u16() < 300 {
+                    relayed.headers_mut().push(HeaderName::Contact, our_contact(endpoint, a.source));
+                    copy_body(&response, &mut relayed);
+                }
+                let a_dialog = code.is_success().then(|| Dialog::uas(&a.request, &relayed).ok()).flatten();
+                let _ = a.respond(relayed).await;
+                if code.is_success() {
+                    return a_dialog.map(|d| (response, d));
+                }
+                if !code.is_provisional() {
+                    return None;
+                }
+            }
+            input = inputs.recv() => match input {
+                Some(CallInput::Cancelled) => {
+                    cancelling = true;
+                    let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                }
+                Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
+                Some(CallInput::Ack) => {}
+                None => return None,
+            },
+            () = &mut no_answer, if !cancelling => {
+                // Nobody answered within the ring time.
+                cancelling = true;
+                let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
+            }
+        }
+    }
+}
+
+/// While the call is up: relay BYE from either side, answer the rest.
+async fn talking(
+    endpoint: &EndpointHandle,
+    a_dialog: &mut Dialog,
+    a_target: Target,
+    b_dialog: &mut Dialog,
+    b_target: Target,
+    a_call_id: &str,
+    inputs: &mut mpsc::Receiver<CallInput>,
+) {
+    while let Some(input) = inputs.recv().await {
+        let CallInput::Request(req) = input else {
+            continue;
+        };
+        let from_a = req
+            .request
+            .call_id()
+            .is_ok_and(|c| c.0.as_str() == a_call_id);
+        let (this, other, other_target) = if from_a {
+            (&mut *a_dialog, &mut *b_dialog, b_target)
+        } else {
+            (&mut *b_dialog, &mut *a_dialog, a_target)
+        };
+        if let Err(e) = this.handle_request(&req.request) {
+            answer(&req, e.status()).await;
+            continue;
+        }
+        match req.request.method() {
+            Some(Method::Bye) => {
+                answer(&req, StatusCode::OK).await;
+                let bye = other.request(Method::Bye, &via(endpoint, other_target), None);
+                if let Ok(mut tx) = endpoint.send_request(bye, other_target).await {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(32), tx.final_response()).await;
+                }
+                return;
+            }
+            // Hold and codec changes need the media relay (next step): refuse cleanly.
+            Some(Method::Invite | Method::Update) => {
+                answer(
+                    &req,
+                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
+                )
+                .await
+            }
+            _ => answer(&req, StatusCode::OK).await,
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The PBX service: one loop that owns the SIP endpoint and hands each request to the
+//! registrar, to a call's task, or answers it itself.
+
+use crate::call::{self, CallInput, CallSetup};
+use crate::config::Config;
+use crate::ids;
+use crate::store::FileStore;
+use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::endpoint::{Endpoint, EndpointHandle, Incoming, ServerRequest};
+use pbxkit_sip::registrar::{Registrar, RegistrarConfig};
+use pbxkit_sip::transaction::{ServerTx, Target, TransportKind};
+use pbxkit_sip::{Auth, ByteStr, HeaderName, Message, Method, StatusCode, Transport, Uri};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Seconds since the Unix epoch: registrations and nonces are wall-clock data.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A dialog as the main loop routes it: Call-ID and our tag.
+pub(crate) type DialogKey = (String, String);
+
+/// What call tasks tell the main loop.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// Route requests of this dialog (and the INVITE transaction's CANCEL) to a call.
+    Route {
+        keys: Vec<DialogKey>,
+        tx: Option<ServerTx>,
+        inputs: mpsc::Sender<CallInput>,
+    },
+    /// The call is over: forget its routes.
+    Ended {
+        keys: Vec<DialogKey>,
+        tx: Option<ServerTx>,
+    },
+}
+
+struct Service {
+    config: Arc<Config>,
+    endpoint: EndpointHandle,
+    digest: DigestServer,
+    registrar: Registrar<FileStore>,
+    dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
+    invites: HashMap<ServerTx, mpsc::Sender<CallInput>>,
+    notices: mpsc::Sender<Notice>,
+}
+
+/// Runs the PBX on a bound endpoint until `shutdown` completes.
+pub(crate) async fn run(
+    config: Arc<Config>,
+    mut endpoint: Endpoint,
+    store: FileStore,
+    shutdown: impl Future<Output = ()>,
+) {
+    let r = &config.registrar;
+    let registrar = Registrar::new(
+        RegistrarConfig {
+            min_expires: r.min_expires,
+            default_expires: r.default_expires,
+            max_expires: r.max_expires,
+            ..RegistrarConfig::default()
+        },
+        store,
+    );
+    let (notices, mut notice_rx) = mpsc::channel(1024);
+    let mut service = Service {
+        digest: DigestServer::new(&config.sip.realm, &ids::secret(), 300),
+        endpoint: endpoint.handle(),
+        config,
+        registrar,
+        dialogs: HashMap::new(),
+        invites: HashMap::new(),
+        notices,
+    };
+    let mut expiry = tokio::time::interval(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            incoming = endpoint.next() => match incoming {
+                Some(incoming) => service.incoming(incoming).await,
+                None => break,
+            },
+            Some(notice) = notice_rx.recv() => service.notice(notice),
+            _ = expiry.tick() => {
+                let gone = service.registrar.expire(unix_now());
+                if gone > 0 {
+                    tracing::info!(bindings = gone, "registrations expired");
+                }
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    endpoint.shutdown().await;
+}
+
+impl Service {
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::Route { keys, tx, inputs } => {
+                for key in keys {
+                    self.dialogs.insert(key, inputs.clone());
+                }
+                if let Some(tx) = tx {
+                    self.invites.insert(tx, inputs);
+                }
+            }
+            Notice::Ended { keys, tx } => {
+                for key in keys {
+                    self.dialogs.remove(&key);
+                }
+                if let Some(tx) = tx {
+                    self.invites.remove(&tx);
+                }
+            }
+        }
+    }
+
+    async fn incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Request(req) => self.request(req).await,
+            Incoming::Ack { request, .. } => {
+                if let Some(inputs) = dialog_key(&request).and_then(|k| self.dialogs.get(&k)) {
+                    let _ = inputs.send(CallInput::Ack).await;
+                }
+            }
+            Incoming::Cancelled(tx) => {
+                if let Some(inputs) = self.invites.get(&tx) {
+                    let _ = inputs.send(CallInput::Cancelled).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn request(&mut self, req: ServerRequest) {
+        let method = req.request.method().cloned();
+        // In-dialog requests go to their call, or get 481.
+        if req.request.to().is_ok_and(|t| t.tag().is_some()) {
+            match dialog_key(&req.request).and_then(|k| self.dialogs.get(&k)) {
+                Some(inputs) => {
+                    let _ = inputs.send(CallInput::Request(Box::new(req))).await;
+                }
+                None => {
+                    tracing::debug!(key = ?dialog_key(&req.request), known = self.dialogs.len(), "no dialog: 481");
+                    answer(&req, StatusCode::CALL_DOES_NOT_EXIST).await
+                }
+            }
+            return;
+        }
+        match method {
+            Some(Method::Register) => self.register(req).await,
+            Some(Method::Invite) => self.invite(req).await,
+            Some(Method::Options) => answer(&req, StatusCode::OK).await,
+            _ => {
+                answer(
+                    &req,
+                    StatusCode::new(501).unwrap_or(StatusCode::BAD_REQUEST),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Checks credentials; on failure answers 401 itself and returns `None`. Unknown
+    /// users get exactly the challenge known ones get (no enumeration).
+    async fn authenticate(&mut self, req: &ServerRequest) -> Option<String> {
+        let method = req
+            .request
+            .method()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        let creds = req
+            .request
+            .headers()
+            .all(&HeaderName::Authorization)
+            .filter_map(|h| h.parse::<Auth>().ok())
+            .find(|a| a.param("realm").as_deref() == Some(self.config.sip.realm.as_str()));
+        let now = unix_now();
+        let outcome = match creds {
+            Some(creds) => {
+                let users = &self.config;
+                self.digest.verify(&creds, &method, now, |name| {
+                    users.user(name).map(|u| u.password.clone())
+                })
+            }
+            None => Err(AuthError::Missing("credentials")),
+        };
+        match outcome {
+            Ok(v) => Some(v.username),
+            Err(e) => {
+                if !matches!(e, AuthError::Missing(_) | AuthError::Stale) {
+                    tracing::info!(peer = %req.source.addr, error = %e, "authentication refused");
+                }
+                let mut r = Message::response_to(
+                    &req.request,
+                    StatusCode::UNAUTHORIZED,
+                    Some(&ids::token()),
+                );
+                r.headers_mut().push(
+                    HeaderName::WwwAuthenticate,
+                    self.digest
+                        .challenge(now, Algorithm::Md5, e.is_stale())
+                        .to_string(),
+                );
+                let _ = req.respond(r).await;
+                None
+            }
+        }
+    }
+
+    async fn register(&mut self, req: ServerRequest) {
+        let Some(user) = self.authenticate(&req).await else {
+            return;
+        };
+        let aor = req.request.to().ok().and_then(|t| {
+            t.uri
+                .as_sip()
+                .and_then(|u| u.user.as_ref().map(ToString::to_string))
+        });
+        if aor.as_deref() != Some(user.as_str()) {
+            // A user may only register its own line.
+            answer(&req, StatusCode::FORBIDDEN).await;
+            return;
+        }
+        let source = Some((req.source.addr, transport(req.source.transport)));
+        let now = unix_now();
+        let tag = ids::token();
+        let response = match self.registrar.register(&req.request, &user, source, now) {
+            Ok(bindings) => {
+                tracing::info!(user = %user, peer = %req.source.addr, contacts = bindings.len(), "registered");
+                Registrar::<FileStore>::ok_response(&req.request, &bindings, &tag, now)
+            }
+            Err(e) => e.response(&req.request, &tag),
+        };
+        let _ = req.respond(response).await;
+    }
+
+    async fn invite(&mut self, req: ServerRequest) {
+        if req.request.max_forwards().and_then(Result::ok) == Some(0) {
+            answer(&req, StatusCode::TOO_MANY_HOPS).await;
+            return;
+        }
+        let Some(caller) = self.authenticate(&req).await else {
+            return;
+        };
+        let dialed = req
+            .request
+            .request_uri()
+            .and_then(Uri::as_sip)
+            .and_then(|u| u.user.as_ref().map(ToString::to_string))
+            .unwrap_or_default();
+        let Some(callee) = self.config.user(&dialed).cloned() else {
+            answer(&req, StatusCode::NOT_FOUND).await;
+            return;
+        };
+        let bindings = self.registrar.lookup(&callee.exten, unix_now());
+        if bindings.is_empty() {
+            answer(&req, StatusCode::TEMPORARILY_UNAVAILABLE).await;
+            return;
+        }
+        let caller = self.config.user(&caller).cloned();
+        let setup = CallSetup {
+            caller_exten: caller.as_ref().map(|u| u.exten.clone()).unwrap_or_default(),
+            caller_name: caller.map(|u| u.name).unwrap_or_default(),
+            callee,
+            bindings,
+            ring_time: Duration::from_secs(self.config.pbx.ring_time),
+            realm: self.config.sip.realm.clone(),
+        };
+        tokio::spawn(call::run(
+            setup,
+            req,
+            self.endpoint.clone(),
+            self.notices.clone(),
+        ));
+    }
+}
+
+/// Answers with just a status.
+pub(crate) async fn answer(req: &ServerRequest, code: StatusCode) {
+    let _ = req
+        .respond(Message::response_to(
+            &req.request,
+            code,
+            Some(&ids::token()),
+        ))
+        .await;
+}
+
+/// The key the main loop routes an in-dialog request by: its Call-ID and To tag (ours).
+fn dialog_key(request: &Message) -> Option<DialogKey> {
+    Some((
+        request.call_id().ok()?.0.to_string(),
+        request.to().ok()?.tag()?.to_owned(),
+    ))
+}
+
+fn transport(kind: TransportKind) -> Transport {
+    match kind {
+        TransportKind::Udp => Transport::Udp,
+        TransportKind::Tcp => Transport::Tcp,
+        TransportKind::Tls => Transport::Tls,
+        TransportKind::Ws => Transport::Ws,
+    }
+}
+
+/// Where to send requests for a binding: where its REGISTER came from (NAT-safe),
+/// else its Contact.
+pub(crate) fn binding_target(b: &pbxkit_sip::registrar::Binding) -> Option<Target> {
+    if let Some((addr, t)) = &b.source {
+        let transport = match t {
+            Transport::Tcp => TransportKind::Tcp,
+            Transport::Tls => TransportKind::Tls,
+            Transport::Ws | Transport::Wss => TransportKind::Ws,
+            _ => TransportKind::Udp,
+        };
+        return Some(Target {
+            addr: *addr,
+            transport,
+        });
+    }
+    let sip = b.uri.as_sip()?;
+    let pbxkit_sip::Host::Ip(ip) = sip.host else {
+        return None;
+    };
+    let transport = if sip.transport().as_deref() == Some("tcp") {
+        TransportKind::Tcp
+    } else {
+        TransportKind::Udp
+    };
+    Some(Target {
+        addr: std::net::SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+        transport,
+    })
+}
+
+/// Our address as `peer` should see it: the listen address, or when that is a
+/// wildcard, the local address of the route towards the peer.
+pub(crate) fn advertised(
+    endpoint: &EndpointHandle,
+    peer: std::net::SocketAddr,
+) -> std::net::SocketAddr {
+    let local = endpoint.local_addr();
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let wildcard: std::net::SocketAddr = if peer.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .unwrap_or(local);
+    let ip = std::net::UdpSocket::bind(wildcard)
+        .and_then(|s| {
+            s.connect(peer)?;
+            s.local_addr()
+        })
+        .map_or(local.ip(), |a| a.ip());
+    std::net::SocketAddr::new(ip, local.port())
+}
+
+/// Our Contact towards `target`.
+pub(crate) fn our_contact(endpoint: &EndpointHandle, target: Target) -> ByteStr {
+    let t = if target.transport == TransportKind::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    ByteStr::from(format!(
+        "<sip:pbx@{}{t}>",
+        advertised(endpoint, target.addr)
+    ))
+}

@@ -1,0 +1,464 @@
+//! End to end over loopback: the pbxkit binary with a test configuration, and phones
+//! built on pbxkit-sip's Endpoint registering (digest) and calling each other through it.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use pbxkit_sip::digest;
+use pbxkit_sip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming};
+use pbxkit_sip::transaction::{Target, TransportKind, cancel_for};
+use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The PBX process, stopped (SIGKILL) when dropped.
+struct Pbx {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Pbx {
+    fn start(dir: PathBuf, port: u16) -> Pbx {
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = pbxkit_default_config()
+            .replace(
+                "listen = \"0.0.0.0:5060\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                "data_dir = \"pbxkit-data\"",
+                &format!("data_dir = \"{}\"", dir.join("data").display()),
+            )
+            .replace("ring_time = 30", "ring_time = 3");
+        let file = dir.join("pbx.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+            .args(["--config", file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("PBXKIT_TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("pbxkit prints ready");
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        Pbx {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pbxkit_default_config() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pbxkit-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+static BRANCH: AtomicU32 = AtomicU32::new(1);
+
+/// A phone: an endpoint and a line on the PBX.
+struct Phone {
+    ep: Endpoint,
+    user: &'static str,
+    password: &'static str,
+    pbx: SocketAddr,
+    cseq: AtomicU32,
+}
+
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+impl Phone {
+    async fn new(user: &'static str, pbx: SocketAddr) -> Phone {
+        let config = EndpointConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..EndpointConfig::default()
+        };
+        Phone {
+            ep: Endpoint::bind(config).await.unwrap(),
+            user,
+            password: "",
+            pbx,
+            cseq: AtomicU32::new(1),
+        }
+    }
+
+    fn with_password(mut self, password: &'static str) -> Phone {
+        self.password = password;
+        self
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            addr: self.pbx,
+            transport: TransportKind::Udp,
+        }
+    }
+
+    fn build(&self, method: &str, uri: &str, to: &str, call_id: &str, body: &str) -> Message {
+        let me = self.ep.local_addr();
+        let seq = self.cseq.fetch_add(1, Ordering::Relaxed);
+        let branch = BRANCH.fetch_add(1, Ordering::Relaxed);
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".into()
+        };
+        let text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKph{branch};rport\r\nMax-Forwards: 70\r\n\
+             From: <sip:{user}@pbxkit>;tag=ph{user}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n\
+             Contact: <sip:{user}@{me}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            body.len(),
+            user = self.user,
+        );
+        Message::parse(text.into_bytes()).unwrap()
+    }
+
+    /// Sends a request, answering one digest challenge; returns the client transaction
+    /// of the authenticated request.
+    async fn send_authenticated(
+        &self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        call_id: &str,
+        body: &str,
+    ) -> (Message, pbxkit_sip::endpoint::ClientTransaction) {
+        let first = self.build(method, uri, to, call_id, body);
+        let mut tx = self.ep.send_request(first, self.target()).await.unwrap();
+        let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap()
+        else {
+            panic!("no challenge")
+        };
+        assert_eq!(
+            challenge.status(),
+            Some(StatusCode::UNAUTHORIZED),
+            "{challenge}"
+        );
+        let auth: Auth = challenge
+            .headers()
+            .typed(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .unwrap();
+        let creds =
+            digest::respond(&auth, method, uri, self.user, self.password, "cnonce", 1).unwrap();
+        let mut second = self.build(method, uri, to, call_id, body);
+        second
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        let tx = self
+            .ep
+            .send_request(second.clone(), self.target())
+            .await
+            .unwrap();
+        (second, tx)
+    }
+
+    async fn register(&self) -> Message {
+        let uri = format!("sip:{}", self.pbx);
+        let to = format!("<sip:{}@pbxkit>", self.user);
+        let (_, mut tx) = self
+            .send_authenticated("REGISTER", &uri, &to, &format!("reg-{}", self.user), "")
+            .await;
+        let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!()
+        };
+        ok
+    }
+
+    /// Answers incoming calls with 180 then `answer` (200 with SDP, or a failure).
+    fn answer_calls(mut self, answer: StatusCode) -> tokio::task::JoinHandle<Vec<String>> {
+        tokio::spawn(async move {
+            let mut log = Vec::new();
+            while let Ok(Some(incoming)) = timeout(Duration::from_secs(15), self.ep.next()).await {
+                match incoming {
+                    Incoming::Request(req) => {
+                        let method = req.request.method().unwrap().clone();
+                        log.push(method.to_string());
+                        match method {
+                            Method::Invite => {
+                                req.respond(Message::response_to(
+                                    &req.request,
+                                    StatusCode::RINGING,
+                                    Some("callee"),
+                                ))
+                                .await
+                                .unwrap();
+                                if answer == StatusCode::RINGING {
+                                    continue;
+                                }
+                                let mut r =
+                                    Message::response_to(&req.request, answer, Some("callee"));
+                                if answer == StatusCode::OK {
+                                    let me = self.ep.local_addr();
+                                    let h = r.headers_mut();
+                                    h.push(
+                                        HeaderName::Contact,
+                                        format!("<sip:{}@{me}>", self.user),
+                                    );
+                                    h.push(HeaderName::ContentType, "application/sdp");
+                                    h.set(HeaderName::ContentLength, SDP.len().to_string());
+                                    r.body = SDP.as_bytes().to_vec().into();
+                                }
+                                req.respond(r).await.unwrap();
+                                if answer.as_u16() >= 300 {
+                                    // A refused call is over for the callee.
+                                    return log;
+                                }
+                            }
+                            _ => {
+                                req.respond(Message::response_to(
+                                    &req.request,
+                                    StatusCode::OK,
+                                    None,
+                                ))
+                                .await
+                                .unwrap();
+                                if method == Method::Bye {
+                                    return log;
+                                }
+                            }
+                        }
+                    }
+                    Incoming::Ack { .. } => log.push("ACK".into()),
+                    Incoming::Cancelled(_) => {
+                        log.push("CANCEL".into());
+                        return log;
+                    }
+                    _ => {}
+                }
+            }
+            log
+        })
+    }
+}
+
+async fn call(caller: &Phone, callee: &str) -> (Message, Message) {
+    let uri = format!("sip:{callee}@{}", caller.pbx);
+    let to = format!("<sip:{callee}@pbxkit>");
+    let call_id = format!(
+        "call-{}-{}",
+        caller.user,
+        BRANCH.fetch_add(1, Ordering::Relaxed)
+    );
+    let (invite, mut tx) = caller
+        .send_authenticated("INVITE", &uri, &to, &call_id, SDP)
+        .await;
+    let ClientEvent::Response(fin) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no final response")
+    };
+    (invite, fin)
+}
+
+#[tokio::test]
+async fn register_then_call_answer_and_hang_up() {
+    let pbx = Pbx::start(temp_dir("call"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+    let ok = bob.register().await;
+    assert_eq!(ok.status(), Some(StatusCode::OK));
+    assert_eq!(ok.contacts().count(), 1);
+    let bob_log = bob.answer_calls(StatusCode::OK);
+
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    // The callee's SDP reached the caller through the PBX.
+    assert_eq!(&answer.body[..], SDP.as_bytes());
+    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
+        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+        pbxkit_sip::Contact::Star => panic!(),
+    };
+    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", invite.cseq().unwrap().seq),
+    );
+    alice.ep.send_stateless(ack, alice.target()).await;
+    let bye = alice.build("BYE", &pbx_contact, &to, &call_id, "");
+    let mut tx = alice.ep.send_request(bye, alice.target()).await.unwrap();
+    let ClientEvent::Response(bye_ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(bye_ok.status(), Some(StatusCode::OK), "{bye_ok}");
+    let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
+    assert_eq!(log, ["INVITE", "ACK", "BYE"]);
+}
+
+#[tokio::test]
+async fn cancel_busy_unavailable_unknown_and_wrong_password() {
+    let pbx = Pbx::start(temp_dir("fail"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    alice.register().await;
+    // Unknown extension: 404; known but not registered: 480.
+    assert_eq!(
+        call(&alice, "4242").await.1.status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    assert_eq!(
+        call(&alice, "1002").await.1.status(),
+        Some(StatusCode::TEMPORARILY_UNAVAILABLE)
+    );
+    // Busy callee: its 486 reaches the caller.
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    bob.register().await;
+    let bob_log = bob.answer_calls(StatusCode::BUSY_HERE);
+    assert_eq!(
+        call(&alice, "1001").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
+    // CANCEL while ringing: 487 for the caller, CANCEL at the callee.
+    let carol = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw");
+    carol.register().await;
+    let carol_log = carol.answer_calls(StatusCode::RINGING);
+    let uri = format!("sip:1002@{}", pbx.addr);
+    let (invite, mut tx) = alice
+        .send_authenticated("INVITE", &uri, "<sip:1002@pbxkit>", "call-cancel", SDP)
+        .await;
+    loop {
+        match timeout(WAIT, tx.next()).await.unwrap() {
+            Some(ClientEvent::Response(r)) if r.status() == Some(StatusCode::RINGING) => break,
+            Some(ClientEvent::Response(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut cancel = alice
+        .ep
+        .send_request(cancel_for(&invite), alice.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(ok) = timeout(WAIT, cancel.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK));
+    let ClientEvent::Response(terminated) = timeout(WAIT, tx.final_response()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(terminated.status(), Some(StatusCode::REQUEST_TERMINATED));
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "CANCEL"]
+    );
+    // A wrong password is refused like an unknown user: another 401.
+    let mallory = Phone::new("1003", pbx.addr).await.with_password("guessed!");
+    assert_eq!(
+        mallory.register().await.status(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+    let nobody = Phone::new("7777", pbx.addr).await.with_password("whatever");
+    assert_eq!(
+        nobody.register().await.status(),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+}
+
+#[tokio::test]
+async fn no_answer_within_ring_time_gives_480() {
+    let pbx = Pbx::start(temp_dir("noanswer"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    bob.register().await;
+    let bob_log = bob.answer_calls(StatusCode::RINGING);
+    // ring_time is 3 s in the test configuration.
+    assert_eq!(
+        call(&alice, "1001").await.1.status(),
+        Some(StatusCode::TEMPORARILY_UNAVAILABLE)
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "CANCEL"]
+    );
+}
+
+#[tokio::test]
+async fn registrations_survive_kill_9_and_restart() {
+    let dir = temp_dir("restart");
+    let port = free_port();
+    let mut pbx = Pbx::start(dir.clone(), port);
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    bob.register().await;
+    pbx.kill();
+    let _pbx = Pbx::start(dir, port);
+    // No new REGISTER: the binding was on disk.
+    let bob_log = bob.answer_calls(StatusCode::BUSY_HERE);
+    assert_eq!(
+        call(&alice, "1001").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
+}
