@@ -1,5 +1,6 @@
-//! `pbxkit-rtp`: RTP parsing and serialisation side by side with webrtc-rs `rtp`, and
-//! G.711 encoding and decoding of 20 ms frames.
+//! `pbxkit-rtp`: RTP parsing and serialisation side by side with webrtc-rs `rtp`,
+//! G.711 encoding and decoding of 20 ms frames, the conference mixer and the jitter
+//! buffer.
 #![allow(clippy::unwrap_used, reason = "the samples are known to parse")]
 
 use bytes::Bytes;
@@ -113,5 +114,86 @@ fn g711(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parse, serialize, g711);
+/// One mixer tick (20 ms at 8 kHz) with every participant talking; throughput in
+/// participant-frames.
+fn mixer(c: &mut Criterion) {
+    use pbxkit_rtp::mixer::{Gain, Mixer, MixerConfig, ParticipantId};
+    let mut group = c.benchmark_group("mixer/tick");
+    for n in [3u64, 10, 100, 1000] {
+        let mut mixer = Mixer::new(MixerConfig::default());
+        let frames: Vec<Vec<i16>> = (0..n)
+            .map(|p| {
+                (0..160)
+                    .map(|i| (((i + p as usize * 7) as f64 * 0.2).sin() * 3000.0) as i16)
+                    .collect()
+            })
+            .collect();
+        for p in 0..n {
+            mixer.add(ParticipantId(p)).unwrap();
+        }
+        mixer
+            .set_gain(ParticipantId(0), Gain::from_db(-3.0))
+            .unwrap();
+        group.throughput(Throughput::Elements(n));
+        group.bench_function(format!("{n}"), |b| {
+            b.iter(|| {
+                for (p, frame) in frames.iter().enumerate() {
+                    mixer.push_frame(ParticipantId(p as u64), frame).unwrap();
+                }
+                mixer.mix();
+                black_box(mixer.output(ParticipantId(0)).unwrap()[0])
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The jitter buffer: 50 packets (one second of 20 ms frames) pushed with some
+/// reordering and popped in step; throughput in packets.
+fn jitter(c: &mut Criterion) {
+    use pbxkit_rtp::jitter::{JitterBuffer, JitterConfig};
+    use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
+    use std::time::{Duration, Instant};
+    const PACKETS: u16 = 50;
+    let payload = Bytes::from(vec![0xD5; 160]);
+    let packets: Vec<RtpPacket> = (0..PACKETS)
+        .map(|i| {
+            // Swap every fourth pair to reorder.
+            let seq = if i % 4 == 1 {
+                i + 1
+            } else if i % 4 == 2 {
+                i - 1
+            } else {
+                i
+            };
+            RtpPacket::new(
+                PayloadType::PCMA,
+                SeqNo(seq),
+                RtpTimestamp(160 * u32::from(seq)),
+                Ssrc(1),
+                payload.clone(),
+            )
+        })
+        .collect();
+    let mut group = c.benchmark_group("jitter");
+    group.throughput(Throughput::Elements(u64::from(PACKETS)));
+    group.bench_function("push_pop", |b| {
+        let t0 = Instant::now();
+        b.iter(|| {
+            let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+            let mut played = 0;
+            for (i, packet) in packets.iter().enumerate() {
+                let now = t0 + Duration::from_millis(20 * i as u64);
+                jb.push(packet.clone(), now);
+                if jb.pop(now).is_some() {
+                    played += 1;
+                }
+            }
+            black_box(played)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parse, serialize, g711, mixer, jitter);
 criterion_main!(benches);

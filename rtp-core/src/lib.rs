@@ -12,9 +12,16 @@
 //! - [`demux`]: [`classify`] for RTP, RTCP (rtcp-mux, RFC 5761), STUN and DTLS sharing a port.
 //! - [`g711`]: µ-law and A-law, bit-exact with the ITU-T G.711 tables.
 //! - [`dtmf`]: RFC 4733 telephone events, a [`DtmfSender`] and a [`DtmfReceiver`].
+//! - [`stats`]: reception statistics (RFC 3550 A.1 sequence tracking, A.3 loss, A.8
+//!   jitter), receiver report blocks and the A.7 RTCP report schedule.
+//! - [`jitter`]: an adaptive, bounded [`JitterBuffer`] with reordering and loss
+//!   concealment markers.
+//! - [`mixer`]: a conference [`Mixer`] (N-1 sums, mute, deaf, gain, talking events).
+//! - [`tones`]: DTMF and call-progress tone generation with country tables;
+//!   [`dtmf_detect`]: in-band DTMF detection (Goertzel, ITU-T Q.24 limits).
 //!
-//! Status: jitter buffer, statistics, G.722, L16, Opus, the mixer and WAV files are
-//! being built (see the project issues).
+//! Status: G.722, L16, Opus, resampling and WAV files are being built (see the project
+//! issues).
 //!
 //! ```
 //! use bytes::Bytes;
@@ -41,12 +48,19 @@
 
 pub mod demux;
 pub mod dtmf;
+pub mod dtmf_detect;
 pub mod g711;
+pub mod jitter;
+pub mod mixer;
 pub mod packet;
 pub mod rtcp;
+pub mod stats;
+pub mod tones;
 
 pub use demux::{PacketClass, classify};
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, EventCode, TelephoneEvent};
+pub use jitter::{JitterBuffer, Playout};
+pub use mixer::Mixer;
 pub use packet::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
 pub use rtcp::RtcpPacket;
 
@@ -54,14 +68,19 @@ pub use rtcp::RtcpPacket;
 /// seed corpora in tests. Each function takes arbitrary bytes and must never panic
 /// except on a broken invariant of this crate.
 pub mod fuzzing {
-    use crate::{RtpPacket, rtcp};
+    use crate::jitter::{JitterBuffer, JitterConfig};
+    use crate::{RtpPacket, RtpTimestamp, SeqNo, Ssrc, rtcp};
+    use std::time::{Duration, Instant};
 
     /// A fuzz target: takes arbitrary bytes.
     pub type Target = fn(&[u8]);
 
     /// Every fuzz target of this crate, by name, for the workspace's seed replay.
-    pub const TARGETS: &[(&str, Target)] =
-        &[("rtp_packet", rtp_packet), ("rtcp_packet", rtcp_packet)];
+    pub const TARGETS: &[(&str, Target)] = &[
+        ("rtp_packet", rtp_packet),
+        ("rtcp_packet", rtcp_packet),
+        ("rtp_jitter", rtp_jitter),
+    ];
 
     /// Parses an RTP packet; one that parses must serialise to bytes that parse to the
     /// same packet, and to the same bytes again.
@@ -94,6 +113,79 @@ pub mod fuzzing {
         match rtcp::parse_compound(wire.clone()) {
             Ok(again) => assert_eq!(again, packets, "round trip changed {wire:?}"),
             Err(e) => panic!("serialised RTCP does not parse: {e}: {wire:?}"),
+        }
+    }
+
+    /// Drives a [`JitterBuffer`] with operations read from the bytes, 6 bytes each:
+    /// `[kind, a, b, c, d, e]`. Time advances by `d` ms. If `kind` bit 0 is set, pops
+    /// everything due; otherwise pushes a packet: sequence number previous + `a` (as
+    /// `i8`), or `a b` big-endian if bit 1 is set; timestamp 160 per sequence number plus
+    /// `b` (as `i8`) × 8, XOR `e << 20` if bit 2 is set; SSRC `c & 3`.
+    ///
+    /// Asserts: the buffer never holds more than its bound; within one SSRC and between
+    /// two resets, the frames played have strictly increasing extended sequence numbers
+    /// whose low 16 bits are the sequence number played.
+    pub fn rtp_jitter(data: &[u8]) {
+        let config = JitterConfig {
+            max_packets: 8,
+            max_conceal: 3,
+            ..JitterConfig::default()
+        };
+        let Ok(mut jb) = JitterBuffer::new(config) else {
+            return;
+        };
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut seq: u16 = 0;
+        let mut last: Option<(Ssrc, u64, i64)> = None;
+        for op in data.chunks_exact(6) {
+            let &[kind, a, b, c, d, e] = op else {
+                continue;
+            };
+            now += Duration::from_millis(u64::from(d));
+            if kind & 1 == 1 {
+                // At most a bounded number of pops per operation.
+                for _ in 0..16 {
+                    let Some(played) = jb.pop(now) else {
+                        break;
+                    };
+                    let resets = jb.stats().resets;
+                    let Some(ext) = jb.next_extended_seq().map(|next| next - 1) else {
+                        panic!("played {played:?} without a playout position");
+                    };
+                    // The low 16 bits are the wire sequence number.
+                    assert_eq!(ext as u16, played.sequence().0, "{played:?}");
+                    if let Some((ssrc, epoch, previous)) = last
+                        && ssrc == played.ssrc()
+                        && epoch == resets
+                    {
+                        assert!(ext > previous, "played {ext} after {previous}");
+                    }
+                    last = Some((played.ssrc(), resets, ext));
+                }
+            } else {
+                seq = if kind & 2 != 0 {
+                    u16::from_be_bytes([a, b])
+                } else {
+                    seq.wrapping_add_signed(i16::from(a as i8))
+                };
+                let mut ts = u32::from(seq)
+                    .wrapping_mul(160)
+                    .wrapping_add_signed(i32::from(b as i8) * 8);
+                if kind & 4 != 0 {
+                    ts ^= u32::from(e) << 20;
+                }
+                let packet = RtpPacket::new(
+                    crate::PayloadType::PCMU,
+                    SeqNo(seq),
+                    RtpTimestamp(ts),
+                    Ssrc(u32::from(c & 3)),
+                    bytes::Bytes::new(),
+                );
+                jb.push(packet, now);
+            }
+            assert!(jb.len() <= config.max_packets, "{} packets held", jb.len());
+            let _ = jb.poll_timeout();
         }
     }
 }

@@ -46,3 +46,16 @@ fn rtcp_seeds_parse() {
         pbxkit_rtp::fuzzing::rtcp_packet(&data);
     }
 }
+
+#[test]
+fn jitter_seeds_replay() {
+    for (path, data) in seeds("rtp_jitter") {
+        assert_eq!(
+            data.len() % 6,
+            0,
+            "{}: not whole operations",
+            path.display()
+        );
+        pbxkit_rtp::fuzzing::rtp_jitter(&data);
+    }
+}
