@@ -29,6 +29,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::{FeatureCodeError, FeaturesConfig};
+use crate::filter::CallFilterConfig;
 use crate::pattern::{Pattern, PatternError};
 use crate::schedule::ScheduleError;
 
@@ -65,6 +67,10 @@ pub struct Config {
     /// The caller ID sent on outgoing calls when nothing else sets one (the last
     /// step of the precedence in reference 000 "Caller ID" for interconnections).
     pub default_caller_id: Option<String>,
+    /// Feature codes (`[features]`; every code has its XiVO default).
+    pub features: FeaturesConfig,
+    /// Boss/secretary call filters.
+    pub call_filters: Vec<CallFilterConfig>,
 }
 
 /// The type of a context (reference 003 "Les contextes": interne, entrant, sortant,
@@ -349,6 +355,27 @@ pub struct UserConfig {
     /// A schedule applied to calls to the user.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// Where unanswered calls go, per case (the "Non réponse" tab).
+    #[serde(default)]
+    pub no_answer: NoAnswerDestinations,
+}
+
+/// Where a call to a user goes when it is not answered, per case (reference 003
+/// "Utilisateurs → Non-réponse": "Aucune réponse", "Occupé", "Saturé", "Echoué").
+/// An absent destination means the user's voicemail if any, else a prompt inviting
+/// to call back (003: "Aucun : renvoi vers la messagerie de l'utilisateur s'il en
+/// possède une ou diffuse un fichier son invitant à rappeler").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NoAnswerDestinations {
+    /// The ring time ran out.
+    pub no_answer: Option<Destination>,
+    /// The user's simultaneous-calls limit is reached.
+    pub busy: Option<Destination>,
+    /// The device's own limit is reached.
+    pub congestion: Option<Destination>,
+    /// The line is not registered.
+    pub failure: Option<Destination>,
 }
 
 /// A ring group.
@@ -642,6 +669,8 @@ pub enum ObjectKind {
     Permission,
     /// An inbound caller-ID rule (named by its position, from 0).
     CallerIdRule,
+    /// A boss/secretary call filter.
+    CallFilter,
 }
 
 impl fmt::Display for ObjectKind {
@@ -660,6 +689,7 @@ impl fmt::Display for ObjectKind {
             Self::Schedule => "schedule",
             Self::Permission => "call permission",
             Self::CallerIdRule => "caller-ID rule",
+            Self::CallFilter => "call filter",
         })
     }
 }
@@ -807,6 +837,17 @@ pub enum ConfigError {
         /// The regex crate's error.
         source: Box<regex::Error>,
     },
+    /// A bad feature code.
+    #[error("{0}")]
+    FeatureCode(#[from] FeatureCodeError),
+    /// A call filter whose boss or secretaries are not usable.
+    #[error("{object}: {reason}")]
+    CallFilter {
+        /// The filter.
+        object: ObjectRef,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An outgoing call route without trunks or without patterns.
     #[error("{object} has no {missing}")]
     Empty {
@@ -832,6 +873,8 @@ impl Config {
         self.validate_contexts(&names)?;
         self.validate_objects(&names)?;
         self.validate_routes(&names)?;
+        self.features.validate()?;
+        self.validate_filters(&names)?;
         Ok(())
     }
 
@@ -884,6 +927,13 @@ impl Config {
             }
             if let Some(schedule) = &user.schedule {
                 names.require(&me, ObjectKind::Schedule, schedule)?;
+            }
+            let n = &user.no_answer;
+            for destination in [&n.no_answer, &n.busy, &n.congestion, &n.failure]
+                .into_iter()
+                .flatten()
+            {
+                names.require_destination(&me, destination)?;
             }
         }
         for group in &self.groups {
@@ -988,6 +1038,51 @@ impl Config {
             }
             if let Some(schedule) = &outcall.schedule {
                 names.require(&me, ObjectKind::Schedule, schedule)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Call filters: known users in one context, a boss in one filter only
+    /// (reference 003 "Un patron est unique"; 000 2017.LTS1 notes: "Boss and
+    /// secretary users associated with a call filter must necessarily be in the same
+    /// context").
+    fn validate_filters(&self, names: &Names<'_>) -> Result<(), ConfigError> {
+        let mut bosses = HashSet::new();
+        let mut filters = HashSet::new();
+        for filter in &self.call_filters {
+            let me = ObjectRef::new(ObjectKind::CallFilter, &filter.name);
+            if !filters.insert(filter.name.as_str()) {
+                return Err(ConfigError::Duplicate { object: me });
+            }
+            names.require(&me, ObjectKind::User, &filter.boss)?;
+            let context_of = |name: &str| {
+                self.users
+                    .iter()
+                    .find(|u| u.name == name)
+                    .map(|u| u.context.as_str())
+            };
+            let fault = |reason| ConfigError::CallFilter {
+                object: me.clone(),
+                reason,
+            };
+            if filter.secretaries.is_empty() {
+                return Err(fault("no secretary"));
+            }
+            for secretary in &filter.secretaries {
+                names.require(&me, ObjectKind::User, secretary)?;
+                if *secretary == filter.boss {
+                    return Err(fault("the boss is also a secretary"));
+                }
+                if context_of(secretary) != context_of(&filter.boss) {
+                    return Err(fault("boss and secretaries must be in the same context"));
+                }
+            }
+            if !bosses.insert(filter.boss.as_str()) {
+                return Err(fault("the boss already has a filter"));
+            }
+            if let Some(destination) = &filter.no_answer {
+                names.require_destination(&me, destination)?;
             }
         }
         Ok(())

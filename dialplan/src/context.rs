@@ -96,6 +96,19 @@ pub enum RouteError {
         /// What was expected.
         expected: ObjectKind,
     },
+    /// Destinations lead to destinations more than [`crate::decision::MAX_DEPTH`]
+    /// times (a loop in the configuration).
+    #[error("more than {limit} destinations followed")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A destination names an object that is not configured.
+    #[error("destination {object} does not exist")]
+    Missing {
+        /// The object.
+        object: ObjectRef,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -141,6 +154,8 @@ pub struct Dialplan {
     /// User name → indices of the groups the user is a member of.
     pub(crate) user_groups: HashMap<String, Vec<usize>>,
     pub(crate) user_index: HashMap<String, usize>,
+    pub(crate) index: crate::decision::Index,
+    pub(crate) features: crate::features::Features,
 }
 
 impl Dialplan {
@@ -313,7 +328,11 @@ impl Dialplan {
             .enumerate()
             .map(|(i, u)| (u.name.clone(), i))
             .collect();
+        let index = crate::decision::Index::new(&config);
+        let features = crate::features::Features::new(config.features.clone());
         Ok(Self {
+            index,
+            features,
             config,
             contexts,
             context_index,
@@ -328,6 +347,11 @@ impl Dialplan {
     /// The configuration this was compiled from.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The compiled feature codes.
+    pub fn features(&self) -> &crate::features::Features {
+        &self.features
     }
 
     /// The type of a context, if it exists.

@@ -22,7 +22,7 @@ use jiff::Timestamp;
 use crate::config::{ObjectKind, OutcallConfig, OutcallPatternConfig, OutgoingCallerId};
 use crate::context::{Dialplan, Reached, RouteError};
 use crate::pattern::Pattern;
-use crate::permission::{self, Level, PermissionDecision};
+use crate::permission::PermissionDecision;
 use crate::schedule::ScheduleState;
 
 /// A call dialled towards the outside.
@@ -145,23 +145,7 @@ impl Dialplan {
             call.caller_id,
         );
 
-        let user_permissions = user
-            .into_iter()
-            .flat_map(|u| u.call_permissions.iter().map(|p| (Level::User, p)));
-        let group_permissions = call
-            .user
-            .and_then(|name| self.user_groups.get(name))
-            .into_iter()
-            .flatten()
-            .filter_map(|&g| self.config.groups.get(g))
-            .flat_map(|g| g.call_permissions.iter().map(|p| (Level::Group, p)));
-        let route_permissions = route.call_permissions.iter().map(|p| (Level::Route, p));
-        let applicable = user_permissions
-            .chain(group_permissions)
-            .chain(route_permissions)
-            .filter_map(|(level, name)| self.permissions.get(name).map(|p| (level, p)));
-        let code = user.and_then(|u| u.call_permission_password.as_deref());
-        let permission = permission::check(call.number, applicable, code);
+        let permission = self.caller_permissions(call.user, call.number, &route.call_permissions);
 
         Ok(OutcallDecision {
             route,
