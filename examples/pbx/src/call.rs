@@ -2,14 +2,16 @@
 //! answered by the PBX, which places its own INVITE to the callee (B leg) and relays
 //! provisional and final responses, the SDP bodies, BYE and CANCEL between the legs.
 //!
-//! Media flows directly between the phones for now (the SDP is passed through); the
-//! media relay, forking to several contacts and re-INVITE relay come next.
+//! Media is anchored on the PBX (see [`crate::media`]); forking to several contacts
+//! and re-INVITE relay (hold) come next.
 
 use crate::ids;
+use crate::media::{PortPool, Relay};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::{ClientEvent, ClientTransaction, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
+use pbxkit_sip::sdp::Session;
 use pbxkit_sip::transaction::{Target, TransportKind, cancel_for};
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
 use std::time::Duration;
@@ -35,6 +37,7 @@ pub(crate) struct CallSetup {
     pub(crate) bindings: Vec<Binding>,
     pub(crate) ring_time: Duration,
     pub(crate) realm: String,
+    pub(crate) ports: std::sync::Arc<PortPool>,
 }
 
 fn via(endpoint: &EndpointHandle, target: Target) -> String {
@@ -59,6 +62,45 @@ fn copy_body(from: &Message, to: &mut Message) {
         to.headers_mut()
             .set(HeaderName::ContentLength, from.body.len().to_string());
         to.body = from.body.clone();
+    }
+}
+
+/// The SDP of a message, when it has one that parses.
+fn sdp_of(m: &Message) -> Option<Session> {
+    if m.body.is_empty() {
+        return None;
+    }
+    Session::parse_body(&m.body).ok()
+}
+
+/// Puts `sdp` as the body of `to`.
+fn set_sdp(to: &mut Message, sdp: &Session) {
+    let text = sdp.to_string();
+    let h = to.headers_mut();
+    h.set(
+        HeaderName::ContentType,
+        ByteStr::from_static("application/sdp"),
+    );
+    h.set(HeaderName::ContentLength, text.len().to_string());
+    to.body = text.into_bytes().into();
+}
+
+/// Relays media of the SDP in `from` towards the leg that receives `to`: records the
+/// sender's media address and gives the receiver our address and port instead.
+fn anchor(
+    relay: &Relay,
+    from_leg_a: bool,
+    from: &Message,
+    to: &mut Message,
+    our_ip: std::net::IpAddr,
+) {
+    match sdp_of(from) {
+        Some(sdp) => {
+            relay.set_peer_from_sdp(from_leg_a, &sdp);
+            set_sdp(to, &relay.rewrite(!from_leg_a, &sdp, our_ip));
+        }
+        // No SDP (or not SDP): passed through as is.
+        None => copy_body(from, to),
     }
 }
 
@@ -139,7 +181,24 @@ pub(crate) async fn run(
         h.push(HeaderName::Contact, our_contact(&endpoint, b_target));
         h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
     }
-    copy_body(&a.request, &mut b_invite);
+    let Some(relay) = Relay::start(&setup.ports).await else {
+        tracing::warn!("no free media ports");
+        answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![a_key, b_key],
+                tx: Some(a.tx),
+            })
+            .await;
+        return;
+    };
+    anchor(
+        &relay,
+        true,
+        &a.request,
+        &mut b_invite,
+        advertised(&endpoint, b_target.addr).ip(),
+    );
     tracing::info!(caller = %setup.caller_exten, callee = %setup.callee.exten, call_id = %a_call_id, "call");
 
     let mut b_tx = match endpoint.send_request(b_invite.clone(), b_target).await {
@@ -165,6 +224,7 @@ pub(crate) async fn run(
         b_target,
         &mut b_tx,
         &mut inputs,
+        &relay,
     )
     .await;
     let Some((b_ok, a_dialog)) = answered else {
@@ -207,7 +267,14 @@ pub(crate) async fn run(
         &mut inputs,
     )
     .await;
-    tracing::info!(call_id = %a_call_id, "call ended");
+    tracing::info!(
+        call_id = %a_call_id,
+        rtp_a_to_b = relay.counters.a_to_b.load(std::sync::atomic::Ordering::Relaxed),
+        rtp_b_to_a = relay.counters.b_to_a.load(std::sync::atomic::Ordering::Relaxed),
+        ignored = relay.counters.ignored.load(std::sync::atomic::Ordering::Relaxed),
+        "call ended"
+    );
+    drop(relay);
     let _ = notices
         .send(Notice::Ended {
             keys: vec![a_key, b_key],
@@ -227,6 +294,7 @@ async fn ringing(
     b_target: Target,
     b_tx: &mut ClientTransaction,
     inputs: &mut mpsc::Receiver<CallInput>,
+    relay: &Relay,
 ) -> Option<(Message, Dialog)> {
     let no_answer = tokio::time::sleep(setup.ring_time);
     tokio::pin!(no_answer);
@@ -268,7 +336,7 @@ async fn ringing(
                 }
                 if code.as_u16() < 300 {
                     relayed.headers_mut().push(HeaderName::Contact, our_contact(endpoint, a.source));
-                    copy_body(&response, &mut relayed);
+                    anchor(relay, false, &response, &mut relayed, advertised(endpoint, a.source.addr).ip());
                 }
                 let a_dialog = code.is_success().then(|| Dialog::uas(&a.request, &relayed).ok()).flatten();
                 let _ = a.respond(relayed).await;

@@ -7,6 +7,7 @@
 mod call;
 mod config;
 mod ids;
+mod media;
 mod service;
 mod store;
 
@@ -185,7 +186,7 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
     }
     println!("extensions:");
     for ext in &config.extensions {
-        println!("  {:<6} {} (with the media relay)", ext.exten, ext.does);
+        println!("  {:<6} {} (next release)", ext.exten, ext.does);
     }
     println!("ready; press Ctrl-C to stop");
 }

@@ -4,6 +4,7 @@
 use crate::call::{self, CallInput, CallSetup};
 use crate::config::Config;
 use crate::ids;
+use crate::media::PortPool;
 use crate::store::FileStore;
 use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
 use pbxkit_sip::endpoint::{Endpoint, EndpointHandle, Incoming, ServerRequest};
@@ -50,6 +51,7 @@ struct Service {
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
     invites: HashMap<ServerTx, mpsc::Sender<CallInput>>,
     notices: mpsc::Sender<Notice>,
+    ports: Arc<PortPool>,
 }
 
 /// Runs the PBX on a bound endpoint until `shutdown` completes.
@@ -70,6 +72,8 @@ pub(crate) async fn run(
         store,
     );
     let (notices, mut notice_rx) = mpsc::channel(1024);
+    let endpoint_listen = endpoint.local_addr();
+    let config_rtp = (config.rtp.port_min, config.rtp.port_max);
     let mut service = Service {
         digest: DigestServer::new(&config.sip.realm, &ids::secret(), 300),
         endpoint: endpoint.handle(),
@@ -78,6 +82,11 @@ pub(crate) async fn run(
         dialogs: HashMap::new(),
         invites: HashMap::new(),
         notices,
+        ports: Arc::new(PortPool::new(
+            ip_of(&endpoint_listen),
+            config_rtp.0,
+            config_rtp.1,
+        )),
     };
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
@@ -273,6 +282,7 @@ impl Service {
             bindings,
             ring_time: Duration::from_secs(self.config.pbx.ring_time),
             realm: self.config.sip.realm.clone(),
+            ports: self.ports.clone(),
         };
         tokio::spawn(call::run(
             setup,
@@ -281,6 +291,10 @@ impl Service {
             self.notices.clone(),
         ));
     }
+}
+
+fn ip_of(addr: &std::net::SocketAddr) -> std::net::IpAddr {
+    addr.ip()
 }
 
 /// Answers with just a status.

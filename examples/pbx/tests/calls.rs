@@ -117,6 +117,21 @@ struct Phone {
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
 
+/// An SDP offer or answer for media on `port` of 127.0.0.1.
+fn sdp(port: u16) -> String {
+    SDP.replace("m=audio 4000", &format!("m=audio {port}"))
+}
+
+/// A G.711 RTP packet with sequence number `seq`.
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xFFu8, 160));
+    p
+}
+
 impl Phone {
     async fn new(user: &'static str, pbx: SocketAddr) -> Phone {
         let config = EndpointConfig {
@@ -216,7 +231,16 @@ impl Phone {
     }
 
     /// Answers incoming calls with 180 then `answer` (200 with SDP, or a failure).
-    fn answer_calls(mut self, answer: StatusCode) -> tokio::task::JoinHandle<Vec<String>> {
+    fn answer_calls(self, answer: StatusCode) -> tokio::task::JoinHandle<Vec<String>> {
+        self.answer_calls_with(answer, SDP.to_owned())
+    }
+
+    /// Like [`Phone::answer_calls`], answering with `body` as SDP.
+    fn answer_calls_with(
+        mut self,
+        answer: StatusCode,
+        body: String,
+    ) -> tokio::task::JoinHandle<Vec<String>> {
         tokio::spawn(async move {
             let mut log = Vec::new();
             while let Ok(Some(incoming)) = timeout(Duration::from_secs(15), self.ep.next()).await {
@@ -246,8 +270,8 @@ impl Phone {
                                         format!("<sip:{}@{me}>", self.user),
                                     );
                                     h.push(HeaderName::ContentType, "application/sdp");
-                                    h.set(HeaderName::ContentLength, SDP.len().to_string());
-                                    r.body = SDP.as_bytes().to_vec().into();
+                                    h.set(HeaderName::ContentLength, body.len().to_string());
+                                    r.body = body.clone().into_bytes().into();
                                 }
                                 req.respond(r).await.unwrap();
                                 if answer.as_u16() >= 300 {
@@ -283,6 +307,10 @@ impl Phone {
 }
 
 async fn call(caller: &Phone, callee: &str) -> (Message, Message) {
+    call_with(caller, callee, SDP).await
+}
+
+async fn call_with(caller: &Phone, callee: &str, offer: &str) -> (Message, Message) {
     let uri = format!("sip:{callee}@{}", caller.pbx);
     let to = format!("<sip:{callee}@pbxkit>");
     let call_id = format!(
@@ -291,7 +319,7 @@ async fn call(caller: &Phone, callee: &str) -> (Message, Message) {
         BRANCH.fetch_add(1, Ordering::Relaxed)
     );
     let (invite, mut tx) = caller
-        .send_authenticated("INVITE", &uri, &to, &call_id, SDP)
+        .send_authenticated("INVITE", &uri, &to, &call_id, offer)
         .await;
     let ClientEvent::Response(fin) = timeout(WAIT, tx.final_response()).await.unwrap() else {
         panic!("no final response")
@@ -312,12 +340,56 @@ async fn register_then_call_answer_and_hang_up() {
     let ok = bob.register().await;
     assert_eq!(ok.status(), Some(StatusCode::OK));
     assert_eq!(ok.contacts().count(), 1);
-    let bob_log = bob.answer_calls(StatusCode::OK);
+    let alice_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_log = bob.answer_calls_with(StatusCode::OK, sdp(bob_rtp.local_addr().unwrap().port()));
 
-    let (invite, answer) = call(&alice, "1001").await;
+    let (invite, answer) =
+        call_with(&alice, "1001", &sdp(alice_rtp.local_addr().unwrap().port())).await;
     assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
-    // The callee's SDP reached the caller through the PBX.
-    assert_eq!(&answer.body[..], SDP.as_bytes());
+    // The callee's answer reached the caller with the PBX's media address in it.
+    let answer_sdp = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let audio = &answer_sdp.media[0];
+    assert_eq!(answer_sdp.media_address(audio), Some("127.0.0.1"));
+    assert_ne!(
+        audio.port,
+        bob_rtp.local_addr().unwrap().port(),
+        "media is anchored on the PBX"
+    );
+    assert_eq!(audio.payload_types().collect::<Vec<_>>(), [0, 8, 101]);
+    // Audio flows both ways through the relay.
+    let relay_for_alice: SocketAddr = format!("127.0.0.1:{}", audio.port).parse().unwrap();
+    let mut buf = [0u8; 2048];
+    let mut received = 0;
+    for seq in 0..5u16 {
+        alice_rtp.send_to(&rtp(seq), relay_for_alice).await.unwrap();
+        let (n, relay_for_bob) = timeout(WAIT, bob_rtp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], &rtp(seq)[..]);
+        // Bob answers to where the media came from (symmetric RTP).
+        bob_rtp
+            .send_to(&rtp(1000 + seq), relay_for_bob)
+            .await
+            .unwrap();
+        let (n, from) = timeout(WAIT, alice_rtp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&rtp(1000 + seq)[..], relay_for_alice));
+        received += 1;
+    }
+    assert_eq!(received, 5);
+    // A packet from a stranger to Alice's relay port is not forwarded: the leg is latched.
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    stranger.send_to(&rtp(666), relay_for_alice).await.unwrap();
+    alice_rtp.send_to(&rtp(6), relay_for_alice).await.unwrap();
+    let (n, _) = timeout(WAIT, bob_rtp.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], &rtp(6)[..], "the stranger's packet was dropped");
     let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
     let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
         pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),

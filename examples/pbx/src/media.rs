@@ -1,0 +1,247 @@
+//! The media relay: the PBX anchors every call's RTP (and RTCP) on a pair of its own
+//! ports per leg, rewrites the SDP so that each phone sends to the PBX, and forwards
+//! packets between the legs.
+//!
+//! NAT (comedia): a leg's peer is first taken from its SDP, then latched to the
+//! source of the first packet that arrives on that leg's port; once latched, packets
+//! from any other source are ignored (they may be spoofed), until the SDP of that leg
+//! changes.
+
+use pbxkit_sip::ByteStr;
+use pbxkit_sip::sdp::{Connection, Session};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+/// Even ports (RTP) and the odd one above (RTCP) from the configured range.
+#[derive(Debug)]
+pub(crate) struct PortPool {
+    ip: IpAddr,
+    min: u16,
+    max: u16,
+    next: AtomicU16,
+}
+
+impl PortPool {
+    pub(crate) fn new(ip: IpAddr, min: u16, max: u16) -> PortPool {
+        let min = min + (min % 2);
+        PortPool {
+            ip,
+            min,
+            max,
+            next: AtomicU16::new(min),
+        }
+    }
+
+    /// Binds the next free RTP/RTCP pair, trying every pair of the range once.
+    pub(crate) async fn bind_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
+        let pairs = (self.max.saturating_sub(self.min) / 2).max(1);
+        for _ in 0..pairs {
+            let port = self.next.fetch_add(2, Ordering::Relaxed);
+            let port = if port < self.min || port.checked_add(1).is_none_or(|p| p > self.max) {
+                self.next.store(self.min + 2, Ordering::Relaxed);
+                self.min
+            } else {
+                port
+            };
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.ip, port + 1)).await else {
+                continue;
+            };
+            return Some((rtp, rtcp));
+        }
+        None
+    }
+}
+
+/// Counters of a relay, for tests and logs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// RTP packets forwarded A → B and B → A.
+    pub(crate) a_to_b: AtomicU64,
+    pub(crate) b_to_a: AtomicU64,
+    /// Packets dropped because they came from an unexpected source.
+    pub(crate) ignored: AtomicU64,
+}
+
+/// One leg's ports and where its phone is.
+struct Leg {
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    port: u16,
+    /// Where packets for this leg's phone go: its SDP address, then its latched source.
+    target: watch::Sender<Option<SocketAddr>>,
+    /// Bumped when the leg's SDP changes, so that its latch starts over.
+    epoch: watch::Sender<u64>,
+}
+
+/// The media of one call; the relay stops when this is dropped.
+pub(crate) struct Relay {
+    a: Leg,
+    b: Leg,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Relay {
+    /// Allocates ports for both legs and starts forwarding.
+    pub(crate) async fn start(pool: &PortPool) -> Option<Relay> {
+        let (a_rtp, a_rtcp) = pool.bind_pair().await?;
+        let (b_rtp, b_rtcp) = pool.bind_pair().await?;
+        let leg = |rtp: UdpSocket, rtcp: UdpSocket| {
+            let port = rtp.local_addr().map_or(0, |a| a.port());
+            Leg {
+                rtp: Arc::new(rtp),
+                rtcp: Arc::new(rtcp),
+                port,
+                target: watch::channel(None).0,
+                epoch: watch::channel(0).0,
+            }
+        };
+        let a = leg(a_rtp, a_rtcp);
+        let b = leg(b_rtp, b_rtcp);
+        let counters = Arc::new(Counters::default());
+        let mut tasks = Vec::new();
+        for rtcp in [false, true] {
+            let (a_sock, b_sock) = if rtcp {
+                (&a.rtcp, &b.rtcp)
+            } else {
+                (&a.rtp, &b.rtp)
+            };
+            tasks.push(tokio::spawn(forward(
+                a_sock.clone(),
+                a.epoch.subscribe(),
+                a.target.clone(),
+                b_sock.clone(),
+                b.target.subscribe(),
+                rtcp,
+                counters.clone(),
+                true,
+            )));
+            tasks.push(tokio::spawn(forward(
+                b_sock.clone(),
+                b.epoch.subscribe(),
+                b.target.clone(),
+                a_sock.clone(),
+                a.target.subscribe(),
+                rtcp,
+                counters.clone(),
+                false,
+            )));
+        }
+        Some(Relay {
+            a,
+            b,
+            tasks,
+            counters,
+        })
+    }
+
+    /// Records the media address a leg announced in its SDP (the latch starts over).
+    pub(crate) fn set_peer_from_sdp(&self, leg_a: bool, sdp: &Session) {
+        let leg = if leg_a { &self.a } else { &self.b };
+        let addr = sdp
+            .media
+            .iter()
+            .find(|m| m.kind.as_str() == "audio" && m.port != 0)
+            .and_then(|m| {
+                let ip: IpAddr = sdp.media_address(m)?.parse().ok()?;
+                Some(SocketAddr::new(ip, m.port))
+            });
+        let _ = leg.target.send_replace(addr);
+        leg.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// The SDP to give a leg: the other leg's description with our address and this
+    /// leg's port in it, and rtcp attributes dropped (RTCP is on port + 1).
+    pub(crate) fn rewrite(&self, for_leg_a: bool, sdp: &Session, ip: IpAddr) -> Session {
+        let port = if for_leg_a { self.a.port } else { self.b.port };
+        let mut out = sdp.clone();
+        let conn = Connection {
+            addr_type: ByteStr::from_static(if ip.is_ipv4() { "IP4" } else { "IP6" }),
+            address: ByteStr::from(ip.to_string()),
+        };
+        out.connection = Some(conn.clone());
+        out.origin.address = conn.address.clone();
+        out.origin.addr_type = conn.addr_type.clone();
+        let mut first_audio = true;
+        for m in &mut out.media {
+            if m.kind.as_str() == "audio" && m.port != 0 && first_audio {
+                first_audio = false;
+                m.port = port;
+                m.connection = None;
+                m.attributes.retain(|a| a.name.as_str() != "rtcp");
+            } else {
+                // Only one audio stream is relayed; others are refused (port 0).
+                m.port = 0;
+                m.connection = None;
+            }
+        }
+        out
+    }
+}
+
+/// Forwards what arrives on `from` (one leg's socket) out of `to` (the other leg's)
+/// towards the other leg's peer, latching this leg's peer to the first source seen.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    from: Arc<UdpSocket>,
+    mut epoch: watch::Receiver<u64>,
+    latch: watch::Sender<Option<SocketAddr>>,
+    to: Arc<UdpSocket>,
+    other_peer: watch::Receiver<Option<SocketAddr>>,
+    rtcp: bool,
+    counters: Arc<Counters>,
+    a_to_b: bool,
+) {
+    let mut buf = vec![0u8; 2048];
+    // None: not latched yet (the SDP address, if any, is only a hint).
+    let mut latched: Option<SocketAddr> = None;
+    loop {
+        tokio::select! {
+            changed = epoch.changed() => {
+                if changed.is_err() { return; }
+                // New SDP for this leg: latch again on the next packet.
+                latched = None;
+            }
+            received = from.recv_from(&mut buf) => {
+                let Ok((n, source)) = received else { continue };
+                match latched {
+                    None => {
+                        latched = Some(source);
+                        if !rtcp {
+                            let _ = latch.send_replace(Some(source));
+                        }
+                    }
+                    Some(l) if l != source => {
+                        counters.ignored.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+                let target = *other_peer.borrow();
+                if let Some(mut target) = target {
+                    if rtcp {
+                        target.set_port(target.port().saturating_add(1));
+                    }
+                    if to.send_to(buf.get(..n).unwrap_or_default(), target).await.is_ok() && !rtcp {
+                        let c = if a_to_b { &counters.a_to_b } else { &counters.b_to_a };
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
