@@ -171,7 +171,7 @@ impl Message {
             None => available,
         };
         let (start_line, headers) = message;
-        let message = Message {
+        let mut message = Message {
             start: start_line,
             headers,
             body: buf.slice(header_end..header_end + body_len),
@@ -183,19 +183,20 @@ impl Message {
 
     /// Checks the headers every transaction needs, so that a message that parsed can be
     /// matched and answered.
-    fn check_essentials(&self) -> Result<(), ParseError> {
+    fn check_essentials(&mut self) -> Result<(), ParseError> {
         let mut vias = self.vias();
         let top = vias.next().ok_or_else(|| self.missing(HeaderName::Via))??;
         for via in vias {
             via?;
         }
-        let _ = self.cache.via.set(Ok(top));
+        // Filled by value: no synchronisation needed while we own the message.
+        self.cache.via = OnceLock::from(Ok(top));
         let from = self.single::<NameAddr>(HeaderName::From)?;
-        let _ = self.cache.from.set(Ok(from));
+        self.cache.from = OnceLock::from(Ok(from));
         let to = self.single::<NameAddr>(HeaderName::To)?;
-        let _ = self.cache.to.set(Ok(to));
+        self.cache.to = OnceLock::from(Ok(to));
         let call_id = self.single::<CallId>(HeaderName::CallId)?;
-        let _ = self.cache.call_id.set(Ok(call_id));
+        self.cache.call_id = OnceLock::from(Ok(call_id));
         let cseq = self.single::<CSeq>(HeaderName::CSeq)?;
         if let StartLine::Request { method, .. } = &self.start
             && *method != cseq.method
@@ -211,7 +212,7 @@ impl Message {
                 offset,
             ));
         }
-        let _ = self.cache.cseq.set(Ok(cseq));
+        self.cache.cseq = OnceLock::from(Ok(cseq));
         Ok(())
     }
 
@@ -680,33 +681,44 @@ fn parse_header_line(
     base: usize,
 ) -> Result<(HeaderName, usize, usize), ParseError> {
     let text = head.as_str();
-    let line = sub(text, start, end);
-    let bytes = line.as_bytes();
-    let colon = memchr::memchr(b':', bytes).ok_or_else(|| {
-        err(
-            ErrorKind::HeaderLine,
-            Part::StartLine,
-            "colon after header name",
-            base + start,
-        )
-    })?;
-    let name = sub(line, 0, colon).trim_end_matches([' ', '\t']);
-    if name.is_empty() || !name.bytes().all(is_token) {
+    let bytes = text.as_bytes().get(start..end).unwrap_or_default();
+    // The name: token characters, then optional white space, then the colon. One pass
+    // (names are short), no separate search for the colon.
+    let mut i = 0;
+    while bytes.get(i).copied().is_some_and(is_token) {
+        i += 1;
+    }
+    let name_end = i;
+    while matches!(bytes.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    if name_end == 0 || bytes.get(i) != Some(&b':') {
+        let element = if bytes[..i].contains(&b':') || !bytes.contains(&b':') {
+            "colon after header name"
+        } else {
+            "header name"
+        };
         return Err(err(
             ErrorKind::HeaderLine,
             Part::StartLine,
-            "header name",
+            element,
             base + start,
         ));
     }
-    let is_ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
-    let after = sub(line, colon + 1, line.len());
-    let value = after.trim_matches(is_ws);
-    let v_start = start + colon + 1 + (after.len() - after.trim_start_matches(is_ws).len());
+    let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let mut v_start = i + 1;
+    while bytes.get(v_start).is_some_and(is_ws) {
+        v_start += 1;
+    }
+    let mut v_end = bytes.len();
+    while v_end > v_start && bytes.get(v_end - 1).is_some_and(is_ws) {
+        v_end -= 1;
+    }
+    let name = sub(text, start, start + name_end);
     Ok((
         HeaderName::from_str_in(head, name),
-        v_start,
-        v_start + value.len(),
+        start + v_start,
+        start + v_end,
     ))
 }
 
