@@ -10,6 +10,7 @@ mod ids;
 mod media;
 mod service;
 mod store;
+mod tools;
 
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -38,6 +39,16 @@ enum Command {
         /// The file to check.
         file: String,
     },
+    /// SIP message tools.
+    Sip {
+        #[command(subcommand)]
+        command: tools::SipCommand,
+    },
+    /// Dialplan tools: pattern order and matching.
+    Dialplan {
+        #[command(subcommand)]
+        command: tools::DialplanCommand,
+    },
 }
 
 fn load(source: &str, text: &str) -> Result<Config, String> {
@@ -49,6 +60,11 @@ fn main() -> ExitCode {
     if cli.print_default_config {
         print!("{}", config::DEFAULT);
         return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Some(Command::Sip { command }) => return tools::sip(command),
+        Some(Command::Dialplan { command }) => return tools::dialplan(command),
+        _ => {}
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {
         let text = match std::fs::read_to_string(file) {

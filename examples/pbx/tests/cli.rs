@@ -1,0 +1,108 @@
+//! The command-line tools as users and scripts run them: output, exit status, errors.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::process::{Command, Output};
+
+fn pbxkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn sip_check_reports_each_file() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sip-core/tests/rfc4475");
+    let files = [
+        format!("{dir}/wsinv.sip"),
+        format!("{dir}/noreason.sip"),
+        format!("{dir}/badvers.sip"),
+        format!("{dir}/nonexistent.sip"),
+    ];
+    let args: Vec<&str> = ["sip", "check"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let out = pbxkit(&args);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("{}: OK INVITE", files[0]));
+    assert_eq!(lines[1], format!("{}: OK 100", files[1]));
+    assert!(
+        lines[2].starts_with(&format!("{}: ERR version: ", files[2])),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with(&format!("{}: ERR io: ", files[3])),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let ok = pbxkit(&["sip", "check", &files[0]]);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn dialplan_order_follows_asterisk() {
+    let out = pbxkit(&[
+        "dialplan",
+        "order",
+        "_X.",
+        "_1XXX",
+        "1000",
+        "_NXXX",
+        "_1[0-2]XX",
+        "_1!",
+        "_100X",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "1000\n_100X\n_1[0-2]XX\n_1XXX\n_1!\n_NXXX\n_X.\n"
+    );
+    let bad = pbxkit(&["dialplan", "order", "_1[2"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8(bad.stderr)
+            .unwrap()
+            .starts_with("pbxkit dialplan order: _1[2: ")
+    );
+}
+
+#[test]
+fn dialplan_match_prints_the_winner_or_no_match() {
+    let out = pbxkit(&[
+        "dialplan", "match", "--number", "1042", "_X.", "_1XXX", "_10XX", "1000",
+    ]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), "_10XX\n".into())
+    );
+    let exact = pbxkit(&["dialplan", "match", "--number", "1000", "_1XXX", "1000"]);
+    assert_eq!(stdout(&exact), "1000\n");
+    let none = pbxkit(&["dialplan", "match", "--number", "2000", "_1XXX"]);
+    assert_eq!(
+        (none.status.code(), stdout(&none)),
+        (Some(1), "no match\n".into())
+    );
+}
+
+#[test]
+fn help_describes_every_level() {
+    for args in [
+        vec!["--help"],
+        vec!["sip", "--help"],
+        vec!["sip", "check", "--help"],
+        vec!["dialplan", "--help"],
+        vec!["dialplan", "match", "--help"],
+    ] {
+        let out = pbxkit(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+}
