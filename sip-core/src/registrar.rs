@@ -200,7 +200,8 @@ impl<S: BindingStore> Registrar<S> {
         &mut self.store
     }
 
-    /// The live bindings of an address of record, highest q first.
+    /// The live bindings of an address of record, highest q first, then the most
+    /// recently refreshed.
     pub fn lookup(&self, aor: &str, now: u64) -> Vec<Binding> {
         let mut live: Vec<Binding> = self
             .store
@@ -208,7 +209,11 @@ impl<S: BindingStore> Registrar<S> {
             .into_iter()
             .filter(|b| b.expires_at > now)
             .collect();
-        live.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+        // Highest q first; among equals, the most recently refreshed (latest expiry,
+        // then the latest added): a phone that moved keeps its old binding until it
+        // expires. The sort is stable, so reversing first favours newer bindings.
+        live.reverse();
+        live.sort_by_key(|b| std::cmp::Reverse((b.q.unwrap_or(1000), b.expires_at)));
         live
     }
 

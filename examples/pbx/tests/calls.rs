@@ -2,107 +2,20 @@
 //! built on pbxkit-sip's Endpoint registering (digest) and calling each other through it.
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
+use common::{Pbx, free_port, temp_dir};
+
 use pbxkit_sip::digest;
 use pbxkit_sip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming};
 use pbxkit_sip::transaction::{Target, TransportKind, cancel_for};
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The PBX process, stopped (SIGKILL) when dropped.
-struct Pbx {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Pbx {
-    fn start(dir: PathBuf, port: u16) -> Pbx {
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = pbxkit_default_config()
-            .replace(
-                "listen = \"0.0.0.0:5060\"",
-                &format!("listen = \"127.0.0.1:{port}\""),
-            )
-            .replace(
-                "data_dir = \"pbxkit-data\"",
-                &format!("data_dir = \"{}\"", dir.join("data").display()),
-            )
-            .replace("ring_time = 30", "ring_time = 3");
-        let file = dir.join("pbx.toml");
-        std::fs::write(&file, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
-            .args(["--config", file.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("PBXKIT_TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("pbxkit prints ready");
-            if line.starts_with("ready") {
-                break;
-            }
-        }
-        Pbx {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Pbx {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn pbxkit_default_config() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
-        .arg("--print-default-config")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pbxkit-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 static BRANCH: AtomicU32 = AtomicU32::new(1);
 

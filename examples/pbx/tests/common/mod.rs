@@ -1,0 +1,103 @@
+//! What the end-to-end tests share: the PBX process with a test configuration.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![allow(dead_code, reason = "each test file uses part of this")]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The PBX process, stopped (SIGKILL) when dropped.
+pub(crate) struct Pbx {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Pbx {
+    pub(crate) fn start(dir: PathBuf, port: u16) -> Pbx {
+        Self::start_with(dir, port, "")
+    }
+
+    /// Starts the PBX with `extra` appended to its configuration (more users, say).
+    pub(crate) fn start_with(dir: PathBuf, port: u16, extra: &str) -> Pbx {
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = pbxkit_default_config()
+            .replace(
+                "listen = \"0.0.0.0:5060\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace(
+                "data_dir = \"pbxkit-data\"",
+                &format!("data_dir = \"{}\"", dir.join("data").display()),
+            )
+            .replace("ring_time = 30", "ring_time = 3")
+            + extra;
+        let file = dir.join("pbx.toml");
+        std::fs::write(&file, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+            .args(["--config", file.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("PBXKIT_TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("pbxkit prints ready");
+            if line.starts_with("ready") {
+                break;
+            }
+        }
+        Pbx {
+            child,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        }
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Pbx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) fn pbxkit_default_config() -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pbxkit-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}

@@ -1,0 +1,166 @@
+//! The PBX against a real peer: sipp registers 100 users with digest authentication
+//! (an injection file carries each user's credentials), then sipp places 20
+//! authenticated calls through the PBX to a sipp UAS registered as a user.
+//! Skipped (with a message) only when sipp is absent; scripts/test installs it.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use common::{Pbx, free_port, temp_dir};
+use std::process::{Command, Stdio};
+
+fn has_sipp() -> bool {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!(
+            "SKIPPED: sipp is not installed (Debian package sip-tester; scripts/test installs it)"
+        );
+    }
+    found
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs sipp with bounded time; returns its exit code and its output.
+fn sipp(args: &[&str]) -> (i32, String) {
+    let out = Command::new("sipp")
+        .args(args)
+        .args(["-timeout", "40", "-timeout_error", "-nostdin"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn sipp_registers_100_users_and_calls_through_the_pbx() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp");
+    let users: String = (0..100)
+        .map(|i| {
+            format!(
+                "\n[[users]]\nexten = \"{}\"\nname = \"Load {i}\"\npassword = \"pw{}xyz\"\n",
+                3000 + i,
+                3000 + i
+            )
+        })
+        .collect();
+    let pbx = Pbx::start_with(dir.clone(), free_port(), &users);
+    let remote = pbx.addr.to_string();
+
+    // 100 REGISTERs, each challenged then accepted.
+    let mut csv = String::from("SEQUENTIAL\n");
+    for i in 0..100 {
+        csv.push_str(&format!(
+            "{};[authentication username={} password=pw{}xyz]\n",
+            3000 + i,
+            3000 + i,
+            3000 + i
+        ));
+    }
+    let users_csv = dir.join("users.csv");
+    std::fs::write(&users_csv, csv).unwrap();
+    let port = free_port().to_string();
+    let (code, out) = sipp(&[
+        "-sf",
+        &scenario("register.xml"),
+        "-inf",
+        users_csv.to_str().unwrap(),
+        "-m",
+        "100",
+        "-r",
+        "50",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ]);
+    assert_eq!(code, 0, "sipp register: {out}");
+    let saved = std::fs::read_to_string(dir.join("data/registrations.json")).unwrap();
+    let aors: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&saved).unwrap();
+    assert_eq!(aors.len(), 100, "every user's binding is on disk");
+
+    // A sipp UAS registers as 3050 from the port it will answer on.
+    let uas_port = free_port().to_string();
+    let uas_csv = dir.join("uas.csv");
+    std::fs::write(
+        &uas_csv,
+        "SEQUENTIAL\n3050;[authentication username=3050 password=pw3050xyz]\n",
+    )
+    .unwrap();
+    let (code, out) = sipp(&[
+        "-sf",
+        &scenario("register.xml"),
+        "-inf",
+        uas_csv.to_str().unwrap(),
+        "-m",
+        "1",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &uas_port,
+    ]);
+    assert_eq!(code, 0, "sipp register of the UAS: {out}");
+    let uas = {
+        let uas_port = uas_port.clone();
+        std::thread::spawn(move || {
+            sipp(&["-sn", "uas", "-i", "127.0.0.1", "-p", &uas_port, "-m", "20"])
+        })
+    };
+    // Bounded wait for the UAS to bind (a real process).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+
+    // 20 calls from 3000 to 3050, each challenged, answered and hung up.
+    let calls_csv = dir.join("calls.csv");
+    std::fs::write(
+        &calls_csv,
+        format!(
+            "SEQUENTIAL\n{}",
+            "3000;3050;[authentication username=3000 password=pw3000xyz]\n".repeat(20)
+        ),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let (code, out) = sipp(&[
+        "-sf",
+        &scenario("uac_auth.xml"),
+        "-inf",
+        calls_csv.to_str().unwrap(),
+        "-m",
+        "20",
+        "-r",
+        "10",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ]);
+    assert_eq!(code, 0, "sipp UAC: every call succeeded: {out}");
+    let (_, uas_out) = uas.join().unwrap();
+    let successful = uas_out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("Successful call"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        successful.trim_end().ends_with("20"),
+        "the UAS answered 20 calls: {successful}"
+    );
+    drop(pbx);
+    let _ = std::fs::remove_dir_all(dir);
+}
