@@ -1,0 +1,1550 @@
+//! The queue engine: a sans-IO state machine over queues, agents and calls.
+//!
+//! Feed it [`Input`]s with [`handle_input`](Acd::handle_input), fire its timers with
+//! [`handle_timeout`](Acd::handle_timeout) at [`poll_timeout`](Acd::poll_timeout), and
+//! drain [`poll_output`](Acd::poll_output) after each: ring these members, stop ringing,
+//! connect, announce a position, turn a caller away or take it out of the queue. Every
+//! event is also written to the [`Sink`] as a `queue_log` line.
+//!
+//! Behaviour follows app_queue (Asterisk 20, `apps/app_queue.c`): `calc_metric`,
+//! `ring_one`/`find_best` (lowest metric first; ringall rings every member sharing it),
+//! `store_next_rr`/`store_next_lin` after each attempt, `is_our_turn` with autofill,
+//! `can_ring_entry` (paused, ringinuse, wrap-up, weight), `get_member_status` for
+//! joinempty/leavewhenempty, `recalc_holdtime` (EWT = (3 × old + last) / 4); and XiVO's
+//! `check_diversion` (hold time first, then ratio; nobody waiting → accepted).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
+use crate::queue_log::{Event, Exit, Line, Sink};
+use crate::strategy::{MemberFacts, Rng, Strategy, metric};
+
+/// The configuration of one queue.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// The queue name (as logged).
+    pub name: QueueId,
+    /// How members are chosen.
+    pub strategy: Strategy,
+    /// How long a member rings before the attempt gives up (app_queue `timeout`, 15 s).
+    pub member_timeout: Duration,
+    /// The pause between two attempts (app_queue `retry`, 5 s).
+    pub retry: Duration,
+    /// Wrap-up after each call (app_queue `wrapuptime`, 0).
+    pub wrap_up: Duration,
+    /// At most this many waiting callers; 0 is unlimited (app_queue `maxlen`).
+    pub max_len: usize,
+    /// Queues of higher weight get shared members first (app_queue `weight`).
+    pub weight: u32,
+    /// A caller leaves after this long (`Queue()`'s timeout; `EXITWITHTIMEOUT`).
+    pub timeout: Option<Duration>,
+    /// Whether a member on a call (or ringing) may be rung (app_queue `ringinuse`, no).
+    pub ring_in_use: bool,
+    /// Pause a member in this queue when it rings without answering (`autopause`).
+    pub autopause: bool,
+    /// Refuse callers when no member counts as present (`joinempty`).
+    pub join_empty: EmptyConditions,
+    /// Take callers out when no member counts as present (`leavewhenempty`).
+    pub leave_when_empty: EmptyConditions,
+    /// Divert arriving callers when the expected wait is over this (XiVO `waittime`).
+    pub divert_hold_time: Option<Duration>,
+    /// Divert arriving callers when (waiting + 1) / logged-in agents is over this
+    /// (XiVO `waitratio`).
+    pub divert_ratio: Option<f64>,
+}
+
+impl QueueConfig {
+    /// A queue with app_queue's defaults and the given name and strategy.
+    pub fn new(name: &str, strategy: Strategy) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+            member_timeout: Duration::from_secs(15),
+            retry: Duration::from_secs(5),
+            wrap_up: Duration::ZERO,
+            max_len: 0,
+            weight: 0,
+            timeout: None,
+            ring_in_use: false,
+            autopause: false,
+            join_empty: EmptyConditions::NEVER,
+            leave_when_empty: EmptyConditions::NEVER,
+            divert_hold_time: None,
+            divert_ratio: None,
+        }
+    }
+}
+
+/// Something that happened, for the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Input {
+    /// A caller asks to join a queue.
+    CallArrived {
+        /// The caller's id.
+        call: CallId,
+        /// The queue.
+        queue: QueueId,
+        /// The caller-ID number (logged).
+        caller_id: String,
+        /// Higher priorities queue ahead of lower ones.
+        priority: i32,
+    },
+    /// The caller hung up (waiting: `ABANDON`; connected: `COMPLETECALLER`).
+    CallerHungUp {
+        /// The call.
+        call: CallId,
+    },
+    /// The caller pressed a key that leaves the queue (`EXITWITHKEY`).
+    CallerLeftWithKey {
+        /// The call.
+        call: CallId,
+        /// The key(s).
+        key: String,
+    },
+    /// The member hung up a connected call (`COMPLETEAGENT`).
+    AgentHungUp {
+        /// The call.
+        call: CallId,
+    },
+    /// A rung member answered.
+    MemberAnswered {
+        /// The call.
+        call: CallId,
+        /// The member.
+        agent: AgentId,
+        /// The unique id of the member's channel (logged in `CONNECT`).
+        member_uniqueid: String,
+    },
+    /// A rung member refused, was busy or failed before answering.
+    MemberNoAnswer {
+        /// The call.
+        call: CallId,
+        /// The member.
+        agent: AgentId,
+    },
+    /// An agent logs in, becoming a member of these queues with these penalties.
+    AgentLogin {
+        /// The agent.
+        agent: AgentId,
+        /// Its channel or device (logged).
+        channel: String,
+        /// `(queue, penalty)` memberships.
+        queues: Vec<(QueueId, u32)>,
+    },
+    /// An agent logs off, leaving every queue.
+    AgentLogoff {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Pause an agent in one queue, or in all (`PAUSEALL`).
+    Pause {
+        /// The agent.
+        agent: AgentId,
+        /// One queue, or `None` for all.
+        queue: Option<QueueId>,
+        /// The reason (logged).
+        reason: String,
+    },
+    /// Unpause an agent in one queue, or in all (`UNPAUSEALL`).
+    Unpause {
+        /// The agent.
+        agent: AgentId,
+        /// One queue, or `None` for all.
+        queue: Option<QueueId>,
+        /// The reason (logged).
+        reason: String,
+    },
+    /// The device state of an agent's phone changed.
+    DeviceState {
+        /// The agent.
+        agent: AgentId,
+        /// Its new state.
+        state: DeviceState,
+    },
+}
+
+/// Why a caller was turned away before entering a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The queue is closed (`CLOSED`).
+    Closed,
+    /// The queue has `max_len` callers (`FULL`).
+    Full,
+    /// Nobody can take the call (`JOINEMPTY`).
+    JoinEmpty,
+    /// The expected wait is over the threshold (`DIVERT_HOLDTIME`).
+    DivertHoldTime,
+    /// Too many callers per agent (`DIVERT_CA_RATIO`).
+    DivertRatio,
+}
+
+/// Why a waiting caller was taken out of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Leave {
+    /// The queue timeout expired (`EXITWITHTIMEOUT`).
+    Timeout,
+    /// No member counts as present any more (`EXITEMPTY`).
+    Empty,
+}
+
+/// What the PBX must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Output {
+    /// Ring this member for this call.
+    Ring {
+        /// The call.
+        call: CallId,
+        /// The member.
+        agent: AgentId,
+    },
+    /// Stop ringing this member for this call.
+    StopRinging {
+        /// The call.
+        call: CallId,
+        /// The member.
+        agent: AgentId,
+    },
+    /// Bridge the caller with the member that answered.
+    Connect {
+        /// The call.
+        call: CallId,
+        /// The member.
+        agent: AgentId,
+    },
+    /// The caller's position (on entry and when it moves up), with the expected wait.
+    Position {
+        /// The call.
+        call: CallId,
+        /// 1-based position.
+        position: u32,
+        /// The queue's expected wait.
+        expected_wait: Duration,
+    },
+    /// The caller was not let in; the PBX applies the queue's fallback.
+    Refused {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: Refusal,
+    },
+    /// The caller was taken out of the queue; the PBX applies the queue's fallback.
+    Left {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: Leave,
+    },
+    /// The call is over for the engine (after a hang-up); it forgot it.
+    Ended {
+        /// The call.
+        call: CallId,
+    },
+    /// An agent's wrap-up ended.
+    WrapUpEnded {
+        /// The agent.
+        agent: AgentId,
+    },
+}
+
+/// An input that does not apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcdError {
+    /// No such queue.
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    /// A queue of this name exists.
+    #[error("queue {0} already exists")]
+    DuplicateQueue(QueueId),
+    /// No such call.
+    #[error("unknown call {0}")]
+    UnknownCall(CallId),
+    /// A call with this id is already in a queue.
+    #[error("call {0} is already queued")]
+    DuplicateCall(CallId),
+    /// The agent is not logged in.
+    #[error("agent {0} is not logged in")]
+    NotLoggedIn(AgentId),
+    /// The agent is already logged in.
+    #[error("agent {0} is already logged in")]
+    AlreadyLoggedIn(AgentId),
+    /// The agent is not a member of that queue.
+    #[error("agent {agent} is not a member of queue {queue}")]
+    NotAMember {
+        /// The agent.
+        agent: AgentId,
+        /// The queue.
+        queue: QueueId,
+    },
+    /// The member is not ringing for that call (it was cancelled meanwhile).
+    #[error("agent {agent} is not ringing for call {call}")]
+    NotRinging {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The call is not connected to a member.
+    #[error("call {0} is not connected")]
+    NotConnected(CallId),
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    agent: AgentId,
+    penalty: u32,
+    paused: bool,
+    calls: u32,
+    last_call: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Queue {
+    config: QueueConfig,
+    closed: bool,
+    /// Members in `queuepos` order.
+    members: Vec<Member>,
+    /// Callers not yet connected, in position order.
+    waiting: VecDeque<CallId>,
+    rr_pos: usize,
+    rr_wrapped: bool,
+    /// Smoothed hold time in seconds (app_queue `holdtime`).
+    hold_time: u64,
+}
+
+#[derive(Debug)]
+struct Agent {
+    channel: String,
+    login_at: Instant,
+    device: DeviceState,
+    /// Calls this agent rings for.
+    ringing: Vec<CallId>,
+    on_call: Option<CallId>,
+    wrap_up_until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    Untried,
+    Ringing(Instant),
+    Done,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    agent: AgentId,
+    metric: i64,
+    tried: Tried,
+}
+
+#[derive(Debug)]
+enum CallState {
+    /// Waiting its turn; after a failed attempt, not before `retry_at`.
+    Waiting { retry_at: Option<Instant> },
+    /// Ringing members until `deadline`.
+    Ringing {
+        deadline: Instant,
+        candidates: Vec<Candidate>,
+    },
+    Connected {
+        agent: AgentId,
+        at: Instant,
+        hold: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Call {
+    queue: QueueId,
+    entered: Instant,
+    original_position: u32,
+    priority: i32,
+    expires: Option<Instant>,
+    lin_pos: usize,
+    lin_wrapped: bool,
+    state: CallState,
+}
+
+/// The engine: queues, agents, calls. `S` receives the `queue_log` lines, `R` the
+/// randomness of `random` and `wrandom`.
+pub struct Acd<S, R> {
+    sink: S,
+    rng: R,
+    start: Instant,
+    start_epoch: u64,
+    queues: BTreeMap<QueueId, Queue>,
+    agents: BTreeMap<AgentId, Agent>,
+    calls: BTreeMap<CallId, Call>,
+    outputs: VecDeque<Output>,
+}
+
+impl<S: std::fmt::Debug, R> std::fmt::Debug for Acd<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acd")
+            .field("queues", &self.queues.len())
+            .field("agents", &self.agents.len())
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+const NONE: &str = "NONE";
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs()
+}
+
+fn position_u32(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}
+
+impl<S: Sink, R: Rng> Acd<S, R> {
+    /// An engine with no queue. `now` and `epoch` (Unix seconds at `now`) map the
+    /// `Instant`s of the inputs to `queue_log` times.
+    pub fn new(sink: S, rng: R, now: Instant, epoch: u64) -> Self {
+        Self {
+            sink,
+            rng,
+            start: now,
+            start_epoch: epoch,
+            queues: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Adds a queue.
+    pub fn add_queue(&mut self, config: QueueConfig) -> Result<(), AcdError> {
+        if self.queues.contains_key(&config.name) {
+            return Err(AcdError::DuplicateQueue(config.name));
+        }
+        self.queues.insert(
+            config.name.clone(),
+            Queue {
+                config,
+                closed: false,
+                members: Vec::new(),
+                waiting: VecDeque::new(),
+                rr_pos: 0,
+                rr_wrapped: false,
+                hold_time: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Opens or closes a queue (its schedule); arriving callers get `CLOSED`.
+    pub fn set_closed(&mut self, queue: &QueueId, closed: bool) -> Result<(), AcdError> {
+        let q = self
+            .queues
+            .get_mut(queue)
+            .ok_or_else(|| AcdError::UnknownQueue(queue.clone()))?;
+        q.closed = closed;
+        Ok(())
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The sink, mutably (to drain it).
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Callers waiting (not yet connected) in a queue.
+    pub fn waiting(&self, queue: &QueueId) -> usize {
+        self.queues.get(queue).map_or(0, |q| q.waiting.len())
+    }
+
+    /// A queue's expected wait (the smoothed hold time).
+    pub fn expected_wait(&self, queue: &QueueId) -> Duration {
+        self.queues
+            .get(queue)
+            .map_or(Duration::ZERO, |q| Duration::from_secs(q.hold_time))
+    }
+
+    /// Calls the engine still tracks (waiting, ringing or connected).
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// An agent's state.
+    pub fn agent_state(&self, agent: &AgentId, now: Instant) -> AgentState {
+        let Some(a) = self.agents.get(agent) else {
+            return AgentState::LoggedOut;
+        };
+        if a.on_call.is_some() {
+            AgentState::OnCall
+        } else if !a.ringing.is_empty() {
+            AgentState::Ringing
+        } else if a.wrap_up_until.is_some_and(|t| t > now) {
+            AgentState::WrapUp
+        } else if self
+            .queues
+            .values()
+            .any(|q| q.members.iter().any(|m| &m.agent == agent && !m.paused))
+        {
+            AgentState::Ready
+        } else {
+            AgentState::Paused
+        }
+    }
+
+    /// The next output, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.calls.values().flat_map(|c| {
+            let state = match &c.state {
+                CallState::Waiting { retry_at } => *retry_at,
+                CallState::Ringing { deadline, .. } => Some(*deadline),
+                CallState::Connected { .. } => None,
+            };
+            let expires = match c.state {
+                CallState::Connected { .. } => None,
+                _ => c.expires,
+            };
+            [state, expires]
+        });
+        let agents = self.agents.values().map(|a| a.wrap_up_until);
+        calls.chain(agents).flatten().min()
+    }
+
+    fn log(&mut self, now: Instant, call: &str, queue: &str, agent: &str, event: Event) {
+        let time = self.start_epoch + secs(now.saturating_duration_since(self.start));
+        self.sink.write(Line {
+            time,
+            call_id: call.to_owned(),
+            queue: queue.to_owned(),
+            agent: agent.to_owned(),
+            event,
+        });
+    }
+
+    /// Applies one input, then distributes waiting calls.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), AcdError> {
+        let result = match input {
+            Input::CallArrived {
+                call,
+                queue,
+                caller_id,
+                priority,
+            } => self.arrive(now, call, queue, caller_id, priority),
+            Input::CallerHungUp { call } => self.caller_gone(now, call, None),
+            Input::CallerLeftWithKey { call, key } => self.caller_gone(now, call, Some(key)),
+            Input::AgentHungUp { call } => self.complete(now, &call, false),
+            Input::MemberAnswered {
+                call,
+                agent,
+                member_uniqueid,
+            } => self.answered(now, call, agent, member_uniqueid),
+            Input::MemberNoAnswer { call, agent } => self.no_answer(now, &call, &agent),
+            Input::AgentLogin {
+                agent,
+                channel,
+                queues,
+            } => self.login(now, agent, channel, queues),
+            Input::AgentLogoff { agent } => self.logoff(now, agent),
+            Input::Pause {
+                agent,
+                queue,
+                reason,
+            } => self.set_paused(now, &agent, queue.as_ref(), &reason, true),
+            Input::Unpause {
+                agent,
+                queue,
+                reason,
+            } => self.set_paused(now, &agent, queue.as_ref(), &reason, false),
+            Input::DeviceState { agent, state } => match self.agents.get_mut(&agent) {
+                Some(a) => {
+                    a.device = state;
+                    Ok(())
+                }
+                None => Err(AcdError::NotLoggedIn(agent)),
+            },
+        };
+        self.dispatch(now);
+        result
+    }
+
+    /// Fires every timer due at `now`, then distributes waiting calls.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                !matches!(c.state, CallState::Connected { .. })
+                    && c.expires.is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call in expired {
+            self.exit_waiting(now, &call, Leave::Timeout);
+        }
+        let ring_over: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(
+                |(_, c)| matches!(c.state, CallState::Ringing { deadline, .. } if deadline <= now),
+            )
+            .map(|(id, _)| id.clone())
+            .collect();
+        for call in ring_over {
+            self.attempt_timed_out(now, &call);
+        }
+        for call in self.calls.values_mut() {
+            if let CallState::Waiting { retry_at } = &mut call.state
+                && retry_at.is_some_and(|t| t <= now)
+            {
+                *retry_at = None;
+            }
+        }
+        let wrapped_up: Vec<AgentId> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.wrap_up_until.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for agent in wrapped_up {
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.wrap_up_until = None;
+            }
+            self.outputs.push_back(Output::WrapUpEnded { agent });
+        }
+        self.dispatch(now);
+    }
+
+    fn arrive(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        queue: QueueId,
+        caller_id: String,
+        priority: i32,
+    ) -> Result<(), AcdError> {
+        if self.calls.contains_key(&call) {
+            return Err(AcdError::DuplicateCall(call));
+        }
+        let q = self
+            .queues
+            .get(&queue)
+            .ok_or_else(|| AcdError::UnknownQueue(queue.clone()))?;
+        let refusal = if q.closed {
+            Some(Refusal::Closed)
+        } else if self.divert_hold_time(q) {
+            Some(Refusal::DivertHoldTime)
+        } else if self.divert_ratio(q) {
+            Some(Refusal::DivertRatio)
+        } else if !q.config.join_empty.is_never() && self.is_empty(q, q.config.join_empty, now) {
+            Some(Refusal::JoinEmpty)
+        } else if q.config.max_len > 0 && q.waiting.len() >= q.config.max_len {
+            Some(Refusal::Full)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            let event = match reason {
+                Refusal::Closed => Event::Closed,
+                Refusal::Full => Event::Full,
+                Refusal::JoinEmpty => Event::JoinEmpty,
+                Refusal::DivertHoldTime => Event::DivertHoldTime,
+                Refusal::DivertRatio => Event::DivertCaRatio,
+            };
+            self.log(now, call.as_str(), queue.as_str(), NONE, event);
+            self.outputs.push_back(Output::Refused { call, reason });
+            return Ok(());
+        }
+        let q = self
+            .queues
+            .get_mut(&queue)
+            .ok_or_else(|| AcdError::UnknownQueue(queue.clone()))?;
+        // Behind every caller of the same or a higher priority (app_queue join_queue).
+        let calls = &self.calls;
+        let index = q
+            .waiting
+            .iter()
+            .position(|c| calls.get(c).is_some_and(|c| c.priority < priority))
+            .unwrap_or(q.waiting.len());
+        q.waiting.insert(index, call.clone());
+        let position = position_u32(index);
+        let expected_wait = Duration::from_secs(q.hold_time);
+        let expires = q.config.timeout.map(|t| now + t);
+        self.calls.insert(
+            call.clone(),
+            Call {
+                queue: queue.clone(),
+                entered: now,
+                original_position: position,
+                priority,
+                expires,
+                lin_pos: 0,
+                lin_wrapped: false,
+                state: CallState::Waiting { retry_at: None },
+            },
+        );
+        self.log(
+            now,
+            call.as_str(),
+            queue.as_str(),
+            NONE,
+            Event::EnterQueue {
+                url: String::new(),
+                caller_id,
+                position,
+                caller_name: None,
+            },
+        );
+        self.outputs.push_back(Output::Position {
+            call,
+            position,
+            expected_wait,
+        });
+        self.announce_behind(&queue, index + 1);
+        Ok(())
+    }
+
+    /// Tells the callers from `from` (0-based) on their new positions.
+    fn announce_behind(&mut self, queue: &QueueId, from: usize) {
+        let Some(q) = self.queues.get(queue) else {
+            return;
+        };
+        let expected_wait = Duration::from_secs(q.hold_time);
+        for (i, call) in q.waiting.iter().enumerate().skip(from) {
+            self.outputs.push_back(Output::Position {
+                call: call.clone(),
+                position: position_u32(i),
+                expected_wait,
+            });
+        }
+    }
+
+    /// XiVO check_diversion: hold time strictly over the threshold, someone waiting.
+    fn divert_hold_time(&self, q: &Queue) -> bool {
+        q.config
+            .divert_hold_time
+            .is_some_and(|max| !q.waiting.is_empty() && q.hold_time > max.as_secs())
+    }
+
+    /// XiVO check_diversion: (waiting + 1) / logged-in members strictly over the
+    /// ratio, someone waiting; no member logged in diverts.
+    fn divert_ratio(&self, q: &Queue) -> bool {
+        let Some(ratio) = q.config.divert_ratio else {
+            return false;
+        };
+        if q.waiting.is_empty() {
+            return false;
+        }
+        let logged = q
+            .members
+            .iter()
+            .filter(|m| {
+                self.agents.get(&m.agent).is_some_and(|a| {
+                    !matches!(a.device, DeviceState::Unavailable | DeviceState::Invalid)
+                })
+            })
+            .count();
+        if logged == 0 {
+            return true;
+        }
+        // As check_diversion computes it: (waiting + 1.0) / agents > waitratio.
+        (q.waiting.len() as f64 + 1.0) / logged as f64 > ratio
+    }
+
+    /// The member's device state as the engine sees it.
+    fn status(&self, agent: &AgentId) -> DeviceState {
+        match self.agents.get(agent) {
+            None => DeviceState::Invalid,
+            Some(a) if a.on_call.is_some() => DeviceState::InUse,
+            Some(a) if !a.ringing.is_empty() => DeviceState::Ringing,
+            Some(a) => a.device,
+        }
+    }
+
+    fn in_wrap_up(&self, agent: &AgentId, now: Instant) -> bool {
+        self.agents
+            .get(agent)
+            .is_some_and(|a| a.wrap_up_until.is_some_and(|t| t > now))
+    }
+
+    /// app_queue get_member_status: true when no member counts as present.
+    fn is_empty(&self, q: &Queue, conditions: EmptyConditions, now: Instant) -> bool {
+        !q.members.iter().any(|m| {
+            let excluded = match self.status(&m.agent) {
+                DeviceState::Invalid => conditions.contains(EmptyConditions::INVALID),
+                DeviceState::Unavailable => conditions.contains(EmptyConditions::UNAVAILABLE),
+                DeviceState::InUse => conditions.contains(EmptyConditions::INUSE),
+                DeviceState::Ringing => conditions.contains(EmptyConditions::RINGING),
+                DeviceState::Unknown => conditions.contains(EmptyConditions::UNKNOWN),
+                DeviceState::NotInUse => false,
+            };
+            let paused = m.paused && conditions.contains(EmptyConditions::PAUSED);
+            let wrap_up =
+                conditions.contains(EmptyConditions::WRAPUP) && self.in_wrap_up(&m.agent, now);
+            let absent = excluded || paused || wrap_up;
+            !absent
+        })
+    }
+
+    /// app_queue is_member_available.
+    fn is_available(&self, q: &Queue, m: &Member, now: Instant) -> bool {
+        let by_state = match self.status(&m.agent) {
+            DeviceState::Invalid | DeviceState::Unavailable => false,
+            DeviceState::InUse | DeviceState::Ringing => q.config.ring_in_use,
+            DeviceState::NotInUse | DeviceState::Unknown => true,
+        };
+        by_state && !m.paused && !self.in_wrap_up(&m.agent, now)
+    }
+
+    /// app_queue num_available_members (autofill on; ringall counts at most one).
+    fn available_members(&self, q: &Queue, now: Instant) -> usize {
+        let n = q
+            .members
+            .iter()
+            .filter(|m| self.is_available(q, m, now))
+            .count();
+        if q.config.strategy == Strategy::RingAll {
+            n.min(1)
+        } else {
+            n
+        }
+    }
+
+    /// app_queue can_ring_entry.
+    fn can_ring(&self, queue: &QueueId, agent: &AgentId, now: Instant) -> bool {
+        let Some(q) = self.queues.get(queue) else {
+            return false;
+        };
+        let Some(m) = q.members.iter().find(|m| &m.agent == agent) else {
+            return false;
+        };
+        if m.paused || self.in_wrap_up(agent, now) {
+            return false;
+        }
+        let free = matches!(
+            self.status(agent),
+            DeviceState::NotInUse | DeviceState::Unknown
+        );
+        if !q.config.ring_in_use && !free {
+            return false;
+        }
+        // compare_weight: a heavier queue sharing this member, with callers it cannot serve.
+        !self.queues.values().any(|other| {
+            other.config.name != q.config.name
+                && other.config.weight > q.config.weight
+                && !other.waiting.is_empty()
+                && other.members.iter().any(|om| &om.agent == agent)
+                && other.waiting.len() >= self.available_members(other, now)
+        })
+    }
+
+    /// Starts attempts for the callers whose turn it is, and applies leavewhenempty.
+    fn dispatch(&mut self, now: Instant) {
+        let mut queues: Vec<(u32, QueueId)> = self
+            .queues
+            .values()
+            .map(|q| (q.config.weight, q.config.name.clone()))
+            .collect();
+        queues.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, queue) in queues {
+            self.leave_when_empty(now, &queue);
+            // Each started attempt changes availability: re-check from the head.
+            while let Some(call) = self.next_turn(&queue, now) {
+                self.start_attempt(now, &call);
+            }
+        }
+    }
+
+    fn leave_when_empty(&mut self, now: Instant, queue: &QueueId) {
+        let Some(q) = self.queues.get(queue) else {
+            return;
+        };
+        let conditions = q.config.leave_when_empty;
+        if conditions.is_never() || !self.is_empty(q, conditions, now) {
+            return;
+        }
+        let leaving: Vec<CallId> = q
+            .waiting
+            .iter()
+            .filter(|c| {
+                self.calls
+                    .get(*c)
+                    .is_some_and(|c| matches!(c.state, CallState::Waiting { .. }))
+            })
+            .cloned()
+            .collect();
+        for call in leaving {
+            self.exit_waiting(now, &call, Leave::Empty);
+        }
+    }
+
+    /// The first caller (in position order) that may start an attempt: idle, not in
+    /// its retry pause, and within is_our_turn.
+    fn next_turn(&self, queue: &QueueId, now: Instant) -> Option<CallId> {
+        let q = self.queues.get(queue)?;
+        let available = self.available_members(q, now);
+        let mut ahead = 0;
+        for id in &q.waiting {
+            if ahead >= available {
+                return None;
+            }
+            let call = self.calls.get(id)?;
+            match call.state {
+                CallState::Waiting { retry_at: None } => return Some(id.clone()),
+                CallState::Waiting { .. } => ahead += 1,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn start_attempt(&mut self, now: Instant, id: &CallId) {
+        let Some(call) = self.calls.get(id) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&call.queue) else {
+            return;
+        };
+        let strategy = q.config.strategy;
+        let mut wrapped = false;
+        let cursor = if strategy == Strategy::Linear {
+            call.lin_pos
+        } else {
+            q.rr_pos
+        };
+        let mut candidates = Vec::with_capacity(q.members.len());
+        for (position, m) in q.members.iter().enumerate() {
+            let facts = MemberFacts {
+                penalty: m.penalty,
+                position,
+                calls: m.calls,
+                since_last_call: m.last_call.map(|t| now.saturating_duration_since(t)),
+            };
+            candidates.push(Candidate {
+                agent: m.agent.clone(),
+                metric: metric(strategy, facts, cursor, &mut wrapped, &mut self.rng),
+                tried: Tried::Untried,
+            });
+        }
+        let mut deadline = now + q.config.member_timeout;
+        if let Some(expires) = call.expires {
+            deadline = deadline.min(expires);
+        }
+        let queue = call.queue.clone();
+        if let Some(q) = self.queues.get_mut(&queue) {
+            if strategy == Strategy::Linear {
+                if let Some(c) = self.calls.get_mut(id) {
+                    c.lin_wrapped = wrapped;
+                }
+            } else {
+                q.rr_wrapped = wrapped;
+            }
+        }
+        if let Some(c) = self.calls.get_mut(id) {
+            c.state = CallState::Ringing {
+                deadline,
+                candidates,
+            };
+        }
+        if !self.ring_one(now, id) {
+            self.end_attempt(now, id);
+        }
+    }
+
+    /// app_queue ring_one: rings the best untried candidate (ringall: all sharing the
+    /// best metric), skipping the ones that cannot ring. False when nobody rings.
+    fn ring_one(&mut self, now: Instant, id: &CallId) -> bool {
+        let Some(call) = self.calls.get(id) else {
+            return false;
+        };
+        let queue = call.queue.clone();
+        let ring_all = self
+            .queues
+            .get(&queue)
+            .is_some_and(|q| q.config.strategy == Strategy::RingAll);
+        loop {
+            let Some(call) = self.calls.get(id) else {
+                return false;
+            };
+            let CallState::Ringing { candidates, .. } = &call.state else {
+                return false;
+            };
+            let Some(best) = find_best(candidates) else {
+                return false;
+            };
+            let best_metric = candidates[best].metric;
+            let chosen: Vec<usize> = if ring_all {
+                (0..candidates.len())
+                    .filter(|&i| {
+                        candidates[i].tried == Tried::Untried && candidates[i].metric <= best_metric
+                    })
+                    .collect()
+            } else {
+                vec![best]
+            };
+            let verdicts: Vec<(usize, AgentId, bool)> = chosen
+                .into_iter()
+                .map(|i| {
+                    let agent = candidates[i].agent.clone();
+                    let ok = self.can_ring(&queue, &agent, now);
+                    (i, agent, ok)
+                })
+                .collect();
+            let mut rang = false;
+            for (i, agent, ok) in verdicts {
+                if let Some(CallState::Ringing { candidates, .. }) =
+                    self.calls.get_mut(id).map(|c| &mut c.state)
+                    && let Some(c) = candidates.get_mut(i)
+                {
+                    c.tried = if ok { Tried::Ringing(now) } else { Tried::Done };
+                }
+                if ok {
+                    if let Some(a) = self.agents.get_mut(&agent) {
+                        a.ringing.push(id.clone());
+                    }
+                    self.outputs.push_back(Output::Ring {
+                        call: id.clone(),
+                        agent,
+                    });
+                    rang = true;
+                }
+            }
+            if rang {
+                return true;
+            }
+        }
+    }
+
+    /// Ends a ringing attempt with nobody answering: store_next_rr / store_next_lin,
+    /// then the retry pause.
+    fn end_attempt(&mut self, now: Instant, id: &CallId) {
+        self.store_next(id);
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let retry = self
+            .queues
+            .get(&call.queue)
+            .map_or(Duration::ZERO, |q| q.config.retry);
+        call.state = CallState::Waiting {
+            retry_at: Some(now + retry),
+        };
+    }
+
+    /// app_queue store_next_rr / store_next_lin after an attempt.
+    fn store_next(&mut self, id: &CallId) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let CallState::Ringing { candidates, .. } = &call.state else {
+            return;
+        };
+        let next = find_best(candidates).map(|i| candidates[i].metric.rem_euclid(1000));
+        let next = next.and_then(|n| usize::try_from(n).ok());
+        let Some(q) = self.queues.get_mut(&call.queue) else {
+            return;
+        };
+        match q.config.strategy {
+            Strategy::RrMemory | Strategy::RrOrdered => {
+                q.rr_pos = match next {
+                    Some(n) => n,
+                    None if q.rr_wrapped => 0,
+                    None => q.rr_pos + 1,
+                };
+                q.rr_wrapped = false;
+            }
+            Strategy::Linear => {
+                call.lin_pos = match next {
+                    Some(n) => n,
+                    None if call.lin_wrapped => 0,
+                    None => call.lin_pos + 1,
+                };
+                call.lin_wrapped = false;
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops every member still ringing for this call; with `no_answer`, logs
+    /// RINGNOANSWER for each and applies autopause.
+    fn stop_ringing(
+        &mut self,
+        now: Instant,
+        id: &CallId,
+        no_answer: bool,
+        except: Option<&AgentId>,
+    ) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let queue = call.queue.clone();
+        let CallState::Ringing { candidates, .. } = &mut call.state else {
+            return;
+        };
+        let mut stopped = Vec::new();
+        for c in candidates.iter_mut() {
+            if let Tried::Ringing(since) = c.tried
+                && except != Some(&c.agent)
+            {
+                c.tried = Tried::Done;
+                stopped.push((c.agent.clone(), now.saturating_duration_since(since)));
+            }
+        }
+        for (agent, rang) in stopped {
+            self.member_stops_ringing(
+                now,
+                id,
+                &queue,
+                &agent,
+                if no_answer { Some(rang) } else { None },
+            );
+        }
+    }
+
+    fn member_stops_ringing(
+        &mut self,
+        now: Instant,
+        id: &CallId,
+        queue: &QueueId,
+        agent: &AgentId,
+        no_answer: Option<Duration>,
+    ) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.ringing.retain(|c| c != id);
+        }
+        self.outputs.push_back(Output::StopRinging {
+            call: id.clone(),
+            agent: agent.clone(),
+        });
+        if let Some(rang) = no_answer {
+            let ring_ms = u64::try_from(rang.as_millis()).unwrap_or(u64::MAX);
+            self.log(
+                now,
+                id.as_str(),
+                queue.as_str(),
+                agent.as_str(),
+                Event::RingNoAnswer { ring_ms },
+            );
+            let autopause = self.queues.get(queue).is_some_and(|q| q.config.autopause);
+            if autopause {
+                let _ = self.set_paused(now, agent, Some(queue), "Auto-Pause", true);
+            }
+        }
+    }
+
+    fn attempt_timed_out(&mut self, now: Instant, id: &CallId) {
+        self.stop_ringing(now, id, true, None);
+        self.end_attempt(now, id);
+    }
+
+    fn no_answer(&mut self, now: Instant, id: &CallId, agent: &AgentId) -> Result<(), AcdError> {
+        let call = self
+            .calls
+            .get_mut(id)
+            .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
+        let queue = call.queue.clone();
+        let not_ringing = || AcdError::NotRinging {
+            call: id.clone(),
+            agent: agent.clone(),
+        };
+        let CallState::Ringing { candidates, .. } = &mut call.state else {
+            return Err(not_ringing());
+        };
+        let c = candidates
+            .iter_mut()
+            .find(|c| &c.agent == agent)
+            .ok_or_else(not_ringing)?;
+        let Tried::Ringing(since) = c.tried else {
+            return Err(not_ringing());
+        };
+        c.tried = Tried::Done;
+        let still_ringing = candidates
+            .iter()
+            .any(|c| matches!(c.tried, Tried::Ringing(_)));
+        let rang = now.saturating_duration_since(since);
+        self.member_stops_ringing(now, id, &queue, agent, Some(rang));
+        let ring_all = self
+            .queues
+            .get(&queue)
+            .is_some_and(|q| q.config.strategy == Strategy::RingAll);
+        if still_ringing {
+            return Ok(());
+        }
+        // Others: ring the next best now; ringall: the attempt is over.
+        if ring_all || !self.ring_one(now, id) {
+            self.end_attempt(now, id);
+        }
+        Ok(())
+    }
+
+    fn answered(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        agent: AgentId,
+        member_uniqueid: String,
+    ) -> Result<(), AcdError> {
+        let call = self
+            .calls
+            .get(&id)
+            .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
+        let ring_start = match &call.state {
+            CallState::Ringing { candidates, .. } => {
+                candidates.iter().find_map(|c| match c.tried {
+                    Tried::Ringing(since) if c.agent == agent => Some(since),
+                    _ => None,
+                })
+            }
+            _ => None,
+        };
+        let Some(ring_start) = ring_start else {
+            return Err(AcdError::NotRinging { call: id, agent });
+        };
+        let queue = call.queue.clone();
+        let hold = secs(now.saturating_duration_since(call.entered));
+        self.stop_ringing(now, &id, false, Some(&agent));
+        self.store_next(&id);
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.ringing.retain(|c| c != &id);
+            a.on_call = Some(id.clone());
+        }
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.state = CallState::Connected {
+                agent: agent.clone(),
+                at: now,
+                hold,
+            };
+        }
+        let mut index = None;
+        if let Some(q) = self.queues.get_mut(&queue) {
+            index = q.waiting.iter().position(|c| c == &id);
+            if let Some(i) = index {
+                q.waiting.remove(i);
+            }
+            // app_queue recalc_holdtime: (3 × old + new) / 4.
+            q.hold_time = (q.hold_time.saturating_mul(3).saturating_add(hold)) / 4;
+        }
+        self.log(
+            now,
+            id.as_str(),
+            queue.as_str(),
+            agent.as_str(),
+            Event::Connect {
+                hold_time: hold,
+                member_uniqueid,
+                ring_time: secs(now.saturating_duration_since(ring_start)),
+            },
+        );
+        self.outputs.push_back(Output::Connect { call: id, agent });
+        if let Some(i) = index {
+            self.announce_behind(&queue, i);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, now: Instant, id: &CallId, by_caller: bool) -> Result<(), AcdError> {
+        let call = self
+            .calls
+            .get(id)
+            .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
+        let CallState::Connected { agent, at, hold } = &call.state else {
+            return Err(AcdError::NotConnected(id.clone()));
+        };
+        let (agent, at, hold) = (agent.clone(), *at, *hold);
+        let queue = call.queue.clone();
+        let original_position = call.original_position;
+        let call_time = secs(now.saturating_duration_since(at));
+        let event = if by_caller {
+            Event::CompleteCaller {
+                hold_time: hold,
+                call_time,
+                original_position,
+            }
+        } else {
+            Event::CompleteAgent {
+                hold_time: hold,
+                call_time,
+                original_position,
+            }
+        };
+        self.log(now, id.as_str(), queue.as_str(), agent.as_str(), event);
+        self.calls.remove(id);
+        let mut wrap_up = Duration::ZERO;
+        if let Some(q) = self.queues.get_mut(&queue) {
+            wrap_up = q.config.wrap_up;
+            if let Some(m) = q.members.iter_mut().find(|m| m.agent == agent) {
+                m.calls = m.calls.saturating_add(1);
+                m.last_call = Some(now);
+            }
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.on_call = None;
+            if !wrap_up.is_zero() {
+                a.wrap_up_until = Some(now + wrap_up);
+            }
+        }
+        if !wrap_up.is_zero() && self.agents.contains_key(&agent) {
+            self.log(
+                now,
+                id.as_str(),
+                queue.as_str(),
+                agent.as_str(),
+                Event::WrapUpStart {
+                    wrap_up: secs(wrap_up),
+                },
+            );
+        }
+        self.outputs.push_back(Output::Ended { call: id.clone() });
+        Ok(())
+    }
+
+    /// A waiting (or ringing) caller leaves: stop ringing, log, forget.
+    fn remove_waiting(&mut self, now: Instant, id: &CallId, event: impl FnOnce(Exit) -> Event) {
+        self.stop_ringing(now, id, false, None);
+        let Some(call) = self.calls.remove(id) else {
+            return;
+        };
+        let mut position = 0;
+        let mut index = None;
+        if let Some(q) = self.queues.get_mut(&call.queue) {
+            index = q.waiting.iter().position(|c| c == id);
+            if let Some(i) = index {
+                q.waiting.remove(i);
+                position = position_u32(i);
+            }
+        }
+        let exit = Exit {
+            position,
+            original_position: call.original_position,
+            wait_time: secs(now.saturating_duration_since(call.entered)),
+        };
+        self.log(now, id.as_str(), call.queue.as_str(), NONE, event(exit));
+        if let Some(i) = index {
+            self.announce_behind(&call.queue, i);
+        }
+    }
+
+    fn exit_waiting(&mut self, now: Instant, id: &CallId, reason: Leave) {
+        let event = match reason {
+            Leave::Timeout => Event::ExitWithTimeout,
+            Leave::Empty => Event::ExitEmpty,
+        };
+        self.remove_waiting(now, id, event);
+        self.outputs.push_back(Output::Left {
+            call: id.clone(),
+            reason,
+        });
+    }
+
+    fn caller_gone(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        key: Option<String>,
+    ) -> Result<(), AcdError> {
+        let call = self
+            .calls
+            .get(&id)
+            .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
+        if matches!(call.state, CallState::Connected { .. }) {
+            return self.complete(now, &id, true);
+        }
+        match key {
+            None => self.remove_waiting(now, &id, Event::Abandon),
+            Some(key) => self.remove_waiting(now, &id, |exit| Event::ExitWithKey { key, exit }),
+        }
+        self.outputs.push_back(Output::Ended { call: id });
+        Ok(())
+    }
+
+    fn login(
+        &mut self,
+        now: Instant,
+        agent: AgentId,
+        channel: String,
+        queues: Vec<(QueueId, u32)>,
+    ) -> Result<(), AcdError> {
+        if self.agents.contains_key(&agent) {
+            return Err(AcdError::AlreadyLoggedIn(agent));
+        }
+        if let Some((missing, _)) = queues.iter().find(|(q, _)| !self.queues.contains_key(q)) {
+            return Err(AcdError::UnknownQueue(missing.clone()));
+        }
+        self.log(
+            now,
+            NONE,
+            NONE,
+            agent.as_str(),
+            Event::AgentLogin {
+                channel: channel.clone(),
+            },
+        );
+        self.agents.insert(
+            agent.clone(),
+            Agent {
+                channel,
+                login_at: now,
+                device: DeviceState::NotInUse,
+                ringing: Vec::new(),
+                on_call: None,
+                wrap_up_until: None,
+            },
+        );
+        for (queue, penalty) in queues {
+            let Some(q) = self.queues.get_mut(&queue) else {
+                continue;
+            };
+            if q.members.iter().any(|m| m.agent == agent) {
+                continue;
+            }
+            q.members.push(Member {
+                agent: agent.clone(),
+                penalty,
+                paused: false,
+                calls: 0,
+                last_call: None,
+            });
+            self.log(
+                now,
+                NONE,
+                queue.as_str(),
+                agent.as_str(),
+                Event::AddMember { paused: false },
+            );
+        }
+        Ok(())
+    }
+
+    fn logoff(&mut self, now: Instant, agent: AgentId) -> Result<(), AcdError> {
+        let Some(a) = self.agents.get(&agent) else {
+            return Err(AcdError::NotLoggedIn(agent));
+        };
+        // Calls ringing this agent ring somebody else.
+        for call in a.ringing.clone() {
+            let _ = self.no_answer(now, &call, &agent);
+        }
+        let names: Vec<QueueId> = self.queues.keys().cloned().collect();
+        for queue in names {
+            let Some(q) = self.queues.get_mut(&queue) else {
+                continue;
+            };
+            let Some(pos) = q.members.iter().position(|m| m.agent == agent) else {
+                continue;
+            };
+            q.members.remove(pos);
+            // app_queue queue_member_follower_removal.
+            if pos < q.rr_pos {
+                q.rr_pos -= 1;
+            }
+            self.log(
+                now,
+                NONE,
+                queue.as_str(),
+                agent.as_str(),
+                Event::RemoveMember,
+            );
+        }
+        if let Some(a) = self.agents.remove(&agent) {
+            let login_time = secs(now.saturating_duration_since(a.login_at));
+            self.log(
+                now,
+                NONE,
+                NONE,
+                agent.as_str(),
+                Event::AgentLogoff {
+                    channel: a.channel,
+                    login_time,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn set_paused(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        queue: Option<&QueueId>,
+        reason: &str,
+        paused: bool,
+    ) -> Result<(), AcdError> {
+        if !self.agents.contains_key(agent) {
+            return Err(AcdError::NotLoggedIn(agent.clone()));
+        }
+        let targets: Vec<QueueId> = match queue {
+            Some(q) => {
+                let member = self
+                    .queues
+                    .get(q)
+                    .ok_or_else(|| AcdError::UnknownQueue(q.clone()))?
+                    .members
+                    .iter()
+                    .any(|m| &m.agent == agent);
+                if !member {
+                    return Err(AcdError::NotAMember {
+                        agent: agent.clone(),
+                        queue: q.clone(),
+                    });
+                }
+                vec![q.clone()]
+            }
+            None => {
+                let event = if paused {
+                    Event::PauseAll {
+                        reason: reason.to_owned(),
+                    }
+                } else {
+                    Event::UnpauseAll {
+                        reason: reason.to_owned(),
+                    }
+                };
+                self.log(now, NONE, NONE, agent.as_str(), event);
+                self.queues
+                    .values()
+                    .filter(|q| q.members.iter().any(|m| &m.agent == agent))
+                    .map(|q| q.config.name.clone())
+                    .collect()
+            }
+        };
+        for queue in targets {
+            if let Some(m) = self
+                .queues
+                .get_mut(&queue)
+                .and_then(|q| q.members.iter_mut().find(|m| &m.agent == agent))
+            {
+                m.paused = paused;
+            }
+            let reason = reason.to_owned();
+            let event = if paused {
+                Event::Pause { reason }
+            } else {
+                Event::Unpause { reason }
+            };
+            self.log(now, NONE, queue.as_str(), agent.as_str(), event);
+        }
+        Ok(())
+    }
+}
+
+/// app_queue find_best: the untried candidate with the lowest metric (the first one on
+/// a tie).
+fn find_best(candidates: &[Candidate]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, c) in candidates.iter().enumerate() {
+        if c.tried == Tried::Untried && best.is_none_or(|b| c.metric < candidates[b].metric) {
+            best = Some(i);
+        }
+    }
+    best
+}
