@@ -13,6 +13,8 @@ fn targets() -> Vec<Target> {
     all.extend(pbxkit_sip::fuzzing::TARGETS.iter().copied());
     all.extend(pbxkit_dialplan::fuzzing::TARGETS.iter().copied());
     all.extend(pbxkit_rtp::fuzzing::TARGETS.iter().copied());
+    all.extend(pbxkit_acd::fuzzing::TARGETS.iter().copied());
+    all.extend(pbxkit_directory::fuzzing::TARGETS.iter().copied());
     all
 }
 
