@@ -15,6 +15,7 @@ fn targets() -> Vec<Target> {
     all.extend(pbxkit_rtp::fuzzing::TARGETS.iter().copied());
     all.extend(pbxkit_acd::fuzzing::TARGETS.iter().copied());
     all.extend(pbxkit_directory::fuzzing::TARGETS.iter().copied());
+    all.extend(pbxkit_provisioning::fuzzing::TARGETS.iter().copied());
     all
 }
 

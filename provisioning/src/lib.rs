@@ -2,8 +2,110 @@
 //!
 //! What wazo-provd does, as an embeddable crate: phones are identified from their HTTP,
 //! TFTP or DHCP requests, matched to a plugin, and receive configuration files rendered
-//! from Jinja2 templates compatible with provd plugins. Servers live behind the `server`
-//! feature.
+//! from Jinja2 templates compatible with provd plugins. Servers (HTTP, TFTP) will live
+//! behind the `server` feature; this part has no I/O except reading template files.
 //!
-//! Status: the crate is being built (see the project issues); this release has no API yet.
+//! - [`model`]: [`Device`], [`Config`] and [`RawConfig`] (with typed accessors for
+//!   `sip_lines`, `funckeys`, `timezone`...), and [`Configs`], which computes the
+//!   effective raw config of a config tree.
+//! - [`mac`](mod@mac): [`Mac`], MAC addresses in every notation phones use.
+//! - [`identify`]: vendor, model, version and MAC from a `User-Agent`, a requested file
+//!   name or a DHCP vendor class; plugin [`Support`] scores and plugin selection.
+//! - [`template`]: [`Templates`], Jinja2 templates with provd's lookup order.
+//! - [`plugins`]: built-in plugins (Yealink T4x).
+//!
+//! ```
+//! use pbxkit_provisioning::identify::{self, select_plugin, Support};
+//! use pbxkit_provisioning::model::{Config, Configs, RawConfig};
+//! use pbxkit_provisioning::plugins::yealink;
+//!
+//! // A phone asks for a file: who is it, and which plugin serves it?
+//! let info = identify::from_user_agent("Yealink SIP-T46S 66.84.0.15 80:5e:c0:11:22:33")
+//!     .unwrap_or_default();
+//! let plugin = select_plugin([
+//!     ("xivo-yealink", identify::support(&yealink::support_rules(), &info)),
+//!     ("xivo-snom", Support::None),
+//! ]);
+//! assert_eq!(plugin, Some("xivo-yealink"));
+//!
+//! // Its config inherits the base config.
+//! let raw = |v: serde_json::Value| RawConfig(v.as_object().cloned().unwrap_or_default());
+//! let mut configs = Configs::new();
+//! configs.insert("base".into(), Config {
+//!     raw_config: raw(serde_json::json!({"ip": "10.0.0.1", "sip_proxy_ip": "10.0.0.1"})),
+//!     ..Config::default()
+//! });
+//! configs.insert("dev1".into(), Config {
+//!     parent_ids: vec!["base".into()],
+//!     raw_config: raw(serde_json::json!({"sip_lines": {"1": {
+//!         "username": "abc", "password": "secret", "display_name": "Alice", "number": "1001"
+//!     }}})),
+//!     ..Config::default()
+//! });
+//! let effective = configs.effective(&"dev1".into())?;
+//!
+//! // The plugin renders `<mac>.cfg`.
+//! let mac = info.mac.ok_or("no MAC")?;
+//! let (name, text) = yealink::Yealink::new().render(mac, info.model.as_deref(), &effective)?;
+//! assert_eq!(name, "805ec0112233.cfg");
+//! assert!(text.contains("account.1.user_name = abc\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod identify;
+pub mod mac;
+pub mod model;
+pub mod plugins;
+pub mod template;
+
+pub use identify::{DeviceInfo, Support};
+pub use mac::{Mac, MacError};
+pub use model::{Config, ConfigError, ConfigId, Configs, Device, DeviceId, RawConfig};
+pub use template::{TemplateError, Templates};
+
+/// Entry points for the fuzz targets in `fuzz/fuzz_targets/provisioning_*.rs`; each
+/// takes arbitrary bytes and panics only on a broken invariant.
+pub mod fuzzing {
+    use crate::identify;
+    use crate::mac::Mac;
+
+    /// A fuzz entry point.
+    pub type Target = fn(&[u8]);
+
+    /// Every fuzz target of the crate, by name.
+    pub const TARGETS: &[(&str, Target)] = &[("provisioning_user_agent", provisioning_user_agent)];
+
+    /// At most this many bytes of one input are used, to keep runs fast.
+    const MAX_LEN: usize = 4096;
+
+    /// The input, as text, is a `User-Agent`, a file name and a DHCP vendor class:
+    /// identification never panics, and every MAC it extracts is valid (it re-parses
+    /// from each of its notations, and is not all zeros).
+    pub fn provisioning_user_agent(data: &[u8]) {
+        let text = String::from_utf8_lossy(data.get(..MAX_LEN).unwrap_or(data));
+        let found = [
+            identify::from_user_agent(&text),
+            identify::from_filename(&text),
+            identify::from_dhcp_vendor_class(&text),
+        ];
+        for info in found.into_iter().flatten() {
+            assert!(!info.is_empty());
+            if let Some(mac) = info.mac {
+                assert_ne!(mac.octets(), [0; 6]);
+                assert_eq!(Mac::parse(&mac.to_string()), Ok(mac));
+                assert_eq!(Mac::parse(&mac.compact().to_string()), Ok(mac));
+                assert_eq!(Mac::parse(&mac.compact_upper().to_string()), Ok(mac));
+            }
+            for field in [&info.vendor, &info.model, &info.version]
+                .into_iter()
+                .flatten()
+            {
+                assert!(!field.is_empty() && text.len() + 16 >= field.len());
+            }
+        }
+        if let Ok(mac) = Mac::parse(&text) {
+            assert_eq!(Mac::parse(&mac.to_string()), Ok(mac));
+        }
+    }
+}
