@@ -432,6 +432,12 @@ impl Session {
                 }
             }
         }
+        // Unmodelled lines are kept in RFC 8866 order (the order they are written in),
+        // so that parse(serialise(s)) == s even when a peer sent them out of order.
+        session.other.sort_by_key(|l| order(l.kind));
+        for m in &mut session.media {
+            m.other.sort_by_key(|l| order(l.kind));
+        }
         Ok(session)
     }
 

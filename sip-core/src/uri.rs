@@ -403,13 +403,21 @@ impl SipUri {
                 return false;
             }
         }
-        // Headers: all must be present in both and equal.
-        if self.headers.len() != other.headers.len() {
-            return false;
+        // Headers: the same set on both sides (a repeated header counts each time).
+        fn headers(p: &Params) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            let mut v: Vec<_> = p
+                .iter()
+                .map(|h| {
+                    (
+                        unescape(&h.name).to_ascii_lowercase(),
+                        h.value.as_deref().map(|v| unescape(v).into_owned()),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
         }
-        self.headers.iter().all(|h| {
-            other.headers.get(&h.name).flatten().map(unescape) == h.value.as_deref().map(unescape)
-        })
+        headers(&self.headers) == headers(&other.headers)
     }
 }
 
