@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: tools::DialplanCommand,
     },
+    /// Call-centre tools: skill rules.
+    Acd {
+        #[command(subcommand)]
+        command: tools::AcdCommand,
+    },
 }
 
 fn load(source: &str, text: &str) -> Result<Config, String> {
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Sip { command }) => return tools::sip(command),
         Some(Command::Dialplan { command }) => return tools::dialplan(command),
+        Some(Command::Acd { command }) => return tools::acd(command),
         _ => {}
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {

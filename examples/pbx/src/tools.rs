@@ -19,6 +19,31 @@ pub(crate) enum SipCommand {
     },
 }
 
+/// ACD tools.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AcdCommand {
+    /// Parse a skill rule and print it fully parenthesised, or the error with its column.
+    RuleCheck {
+        /// The rule, e.g. `french > 50 & (sales | support ! 0) & WT < 60`.
+        expr: String,
+    },
+}
+
+pub(crate) fn acd(command: AcdCommand) -> ExitCode {
+    match command {
+        AcdCommand::RuleCheck { expr } => match expr.parse::<pbxkit_acd::skills::Expr>() {
+            Ok(rule) => {
+                println!("{rule}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pbxkit acd rule-check: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
 /// Dialplan tools.
 #[derive(Debug, Subcommand)]
 pub(crate) enum DialplanCommand {

@@ -106,3 +106,22 @@ fn help_describes_every_level() {
         assert!(stdout(&out).contains("Usage:"), "{args:?}");
     }
 }
+
+#[test]
+fn acd_rule_check_parenthesises_or_points_at_the_column() {
+    let out = pbxkit(&["acd", "rule-check", "french > 50 & (sales | support ! 0)"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (
+            Some(0),
+            "((french > 50) & (sales | (support ! 0)))\n".into()
+        )
+    );
+    let bad = pbxkit(&["acd", "rule-check", "french > & sales"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        err.starts_with("pbxkit acd rule-check: column 10: "),
+        "{err}"
+    );
+}
