@@ -1,6 +1,6 @@
 //! `pbxkit-rtp`: RTP parsing and serialisation side by side with webrtc-rs `rtp`,
-//! G.711 encoding and decoding of 20 ms frames, the conference mixer and the jitter
-//! buffer.
+//! G.711 and G.722 encoding and decoding of 20 ms frames, the resampler, the conference
+//! mixer and the jitter buffer.
 #![allow(clippy::unwrap_used, reason = "the samples are known to parse")]
 
 use bytes::Bytes;
@@ -195,5 +195,63 @@ fn jitter(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, serialize, g711, mixer, jitter);
+/// G.722 over a 20 ms frame at 16 kHz (320 samples, 160 bytes); throughput in samples.
+fn g722(c: &mut Criterion) {
+    use pbxkit_rtp::g722::{G722Decoder, G722Encoder};
+    const SAMPLES: usize = 320;
+    let pcm: Vec<i16> = (0..SAMPLES)
+        .map(|i| ((i as f64 * 0.15).sin() * 12_000.0) as i16)
+        .collect();
+    let mut payload = Vec::with_capacity(SAMPLES / 2);
+    G722Encoder::new().encode(&pcm, &mut payload).unwrap();
+
+    let mut group = c.benchmark_group("g722");
+    group.throughput(Throughput::Elements(SAMPLES as u64));
+    let mut encoder = G722Encoder::new();
+    let mut out = Vec::with_capacity(SAMPLES / 2);
+    group.bench_function("encode", |b| {
+        b.iter(|| {
+            out.clear();
+            encoder.encode(black_box(&pcm), &mut out).unwrap();
+            black_box(out.len())
+        })
+    });
+    let mut decoder = G722Decoder::new();
+    let mut samples = Vec::with_capacity(SAMPLES);
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            samples.clear();
+            decoder.decode(black_box(&payload), &mut samples);
+            black_box(samples.len())
+        })
+    });
+    group.finish();
+}
+
+/// The resampler on 20 ms frames, 8 → 16 kHz (and 48 → 8 kHz, the costliest of the
+/// usual pairs); throughput in input samples.
+fn resample(c: &mut Criterion) {
+    use pbxkit_rtp::resample::Resampler;
+    let mut group = c.benchmark_group("resample");
+    for (from, to) in [(8000u32, 16_000u32), (48_000, 8000)] {
+        let frame: Vec<i16> = (0..from as usize / 50)
+            .map(|i| ((i as f64 * 0.3).sin() * 10_000.0) as i16)
+            .collect();
+        let mut resampler = Resampler::new(from, to).unwrap();
+        let mut out = Vec::with_capacity(to as usize / 50 + 1);
+        group.throughput(Throughput::Elements(frame.len() as u64));
+        group.bench_function(format!("{}k_to_{}k", from / 1000, to / 1000), |b| {
+            b.iter(|| {
+                out.clear();
+                resampler.process(black_box(&frame), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches, parse, serialize, g711, g722, resample, mixer, jitter
+);
 criterion_main!(benches);
