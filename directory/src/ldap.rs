@@ -1,7 +1,9 @@
 //! LDAP filters for a directory source (wazo-dird's `ldap` back-end), without the
 //! network part: RFC 4515 escaping, the search filter `(|(a=*term*)(b=*term*))` ANDed
-//! with the custom filter (where `%Q` is the escaped term), and the reverse-lookup
-//! filter on the number attributes. The I/O source (ldap3) is not written yet.
+//! with the custom filter (where `%Q` is the escaped term), the reverse-lookup filter on
+//! the number attributes and the filter listing entries by unique column. The network
+//! source built on them is [`LdapSource`](crate::ldap_source::LdapSource) (feature
+//! `tokio`).
 //!
 //! ```
 //! use pbxkit_directory::ldap::{LdapFilters, escape};
@@ -45,14 +47,42 @@ pub struct LdapFilters {
     pub first_matched_columns: Vec<String>,
 }
 
-fn any_of(columns: &[String], value: &str) -> Option<String> {
-    match columns {
-        [] => None,
-        [one] => Some(format!("({one}={value})")),
-        many => {
-            let mut out = String::from("(|");
-            for column in many {
-                let _ = write!(out, "({column}={value})");
+/// Escapes every byte of a binary value (`\hh` each), e.g. a 16-byte `objectGUID`.
+pub fn escape_bytes(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for byte in value {
+        let _ = write!(out, "\\{byte:02x}");
+    }
+    out
+}
+
+/// Whether `name` can be put in a filter as an attribute description (RFC 4512: a
+/// name or numeric OID, with `;options`): ASCII letters, digits, `-`, `.` and `;`,
+/// starting with a letter or digit.
+pub fn is_attribute_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ';'))
+}
+
+/// `(|(c1=v1)(c1=v2)(c2=v1)…)` for escaped values, without the `(|…)` around a single
+/// term; `None` when there is no column or no value.
+fn any_of<S: AsRef<str>>(columns: &[String], values: &[S]) -> Option<String> {
+    let mut terms = columns.iter().flat_map(|column| {
+        values
+            .iter()
+            .map(move |value| format!("({column}={})", value.as_ref()))
+    });
+    let first = terms.next()?;
+    match terms.next() {
+        None => Some(first),
+        Some(second) => {
+            let mut out = format!("(|{first}{second}");
+            for term in terms {
+                out.push_str(&term);
             }
             out.push(')');
             Some(out)
@@ -60,39 +90,63 @@ fn any_of(columns: &[String], value: &str) -> Option<String> {
     }
 }
 
+/// `(&custom generated)`, or whichever of the two exists.
+fn and(custom: Option<String>, generated: Option<String>) -> Option<String> {
+    match (custom, generated) {
+        (Some(custom), Some(generated)) => Some(format!("(&{custom}{generated})")),
+        (custom, generated) => custom.or(generated),
+    }
+}
+
 impl LdapFilters {
-    /// The search filter for `term`; `None` when there is neither a searched column
-    /// nor a custom filter.
-    pub fn search(&self, term: &str) -> Option<String> {
-        let escaped = escape(term);
-        let generated = any_of(&self.searched_columns, &format!("*{escaped}*"));
-        let custom = self
-            .custom_filter
+    fn custom(&self, escaped: &str) -> Option<String> {
+        self.custom_filter
             .as_deref()
             .filter(|f| !f.trim().is_empty())
-            .map(|f| f.replace("%Q", &escaped));
-        match (custom, generated) {
-            (Some(custom), Some(generated)) => Some(format!("(&{custom}{generated})")),
-            (custom, generated) => custom.or(generated),
-        }
+            .map(|f| f.replace("%Q", escaped))
+    }
+
+    /// The search filter for `term` (trimmed, as the other sources do; an empty term
+    /// is a presence test `(attr=*)`); `None` when there is neither a searched column
+    /// nor a custom filter.
+    pub fn search(&self, term: &str) -> Option<String> {
+        let escaped = escape(term.trim());
+        let value = if escaped.is_empty() {
+            "*".to_owned()
+        } else {
+            format!("*{escaped}*")
+        };
+        and(
+            self.custom(&escaped),
+            any_of(&self.searched_columns, &[value]),
+        )
     }
 
     /// The reverse-lookup filter for `number` (the custom filter applies too, with
     /// `%Q` the number); `None` without number attributes.
     pub fn reverse(&self, number: &str) -> Option<String> {
-        let escaped = escape(number.trim());
-        if escaped.is_empty() {
-            return None;
-        }
+        self.reverse_any(&[number])
+    }
+
+    /// The reverse-lookup filter matching any of several spellings of one number (the
+    /// first one is `%Q` in the custom filter); blank spellings are ignored; `None`
+    /// without number attributes or without a spelling.
+    pub fn reverse_any<S: AsRef<str>>(&self, numbers: &[S]) -> Option<String> {
+        let escaped: Vec<String> = numbers
+            .iter()
+            .map(|n| escape(n.as_ref().trim()))
+            .filter(|n| !n.is_empty())
+            .collect();
+        let first = escaped.first()?;
         let generated = any_of(&self.first_matched_columns, &escaped)?;
-        match self
-            .custom_filter
-            .as_deref()
-            .filter(|f| !f.trim().is_empty())
-        {
-            Some(custom) => Some(format!("(&{}{generated})", custom.replace("%Q", &escaped))),
-            None => Some(generated),
-        }
+        and(self.custom(first), Some(generated))
+    }
+
+    /// The filter for entries whose `column` has one of `values` (already escaped,
+    /// see [`escape`] and [`escape_bytes`]); the custom filter does not apply. `None`
+    /// without a value.
+    pub fn list(column: &str, escaped_values: &[String]) -> Option<String> {
+        any_of(&[column.to_owned()], escaped_values)
     }
 }
 
@@ -132,5 +186,38 @@ mod tests {
         );
         assert_eq!(f.reverse("  "), None);
         assert_eq!(filters(None, &["cn"], &[]).reverse("1001"), None);
+        let f = filters(None, &["cn"], &["mobile"]);
+        assert_eq!(
+            f.reverse_any(&["+33 6 12", "0612", " "]).as_deref(),
+            Some("(|(mobile=+33 6 12)(mobile=0612))")
+        );
+        assert_eq!(f.reverse_any::<&str>(&[]), None);
+    }
+
+    #[test]
+    fn empty_term_is_a_presence_test() {
+        let f = filters(None, &["cn", "sn"], &[]);
+        assert_eq!(f.search("  ").as_deref(), Some("(|(cn=*)(sn=*))"));
+        assert_eq!(f.search(" al ").as_deref(), Some("(|(cn=*al*)(sn=*al*))"));
+    }
+
+    #[test]
+    fn list_filters() {
+        assert_eq!(
+            LdapFilters::list("entryUUID", &["a".into(), "b".into()]).as_deref(),
+            Some("(|(entryUUID=a)(entryUUID=b))")
+        );
+        assert_eq!(LdapFilters::list("entryUUID", &[]), None);
+        assert_eq!(escape_bytes(&[0, 0xab, b'a']), "\\00\\ab\\61");
+    }
+
+    #[test]
+    fn attribute_names() {
+        for ok in ["cn", "telephoneNumber", "cn;lang-fr", "2.5.4.3", "x-custom"] {
+            assert!(is_attribute_name(ok), "{ok}");
+        }
+        for bad in ["", "cn)", "c n", "*", "-cn", "cn=x", "(cn"] {
+            assert!(!is_attribute_name(bad), "{bad}");
+        }
     }
 }

@@ -16,8 +16,9 @@
 //! - [`personal`]: [`PersonalContacts`], per-user contacts with CSV import and export.
 //! - [`lookup`]: [`Directory`], profiles and displays; parallel lookup with a
 //!   deadline, merge and deduplication; reverse lookup.
-//! - [`ldap`]: LDAP search and reverse-lookup filters with RFC 4515 escaping (the
-//!   network source is not written yet).
+//! - [`ldap`]: LDAP search, reverse-lookup and listing filters with RFC 4515 escaping.
+//! - `ldap_source` (feature `tokio`): `LdapSource`, an LDAP directory over plain
+//!   `ldap://` (ldap3), with connect and operation deadlines.
 //! - [`views`]: directory XML for Cisco, Yealink, Snom, Polycom and Aastra phones,
 //!   with paging, and the search forms they request.
 //!
@@ -69,6 +70,8 @@ pub mod csv_source;
 pub mod format;
 pub mod index;
 pub mod ldap;
+#[cfg(feature = "tokio")]
+pub mod ldap_source;
 pub mod lookup;
 pub mod memory;
 pub mod number;
@@ -79,6 +82,8 @@ pub mod views;
 pub use csv_source::{CsvConfig, CsvError, CsvSource};
 pub use format::{FormatColumns, Template, TemplateError};
 pub use index::ContactIndex;
+#[cfg(feature = "tokio")]
+pub use ldap_source::{LdapConfig, LdapConfigError, LdapSource};
 #[cfg(feature = "tokio")]
 pub use lookup::TokioTimer;
 pub use lookup::{Directory, LookupError, Timer};

@@ -1,5 +1,6 @@
 //! The lookup service: parallel search with a deadline, merge and deduplication,
 //! displays, favorites, personal contacts and reverse lookup in source order.
+#![cfg(feature = "tokio")]
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::sync::Arc;
