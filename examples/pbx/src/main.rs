@@ -54,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         command: tools::AcdCommand,
     },
+    /// Provisioning tools: render templates, identify phones.
+    Provisioning {
+        #[command(subcommand)]
+        command: tools::ProvisioningCommand,
+    },
+    /// Directory tools over a CSV file: search and reverse lookup.
+    Directory {
+        #[command(subcommand)]
+        command: tools::DirectoryCommand,
+    },
 }
 
 fn load(source: &str, text: &str) -> Result<Config, String> {
@@ -70,6 +80,8 @@ fn main() -> ExitCode {
         Some(Command::Sip { command }) => return tools::sip(command),
         Some(Command::Dialplan { command }) => return tools::dialplan(command),
         Some(Command::Acd { command }) => return tools::acd(command),
+        Some(Command::Provisioning { command }) => return tools::provisioning(command),
+        Some(Command::Directory { command }) => return tools::directory(command),
         _ => {}
     }
     if let Some(Command::CheckConfig { file }) = &cli.command {

@@ -150,3 +150,218 @@ pub(crate) fn dialplan(command: DialplanCommand) -> ExitCode {
         }
     }
 }
+
+/// Provisioning tools.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProvisioningCommand {
+    /// Render a template with a JSON object as its context; the output is byte-exact.
+    Render {
+        /// Template directories, searched in the order given (the first that has a
+        /// template wins).
+        #[arg(long = "templates", value_name = "DIR", required = true)]
+        templates: Vec<std::path::PathBuf>,
+        /// A JSON object: the template's context.
+        #[arg(long, value_name = "FILE.json")]
+        context: std::path::PathBuf,
+        /// The template to render, e.g. `base.tpl` or `T46S.tpl`.
+        template: String,
+    },
+    /// Identify a phone from what it sends; prints vendor, model, version, mac as JSON.
+    Identify {
+        /// An HTTP User-Agent.
+        #[arg(long, group = "source")]
+        user_agent: Option<String>,
+        /// A TFTP (or HTTP) file name the phone asked for.
+        #[arg(long, group = "source")]
+        tftp_file: Option<String>,
+        /// A DHCP option 60 vendor class.
+        #[arg(long, group = "source")]
+        dhcp_vendor: Option<String>,
+    },
+}
+
+pub(crate) fn provisioning(command: ProvisioningCommand) -> ExitCode {
+    use pbxkit_provisioning::identify;
+    use pbxkit_provisioning::template::{TemplateDir, Templates};
+    match command {
+        ProvisioningCommand::Render {
+            templates,
+            context,
+            template,
+        } => {
+            let text = match std::fs::read_to_string(&context) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("pbxkit provisioning render: {}: {e}", context.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let value: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(serde_json::Value::Object(map)) => serde_json::Value::Object(map),
+                Ok(_) => {
+                    eprintln!(
+                        "pbxkit provisioning render: {}: the context must be a JSON object",
+                        context.display()
+                    );
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "pbxkit provisioning render: {}:{}:{}: {e}",
+                        context.display(),
+                        e.line(),
+                        e.column()
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let engine = Templates::new(templates.into_iter().map(TemplateDir::Dir));
+            match engine.render(&template, &value) {
+                Ok(out) => {
+                    use std::io::Write;
+                    let mut stdout = std::io::stdout().lock();
+                    if stdout
+                        .write_all(out.as_bytes())
+                        .and_then(|()| stdout.flush())
+                        .is_err()
+                    {
+                        return ExitCode::FAILURE;
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pbxkit provisioning render: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ProvisioningCommand::Identify {
+            user_agent,
+            tftp_file,
+            dhcp_vendor,
+        } => {
+            let found = match (user_agent, tftp_file, dhcp_vendor) {
+                (Some(ua), _, _) => identify::from_user_agent(&ua),
+                (_, Some(file), _) => identify::from_filename(&file),
+                (_, _, Some(vci)) => identify::from_dhcp_vendor_class(&vci),
+                _ => {
+                    eprintln!(
+                        "pbxkit provisioning identify: give --user-agent, --tftp-file or --dhcp-vendor"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(info) = found else {
+                eprintln!("pbxkit provisioning identify: not recognised");
+                return ExitCode::FAILURE;
+            };
+            let mut json = serde_json::Map::new();
+            for (key, value) in [
+                ("vendor", info.vendor),
+                ("model", info.model),
+                ("version", info.version),
+                ("mac", info.mac.map(|m| m.to_string())),
+            ] {
+                if let Some(v) = value {
+                    json.insert(key.to_owned(), serde_json::Value::String(v));
+                }
+            }
+            println!("{}", serde_json::Value::Object(json));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Directory tools over a CSV file.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DirectoryCommand {
+    /// Contacts with a column containing TERM (case-insensitive), as JSON lines.
+    Search {
+        /// The CSV file (first line: column names).
+        #[arg(long)]
+        csv: std::path::PathBuf,
+        /// The field delimiter.
+        #[arg(long, default_value = ",")]
+        delimiter: char,
+        /// Columns to search (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// The text to look for.
+        term: String,
+    },
+    /// Contacts whose number columns hold NUMBER (spaces, dots, +/00 ignored), as JSON lines.
+    Reverse {
+        /// The CSV file (first line: column names).
+        #[arg(long)]
+        csv: std::path::PathBuf,
+        /// The field delimiter.
+        #[arg(long, default_value = ",")]
+        delimiter: char,
+        /// Number columns (default: all).
+        #[arg(long, value_delimiter = ',')]
+        columns: Vec<String>,
+        /// The calling number.
+        number: String,
+    },
+}
+
+pub(crate) fn directory(command: DirectoryCommand) -> ExitCode {
+    use pbxkit_directory::index::ContactIndex;
+    use pbxkit_directory::number::NumberPlan;
+    use pbxkit_directory::source::SourceConfig;
+    let (csv, delimiter, columns, reverse, query) = match command {
+        DirectoryCommand::Search {
+            csv,
+            delimiter,
+            columns,
+            term,
+        } => (csv, delimiter, columns, false, term),
+        DirectoryCommand::Reverse {
+            csv,
+            delimiter,
+            columns,
+            number,
+        } => (csv, delimiter, columns, true, number),
+    };
+    let data = match std::fs::read(&csv) {
+        Ok(data) => data,
+        Err(e) => {
+            eprintln!("pbxkit directory: {}: {e}", csv.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let records = match pbxkit_directory::csv_source::parse(&data, delimiter) {
+        Ok(records) => records,
+        Err(e) => {
+            eprintln!("pbxkit directory: {}: {e}", csv.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let columns = if columns.is_empty() {
+        records
+            .first()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        columns
+    };
+    let mut config = SourceConfig::named("csv");
+    config.searched_columns = columns.clone();
+    config.first_matched_columns = columns;
+    let plan = NumberPlan::default();
+    let index = ContactIndex::build(&config, &plan, records);
+    let found: Vec<&pbxkit_directory::Contact> = if reverse {
+        index.reverse(&plan, &query).collect()
+    } else {
+        index.search(&query).collect()
+    };
+    for contact in found {
+        let fields: serde_json::Map<String, serde_json::Value> = contact
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        println!("{}", serde_json::Value::Object(fields));
+    }
+    ExitCode::SUCCESS
+}

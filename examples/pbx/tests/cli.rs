@@ -125,3 +125,125 @@ fn acd_rule_check_parenthesises_or_points_at_the_column() {
         "{err}"
     );
 }
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pbxkit-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn provisioning_render_and_identify() {
+    let dir = temp("render");
+    let user = dir.join("user");
+    let plugin = dir.join("plugin");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("base.tpl"),
+        "[{% block lines %}{% endblock %}]\n",
+    )
+    .unwrap();
+    std::fs::write(plugin.join("T46S.tpl"), "{% extends 'base.tpl' %}{% block lines %}{% for n, l in sip_lines.items() %}{{ n }}={{ l.number|e }};{% endfor %}{% endblock %}").unwrap();
+    std::fs::write(
+        user.join("base.tpl"),
+        "user:[{% block lines %}{% endblock %}]",
+    )
+    .unwrap();
+    let ctx = dir.join("ctx.json");
+    std::fs::write(
+        &ctx,
+        r#"{"sip_lines": {"1": {"number": "1000"}, "2": {"number": "<1001>"}}}"#,
+    )
+    .unwrap();
+    let out = pbxkit(&[
+        "provisioning",
+        "render",
+        "--templates",
+        user.to_str().unwrap(),
+        "--templates",
+        plugin.to_str().unwrap(),
+        "--context",
+        ctx.to_str().unwrap(),
+        "T46S.tpl",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The user's base.tpl wins; no newline is added.
+    assert_eq!(stdout(&out), "user:[1=1000;2=&lt;1001&gt;;]");
+    std::fs::write(&ctx, "{ not json").unwrap();
+    let bad = pbxkit(&[
+        "provisioning",
+        "render",
+        "--templates",
+        plugin.to_str().unwrap(),
+        "--context",
+        ctx.to_str().unwrap(),
+        "T46S.tpl",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+
+    let out = pbxkit(&[
+        "provisioning",
+        "identify",
+        "--user-agent",
+        "Yealink SIP-T46S 66.84.0.15 80:5e:c0:11:22:33",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "{\"vendor\":\"Yealink\",\"model\":\"T46S\",\"version\":\"66.84.0.15\",\"mac\":\"80:5e:c0:11:22:33\"}\n"
+    );
+    let out = pbxkit(&[
+        "provisioning",
+        "identify",
+        "--tftp-file",
+        "SEP001122AABBCC.cnf.xml",
+    ]);
+    assert!(
+        stdout(&out).contains("\"mac\":\"00:11:22:aa:bb:cc\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn directory_search_and_reverse_on_csv() {
+    let dir = temp("dir");
+    let csv = dir.join("people.csv");
+    std::fs::write(
+        &csv,
+        "firstname,lastname,number\nAlice,Martin,+33 1 23 45 67 89\nBob,Durand,0612345678\n",
+    )
+    .unwrap();
+    let out = pbxkit(&[
+        "directory",
+        "search",
+        "--csv",
+        csv.to_str().unwrap(),
+        "mart",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "{\"firstname\":\"Alice\",\"lastname\":\"Martin\",\"number\":\"+33 1 23 45 67 89\"}\n"
+    );
+    let out = pbxkit(&[
+        "directory",
+        "reverse",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--columns",
+        "number",
+        "06.12.34.56.78",
+    ]);
+    assert!(
+        stdout(&out).contains("\"firstname\":\"Bob\""),
+        "{}",
+        stdout(&out)
+    );
+    let missing = pbxkit(&["directory", "search", "--csv", "/nonexistent.csv", "x"]);
+    assert_eq!(missing.status.code(), Some(1));
+}
