@@ -8,6 +8,7 @@ mod call;
 mod config;
 mod ids;
 mod media;
+mod routing;
 mod service;
 mod store;
 mod tools;

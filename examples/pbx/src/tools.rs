@@ -53,6 +53,21 @@ pub(crate) enum DialplanCommand {
         #[arg(required = true)]
         patterns: Vec<String>,
     },
+    /// The decision for a call on the PBX configuration and the rules that led to it.
+    Explain {
+        /// PBX configuration file (the embedded default when absent).
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// The calling user's extension.
+        #[arg(long)]
+        from: String,
+        /// The dialled number.
+        #[arg(long)]
+        number: String,
+        /// When the call happens (RFC 3339; now when absent).
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
     /// Print the extension or pattern that wins for a number, or `no match`.
     Match {
         /// The dialled number.
@@ -106,8 +121,63 @@ fn patterns(texts: &[String]) -> Result<Vec<Pattern>, String> {
         .collect()
 }
 
+fn explain(
+    config: Option<String>,
+    from: &str,
+    number: &str,
+    at: Option<String>,
+) -> Result<String, String> {
+    let (source, text) = match &config {
+        Some(file) => (
+            file.clone(),
+            std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?,
+        ),
+        None => (
+            "embedded default".to_owned(),
+            crate::config::DEFAULT.to_owned(),
+        ),
+    };
+    let config = crate::config::Config::parse(&text).map_err(|e| e.describe(&source))?;
+    let dialplan = crate::routing::dialplan(&config)?;
+    let at: jiff::Timestamp = match at {
+        Some(t) => t.parse().map_err(|e| format!("--at {t}: {e}"))?,
+        None => jiff::Timestamp::now(),
+    };
+    let caller = config
+        .user(from)
+        .ok_or_else(|| format!("--from {from}: no such user"))?;
+    let attempt = pbxkit_dialplan::CallAttempt {
+        context: "default",
+        caller: pbxkit_dialplan::Caller {
+            number: &caller.exten,
+            name: &caller.name,
+            user: Some(&caller.exten),
+        },
+        dialed: number,
+        at,
+        user_state: &(),
+    };
+    let routed = dialplan.decide(&attempt).map_err(|e| e.to_string())?;
+    Ok(routed.to_string())
+}
+
 pub(crate) fn dialplan(command: DialplanCommand) -> ExitCode {
     match command {
+        DialplanCommand::Explain {
+            config,
+            from,
+            number,
+            at,
+        } => match explain(config, &from, &number, at) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pbxkit dialplan explain: {e}");
+                ExitCode::FAILURE
+            }
+        },
         DialplanCommand::Order { patterns: texts } => match patterns(&texts) {
             Ok(mut list) => {
                 list.sort();

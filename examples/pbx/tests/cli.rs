@@ -247,3 +247,42 @@ fn directory_search_and_reverse_on_csv() {
     let missing = pbxkit(&["directory", "search", "--csv", "/nonexistent.csv", "x"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[test]
+fn dialplan_explain_gives_the_decision_and_its_trace() {
+    let out = pbxkit(&[
+        "dialplan",
+        "explain",
+        "--from",
+        "1000",
+        "--number",
+        "1001",
+        "--at",
+        "2026-11-23T10:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.contains("exact user '1001'"), "{text}");
+    assert!(
+        text.lines().last().unwrap().starts_with("=> Ring("),
+        "{text}"
+    );
+    let none = pbxkit(&["dialplan", "explain", "--from", "1000", "--number", "4242"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        String::from_utf8(none.stderr)
+            .unwrap()
+            .contains("no entry for '4242'")
+    );
+    let bad = pbxkit(&[
+        "dialplan",
+        "explain",
+        "--from",
+        "1000",
+        "--number",
+        "1001",
+        "--at",
+        "yesterday",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+}
