@@ -11,6 +11,8 @@
 //! - [`queue`]: the engine, [`Acd`]: [`Input`]s and timers in, [`Output`]s out.
 //! - [`strategy`]: the eight app_queue strategies and their metrics.
 //! - [`member`]: ids, device and agent states, joinempty/leavewhenempty conditions.
+//! - [`stats`]: per queue and period statistics (received, answered, service level...)
+//!   from a `queue_log` stream.
 //!
 //! The run loop: feed inputs and timeouts, then drain the outputs.
 //!
@@ -63,6 +65,7 @@ pub mod member;
 pub mod queue;
 pub mod queue_log;
 pub mod skills;
+pub mod stats;
 pub mod strategy;
 
 pub use member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
@@ -78,6 +81,7 @@ pub mod fuzzing {
 
     use crate::queue_log::{Line, parse_lines};
     use crate::skills::{Context, Expr, Rule};
+    use crate::stats::{Aggregator, StatsConfig};
 
     /// At most this many lines of one input are used, to keep runs fast.
     const MAX_LINES: usize = 256;
@@ -92,13 +96,20 @@ pub mod fuzzing {
     ];
 
     /// The input as a `queue_log` file: every line that parses must print to a line
-    /// that parses to the same [`Line`], and print identically again.
+    /// that parses to the same [`Line`], and print identically again. The lines that
+    /// parse also feed the [`stats`](crate::stats) aggregator (a small open-call limit),
+    /// whose periods must give every counted call exactly one status.
     pub fn acd_queue_log(data: &[u8]) {
         let text = String::from_utf8_lossy(data);
+        let mut stats = Aggregator::new(StatsConfig {
+            max_open_calls: 8,
+            ..StatsConfig::default()
+        });
         for result in parse_lines(&text).take(MAX_LINES) {
             let Ok(line) = result else {
                 continue;
             };
+            stats.push(&line);
             let printed = line.to_string();
             match Line::parse(&printed) {
                 Ok(again) => {
@@ -107,6 +118,22 @@ pub mod fuzzing {
                 }
                 Err(e) => panic!("printed line {printed:?} does not parse: {e}"),
             }
+        }
+        assert!(stats.in_progress() <= 8);
+        for s in stats.finish() {
+            let statuses = [
+                s.answered,
+                s.abandoned,
+                s.timeout,
+                s.closed,
+                s.full,
+                s.joinempty,
+                s.leaveempty,
+                s.divert_ca_ratio,
+                s.divert_waittime,
+            ];
+            assert_eq!(statuses.iter().sum::<u64>(), s.received, "{s:?}");
+            assert!(s.answered_within_sl <= s.answered, "{s:?}");
         }
     }
 
