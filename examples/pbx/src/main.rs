@@ -50,7 +50,7 @@ enum Command {
         #[command(subcommand)]
         command: tools::DialplanCommand,
     },
-    /// Call-centre tools: skill rules.
+    /// Call-centre tools: skill rules, queue statistics.
     Acd {
         #[command(subcommand)]
         command: tools::AcdCommand,

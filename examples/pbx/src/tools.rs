@@ -22,6 +22,20 @@ pub(crate) enum SipCommand {
 /// ACD tools.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AcdCommand {
+    /// Queue statistics per period from an Asterisk or pbxkit queue_log file.
+    Stats {
+        /// The queue_log file.
+        queue_log: std::path::PathBuf,
+        /// Period length.
+        #[arg(long, default_value = "15m", value_parser = ["15m", "1h", "1d"])]
+        period: String,
+        /// Service level threshold in seconds.
+        #[arg(long = "sl", default_value_t = 15)]
+        service_level: u64,
+        /// Output format.
+        #[arg(long, default_value = "json", value_parser = ["json", "table"])]
+        format: String,
+    },
     /// Parse a skill rule and print it fully parenthesised, or the error with its column.
     RuleCheck {
         /// The rule, e.g. `french > 50 & (sales | support ! 0) & WT < 60`.
@@ -31,6 +45,88 @@ pub(crate) enum AcdCommand {
 
 pub(crate) fn acd(command: AcdCommand) -> ExitCode {
     match command {
+        AcdCommand::Stats {
+            queue_log,
+            period,
+            service_level,
+            format,
+        } => {
+            use pbxkit_acd::stats::{Period, StatsConfig, from_lines};
+            let text = match std::fs::read(&queue_log) {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Err(e) => {
+                    eprintln!("pbxkit acd stats: {}: {e}", queue_log.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut lines = Vec::new();
+            let mut malformed = 0;
+            for parsed in pbxkit_acd::queue_log::parse_lines(&text) {
+                match parsed {
+                    Ok(line) => lines.push(line),
+                    Err(e) => {
+                        malformed += 1;
+                        eprintln!("{}: {e}", queue_log.display());
+                    }
+                }
+            }
+            if malformed > 0 {
+                eprintln!(
+                    "{}: {malformed} malformed line(s) skipped",
+                    queue_log.display()
+                );
+            }
+            let period = match period.as_str() {
+                "1h" => Period::Hour,
+                "1d" => Period::Day,
+                _ => Period::FifteenMinutes,
+            };
+            let config = StatsConfig {
+                period,
+                service_level,
+                ..StatsConfig::default()
+            };
+            let stats = from_lines(&lines, &config);
+            if format == "table" {
+                println!(
+                    "{:<16} {:>12} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}",
+                    "queue",
+                    "period_start",
+                    "received",
+                    "answered",
+                    "abandoned",
+                    "timeout",
+                    "closed",
+                    "full",
+                    "ans_rate",
+                    "sl"
+                );
+                for s in &stats {
+                    println!(
+                        "{:<16} {:>12} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8.3} {:>8.3}",
+                        s.queue,
+                        s.period_start,
+                        s.received,
+                        s.answered,
+                        s.abandoned,
+                        s.timeout,
+                        s.closed,
+                        s.full,
+                        s.answered_rate,
+                        s.service_level
+                    );
+                }
+            } else {
+                match serde_json::to_string_pretty(&stats) {
+                    Ok(json) => println!("{json}"),
+                    Err(e) => {
+                        eprintln!("pbxkit acd stats: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
         AcdCommand::RuleCheck { expr } => match expr.parse::<pbxkit_acd::skills::Expr>() {
             Ok(rule) => {
                 println!("{rule}");

@@ -286,3 +286,54 @@ fn dialplan_explain_gives_the_decision_and_its_trace() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn acd_stats_from_a_queue_log() {
+    let dir = temp("stats");
+    let log = dir.join("queue_log");
+    // 09:00 period: one call answered after 10 s (talked 60 s), one abandoned after 20 s,
+    // one turned away (CLOSED); then a malformed line.
+    // A multiple of 900 s: the start of a 15-minute period.
+    let base = 1_700_000_100u64;
+    let text = format!(
+        "{t0}|c1|sales|NONE|ENTERQUEUE||1000|1\n{t1}|c1|sales|Agent/1|CONNECT|10|c1|2\n{t2}|c1|sales|Agent/1|COMPLETECALLER|10|60|1\n\
+         {t0}|c2|sales|NONE|ENTERQUEUE||1001|2\n{t3}|c2|sales|NONE|ABANDON|1|2|20\n{t0}|c3|sales|NONE|CLOSED|\nnot a queue_log line\n",
+        t0 = base + 5,
+        t1 = base + 15,
+        t2 = base + 75,
+        t3 = base + 25
+    );
+    std::fs::write(&log, text).unwrap();
+    let out = pbxkit(&["acd", "stats", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let period = &stats[0];
+    assert_eq!(period["queue"], "sales");
+    assert_eq!(period["period_start"], base);
+    assert_eq!(
+        (
+            period["received"].as_u64(),
+            period["answered"].as_u64(),
+            period["abandoned"].as_u64(),
+            period["closed"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1), Some(1))
+    );
+    assert_eq!(period["answered_rate"], 0.5);
+    assert_eq!(period["avg_talk"], 60.0);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("line 7") && err.contains("1 malformed line(s) skipped"),
+        "{err}"
+    );
+    let table = pbxkit(&[
+        "acd",
+        "stats",
+        "--format",
+        "table",
+        "--period",
+        "1h",
+        log.to_str().unwrap(),
+    ]);
+    assert!(stdout(&table).lines().nth(1).unwrap().starts_with("sales"));
+}
