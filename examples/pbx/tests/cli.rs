@@ -337,3 +337,42 @@ fn acd_stats_from_a_queue_log() {
     ]);
     assert!(stdout(&table).lines().nth(1).unwrap().starts_with("sales"));
 }
+
+#[test]
+fn error_paths_exit_1_with_a_message() {
+    let cases: [&[&str]; 5] = [
+        &["acd", "stats", "/nonexistent/queue_log"],
+        &["provisioning", "identify", "--user-agent", "curl/8.0"],
+        &[
+            "provisioning",
+            "render",
+            "--templates",
+            "/nonexistent",
+            "--context",
+            "/nonexistent.json",
+            "base.tpl",
+        ],
+        &["check-config", "/nonexistent/pbx.toml"],
+        &["dialplan", "match", "--number", "1", "_[5-1]"],
+    ];
+    for args in cases {
+        let out = pbxkit(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why on stderr");
+    }
+    // Usage errors are clap's (exit 2), never a panic.
+    assert_eq!(pbxkit(&["sip", "check"]).status.code(), Some(2));
+    assert_eq!(
+        pbxkit(&[
+            "provisioning",
+            "identify",
+            "--user-agent",
+            "a",
+            "--tftp-file",
+            "b"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+}
