@@ -366,11 +366,17 @@ impl Session {
         let mut offset = 0;
         let mut lines = Vec::new();
         for raw in text.split_inclusive('\n') {
-            let line = raw.trim_end_matches(['\r', '\n']);
+            // One line terminator: CRLF or a bare LF.
+            let line = raw.strip_suffix('\n').unwrap_or(raw);
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let at = offset;
             offset += raw.len();
             if line.is_empty() {
                 continue;
+            }
+            // RFC 8866 §9: text may hold any byte but NUL, CR and LF.
+            if let Some(i) = line.bytes().position(|b| b == b'\r' || b == 0) {
+                return Err(bad("NUL or CR inside a line", at + i));
             }
             let bytes = line.as_bytes();
             if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
@@ -882,6 +888,19 @@ mod tests {
         ] {
             assert!(Session::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_cr_inside_a_line_is_refused() {
+        // Found by fuzzing: a CR inside a line (not before its LF) was taken as part of
+        // a value and lost on the way back; RFC 8866 text may not hold CR.
+        assert!(
+            Session::parse("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 0\r ").is_err()
+        );
+        assert!(
+            Session::parse("v=0\r\no=- 1 1 IN IP4 a\r\ns=-\r\nm=audio 1 RTP/AVP 0\r\n").is_ok()
+        );
+        assert!(Session::parse("v=0\no=- 1 1 IN IP4 a\ns=-\nm=audio 1 RTP/AVP 0").is_ok());
     }
 
     #[test]
