@@ -308,7 +308,8 @@ impl<S: BindingStore> Registrar<S> {
                 q: addr.q(),
                 call_id: call_id.clone(),
                 cseq,
-                expires_at: now + u64::from(granted),
+                // Saturating: `now` comes from the caller.
+                expires_at: now.saturating_add(u64::from(granted)),
                 instance,
                 path: path.clone(),
                 source: source.clone(),

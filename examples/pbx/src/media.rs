@@ -26,7 +26,8 @@ pub(crate) struct PortPool {
 
 impl PortPool {
     pub(crate) fn new(ip: IpAddr, min: u16, max: u16) -> PortPool {
-        let min = min + (min % 2);
+        // RTP on even ports; a configured range near 65535 must not overflow.
+        let min = min.saturating_add(min % 2);
         PortPool {
             ip,
             min,
@@ -41,15 +42,19 @@ impl PortPool {
         for _ in 0..pairs {
             let port = self.next.fetch_add(2, Ordering::Relaxed);
             let port = if port < self.min || port.checked_add(1).is_none_or(|p| p > self.max) {
-                self.next.store(self.min + 2, Ordering::Relaxed);
+                self.next
+                    .store(self.min.saturating_add(2), Ordering::Relaxed);
                 self.min
             } else {
                 port
             };
+            let Some(rtcp_port) = port.checked_add(1).filter(|p| *p <= self.max) else {
+                continue;
+            };
             let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await else {
                 continue;
             };
-            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.ip, port + 1)).await else {
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.ip, rtcp_port)).await else {
                 continue;
             };
             return Some((rtp, rtcp));
@@ -243,5 +248,26 @@ async fn forward(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ranges_at_the_top_of_the_port_space_do_not_overflow() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // No even pair fits in 65535..=65535: no pair, no panic.
+        assert!(PortPool::new(ip, 65535, 65535).bind_pair().await.is_none());
+        assert!(
+            PortPool::new(ip, 65534, 65535)
+                .bind_pair()
+                .await
+                .is_some_and(|(a, b)| {
+                    a.local_addr().unwrap().port() == 65534
+                        && b.local_addr().unwrap().port() == 65535
+                })
+        );
     }
 }
