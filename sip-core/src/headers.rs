@@ -129,6 +129,11 @@ impl Headers {
         self.entries.iter().map(|e| self.view(e))
     }
 
+    /// The header line at `index` (0 is the first).
+    pub(crate) fn at(&self, index: usize) -> Option<HeaderRef<'_>> {
+        self.entries.get(index).map(|e| self.view(e))
+    }
+
     /// Number of header lines.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -144,7 +144,7 @@ impl Message {
             )
         })?;
         let head = ByteStr::from(text);
-        let (message, content_length) = parse_head(&head, start)?;
+        let (message, essentials, content_length) = parse_head(&head, start)?;
         let available = buf.len() - header_end;
         let body_len = match content_length {
             Some((n, at)) if n > available => {
@@ -177,33 +177,40 @@ impl Message {
             body: buf.slice(header_end..header_end + body_len),
             cache: Box::default(),
         };
-        message.check_essentials()?;
+        message.check_essentials(&essentials)?;
         Ok((message, header_end + body_len))
     }
 
     /// Checks the headers every transaction needs, so that a message that parsed can be
-    /// matched and answered.
-    fn check_essentials(&mut self) -> Result<(), ParseError> {
-        let mut vias = self.vias();
-        let top = vias.next().ok_or_else(|| self.missing(HeaderName::Via))??;
-        for via in vias {
-            via?;
+    /// matched and answered, and keeps their typed values.
+    fn check_essentials(&mut self, found: &Essentials) -> Result<(), ParseError> {
+        let [via, from, to, call_id, cseq] = found.lines;
+        let (first_via, more_vias) = via.ok_or_else(|| self.missing(HeaderName::Via))?;
+        let mut top = None;
+        let lines = self.headers.iter().skip(first_via);
+        let lines = lines.take(if more_vias { usize::MAX } else { 1 });
+        for h in lines.filter(|h| *h.name == HeaderName::Via) {
+            for via in h.parse_list::<Via>() {
+                let via = via?;
+                top.get_or_insert(via);
+            }
         }
+        let top = top.ok_or_else(|| self.missing(HeaderName::Via))?;
         // Filled by value: no synchronisation needed while we own the message.
         self.cache.via = OnceLock::from(Ok(top));
-        let from = self.single::<NameAddr>(HeaderName::From)?;
+        let from = self.single::<NameAddr>(from, 1)?;
         self.cache.from = OnceLock::from(Ok(from));
-        let to = self.single::<NameAddr>(HeaderName::To)?;
+        let to = self.single::<NameAddr>(to, 2)?;
         self.cache.to = OnceLock::from(Ok(to));
-        let call_id = self.single::<CallId>(HeaderName::CallId)?;
+        let call_id = self.single::<CallId>(call_id, 3)?;
         self.cache.call_id = OnceLock::from(Ok(call_id));
-        let cseq = self.single::<CSeq>(HeaderName::CSeq)?;
+        let cseq_line = cseq;
+        let cseq = self.single::<CSeq>(cseq, 4)?;
         if let StartLine::Request { method, .. } = &self.start
             && *method != cseq.method
         {
-            let offset = self
-                .headers
-                .first(&HeaderName::CSeq)
+            let offset = cseq_line
+                .and_then(|(i, _)| self.headers.at(i))
                 .map_or(0, value_start_offset_of);
             return Err(err(
                 ErrorKind::CSeqMismatch,
@@ -225,12 +232,21 @@ impl Message {
         )
     }
 
-    /// A header that must appear exactly once, parsed.
-    fn single<T: HeaderValue>(&self, name: HeaderName) -> Result<T, ParseError> {
-        let mut all = self.headers.all(&name);
-        let first = all.next().ok_or_else(|| self.missing(name.clone()))?;
-        if let Some(second) = all.next() {
-            let at = value_start_offset_of(second);
+    /// A header that must appear exactly once (`line`, as found while splitting the
+    /// lines; `slot` names it in [`Essentials::NAMES`]), parsed.
+    fn single<T: HeaderValue>(
+        &self,
+        line: Option<(usize, bool)>,
+        slot: usize,
+    ) -> Result<T, ParseError> {
+        let name = &Essentials::NAMES[slot];
+        let (first, more) = line.ok_or_else(|| self.missing(name.clone()))?;
+        if more {
+            let at = self
+                .headers
+                .all(name)
+                .nth(1)
+                .map_or(0, value_start_offset_of);
             return Err(err(
                 ErrorKind::DuplicateHeader,
                 Part::Header(name.clone()),
@@ -238,6 +254,10 @@ impl Message {
                 at,
             ));
         }
+        let first = self
+            .headers
+            .at(first)
+            .ok_or_else(|| self.missing(name.clone()))?;
         first.parse()
     }
 
@@ -509,11 +529,48 @@ fn value_start_offset_of(h: HeaderRef<'_>) -> usize {
 
 type Head = (StartLine, Headers);
 
+/// Where the essential headers are, found while splitting the lines: the checks then
+/// go straight to them instead of searching the header list once per name.
+#[derive(Default)]
+struct Essentials {
+    /// For Via, From, To, Call-ID and CSeq in that order: the index of the first line
+    /// and whether there is more than one.
+    lines: [Option<(usize, bool)>; 5],
+}
+
+impl Essentials {
+    const NAMES: [HeaderName; 5] = [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ];
+
+    fn note(&mut self, name: &HeaderName, index: usize) {
+        let slot = match name {
+            HeaderName::Via => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 3,
+            HeaderName::CSeq => 4,
+            _ => return,
+        };
+        match &mut self.lines[slot] {
+            Some((_, more)) => *more = true,
+            line @ None => *line = Some((index, false)),
+        }
+    }
+}
+
 /// Parses the start line and header lines of `head` (a complete header section, ending
 /// with its blank line). `base` is the offset of `head` in the input, for errors.
 /// Returns the Content-Length value and its offset when present.
 #[allow(clippy::type_complexity)]
-fn parse_head(head: &ByteStr, base: usize) -> Result<(Head, Option<(usize, usize)>), ParseError> {
+fn parse_head(
+    head: &ByteStr,
+    base: usize,
+) -> Result<(Head, Essentials, Option<(usize, usize)>), ParseError> {
     let text = head.as_str();
     let bytes = text.as_bytes();
     // Walk the line feeds once; lines are consumed in order.
@@ -538,6 +595,7 @@ fn parse_head(head: &ByteStr, base: usize) -> Result<(Head, Option<(usize, usize
     let start_line = parse_start_line(head, line_stop, base)?;
     let mut headers = Headers::received(head.clone(), 16);
     let mut content_length = None;
+    let mut essentials = Essentials::default();
     while let Some((end, next)) = line_end(pos) {
         if end == pos {
             break;
@@ -593,10 +651,11 @@ fn parse_head(head: &ByteStr, base: usize) -> Result<(Head, Option<(usize, usize
                 })?;
             content_length = Some((n, at));
         }
+        essentials.note(&name, headers.len());
         headers.push_received(name, v_start, v_end);
         pos = after;
     }
-    Ok(((start_line, headers), content_length))
+    Ok(((start_line, headers), essentials, content_length))
 }
 
 fn parse_start_line(head: &ByteStr, end: usize, base: usize) -> Result<StartLine, ParseError> {

@@ -67,20 +67,25 @@ impl Host {
                 .ok()
                 .map(|a| Host::Ip(IpAddr::V6(a)));
         }
-        if s.is_empty() {
+        if s.as_bytes().first()?.is_ascii_digit()
+            && let Some(a) = parse_ipv4(s.as_bytes())
+        {
+            return Some(Host::Ip(IpAddr::V4(a)));
+        }
+        let mut numeric = true;
+        for b in s.bytes() {
+            if !crate::scan::is(b, crate::scan::HOST) {
+                return None;
+            }
+            numeric &= b.is_ascii_digit() || b == b'.';
+        }
+        if numeric {
+            // All digits and dots but not an IPv4 address: a top label can't be numeric.
             return None;
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            // All digits and dots: must be an IPv4 address (a top label can't be numeric).
-            return s.parse::<Ipv4Addr>().ok().map(|a| Host::Ip(IpAddr::V4(a)));
-        }
         // Lenient about `_`: real deployments use it in host names.
-        let valid = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-        (valid && !s.starts_with('.') && !s.starts_with('-')).then(|| Host::Name(base.slice_ref(s)))
+        (!s.starts_with('.') && !s.starts_with('-')).then(|| Host::Name(base.slice_ref(s)))
     }
-
     /// Compares hosts as RFC 3261 §19.1.4 says: names case-insensitively, addresses by value.
     pub fn eq_ignore_case(&self, other: &Host) -> bool {
         match (self, other) {
@@ -101,12 +106,39 @@ impl fmt::Display for Host {
     }
 }
 
+/// A dotted-quad IPv4 address as `Ipv4Addr::from_str` accepts it (four decimal octets,
+/// no leading zeros), in one pass instead of its general-purpose parser's.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut index = 0;
+    let (mut value, mut digits) = (0u16, 0);
+    for &b in s {
+        match b {
+            b'0'..=b'9' => {
+                // At most three digits, and no leading zero ("01" is refused).
+                if digits == 3 || (digits == 1 && value == 0) {
+                    return None;
+                }
+                value = value * 10 + u16::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && index < 3 => {
+                *octets.get_mut(index)? = u8::try_from(value).ok()?;
+                index += 1;
+                (value, digits) = (0, 0);
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || index != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
+}
+
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
+    crate::scan::is(b, crate::scan::UNRESERVED)
 }
 
 /// Checks that `s` only has bytes allowed by `allowed` or well-formed `%HH` escapes.
@@ -290,7 +322,7 @@ impl SipUri {
             }
             sub(s, host_start, host_start + t.len() + 1)
         } else {
-            c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+            c.take_while(|b| crate::scan::is(b, crate::scan::HOST))
         };
         let host =
             Host::parse_str(host_text, base).ok_or(ValueError::new("URI host", host_start))?;
@@ -532,6 +564,31 @@ impl fmt::Display for TelUri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_agrees_with_std(s in "[0-9.]{0,17}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok());
+        }
+    }
+
+    #[test]
+    fn ipv4_edge_cases_agree_with_std() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.",
+            "1..2.3",
+            "1.2.3.4.5",
+            "999.1.1.1",
+            "0.00.0.0",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
+        }
+    }
 
     fn sip(s: &str) -> SipUri {
         match Uri::parse(s).unwrap() {

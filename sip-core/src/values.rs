@@ -49,22 +49,7 @@ impl fmt::Display for CSeq {
 pub struct CallId(pub ByteStr);
 
 fn is_word(b: u8) -> bool {
-    is_token(b)
-        || matches!(
-            b,
-            b'(' | b')'
-                | b'<'
-                | b'>'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'/'
-                | b'['
-                | b']'
-                | b'?'
-                | b'{'
-                | b'}'
-        )
+    crate::scan::is(b, crate::scan::WORD)
 }
 
 impl HeaderValue for CallId {

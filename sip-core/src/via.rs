@@ -32,19 +32,16 @@ pub enum Transport {
 impl Transport {
     /// Recognises a transport name, case-insensitively.
     pub fn parse(s: &str) -> Transport {
-        let known = [
-            ("UDP", Transport::Udp),
-            ("TCP", Transport::Tcp),
-            ("TLS", Transport::Tls),
-            ("SCTP", Transport::Sctp),
-            ("WS", Transport::Ws),
-            ("WSS", Transport::Wss),
-        ];
-        known
-            .into_iter()
-            .find(|(name, _)| s.eq_ignore_ascii_case(name))
-            .map(|(_, t)| t)
-            .unwrap_or_else(|| Transport::Other(ByteStr::from(s)))
+        let known = match s.len() {
+            2 if s.eq_ignore_ascii_case("WS") => Some(Transport::Ws),
+            3 if s.eq_ignore_ascii_case("UDP") => Some(Transport::Udp),
+            3 if s.eq_ignore_ascii_case("TCP") => Some(Transport::Tcp),
+            3 if s.eq_ignore_ascii_case("TLS") => Some(Transport::Tls),
+            3 if s.eq_ignore_ascii_case("WSS") => Some(Transport::Wss),
+            4 if s.eq_ignore_ascii_case("SCTP") => Some(Transport::Sctp),
+            _ => None,
+        };
+        known.unwrap_or_else(|| Transport::Other(ByteStr::from(s)))
     }
 
     /// Upper-case name as written in a Via.
