@@ -105,12 +105,29 @@ pub(crate) struct User {
     pub(crate) password: String,
 }
 
-/// A service extension (echo test, playback...).
+/// A service extension: the PBX answers it itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Extension {
     pub(crate) exten: String,
-    pub(crate) does: String,
+    pub(crate) app: App,
+}
+
+/// What a service extension does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum App {
+    /// Sends the caller's audio back (echo test).
+    Echo,
+}
+
+impl App {
+    /// What users see in the start-up banner.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            App::Echo => "echo test: you hear yourself",
+        }
+    }
 }
 
 /// A configuration error with the place it was found.
@@ -186,12 +203,32 @@ impl Config {
                 });
             }
         }
+        for ext in &config.extensions {
+            if !seen.insert(ext.exten.as_str()) {
+                let key = format!("exten = \"{}\"", ext.exten);
+                return Err(ConfigError {
+                    message: format!(
+                        "extensions: {} is already a user or an extension",
+                        ext.exten
+                    ),
+                    at: text
+                        .match_indices(&key)
+                        .nth(1)
+                        .map(|(o, _)| line_col(text, o)),
+                });
+            }
+        }
         Ok(config)
     }
 
     /// A user by extension.
     pub(crate) fn user(&self, exten: &str) -> Option<&User> {
         self.users.iter().find(|u| u.exten == exten)
+    }
+
+    /// The service extension `exten`, if there is one.
+    pub(crate) fn extension(&self, exten: &str) -> Option<&Extension> {
+        self.extensions.iter().find(|e| e.exten == exten)
     }
 }
 
@@ -244,6 +281,11 @@ mod tests {
                 .message
                 .contains("unknown field")
         );
+
+        let text = DEFAULT.replace("exten = \"9000\"", "exten = \"1005\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("1005 is already a user"), "{err:?}");
+        assert!(err.at.is_some());
 
         let text = DEFAULT.replace("exten = \"1001\"", "exten = \"1000\"");
         let err = Config::parse(&text).unwrap_err();

@@ -19,6 +19,11 @@ pub(crate) fn token() -> String {
     format!("{:016x}", random_u64())
 }
 
+/// A random decimal number (an SDP session id).
+pub(crate) fn numeric_id() -> String {
+    (random_u64() >> 1).to_string()
+}
+
 /// A Via branch with the RFC 3261 magic cookie.
 pub(crate) fn branch() -> String {
     format!("z9hG4bK{}", token())

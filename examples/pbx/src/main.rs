@@ -4,6 +4,7 @@
 //! ports it uses and the users that can register. `pbxkit --config FILE` runs on a
 //! file; `pbxkit check-config FILE` validates one.
 
+mod apps;
 mod call;
 mod config;
 mod ids;
@@ -200,7 +201,7 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
     println!("ports:");
     println!("  SIP           udp+tcp {sip} (realm {})", config.sip.realm);
     println!(
-        "  RTP           udp {}-{} (media relay: next release; media flows between phones)",
+        "  RTP           udp {}-{} (media relay)",
         config.rtp.port_min, config.rtp.port_max
     );
     println!("  HTTP API      tcp {} (next release)", config.http.listen);
@@ -221,7 +222,7 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
     }
     println!("extensions:");
     for ext in &config.extensions {
-        println!("  {:<6} {} (next release)", ext.exten, ext.does);
+        println!("  {:<6} {}", ext.exten, ext.app.describe());
     }
     println!("ready; press Ctrl-C to stop");
 }

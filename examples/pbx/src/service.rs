@@ -265,6 +265,19 @@ impl Service {
             .and_then(Uri::as_sip)
             .and_then(|u| u.user.as_ref().map(ToString::to_string))
             .unwrap_or_default();
+        if let Some(ext) = self.config.extension(&dialed) {
+            match ext.app {
+                crate::config::App::Echo => {
+                    tokio::spawn(crate::apps::echo(
+                        req,
+                        self.endpoint.clone(),
+                        self.notices.clone(),
+                        self.ports.clone(),
+                    ));
+                }
+            }
+            return;
+        }
         let Some(callee) = self.config.user(&dialed).cloned() else {
             answer(&req, StatusCode::NOT_FOUND).await;
             return;

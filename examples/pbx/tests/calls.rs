@@ -447,3 +447,74 @@ async fn registrations_survive_kill_9_and_restart() {
     );
     assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
 }
+
+/// ACKs a 200 to `invite` and hangs up with BYE; returns the BYE's final status.
+async fn ack_and_bye(
+    phone: &Phone,
+    invite: &Message,
+    answer: &Message,
+    callee: &str,
+) -> StatusCode {
+    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+    let contact = match answer.contacts().next().unwrap().unwrap() {
+        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+        pbxkit_sip::Contact::Star => panic!(),
+    };
+    let to = format!("<sip:{callee}@pbxkit>;tag={to_tag}");
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let mut ack = phone.build("ACK", &contact, &to, &call_id, "");
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", invite.cseq().unwrap().seq),
+    );
+    phone.ep.send_stateless(ack, phone.target()).await;
+    let bye = phone.build("BYE", &contact, &to, &call_id, "");
+    let mut tx = phone.ep.send_request(bye, phone.target()).await.unwrap();
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to BYE")
+    };
+    ok.status().unwrap()
+}
+
+#[tokio::test]
+async fn echo_test_sends_the_callers_audio_back() {
+    let pbx = Pbx::start(temp_dir("echo"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    alice.register().await;
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let offer =
+        sdp(media.local_addr().unwrap().port()).replace("RTP/AVP 0 8 101", "RTP/AVP 8 0 101");
+    let (invite, answer) = call_with(&alice, "9000", &offer).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let sdp = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let audio = &sdp.media[0];
+    // The caller's order of the codecs we share, and telephone-event kept.
+    assert_eq!(audio.payload_types().collect::<Vec<_>>(), [8, 0, 101]);
+    let echo: SocketAddr = format!("127.0.0.1:{}", audio.port).parse().unwrap();
+    let mut buf = [0u8; 2048];
+    for seq in 0..5u16 {
+        media.send_to(&rtp(seq), echo).await.unwrap();
+        let (n, from) = timeout(WAIT, media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&rtp(seq)[..], echo));
+    }
+    // Not RTP: not echoed (the next packet back is the RTP one).
+    media.send_to(b"hello", echo).await.unwrap();
+    media.send_to(&rtp(9), echo).await.unwrap();
+    let (n, _) = timeout(WAIT, media.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], &rtp(9)[..]);
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "9000").await,
+        StatusCode::OK
+    );
+    // No offer: nothing to echo to.
+    let (_, refused) = call_with(&alice, "9000", "").await;
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(488));
+}
