@@ -3,12 +3,14 @@
 //! that a user hears their own voice with the network's round-trip delay.
 
 use crate::call::CallInput;
+use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::ids;
 use crate::media::PortPool;
 use crate::service::{DialogKey, Notice, advertised, answer, our_contact};
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::{EndpointHandle, ServerRequest};
 use pbxkit_sip::sdp::{self, AnswerPolicy, Codec, Connection, Direction, Origin, Session};
+use pbxkit_sip::transaction::Target;
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -61,13 +63,51 @@ fn has_audio(answer: &Session) -> bool {
         .any(|m| m.kind.as_str() == "audio" && m.port != 0)
 }
 
-/// Runs an echo test call to its end.
+/// Who called which service extension, for the CDR.
+pub(crate) struct AppCall {
+    pub(crate) caller: String,
+    pub(crate) exten: String,
+    pub(crate) cdr: Cdr,
+}
+
+/// Runs an echo test call to its end and writes its CDR.
 pub(crate) async fn echo(
+    call: AppCall,
     a: ServerRequest,
     endpoint: EndpointHandle,
     notices: mpsc::Sender<Notice>,
     ports: Arc<PortPool>,
 ) {
+    let start = cdr::now();
+    let call_id = a
+        .request
+        .call_id()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let (status, answered, hangup_by) = run_echo(a, endpoint, notices, ports).await;
+    call.cdr.write(Record::new(
+        start,
+        answered,
+        &call.caller,
+        &call.exten,
+        &call_id,
+        if answered.is_some() {
+            Disposition::Answered
+        } else {
+            Disposition::Failed
+        },
+        status.map(|s| s.as_u16()),
+        hangup_by,
+    ));
+}
+
+/// The echo test itself: the failure status, or the answer time and who hung up.
+async fn run_echo(
+    a: ServerRequest,
+    endpoint: EndpointHandle,
+    notices: mpsc::Sender<Notice>,
+    ports: Arc<PortPool>,
+) -> (Option<StatusCode>, Option<f64>, Option<&'static str>) {
     let tag = ids::token();
     let call_id = a
         .request
@@ -92,23 +132,25 @@ pub(crate) async fn echo(
         .flatten();
     let Some(offer) = offer else {
         // Without an offer there is nothing to echo to (late offers are not supported).
-        answer(&a, StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST)).await;
+        let status = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
+        answer(&a, status).await;
         let _ = notices.send(ended(vec![key])).await;
-        return;
+        return (Some(status), None, None);
     };
     let Some((rtp, rtcp)) = ports.bind_pair().await else {
         tracing::warn!("no free media ports");
         answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
         let _ = notices.send(ended(vec![key])).await;
-        return;
+        return (Some(StatusCode::SERVICE_UNAVAILABLE), None, None);
     };
     let our_ip = advertised(&endpoint, a.source.addr).ip();
     let port = rtp.local_addr().map_or(0, |s| s.port());
     let sdp = answer_sdp(&offer, our_ip, port);
     if !has_audio(&sdp) {
-        answer(&a, StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST)).await;
+        let status = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
+        answer(&a, status).await;
         let _ = notices.send(ended(vec![key])).await;
-        return;
+        return (Some(status), None, None);
     }
     let mut ok = Message::response_to(&a.request, StatusCode::OK, Some(&tag));
     {
@@ -132,10 +174,12 @@ pub(crate) async fn echo(
         })
         .await;
     tracing::info!(call_id = %call_id, "echo test");
+    let answered = Some(cdr::now());
     let Some(mut dialog) = dialog else {
         let _ = notices.send(ended(vec![key])).await;
-        return;
+        return (Some(StatusCode::SERVER_INTERNAL_ERROR), None, None);
     };
+    let mut hangup_by = "pbx";
     let limit = tokio::time::sleep(ECHO_LIMIT);
     tokio::pin!(limit);
     let mut buf = vec![0u8; 2048];
@@ -161,6 +205,7 @@ pub(crate) async fn echo(
                     match req.request.method() {
                         Some(Method::Bye) => {
                             answer(&req, StatusCode::OK).await;
+                            hangup_by = "caller";
                             break;
                         }
                         Some(Method::Invite | Method::Update) => {
@@ -169,17 +214,14 @@ pub(crate) async fn echo(
                         _ => answer(&req, StatusCode::OK).await,
                     }
                 }
-                Some(_) => {}
-                None => break,
+                Some(CallInput::Shutdown) | None => {
+                    hang_up(&endpoint, &mut dialog, a.source).await;
+                    break;
+                }
+                Some(CallInput::Ack | CallInput::Cancelled) => {}
             },
             () = &mut limit => {
-                let via = format!(
-                    "SIP/2.0/UDP {};branch={};rport",
-                    advertised(&endpoint, a.source.addr),
-                    ids::branch()
-                );
-                let bye = dialog.request(Method::Bye, &via, None);
-                let _ = endpoint.send_request(bye, a.source).await;
+                hang_up(&endpoint, &mut dialog, a.source).await;
                 break;
             }
         }
@@ -191,6 +233,20 @@ pub(crate) async fn echo(
             tx: None,
         })
         .await;
+    (None, answered, Some(hangup_by))
+}
+
+/// Sends a BYE and waits (bounded) for its answer.
+async fn hang_up(endpoint: &EndpointHandle, dialog: &mut Dialog, to: Target) {
+    let via = format!(
+        "SIP/2.0/UDP {};branch={};rport",
+        advertised(endpoint, to.addr),
+        ids::branch()
+    );
+    let bye = dialog.request(Method::Bye, &via, None);
+    if let Ok(mut tx) = endpoint.send_request(bye, to).await {
+        let _ = tokio::time::timeout(Duration::from_secs(2), tx.final_response()).await;
+    }
 }
 
 async fn echo_back(socket: &tokio::net::UdpSocket, packet: &[u8], to: SocketAddr) {

@@ -5,6 +5,7 @@
 //! Media is anchored on the PBX (see [`crate::media`]); forking to several contacts
 //! and re-INVITE relay (hold) come next.
 
+use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::ids;
 use crate::media::{PortPool, Relay};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
@@ -26,6 +27,8 @@ pub(crate) enum CallInput {
     Ack,
     /// The caller CANCELled (the endpoint has answered 487 on the A leg).
     Cancelled,
+    /// The PBX is stopping: end the call now (CANCEL or BYE both legs).
+    Shutdown,
 }
 
 /// Who calls whom, decided by the service.
@@ -38,6 +41,31 @@ pub(crate) struct CallSetup {
     pub(crate) ring_time: Duration,
     pub(crate) realm: String,
     pub(crate) ports: std::sync::Arc<PortPool>,
+    pub(crate) cdr: Cdr,
+}
+
+/// How a call that was not answered ended: the status the caller got.
+struct Unanswered {
+    status: StatusCode,
+    /// Nobody answered in time, or the caller gave up while it rang.
+    no_answer: bool,
+}
+
+impl Unanswered {
+    fn failed(status: StatusCode) -> Unanswered {
+        Unanswered {
+            status,
+            no_answer: false,
+        }
+    }
+
+    fn disposition(&self) -> Disposition {
+        match self.status.as_u16() {
+            _ if self.no_answer => Disposition::NoAnswer,
+            486 | 600 => Disposition::Busy,
+            _ => Disposition::Failed,
+        }
+    }
 }
 
 fn via(endpoint: &EndpointHandle, target: Target) -> String {
@@ -104,13 +132,54 @@ fn anchor(
     }
 }
 
-/// Runs one call to its end.
+/// Runs one call to its end, then writes its CDR.
 pub(crate) async fn run(
     setup: CallSetup,
     a: ServerRequest,
     endpoint: EndpointHandle,
     notices: mpsc::Sender<Notice>,
 ) {
+    let start = cdr::now();
+    let call_id = a
+        .request
+        .call_id()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let cdr = setup.cdr.clone();
+    let (src, dst) = (setup.caller_exten.clone(), setup.callee.exten.clone());
+    let record = match connect(setup, a, endpoint, notices).await {
+        Ok((answered, hangup_by)) => Record::new(
+            start,
+            Some(answered),
+            &src,
+            &dst,
+            &call_id,
+            Disposition::Answered,
+            None,
+            Some(hangup_by),
+        ),
+        Err(u) => Record::new(
+            start,
+            None,
+            &src,
+            &dst,
+            &call_id,
+            u.disposition(),
+            Some(u.status.as_u16()),
+            None,
+        ),
+    };
+    cdr.write(record);
+}
+
+/// Rings the callee and bridges the call until it ends: the answer time and who hung
+/// up, or how the call failed.
+async fn connect(
+    setup: CallSetup,
+    a: ServerRequest,
+    endpoint: EndpointHandle,
+    notices: mpsc::Sender<Notice>,
+) -> Result<(f64, &'static str), Unanswered> {
     let a_tag = ids::token();
     let a_call_id = a
         .request
@@ -139,7 +208,7 @@ pub(crate) async fn run(
                 tx: Some(a.tx),
             })
             .await;
-        return;
+        return Err(Unanswered::failed(StatusCode::TEMPORARILY_UNAVAILABLE));
     };
 
     // The B leg's INVITE: our identities, the caller's SDP.
@@ -190,7 +259,7 @@ pub(crate) async fn run(
                 tx: Some(a.tx),
             })
             .await;
-        return;
+        return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
     };
     anchor(
         &relay,
@@ -211,7 +280,7 @@ pub(crate) async fn run(
                     tx: Some(a.tx),
                 })
                 .await;
-            return;
+            return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
         }
     };
 
@@ -227,15 +296,19 @@ pub(crate) async fn run(
         &relay,
     )
     .await;
-    let Some((b_ok, a_dialog)) = answered else {
-        let _ = notices
-            .send(Notice::Ended {
-                keys: vec![a_key, b_key],
-                tx: Some(a.tx),
-            })
-            .await;
-        return;
+    let (b_ok, a_dialog) = match answered {
+        Ok(answered) => answered,
+        Err(unanswered) => {
+            let _ = notices
+                .send(Notice::Ended {
+                    keys: vec![a_key, b_key],
+                    tx: Some(a.tx),
+                })
+                .await;
+            return Err(unanswered);
+        }
     };
+    let answered_at = cdr::now();
     let Ok(mut b_dialog) = Dialog::uac(&b_invite, &b_ok) else {
         let _ = notices
             .send(Notice::Ended {
@@ -243,7 +316,7 @@ pub(crate) async fn run(
                 tx: Some(a.tx),
             })
             .await;
-        return;
+        return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
     };
     endpoint
         .send_stateless(b_dialog.ack(1, &via(&endpoint, b_target)), b_target)
@@ -257,7 +330,7 @@ pub(crate) async fn run(
             tx: Some(a.tx),
         })
         .await;
-    talking(
+    let hangup_by = talking(
         &endpoint,
         &mut a_dialog,
         a_target,
@@ -281,6 +354,7 @@ pub(crate) async fn run(
             tx: None,
         })
         .await;
+    Ok((answered_at, hangup_by))
 }
 
 /// Until the callee answers (returns its 2xx and the A-leg dialog) or the call fails.
@@ -295,27 +369,33 @@ async fn ringing(
     b_tx: &mut ClientTransaction,
     inputs: &mut mpsc::Receiver<CallInput>,
     relay: &Relay,
-) -> Option<(Message, Dialog)> {
+) -> Result<(Message, Dialog), Unanswered> {
     let no_answer = tokio::time::sleep(setup.ring_time);
     tokio::pin!(no_answer);
-    let mut cancelling = false;
+    // Set once the call is given up: what the caller got.
+    let mut cancelling: Option<Unanswered> = None;
     loop {
         tokio::select! {
             event = b_tx.next() => {
                 let response = match event {
                     Some(ClientEvent::Response(r)) => r,
                     Some(ClientEvent::Timeout) | Some(ClientEvent::TransportError) | None => {
-                        if !cancelling {
-                            answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
-                        }
-                        return None;
+                        return Err(match cancelling {
+                            Some(given_up) => given_up,
+                            None => {
+                                answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
+                                Unanswered::failed(StatusCode::TEMPORARILY_UNAVAILABLE)
+                            }
+                        });
                     }
                 };
-                let code = response.status()?;
+                let Some(code) = response.status() else {
+                    continue;
+                };
                 if code == StatusCode::TRYING {
                     continue;
                 }
-                if cancelling {
+                if let Some(given_up) = cancelling.take() {
                     // The callee answered or failed after our CANCEL: nothing reaches the caller.
                     if code.is_success() {
                         // It answered anyway: hang it up.
@@ -326,8 +406,9 @@ async fn ringing(
                         }
                     }
                     if !code.is_provisional() {
-                        return None;
+                        return Err(given_up);
                     }
+                    cancelling = Some(given_up);
                     continue;
                 }
                 let mut relayed = Message::response_to(&a.request, code, Some(a_tag));
@@ -341,24 +422,40 @@ async fn ringing(
                 let a_dialog = code.is_success().then(|| Dialog::uas(&a.request, &relayed).ok()).flatten();
                 let _ = a.respond(relayed).await;
                 if code.is_success() {
-                    return a_dialog.map(|d| (response, d));
+                    return a_dialog
+                        .map(|d| (response, d))
+                        .ok_or(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
                 }
                 if !code.is_provisional() {
-                    return None;
+                    return Err(Unanswered::failed(code));
                 }
             }
             input = inputs.recv() => match input {
-                Some(CallInput::Cancelled) => {
-                    cancelling = true;
+                Some(CallInput::Cancelled) if cancelling.is_none() => {
+                    cancelling = Some(Unanswered {
+                        status: StatusCode::REQUEST_TERMINATED,
+                        no_answer: true,
+                    });
                     let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
                 }
+                Some(CallInput::Shutdown) if cancelling.is_none() => {
+                    cancelling = Some(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
+                    let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                    answer(a, StatusCode::SERVICE_UNAVAILABLE).await;
+                }
                 Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
-                Some(CallInput::Ack) => {}
-                None => return None,
+                Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown) => {}
+                None => {
+                    return Err(cancelling
+                        .unwrap_or(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE)))
+                }
             },
-            () = &mut no_answer, if !cancelling => {
+            () = &mut no_answer, if cancelling.is_none() => {
                 // Nobody answered within the ring time.
-                cancelling = true;
+                cancelling = Some(Unanswered {
+                    status: StatusCode::TEMPORARILY_UNAVAILABLE,
+                    no_answer: true,
+                });
                 let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
                 answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
             }
@@ -366,7 +463,8 @@ async fn ringing(
     }
 }
 
-/// While the call is up: relay BYE from either side, answer the rest.
+/// While the call is up: relay BYE from either side, answer the rest. Returns who
+/// hung up.
 async fn talking(
     endpoint: &EndpointHandle,
     a_dialog: &mut Dialog,
@@ -375,10 +473,21 @@ async fn talking(
     b_target: Target,
     a_call_id: &str,
     inputs: &mut mpsc::Receiver<CallInput>,
-) {
+) -> &'static str {
     while let Some(input) = inputs.recv().await {
-        let CallInput::Request(req) = input else {
-            continue;
+        let req = match input {
+            CallInput::Request(req) => req,
+            CallInput::Shutdown => {
+                // Both legs are told at once; each BYE waits a bounded time.
+                let bye_a = a_dialog.request(Method::Bye, &via(endpoint, a_target), None);
+                let bye_b = b_dialog.request(Method::Bye, &via(endpoint, b_target), None);
+                tokio::join!(
+                    send_bye(endpoint, bye_a, a_target, Duration::from_secs(2)),
+                    send_bye(endpoint, bye_b, b_target, Duration::from_secs(2)),
+                );
+                return "pbx";
+            }
+            CallInput::Ack | CallInput::Cancelled => continue,
         };
         let from_a = req
             .request
@@ -397,11 +506,8 @@ async fn talking(
             Some(Method::Bye) => {
                 answer(&req, StatusCode::OK).await;
                 let bye = other.request(Method::Bye, &via(endpoint, other_target), None);
-                if let Ok(mut tx) = endpoint.send_request(bye, other_target).await {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(32), tx.final_response()).await;
-                }
-                return;
+                send_bye(endpoint, bye, other_target, Duration::from_secs(32)).await;
+                return if from_a { "caller" } else { "callee" };
             }
             // Hold and codec changes need the media relay (next step): refuse cleanly.
             Some(Method::Invite | Method::Update) => {
@@ -413,5 +519,13 @@ async fn talking(
             }
             _ => answer(&req, StatusCode::OK).await,
         }
+    }
+    "pbx"
+}
+
+/// Sends a BYE and waits up to `wait` for its answer (the call is over either way).
+async fn send_bye(endpoint: &EndpointHandle, bye: Message, target: Target, wait: Duration) {
+    if let Ok(mut tx) = endpoint.send_request(bye, target).await {
+        let _ = tokio::time::timeout(wait, tx.final_response()).await;
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct Config {
     pub(crate) http: Http,
     pub(crate) provisioning: Provisioning,
     #[serde(default)]
+    pub(crate) security: Security,
+    #[serde(default)]
     pub(crate) users: Vec<User>,
     #[serde(default)]
     pub(crate) extensions: Vec<Extension>,
@@ -70,6 +72,28 @@ impl Default for Pbx {
         Pbx {
             data_dir: PathBuf::from("pbxkit-data"),
             ring_time: 30,
+        }
+    }
+}
+
+/// Banning sources that keep failing authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Security {
+    /// Failed authentications from one address within `window` that ban it (0: never).
+    pub(crate) max_auth_failures: u32,
+    /// Seconds.
+    pub(crate) window: u64,
+    /// Seconds a banned address is ignored.
+    pub(crate) ban_time: u64,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Security {
+            max_auth_failures: 10,
+            window: 60,
+            ban_time: 600,
         }
     }
 }

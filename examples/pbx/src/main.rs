@@ -5,7 +5,9 @@
 //! file; `pbxkit check-config FILE` validates one.
 
 mod apps;
+mod ban;
 mod call;
+mod cdr;
 mod config;
 mod ids;
 mod media;
@@ -163,9 +165,21 @@ async fn serve(source: String, config: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (cdr, cdr_writer) = match cdr::open(&config.pbx.data_dir) {
+        Ok(cdr) => cdr,
+        Err(e) => {
+            eprintln!(
+                "pbxkit: cannot open the CDR file in {}: {e}",
+                config.pbx.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     print_banner(&source, &config, endpoint.local_addr());
-    service::run(config, endpoint, store, stop_signal()).await;
-    println!("pbxkit: stopping");
+    service::run(config, endpoint, store, cdr, stop_signal()).await;
+    // Calls have ended (or the grace period is over): their CDRs are queued.
+    cdr_writer.finish();
+    println!("pbxkit: stopped");
     ExitCode::SUCCESS
 }
 
@@ -210,8 +224,9 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
         config.provisioning.http_listen
     );
     println!(
-        "registrations are kept in {}",
-        config.pbx.data_dir.display()
+        "registrations are kept in {}, call records (CDR) in {}",
+        config.pbx.data_dir.display(),
+        config.pbx.data_dir.join("cdr.jsonl").display()
     );
     println!("users (SIP username = extension):");
     for user in &config.users {

@@ -1,7 +1,9 @@
 //! The PBX service: one loop that owns the SIP endpoint and hands each request to the
 //! registrar, to a call's task, or answers it itself.
 
+use crate::ban::{Bans, Policy};
 use crate::call::{self, CallInput, CallSetup};
+use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::Config;
 use crate::ids;
 use crate::media::PortPool;
@@ -14,7 +16,7 @@ use pbxkit_sip::{Auth, ByteStr, HeaderName, Message, Method, StatusCode, Transpo
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// Seconds since the Unix epoch: registrations and nonces are wall-clock data.
@@ -52,13 +54,22 @@ struct Service {
     invites: HashMap<ServerTx, mpsc::Sender<CallInput>>,
     notices: mpsc::Sender<Notice>,
     ports: Arc<PortPool>,
+    cdr: Cdr,
+    bans: Bans,
+    /// Set on SIGTERM: new calls are refused while the current ones end.
+    stopping: bool,
 }
 
-/// Runs the PBX on a bound endpoint until `shutdown` completes.
+/// How long calls get to end cleanly at shutdown before the PBX exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the PBX on a bound endpoint until `shutdown` completes, then ends the calls
+/// in progress (BYE or CANCEL on every leg, within [`SHUTDOWN_GRACE`]).
 pub(crate) async fn run(
     config: Arc<Config>,
     mut endpoint: Endpoint,
     store: FileStore,
+    cdr: Cdr,
     shutdown: impl Future<Output = ()>,
 ) {
     let r = &config.registrar;
@@ -74,7 +85,16 @@ pub(crate) async fn run(
     let (notices, mut notice_rx) = mpsc::channel(1024);
     let endpoint_listen = endpoint.local_addr();
     let config_rtp = (config.rtp.port_min, config.rtp.port_max);
+    let security = &config.security;
+    let bans = Bans::new(Policy {
+        max_failures: security.max_auth_failures,
+        window: Duration::from_secs(security.window),
+        ban_time: Duration::from_secs(security.ban_time),
+    });
     let mut service = Service {
+        cdr,
+        bans,
+        stopping: false,
         digest: DigestServer::new(&config.sip.realm, &ids::secret(), 300),
         endpoint: endpoint.handle(),
         config,
@@ -102,8 +122,37 @@ pub(crate) async fn run(
                 if gone > 0 {
                     tracing::info!(bindings = gone, "registrations expired");
                 }
+                service.bans.forget_expired(Instant::now());
             }
             () = &mut shutdown => break,
+        }
+    }
+    // Stopping: refuse new calls, tell each call to end, and keep serving (their BYEs
+    // and CANCELs need the endpoint) until they have or the grace period is over.
+    service.stopping = true;
+    let mut calls: Vec<mpsc::Sender<CallInput>> = Vec::new();
+    for inputs in service.dialogs.values().chain(service.invites.values()) {
+        if !calls.iter().any(|c| c.same_channel(inputs)) {
+            calls.push(inputs.clone());
+        }
+    }
+    tracing::info!(calls = calls.len(), "stopping: ending calls");
+    for call in calls {
+        let _ = call.send(CallInput::Shutdown).await;
+    }
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace);
+    while !(service.dialogs.is_empty() && service.invites.is_empty()) {
+        tokio::select! {
+            incoming = endpoint.next() => match incoming {
+                Some(incoming) => service.incoming(incoming).await,
+                None => break,
+            },
+            Some(notice) = notice_rx.recv() => service.notice(notice),
+            () = &mut grace => {
+                tracing::warn!(calls = service.dialogs.len(), "calls still up at the end of the grace period");
+                break;
+            }
         }
     }
     endpoint.shutdown().await;
@@ -149,6 +198,10 @@ impl Service {
     }
 
     async fn request(&mut self, req: ServerRequest) {
+        if self.bans.is_banned(req.source.addr.ip(), Instant::now()) {
+            // No answer at all: a scanner learns nothing and spends its time waiting.
+            return;
+        }
         let method = req.request.method().cloned();
         // In-dialog requests go to their call, or get 481.
         if req.request.to().is_ok_and(|t| t.tag().is_some()) {
@@ -206,6 +259,14 @@ impl Service {
             Err(e) => {
                 if !matches!(e, AuthError::Missing(_) | AuthError::Stale) {
                     tracing::info!(peer = %req.source.addr, error = %e, "authentication refused");
+                    let ip = req.source.addr.ip();
+                    if self.bans.failed(ip, Instant::now()) {
+                        tracing::warn!(
+                            peer = %ip,
+                            seconds = self.config.security.ban_time,
+                            "too many failed authentications: source banned"
+                        );
+                    }
                 }
                 let mut r = Message::response_to(
                     &req.request,
@@ -252,10 +313,15 @@ impl Service {
     }
 
     async fn invite(&mut self, req: ServerRequest) {
+        if self.stopping {
+            answer(&req, StatusCode::SERVICE_UNAVAILABLE).await;
+            return;
+        }
         if req.request.max_forwards().and_then(Result::ok) == Some(0) {
             answer(&req, StatusCode::TOO_MANY_HOPS).await;
             return;
         }
+        let start = cdr::now();
         let Some(caller) = self.authenticate(&req).await else {
             return;
         };
@@ -265,10 +331,29 @@ impl Service {
             .and_then(Uri::as_sip)
             .and_then(|u| u.user.as_ref().map(ToString::to_string))
             .unwrap_or_default();
+        let failed = |status: StatusCode| {
+            let call_id = req.request.call_id().map(|c| c.0.to_string());
+            Record::new(
+                start,
+                None,
+                &caller,
+                &dialed,
+                &call_id.unwrap_or_default(),
+                Disposition::Failed,
+                Some(status.as_u16()),
+                None,
+            )
+        };
         if let Some(ext) = self.config.extension(&dialed) {
             match ext.app {
                 crate::config::App::Echo => {
+                    let call = crate::apps::AppCall {
+                        caller,
+                        exten: dialed,
+                        cdr: self.cdr.clone(),
+                    };
                     tokio::spawn(crate::apps::echo(
+                        call,
                         req,
                         self.endpoint.clone(),
                         self.notices.clone(),
@@ -279,11 +364,13 @@ impl Service {
             return;
         }
         let Some(callee) = self.config.user(&dialed).cloned() else {
+            self.cdr.write(failed(StatusCode::NOT_FOUND));
             answer(&req, StatusCode::NOT_FOUND).await;
             return;
         };
         let bindings = self.registrar.lookup(&callee.exten, unix_now());
         if bindings.is_empty() {
+            self.cdr.write(failed(StatusCode::TEMPORARILY_UNAVAILABLE));
             answer(&req, StatusCode::TEMPORARILY_UNAVAILABLE).await;
             return;
         }
@@ -296,6 +383,7 @@ impl Service {
             ring_time: Duration::from_secs(self.config.pbx.ring_time),
             realm: self.config.sip.realm.clone(),
             ports: self.ports.clone(),
+            cdr: self.cdr.clone(),
         };
         tokio::spawn(call::run(
             setup,

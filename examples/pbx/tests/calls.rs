@@ -47,8 +47,13 @@ fn rtp(seq: u16) -> Vec<u8> {
 
 impl Phone {
     async fn new(user: &'static str, pbx: SocketAddr) -> Phone {
+        Phone::new_on(user, pbx, "127.0.0.1").await
+    }
+
+    /// A phone on another loopback address (another source for the PBX).
+    async fn new_on(user: &'static str, pbx: SocketAddr, ip: &str) -> Phone {
         let config = EndpointConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
+            listen: format!("{ip}:0").parse().unwrap(),
             ..EndpointConfig::default()
         };
         Phone {
@@ -517,4 +522,119 @@ async fn echo_test_sends_the_callers_audio_back() {
     // No offer: nothing to echo to.
     let (_, refused) = call_with(&alice, "9000", "").await;
     assert_eq!(refused.status().map(|s| s.as_u16()), Some(488));
+}
+
+#[tokio::test]
+async fn sigterm_ends_calls_with_bye_and_cdrs_record_every_call() {
+    let dir = temp_dir("sigterm");
+    let mut pbx = Pbx::start(dir.clone(), free_port());
+    let mut alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    bob.register().await;
+    assert_eq!(
+        call(&alice, "4242").await.1.status(),
+        Some(StatusCode::NOT_FOUND)
+    );
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+    let mut ack = alice.build(
+        "ACK",
+        &format!("sip:pbx@{}", pbx.addr),
+        &format!("<sip:1001@pbxkit>;tag={to_tag}"),
+        &invite.call_id().unwrap().0,
+        "",
+    );
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", invite.cseq().unwrap().seq),
+    );
+    alice.ep.send_stateless(ack, alice.target()).await;
+
+    // SIGTERM: both phones get a BYE, and the PBX exits cleanly.
+    let terminated = tokio::task::spawn_blocking(move || {
+        let status = pbx.terminate(Duration::from_secs(15));
+        (pbx, status)
+    });
+    let bye = loop {
+        match timeout(WAIT, alice.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) => break req,
+            _ => continue,
+        }
+    };
+    assert_eq!(bye.request.method(), Some(&Method::Bye));
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let (_pbx, status) = terminated.await.unwrap();
+    assert!(status.success(), "{status}");
+
+    let cdr = std::fs::read_to_string(dir.join("data").join("cdr.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = cdr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{cdr}");
+    assert_eq!(records[0]["dst"], "4242");
+    assert_eq!(records[0]["disposition"], "FAILED");
+    assert_eq!(records[0]["status"], 404);
+    assert_eq!(records[1]["src"], "1000");
+    assert_eq!(records[1]["dst"], "1001");
+    assert_eq!(records[1]["disposition"], "ANSWERED");
+    assert_eq!(records[1]["hangup_by"], "pbx");
+    assert_eq!(
+        records[1]["call_id"].as_str(),
+        Some(invite.call_id().unwrap().0.as_str())
+    );
+    drop(alice);
+}
+
+#[tokio::test]
+async fn repeated_authentication_failures_ban_the_source_only() {
+    let pbx = Pbx::start_edited(temp_dir("ban"), free_port(), |c| {
+        c.replace("max_auth_failures = 10", "max_auth_failures = 3")
+    });
+    let mallory = Phone::new_on("1003", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("guessed!");
+    for _ in 0..3 {
+        assert_eq!(
+            mallory.register().await.status(),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+    }
+    // Banned: no answer at all, even with the right password.
+    let first = mallory.build(
+        "REGISTER",
+        &format!("sip:{}", pbx.addr),
+        "<sip:1003@pbxkit>",
+        "reg-banned",
+        "",
+    );
+    let mut tx = mallory
+        .ep
+        .send_request(first, mallory.target())
+        .await
+        .unwrap();
+    assert!(
+        timeout(Duration::from_secs(2), tx.final_response())
+            .await
+            .is_err(),
+        "a banned source got an answer"
+    );
+    // Another source is still served.
+    let alice = Phone::new_on("1000", pbx.addr, "127.0.0.1")
+        .await
+        .with_password("pbx1000pw");
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
 }

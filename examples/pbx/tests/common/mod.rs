@@ -21,6 +21,11 @@ impl Pbx {
 
     /// Starts the PBX with `extra` appended to its configuration (more users, say).
     pub(crate) fn start_with(dir: PathBuf, port: u16, extra: &str) -> Pbx {
+        Self::start_edited(dir, port, |c| c + extra)
+    }
+
+    /// Starts the PBX on the test configuration as changed by `edit`.
+    pub(crate) fn start_edited(dir: PathBuf, port: u16, edit: impl Fn(String) -> String) -> Pbx {
         std::fs::create_dir_all(&dir).unwrap();
         let config = pbxkit_default_config()
             .replace(
@@ -31,8 +36,8 @@ impl Pbx {
                 "data_dir = \"pbxkit-data\"",
                 &format!("data_dir = \"{}\"", dir.join("data").display()),
             )
-            .replace("ring_time = 30", "ring_time = 3")
-            + extra;
+            .replace("ring_time = 30", "ring_time = 3");
+        let config = edit(config);
         let file = dir.join("pbx.toml");
         std::fs::write(&file, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
@@ -65,6 +70,24 @@ impl Pbx {
         Pbx {
             child,
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        }
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; its exit status.
+    pub(crate) fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pbxkit still running after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
