@@ -12,7 +12,14 @@
 //! - [`identify`]: vendor, model, version and MAC from a `User-Agent`, a requested file
 //!   name or a DHCP vendor class; plugin [`Support`] scores and plugin selection.
 //! - [`template`]: [`Templates`], Jinja2 templates with provd's lookup order.
-//! - [`plugins`]: built-in plugins (Yealink T4x).
+//! - [`plugins`]: the [`Plugin`](plugins::Plugin) trait, a [`Registry`](plugins::Registry)
+//!   that picks the plugin of a device, and the built-in plugins (Yealink, Snom,
+//!   Polycom, Cisco SPA, Aastra/Mitel, Grandstream, `null`).
+//! - [`tz`]: IANA time zones as offsets and DST rules, for the vendors' notations.
+//! - [`store`]: the [`Store`](store::Store) of devices and configs, in memory or in a
+//!   durable JSON file.
+//! - [`generate`]: a device's files from its config and plugin, written atomically and
+//!   only when changed.
 //!
 //! ```
 //! use pbxkit_provisioning::identify::{self, select_plugin, Support};
@@ -53,11 +60,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod generate;
 pub mod identify;
 pub mod mac;
 pub mod model;
 pub mod plugins;
+pub mod store;
 pub mod template;
+pub mod tz;
 
 pub use identify::{DeviceInfo, Support};
 pub use mac::{Mac, MacError};
@@ -69,12 +79,16 @@ pub use template::{TemplateError, Templates};
 pub mod fuzzing {
     use crate::identify;
     use crate::mac::Mac;
+    use crate::template::{TemplateDir, TemplateError, Templates};
 
     /// A fuzz entry point.
     pub type Target = fn(&[u8]);
 
     /// Every fuzz target of the crate, by name.
-    pub const TARGETS: &[(&str, Target)] = &[("provisioning_user_agent", provisioning_user_agent)];
+    pub const TARGETS: &[(&str, Target)] = &[
+        ("provisioning_user_agent", provisioning_user_agent),
+        ("provisioning_template", provisioning_template),
+    ];
 
     /// At most this many bytes of one input are used, to keep runs fast.
     const MAX_LEN: usize = 4096;
@@ -106,6 +120,59 @@ pub mod fuzzing {
         }
         if let Ok(mac) = Mac::parse(&text) {
             assert_eq!(Mac::parse(&mac.to_string()), Ok(mac));
+        }
+    }
+
+    /// Work allowed to one rendering of [`provisioning_template`].
+    const TEMPLATE_FUEL: u64 = 20_000;
+    /// Output allowed to one rendering of [`provisioning_template`].
+    const TEMPLATE_OUTPUT: usize = 64 * 1024;
+
+    /// The input, as text, is the source of `t.tpl`, rendered with a fixed context
+    /// shaped like a raw config, next to a `base.tpl` with blocks and an `inc.tpl` to
+    /// extend or include, under fuel and output limits: rendering never panics, and
+    /// succeeds within the output limit or fails with a typed error.
+    ///
+    /// Inputs with an integer literal of six digits or more are skipped: minijinja
+    /// bounds each string repetition (to 100 MB) but not repeated concatenation of the
+    /// result, so such inputs would measure the machine's memory, not the code.
+    pub fn provisioning_template(data: &[u8]) {
+        let text = String::from_utf8_lossy(data.get(..MAX_LEN).unwrap_or(data));
+        let mut digits = 0;
+        for c in text.chars() {
+            digits = if c.is_ascii_digit() { digits + 1 } else { 0 };
+            if digits >= 6 {
+                return;
+            }
+        }
+        let dir = TemplateDir::memory([
+            ("t.tpl", text.as_ref()),
+            (
+                "base.tpl",
+                "head {{ ip }}\n{% block body %}base{% endblock %}\n{% block keys %}{% endblock %}",
+            ),
+            ("inc.tpl", "{{ sip_lines['1'].username|e }}"),
+        ]);
+        let mut templates = Templates::new([dir]);
+        templates.set_fuel(Some(TEMPLATE_FUEL));
+        let context = serde_json::json!({
+            "ip": "10.0.0.1", "http_port": 8667, "ntp_enabled": true, "vlan_id": null,
+            "locale": "fr_FR", "exten_pickup_call": "*8",
+            "sip_lines": {
+                "1": {"username": "a<b", "password": "p&'\"", "number": "1001"},
+                "10": {"username": "ten"},
+                "2": {"username": "two", "display_name": "Zoë"},
+            },
+            "funckeys": {"1": {"type": "blf", "value": "1002", "line": 1, "label": ""}},
+            "XX_list": [1, 2.5, "x", [true, false], {"k": "v"}],
+        });
+        match templates.render_limited("t.tpl", &context, TEMPLATE_OUTPUT) {
+            Ok(out) => assert!(out.len() <= TEMPLATE_OUTPUT),
+            Err(TemplateError::OutputTooLarge { limit, .. }) => {
+                assert_eq!(limit, TEMPLATE_OUTPUT);
+            }
+            Err(TemplateError::Render { file, .. }) => assert!(!file.is_empty()),
+            Err(_) => {}
         }
     }
 }

@@ -216,6 +216,30 @@ pub struct Ntp {
     pub ip: Option<String>,
 }
 
+/// VLAN settings (`vlan_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Vlan {
+    /// VLAN id of the phone's traffic, 1 to 4094.
+    pub id: u16,
+    /// 802.1p priority, 0 to 7.
+    pub priority: Option<u8>,
+    /// VLAN id of the PC port.
+    pub pc_port_id: Option<u16>,
+}
+
+/// Remote syslog settings (`syslog_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Syslog {
+    /// The server.
+    pub ip: String,
+    /// Its UDP port.
+    pub port: u16,
+    /// `critical`, `error`, `warning`, `info` or `debug`, as provd names them.
+    pub level: Option<String>,
+}
+
 impl RawConfig {
     /// An empty raw config.
     pub fn new() -> Self {
@@ -292,6 +316,71 @@ impl RawConfig {
     /// `X_xivo_phonebook_ip`, the directory server for phone views.
     pub fn phonebook_ip(&self) -> Option<&str> {
         self.str("X_xivo_phonebook_ip")
+    }
+
+    /// `vlan_enabled`, `vlan_id`, `vlan_priority` and `vlan_pc_port_id`; `None` unless
+    /// `vlan_enabled` is true.
+    pub fn vlan(&self) -> Result<Option<Vlan>, RawConfigError> {
+        if self.typed::<bool>("vlan_enabled")? != Some(true) {
+            return Ok(None);
+        }
+        let id = self
+            .typed::<u16>("vlan_id")?
+            .ok_or_else(|| RawConfigError {
+                key: "vlan_id".to_owned(),
+                reason: "required when vlan_enabled is true".to_owned(),
+            })?;
+        if !(1..=4094).contains(&id) {
+            return Err(RawConfigError {
+                key: "vlan_id".to_owned(),
+                reason: format!("{id} is not a VLAN id (1 to 4094)"),
+            });
+        }
+        let priority = self.typed::<u8>("vlan_priority")?;
+        if let Some(p) = priority.filter(|p| *p > 7) {
+            return Err(RawConfigError {
+                key: "vlan_priority".to_owned(),
+                reason: format!("{p} is not a priority (0 to 7)"),
+            });
+        }
+        Ok(Some(Vlan {
+            id,
+            priority,
+            pc_port_id: self.typed("vlan_pc_port_id")?,
+        }))
+    }
+
+    /// `syslog_enabled`, `syslog_ip`, `syslog_port` (default 514) and `syslog_level`;
+    /// `None` unless `syslog_enabled` is true and `syslog_ip` set.
+    pub fn syslog(&self) -> Result<Option<Syslog>, RawConfigError> {
+        if self.typed::<bool>("syslog_enabled")? != Some(true) {
+            return Ok(None);
+        }
+        let Some(ip) = self.str("syslog_ip") else {
+            return Ok(None);
+        };
+        Ok(Some(Syslog {
+            ip: ip.to_owned(),
+            port: self.typed("syslog_port")?.unwrap_or(514),
+            level: self.str("syslog_level").map(str::to_owned),
+        }))
+    }
+
+    /// The phone directory URL for `vendor` (`snom`, `polycom`...):
+    /// `{scheme}://{ip}:{port}/0.1/directories/lookup/{profile}/{vendor}` from
+    /// `X_xivo_phonebook_ip`, `X_xivo_phonebook_scheme` (default `http`),
+    /// `X_xivo_phonebook_port` (default 9498) and `X_xivo_phonebook_profile` (default
+    /// `default`); `None` without `X_xivo_phonebook_ip`.
+    pub fn phonebook_url(&self, vendor: &str) -> Result<Option<String>, RawConfigError> {
+        let Some(ip) = self.phonebook_ip() else {
+            return Ok(None);
+        };
+        let scheme = self.str("X_xivo_phonebook_scheme").unwrap_or("http");
+        let port: u16 = self.typed("X_xivo_phonebook_port")?.unwrap_or(9498);
+        let profile = self.str("X_xivo_phonebook_profile").unwrap_or("default");
+        Ok(Some(format!(
+            "{scheme}://{ip}:{port}/0.1/directories/lookup/{profile}/{vendor}"
+        )))
     }
 
     /// `sip_lines`, by line number.
@@ -644,6 +733,52 @@ mod tests {
             bad.sip_lines().map_err(|e| e.key),
             Err("sip_lines.a".to_owned())
         );
+    }
+
+    #[test]
+    fn vlan_syslog_and_phonebook() {
+        let r = raw(json!({
+            "vlan_enabled": true, "vlan_id": 20, "vlan_priority": 5,
+            "syslog_enabled": true, "syslog_ip": "10.0.0.9",
+            "X_xivo_phonebook_ip": "10.0.0.2", "X_xivo_phonebook_port": 443,
+            "X_xivo_phonebook_scheme": "https",
+        }));
+        assert_eq!(
+            r.vlan(),
+            Ok(Some(Vlan {
+                id: 20,
+                priority: Some(5),
+                pc_port_id: None
+            }))
+        );
+        assert_eq!(
+            r.syslog(),
+            Ok(Some(Syslog {
+                ip: "10.0.0.9".into(),
+                port: 514,
+                level: None
+            }))
+        );
+        assert_eq!(
+            r.phonebook_url("snom"),
+            Ok(Some(
+                "https://10.0.0.2:443/0.1/directories/lookup/default/snom".into()
+            ))
+        );
+        let off = raw(json!({"vlan_enabled": false, "vlan_id": 99999, "syslog_ip": "x"}));
+        assert_eq!(
+            (off.vlan(), off.syslog(), off.phonebook_url("x")),
+            (Ok(None), Ok(None), Ok(None))
+        );
+        for bad in [
+            json!({"vlan_id": 0}),
+            json!({"vlan_id": 20, "vlan_priority": 8}),
+            json!({}),
+        ] {
+            let mut v = bad.as_object().cloned().unwrap_or_default();
+            v.insert("vlan_enabled".into(), json!(true));
+            assert!(RawConfig(v).vlan().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -98,6 +98,14 @@ pub enum TemplateError {
     /// The context cannot be turned into template values.
     #[error("template context: {0}")]
     Context(String),
+    /// The output of [`Templates::render_limited`] exceeded its limit.
+    #[error("template {file}: output larger than {limit} bytes")]
+    OutputTooLarge {
+        /// The template rendered.
+        file: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
 
 impl TemplateError {
@@ -166,6 +174,51 @@ impl Templates {
         Self { env }
     }
 
+    /// Limits each rendering to `fuel` units of work (about one per instruction of the
+    /// template machine; `None`: no limit), so that a template from an untrusted
+    /// source cannot loop for ever. Recursion is always bounded by minijinja.
+    pub fn set_fuel(&mut self, fuel: Option<u64>) {
+        self.env.set_fuel(fuel);
+    }
+
+    /// Like [`Templates::render`], but fails with [`TemplateError::OutputTooLarge`] as
+    /// soon as the output exceeds `max_output` bytes, instead of growing it.
+    pub fn render_limited(
+        &self,
+        name: &str,
+        context: &impl serde::Serialize,
+        max_output: usize,
+    ) -> Result<String, TemplateError> {
+        let template = self.env.get_template(name).map_err(|e| {
+            if e.kind() == ErrorKind::TemplateNotFound && e.name().is_none_or(|n| n == name) {
+                TemplateError::NotFound {
+                    tried: vec![name.to_owned()],
+                }
+            } else {
+                TemplateError::from_minijinja(&e, name)
+            }
+        })?;
+        let context = context_value(context)?;
+        let mut out = Limited {
+            buf: Vec::new(),
+            limit: max_output,
+            exceeded: false,
+        };
+        let result = template.render_captured_to(context, &mut out);
+        if out.exceeded {
+            return Err(TemplateError::OutputTooLarge {
+                file: name.to_owned(),
+                limit: max_output,
+            });
+        }
+        result.map_err(|e| TemplateError::from_minijinja(&e, name))?;
+        String::from_utf8(out.buf).map_err(|e| TemplateError::Render {
+            file: name.to_owned(),
+            line: 0,
+            message: e.to_string(),
+        })
+    }
+
     /// Forgets the templates loaded so far, so that changed files are read again.
     pub fn reload(&mut self) {
         self.env.clear_templates();
@@ -229,6 +282,28 @@ impl Templates {
         names.push("base.tpl");
         let name = self.select(&names)?;
         self.render(name, context)
+    }
+}
+
+/// A writer that refuses to grow past `limit` bytes.
+struct Limited {
+    buf: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -454,6 +529,42 @@ mod tests {
                 tried: vec!["a.cfg.tpl".into(), "M.tpl".into(), "base.tpl".into()]
             })
         );
+    }
+
+    #[test]
+    fn limits() {
+        let mut t = Templates::new([TemplateDir::memory([
+            (
+                "loop.tpl",
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            ),
+            (
+                "big.tpl",
+                "{% for i in range(1000) %}{{ 'x' * 1000 }}{% endfor %}",
+            ),
+            ("ok.tpl", "{{ a }}"),
+        ])]);
+        t.set_fuel(Some(10_000));
+        let err = t.render("loop.tpl", &json!({}));
+        assert!(
+            matches!(&err, Err(TemplateError::Render { message, .. }) if message.contains("fuel")),
+            "{err:?}"
+        );
+        assert_eq!(
+            t.render_limited("big.tpl", &json!({}), 5000),
+            Err(TemplateError::OutputTooLarge {
+                file: "big.tpl".into(),
+                limit: 5000
+            })
+        );
+        assert_eq!(
+            t.render_limited("ok.tpl", &json!({"a": "é"}), 2),
+            Ok("é".into())
+        );
+        assert!(matches!(
+            t.render_limited("nope.tpl", &json!({}), 9),
+            Err(TemplateError::NotFound { .. })
+        ));
     }
 
     #[test]

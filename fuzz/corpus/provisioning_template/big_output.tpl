@@ -1,0 +1,1 @@
+{% for i in range(10000) %}{{ 'x' * 10000 }}{% endfor %}

@@ -1,0 +1,1 @@
+{% extends 'base.tpl' %}{% block body %}{% for k, v in sip_lines.items() if k != '10' %}{{ k }}={{ v.username|e }};{% set n = loop.index %}{% endfor %}{% include 'inc.tpl' %}{% endblock %}

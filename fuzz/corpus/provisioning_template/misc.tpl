@@ -1,0 +1,3 @@
+{{ 'é'|e }}{{ none }}{{ true }}{% raw %}{{ raw }}{% endraw %}{#
+ comment #}
+

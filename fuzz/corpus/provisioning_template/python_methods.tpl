@@ -1,0 +1,1 @@
+{{ sip_lines.get('3', 'no') }}{{ sip_lines.has_key('1') }}{{ funckeys.values()|length }}{{ XX_list|join(',') }}{{ vlan_id|d('none') }}{{ nope.deeper.still }}

@@ -1,0 +1,1 @@
+{% macro m(x) %}{{ m(x) }}{% endmacro %}{{ m(1) }}
