@@ -2,8 +2,9 @@
 //! answered by the PBX, which places its own INVITE to the callee (B leg) and relays
 //! provisional and final responses, the SDP bodies, BYE and CANCEL between the legs.
 //!
-//! Media is anchored on the PBX (see [`crate::media`]); forking to several contacts
-//! and re-INVITE relay (hold) come next.
+//! Media is anchored on the PBX (see [`crate::media`]): re-INVITEs and UPDATEs (hold,
+//! resume, codec changes) are relayed with their SDP rewritten both ways. Forking to
+//! several contacts comes next.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::ids;
@@ -338,6 +339,7 @@ async fn connect(
         b_target,
         &a_call_id,
         &mut inputs,
+        &relay,
     )
     .await;
     tracing::info!(
@@ -465,6 +467,7 @@ async fn ringing(
 
 /// While the call is up: relay BYE from either side, answer the rest. Returns who
 /// hung up.
+#[allow(clippy::too_many_arguments)]
 async fn talking(
     endpoint: &EndpointHandle,
     a_dialog: &mut Dialog,
@@ -473,6 +476,7 @@ async fn talking(
     b_target: Target,
     a_call_id: &str,
     inputs: &mut mpsc::Receiver<CallInput>,
+    relay: &Relay,
 ) -> &'static str {
     while let Some(input) = inputs.recv().await {
         let req = match input {
@@ -509,18 +513,98 @@ async fn talking(
                 send_bye(endpoint, bye, other_target, Duration::from_secs(32)).await;
                 return if from_a { "caller" } else { "callee" };
             }
-            // Hold and codec changes need the media relay (next step): refuse cleanly.
-            Some(Method::Invite | Method::Update) => {
-                answer(
-                    &req,
-                    StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST),
-                )
-                .await
+            // Hold, resume and codec changes: the offer goes to the other leg through
+            // the relay, and its answer comes back the same way.
+            Some(method @ (Method::Invite | Method::Update)) => {
+                let method = method.clone();
+                let this_target = if from_a { a_target } else { b_target };
+                let media = Media {
+                    relay,
+                    from_leg_a: from_a,
+                    this_target,
+                    other_target,
+                };
+                renegotiate(endpoint, &req, method, other, &media).await;
             }
             _ => answer(&req, StatusCode::OK).await,
         }
     }
     "pbx"
+}
+
+/// The media side of a renegotiation: which leg offers, and where both legs are.
+struct Media<'a> {
+    relay: &'a Relay,
+    from_leg_a: bool,
+    this_target: Target,
+    other_target: Target,
+}
+
+/// Relays a re-INVITE or UPDATE (`req`, on one leg) to the other leg's dialog, with
+/// the media anchored on the relay both ways, and answers `req` with the outcome.
+async fn renegotiate(
+    endpoint: &EndpointHandle,
+    req: &ServerRequest,
+    method: Method,
+    other: &mut Dialog,
+    media: &Media<'_>,
+) {
+    let other_target = media.other_target;
+    let mut offer = other.request(method.clone(), &via(endpoint, other_target), None);
+    offer
+        .headers_mut()
+        .push(HeaderName::Contact, our_contact(endpoint, other_target));
+    let other_ip = advertised(endpoint, other_target.addr).ip();
+    anchor(
+        media.relay,
+        media.from_leg_a,
+        &req.request,
+        &mut offer,
+        other_ip,
+    );
+    let seq = offer.cseq().map_or(0, |c| c.seq);
+    let Ok(mut tx) = endpoint.send_request(offer, other_target).await else {
+        answer(req, StatusCode::SERVICE_UNAVAILABLE).await;
+        return;
+    };
+    let response = match tokio::time::timeout(Duration::from_secs(32), tx.final_response()).await {
+        Ok(ClientEvent::Response(r)) => r,
+        _ => {
+            answer(req, StatusCode::REQUEST_TIMEOUT).await;
+            return;
+        }
+    };
+    let Some(code) = response.status() else {
+        return;
+    };
+    other.handle_response(&response);
+    if code.is_success() && method == Method::Invite {
+        endpoint
+            .send_stateless(other.ack(seq, &via(endpoint, other_target)), other_target)
+            .await;
+    }
+    let mut relayed = Message::response_to(&req.request, code, None);
+    if let pbxkit_sip::StartLine::Response { reason, .. } = &response.start {
+        relayed.start = pbxkit_sip::StartLine::Response {
+            code,
+            reason: reason.clone(),
+        };
+    }
+    if code.is_success() {
+        let this_target = media.this_target;
+        relayed
+            .headers_mut()
+            .push(HeaderName::Contact, our_contact(endpoint, this_target));
+        let this_ip = advertised(endpoint, this_target.addr).ip();
+        anchor(
+            media.relay,
+            !media.from_leg_a,
+            &response,
+            &mut relayed,
+            this_ip,
+        );
+    }
+    let _ = req.respond(relayed).await;
 }
 
 /// Sends a BYE and waits up to `wait` for its answer (the call is over either way).

@@ -165,7 +165,12 @@ impl Phone {
                 match incoming {
                     Incoming::Request(req) => {
                         let method = req.request.method().unwrap().clone();
-                        log.push(method.to_string());
+                        let held = req.request.body.windows(10).any(|w| w == b"a=sendonly");
+                        log.push(if held {
+                            format!("{method} sendonly")
+                        } else {
+                            method.to_string()
+                        });
                         match method {
                             Method::Invite => {
                                 req.respond(Message::response_to(
@@ -637,4 +642,67 @@ async fn repeated_authentication_failures_ban_the_source_only() {
         .await
         .with_password("pbx1000pw");
     assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+}
+
+#[tokio::test]
+async fn hold_re_invite_is_relayed_to_the_other_leg_with_media_anchored() {
+    let pbx = Pbx::start(temp_dir("hold"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    bob.register().await;
+    let bob_log = bob.answer_calls_with(StatusCode::OK, sdp(5000));
+    let (invite, answer) = call_with(&alice, "1001", &sdp(4000)).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let first = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
+        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+        pbxkit_sip::Contact::Star => panic!(),
+    };
+    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", invite.cseq().unwrap().seq),
+    );
+    alice.ep.send_stateless(ack, alice.target()).await;
+
+    // Alice puts Bob on hold.
+    let hold = format!("{}a=sendonly\r\n", sdp(4000)).replace("o=- 1 1", "o=- 1 2");
+    let reinvite = alice.build("INVITE", &pbx_contact, &to, &call_id, &hold);
+    let mut tx = alice
+        .ep
+        .send_request(reinvite.clone(), alice.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to the re-INVITE")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    // Bob's answer came back anchored: the PBX's address and Alice's same relay port.
+    let held = pbxkit_sip::sdp::Session::parse_body(&ok.body).unwrap();
+    assert_eq!(held.media_address(&held.media[0]), Some("127.0.0.1"));
+    assert_eq!(held.media[0].port, first.media[0].port);
+    assert_ne!(held.media[0].port, 5000);
+    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", reinvite.cseq().unwrap().seq),
+    );
+    alice.ep.send_stateless(ack, alice.target()).await;
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    // Bob saw the hold offer (sendonly) in a re-INVITE, ACKed by the PBX.
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "INVITE sendonly", "ACK", "BYE"]
+    );
 }
