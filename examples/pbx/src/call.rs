@@ -7,17 +7,18 @@
 //! several contacts comes next.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::fork::{self, BranchEvent, Stop};
 use crate::ids;
 use crate::media::{PortPool, Relay};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_sip::dialog::Dialog;
-use pbxkit_sip::endpoint::{ClientEvent, ClientTransaction, EndpointHandle, ServerRequest};
+use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
 use pbxkit_sip::sdp::Session;
-use pbxkit_sip::transaction::{Target, TransportKind, cancel_for};
+use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// What the main loop forwards to a call.
 #[derive(Debug)]
@@ -69,7 +70,7 @@ impl Unanswered {
     }
 }
 
-fn via(endpoint: &EndpointHandle, target: Target) -> String {
+pub(crate) fn via(endpoint: &EndpointHandle, target: Target) -> String {
     let t = if target.transport == TransportKind::Tcp {
         "TCP"
     } else {
@@ -197,11 +198,13 @@ async fn connect(
         })
         .await;
 
-    let Some((binding, b_target)) = setup
+    // Every registered contact of the callee rings at once (parallel forking).
+    let targets: Vec<(&Binding, Target)> = setup
         .bindings
         .iter()
-        .find_map(|b| Some((b, binding_target(b)?)))
-    else {
+        .filter_map(|b| Some((b, binding_target(b)?)))
+        .collect();
+    if targets.is_empty() {
         answer(&a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
         let _ = notices
             .send(Notice::Ended {
@@ -210,34 +213,36 @@ async fn connect(
             })
             .await;
         return Err(Unanswered::failed(StatusCode::TEMPORARILY_UNAVAILABLE));
+    }
+    let Some(relay) = Relay::start(&setup.ports).await else {
+        tracing::warn!("no free media ports");
+        answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![a_key],
+                tx: Some(a.tx),
+            })
+            .await;
+        return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
     };
-
-    // The B leg's INVITE: our identities, the caller's SDP.
-    let b_tag = ids::token();
-    let b_call_id = format!("{}@pbxkit", ids::token());
-    let b_key: DialogKey = (b_call_id.clone(), b_tag.clone());
-    let _ = notices
-        .send(Notice::Route {
-            keys: vec![b_key.clone()],
-            tx: None,
-            inputs: inputs_tx.clone(),
-        })
-        .await;
     let max_forwards = a
         .request
         .max_forwards()
         .and_then(Result::ok)
         .map_or(70, |m| m.saturating_sub(1).min(70));
-    let host = &setup.realm;
-    let mut b_invite = Message::request(Method::Invite, binding.uri.clone());
-    {
-        let h = b_invite.headers_mut();
-        h.push(HeaderName::Via, via(&endpoint, b_target));
+    let mut branches = Vec::with_capacity(targets.len());
+    for (binding, target) in targets {
+        // Each branch is its own B-leg dialog: our identities, the caller's SDP.
+        let (call_id, tag) = (format!("{}@pbxkit", ids::token()), ids::token());
+        let mut invite = Message::request(Method::Invite, binding.uri.clone());
+        let host = &setup.realm;
+        let h = invite.headers_mut();
+        h.push(HeaderName::Via, via(&endpoint, target));
         h.push(HeaderName::MaxForwards, max_forwards.to_string());
         h.push(
             HeaderName::From,
             format!(
-                "\"{}\" <sip:{}@{host}>;tag={b_tag}",
+                "\"{}\" <sip:{}@{host}>;tag={tag}",
                 setup.caller_name.replace('"', ""),
                 setup.caller_exten
             ),
@@ -246,74 +251,97 @@ async fn connect(
             HeaderName::To,
             format!("<sip:{}@{host}>", setup.callee.exten),
         );
-        h.push(HeaderName::CallId, b_call_id.clone());
+        h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
-        h.push(HeaderName::Contact, our_contact(&endpoint, b_target));
+        h.push(HeaderName::Contact, our_contact(&endpoint, target));
         h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
+        let our_ip = advertised(&endpoint, target.addr).ip();
+        anchor(&relay, true, &a.request, &mut invite, our_ip);
+        branches.push(Branch {
+            invite,
+            target,
+            key: (call_id, tag),
+        });
     }
-    let Some(relay) = Relay::start(&setup.ports).await else {
-        tracing::warn!("no free media ports");
-        answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
-        let _ = notices
-            .send(Notice::Ended {
-                keys: vec![a_key, b_key],
-                tx: Some(a.tx),
-            })
-            .await;
-        return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
+    let b_keys: Vec<DialogKey> = branches.iter().map(|b| b.key.clone()).collect();
+    let _ = notices
+        .send(Notice::Route {
+            keys: b_keys.clone(),
+            tx: None,
+            inputs: inputs_tx.clone(),
+        })
+        .await;
+    let all_keys = || {
+        let mut keys = b_keys.clone();
+        keys.push(a_key.clone());
+        keys
     };
-    anchor(
-        &relay,
-        true,
-        &a.request,
-        &mut b_invite,
-        advertised(&endpoint, b_target.addr).ip(),
+    tracing::info!(
+        caller = %setup.caller_exten,
+        callee = %setup.callee.exten,
+        call_id = %a_call_id,
+        contacts = branches.len(),
+        "call"
     );
-    tracing::info!(caller = %setup.caller_exten, callee = %setup.callee.exten, call_id = %a_call_id, "call");
-
-    let mut b_tx = match endpoint.send_request(b_invite.clone(), b_target).await {
-        Ok(tx) => tx,
-        Err(_) => {
-            answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
-            let _ = notices
-                .send(Notice::Ended {
-                    keys: vec![a_key, b_key],
-                    tx: Some(a.tx),
-                })
-                .await;
-            return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
-        }
+    let (events_tx, mut events) = mpsc::channel(16);
+    let (stop, _) = watch::channel(Stop::Ringing);
+    for (i, branch) in branches.iter().enumerate() {
+        tokio::spawn(fork::run(
+            i,
+            endpoint.clone(),
+            branch.invite.clone(),
+            branch.target,
+            events_tx.clone(),
+            stop.subscribe(),
+        ));
+    }
+    drop(events_tx);
+    let ring = Ring {
+        setup: &setup,
+        a: &a,
+        a_tag: &a_tag,
+        endpoint: &endpoint,
+        branches: &branches,
+        relay: &relay,
+        stop: &stop,
     };
-
-    let answered = ringing(
-        &setup,
-        &a,
-        &a_tag,
-        &endpoint,
-        &b_invite,
-        b_target,
-        &mut b_tx,
-        &mut inputs,
-        &relay,
-    )
-    .await;
-    let (b_ok, a_dialog) = match answered {
+    let answered = ringing(&ring, &mut events, &mut inputs).await;
+    let (winner, b_ok, a_dialog) = match answered {
         Ok(answered) => answered,
         Err(unanswered) => {
             let _ = notices
                 .send(Notice::Ended {
-                    keys: vec![a_key, b_key],
+                    keys: all_keys(),
                     tx: Some(a.tx),
                 })
                 .await;
             return Err(unanswered);
         }
     };
+    // Branches that answer too late are hung up by whoever sees their 2xx.
+    tokio::spawn(fork::hang_up_late(
+        winner,
+        endpoint.clone(),
+        branches
+            .iter()
+            .map(|b| (b.invite.clone(), b.target))
+            .collect(),
+        events,
+    ));
     let answered_at = cdr::now();
-    let Ok(mut b_dialog) = Dialog::uac(&b_invite, &b_ok) else {
+    let Some(Branch {
+        invite: b_invite,
+        target: b_target,
+        ..
+    }) = branches.get(winner)
+    else {
+        return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
+    };
+    let b_target = *b_target;
+    let Ok(mut b_dialog) = Dialog::uac(b_invite, &b_ok) else {
         let _ = notices
             .send(Notice::Ended {
-                keys: vec![a_key, b_key],
+                keys: all_keys(),
                 tx: Some(a.tx),
             })
             .await;
@@ -352,41 +380,70 @@ async fn connect(
     drop(relay);
     let _ = notices
         .send(Notice::Ended {
-            keys: vec![a_key, b_key],
+            keys: all_keys(),
             tx: None,
         })
         .await;
     Ok((answered_at, hangup_by))
 }
 
-/// Until the callee answers (returns its 2xx and the A-leg dialog) or the call fails.
-#[allow(clippy::too_many_arguments)]
+/// One contact rung for the call: its INVITE, where it goes, its dialog key.
+struct Branch {
+    invite: Message,
+    target: Target,
+    key: DialogKey,
+}
+
+/// What [`ringing`] works with.
+struct Ring<'a> {
+    setup: &'a CallSetup,
+    a: &'a ServerRequest,
+    a_tag: &'a str,
+    endpoint: &'a EndpointHandle,
+    branches: &'a [Branch],
+    relay: &'a Relay,
+    stop: &'a watch::Sender<Stop>,
+}
+
+/// Until a contact answers (the winning branch, its 2xx and the A-leg dialog) or the
+/// call fails: every branch failed (the best of their answers goes to the caller),
+/// the caller gave up, or the ring time is over.
 async fn ringing(
-    setup: &CallSetup,
-    a: &ServerRequest,
-    a_tag: &str,
-    endpoint: &EndpointHandle,
-    b_invite: &Message,
-    b_target: Target,
-    b_tx: &mut ClientTransaction,
+    ring: &Ring<'_>,
+    events: &mut mpsc::Receiver<BranchEvent>,
     inputs: &mut mpsc::Receiver<CallInput>,
-    relay: &Relay,
-) -> Result<(Message, Dialog), Unanswered> {
+) -> Result<(usize, Message, Dialog), Unanswered> {
+    let Ring {
+        setup,
+        a,
+        a_tag,
+        endpoint,
+        branches,
+        relay,
+        stop,
+    } = *ring;
     let no_answer = tokio::time::sleep(setup.ring_time);
     tokio::pin!(no_answer);
     // Set once the call is given up: what the caller got.
     let mut cancelling: Option<Unanswered> = None;
+    let mut best: Option<StatusCode> = None;
     loop {
         tokio::select! {
-            event = b_tx.next() => {
-                let response = match event {
-                    Some(ClientEvent::Response(r)) => r,
-                    Some(ClientEvent::Timeout) | Some(ClientEvent::TransportError) | None => {
+            event = events.recv() => {
+                let (i, response) = match event {
+                    Some(BranchEvent::Response(i, r)) => (i, *r),
+                    Some(BranchEvent::Failed) => {
+                        best = Some(best.map_or(StatusCode::TEMPORARILY_UNAVAILABLE, |b| better(b, StatusCode::TEMPORARILY_UNAVAILABLE)));
+                        continue;
+                    }
+                    // Every branch is over.
+                    None => {
                         return Err(match cancelling {
                             Some(given_up) => given_up,
                             None => {
-                                answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
-                                Unanswered::failed(StatusCode::TEMPORARILY_UNAVAILABLE)
+                                let status = best.unwrap_or(StatusCode::TEMPORARILY_UNAVAILABLE);
+                                answer(a, status).await;
+                                Unanswered::failed(status)
                             }
                         });
                     }
@@ -397,20 +454,24 @@ async fn ringing(
                 if code == StatusCode::TRYING {
                     continue;
                 }
-                if let Some(given_up) = cancelling.take() {
-                    // The callee answered or failed after our CANCEL: nothing reaches the caller.
-                    if code.is_success() {
-                        // It answered anyway: hang it up.
-                        if let Ok(mut d) = Dialog::uac(b_invite, &response) {
-                            endpoint.send_stateless(d.ack(1, &via(endpoint, b_target)), b_target).await;
-                            let bye = d.request(Method::Bye, &via(endpoint, b_target), None);
-                            let _ = endpoint.send_request(bye, b_target).await;
-                        }
+                if cancelling.is_some() {
+                    // A branch answered before it saw our CANCEL: nothing reaches the caller.
+                    if code.is_success()
+                        && let Some(b) = branches.get(i)
+                    {
+                        fork::hang_up(endpoint, &b.invite, &response, b.target).await;
                     }
-                    if !code.is_provisional() {
-                        return Err(given_up);
+                    continue;
+                }
+                if code.as_u16() >= 300 {
+                    // This branch failed; the others may still answer.
+                    best = Some(best.map_or(code, |b| better(b, code)));
+                    if code.as_u16() >= 600 {
+                        // A global failure ends the call (RFC 3261 §16.7).
+                        stop.send_replace(Stop::All);
+                        answer(a, code).await;
+                        cancelling = Some(Unanswered::failed(code));
                     }
-                    cancelling = Some(given_up);
                     continue;
                 }
                 let mut relayed = Message::response_to(&a.request, code, Some(a_tag));
@@ -421,16 +482,15 @@ async fn ringing(
                     relayed.headers_mut().push(HeaderName::Contact, our_contact(endpoint, a.source));
                     anchor(relay, false, &response, &mut relayed, advertised(endpoint, a.source.addr).ip());
                 }
-                let a_dialog = code.is_success().then(|| Dialog::uas(&a.request, &relayed).ok()).flatten();
-                let _ = a.respond(relayed).await;
                 if code.is_success() {
+                    stop.send_replace(Stop::AllBut(i));
+                    let a_dialog = Dialog::uas(&a.request, &relayed).ok();
+                    let _ = a.respond(relayed).await;
                     return a_dialog
-                        .map(|d| (response, d))
+                        .map(|d| (i, response, d))
                         .ok_or(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
                 }
-                if !code.is_provisional() {
-                    return Err(Unanswered::failed(code));
-                }
+                let _ = a.respond(relayed).await;
             }
             input = inputs.recv() => match input {
                 Some(CallInput::Cancelled) if cancelling.is_none() => {
@@ -438,16 +498,17 @@ async fn ringing(
                         status: StatusCode::REQUEST_TERMINATED,
                         no_answer: true,
                     });
-                    let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                    stop.send_replace(Stop::All);
                 }
                 Some(CallInput::Shutdown) if cancelling.is_none() => {
                     cancelling = Some(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
-                    let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                    stop.send_replace(Stop::All);
                     answer(a, StatusCode::SERVICE_UNAVAILABLE).await;
                 }
                 Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
                 Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown) => {}
                 None => {
+                    stop.send_replace(Stop::All);
                     return Err(cancelling
                         .unwrap_or(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE)))
                 }
@@ -458,11 +519,22 @@ async fn ringing(
                     status: StatusCode::TEMPORARILY_UNAVAILABLE,
                     no_answer: true,
                 });
-                let _ = endpoint.send_request(cancel_for(b_invite), b_target).await;
+                stop.send_replace(Stop::All);
                 answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
             }
         }
     }
+}
+
+/// Which of two branch failures the caller should get: a 6xx, then busy, then the
+/// lowest other code (a specific 4xx says more than a 5xx).
+fn better(a: StatusCode, b: StatusCode) -> StatusCode {
+    let rank = |s: StatusCode| match s.as_u16() {
+        600..=699 => (0, s.as_u16()),
+        486 => (1, 486),
+        other => (2, other),
+    };
+    if rank(b) < rank(a) { b } else { a }
 }
 
 /// While the call is up: relay BYE from either side, answer the rest. Returns who

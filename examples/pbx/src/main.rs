@@ -9,6 +9,7 @@ mod ban;
 mod call;
 mod cdr;
 mod config;
+mod fork;
 mod ids;
 mod media;
 mod routing;

@@ -58,6 +58,9 @@ struct Service {
     bans: Bans,
     /// Set on SIGTERM: new calls are refused while the current ones end.
     stopping: bool,
+    /// Cloned into every call task: when all clones are gone, every call has finished
+    /// (its CDR included).
+    alive: Option<mpsc::Sender<()>>,
 }
 
 /// How long calls get to end cleanly at shutdown before the PBX exits anyway.
@@ -91,7 +94,9 @@ pub(crate) async fn run(
         window: Duration::from_secs(security.window),
         ban_time: Duration::from_secs(security.ban_time),
     });
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut service = Service {
+        alive: Some(alive),
         cdr,
         bans,
         stopping: false,
@@ -140,7 +145,8 @@ pub(crate) async fn run(
     for call in calls {
         let _ = call.send(CallInput::Shutdown).await;
     }
-    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let grace = tokio::time::sleep_until(deadline);
     tokio::pin!(grace);
     while !(service.dialogs.is_empty() && service.invites.is_empty()) {
         tokio::select! {
@@ -155,10 +161,22 @@ pub(crate) async fn run(
             }
         }
     }
+    // The tasks finish after their last notice: wait for them (and their CDRs).
+    drop(service.alive.take());
+    let _ = tokio::time::timeout_at(deadline, all_done.recv()).await;
     endpoint.shutdown().await;
 }
 
 impl Service {
+    /// Runs a call's task, counted as alive until it returns.
+    fn spawn_call(&self, call: impl Future<Output = ()> + Send + 'static) {
+        let alive = self.alive.clone();
+        tokio::spawn(async move {
+            call.await;
+            drop(alive);
+        });
+    }
+
     fn notice(&mut self, notice: Notice) {
         match notice {
             Notice::Route { keys, tx, inputs } => {
@@ -352,7 +370,7 @@ impl Service {
                         exten: dialed,
                         cdr: self.cdr.clone(),
                     };
-                    tokio::spawn(crate::apps::echo(
+                    self.spawn_call(crate::apps::echo(
                         call,
                         req,
                         self.endpoint.clone(),
@@ -385,7 +403,7 @@ impl Service {
             ports: self.ports.clone(),
             cdr: self.cdr.clone(),
         };
-        tokio::spawn(call::run(
+        self.spawn_call(call::run(
             setup,
             req,
             self.endpoint.clone(),

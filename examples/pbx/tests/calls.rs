@@ -706,3 +706,81 @@ async fn hold_re_invite_is_relayed_to_the_other_leg_with_media_anchored() {
         ["INVITE", "ACK", "INVITE sendonly", "ACK", "BYE"]
     );
 }
+
+#[tokio::test]
+async fn every_registered_contact_rings_and_the_first_answer_wins() {
+    let pbx = Pbx::start(temp_dir("fork"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let soft = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    desk.register().await;
+    let ok = soft.register().await;
+    assert_eq!(ok.contacts().count(), 2, "{ok}");
+    let desk_log = desk.answer_calls(StatusCode::RINGING);
+    let soft_log = soft.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    // The phone that did not answer stops ringing.
+    assert_eq!(
+        timeout(WAIT, desk_log).await.unwrap().unwrap(),
+        ["INVITE", "CANCEL"]
+    );
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, soft_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+/// Registers two contacts for 1001 on a new PBX, answering with `desk` and `soft`;
+/// returns the status Alice's call gets and what each contact saw.
+async fn call_two_contacts(
+    name: &str,
+    desk: StatusCode,
+    soft: StatusCode,
+) -> (u16, Vec<String>, Vec<String>) {
+    let pbx = Pbx::start(temp_dir(name), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let desk_phone = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let soft_phone = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    alice.register().await;
+    desk_phone.register().await;
+    soft_phone.register().await;
+    let desk_log = desk_phone.answer_calls(desk);
+    let soft_log = soft_phone.answer_calls(soft);
+    let status = call(&alice, "1001").await.1.status().unwrap().as_u16();
+    let desk_log = timeout(WAIT, desk_log).await.unwrap().unwrap();
+    let soft_log = timeout(WAIT, soft_log).await.unwrap().unwrap();
+    (status, desk_log, soft_log)
+}
+
+#[tokio::test]
+async fn busy_when_every_contact_is_busy_and_decline_is_global() {
+    let (status, desk, soft) =
+        call_two_contacts("forkbusy", StatusCode::BUSY_HERE, StatusCode::BUSY_HERE).await;
+    assert_eq!(
+        (status, desk, soft),
+        (486, vec!["INVITE".into()], vec!["INVITE".into()])
+    );
+    // 603 Decline is global (RFC 3261 §16.7): it ends the call and is what the caller
+    // gets, even though the other contact said busy.
+    let decline = StatusCode::new(603).unwrap();
+    let (status, _, _) = call_two_contacts("forkdecline", StatusCode::BUSY_HERE, decline).await;
+    assert_eq!(status, 603);
+}

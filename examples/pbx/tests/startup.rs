@@ -68,7 +68,7 @@ fn starts_on_embedded_default_and_stops_on_sigint() {
             while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
                 rest.push(line);
             }
-            assert!(rest.iter().any(|l| l.contains("stopping")), "{rest:?}");
+            assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
