@@ -13,6 +13,9 @@
 //! - [`member`]: ids, device and agent states, joinempty/leavewhenempty conditions.
 //! - [`stats`]: per queue and period statistics (received, answered, service level...)
 //!   from a `queue_log` stream.
+//! - [`live`]: real-time queue and agent statistics, read from the engine.
+//! - [`penalty`]: penalty rules (`queuerules.conf`), widening a caller's penalty range
+//!   as it waits.
 //!
 //! The run loop: feed inputs and timeouts, then drain the outputs.
 //!
@@ -24,6 +27,7 @@
 //! let start = Instant::now();
 //! let mut acd = Acd::new(MemorySink::new(), SeededRng::new(1), start, 1_700_000_000);
 //! acd.add_queue(QueueConfig::new("support", Strategy::RrMemory))?;
+//! acd.add_line("SIP/alice");
 //! acd.handle_input(start, Input::AgentLogin {
 //!     agent: "Agent/1001".into(),
 //!     channel: "SIP/alice".into(),
@@ -34,6 +38,7 @@
 //!     queue: "support".into(),
 //!     caller_id: "0612345678".into(),
 //!     priority: 0,
+//!     options: Default::default(),
 //! })?;
 //! let mut ring = None;
 //! while let Some(output) = acd.poll_output() {
@@ -61,7 +66,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod live;
 pub mod member;
+pub mod penalty;
 pub mod queue;
 pub mod queue_log;
 pub mod skills;
@@ -69,7 +76,7 @@ pub mod stats;
 pub mod strategy;
 
 pub use member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
-pub use queue::{Acd, AcdError, Input, Leave, Output, QueueConfig, Refusal};
+pub use queue::{Acd, AcdError, CallOptions, Input, Leave, Output, QueueConfig, Refusal};
 pub use strategy::{Rng, SeededRng, Strategy};
 
 /// Entry points for the fuzz targets in `fuzz/fuzz_targets/` and for replaying their

@@ -22,6 +22,14 @@ macro_rules! id {
             }
         }
 
+        // Lets the tables keyed by id be searched with a `&str` (the derives above
+        // compare the inner string, so `Borrow` is consistent with them).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
                 Self(s.to_owned())

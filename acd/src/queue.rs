@@ -12,12 +12,26 @@
 //! `can_ring_entry` (paused, ringinuse, wrap-up, weight), `get_member_status` for
 //! joinempty/leavewhenempty, `recalc_holdtime` (EWT = (3 × old + last) / 4); and XiVO's
 //! `check_diversion` (hold time first, then ratio; nobody waiting → accepted).
+//!
+//! Each caller has a penalty range that its [penalty rules](crate::penalty) move as it
+//! waits, and may have a [skill rule set](crate::skills::RuleSet) (its own or the
+//! queue's): at each attempt it rings only the members in its range that the first
+//! rule selecting a logged-in member selects, with its current `WT` and the queue's
+//! `EWT`. [`poll_timeout`](Acd::poll_timeout) includes the times at which a rule
+//! changes, so a caller widens when its wait reaches the threshold.
+//!
+//! Agents log in on lines declared with [`add_line`](Acd::add_line), following
+//! XiVO-CC's rules (see [`Input::AgentLogin`]). [`queue_live`](Acd::queue_live) and
+//! [`agent_live`](Acd::agent_live) give the [real-time statistics](crate::live).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::live::{AgentLive, AgentTimes, QueueCounters, QueueLive};
 use crate::member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
+use crate::penalty::{PenaltyLimits, PenaltyRules};
 use crate::queue_log::{Event, Exit, Line, Sink};
+use crate::skills::RuleSet;
 use crate::strategy::{MemberFacts, Rng, Strategy, metric};
 
 /// The configuration of one queue.
@@ -53,6 +67,12 @@ pub struct QueueConfig {
     /// Divert arriving callers when (waiting + 1) / logged-in agents is over this
     /// (XiVO `waitratio`).
     pub divert_ratio: Option<f64>,
+    /// The penalty rules of callers that bring none (app_queue `defaultrule`).
+    pub penalty_rules: PenaltyRules,
+    /// The skill rule set of callers that bring none; `None` routes without skills.
+    pub skill_rules: Option<RuleSet>,
+    /// The service-level threshold of the live statistics (15 s).
+    pub service_level: Duration,
 }
 
 impl QueueConfig {
@@ -73,8 +93,29 @@ impl QueueConfig {
             leave_when_empty: EmptyConditions::NEVER,
             divert_hold_time: None,
             divert_ratio: None,
+            penalty_rules: PenaltyRules::default(),
+            skill_rules: None,
+            service_level: Duration::from_secs(15),
         }
     }
+}
+
+/// What a caller brings when it joins, besides its queue: app_queue's
+/// `QUEUE_MAX_PENALTY`/`QUEUE_MIN_PENALTY` and `rule` argument, XiVO's skill rule set
+/// and its `$variables`. The default uses the queue's rules with no penalty limit.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Members with a higher penalty are not rung (until a penalty rule changes it).
+    pub max_penalty: Option<u32>,
+    /// Members with a lower penalty are not rung (until a penalty rule changes it).
+    pub min_penalty: Option<u32>,
+    /// Penalty rules instead of the queue's.
+    pub penalty_rules: Option<PenaltyRules>,
+    /// A skill rule set instead of the queue's.
+    pub skill_rules: Option<RuleSet>,
+    /// The rule set's arguments: `$name` in a rule reads `skill_variables["name"]`.
+    pub skill_variables: BTreeMap<String, String>,
 }
 
 /// Something that happened, for the engine.
@@ -91,6 +132,8 @@ pub enum Input {
         caller_id: String,
         /// Higher priorities queue ahead of lower ones.
         priority: i32,
+        /// Penalty limits and rules, skill rules.
+        options: CallOptions,
     },
     /// The caller hung up (waiting: `ABANDON`; connected: `COMPLETECALLER`).
     CallerHungUp {
@@ -125,11 +168,16 @@ pub enum Input {
         /// The member.
         agent: AgentId,
     },
-    /// An agent logs in, becoming a member of these queues with these penalties.
+    /// An agent logs in on a line, becoming a member of these queues with these
+    /// penalties. As XiVO-CC: a line not declared with [`Acd::add_line`] is refused
+    /// ([`AcdError::UnknownLine`]); an agent already logged in on this line stays so
+    /// (nothing changes); on another line, it is refused and stays where it is
+    /// ([`AcdError::LoggedInElsewhere`]); a line held by another agent is taken over,
+    /// that agent being logged off ([`Output::AgentLoggedOff`]).
     AgentLogin {
         /// The agent.
         agent: AgentId,
-        /// Its channel or device (logged).
+        /// Its line (phone number, channel or device; logged).
         channel: String,
         /// `(queue, penalty)` memberships.
         queues: Vec<(QueueId, u32)>,
@@ -250,6 +298,14 @@ pub enum Output {
         /// The agent.
         agent: AgentId,
     },
+    /// An agent was logged off because another agent logged in on its line (XiVO:
+    /// the newcomer takes the line over).
+    AgentLoggedOff {
+        /// The agent logged off.
+        agent: AgentId,
+        /// The line it lost.
+        line: String,
+    },
 }
 
 /// An input that does not apply.
@@ -271,9 +327,20 @@ pub enum AcdError {
     /// The agent is not logged in.
     #[error("agent {0} is not logged in")]
     NotLoggedIn(AgentId),
-    /// The agent is already logged in.
-    #[error("agent {0} is already logged in")]
-    AlreadyLoggedIn(AgentId),
+    /// A login on a line the engine does not know (XiVO `PhoneNumberUnknown`).
+    #[error("unknown line {0:?}")]
+    UnknownLine(String),
+    /// The agent is logged in on another line and stays there (XiVO
+    /// `LoggedInOnAnotherPhone`).
+    #[error("agent {agent} is logged in on {line:?}, not {requested:?}")]
+    LoggedInElsewhere {
+        /// The agent.
+        agent: AgentId,
+        /// The line it is logged in on.
+        line: String,
+        /// The line it asked for.
+        requested: String,
+    },
     /// The agent is not a member of that queue.
     #[error("agent {agent} is not a member of queue {queue}")]
     NotAMember {
@@ -316,6 +383,7 @@ struct Queue {
     rr_wrapped: bool,
     /// Smoothed hold time in seconds (app_queue `holdtime`).
     hold_time: u64,
+    counters: QueueCounters,
 }
 
 #[derive(Debug)]
@@ -327,6 +395,9 @@ struct Agent {
     ringing: Vec<CallId>,
     on_call: Option<CallId>,
     wrap_up_until: Option<Instant>,
+    /// The queues it is a member of, so that its state is found without a scan of
+    /// every queue.
+    queues: Vec<QueueId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +440,29 @@ struct Call {
     lin_pos: usize,
     lin_wrapped: bool,
     state: CallState,
+    /// The current penalty range and the index of the next penalty rule.
+    limits: PenaltyLimits,
+    next_rule: usize,
+    /// The caller's own rules; `None` uses the queue's.
+    penalty_rules: Option<PenaltyRules>,
+    skill_rules: Option<RuleSet>,
+    skill_variables: BTreeMap<String, String>,
+    /// When a penalty rule or a skill rule's `WT` comparison next changes.
+    wake: Option<Instant>,
+    /// Whether it has penalty or skill rules at all (most calls have none: they skip
+    /// the per-dispatch rule work).
+    has_rules: bool,
+}
+
+/// An agent's live statistics, kept across logins until the next reset.
+#[derive(Debug)]
+struct AgentStats {
+    times: AgentTimes,
+    answered: u64,
+    unanswered: u64,
+    /// The state being timed, and since when.
+    state: AgentState,
+    since: Instant,
 }
 
 /// The engine: queues, agents, calls. `S` receives the `queue_log` lines, `R` the
@@ -382,6 +476,13 @@ pub struct Acd<S, R> {
     agents: BTreeMap<AgentId, Agent>,
     calls: BTreeMap<CallId, Call>,
     outputs: VecDeque<Output>,
+    /// Agents' skills (configuration: they outlive logins).
+    skills: BTreeMap<AgentId, BTreeMap<String, i64>>,
+    /// The lines agents may log in on, and who is logged in on each.
+    lines: BTreeMap<String, Option<AgentId>>,
+    agent_stats: BTreeMap<AgentId, AgentStats>,
+    /// Agents whose state may have changed during the current input.
+    touched: BTreeSet<AgentId>,
 }
 
 impl<S: std::fmt::Debug, R> std::fmt::Debug for Acd<S, R> {
@@ -417,7 +518,27 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             agents: BTreeMap::new(),
             calls: BTreeMap::new(),
             outputs: VecDeque::new(),
+            skills: BTreeMap::new(),
+            lines: BTreeMap::new(),
+            agent_stats: BTreeMap::new(),
+            touched: BTreeSet::new(),
         }
+    }
+
+    /// Declares a line (a phone number or device) agents may log in on.
+    pub fn add_line(&mut self, line: &str) {
+        self.lines.entry(line.to_owned()).or_insert(None);
+    }
+
+    /// The agent logged in on a line, if any.
+    pub fn line_agent(&self, line: &str) -> Option<&AgentId> {
+        self.lines.get(line).and_then(Option::as_ref)
+    }
+
+    /// Sets an agent's skills (name → weight), used by skill rules from the next
+    /// attempt on; an agent without skills has none.
+    pub fn set_agent_skills(&mut self, agent: AgentId, skills: BTreeMap<String, i64>) {
+        self.skills.insert(agent, skills);
     }
 
     /// Adds a queue.
@@ -435,6 +556,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 rr_pos: 0,
                 rr_wrapped: false,
                 hold_time: 0,
+                counters: QueueCounters::default(),
             },
         );
         Ok(())
@@ -488,14 +610,107 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             AgentState::Ringing
         } else if a.wrap_up_until.is_some_and(|t| t > now) {
             AgentState::WrapUp
-        } else if self
-            .queues
-            .values()
-            .any(|q| q.members.iter().any(|m| &m.agent == agent && !m.paused))
-        {
+        } else if a.queues.iter().any(|q| {
+            self.queues
+                .get(q)
+                .is_some_and(|q| q.members.iter().any(|m| &m.agent == agent && !m.paused))
+        }) {
             AgentState::Ready
         } else {
             AgentState::Paused
+        }
+    }
+
+    /// A queue's real-time statistics at `now`.
+    pub fn queue_live(&self, queue: &QueueId, now: Instant) -> Option<QueueLive> {
+        let q = self.queues.get(queue)?;
+        let longest_wait = q
+            .waiting
+            .iter()
+            .filter_map(|c| self.calls.get(c))
+            .map(|c| now.saturating_duration_since(c.entered))
+            .max()
+            .unwrap_or_default();
+        let (mut available, mut talking) = (0, 0);
+        for m in &q.members {
+            let Some(a) = self.agents.get(&m.agent) else {
+                continue;
+            };
+            if a.on_call.is_some() {
+                talking += 1;
+            } else if !m.paused
+                && a.ringing.is_empty()
+                && a.wrap_up_until.is_none_or(|t| t <= now)
+                && matches!(a.device, DeviceState::NotInUse | DeviceState::Unknown)
+            {
+                available += 1;
+            }
+        }
+        Some(QueueLive {
+            waiting: q.waiting.len(),
+            longest_wait,
+            expected_wait: Duration::from_secs(q.hold_time),
+            logged: q.members.len(),
+            available,
+            talking,
+            counters: q.counters,
+        })
+    }
+
+    /// An agent's real-time statistics at `now`; `None` for an agent not seen since
+    /// the last reset.
+    pub fn agent_live(&self, agent: &AgentId, now: Instant) -> Option<AgentLive> {
+        let s = self.agent_stats.get(agent)?;
+        let mut times = s.times;
+        times.add(s.state, now.saturating_duration_since(s.since));
+        Some(AgentLive {
+            state: s.state,
+            times,
+            answered: s.answered,
+            unanswered: s.unanswered,
+        })
+    }
+
+    /// Starts a new statistics day at `now`: zeroes every queue's counters and every
+    /// agent's times and counts (the current states are timed from `now`), and
+    /// forgets the agents that are logged out.
+    pub fn reset_live_stats(&mut self, now: Instant) {
+        self.refresh_agent_stats(now);
+        for q in self.queues.values_mut() {
+            q.counters = QueueCounters::default();
+        }
+        self.agent_stats
+            .retain(|_, s| s.state != AgentState::LoggedOut);
+        for s in self.agent_stats.values_mut() {
+            s.times = AgentTimes::default();
+            s.answered = 0;
+            s.unanswered = 0;
+            s.since = now;
+        }
+    }
+
+    /// Times the state changes of the agents touched by the last input.
+    fn refresh_agent_stats(&mut self, now: Instant) {
+        for agent in std::mem::take(&mut self.touched) {
+            let state = self.agent_state(&agent, now);
+            let s = self.agent_stats.entry(agent).or_insert(AgentStats {
+                times: AgentTimes::default(),
+                answered: 0,
+                unanswered: 0,
+                state: AgentState::LoggedOut,
+                since: now,
+            });
+            if s.state != state {
+                s.times.add(s.state, now.saturating_duration_since(s.since));
+                s.state = state;
+                s.since = now;
+            }
+        }
+    }
+
+    fn touch(&mut self, agent: &AgentId) {
+        if !self.touched.contains(agent) {
+            self.touched.insert(agent.clone());
         }
     }
 
@@ -512,11 +727,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 CallState::Ringing { deadline, .. } => Some(*deadline),
                 CallState::Connected { .. } => None,
             };
-            let expires = match c.state {
-                CallState::Connected { .. } => None,
-                _ => c.expires,
+            let (expires, wake) = match c.state {
+                CallState::Connected { .. } => (None, None),
+                _ => (c.expires, c.wake),
             };
-            [state, expires]
+            [state, expires, wake]
         });
         let agents = self.agents.values().map(|a| a.wrap_up_until);
         calls.chain(agents).flatten().min()
@@ -524,6 +739,16 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     fn log(&mut self, now: Instant, call: &str, queue: &str, agent: &str, event: Event) {
         let time = self.start_epoch + secs(now.saturating_duration_since(self.start));
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.counters.record(&event, secs(q.config.service_level));
+        }
+        if let Some(s) = self.agent_stats.get_mut(agent) {
+            match event {
+                Event::Connect { .. } => s.answered += 1,
+                Event::RingNoAnswer { .. } => s.unanswered += 1,
+                _ => {}
+            }
+        }
         self.sink.write(Line {
             time,
             call_id: call.to_owned(),
@@ -541,7 +766,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 queue,
                 caller_id,
                 priority,
-            } => self.arrive(now, call, queue, caller_id, priority),
+                options,
+            } => self.arrive(now, call, queue, caller_id, priority, options),
             Input::CallerHungUp { call } => self.caller_gone(now, call, None),
             Input::CallerLeftWithKey { call, key } => self.caller_gone(now, call, Some(key)),
             Input::AgentHungUp { call } => self.complete(now, &call, false),
@@ -576,6 +802,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             },
         };
         self.dispatch(now);
+        self.refresh_agent_stats(now);
         result
     }
 
@@ -621,9 +848,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             if let Some(a) = self.agents.get_mut(&agent) {
                 a.wrap_up_until = None;
             }
+            self.touch(&agent);
             self.outputs.push_back(Output::WrapUpEnded { agent });
         }
         self.dispatch(now);
+        self.refresh_agent_stats(now);
     }
 
     fn arrive(
@@ -633,6 +862,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         queue: QueueId,
         caller_id: String,
         priority: i32,
+        options: CallOptions,
     ) -> Result<(), AcdError> {
         if self.calls.contains_key(&call) {
             return Err(AcdError::DuplicateCall(call));
@@ -641,13 +871,27 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .queues
             .get(&queue)
             .ok_or_else(|| AcdError::UnknownQueue(queue.clone()))?;
+        // The rules due at a wait of 0 apply before joinempty looks at the range.
+        let mut limits = PenaltyLimits {
+            max: options.max_penalty,
+            min: options.min_penalty,
+        };
+        let rules = options
+            .penalty_rules
+            .as_ref()
+            .unwrap_or(&q.config.penalty_rules);
+        let next_rule = rules.apply(Duration::ZERO, 0, &mut limits);
+        let has_rules =
+            !rules.is_empty() || options.skill_rules.is_some() || q.config.skill_rules.is_some();
         let refusal = if q.closed {
             Some(Refusal::Closed)
         } else if self.divert_hold_time(q) {
             Some(Refusal::DivertHoldTime)
         } else if self.divert_ratio(q) {
             Some(Refusal::DivertRatio)
-        } else if !q.config.join_empty.is_never() && self.is_empty(q, q.config.join_empty, now) {
+        } else if !q.config.join_empty.is_never()
+            && self.is_empty(q, q.config.join_empty, now, &limits)
+        {
             Some(Refusal::JoinEmpty)
         } else if q.config.max_len > 0 && q.waiting.len() >= q.config.max_len {
             Some(Refusal::Full)
@@ -692,6 +936,13 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 lin_pos: 0,
                 lin_wrapped: false,
                 state: CallState::Waiting { retry_at: None },
+                limits,
+                next_rule,
+                penalty_rules: options.penalty_rules,
+                skill_rules: options.skill_rules,
+                skill_variables: options.skill_variables,
+                wake: None,
+                has_rules,
             },
         );
         self.log(
@@ -764,11 +1015,18 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// The member's device state as the engine sees it.
     fn status(&self, agent: &AgentId) -> DeviceState {
-        match self.agents.get(agent) {
-            None => DeviceState::Invalid,
-            Some(a) if a.on_call.is_some() => DeviceState::InUse,
-            Some(a) if !a.ringing.is_empty() => DeviceState::Ringing,
-            Some(a) => a.device,
+        self.agents
+            .get(agent)
+            .map_or(DeviceState::Invalid, Self::agent_status)
+    }
+
+    fn agent_status(a: &Agent) -> DeviceState {
+        if a.on_call.is_some() {
+            DeviceState::InUse
+        } else if !a.ringing.is_empty() {
+            DeviceState::Ringing
+        } else {
+            a.device
         }
     }
 
@@ -779,8 +1037,17 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     }
 
     /// app_queue get_member_status: true when no member counts as present.
-    fn is_empty(&self, q: &Queue, conditions: EmptyConditions, now: Instant) -> bool {
+    fn is_empty(
+        &self,
+        q: &Queue,
+        conditions: EmptyConditions,
+        now: Instant,
+        limits: &PenaltyLimits,
+    ) -> bool {
         !q.members.iter().any(|m| {
+            if conditions.contains(EmptyConditions::PENALTY) && !limits.allows(m.penalty) {
+                return false;
+            }
             let excluded = match self.status(&m.agent) {
                 DeviceState::Invalid => conditions.contains(EmptyConditions::INVALID),
                 DeviceState::Unavailable => conditions.contains(EmptyConditions::UNAVAILABLE),
@@ -799,12 +1066,21 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// app_queue is_member_available.
     fn is_available(&self, q: &Queue, m: &Member, now: Instant) -> bool {
-        let by_state = match self.status(&m.agent) {
+        if m.paused {
+            return false;
+        }
+        // One lookup: this runs for every member at every dispatch.
+        let Some(a) = self.agents.get(&m.agent) else {
+            return false;
+        };
+        if a.wrap_up_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        match Self::agent_status(a) {
             DeviceState::Invalid | DeviceState::Unavailable => false,
             DeviceState::InUse | DeviceState::Ringing => q.config.ring_in_use,
             DeviceState::NotInUse | DeviceState::Unknown => true,
-        };
-        by_state && !m.paused && !self.in_wrap_up(&m.agent, now)
+        }
     }
 
     /// app_queue num_available_members (autofill on; ringall counts at most one).
@@ -857,6 +1133,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .map(|q| (q.config.weight, q.config.name.clone()))
             .collect();
         queues.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        self.advance_rules(now);
         for (_, queue) in queues {
             self.leave_when_empty(now, &queue);
             // Each started attempt changes availability: re-check from the head.
@@ -866,21 +1143,93 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
     }
 
+    /// Applies the penalty rules whose time has come and sets each waiting caller's
+    /// next wake-up (next penalty rule, next change of a skill rule's `WT` test).
+    fn advance_rules(&mut self, now: Instant) {
+        for call in self.calls.values_mut() {
+            if !call.has_rules || matches!(call.state, CallState::Connected { .. }) {
+                call.wake = None;
+                continue;
+            }
+            let Some(q) = self.queues.get(&call.queue) else {
+                continue;
+            };
+            let wait = now.saturating_duration_since(call.entered);
+            let rules = call
+                .penalty_rules
+                .as_ref()
+                .unwrap_or(&q.config.penalty_rules);
+            call.next_rule = rules.apply(wait, call.next_rule, &mut call.limits);
+            let penalty = rules.next_change(call.next_rule);
+            let skills = call
+                .skill_rules
+                .as_ref()
+                .or(q.config.skill_rules.as_ref())
+                .and_then(|r| r.next_wait_change(&call.skill_variables, wait))
+                .map(Duration::from_secs);
+            call.wake = match (penalty, skills) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(|d| call.entered + d);
+        }
+    }
+
+    /// Which members of `q` this caller may ring (by index): those in its penalty
+    /// range and, with skill rules, selected by the first rule that selects at least
+    /// one logged-in member (evaluated with the caller's current wait and the queue's
+    /// EWT). `None` when every member may ring.
+    fn eligible(&self, q: &Queue, call: &Call, now: Instant) -> Option<Vec<bool>> {
+        let rules = call.skill_rules.as_ref().or(q.config.skill_rules.as_ref());
+        if rules.is_none() && call.limits == PenaltyLimits::default() {
+            return None;
+        }
+        let mut mask: Vec<bool> = q
+            .members
+            .iter()
+            .map(|m| call.limits.allows(m.penalty))
+            .collect();
+        if let Some(rules) = rules {
+            let none = BTreeMap::new();
+            let skills: Vec<&BTreeMap<String, i64>> = q
+                .members
+                .iter()
+                .map(|m| self.skills.get(&m.agent).unwrap_or(&none))
+                .collect();
+            let wait = now.saturating_duration_since(call.entered);
+            let ewt = Duration::from_secs(q.hold_time);
+            let mut selected = vec![false; mask.len()];
+            if let Some((_, chosen)) = rules.select(&skills, &call.skill_variables, wait, ewt) {
+                for i in chosen {
+                    if let Some(s) = selected.get_mut(i) {
+                        *s = true;
+                    }
+                }
+            }
+            for (m, s) in mask.iter_mut().zip(selected) {
+                *m = *m && s;
+            }
+        }
+        Some(mask)
+    }
+
     fn leave_when_empty(&mut self, now: Instant, queue: &QueueId) {
         let Some(q) = self.queues.get(queue) else {
             return;
         };
         let conditions = q.config.leave_when_empty;
-        if conditions.is_never() || !self.is_empty(q, conditions, now) {
+        if conditions.is_never() {
             return;
         }
+        // Each caller with its own penalty range (app_queue checks per caller).
         let leaving: Vec<CallId> = q
             .waiting
             .iter()
             .filter(|c| {
-                self.calls
-                    .get(*c)
-                    .is_some_and(|c| matches!(c.state, CallState::Waiting { .. }))
+                self.calls.get(*c).is_some_and(|c| {
+                    matches!(c.state, CallState::Waiting { .. })
+                        && self.is_empty(q, conditions, now, &c.limits)
+                })
             })
             .cloned()
             .collect();
@@ -890,21 +1239,44 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     }
 
     /// The first caller (in position order) that may start an attempt: idle, not in
-    /// its retry pause, and within is_our_turn.
+    /// its retry pause, and within is_our_turn. Unlike app_queue, the members a caller
+    /// counts are the ones it may ring (penalty range, skills), and a caller that can
+    /// ring nobody does not hold the others back: a caller restricted to busy members
+    /// must not keep a free member from the callers behind it.
     fn next_turn(&self, queue: &QueueId, now: Instant) -> Option<CallId> {
         let q = self.queues.get(queue)?;
-        let available = self.available_members(q, now);
+        if q.waiting.is_empty() {
+            return None;
+        }
+        let mut everybody = None;
+        let ring_all = q.config.strategy == Strategy::RingAll;
         let mut ahead = 0;
         for id in &q.waiting {
+            let Some(call) = self.calls.get(id) else {
+                continue;
+            };
+            let CallState::Waiting { retry_at } = call.state else {
+                continue;
+            };
+            let available = match self.eligible(q, call, now) {
+                None => *everybody.get_or_insert_with(|| self.available_members(q, now)),
+                Some(mask) => {
+                    let n = q
+                        .members
+                        .iter()
+                        .zip(mask)
+                        .filter(|(m, ok)| *ok && self.is_available(q, m, now))
+                        .count();
+                    if ring_all { n.min(1) } else { n }
+                }
+            };
             if ahead >= available {
-                return None;
+                continue;
             }
-            let call = self.calls.get(id)?;
-            match call.state {
-                CallState::Waiting { retry_at: None } => return Some(id.clone()),
-                CallState::Waiting { .. } => ahead += 1,
-                _ => {}
+            if retry_at.is_none() {
+                return Some(id.clone());
             }
+            ahead += 1;
         }
         None
     }
@@ -923,8 +1295,17 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         } else {
             q.rr_pos
         };
+        let mask = self.eligible(q, call, now);
         let mut candidates = Vec::with_capacity(q.members.len());
         for (position, m) in q.members.iter().enumerate() {
+            // Out of range or not selected: skipped, but still counted in `position`
+            // (app_queue's calc_metric refusal in try_calling).
+            if mask
+                .as_ref()
+                .is_some_and(|mask| !mask.get(position).copied().unwrap_or(false))
+            {
+                continue;
+            }
             let facts = MemberFacts {
                 penalty: m.penalty,
                 position,
@@ -1013,6 +1394,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     if let Some(a) = self.agents.get_mut(&agent) {
                         a.ringing.push(id.clone());
                     }
+                    self.touch(&agent);
                     self.outputs.push_back(Output::Ring {
                         call: id.clone(),
                         agent,
@@ -1123,6 +1505,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if let Some(a) = self.agents.get_mut(agent) {
             a.ringing.retain(|c| c != id);
         }
+        self.touch(agent);
         self.outputs.push_back(Output::StopRinging {
             call: id.clone(),
             agent: agent.clone(),
@@ -1219,6 +1602,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             a.ringing.retain(|c| c != &id);
             a.on_call = Some(id.clone());
         }
+        self.touch(&agent);
         if let Some(c) = self.calls.get_mut(&id) {
             c.state = CallState::Connected {
                 agent: agent.clone(),
@@ -1294,6 +1678,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 a.wrap_up_until = Some(now + wrap_up);
             }
         }
+        self.touch(&agent);
         if !wrap_up.is_zero() && self.agents.contains_key(&agent) {
             self.log(
                 now,
@@ -1375,12 +1760,35 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         channel: String,
         queues: Vec<(QueueId, u32)>,
     ) -> Result<(), AcdError> {
-        if self.agents.contains_key(&agent) {
-            return Err(AcdError::AlreadyLoggedIn(agent));
+        // XiVO-CC's agent login cases, in its order.
+        let Some(holder) = self.lines.get(&channel) else {
+            return Err(AcdError::UnknownLine(channel));
+        };
+        let holder = holder.clone();
+        if let Some(a) = self.agents.get(&agent) {
+            if a.channel == channel {
+                // Already logged in on this line: it stays logged in, nothing changes.
+                return Ok(());
+            }
+            return Err(AcdError::LoggedInElsewhere {
+                agent,
+                line: a.channel.clone(),
+                requested: channel,
+            });
         }
         if let Some((missing, _)) = queues.iter().find(|(q, _)| !self.queues.contains_key(q)) {
             return Err(AcdError::UnknownQueue(missing.clone()));
         }
+        if let Some(previous) = holder {
+            // Another agent holds the line: the newcomer takes it over.
+            self.logoff(now, previous.clone())?;
+            self.outputs.push_back(Output::AgentLoggedOff {
+                agent: previous,
+                line: channel.clone(),
+            });
+        }
+        self.lines.insert(channel.clone(), Some(agent.clone()));
+        self.touch(&agent);
         self.log(
             now,
             NONE,
@@ -1399,6 +1807,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 ringing: Vec::new(),
                 on_call: None,
                 wrap_up_until: None,
+                queues: Vec::new(),
             },
         );
         for (queue, penalty) in queues {
@@ -1407,6 +1816,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             };
             if q.members.iter().any(|m| m.agent == agent) {
                 continue;
+            }
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.queues.push(queue.clone());
             }
             q.members.push(Member {
                 agent: agent.clone(),
@@ -1455,7 +1867,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 Event::RemoveMember,
             );
         }
+        self.touch(&agent);
         if let Some(a) = self.agents.remove(&agent) {
+            if let Some(holder) = self.lines.get_mut(&a.channel) {
+                *holder = None;
+            }
             let login_time = secs(now.saturating_duration_since(a.login_at));
             self.log(
                 now,
@@ -1482,6 +1898,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if !self.agents.contains_key(agent) {
             return Err(AcdError::NotLoggedIn(agent.clone()));
         }
+        self.touch(agent);
         let targets: Vec<QueueId> = match queue {
             Some(q) => {
                 let member = self

@@ -391,6 +391,64 @@ impl Expr {
     }
 }
 
+impl Expr {
+    /// Adds to `out` the waits (whole seconds) at which a `WT` comparison of this
+    /// expression may change its result, so that the engine knows when to evaluate
+    /// again: `WT < c` changes at `c`, `WT > c` at `c + 1`, `=` and `!` at both.
+    pub(crate) fn wait_thresholds(&self, variables: &BTreeMap<String, String>, out: &mut Vec<u64>) {
+        match self {
+            Self::And(a, b) | Self::Or(a, b) => {
+                a.wait_thresholds(variables, out);
+                b.wait_thresholds(variables, out);
+            }
+            Self::Has(_) => {}
+            Self::Compare(v, op, value) => {
+                let is_wait = match v {
+                    Variable::Wait => true,
+                    Variable::Meta(name) => variables.get(name).is_some_and(|x| x == "WT"),
+                    _ => false,
+                };
+                let constant = match value {
+                    Value::Const(n) => Some(*n),
+                    Value::Meta(name) => variables.get(name).and_then(|x| x.trim().parse().ok()),
+                };
+                let (true, Some(c)) = (is_wait, constant) else {
+                    return;
+                };
+                let Ok(c) = u64::try_from(c) else {
+                    // A negative constant: WT (never negative) compares the same forever.
+                    return;
+                };
+                if matches!(op, Op::Less | Op::Equal | Op::NotEqual) {
+                    out.push(c);
+                }
+                if matches!(op, Op::Greater | Op::Equal | Op::NotEqual) {
+                    out.push(c.saturating_add(1));
+                }
+            }
+        }
+    }
+}
+
+impl RuleSet {
+    /// The first wait (whole seconds) strictly after `wait` at which some rule's `WT`
+    /// comparison may change its result.
+    pub(crate) fn next_wait_change(
+        &self,
+        variables: &BTreeMap<String, String>,
+        wait: Duration,
+    ) -> Option<u64> {
+        let mut all = Vec::new();
+        for rule in &self.rules {
+            if let Some(d) = &rule.dynamic {
+                d.wait_thresholds(variables, &mut all);
+            }
+            rule.skills.wait_thresholds(variables, &mut all);
+        }
+        all.into_iter().filter(|&t| t > wait.as_secs()).min()
+    }
+}
+
 /// One rule of a rule set: an optional dynamic part (on `WT`/`EWT`) and a skill part,
 /// written `WT < 60, english > 50` or just `english > 50`.
 #[derive(Debug, Clone, PartialEq, Eq)]

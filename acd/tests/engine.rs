@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use pbxkit_acd::penalty::PenaltyRules;
 use pbxkit_acd::queue_log::{Event, MemorySink};
+use pbxkit_acd::skills::RuleSet;
 use pbxkit_acd::{
-    Acd, CallId, DeviceState, EmptyConditions, Input, Leave, Output, QueueConfig, Refusal, Rng,
-    SeededRng, Strategy,
+    Acd, AcdError, CallId, CallOptions, DeviceState, EmptyConditions, Input, Leave, Output,
+    QueueConfig, Refusal, Rng, SeededRng, Strategy,
 };
 
 struct Harness<R> {
@@ -41,6 +43,7 @@ impl<R: Rng> Harness<R> {
     }
 
     fn login(&mut self, agent: &str, queues: &[(&str, u32)]) {
+        self.acd.add_line(&format!("SIP/{agent}"));
         self.input(Input::AgentLogin {
             agent: agent.into(),
             channel: format!("SIP/{agent}"),
@@ -56,6 +59,7 @@ impl<R: Rng> Harness<R> {
             queue: queue.into(),
             caller_id: "100".into(),
             priority: 0,
+            options: CallOptions::default(),
         });
         (call, out)
     }
@@ -334,6 +338,7 @@ fn priority_queues_ahead() {
         queue: "q".into(),
         caller_id: "1".into(),
         priority: 5,
+        options: CallOptions::default(),
     });
     assert!(out.contains(&Output::Position {
         call: b.clone(),
@@ -345,6 +350,7 @@ fn priority_queues_ahead() {
         position: 2,
         expected_wait: Duration::ZERO
     }));
+    h.acd.add_line("SIP/A");
     let out = h.input(Input::AgentLogin {
         agent: "A".into(),
         channel: "SIP/A".into(),
@@ -665,6 +671,7 @@ fn higher_weight_queue_served_first() {
     let mut h = harness(vec![hi, lo]);
     let (_, _) = h.call("lo");
     let (hi_call, _) = h.call("hi");
+    h.acd.add_line("SIP/a");
     h.input(Input::AgentLogin {
         agent: "A".into(),
         channel: "SIP/a".into(),
@@ -890,4 +897,701 @@ fn simulate(seed: u64) {
         );
     }
     assert_eq!(entered.len(), terminal.len());
+}
+
+fn call_with(
+    h: &mut Harness<SeededRng>,
+    queue: &str,
+    options: CallOptions,
+) -> (CallId, Vec<Output>) {
+    h.next_call += 1;
+    let call = CallId(format!("c{}", h.next_call));
+    let out = h.input(Input::CallArrived {
+        call: call.clone(),
+        queue: queue.into(),
+        caller_id: "100".into(),
+        priority: 0,
+        options,
+    });
+    (call, out)
+}
+
+fn penalty_rules(rules: &[&str]) -> PenaltyRules {
+    rules
+        .iter()
+        .map(|r| r.parse())
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// queuerules.conf over time: a caller limited to penalty 0 widens to 1 after 10 s
+/// (relative `+1`), then is moved to exactly 2 after 30 s (absolute max and min); the
+/// engine wakes itself at each rule's time, and an out-of-range member never rings.
+#[test]
+fn penalty_rules_widen_and_move_the_range_as_the_wait_grows() {
+    let mut config = QueueConfig::new("q", Strategy::Linear);
+    config.penalty_rules = penalty_rules(&["30,2,2", "10,+1"]);
+    let mut h = harness(vec![config]);
+    h.login("A", &[("q", 0)]);
+    h.login("B", &[("q", 1)]);
+    h.login("C", &[("q", 2)]);
+    let (c1, out) = h.call("q");
+    assert_eq!(rung(&out), ["A"], "no limit: the best penalty");
+    h.answer(&c1, "A");
+    let mut options = CallOptions::default();
+    options.max_penalty = Some(0);
+    let (c2, out) = call_with(&mut h, "q", options);
+    assert!(rung(&out).is_empty(), "A busy, B and C out of range");
+    // The engine asks to be woken at the first rule's time.
+    assert_eq!(h.acd.poll_timeout(), Some(h.now + Duration::from_secs(10)));
+    assert!(rung(&h.advance(9)).is_empty());
+    assert_eq!(rung(&h.advance(1)), ["B"], "10 s: max 0 + 1");
+    let out = h.input(Input::MemberNoAnswer {
+        call: c2.clone(),
+        agent: "B".into(),
+    });
+    assert!(rung(&out).is_empty(), "C (2) is still out of range");
+    assert_eq!(rung(&h.advance(5)), ["B"], "after retry, B again");
+    // 30 s: range [2, 2]. B's attempt (from 15 s) runs until 30 s, then retry 5 s.
+    let out = h.advance(15);
+    assert!(out.contains(&Output::StopRinging {
+        call: c2.clone(),
+        agent: "B".into()
+    }));
+    // A becomes free but is below the new minimum.
+    h.hang_up(&c1);
+    assert_eq!(rung(&h.advance(5)), ["C"]);
+    h.answer(&c2, "C");
+    assert!(
+        h.events().contains(&"c2|C|CONNECT|35|C-leg|0".to_owned()),
+        "{:?}",
+        h.events()
+    );
+
+    // joinempty with the penalty condition judges the caller's own range.
+    let mut config = QueueConfig::new("j", Strategy::RingAll);
+    config.join_empty = EmptyConditions::PENALTY;
+    let mut h = harness(vec![config]);
+    h.login("B", &[("j", 1)]);
+    let mut options = CallOptions::default();
+    options.max_penalty = Some(0);
+    let (c, out) = call_with(&mut h, "j", options.clone());
+    assert_eq!(
+        out,
+        [Output::Refused {
+            call: c,
+            reason: Refusal::JoinEmpty
+        }]
+    );
+    // A rule due at 0 s applies before the check.
+    options.penalty_rules = Some(penalty_rules(&["0,+1"]));
+    let (_, out) = call_with(&mut h, "j", options);
+    assert_eq!(rung(&out), ["B"]);
+}
+
+/// XiVO skills routing in the engine: the first rule selecting a logged-in agent
+/// wins even when that agent is busy; at WT = 60 the caller widens to the second rule.
+/// A caller's own rule set reads its `$variables`.
+#[test]
+fn skill_rules_widen_when_the_wait_reaches_the_threshold() {
+    let mut config = QueueConfig::new("q", Strategy::RrMemory);
+    config.skill_rules = Some(RuleSet {
+        rules: vec![
+            "WT < 60, english > 50".parse().unwrap(),
+            "english > 0".parse().unwrap(),
+        ],
+    });
+    let mut h = harness(vec![config]);
+    let skills = |pairs: &[(&str, i64)]| -> BTreeMap<String, i64> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    h.acd
+        .set_agent_skills("A".into(), skills(&[("english", 75)]));
+    h.acd
+        .set_agent_skills("B".into(), skills(&[("english", 25)]));
+    h.acd
+        .set_agent_skills("C".into(), skills(&[("german", 60)]));
+    h.login("A", &[("q", 0)]);
+    h.login("B", &[("q", 0)]);
+    h.login("C", &[("q", 0)]);
+    let (c1, out) = h.call("q");
+    assert_eq!(rung(&out), ["A"], "rule 1 selects A only");
+    h.answer(&c1, "A");
+    let (c2, out) = h.call("q");
+    assert!(rung(&out).is_empty(), "A is busy; B is not selected yet");
+    assert_eq!(h.acd.poll_timeout(), Some(h.now + Duration::from_secs(60)));
+    assert!(rung(&h.advance(59)).is_empty());
+    assert_eq!(rung(&h.advance(1)), ["B"], "WT = 60: rule 2 selects B");
+    h.answer(&c2, "B");
+
+    // The caller's own rule set, with a variable naming the skill.
+    let mut options = CallOptions::default();
+    options.skill_rules = Some(RuleSet {
+        rules: vec!["$lang > 50".parse().unwrap()],
+    });
+    options.skill_variables = BTreeMap::from([("lang".to_owned(), "german".to_owned())]);
+    let (_, out) = call_with(&mut h, "q", options);
+    assert_eq!(rung(&out), ["C"]);
+
+    // Nobody selected by any rule (no german speaker free is fine, no rule matches
+    // anybody here): the caller waits, and does not block a caller behind it.
+    let mut options = CallOptions::default();
+    options.skill_rules = Some(RuleSet {
+        rules: vec!["spanish > 0".parse().unwrap()],
+    });
+    h.hang_up(&c1);
+    let (c4, out) = call_with(&mut h, "q", options);
+    assert!(rung(&out).is_empty());
+    let (_, out) = h.call("q");
+    assert_eq!(rung(&out), ["A"], "the caller behind gets the free agent");
+    // Waiting: c3 and c5 ringing, c4 idle.
+    assert_eq!(h.acd.waiting(&"q".into()), 3);
+    h.hang_up(&c4);
+}
+
+/// XiVO-CC agent login cases: unknown line, already logged on the same line, logged
+/// on another line, a line held by another agent (taken over), and logoff.
+#[test]
+fn agent_login_rules() {
+    let mut h = harness(vec![QueueConfig::new("q", Strategy::RingAll)]);
+    let login = |h: &mut Harness<SeededRng>, agent: &str, line: &str| {
+        let now = h.now;
+        h.acd.handle_input(
+            now,
+            Input::AgentLogin {
+                agent: agent.into(),
+                channel: line.into(),
+                queues: vec![("q".into(), 0)],
+            },
+        )
+    };
+    assert_eq!(
+        login(&mut h, "A", "1001"),
+        Err(AcdError::UnknownLine("1001".into()))
+    );
+    assert!(h.events().is_empty(), "a refused login logs nothing");
+    h.acd.add_line("1001");
+    h.acd.add_line("1002");
+    assert_eq!(login(&mut h, "A", "1001"), Ok(()));
+    assert_eq!(h.acd.line_agent("1001"), Some(&"A".into()));
+    // Same line again: stays logged in, nothing new.
+    let before = h.events().len();
+    assert_eq!(login(&mut h, "A", "1001"), Ok(()));
+    assert_eq!(h.events().len(), before);
+    // Another line: refused, still on 1001.
+    assert_eq!(
+        login(&mut h, "A", "1002"),
+        Err(AcdError::LoggedInElsewhere {
+            agent: "A".into(),
+            line: "1001".into(),
+            requested: "1002".into()
+        })
+    );
+    assert_eq!(h.acd.line_agent("1001"), Some(&"A".into()));
+    assert_eq!(h.acd.line_agent("1002"), None);
+    // B asks for A's line: B takes it over, A is logged off.
+    assert_eq!(login(&mut h, "B", "1001"), Ok(()));
+    assert_eq!(
+        h.drain(),
+        [Output::AgentLoggedOff {
+            agent: "A".into(),
+            line: "1001".into()
+        }]
+    );
+    assert_eq!(h.acd.line_agent("1001"), Some(&"B".into()));
+    assert_eq!(
+        h.acd.agent_state(&"A".into(), h.now),
+        pbxkit_acd::AgentState::LoggedOut
+    );
+    let events = h.events();
+    assert_eq!(
+        events[before..],
+        [
+            "NONE|A|REMOVEMEMBER|",
+            "NONE|A|AGENTLOGOFF|1001|0",
+            "NONE|B|AGENTLOGIN|1001",
+            "NONE|B|ADDMEMBER|",
+        ]
+    );
+    // A may now log in on the free line; logoff frees it again.
+    assert_eq!(login(&mut h, "A", "1002"), Ok(()));
+    h.input(Input::AgentLogoff { agent: "A".into() });
+    assert_eq!(h.acd.line_agent("1002"), None);
+    let now = h.now;
+    assert_eq!(
+        h.acd
+            .handle_input(now, Input::AgentLogoff { agent: "A".into() }),
+        Err(AcdError::NotLoggedIn("A".into()))
+    );
+    // A login naming an unknown queue changes nothing, not even a takeover.
+    let now = h.now;
+    assert_eq!(
+        h.acd.handle_input(
+            now,
+            Input::AgentLogin {
+                agent: "C".into(),
+                channel: "1001".into(),
+                queues: vec![("nope".into(), 0)],
+            }
+        ),
+        Err(AcdError::UnknownQueue("nope".into()))
+    );
+    assert_eq!(h.acd.line_agent("1001"), Some(&"B".into()));
+}
+
+/// Live queue gauges and daily counters, agent state times, and the reset.
+#[test]
+fn live_statistics() {
+    let mut config = QueueConfig::new("q", Strategy::RrMemory);
+    config.wrap_up = Duration::from_secs(10);
+    let mut h = harness(vec![config]);
+    h.login("A", &[("q", 0)]);
+    h.login("B", &[("q", 0)]);
+    let q: pbxkit_acd::QueueId = "q".into();
+    h.input(Input::Pause {
+        agent: "B".into(),
+        queue: None,
+        reason: String::new(),
+    });
+    let (c1, _) = h.call("q");
+    h.advance(20);
+    let live = h.acd.queue_live(&q, h.now).unwrap();
+    assert_eq!(
+        (
+            live.waiting,
+            live.longest_wait,
+            live.logged,
+            live.available,
+            live.talking
+        ),
+        (1, Duration::from_secs(20), 2, 0, 0),
+        "A rings (again, after a timeout and the retry), B paused"
+    );
+    h.answer(&c1, "A");
+    let (c2, _) = h.call("q");
+    h.advance(5);
+    h.hang_up(&c2);
+    h.advance(25);
+    h.hang_up(&c1);
+    let live = h.acd.queue_live(&q, h.now).unwrap();
+    assert_eq!(live.expected_wait, Duration::from_secs(5), "(0 + 20) / 4");
+    let c = live.counters;
+    assert_eq!(
+        (
+            c.received,
+            c.entered,
+            c.answered,
+            c.answered_within_sl,
+            c.abandoned
+        ),
+        (2, 2, 1, 0, 1)
+    );
+    h.acd.set_closed(&q, true).unwrap();
+    h.call("q");
+    let c = h.acd.queue_live(&q, h.now).unwrap().counters;
+    assert_eq!((c.received, c.closed), (3, 1));
+    // A: ringing 20 s (ready), on call 30 s, then wrap-up.
+    h.advance(4);
+    let a = h.acd.agent_live(&"A".into(), h.now).unwrap();
+    assert_eq!(a.state, pbxkit_acd::AgentState::WrapUp);
+    assert_eq!(a.times.ready, Duration::from_secs(20));
+    assert_eq!(a.times.on_call, Duration::from_secs(30));
+    assert_eq!(a.times.wrap_up, Duration::from_secs(4));
+    // Its first ring timed out after 15 s; the retry at 20 s was answered.
+    assert_eq!((a.answered, a.unanswered), (1, 1));
+    let b = h.acd.agent_live(&"B".into(), h.now).unwrap();
+    assert_eq!(b.times.paused, Duration::from_secs(54));
+    // Midnight: counters and times start again; states carry on.
+    h.acd.reset_live_stats(h.now);
+    h.advance(10);
+    let c = h.acd.queue_live(&q, h.now).unwrap().counters;
+    assert_eq!(c, pbxkit_acd::live::QueueCounters::default());
+    let a = h.acd.agent_live(&"A".into(), h.now).unwrap();
+    assert_eq!(a.state, pbxkit_acd::AgentState::Ready);
+    assert_eq!(
+        (a.times.wrap_up, a.times.ready, a.answered),
+        (Duration::from_secs(6), Duration::from_secs(4), 0)
+    );
+}
+
+/// What the simulated people do next.
+#[derive(Debug, Clone)]
+enum SimEvent {
+    Arrive,
+    Answer(CallId, String),
+    Reject(CallId, String),
+    HangUp(CallId, bool),
+    Abandon(CallId, bool),
+    Pause,
+    Unpause(usize),
+    /// Close q0 (its schedule) for a minute.
+    Close(bool),
+}
+
+/// The simulated people's agenda, in time order (ties in the order scheduled).
+#[derive(Default)]
+struct Agenda {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    events: BTreeMap<u64, SimEvent>,
+    seq: u64,
+}
+
+impl Agenda {
+    fn push(&mut self, at: Instant, e: SimEvent) {
+        self.seq += 1;
+        self.events.insert(self.seq, e);
+        self.heap.push(std::cmp::Reverse((at, self.seq)));
+    }
+
+    fn peek(&self) -> Option<Instant> {
+        self.heap.peek().map(|r| r.0.0)
+    }
+
+    fn pop(&mut self) -> Option<SimEvent> {
+        let seq = self.heap.pop()?.0.1;
+        self.events.remove(&seq)
+    }
+}
+
+/// A seeded call centre: 20 queues (every strategy, wrap-up, timeouts, autopause,
+/// maxlen, joinempty, diversions), 200 agents in 3 queues each with penalties, 10 000
+/// calls with random patience, answer delays, refusals, talk times and pauses.
+///
+/// - No agent rings for two calls at once; every call ends and the tables empty.
+/// - Every ENTERQUEUE ends with exactly one terminal event.
+/// - The statistics recomputed from the produced `queue_log` (stats::Aggregator)
+///   equal the live counters, status by status.
+/// - Each agent's state times add up to its time logged in.
+/// - No call waits (neither connected nor ringing anybody) while a member of its
+///   queue is available for longer than one member timeout (15 s).
+#[test]
+fn simulation_live_counters_match_the_queue_log() {
+    use pbxkit_acd::stats::{Aggregator, StatsConfig};
+
+    const CALLS: usize = 10_000;
+    const AGENTS: usize = 200;
+    const QUEUES: usize = 20;
+    let member_timeout = Duration::from_secs(15);
+    let strategies = [
+        Strategy::RrMemory,
+        Strategy::RingAll,
+        Strategy::LeastRecent,
+        Strategy::WRandom,
+        Strategy::Linear,
+        Strategy::FewestCalls,
+        Strategy::Random,
+        Strategy::RrOrdered,
+    ];
+    let mut rng = SeededRng::new(2026);
+    let mut roll = |n: u32| rng.next_u32() % n;
+    let names: Vec<String> = (0..QUEUES).map(|i| format!("q{i}")).collect();
+    let mut configs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut c = QueueConfig::new(name, strategies[i % strategies.len()]);
+        c.member_timeout = member_timeout;
+        c.timeout = Some(Duration::from_secs(60 + u64::from(roll(240))));
+        c.wrap_up = Duration::from_secs(u64::from(roll(10)));
+        c.autopause = i % 5 == 1;
+        c.max_len = if i % 4 == 0 { 8 } else { 0 };
+        if i % 7 == 3 {
+            let busy = EmptyConditions::PAUSED
+                | EmptyConditions::INUSE
+                | EmptyConditions::RINGING
+                | EmptyConditions::WRAPUP;
+            c.join_empty = busy;
+            c.leave_when_empty = busy;
+        }
+        if i % 6 == 2 {
+            c.divert_ratio = Some(0.1);
+        }
+        if i % 9 == 4 {
+            c.divert_hold_time = Some(Duration::from_secs(30));
+        }
+        configs.push(c);
+    }
+    let mut h = Harness::with_rng(configs, SeededRng::new(7));
+    let start = h.now;
+    let agents: Vec<String> = (0..AGENTS).map(|i| format!("Agent/{i}")).collect();
+    for (i, a) in agents.iter().enumerate() {
+        let mut queues: Vec<(&str, u32)> = Vec::new();
+        for j in [i % QUEUES, (i * 7 + 3) % QUEUES, (i * 13 + 5) % QUEUES] {
+            if !queues.iter().any(|(q, _)| *q == names[j]) {
+                queues.push((&names[j], roll(3)));
+            }
+        }
+        h.login(a, &queues);
+    }
+
+    let mut agenda = Agenda::default();
+    agenda.push(start, SimEvent::Arrive);
+    agenda.push(start + Duration::from_secs(20), SimEvent::Pause);
+    agenda.push(start + Duration::from_secs(300), SimEvent::Close(true));
+
+    let mut created = 0;
+    let mut queue_of: BTreeMap<CallId, usize> = BTreeMap::new();
+    let mut live: BTreeSet<CallId> = BTreeSet::new();
+    let mut connected: BTreeSet<CallId> = BTreeSet::new();
+    let mut ringing_agent: BTreeMap<String, CallId> = BTreeMap::new();
+    let mut rings_of: BTreeMap<CallId, usize> = BTreeMap::new();
+    let mut idle_since: BTreeMap<CallId, Instant> = BTreeMap::new();
+    let mut rng = SeededRng::new(99);
+    let mut roll = |n: u32| u64::from(rng.next_u32() % n);
+
+    loop {
+        let engine_at = h.acd.poll_timeout();
+        let sim_at = agenda.peek();
+        let at = match (engine_at, sim_at) {
+            (None, None) => break,
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap(),
+        };
+        let now = h.now.max(at);
+        // The state held from the last step until now: check the idle invariant.
+        for (call, since) in &idle_since {
+            assert!(
+                now.saturating_duration_since(*since) <= member_timeout,
+                "{call} waited {:?} in {} with a member available",
+                now.saturating_duration_since(*since),
+                names[queue_of[call]],
+            );
+        }
+        h.now = now;
+        let out = if engine_at.is_some_and(|t| t <= now) {
+            h.acd.handle_timeout(now);
+            h.drain()
+        } else {
+            let Some(event) = agenda.pop() else {
+                break;
+            };
+            match event {
+                SimEvent::Arrive => {
+                    created += 1;
+                    let q = roll(QUEUES as u32) as usize;
+                    let (call, out) = h.call(&names[q]);
+                    queue_of.insert(call.clone(), q);
+                    live.insert(call.clone());
+                    let patience = Duration::from_secs(5 + roll(400));
+                    agenda.push(now + patience, SimEvent::Abandon(call, roll(10) == 0));
+                    if created < CALLS {
+                        agenda.push(now + Duration::from_millis(roll(2000)), SimEvent::Arrive);
+                    }
+                    out
+                }
+                SimEvent::Answer(call, agent) | SimEvent::Reject(call, agent)
+                    if ringing_agent.get(&agent) != Some(&call) =>
+                {
+                    continue;
+                }
+                SimEvent::Answer(call, agent) => h.answer(&call, &agent),
+                SimEvent::Reject(call, agent) => h.input(Input::MemberNoAnswer {
+                    call,
+                    agent: agent.as_str().into(),
+                }),
+                SimEvent::HangUp(call, _) if !connected.contains(&call) => continue,
+                SimEvent::HangUp(call, by_caller) => {
+                    if by_caller {
+                        h.hang_up(&call)
+                    } else {
+                        h.input(Input::AgentHungUp { call })
+                    }
+                }
+                SimEvent::Abandon(call, _)
+                    if !live.contains(&call) || connected.contains(&call) =>
+                {
+                    continue;
+                }
+                SimEvent::Abandon(call, with_key) => {
+                    if with_key {
+                        h.input(Input::CallerLeftWithKey {
+                            call,
+                            key: "1".into(),
+                        })
+                    } else {
+                        h.hang_up(&call)
+                    }
+                }
+                SimEvent::Pause => {
+                    let a = roll(AGENTS as u32) as usize;
+                    let out = h.input(Input::Pause {
+                        agent: agents[a].as_str().into(),
+                        queue: None,
+                        reason: "break".into(),
+                    });
+                    agenda.push(
+                        now + Duration::from_secs(30 + roll(300)),
+                        SimEvent::Unpause(a),
+                    );
+                    if created < CALLS {
+                        agenda.push(now + Duration::from_secs(1 + roll(20)), SimEvent::Pause);
+                    }
+                    out
+                }
+                SimEvent::Close(closed) => {
+                    h.acd.set_closed(&names[0].as_str().into(), closed).unwrap();
+                    if closed {
+                        agenda.push(now + Duration::from_secs(60), SimEvent::Close(false));
+                    } else if created < CALLS {
+                        agenda.push(now + Duration::from_secs(600), SimEvent::Close(true));
+                    }
+                    Vec::new()
+                }
+                SimEvent::Unpause(a) => h.input(Input::Unpause {
+                    agent: agents[a].as_str().into(),
+                    queue: None,
+                    reason: String::new(),
+                }),
+            }
+        };
+        for o in &out {
+            match o {
+                Output::Ring { call, agent } => {
+                    let previous = ringing_agent.insert(agent.to_string(), call.clone());
+                    assert!(
+                        previous.is_none(),
+                        "{agent} rings for {previous:?} and {call}"
+                    );
+                    *rings_of.entry(call.clone()).or_default() += 1;
+                    let delay = now + Duration::from_secs(roll(22));
+                    let e = if roll(7) == 0 {
+                        SimEvent::Reject(call.clone(), agent.to_string())
+                    } else {
+                        SimEvent::Answer(call.clone(), agent.to_string())
+                    };
+                    agenda.push(delay, e);
+                }
+                Output::StopRinging { call, agent } | Output::Connect { call, agent } => {
+                    assert_eq!(ringing_agent.remove(agent.as_str()).as_ref(), Some(call));
+                    if let Some(n) = rings_of.get_mut(call) {
+                        *n -= 1;
+                    }
+                    if matches!(o, Output::Connect { .. }) {
+                        connected.insert(call.clone());
+                        let talk = Duration::from_secs(20 + roll(280));
+                        agenda.push(now + talk, SimEvent::HangUp(call.clone(), roll(2) == 0));
+                    }
+                }
+                Output::Refused { call, .. }
+                | Output::Left { call, .. }
+                | Output::Ended { call } => {
+                    live.remove(call);
+                    connected.remove(call);
+                    rings_of.remove(call);
+                }
+                _ => {}
+            }
+        }
+        // The callers now idle (neither connected nor ringing anybody) while a member
+        // of their queue is available.
+        let mut available: BTreeMap<usize, bool> = BTreeMap::new();
+        let mut idle = BTreeSet::new();
+        for call in &live {
+            if connected.contains(call) || rings_of.get(call).copied().unwrap_or(0) > 0 {
+                continue;
+            }
+            let q = queue_of[call];
+            let any = *available.entry(q).or_insert_with(|| {
+                let stats = h.acd.queue_live(&names[q].as_str().into(), now).unwrap();
+                stats.available > 0
+            });
+            if any {
+                idle.insert(call.clone());
+            }
+        }
+        idle_since.retain(|c, _| idle.contains(c));
+        for call in idle {
+            idle_since.entry(call).or_insert(now);
+        }
+    }
+
+    assert_eq!(created, CALLS);
+    assert_eq!(h.acd.active_calls(), 0);
+    assert!(live.is_empty() && connected.is_empty() && ringing_agent.is_empty());
+
+    // Exactly one terminal event per entered call.
+    let lines = &h.acd.sink().lines;
+    let mut terminal: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut entered = 0;
+    for line in lines {
+        if matches!(line.event, Event::EnterQueue { .. }) {
+            entered += 1;
+        }
+        if line.event.is_terminal() {
+            *terminal.entry(&line.call_id).or_default() += 1;
+        }
+    }
+    assert!(terminal.values().all(|n| *n == 1));
+
+    // The historical statistics of the whole log against the live counters.
+    let mut aggregator = Aggregator::new(StatsConfig::default());
+    for line in lines {
+        aggregator.push(line);
+    }
+    assert_eq!(aggregator.in_progress(), 0);
+    assert_eq!(aggregator.anomalies(), Default::default());
+    let mut from_log: BTreeMap<String, [u64; 11]> = BTreeMap::new();
+    for p in aggregator.finish() {
+        let sum = from_log.entry(p.queue.clone()).or_default();
+        let row = [
+            p.received,
+            p.answered,
+            p.answered_within_sl,
+            p.abandoned,
+            p.timeout,
+            p.leaveempty,
+            p.closed,
+            p.full,
+            p.joinempty,
+            p.divert_ca_ratio,
+            p.divert_waittime,
+        ];
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    let mut total = [0_u64; 11];
+    let mut total_entered = 0;
+    for name in &names {
+        let c = h
+            .acd
+            .queue_live(&name.as_str().into(), h.now)
+            .unwrap()
+            .counters;
+        let live_row = [
+            c.received,
+            c.answered,
+            c.answered_within_sl,
+            c.abandoned,
+            c.timeout,
+            c.leaveempty,
+            c.closed,
+            c.full,
+            c.joinempty,
+            c.divert_ca_ratio,
+            c.divert_waittime,
+        ];
+        assert_eq!(
+            from_log.get(name).copied().unwrap_or_default(),
+            live_row,
+            "{name}"
+        );
+        for (t, v) in total.iter_mut().zip(live_row) {
+            *t += v;
+        }
+        total_entered += c.entered;
+    }
+    assert_eq!(total[0], CALLS as u64, "every call presented is received");
+    assert_eq!(total_entered, entered);
+    // The mix is rich enough to mean something.
+    assert!(
+        total.iter().all(|n| *n > 0),
+        "every status occurs: {total:?}"
+    );
+
+    // Every agent was logged in the whole run: its state times add up to it.
+    let run = h.now.saturating_duration_since(start);
+    for a in &agents {
+        let s = h.acd.agent_live(&a.as_str().into(), h.now).unwrap();
+        let t = s.times;
+        assert_eq!(t.ready + t.paused + t.wrap_up + t.on_call, run, "{a}");
+    }
 }

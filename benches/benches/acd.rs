@@ -1,0 +1,172 @@
+//! `pbxkit-acd`: the dispatch decision of a large call centre, per strategy: 100
+//! queues, 1,000 logged-in agents (3 queues each, penalties 0–2) and 1,000 waiting
+//! callers (10 per queue). No peer crate implements app_queue's distribution, so each
+//! group has pbxkit alone.
+//!
+//! - `acd/dispatch/<strategy>`: every agent is paused and every caller waits; one
+//!   agent unpauses, and the engine decides whom to ring (turns of 1,000 callers,
+//!   metrics of the members of the agent's queues) and emits the rings.
+//! - `acd/arrival/<strategy>`: the same engine without pauses, the agents ringing for
+//!   the first callers; one more caller joins a queue and the engine re-runs dispatch
+//!   over all queues.
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use pbxkit_acd::queue_log::Line;
+use pbxkit_acd::{Acd, CallOptions, Input, Output, QueueConfig, SeededRng, Strategy};
+
+const QUEUES: usize = 100;
+const AGENTS: usize = 1_000;
+const CALLS: usize = 1_000;
+
+const STRATEGIES: [Strategy; 8] = [
+    Strategy::RingAll,
+    Strategy::LeastRecent,
+    Strategy::FewestCalls,
+    Strategy::Random,
+    Strategy::RrMemory,
+    Strategy::RrOrdered,
+    Strategy::Linear,
+    Strategy::WRandom,
+];
+
+/// A sink that drops the `queue_log` lines: the bench measures decisions, not logging.
+#[derive(Debug, Default)]
+struct Discard;
+
+impl pbxkit_acd::queue_log::Sink for Discard {
+    fn write(&mut self, line: Line) {
+        black_box(line);
+    }
+}
+
+fn arrive(acd: &mut Acd<Discard, SeededRng>, now: Instant, n: usize) {
+    acd.handle_input(
+        now,
+        Input::CallArrived {
+            call: format!("call-{n}").as_str().into(),
+            queue: format!("q{}", n % QUEUES).as_str().into(),
+            caller_id: "0612345678".into(),
+            priority: 0,
+            options: CallOptions::default(),
+        },
+    )
+    .expect("the queue exists");
+}
+
+/// The engine with every agent logged in (paused when `paused`) and every caller
+/// waiting, outputs drained.
+fn engine(strategy: Strategy, paused: bool) -> (Acd<Discard, SeededRng>, Instant) {
+    let now = Instant::now();
+    let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
+    for q in 0..QUEUES {
+        acd.add_queue(QueueConfig::new(&format!("q{q}"), strategy))
+            .expect("distinct names");
+    }
+    for a in 0..AGENTS {
+        let line = format!("SIP/{a}");
+        acd.add_line(&line);
+        let mut queues = Vec::new();
+        for q in [a % QUEUES, (a * 7 + 1) % QUEUES, (a * 13 + 2) % QUEUES] {
+            let name = format!("q{q}").as_str().into();
+            if !queues.iter().any(|(n, _)| n == &name) {
+                queues.push((name, u32::try_from(a % 3).unwrap_or(0)));
+            }
+        }
+        let agent = format!("Agent/{a}").as_str().into();
+        acd.handle_input(
+            now,
+            Input::AgentLogin {
+                agent,
+                channel: line,
+                queues,
+            },
+        )
+        .expect("a new agent on a declared line");
+        if paused {
+            acd.handle_input(
+                now,
+                Input::Pause {
+                    agent: format!("Agent/{a}").as_str().into(),
+                    queue: None,
+                    reason: String::new(),
+                },
+            )
+            .expect("logged in");
+        }
+    }
+    for n in 0..CALLS {
+        arrive(&mut acd, now, n);
+    }
+    while acd.poll_output().is_some() {}
+    (acd, now)
+}
+
+fn dispatch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("acd/dispatch");
+    for strategy in STRATEGIES {
+        // Check once that the measured step does ring somebody.
+        let (mut acd, now) = engine(strategy, true);
+        acd.handle_input(
+            now,
+            Input::Unpause {
+                agent: "Agent/0".into(),
+                queue: None,
+                reason: String::new(),
+            },
+        )
+        .expect("logged in");
+        assert!(
+            std::iter::from_fn(|| acd.poll_output()).any(|o| matches!(o, Output::Ring { .. })),
+            "{strategy}: the unpaused agent rings"
+        );
+
+        group.bench_function(format!("{strategy}/pbxkit"), |b| {
+            b.iter_batched(
+                || engine(strategy, true),
+                |(mut acd, now)| {
+                    acd.handle_input(
+                        now,
+                        Input::Unpause {
+                            agent: black_box("Agent/0".into()),
+                            queue: None,
+                            reason: String::new(),
+                        },
+                    )
+                    .expect("logged in");
+                    while let Some(o) = acd.poll_output() {
+                        black_box(o);
+                    }
+                    // Returned so that dropping the engine is not measured.
+                    acd
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn arrival(c: &mut Criterion) {
+    let mut group = c.benchmark_group("acd/arrival");
+    for strategy in STRATEGIES {
+        group.bench_function(format!("{strategy}/pbxkit"), |b| {
+            b.iter_batched(
+                || engine(strategy, false),
+                |(mut acd, now)| {
+                    arrive(&mut acd, now, black_box(CALLS));
+                    while let Some(o) = acd.poll_output() {
+                        black_box(o);
+                    }
+                    acd
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, dispatch, arrival);
+criterion_main!(benches);
