@@ -10,13 +10,17 @@ use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::fork::{self, BranchEvent, Stop};
 use crate::ids;
 use crate::media::{PortPool, Relay};
+use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
+use pbxkit_dialplan::{Decision, Dialplan};
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
 use pbxkit_sip::sdp::Session;
 use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -33,41 +37,70 @@ pub(crate) enum CallInput {
     Shutdown,
 }
 
-/// Who calls whom, decided by the service.
-#[derive(Debug)]
+/// Who calls what; the dialplan decides where the call goes.
 pub(crate) struct CallSetup {
     pub(crate) caller_exten: String,
     pub(crate) caller_name: String,
-    pub(crate) callee: crate::config::User,
-    pub(crate) bindings: Vec<Binding>,
-    pub(crate) ring_time: Duration,
+    pub(crate) dialed: String,
+    pub(crate) dialplan: Arc<Dialplan>,
+    pub(crate) registrar: SharedRegistrar,
+    /// Calls in progress per user when the call arrived (for the busy rule).
+    pub(crate) in_use: HashMap<String, u32>,
     pub(crate) realm: String,
-    pub(crate) ports: std::sync::Arc<PortPool>,
+    pub(crate) ports: Arc<PortPool>,
     pub(crate) cdr: Cdr,
 }
 
-/// How a call that was not answered ended: the status the caller got.
+/// How ringing ended without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The ring time ran out.
+    NoAnswer,
+    /// Every contact said busy.
+    Busy,
+    /// The callee has no registered contact.
+    NoContact,
+    /// Every contact failed otherwise.
+    Failed,
+    /// A contact gave a global failure (6xx): no other destination is tried.
+    Global,
+    /// The caller hung up (CANCEL); it has had its 487.
+    CallerGone,
+    /// The PBX is stopping.
+    Shutdown,
+}
+
+/// How a call that was not answered ended: the status the caller gets.
+#[derive(Debug, Clone, Copy)]
 struct Unanswered {
     status: StatusCode,
-    /// Nobody answered in time, or the caller gave up while it rang.
-    no_answer: bool,
+    ending: Ending,
 }
 
 impl Unanswered {
+    fn new(status: StatusCode, ending: Ending) -> Unanswered {
+        Unanswered { status, ending }
+    }
+
     fn failed(status: StatusCode) -> Unanswered {
-        Unanswered {
-            status,
-            no_answer: false,
-        }
+        Unanswered::new(status, Ending::Failed)
     }
 
     fn disposition(&self) -> Disposition {
-        match self.status.as_u16() {
-            _ if self.no_answer => Disposition::NoAnswer,
-            486 | 600 => Disposition::Busy,
+        match self.ending {
+            Ending::NoAnswer | Ending::CallerGone => Disposition::NoAnswer,
+            Ending::Busy => Disposition::Busy,
+            _ if matches!(self.status.as_u16(), 486 | 600) => Disposition::Busy,
             _ => Disposition::Failed,
         }
     }
+}
+
+/// How an answered call went: when it was answered, who answered, who hung up.
+struct Answered {
+    at: f64,
+    callee: String,
+    hangup_by: &'static str,
 }
 
 pub(crate) fn via(endpoint: &EndpointHandle, target: Target) -> String {
@@ -148,18 +181,24 @@ pub(crate) async fn run(
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let cdr = setup.cdr.clone();
-    let (src, dst) = (setup.caller_exten.clone(), setup.callee.exten.clone());
-    let record = match connect(setup, a, endpoint, notices).await {
-        Ok((answered, hangup_by)) => Record::new(
-            start,
-            Some(answered),
-            &src,
-            &dst,
-            &call_id,
-            Disposition::Answered,
-            None,
-            Some(hangup_by),
-        ),
+    let (src, dst) = (setup.caller_exten.clone(), setup.dialed.clone());
+    let _ = notices.send(Notice::InUse(src.clone(), 1)).await;
+    let record = match connect(setup, a, endpoint, &notices).await {
+        Ok(answered) => {
+            let _ = notices
+                .send(Notice::InUse(answered.callee.clone(), -1))
+                .await;
+            Record::new(
+                start,
+                Some(answered.at),
+                &src,
+                &dst,
+                &call_id,
+                Disposition::Answered,
+                None,
+                Some(answered.hangup_by),
+            )
+        }
         Err(u) => Record::new(
             start,
             None,
@@ -171,17 +210,18 @@ pub(crate) async fn run(
             None,
         ),
     };
+    let _ = notices.send(Notice::InUse(src, -1)).await;
     cdr.write(record);
 }
 
-/// Rings the callee and bridges the call until it ends: the answer time and who hung
-/// up, or how the call failed.
+/// Follows the dialplan's decision for the call: rings users, follows forwards and
+/// fallbacks, and bridges the call when someone answers, until it ends.
 async fn connect(
     setup: CallSetup,
     a: ServerRequest,
     endpoint: EndpointHandle,
-    notices: mpsc::Sender<Notice>,
-) -> Result<(f64, &'static str), Unanswered> {
+    notices: &mpsc::Sender<Notice>,
+) -> Result<Answered, Unanswered> {
     let a_tag = ids::token();
     let a_call_id = a
         .request
@@ -197,34 +237,236 @@ async fn connect(
             inputs: inputs_tx.clone(),
         })
         .await;
+    let mut keys = vec![a_key];
+    let outcome = route(
+        &setup,
+        &a,
+        &a_tag,
+        &a_call_id,
+        &endpoint,
+        notices,
+        &inputs_tx,
+        &mut inputs,
+        &mut keys,
+    )
+    .await;
+    if let Err(u) = &outcome
+        && u.ending != Ending::CallerGone
+    {
+        answer(&a, u.status).await;
+    }
+    let _ = notices
+        .send(Notice::Ended {
+            keys,
+            tx: Some(a.tx),
+        })
+        .await;
+    outcome
+}
 
-    // Every registered contact of the callee rings at once (parallel forking).
-    let targets: Vec<(&Binding, Target)> = setup
-        .bindings
+/// The call attempt the dialplan decides on.
+fn attempt<'a>(
+    setup: &'a CallSetup,
+    context: &'a str,
+    number: &'a str,
+) -> pbxkit_dialplan::CallAttempt<'a> {
+    pbxkit_dialplan::CallAttempt {
+        context,
+        caller: pbxkit_dialplan::Caller {
+            number: &setup.caller_exten,
+            name: &setup.caller_name,
+            user: Some(&setup.caller_exten),
+        },
+        dialed: number,
+        at: jiff::Timestamp::now(),
+        user_state: &setup.in_use,
+    }
+}
+
+/// A user in do-not-disturb is busy for the caller (the dialplan says so in its
+/// trace; its decision is the busy destination, the same as for a real busy).
+fn note_dnd(routed: &pbxkit_dialplan::Routed<'_>, last: &mut Unanswered) {
+    use pbxkit_dialplan::decision::{Outcome, Rule};
+    if routed
+        .trace
+        .iter()
+        .any(|step| step.rule == Rule::Dnd && step.outcome == Outcome::Decided)
+    {
+        *last = Unanswered::new(StatusCode::BUSY_HERE, Ending::Busy);
+    }
+}
+
+/// The status for a number the dialplan does not know.
+fn not_found() -> Unanswered {
+    Unanswered::failed(StatusCode::NOT_FOUND)
+}
+
+/// Executes decisions until the call is answered and over, or cannot go on.
+#[allow(clippy::too_many_arguments)]
+async fn route(
+    setup: &CallSetup,
+    a: &ServerRequest,
+    a_tag: &str,
+    a_call_id: &str,
+    endpoint: &EndpointHandle,
+    notices: &mpsc::Sender<Notice>,
+    inputs_tx: &mpsc::Sender<CallInput>,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    keys: &mut Vec<DialogKey>,
+) -> Result<Answered, Unanswered> {
+    let dialplan = &*setup.dialplan;
+    // What the caller gets if the plan ends without an answer: the last ringing's
+    // outcome (486 when the callee was busy), else 480.
+    let mut last = Unanswered::new(StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact);
+    let mut decision = match dialplan.decide(&attempt(setup, "default", &setup.dialed)) {
+        Ok(routed) => {
+            tracing::debug!(call_id = %a_call_id, "dialplan:\n{routed}");
+            note_dnd(&routed, &mut last);
+            routed.decision
+        }
+        Err(e) => {
+            tracing::info!(call_id = %a_call_id, dialed = %setup.dialed, error = %e, "not routed");
+            return Err(not_found());
+        }
+    };
+    let Some(relay) = Relay::start(&setup.ports).await else {
+        tracing::warn!("no free media ports");
+        return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
+    };
+    for _ in 0..=pbxkit_dialplan::decision::MAX_DEPTH {
+        decision = match decision {
+            Decision::Ring(plan) => {
+                let mut ended = last;
+                for step in &plan.steps {
+                    let lines: Vec<&str> = step
+                        .targets
+                        .iter()
+                        .flat_map(|t| t.lines.iter().map(String::as_str))
+                        .collect();
+                    let callee = step.targets.first().map_or("", |t| t.user).to_owned();
+                    let ring_time = step.timeout.unwrap_or(Duration::from_secs(3600));
+                    let round = Round {
+                        lines: &lines,
+                        callee: &callee,
+                        ring_time,
+                    };
+                    match ring_round(
+                        setup, a, a_tag, a_call_id, endpoint, notices, inputs_tx, inputs, keys,
+                        &relay, &round,
+                    )
+                    .await
+                    {
+                        Ok(answered) => return Ok(answered),
+                        Err(u) => ended = u,
+                    }
+                    if matches!(
+                        ended.ending,
+                        Ending::CallerGone | Ending::Shutdown | Ending::Global
+                    ) {
+                        return Err(ended);
+                    }
+                }
+                last = ended;
+                let fallbacks = &plan.fallbacks;
+                let next = match ended.ending {
+                    Ending::Busy => &fallbacks.busy,
+                    Ending::NoAnswer => &fallbacks.no_answer,
+                    Ending::NoContact => &fallbacks.failure,
+                    _ => &fallbacks.congestion,
+                };
+                (**next).clone()
+            }
+            Decision::Forward {
+                destination,
+                context,
+                reason,
+            } => {
+                tracing::info!(call_id = %a_call_id, to = %destination, ?reason, "forward");
+                match dialplan.decide(&attempt(setup, context, destination)) {
+                    Ok(routed) => {
+                        note_dnd(&routed, &mut last);
+                        routed.decision
+                    }
+                    Err(_) => return Err(not_found()),
+                }
+            }
+            Decision::Destination(d) => {
+                match dialplan.decide_destination(d, &attempt(setup, "default", &setup.dialed)) {
+                    Ok(routed) => routed.decision,
+                    Err(_) => return Err(last),
+                }
+            }
+            // No voicemail or prompts yet: the caller gets how ringing ended.
+            Decision::Voicemail { greeting, .. } => {
+                return Err(match greeting {
+                    Some(pbxkit_dialplan::decision::Greeting::Busy) => {
+                        Unanswered::new(StatusCode::BUSY_HERE, Ending::Busy)
+                    }
+                    _ => last,
+                });
+            }
+            Decision::Play { .. } => return Err(last),
+            Decision::Hangup {
+                cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
+            } => return Err(Unanswered::failed(StatusCode::FORBIDDEN)),
+            Decision::Hangup { .. } => return Err(last),
+            other => {
+                tracing::info!(call_id = %a_call_id, decision = ?other, "not supported by this PBX yet");
+                return Err(Unanswered::failed(
+                    StatusCode::new(501).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                ));
+            }
+        };
+    }
+    tracing::warn!(call_id = %a_call_id, "too many forwards: loop?");
+    Err(Unanswered::failed(
+        StatusCode::new(482).unwrap_or(last.status),
+    ))
+}
+
+/// One round of ringing: these lines, for this long.
+struct Round<'a> {
+    lines: &'a [&'a str],
+    callee: &'a str,
+    ring_time: Duration,
+}
+
+/// Rings every registered contact of `round.lines`; when one answers, bridges the
+/// call until it ends.
+#[allow(clippy::too_many_arguments)]
+async fn ring_round(
+    setup: &CallSetup,
+    a: &ServerRequest,
+    a_tag: &str,
+    a_call_id: &str,
+    endpoint: &EndpointHandle,
+    notices: &mpsc::Sender<Notice>,
+    inputs_tx: &mpsc::Sender<CallInput>,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    keys: &mut Vec<DialogKey>,
+    relay: &Relay,
+    round: &Round<'_>,
+) -> Result<Answered, Unanswered> {
+    let now = crate::service::unix_now();
+    let bindings: Vec<Binding> = match setup.registrar.lock() {
+        Ok(registrar) => round
+            .lines
+            .iter()
+            .flat_map(|line| registrar.lookup(line, now))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    // Every registered contact rings at once (parallel forking).
+    let targets: Vec<(&Binding, Target)> = bindings
         .iter()
         .filter_map(|b| Some((b, binding_target(b)?)))
         .collect();
     if targets.is_empty() {
-        answer(&a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
-        let _ = notices
-            .send(Notice::Ended {
-                keys: vec![a_key],
-                tx: Some(a.tx),
-            })
-            .await;
-        return Err(Unanswered::failed(StatusCode::TEMPORARILY_UNAVAILABLE));
+        return Err(Unanswered::new(
+            StatusCode::TEMPORARILY_UNAVAILABLE,
+            Ending::NoContact,
+        ));
     }
-    let Some(relay) = Relay::start(&setup.ports).await else {
-        tracing::warn!("no free media ports");
-        answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
-        let _ = notices
-            .send(Notice::Ended {
-                keys: vec![a_key],
-                tx: Some(a.tx),
-            })
-            .await;
-        return Err(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
-    };
     let max_forwards = a
         .request
         .max_forwards()
@@ -237,7 +479,7 @@ async fn connect(
         let mut invite = Message::request(Method::Invite, binding.uri.clone());
         let host = &setup.realm;
         let h = invite.headers_mut();
-        h.push(HeaderName::Via, via(&endpoint, target));
+        h.push(HeaderName::Via, via(endpoint, target));
         h.push(HeaderName::MaxForwards, max_forwards.to_string());
         h.push(
             HeaderName::From,
@@ -247,16 +489,13 @@ async fn connect(
                 setup.caller_exten
             ),
         );
-        h.push(
-            HeaderName::To,
-            format!("<sip:{}@{host}>", setup.callee.exten),
-        );
+        h.push(HeaderName::To, format!("<sip:{}@{host}>", round.callee));
         h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
-        h.push(HeaderName::Contact, our_contact(&endpoint, target));
+        h.push(HeaderName::Contact, our_contact(endpoint, target));
         h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
-        let our_ip = advertised(&endpoint, target.addr).ip();
-        anchor(&relay, true, &a.request, &mut invite, our_ip);
+        let our_ip = advertised(endpoint, target.addr).ip();
+        anchor(relay, true, &a.request, &mut invite, our_ip);
         branches.push(Branch {
             invite,
             target,
@@ -264,21 +503,17 @@ async fn connect(
         });
     }
     let b_keys: Vec<DialogKey> = branches.iter().map(|b| b.key.clone()).collect();
+    keys.extend(b_keys.iter().cloned());
     let _ = notices
         .send(Notice::Route {
-            keys: b_keys.clone(),
+            keys: b_keys,
             tx: None,
             inputs: inputs_tx.clone(),
         })
         .await;
-    let all_keys = || {
-        let mut keys = b_keys.clone();
-        keys.push(a_key.clone());
-        keys
-    };
     tracing::info!(
         caller = %setup.caller_exten,
-        callee = %setup.callee.exten,
+        callee = %round.callee,
         call_id = %a_call_id,
         contacts = branches.len(),
         "call"
@@ -297,27 +532,18 @@ async fn connect(
     }
     drop(events_tx);
     let ring = Ring {
-        setup: &setup,
-        a: &a,
-        a_tag: &a_tag,
-        endpoint: &endpoint,
+        ring_time: round.ring_time,
+        a,
+        a_tag,
+        endpoint,
         branches: &branches,
-        relay: &relay,
+        relay,
         stop: &stop,
     };
-    let answered = ringing(&ring, &mut events, &mut inputs).await;
-    let (winner, b_ok, a_dialog) = match answered {
-        Ok(answered) => answered,
-        Err(unanswered) => {
-            let _ = notices
-                .send(Notice::Ended {
-                    keys: all_keys(),
-                    tx: Some(a.tx),
-                })
-                .await;
-            return Err(unanswered);
-        }
-    };
+    let (winner, b_ok, a_dialog) = ringing(&ring, &mut events, inputs).await?;
+    let _ = notices
+        .send(Notice::InUse(round.callee.to_owned(), 1))
+        .await;
     // Branches that answer too late are hung up by whoever sees their 2xx.
     tokio::spawn(fork::hang_up_late(
         winner,
@@ -339,19 +565,12 @@ async fn connect(
     };
     let b_target = *b_target;
     let Ok(mut b_dialog) = Dialog::uac(b_invite, &b_ok) else {
-        let _ = notices
-            .send(Notice::Ended {
-                keys: all_keys(),
-                tx: Some(a.tx),
-            })
-            .await;
         return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
     };
     endpoint
-        .send_stateless(b_dialog.ack(1, &via(&endpoint, b_target)), b_target)
+        .send_stateless(b_dialog.ack(1, &via(endpoint, b_target)), b_target)
         .await;
     let mut a_dialog = a_dialog;
-    let a_target = a.source;
     // The INVITE transaction is over: CANCELs can no longer reach it.
     let _ = notices
         .send(Notice::Ended {
@@ -360,14 +579,14 @@ async fn connect(
         })
         .await;
     let hangup_by = talking(
-        &endpoint,
+        endpoint,
         &mut a_dialog,
-        a_target,
+        a.source,
         &mut b_dialog,
         b_target,
-        &a_call_id,
-        &mut inputs,
-        &relay,
+        a_call_id,
+        inputs,
+        relay,
     )
     .await;
     tracing::info!(
@@ -377,14 +596,11 @@ async fn connect(
         ignored = relay.counters.ignored.load(std::sync::atomic::Ordering::Relaxed),
         "call ended"
     );
-    drop(relay);
-    let _ = notices
-        .send(Notice::Ended {
-            keys: all_keys(),
-            tx: None,
-        })
-        .await;
-    Ok((answered_at, hangup_by))
+    Ok(Answered {
+        at: answered_at,
+        callee: round.callee.to_owned(),
+        hangup_by,
+    })
 }
 
 /// One contact rung for the call: its INVITE, where it goes, its dialog key.
@@ -396,7 +612,7 @@ struct Branch {
 
 /// What [`ringing`] works with.
 struct Ring<'a> {
-    setup: &'a CallSetup,
+    ring_time: Duration,
     a: &'a ServerRequest,
     a_tag: &'a str,
     endpoint: &'a EndpointHandle,
@@ -414,7 +630,7 @@ async fn ringing(
     inputs: &mut mpsc::Receiver<CallInput>,
 ) -> Result<(usize, Message, Dialog), Unanswered> {
     let Ring {
-        setup,
+        ring_time,
         a,
         a_tag,
         endpoint,
@@ -422,9 +638,9 @@ async fn ringing(
         relay,
         stop,
     } = *ring;
-    let no_answer = tokio::time::sleep(setup.ring_time);
+    let no_answer = tokio::time::sleep(ring_time);
     tokio::pin!(no_answer);
-    // Set once the call is given up: what the caller got.
+    // Set once the call is given up: how it ended.
     let mut cancelling: Option<Unanswered> = None;
     let mut best: Option<StatusCode> = None;
     loop {
@@ -438,14 +654,15 @@ async fn ringing(
                     }
                     // Every branch is over.
                     None => {
-                        return Err(match cancelling {
-                            Some(given_up) => given_up,
-                            None => {
-                                let status = best.unwrap_or(StatusCode::TEMPORARILY_UNAVAILABLE);
-                                answer(a, status).await;
-                                Unanswered::failed(status)
-                            }
-                        });
+                        return Err(cancelling.unwrap_or_else(|| {
+                            let status = best.unwrap_or(StatusCode::TEMPORARILY_UNAVAILABLE);
+                            let ending = if matches!(status.as_u16(), 486 | 600) {
+                                Ending::Busy
+                            } else {
+                                Ending::Failed
+                            };
+                            Unanswered::new(status, ending)
+                        }));
                     }
                 };
                 let Some(code) = response.status() else {
@@ -469,8 +686,7 @@ async fn ringing(
                     if code.as_u16() >= 600 {
                         // A global failure ends the call (RFC 3261 §16.7).
                         stop.send_replace(Stop::All);
-                        answer(a, code).await;
-                        cancelling = Some(Unanswered::failed(code));
+                        cancelling = Some(Unanswered::new(code, Ending::Global));
                     }
                     continue;
                 }
@@ -494,33 +710,26 @@ async fn ringing(
             }
             input = inputs.recv() => match input {
                 Some(CallInput::Cancelled) if cancelling.is_none() => {
-                    cancelling = Some(Unanswered {
-                        status: StatusCode::REQUEST_TERMINATED,
-                        no_answer: true,
-                    });
+                    cancelling = Some(Unanswered::new(StatusCode::REQUEST_TERMINATED, Ending::CallerGone));
                     stop.send_replace(Stop::All);
                 }
                 Some(CallInput::Shutdown) if cancelling.is_none() => {
-                    cancelling = Some(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE));
+                    cancelling = Some(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Shutdown));
                     stop.send_replace(Stop::All);
-                    answer(a, StatusCode::SERVICE_UNAVAILABLE).await;
                 }
                 Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
                 Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown) => {}
                 None => {
                     stop.send_replace(Stop::All);
                     return Err(cancelling
-                        .unwrap_or(Unanswered::failed(StatusCode::SERVICE_UNAVAILABLE)))
+                        .unwrap_or(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Shutdown)))
                 }
             },
             () = &mut no_answer, if cancelling.is_none() => {
-                // Nobody answered within the ring time.
-                cancelling = Some(Unanswered {
-                    status: StatusCode::TEMPORARILY_UNAVAILABLE,
-                    no_answer: true,
-                });
+                // Nobody answered within the ring time: the branches are CANCELled,
+                // and the plan goes on when they have ended.
+                cancelling = Some(Unanswered::new(StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoAnswer));
                 stop.send_replace(Stop::All);
-                answer(a, StatusCode::TEMPORARILY_UNAVAILABLE).await;
             }
         }
     }

@@ -127,6 +127,21 @@ pub(crate) struct User {
     pub(crate) exten: String,
     pub(crate) name: String,
     pub(crate) password: String,
+    /// Seconds this user's phones ring; `[pbx] ring_time` when absent.
+    #[serde(default)]
+    pub(crate) ring_time: Option<u32>,
+    /// Do not disturb: calls are refused like busy ones (without the busy forward).
+    #[serde(default)]
+    pub(crate) dnd: bool,
+    /// Forward every call to this number.
+    #[serde(default)]
+    pub(crate) forward_unconditional: Option<String>,
+    /// Forward calls to this number when the user is busy.
+    #[serde(default)]
+    pub(crate) forward_busy: Option<String>,
+    /// Forward calls to this number when the user does not answer in time.
+    #[serde(default)]
+    pub(crate) forward_no_answer: Option<String>,
 }
 
 /// A service extension: the PBX answers it itself.

@@ -176,34 +176,50 @@ async fn serve(source: String, config: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let dialplan = match routing::dialplan(&config) {
+        Ok(dialplan) => Arc::new(dialplan),
+        Err(e) => {
+            eprintln!("pbxkit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = stop_signal();
     print_banner(&source, &config, endpoint.local_addr());
-    service::run(config, endpoint, store, cdr, stop_signal()).await;
+    service::run(config, dialplan, endpoint, store, cdr, stop).await;
     // Calls have ended (or the grace period is over): their CDRs are queued.
     cdr_writer.finish();
     println!("pbxkit: stopped");
     ExitCode::SUCCESS
 }
 
-/// Ctrl-C or SIGTERM.
-async fn stop_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (before the
+/// PBX says it is ready), not when the future is first polled: a signal that
+/// arrives in between must stop the PBX cleanly, not kill it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::ban::{Bans, Policy};
 use crate::call::{self, CallInput, CallSetup};
-use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::cdr::Cdr;
 use crate::config::Config;
 use crate::ids;
 use crate::media::PortPool;
@@ -26,6 +26,10 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The registrar, shared with call tasks (they look contacts up as the dialplan
+/// sends the call from user to user). Locked briefly, never across an await.
+pub(crate) type SharedRegistrar = Arc<std::sync::Mutex<Registrar<FileStore>>>;
+
 /// A dialog as the main loop routes it: Call-ID and our tag.
 pub(crate) type DialogKey = (String, String);
 
@@ -43,13 +47,18 @@ pub(crate) enum Notice {
         keys: Vec<DialogKey>,
         tx: Option<ServerTx>,
     },
+    /// A user has one call more (+1) or less (-1) in progress.
+    InUse(String, i32),
 }
 
 struct Service {
     config: Arc<Config>,
     endpoint: EndpointHandle,
     digest: DigestServer,
-    registrar: Registrar<FileStore>,
+    registrar: SharedRegistrar,
+    dialplan: Arc<pbxkit_dialplan::Dialplan>,
+    /// Calls in progress per user, for the dialplan's busy rule.
+    in_use: HashMap<String, u32>,
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
     invites: HashMap<ServerTx, mpsc::Sender<CallInput>>,
     notices: mpsc::Sender<Notice>,
@@ -70,6 +79,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// in progress (BYE or CANCEL on every leg, within [`SHUTDOWN_GRACE`]).
 pub(crate) async fn run(
     config: Arc<Config>,
+    dialplan: Arc<pbxkit_dialplan::Dialplan>,
     mut endpoint: Endpoint,
     store: FileStore,
     cdr: Cdr,
@@ -103,7 +113,9 @@ pub(crate) async fn run(
         digest: DigestServer::new(&config.sip.realm, &ids::secret(), 300),
         endpoint: endpoint.handle(),
         config,
-        registrar,
+        registrar: Arc::new(std::sync::Mutex::new(registrar)),
+        dialplan,
+        in_use: HashMap::new(),
         dialogs: HashMap::new(),
         invites: HashMap::new(),
         notices,
@@ -123,7 +135,10 @@ pub(crate) async fn run(
             },
             Some(notice) = notice_rx.recv() => service.notice(notice),
             _ = expiry.tick() => {
-                let gone = service.registrar.expire(unix_now());
+                let gone = service
+                    .registrar
+                    .lock()
+                    .map_or(0, |mut r| r.expire(unix_now()));
                 if gone > 0 {
                     tracing::info!(bindings = gone, "registrations expired");
                 }
@@ -193,6 +208,13 @@ impl Service {
                 }
                 if let Some(tx) = tx {
                     self.invites.remove(&tx);
+                }
+            }
+            Notice::InUse(user, delta) => {
+                let count = self.in_use.entry(user).or_default();
+                *count = count.saturating_add_signed(delta);
+                if *count == 0 {
+                    self.in_use.retain(|_, c| *c > 0);
                 }
             }
         }
@@ -320,7 +342,14 @@ impl Service {
         let source = Some((req.source.addr, transport(req.source.transport)));
         let now = unix_now();
         let tag = ids::token();
-        let response = match self.registrar.register(&req.request, &user, source, now) {
+        let registered = match self.registrar.lock() {
+            Ok(mut registrar) => registrar.register(&req.request, &user, source, now),
+            Err(_) => {
+                answer(&req, StatusCode::SERVER_INTERNAL_ERROR).await;
+                return;
+            }
+        };
+        let response = match registered {
             Ok(bindings) => {
                 tracing::info!(user = %user, peer = %req.source.addr, contacts = bindings.len(), "registered");
                 Registrar::<FileStore>::ok_response(&req.request, &bindings, &tag, now)
@@ -339,7 +368,6 @@ impl Service {
             answer(&req, StatusCode::TOO_MANY_HOPS).await;
             return;
         }
-        let start = cdr::now();
         let Some(caller) = self.authenticate(&req).await else {
             return;
         };
@@ -349,19 +377,6 @@ impl Service {
             .and_then(Uri::as_sip)
             .and_then(|u| u.user.as_ref().map(ToString::to_string))
             .unwrap_or_default();
-        let failed = |status: StatusCode| {
-            let call_id = req.request.call_id().map(|c| c.0.to_string());
-            Record::new(
-                start,
-                None,
-                &caller,
-                &dialed,
-                &call_id.unwrap_or_default(),
-                Disposition::Failed,
-                Some(status.as_u16()),
-                None,
-            )
-        };
         if let Some(ext) = self.config.extension(&dialed) {
             match ext.app {
                 crate::config::App::Echo => {
@@ -381,24 +396,14 @@ impl Service {
             }
             return;
         }
-        let Some(callee) = self.config.user(&dialed).cloned() else {
-            self.cdr.write(failed(StatusCode::NOT_FOUND));
-            answer(&req, StatusCode::NOT_FOUND).await;
-            return;
-        };
-        let bindings = self.registrar.lookup(&callee.exten, unix_now());
-        if bindings.is_empty() {
-            self.cdr.write(failed(StatusCode::TEMPORARILY_UNAVAILABLE));
-            answer(&req, StatusCode::TEMPORARILY_UNAVAILABLE).await;
-            return;
-        }
-        let caller = self.config.user(&caller).cloned();
+        let caller_user = self.config.user(&caller).cloned();
         let setup = CallSetup {
-            caller_exten: caller.as_ref().map(|u| u.exten.clone()).unwrap_or_default(),
-            caller_name: caller.map(|u| u.name).unwrap_or_default(),
-            callee,
-            bindings,
-            ring_time: Duration::from_secs(self.config.pbx.ring_time),
+            caller_name: caller_user.map(|u| u.name).unwrap_or_default(),
+            caller_exten: caller,
+            dialed,
+            dialplan: self.dialplan.clone(),
+            registrar: self.registrar.clone(),
+            in_use: self.in_use.clone(),
             realm: self.config.sip.realm.clone(),
             ports: self.ports.clone(),
             cdr: self.cdr.clone(),

@@ -784,3 +784,118 @@ async fn busy_when_every_contact_is_busy_and_decline_is_global() {
     let (status, _, _) = call_two_contacts("forkdecline", StatusCode::BUSY_HERE, decline).await;
     assert_eq!(status, 603);
 }
+
+/// A PBX where 1001 forwards to 1002 when busy and to 1003 when it does not answer,
+/// 1004 forwards every call to 1002, and 1005 is in do-not-disturb.
+fn forwarding_pbx(name: &str) -> Pbx {
+    Pbx::start_edited(temp_dir(name), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1001pw\"",
+            "password = \"pbx1001pw\"\nforward_busy = \"1002\"\nforward_no_answer = \"1003\"",
+        )
+        .replace(
+            "password = \"pbx1004pw\"",
+            "password = \"pbx1004pw\"\nforward_unconditional = \"1002\"",
+        )
+        .replace(
+            "password = \"pbx1005pw\"",
+            "password = \"pbx1005pw\"\ndnd = true",
+        )
+    })
+}
+
+async fn registered(user: &'static str, password: &'static str, pbx: &Pbx) -> Phone {
+    let phone = Phone::new(user, pbx.addr).await.with_password(password);
+    assert_eq!(phone.register().await.status(), Some(StatusCode::OK));
+    phone
+}
+
+#[tokio::test]
+async fn a_busy_callee_forwards_to_its_busy_destination() {
+    let pbx = forwarding_pbx("fwdbusy");
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::BUSY_HERE);
+    let carol_log = carol.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+#[tokio::test]
+async fn an_unanswered_call_forwards_after_the_ring_time() {
+    let pbx = forwarding_pbx("fwdnoanswer");
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let dave = registered("1003", "pbx1003pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::RINGING);
+    let dave_log = dave.answer_calls(StatusCode::OK);
+    // ring_time is 3 s in the test configuration: Bob rings, then Dave.
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "CANCEL"]
+    );
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, dave_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+#[tokio::test]
+async fn unconditional_forward_and_do_not_disturb() {
+    let pbx = forwarding_pbx("fwdalways");
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let erin = registered("1004", "pbx1004pw", &pbx).await;
+    let frank = registered("1005", "pbx1005pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let erin_log = erin.answer_calls(StatusCode::OK);
+    let frank_log = frank.answer_calls(StatusCode::OK);
+    let carol_log = carol.answer_calls(StatusCode::OK);
+    // 1004 forwards everything to 1002: its own phone never rings.
+    let (invite, answer) = call(&alice, "1004").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1004").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    // 1005 is in DND: busy for the caller, and its phone does not ring.
+    assert_eq!(
+        call(&alice, "1005").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    // The phones that must not ring have seen nothing (their loops time out empty).
+    drop(pbx);
+    assert!(
+        timeout(WAIT * 2, erin_log)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        timeout(WAIT * 2, frank_log)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+    );
+}
