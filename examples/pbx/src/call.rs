@@ -18,7 +18,7 @@ use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
 use pbxkit_sip::sdp::Session;
 use pbxkit_sip::transaction::{Target, TransportKind};
-use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
+use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,8 +39,15 @@ pub(crate) enum CallInput {
 
 /// Who calls what; the dialplan decides where the call goes.
 pub(crate) struct CallSetup {
+    pub(crate) config: Arc<crate::config::Config>,
+    /// The context the call starts in: `default` for users, the incall context for
+    /// calls from trunks.
+    pub(crate) context: &'static str,
+    /// The caller's number (a user's extension, or what a trunk sent).
     pub(crate) caller_exten: String,
     pub(crate) caller_name: String,
+    /// The calling user; `None` for calls from trunks.
+    pub(crate) caller_user: Option<String>,
     pub(crate) dialed: String,
     pub(crate) dialplan: Arc<Dialplan>,
     pub(crate) registrar: SharedRegistrar,
@@ -71,15 +78,21 @@ enum Ending {
 }
 
 /// How a call that was not answered ended: the status the caller gets.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Unanswered {
     status: StatusCode,
     ending: Ending,
+    /// The 401/407 of a callee that wants credentials (trunks).
+    challenge: Option<Box<Message>>,
 }
 
 impl Unanswered {
     fn new(status: StatusCode, ending: Ending) -> Unanswered {
-        Unanswered { status, ending }
+        Unanswered {
+            status,
+            ending,
+            challenge: None,
+        }
     }
 
     fn failed(status: StatusCode) -> Unanswered {
@@ -275,7 +288,7 @@ fn attempt<'a>(
         caller: pbxkit_dialplan::Caller {
             number: &setup.caller_exten,
             name: &setup.caller_name,
-            user: Some(&setup.caller_exten),
+            user: setup.caller_user.as_deref(),
         },
         dialed: number,
         at: jiff::Timestamp::now(),
@@ -318,7 +331,7 @@ async fn route(
     // What the caller gets if the plan ends without an answer: the last ringing's
     // outcome (486 when the callee was busy), else 480.
     let mut last = Unanswered::new(StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact);
-    let mut decision = match dialplan.decide(&attempt(setup, "default", &setup.dialed)) {
+    let mut decision = match dialplan.decide(&attempt(setup, setup.context, &setup.dialed)) {
         Ok(routed) => {
             tracing::debug!(call_id = %a_call_id, "dialplan:\n{routed}");
             note_dnd(&routed, &mut last);
@@ -350,12 +363,17 @@ async fn route(
                         callee: &callee,
                         ring_time,
                     };
-                    match ring_round(
-                        setup, a, a_tag, a_call_id, endpoint, notices, inputs_tx, inputs, keys,
-                        &relay, &round,
-                    )
-                    .await
-                    {
+                    let leg = ALeg {
+                        setup,
+                        a,
+                        a_tag,
+                        a_call_id,
+                        endpoint,
+                        notices,
+                        inputs_tx,
+                        relay: &relay,
+                    };
+                    match ring_round(&leg, inputs, keys, &round).await {
                         Ok(answered) => return Ok(answered),
                         Err(u) => ended = u,
                     }
@@ -368,7 +386,7 @@ async fn route(
                 }
                 last = ended;
                 let fallbacks = &plan.fallbacks;
-                let next = match ended.ending {
+                let next = match last.ending {
                     Ending::Busy => &fallbacks.busy,
                     Ending::NoAnswer => &fallbacks.no_answer,
                     Ending::NoContact => &fallbacks.failure,
@@ -391,7 +409,8 @@ async fn route(
                 }
             }
             Decision::Destination(d) => {
-                match dialplan.decide_destination(d, &attempt(setup, "default", &setup.dialed)) {
+                match dialplan.decide_destination(d, &attempt(setup, setup.context, &setup.dialed))
+                {
                     Ok(routed) => routed.decision,
                     Err(_) => return Err(last),
                 }
@@ -406,6 +425,21 @@ async fn route(
                 });
             }
             Decision::Play { .. } => return Err(last),
+            Decision::Trunks {
+                dial, caller_id, ..
+            } => {
+                let leg = ALeg {
+                    setup,
+                    a,
+                    a_tag,
+                    a_call_id,
+                    endpoint,
+                    notices,
+                    inputs_tx,
+                    relay: &relay,
+                };
+                return ring_trunks(&leg, inputs, keys, &dial, &caller_id).await;
+            }
             Decision::Hangup {
                 cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
             } => return Err(Unanswered::failed(StatusCode::FORBIDDEN)),
@@ -431,24 +465,68 @@ struct Round<'a> {
     ring_time: Duration,
 }
 
+/// The caller's side of a call, as the ringing code needs it.
+struct ALeg<'a> {
+    setup: &'a CallSetup,
+    a: &'a ServerRequest,
+    a_tag: &'a str,
+    a_call_id: &'a str,
+    endpoint: &'a EndpointHandle,
+    notices: &'a mpsc::Sender<Notice>,
+    inputs_tx: &'a mpsc::Sender<CallInput>,
+    relay: &'a Relay,
+}
+
+impl ALeg<'_> {
+    /// A B-leg INVITE to `uri` at `target`: its own dialog, the caller's SDP anchored.
+    fn invite(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
+        let (call_id, tag) = (format!("{}@pbxkit", ids::token()), ids::token());
+        let max_forwards = self
+            .a
+            .request
+            .max_forwards()
+            .and_then(Result::ok)
+            .map_or(70, |m| m.saturating_sub(1).min(70));
+        let mut invite = Message::request(Method::Invite, uri);
+        let h = invite.headers_mut();
+        h.push(HeaderName::Via, via(self.endpoint, target));
+        h.push(HeaderName::MaxForwards, max_forwards.to_string());
+        h.push(HeaderName::From, format!("{from};tag={tag}"));
+        h.push(HeaderName::To, to);
+        h.push(HeaderName::CallId, call_id.clone());
+        h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
+        h.push(HeaderName::Contact, our_contact(self.endpoint, target));
+        h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
+        let our_ip = advertised(self.endpoint, target.addr).ip();
+        anchor(self.relay, true, &self.a.request, &mut invite, our_ip);
+        Branch {
+            invite,
+            target,
+            key: (call_id, tag),
+        }
+    }
+
+    /// The caller as the From of a B leg towards `host`.
+    fn from(&self, host: &str) -> String {
+        let setup = self.setup;
+        format!(
+            "\"{}\" <sip:{}@{host}>",
+            setup.caller_name.replace(['"', '\\'], ""),
+            setup.caller_exten
+        )
+    }
+}
+
 /// Rings every registered contact of `round.lines`; when one answers, bridges the
 /// call until it ends.
-#[allow(clippy::too_many_arguments)]
 async fn ring_round(
-    setup: &CallSetup,
-    a: &ServerRequest,
-    a_tag: &str,
-    a_call_id: &str,
-    endpoint: &EndpointHandle,
-    notices: &mpsc::Sender<Notice>,
-    inputs_tx: &mpsc::Sender<CallInput>,
+    leg: &ALeg<'_>,
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
-    relay: &Relay,
     round: &Round<'_>,
 ) -> Result<Answered, Unanswered> {
     let now = crate::service::unix_now();
-    let bindings: Vec<Binding> = match setup.registrar.lock() {
+    let bindings: Vec<Binding> = match leg.setup.registrar.lock() {
         Ok(registrar) => round
             .lines
             .iter()
@@ -457,51 +535,208 @@ async fn ring_round(
         Err(_) => Vec::new(),
     };
     // Every registered contact rings at once (parallel forking).
-    let targets: Vec<(&Binding, Target)> = bindings
+    let host = &leg.setup.realm;
+    let from = leg.from(host);
+    let to = format!("<sip:{}@{host}>", round.callee);
+    let branches: Vec<Branch> = bindings
         .iter()
-        .filter_map(|b| Some((b, binding_target(b)?)))
+        .filter_map(|b| Some(leg.invite(b.uri.clone(), binding_target(b)?, &from, &to)))
         .collect();
-    if targets.is_empty() {
+    if branches.is_empty() {
         return Err(Unanswered::new(
             StatusCode::TEMPORARILY_UNAVAILABLE,
             Ending::NoContact,
         ));
     }
-    let max_forwards = a
-        .request
-        .max_forwards()
-        .and_then(Result::ok)
-        .map_or(70, |m| m.saturating_sub(1).min(70));
-    let mut branches = Vec::with_capacity(targets.len());
-    for (binding, target) in targets {
-        // Each branch is its own B-leg dialog: our identities, the caller's SDP.
-        let (call_id, tag) = (format!("{}@pbxkit", ids::token()), ids::token());
-        let mut invite = Message::request(Method::Invite, binding.uri.clone());
-        let host = &setup.realm;
-        let h = invite.headers_mut();
-        h.push(HeaderName::Via, via(endpoint, target));
-        h.push(HeaderName::MaxForwards, max_forwards.to_string());
-        h.push(
-            HeaderName::From,
-            format!(
-                "\"{}\" <sip:{}@{host}>;tag={tag}",
-                setup.caller_name.replace('"', ""),
-                setup.caller_exten
-            ),
-        );
-        h.push(HeaderName::To, format!("<sip:{}@{host}>", round.callee));
-        h.push(HeaderName::CallId, call_id.clone());
-        h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
-        h.push(HeaderName::Contact, our_contact(endpoint, target));
-        h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
-        let our_ip = advertised(endpoint, target.addr).ip();
-        anchor(relay, true, &a.request, &mut invite, our_ip);
-        branches.push(Branch {
-            invite,
-            target,
-            key: (call_id, tag),
-        });
+    ring_branches(leg, inputs, keys, branches, round.callee, round.ring_time).await
+}
+
+/// How long a call out through a trunk may ring.
+const TRUNK_RING_TIME: Duration = Duration::from_secs(300);
+
+/// Dials out through the trunks in order: the next one when a trunk is disabled,
+/// full, unreachable, or answers 5xx/408; a trunk's digest challenge is answered once
+/// with its credentials.
+async fn ring_trunks(
+    leg: &ALeg<'_>,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    keys: &mut Vec<DialogKey>,
+    dial: &[pbxkit_dialplan::outcall::TrunkDial<'_>],
+    caller_id: &pbxkit_dialplan::outcall::OutgoingCallerIdDecision,
+) -> Result<Answered, Unanswered> {
+    let mut last = Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Failed);
+    for d in dial {
+        let Some(trunk) = leg.setup.config.trunk(d.trunk).filter(|t| t.enabled) else {
+            continue;
+        };
+        let key = format!("trunk:{}", trunk.name);
+        let in_use = leg.setup.in_use.get(&key).copied().unwrap_or(0);
+        if trunk.max_calls.is_some_and(|max| in_use >= max) {
+            tracing::info!(trunk = %trunk.name, calls = in_use, "trunk full: next one");
+            continue;
+        }
+        let Some(addr) = tokio::net::lookup_host((trunk.host.as_str(), trunk.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+        else {
+            tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host does not resolve");
+            continue;
+        };
+        let target = Target {
+            addr,
+            transport: TransportKind::Udp,
+        };
+        let host = &trunk.host;
+        let Ok(uri) = Uri::parse(&format!("sip:{}@{host}:{}", d.number, trunk.port)) else {
+            continue;
+        };
+        let from = match caller_id {
+            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Present { caller_id, .. } => {
+                let (name, number) = split_caller_id(caller_id);
+                let name = if name.is_empty() {
+                    leg.setup.caller_name.as_str()
+                } else {
+                    name
+                };
+                format!(
+                    "\"{}\" <sip:{number}@{host}>",
+                    name.replace(['"', '\\'], "")
+                )
+            }
+            _ => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned(),
+        };
+        let to = format!("<sip:{}@{host}>", d.number);
+        let mut branch = leg.invite(uri, target, &from, &to);
+        if matches!(
+            caller_id,
+            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Anonymous
+        ) {
+            branch
+                .invite
+                .headers_mut()
+                .push(HeaderName::Privacy, ByteStr::from_static("id"));
+        }
+        tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
+        let _ = leg.notices.send(Notice::InUse(key.clone(), 1)).await;
+        let mut outcome = ring_branches(
+            leg,
+            inputs,
+            keys,
+            vec![branch.clone()],
+            &key,
+            TRUNK_RING_TIME,
+        )
+        .await;
+        if let Err(u) = &outcome
+            && let Some(challenge) = &u.challenge
+            && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
+        {
+            outcome = ring_branches(leg, inputs, keys, vec![retry], &key, TRUNK_RING_TIME).await;
+        }
+        let _ = leg.notices.send(Notice::InUse(key, -1)).await;
+        match outcome {
+            Ok(answered) => return Ok(answered),
+            Err(u) => {
+                let failover = matches!(u.ending, Ending::Failed | Ending::NoContact)
+                    && (u.status.as_u16() >= 500
+                        || matches!(u.status.as_u16(), 401 | 407 | 408 | 480));
+                tracing::info!(trunk = %trunk.name, status = u.status.as_u16(), failover, "trunk did not take the call");
+                if !failover {
+                    return Err(u);
+                }
+                last = u;
+            }
+        }
     }
+    Err(last)
+}
+
+/// A caller ID as the dialplan writes it, `"Name" <number>` or `number`, split into
+/// its name and its number (only the characters a SIP user part may carry unescaped).
+fn split_caller_id(caller_id: &str) -> (&str, String) {
+    let (name, number) = match caller_id.rsplit_once('<') {
+        Some((name, rest)) => (
+            name.trim().trim_matches('"'),
+            rest.split('>').next().unwrap_or_default(),
+        ),
+        None => ("", caller_id),
+    };
+    let number: String = number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.'))
+        .collect();
+    (
+        name,
+        if number.is_empty() {
+            "anonymous".into()
+        } else {
+            number
+        },
+    )
+}
+
+/// The INVITE of `branch` again with credentials for the trunk's challenge (a 401's
+/// WWW-Authenticate or a 407's Proxy-Authenticate), or `None` when the trunk has no
+/// credentials or the challenge can't be answered.
+fn authenticated(
+    branch: &Branch,
+    challenge: &Message,
+    trunk: &crate::config::Trunk,
+    target: Target,
+    endpoint: &EndpointHandle,
+) -> Option<Branch> {
+    let (username, password) = (trunk.username.as_deref()?, trunk.password.as_deref()?);
+    let proxy = challenge.status()?.as_u16() == 407;
+    let (ask, answer) = if proxy {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    } else {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    };
+    let auth: pbxkit_sip::Auth = challenge.headers().typed(&ask)?.ok()?;
+    let uri = branch.invite.request_uri()?.to_string();
+    let creds =
+        pbxkit_sip::digest::respond(&auth, "INVITE", &uri, username, password, &ids::token(), 1)?;
+    let mut invite = branch.invite.clone();
+    let h = invite.headers_mut();
+    h.set(HeaderName::Via, via(endpoint, target));
+    h.set(HeaderName::CSeq, ByteStr::from_static("2 INVITE"));
+    h.push(answer, creds.to_string());
+    Some(Branch {
+        invite,
+        target,
+        key: branch.key.clone(),
+    })
+}
+
+/// Rings `branches` together for `ring_time`; when one answers, bridges the call
+/// until it ends. `callee` names who answered (a user, or `trunk:<name>`).
+async fn ring_branches(
+    leg: &ALeg<'_>,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    keys: &mut Vec<DialogKey>,
+    branches: Vec<Branch>,
+    callee: &str,
+    ring_time: Duration,
+) -> Result<Answered, Unanswered> {
+    let ALeg {
+        setup,
+        a,
+        a_tag,
+        a_call_id,
+        endpoint,
+        notices,
+        inputs_tx,
+        relay,
+    } = *leg;
+    let round = Round {
+        lines: &[],
+        callee,
+        ring_time,
+    };
     let b_keys: Vec<DialogKey> = branches.iter().map(|b| b.key.clone()).collect();
     keys.extend(b_keys.iter().cloned());
     let _ = notices
@@ -567,8 +802,9 @@ async fn ring_round(
     let Ok(mut b_dialog) = Dialog::uac(b_invite, &b_ok) else {
         return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
     };
+    let seq = b_invite.cseq().map_or(1, |c| c.seq);
     endpoint
-        .send_stateless(b_dialog.ack(1, &via(endpoint, b_target)), b_target)
+        .send_stateless(b_dialog.ack(seq, &via(endpoint, b_target)), b_target)
         .await;
     let mut a_dialog = a_dialog;
     // The INVITE transaction is over: CANCELs can no longer reach it.
@@ -604,6 +840,7 @@ async fn ring_round(
 }
 
 /// One contact rung for the call: its INVITE, where it goes, its dialog key.
+#[derive(Clone)]
 struct Branch {
     invite: Message,
     target: Target,
@@ -643,6 +880,7 @@ async fn ringing(
     // Set once the call is given up: how it ended.
     let mut cancelling: Option<Unanswered> = None;
     let mut best: Option<StatusCode> = None;
+    let mut challenge: Option<Box<Message>> = None;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -661,7 +899,11 @@ async fn ringing(
                             } else {
                                 Ending::Failed
                             };
-                            Unanswered::new(status, ending)
+                            let mut u = Unanswered::new(status, ending);
+                            if matches!(status.as_u16(), 401 | 407) {
+                                u.challenge = challenge;
+                            }
+                            u
                         }));
                     }
                 };
@@ -683,6 +925,10 @@ async fn ringing(
                 if code.as_u16() >= 300 {
                     // This branch failed; the others may still answer.
                     best = Some(best.map_or(code, |b| better(b, code)));
+                    if matches!(code.as_u16(), 401 | 407) {
+                        challenge = Some(Box::new(response));
+                        continue;
+                    }
                     if code.as_u16() >= 600 {
                         // A global failure ends the call (RFC 3261 §16.7).
                         stop.send_replace(Stop::All);
@@ -892,5 +1138,24 @@ async fn renegotiate(
 async fn send_bye(endpoint: &EndpointHandle, bye: Message, target: Target, wait: Duration) {
     if let Ok(mut tx) = endpoint.send_request(bye, target).await {
         let _ = tokio::time::timeout(wait, tx.final_response()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_caller_id;
+
+    #[test]
+    fn caller_ids_split_into_name_and_number() {
+        assert_eq!(
+            split_caller_id("\"User 1000\" <1000>"),
+            ("User 1000", "1000".into())
+        );
+        assert_eq!(split_caller_id("0123456789"), ("", "0123456789".into()));
+        assert_eq!(
+            split_caller_id("Sales <+33 1 23>"),
+            ("Sales", "+33123".into())
+        );
+        assert_eq!(split_caller_id("<>"), ("", "anonymous".into()));
     }
 }

@@ -25,6 +25,76 @@ pub(crate) struct Config {
     pub(crate) users: Vec<User>,
     #[serde(default)]
     pub(crate) extensions: Vec<Extension>,
+    #[serde(default)]
+    pub(crate) trunks: Vec<Trunk>,
+    #[serde(default)]
+    pub(crate) routes: Vec<Route>,
+    #[serde(default)]
+    pub(crate) incalls: Vec<Incall>,
+}
+
+/// A SIP trunk: a provider or another PBX that calls go out through and come in from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Trunk {
+    pub(crate) name: String,
+    /// A disabled trunk is left out of routes, and its address is not trusted.
+    #[serde(default = "yes")]
+    pub(crate) enabled: bool,
+    /// Host name or IP address.
+    pub(crate) host: String,
+    #[serde(default = "sip_port")]
+    pub(crate) port: u16,
+    /// Credentials for the trunk's digest challenges.
+    #[serde(default)]
+    pub(crate) username: Option<String>,
+    #[serde(default)]
+    pub(crate) password: Option<String>,
+    /// Most calls at once through this trunk (no limit when absent).
+    #[serde(default)]
+    pub(crate) max_calls: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn sip_port() -> u16 {
+    5060
+}
+
+/// An outgoing route: numbers matching its patterns go out through its trunks, the
+/// first one that takes the call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Route {
+    pub(crate) name: String,
+    pub(crate) patterns: Vec<RoutePattern>,
+    /// Trunk names in failover order.
+    pub(crate) trunks: Vec<String>,
+    /// Lower is tried first when patterns of several routes match.
+    #[serde(default)]
+    pub(crate) priority: u32,
+}
+
+/// A pattern of a route (Asterisk syntax) and how the number is changed before it is
+/// sent: `strip` digits removed at the front, then `prefix` added.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoutePattern {
+    pub(crate) pattern: String,
+    #[serde(default)]
+    pub(crate) strip: usize,
+    #[serde(default)]
+    pub(crate) prefix: String,
+}
+
+/// An incoming route: calls from trunks to `did` ring `user`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Incall {
+    pub(crate) did: String,
+    pub(crate) user: String,
 }
 
 /// SIP listener (UDP and TCP on the same address).
@@ -242,6 +312,48 @@ impl Config {
                 });
             }
         }
+        let mut trunk_names = std::collections::HashSet::new();
+        for trunk in &config.trunks {
+            if !trunk_names.insert(trunk.name.as_str()) {
+                return Err(ConfigError {
+                    message: format!("trunks: {} is defined twice", trunk.name),
+                    at: at_key(&format!("name = \"{}\"", trunk.name)),
+                });
+            }
+        }
+        for route in &config.routes {
+            if let Some(unknown) = route
+                .trunks
+                .iter()
+                .find(|t| !trunk_names.contains(t.as_str()))
+            {
+                return Err(ConfigError {
+                    message: format!(
+                        "routes: {} uses trunk {unknown}, which is not defined",
+                        route.name
+                    ),
+                    at: at_key(&format!("name = \"{}\"", route.name)),
+                });
+            }
+        }
+        for incall in &config.incalls {
+            let digits = incall.did.strip_prefix('+').unwrap_or(&incall.did);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError {
+                    message: format!("incalls: DID {:?} must be digits", incall.did),
+                    at: at_key(&format!("did = \"{}\"", incall.did)),
+                });
+            }
+            if config.user(&incall.user).is_none() {
+                return Err(ConfigError {
+                    message: format!(
+                        "incalls: DID {} goes to {}, which is not a user",
+                        incall.did, incall.user
+                    ),
+                    at: at_key(&format!("did = \"{}\"", incall.did)),
+                });
+            }
+        }
         for ext in &config.extensions {
             if !seen.insert(ext.exten.as_str()) {
                 let key = format!("exten = \"{}\"", ext.exten);
@@ -263,6 +375,11 @@ impl Config {
     /// A user by extension.
     pub(crate) fn user(&self, exten: &str) -> Option<&User> {
         self.users.iter().find(|u| u.exten == exten)
+    }
+
+    /// The trunk named `name`.
+    pub(crate) fn trunk(&self, name: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 
     /// The service extension `exten`, if there is one.

@@ -6,6 +6,11 @@ use crate::config::Config;
 use pbxkit_dialplan::Dialplan;
 use toml::{Table, Value};
 
+/// Where outgoing routes live (included by `default`).
+pub(crate) const OUTCALL_CONTEXT: &str = "to-extern";
+/// Where calls from trunks start.
+pub(crate) const INCALL_CONTEXT: &str = "from-extern";
+
 /// A forward in the dialplan's form.
 fn forward(destination: Option<&String>) -> Value {
     let mut t = Table::new();
@@ -56,9 +61,93 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
     context.insert("name".into(), Value::String("default".into()));
     context.insert("kind".into(), Value::String("internal".into()));
     context.insert("ranges".into(), Value::Table(ranges));
+    context.insert(
+        "includes".into(),
+        Value::Array(vec![Value::String(OUTCALL_CONTEXT.into())]),
+    );
+    let string = |s: &str| Value::String(s.to_owned());
+    let table = |pairs: Vec<(&str, Value)>| {
+        Value::Table(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    };
+    let outcall_context = table(vec![
+        ("name", string(OUTCALL_CONTEXT)),
+        ("kind", string("outcall")),
+    ]);
+    let dids: Vec<Value> = config
+        .incalls
+        .iter()
+        .map(|i| table(vec![("start", string(i.did.trim_start_matches('+')))]))
+        .collect();
+    let incall_context = table(vec![
+        ("name", string(INCALL_CONTEXT)),
+        ("kind", string("incall")),
+        ("ranges", table(vec![("incalls", Value::Array(dids))])),
+    ]);
+    let enabled = |name: &String| config.trunk(name).is_some_and(|t| t.enabled);
+    let trunks: Vec<Value> = config
+        .trunks
+        .iter()
+        .filter(|t| t.enabled)
+        .map(|t| table(vec![("name", string(&t.name))]))
+        .collect();
+    // Disabled trunks are left out; a route with none left is left out too.
+    let outcalls: Vec<Value> = config
+        .routes
+        .iter()
+        .filter(|r| r.trunks.iter().any(enabled))
+        .map(|r| {
+            let patterns = r
+                .patterns
+                .iter()
+                .map(|p| {
+                    table(vec![
+                        ("pattern", string(&p.pattern)),
+                        ("strip", Value::Integer(i64::try_from(p.strip).unwrap_or(0))),
+                        ("prefix", string(&p.prefix)),
+                    ])
+                })
+                .collect();
+            table(vec![
+                ("name", string(&r.name)),
+                ("context", string(OUTCALL_CONTEXT)),
+                ("priority", Value::Integer(i64::from(r.priority))),
+                (
+                    "trunks",
+                    Value::Array(
+                        r.trunks
+                            .iter()
+                            .filter(|t| enabled(t))
+                            .map(|t| string(t))
+                            .collect(),
+                    ),
+                ),
+                ("patterns", Value::Array(patterns)),
+            ])
+        })
+        .collect();
+    let incalls: Vec<Value> = config
+        .incalls
+        .iter()
+        .map(|i| {
+            table(vec![
+                ("did", string(i.did.trim_start_matches('+'))),
+                ("context", string(INCALL_CONTEXT)),
+                (
+                    "destination",
+                    table(vec![("type", string("user")), ("name", string(&i.user))]),
+                ),
+            ])
+        })
+        .collect();
     let mut root = Table::new();
-    root.insert("contexts".into(), Value::Array(vec![Value::Table(context)]));
+    root.insert(
+        "contexts".into(),
+        Value::Array(vec![Value::Table(context), outcall_context, incall_context]),
+    );
     root.insert("users".into(), Value::Array(users));
+    root.insert("trunks".into(), Value::Array(trunks));
+    root.insert("outcalls".into(), Value::Array(outcalls));
+    root.insert("incalls".into(), Value::Array(incalls));
     root
 }
 

@@ -57,6 +57,8 @@ struct Service {
     digest: DigestServer,
     registrar: SharedRegistrar,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
+    /// Addresses of enabled trunks (resolved at start-up) and their names.
+    trunk_addrs: HashMap<std::net::IpAddr, String>,
     /// Calls in progress per user, for the dialplan's busy rule.
     in_use: HashMap<String, u32>,
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
@@ -104,6 +106,19 @@ pub(crate) async fn run(
         window: Duration::from_secs(security.window),
         ban_time: Duration::from_secs(security.ban_time),
     });
+    let mut trunk_addrs = HashMap::new();
+    for trunk in config.trunks.iter().filter(|t| t.enabled) {
+        match tokio::net::lookup_host((trunk.host.as_str(), trunk.port)).await {
+            Ok(addrs) => {
+                for addr in addrs {
+                    trunk_addrs.insert(addr.ip(), trunk.name.clone());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(trunk = %trunk.name, host = %trunk.host, error = %e, "trunk host does not resolve")
+            }
+        }
+    }
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut service = Service {
         alive: Some(alive),
@@ -115,6 +130,7 @@ pub(crate) async fn run(
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
         dialplan,
+        trunk_addrs,
         in_use: HashMap::new(),
         dialogs: HashMap::new(),
         invites: HashMap::new(),
@@ -368,15 +384,49 @@ impl Service {
             answer(&req, StatusCode::TOO_MANY_HOPS).await;
             return;
         }
-        let Some(caller) = self.authenticate(&req).await else {
-            return;
-        };
         let dialed = req
             .request
             .request_uri()
             .and_then(Uri::as_sip)
             .and_then(|u| u.user.as_ref().map(ToString::to_string))
             .unwrap_or_default();
+        if let Some(trunk) = self.trunk_addrs.get(&req.source.addr.ip()) {
+            // A trunk is trusted by its address: its calls are routed by DID.
+            let from = req.request.from().ok();
+            let number = from
+                .and_then(|f| f.uri.as_sip())
+                .and_then(|u| u.user.as_ref())
+                .map_or("anonymous".to_owned(), ToString::to_string);
+            let name = from
+                .and_then(|f| f.display.as_ref())
+                .map(|d| d.text())
+                .unwrap_or_default();
+            tracing::info!(trunk = %trunk, did = %dialed, from = %number, "incoming call");
+            let setup = CallSetup {
+                config: self.config.clone(),
+                context: crate::routing::INCALL_CONTEXT,
+                caller_name: name,
+                caller_user: None,
+                caller_exten: number,
+                dialed,
+                dialplan: self.dialplan.clone(),
+                registrar: self.registrar.clone(),
+                in_use: self.in_use.clone(),
+                realm: self.config.sip.realm.clone(),
+                ports: self.ports.clone(),
+                cdr: self.cdr.clone(),
+            };
+            self.spawn_call(call::run(
+                setup,
+                req,
+                self.endpoint.clone(),
+                self.notices.clone(),
+            ));
+            return;
+        }
+        let Some(caller) = self.authenticate(&req).await else {
+            return;
+        };
         if let Some(ext) = self.config.extension(&dialed) {
             match ext.app {
                 crate::config::App::Echo => {
@@ -398,7 +448,10 @@ impl Service {
         }
         let caller_user = self.config.user(&caller).cloned();
         let setup = CallSetup {
+            config: self.config.clone(),
+            context: "default",
             caller_name: caller_user.map(|u| u.name).unwrap_or_default(),
+            caller_user: Some(caller.clone()),
             caller_exten: caller,
             dialed,
             dialplan: self.dialplan.clone(),

@@ -899,3 +899,173 @@ async fn unconditional_forward_and_do_not_disturb() {
             .is_empty()
     );
 }
+
+/// The test configuration with two trunks on other loopback addresses (t1, t2 with
+/// credentials), a route of 10-digit numbers through t1 then t2, and DID 0987654321
+/// ringing 1001.
+fn trunk_config(config: String, t1: SocketAddr, t2: SocketAddr) -> String {
+    config
+        + &format!(
+            "\n[[trunks]]\nname = \"t1\"\nhost = \"{}\"\nport = {}\n\
+             \n[[trunks]]\nname = \"t2\"\nhost = \"{}\"\nport = {}\nusername = \"pbx-account\"\npassword = \"trunk-secret\"\n\
+             \n[[routes]]\nname = \"national\"\npatterns = [{{ pattern = \"_0XXXXXXXXX\", strip = 1, prefix = \"+33\" }}]\ntrunks = [\"t1\", \"t2\"]\n\
+             \n[[incalls]]\ndid = \"0987654321\"\nuser = \"1001\"\n",
+            t1.ip(),
+            t1.port(),
+            t2.ip(),
+            t2.port()
+        )
+}
+
+#[tokio::test]
+async fn outgoing_calls_fail_over_to_the_next_trunk_and_answer_its_challenge() {
+    let port = free_port();
+    let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let t1 = Phone::new_on("t1", pbx_addr, "127.0.0.2").await;
+    let mut t2 = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
+    let (a1, a2) = (t1.ep.local_addr(), t2.ep.local_addr());
+    let pbx = Pbx::start_edited(temp_dir("trunks"), port, |c| trunk_config(c, a1, a2));
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    // t1 is out of service; t2 wants digest credentials, then answers.
+    let t1_log = t1.answer_calls(StatusCode::SERVICE_UNAVAILABLE);
+    let t2_task = tokio::spawn(async move {
+        let mut digest = pbxkit_sip::digest::DigestServer::new("provider", b"k", 300);
+        let mut seen = Vec::new();
+        while let Ok(Some(incoming)) = timeout(WAIT, t2.ep.next()).await {
+            let Incoming::Request(req) = incoming else {
+                continue;
+            };
+            let m = &req.request;
+            seen.push(format!(
+                "{} {}",
+                m.method().unwrap(),
+                m.request_uri().unwrap()
+            ));
+            match m.method().unwrap() {
+                Method::Invite => {
+                    let creds = m
+                        .headers()
+                        .typed::<Auth>(&HeaderName::Authorization)
+                        .and_then(Result::ok);
+                    let Some(creds) = creds else {
+                        let mut r =
+                            Message::response_to(m, StatusCode::UNAUTHORIZED, Some("t2tag"));
+                        r.headers_mut().push(
+                            HeaderName::WwwAuthenticate,
+                            digest
+                                .challenge(1, pbxkit_sip::digest::Algorithm::Md5, false)
+                                .to_string(),
+                        );
+                        req.respond(r).await.unwrap();
+                        continue;
+                    };
+                    let ok = digest.verify(&creds, "INVITE", 1, |user| {
+                        (user == "pbx-account").then(|| "trunk-secret".to_owned())
+                    });
+                    assert!(ok.is_ok(), "{ok:?}");
+                    let mut r = Message::response_to(m, StatusCode::OK, Some("t2tag"));
+                    let me = t2.ep.local_addr();
+                    let h = r.headers_mut();
+                    h.push(HeaderName::Contact, format!("<sip:t2@{me}>"));
+                    h.push(HeaderName::ContentType, "application/sdp");
+                    h.set(HeaderName::ContentLength, SDP.len().to_string());
+                    r.body = SDP.as_bytes().to_vec().into();
+                    req.respond(r).await.unwrap();
+                }
+                other => {
+                    req.respond(Message::response_to(m, StatusCode::OK, None))
+                        .await
+                        .unwrap();
+                    if *other == Method::Bye {
+                        return seen;
+                    }
+                }
+            }
+        }
+        seen
+    });
+    let (invite, answer) = call(&alice, "0612345678").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(timeout(WAIT, t1_log).await.unwrap().unwrap(), ["INVITE"]);
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "0612345678").await,
+        StatusCode::OK
+    );
+    // The route's transformation: leading 0 stripped, +33 added.
+    let number = format!("sip:+33612345678@{}:{}", a2.ip(), a2.port());
+    assert_eq!(
+        timeout(WAIT, t2_task).await.unwrap().unwrap(),
+        [
+            format!("INVITE {number}"),
+            format!("INVITE {number}"),
+            format!("BYE sip:t2@{a2}")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn calls_from_a_trunk_are_routed_by_did_without_a_password() {
+    let port = free_port();
+    let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let trunk = Phone::new_on("0612345678", pbx_addr, "127.0.0.2").await;
+    let unused = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
+    let (a1, a2) = (trunk.ep.local_addr(), unused.ep.local_addr());
+    let pbx = Pbx::start_edited(temp_dir("did"), port, |c| trunk_config(c, a1, a2));
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    // No credentials at all: the trunk's address is trusted.
+    let invite = trunk.build(
+        "INVITE",
+        &format!("sip:0987654321@{pbx_addr}"),
+        "<sip:0987654321@pbxkit>",
+        "did-call",
+        SDP,
+    );
+    let mut tx = trunk
+        .ep
+        .send_request(invite.clone(), trunk.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(answer) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&trunk, &invite, &answer, "0987654321").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    // An unknown DID from the trunk is not found; a stranger is still challenged.
+    let other = trunk.build(
+        "INVITE",
+        &format!("sip:0111111111@{pbx_addr}"),
+        "<sip:0111111111@pbxkit>",
+        "did-unknown",
+        SDP,
+    );
+    let mut tx = trunk.ep.send_request(other, trunk.target()).await.unwrap();
+    let ClientEvent::Response(r) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.status(), Some(StatusCode::NOT_FOUND), "{r}");
+    let stranger = Phone::new_on("1000", pbx_addr, "127.0.0.4").await;
+    let invite = stranger.build(
+        "INVITE",
+        &format!("sip:0987654321@{pbx_addr}"),
+        "<sip:0987654321@pbxkit>",
+        "stranger",
+        SDP,
+    );
+    let mut tx = stranger
+        .ep
+        .send_request(invite, stranger.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(r) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.status(), Some(StatusCode::UNAUTHORIZED));
+}
