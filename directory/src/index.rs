@@ -1,10 +1,11 @@
 //! [`ContactIndex`]: the in-memory index of a file or memory source — contacts with
-//! `format_columns` applied, a number index for reverse lookup and lower-cased
-//! searched columns for substring search.
+//! `format_columns` applied, a number index for reverse lookup and folded (lower-cased,
+//! accents removed) searched columns for substring search.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::fold::fold;
 use crate::number::NumberPlan;
 use crate::source::{Contact, SourceConfig};
 
@@ -25,7 +26,7 @@ pub(crate) fn number_key(plan: &NumberPlan, value: &str) -> Option<String> {
 #[derive(Debug, Clone, Default)]
 pub struct ContactIndex {
     contacts: Vec<Contact>,
-    /// Per contact, the lower-cased values of the searched columns.
+    /// Per contact, the folded values of the searched columns.
     searched: Vec<Vec<String>>,
     /// Normalised number → contacts having it in a first-matched column, in order.
     numbers: HashMap<String, Vec<usize>>,
@@ -50,7 +51,7 @@ impl ContactIndex {
                     .iter()
                     .filter_map(|column| record.get(column))
                     .filter(|value| !value.is_empty())
-                    .map(|value| value.to_lowercase())
+                    .map(|value| fold(value))
                     .collect(),
             );
             for column in &config.first_matched_columns {
@@ -85,10 +86,11 @@ impl ContactIndex {
         &self.contacts
     }
 
-    /// Contacts with a searched column containing `term`, case-insensitively (an empty
-    /// term matches every contact that has a searched value).
+    /// Contacts with a searched column containing `term`, ignoring case and accents
+    /// ("helene" finds "Hélène"; an empty term matches every contact that has a
+    /// searched value).
     pub fn search(&self, term: &str) -> impl Iterator<Item = &Contact> {
-        let term = term.trim().to_lowercase();
+        let term = fold(term.trim());
         self.contacts
             .iter()
             .zip(&self.searched)
@@ -166,6 +168,8 @@ mod tests {
             ["Alice Abrams", "Bob Benito", "Élodie Bréal"]
         );
         assert_eq!(names(index.search("élo").collect()), ["Élodie Bréal"]);
+        assert_eq!(names(index.search("ELO").collect()), ["Élodie Bréal"]);
+        assert_eq!(names(index.search("breal").collect()), ["Élodie Bréal"]);
         assert_eq!(
             names(index.reverse(&plan, "+33123456789").collect()),
             ["Alice Abrams"]

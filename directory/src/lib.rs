@@ -1,9 +1,12 @@
 //! # pbxkit-directory
 //!
 //! What wazo-dird does, as an embeddable crate: one lookup API over contact sources
-//! (CSV files, personal contacts, in-memory lists such as internal users, LDAP),
-//! reverse lookup of calling numbers, `format_columns` templates, displays, and the XML
-//! directory views that desk phones request.
+//! (CSV files, personal contacts, company phonebooks, in-memory lists such as internal
+//! users, LDAP), favorites, reverse lookup of calling numbers, `format_columns`
+//! templates, displays, and the XML directory views that desk phones request.
+//!
+//! Searches ignore case and, for the sources that search their own data (CSV, memory,
+//! personal, phonebook), the accents of Latin letters: "helene" finds "Hélène".
 //!
 //! - [`format`](mod@format): `format_columns` templates (`"{firstname} {lastname}"`).
 //! - [`number`]: [`NumberPlan`], phone number normalisation for reverse lookup
@@ -11,9 +14,13 @@
 //! - [`source`]: the async [`Source`] trait, [`SourceConfig`] and [`Contact`].
 //! - [`index`]: [`ContactIndex`], the in-memory index behind file and memory sources.
 //! - [`csv_source`]: [`CsvSource`], a CSV file reloaded when it changes.
-//! - [`memory`]: [`MemorySource`], contacts the application supplies (internal users,
-//!   a phonebook).
-//! - [`personal`]: [`PersonalContacts`], per-user contacts with CSV import and export.
+//! - [`memory`]: [`MemorySource`], contacts the application supplies (internal users).
+//! - [`personal`]: [`PersonalContacts`], per-user contacts with CSV import and export,
+//!   in memory or on disk ([`PersonalFiles`]).
+//! - [`phonebook`]: [`Phonebooks`], shared company phonebooks with their CRUD, on disk
+//!   ([`PhonebookFiles`]) or in memory, and [`PhonebookSource`] to search one.
+//! - [`favorites`]: [`Favorites`], each user's favorite contacts, on disk or in memory.
+//! - [`store`]: [`StoreError`] and the atomic JSON files behind the stores above.
 //! - [`lookup`]: [`Directory`], profiles and displays; parallel lookup with a
 //!   deadline, merge and deduplication; reverse lookup.
 //! - [`ldap`]: LDAP search, reverse-lookup and listing filters with RFC 4515 escaping.
@@ -23,7 +30,9 @@
 //!   with paging, and the search forms they request.
 //!
 //! The core (templates, numbers, indexes, displays, views) is synchronous and does no
-//! I/O; sources are async because some of them (LDAP, files) do I/O. Deadlines use
+//! I/O; sources are async because some of them (LDAP, files) do I/O. The stores write
+//! their files synchronously (`std::fs`, with `fsync`): a change returns once it is
+//! durable. Deadlines use
 //! `tokio::time`, so lookups run inside a tokio runtime.
 //!
 //! ```
@@ -67,6 +76,8 @@
 #![forbid(unsafe_code)]
 
 pub mod csv_source;
+pub mod favorites;
+mod fold;
 pub mod format;
 pub mod index;
 pub mod ldap;
@@ -76,7 +87,9 @@ pub mod lookup;
 pub mod memory;
 pub mod number;
 pub mod personal;
+pub mod phonebook;
 pub mod source;
+pub mod store;
 pub mod views;
 
 pub use csv_source::{CsvConfig, CsvError, CsvSource};
@@ -88,10 +101,13 @@ pub use ldap_source::{LdapConfig, LdapConfigError, LdapSource};
 pub use lookup::TokioTimer;
 pub use lookup::{Directory, LookupError, Timer};
 
+pub use favorites::Favorites;
 pub use memory::MemorySource;
 pub use number::NumberPlan;
-pub use personal::PersonalContacts;
+pub use personal::{PersonalContacts, PersonalFiles, PersonalStorage};
+pub use phonebook::{PhonebookFiles, PhonebookSource, Phonebooks};
 pub use source::{Contact, QueryContext, Source, SourceConfig, SourceError};
+pub use store::StoreError;
 
 /// Entry points for the fuzz targets in `fuzz/fuzz_targets/directory_*.rs`; each takes
 /// arbitrary bytes and panics only on a broken invariant.
@@ -164,12 +180,12 @@ pub mod fuzzing {
         assert_eq!(index.len(), records.len());
         for record in records.iter().take(32) {
             for value in record.values().take(8) {
-                let term = value.trim().to_lowercase();
+                let term = crate::fold::fold(value.trim());
                 for contact in index.search(value) {
                     assert!(columns.iter().any(|c| {
                         contact
                             .get(c)
-                            .is_some_and(|v| v.to_lowercase().contains(&term))
+                            .is_some_and(|v| crate::fold::fold(v).contains(&term))
                     }));
                 }
                 if !value.trim().is_empty() {

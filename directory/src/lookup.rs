@@ -12,22 +12,27 @@
 //!   the first non-empty answer in source order, as soon as every source before it has
 //!   answered empty, within a deadline of 1 s by default.
 //! - [`Directory::favorites`] lists a user's favorite contacts through
-//!   [`Source::list`].
+//!   [`Source::list`]; the favorites themselves are a [`Favorites`] store, in memory
+//!   unless [`Directory::set_favorites`] gives one kept on disk.
 //!
 //! Deadlines are `tokio::time` instants: a profile with a deadline must be queried from
 //! inside a tokio runtime with time enabled (paused time works, for tests).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::favorites::{FavoriteError, Favorites};
 use crate::source::{Contact, QueryContext, Source, SourceError};
+
+/// The most favorites a user has in the store a [`Directory`] starts with.
+pub const DEFAULT_MAX_FAVORITES: usize = 1000;
 
 /// The reverse-lookup deadline when a profile does not set one.
 pub const DEFAULT_REVERSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -303,8 +308,7 @@ pub struct Directory {
     personal: HashSet<String>,
     displays: HashMap<String, Display>,
     profiles: HashMap<String, Profile>,
-    /// User → (source, unique id).
-    favorites: RwLock<HashMap<String, BTreeSet<(String, String)>>>,
+    favorites: Arc<Favorites>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -339,7 +343,7 @@ impl Directory {
             personal: HashSet::new(),
             displays: HashMap::new(),
             profiles: HashMap::new(),
-            favorites: RwLock::new(HashMap::new()),
+            favorites: Arc::new(Favorites::new(DEFAULT_MAX_FAVORITES)),
         }
     }
 
@@ -388,21 +392,26 @@ impl Directory {
         Ok(())
     }
 
-    /// Marks or unmarks a contact (its source and unique id) as a favorite of `user`.
-    pub fn set_favorite(&self, user: &str, source: &str, id: &str, favorite: bool) {
-        let mut favorites = self
-            .favorites
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = (source.to_owned(), id.to_owned());
-        if favorite {
-            favorites.entry(user.to_owned()).or_default().insert(key);
-        } else if let Some(set) = favorites.get_mut(user) {
-            set.remove(&key);
-            if set.is_empty() {
-                favorites.remove(user);
-            }
-        }
+    /// Replaces the favorites store (by default an empty one in memory, with at most
+    /// [`DEFAULT_MAX_FAVORITES`] per user), for instance with one kept on disk
+    /// ([`Favorites::open`]).
+    pub fn set_favorites(&mut self, favorites: Arc<Favorites>) {
+        self.favorites = favorites;
+    }
+
+    /// Marks or unmarks a contact (its source and unique id) as a favorite of `user`
+    /// (see [`Favorites::set`]); returns whether this changed anything.
+    ///
+    /// # Errors
+    /// [`FavoriteError::Limit`] or [`FavoriteError::Storage`].
+    pub fn set_favorite(
+        &self,
+        user: &str,
+        source: &str,
+        id: &str,
+        favorite: bool,
+    ) -> Result<bool, FavoriteError> {
+        self.favorites.set(user, source, id, favorite)
     }
 
     fn profile(&self, name: &str) -> Result<(&Profile, &Display), LookupError> {
@@ -473,27 +482,24 @@ impl Directory {
     ) -> Result<LookupResult, LookupError> {
         let (config, display) = self.profile(profile)?;
         let sources = self.sources(profile, &config.sources)?;
-        let wanted: HashMap<String, Vec<String>> = {
-            let favorites = self
-                .favorites
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
-            for (source, id) in ctx
-                .user
-                .as_ref()
-                .and_then(|user| favorites.get(user))
-                .into_iter()
-                .flatten()
-            {
-                wanted.entry(source.clone()).or_default().push(id.clone());
-            }
-            wanted
-        };
-        let empty = Vec::new();
+        let mut wanted: HashMap<String, Vec<String>> = HashMap::new();
+        for (source, id) in ctx
+            .user
+            .as_deref()
+            .map(|user| self.favorites.list(user))
+            .unwrap_or_default()
+        {
+            wanted.entry(source).or_default().push(id);
+        }
+        // A source none of whose contacts is a favorite is not asked.
         let futures = sources
             .iter()
-            .map(|(name, source)| source.list(wanted.get(*name).unwrap_or(&empty), ctx))
+            .map(|(name, source)| -> Pending<'_, _> {
+                match wanted.get(*name) {
+                    Some(ids) => source.list(ids, ctx),
+                    None => Box::pin(std::future::ready(Ok(Vec::new()))),
+                }
+            })
             .collect();
         self.gather(display, &sources, futures, config.timeout, ctx)
             .await
@@ -535,11 +541,13 @@ impl Directory {
                 .collect(),
             ..LookupResult::default()
         };
-        let favorites = self
-            .favorites
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        let user_favorites = ctx.user.as_ref().and_then(|user| favorites.get(user));
+        let user_favorites: HashSet<(String, String)> = ctx
+            .user
+            .as_deref()
+            .map(|user| self.favorites.list(user))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let mut seen_ids = HashSet::new();
         let mut seen_values = HashSet::new();
         for ((name, _), answer) in sources.iter().zip(answers) {
@@ -563,8 +571,7 @@ impl Directory {
                     continue;
                 }
                 let favorite = contact.id.as_ref().is_some_and(|id| {
-                    user_favorites
-                        .is_some_and(|set| set.contains(&(contact.source.to_string(), id.clone())))
+                    user_favorites.contains(&(contact.source.to_string(), id.clone()))
                 });
                 result.rows.push(Row {
                     values,

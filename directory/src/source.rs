@@ -51,7 +51,8 @@ impl QueryContext {
 pub struct SourceConfig {
     /// The source's name, unique among sources; profiles refer to it.
     pub name: String,
-    /// Columns searched by a lookup: any containing the term (case-insensitive) matches.
+    /// Columns searched by a lookup: any containing the term (ignoring case, and for
+    /// the sources that search their own data, accents) matches.
     pub searched_columns: Vec<String>,
     /// Columns used by a reverse lookup: a number equal to one of them matches.
     pub first_matched_columns: Vec<String>,
@@ -137,7 +138,9 @@ pub trait Source: Send + Sync {
     /// The source's name (its [`SourceConfig::name`]).
     fn name(&self) -> &str;
 
-    /// Contacts whose searched columns contain `term`, case-insensitively.
+    /// Contacts whose searched columns contain `term`, case-insensitively. CSV, memory,
+    /// personal and phonebook sources also ignore the accents of Latin letters
+    /// ("helene" finds "Hélène"); LDAP follows the server's matching rules.
     async fn search(&self, term: &str, ctx: &QueryContext) -> Result<Vec<Contact>, SourceError>;
 
     /// The first contact with `number` in one of its first-matched columns (reverse

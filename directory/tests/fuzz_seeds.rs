@@ -22,7 +22,7 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
 
     #[test]
-    fn fuzz_targets_hold_on_random_text(text in "[{}a-z= \n,;0-9+()\"-]{0,200}", first in proptest::prelude::any::<u8>()) {
+    fn fuzz_targets_hold_on_random_text(text in "[{}a-z= \n,;0-9+()\"éÉüÜÆæßŁłΣσςİ-]{0,200}", first in proptest::prelude::any::<u8>()) {
         pbxkit_directory::fuzzing::directory_format(text.as_bytes());
         let mut csv = vec![first];
         csv.extend_from_slice(text.as_bytes());

@@ -258,7 +258,7 @@ async fn favorites_and_personal_contacts() {
     directory
         .add_profile("default", Profile::new(["internal", "personal"], "default"))
         .unwrap();
-    directory.set_favorite("u1", "internal", "8", true);
+    directory.set_favorite("u1", "internal", "8", true).unwrap();
 
     let u1 = QueryContext::user("u1");
     let result = directory.lookup("default", "o", &u1).await.unwrap();
@@ -279,7 +279,9 @@ async fn favorites_and_personal_contacts() {
 
     let favorites = directory.favorites("default", &u1).await.unwrap();
     assert_eq!(names(&favorites), ["Bob Benito"]);
-    directory.set_favorite("u1", "internal", "8", false);
+    directory
+        .set_favorite("u1", "internal", "8", false)
+        .unwrap();
     assert!(
         directory
             .favorites("default", &u1)
