@@ -43,10 +43,16 @@ impl Pbx {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
             .args(["--config", file.to_str().unwrap()])
             .stdout(Stdio::piped())
+            // The log goes to pbx.log in the test's directory (tests may read it), or
+            // to the terminal with PBXKIT_TEST_LOG set.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("info".into()),
+            )
             .stderr(if std::env::var_os("PBXKIT_TEST_LOG").is_some() {
                 Stdio::inherit()
             } else {
-                Stdio::null()
+                Stdio::from(std::fs::File::create(dir.join("pbx.log")).unwrap())
             })
             .spawn()
             .unwrap();
