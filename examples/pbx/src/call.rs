@@ -40,6 +40,8 @@ pub(crate) enum CallInput {
 /// Who calls what; the dialplan decides where the call goes.
 pub(crate) struct CallSetup {
     pub(crate) config: Arc<crate::config::Config>,
+    /// Which trunks answer (qualify).
+    pub(crate) trunk_states: Arc<crate::trunks::TrunkStates>,
     /// The context the call starts in: `default` for users, the incall context for
     /// calls from trunks.
     pub(crate) context: &'static str,
@@ -569,6 +571,10 @@ async fn ring_trunks(
         let Some(trunk) = leg.setup.config.trunk(d.trunk).filter(|t| t.enabled) else {
             continue;
         };
+        if !leg.setup.trunk_states.is_up(&trunk.name) {
+            tracing::info!(trunk = %trunk.name, "trunk down (qualify): next one");
+            continue;
+        }
         let key = format!("trunk:{}", trunk.name);
         let in_use = leg.setup.in_use.get(&key).copied().unwrap_or(0);
         if trunk.max_calls.is_some_and(|max| in_use >= max) {

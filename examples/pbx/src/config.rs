@@ -53,6 +53,17 @@ pub(crate) struct Trunk {
     /// Most calls at once through this trunk (no limit when absent).
     #[serde(default)]
     pub(crate) max_calls: Option<u32>,
+    /// Register to the trunk with the credentials (outbound registration).
+    #[serde(default)]
+    pub(crate) register: bool,
+    /// Seconds between OPTIONS pings; a trunk that does not answer is skipped by
+    /// calls until it answers again. 0 turns it off.
+    #[serde(default = "qualify_every")]
+    pub(crate) qualify: u64,
+}
+
+fn qualify_every() -> u64 {
+    60
 }
 
 fn yes() -> bool {

@@ -59,6 +59,8 @@ struct Service {
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     /// Addresses of enabled trunks (resolved at start-up) and their names.
     trunk_addrs: HashMap<std::net::IpAddr, String>,
+    /// Which trunks answer their OPTIONS.
+    trunk_states: Arc<crate::trunks::TrunkStates>,
     /// Calls in progress per user, for the dialplan's busy rule.
     in_use: HashMap<String, u32>,
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
@@ -119,6 +121,25 @@ pub(crate) async fn run(
             }
         }
     }
+    let trunk_states = Arc::new(crate::trunks::TrunkStates::new(&config.trunks));
+    // Registrations and qualify loops end with the service (aborted on drop).
+    let mut trunk_tasks = Vec::new();
+    for trunk in config.trunks.iter().filter(|t| t.enabled) {
+        if trunk.register {
+            trunk_tasks.push(AbortOnDrop(tokio::spawn(crate::trunks::register(
+                trunk.clone(),
+                endpoint.handle(),
+            ))));
+        }
+        if trunk.qualify > 0 {
+            trunk_tasks.push(AbortOnDrop(tokio::spawn(crate::trunks::qualify(
+                trunk.clone(),
+                Duration::from_secs(trunk.qualify),
+                endpoint.handle(),
+                trunk_states.clone(),
+            ))));
+        }
+    }
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut service = Service {
         alive: Some(alive),
@@ -131,6 +152,7 @@ pub(crate) async fn run(
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
         dialplan,
         trunk_addrs,
+        trunk_states,
         in_use: HashMap::new(),
         dialogs: HashMap::new(),
         invites: HashMap::new(),
@@ -195,7 +217,17 @@ pub(crate) async fn run(
     // The tasks finish after their last notice: wait for them (and their CDRs).
     drop(service.alive.take());
     let _ = tokio::time::timeout_at(deadline, all_done.recv()).await;
+    drop(trunk_tasks);
     endpoint.shutdown().await;
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Service {
@@ -404,6 +436,7 @@ impl Service {
             tracing::info!(trunk = %trunk, did = %dialed, from = %number, "incoming call");
             let setup = CallSetup {
                 config: self.config.clone(),
+                trunk_states: self.trunk_states.clone(),
                 context: crate::routing::INCALL_CONTEXT,
                 caller_name: name,
                 caller_user: None,
@@ -449,6 +482,7 @@ impl Service {
         let caller_user = self.config.user(&caller).cloned();
         let setup = CallSetup {
             config: self.config.clone(),
+            trunk_states: self.trunk_states.clone(),
             context: "default",
             caller_name: caller_user.map(|u| u.name).unwrap_or_default(),
             caller_user: Some(caller.clone()),

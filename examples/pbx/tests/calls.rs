@@ -904,10 +904,22 @@ async fn unconditional_forward_and_do_not_disturb() {
 /// credentials), a route of 10-digit numbers through t1 then t2, and DID 0987654321
 /// ringing 1001.
 fn trunk_config(config: String, t1: SocketAddr, t2: SocketAddr) -> String {
+    // No OPTIONS pings: the trunks' logs hold calls only.
+    trunk_config_with(config, t1, t2, "qualify = 0", "qualify = 0")
+}
+
+/// [`trunk_config`] with more settings for each trunk.
+fn trunk_config_with(
+    config: String,
+    t1: SocketAddr,
+    t2: SocketAddr,
+    t1_extra: &str,
+    t2_extra: &str,
+) -> String {
     config
         + &format!(
-            "\n[[trunks]]\nname = \"t1\"\nhost = \"{}\"\nport = {}\n\
-             \n[[trunks]]\nname = \"t2\"\nhost = \"{}\"\nport = {}\nusername = \"pbx-account\"\npassword = \"trunk-secret\"\n\
+            "\n[[trunks]]\nname = \"t1\"\nhost = \"{}\"\nport = {}\n{t1_extra}\n\
+             \n[[trunks]]\nname = \"t2\"\nhost = \"{}\"\nport = {}\nusername = \"pbx-account\"\npassword = \"trunk-secret\"\n{t2_extra}\n\
              \n[[routes]]\nname = \"national\"\npatterns = [{{ pattern = \"_0XXXXXXXXX\", strip = 1, prefix = \"+33\" }}]\ntrunks = [\"t1\", \"t2\"]\n\
              \n[[incalls]]\ndid = \"0987654321\"\nuser = \"1001\"\n",
             t1.ip(),
@@ -1068,4 +1080,110 @@ async fn calls_from_a_trunk_are_routed_by_did_without_a_password() {
         panic!()
     };
     assert_eq!(r.status(), Some(StatusCode::UNAUTHORIZED));
+}
+
+#[tokio::test]
+async fn trunks_register_with_digest_and_a_silent_trunk_is_skipped() {
+    let port = free_port();
+    let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // t1 never answers anything; t2 is a registrar that wants credentials.
+    let mut t1 = Phone::new_on("t1", pbx_addr, "127.0.0.2").await;
+    let mut t2 = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
+    let (a1, a2) = (t1.ep.local_addr(), t2.ep.local_addr());
+    let dir = temp_dir("trunkreg");
+    let pbx = Pbx::start_edited(dir.clone(), port, |c| {
+        trunk_config_with(c, a1, a2, "qualify = 1", "register = true\nqualify = 1")
+    });
+    let t2_task = tokio::spawn(async move {
+        let mut digest = pbxkit_sip::digest::DigestServer::new("provider", b"k", 300);
+        let mut seen = Vec::new();
+        while let Ok(Some(incoming)) = timeout(WAIT, t2.ep.next()).await {
+            let Incoming::Request(req) = incoming else {
+                continue;
+            };
+            let m = &req.request;
+            let method = m.method().unwrap().clone();
+            let mut r = Message::response_to(m, StatusCode::OK, Some("t2tag"));
+            match method {
+                Method::Register => {
+                    let creds = m
+                        .headers()
+                        .typed::<Auth>(&HeaderName::Authorization)
+                        .and_then(Result::ok);
+                    let verified = creds.and_then(|c| {
+                        digest
+                            .verify(&c, "REGISTER", 1, |u| {
+                                (u == "pbx-account").then(|| "trunk-secret".to_owned())
+                            })
+                            .ok()
+                    });
+                    if verified.is_some() {
+                        seen.push("REGISTER ok".to_owned());
+                        let contact = m.headers().get(&HeaderName::Contact).unwrap().to_owned();
+                        r.headers_mut()
+                            .push(HeaderName::Contact, format!("{contact};expires=300"));
+                    } else {
+                        seen.push("REGISTER challenged".to_owned());
+                        r = Message::response_to(m, StatusCode::UNAUTHORIZED, Some("t2tag"));
+                        r.headers_mut().push(
+                            HeaderName::WwwAuthenticate,
+                            digest
+                                .challenge(1, pbxkit_sip::digest::Algorithm::Md5, false)
+                                .to_string(),
+                        );
+                    }
+                }
+                Method::Invite => {
+                    seen.push("INVITE".to_owned());
+                    let me = t2.ep.local_addr();
+                    let h = r.headers_mut();
+                    h.push(HeaderName::Contact, format!("<sip:t2@{me}>"));
+                    h.push(HeaderName::ContentType, "application/sdp");
+                    h.set(HeaderName::ContentLength, SDP.len().to_string());
+                    r.body = SDP.as_bytes().to_vec().into();
+                }
+                Method::Bye => seen.push("BYE".to_owned()),
+                _ => {}
+            }
+            req.respond(r).await.unwrap();
+            if method == Method::Bye {
+                return seen;
+            }
+        }
+        seen
+    });
+    // Qualify notices that t1 does not answer (2 s without an answer to OPTIONS).
+    let log = dir.join("pbx.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("trunk down")
+    {
+        assert!(std::time::Instant::now() < deadline, "t1 never marked down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let (invite, answer) = call(&alice, "0612345678").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "0612345678").await,
+        StatusCode::OK
+    );
+    let seen = timeout(WAIT, t2_task).await.unwrap().unwrap();
+    assert_eq!(
+        seen,
+        ["REGISTER challenged", "REGISTER ok", "INVITE", "BYE"]
+    );
+    // t1 got OPTIONS only: the call skipped it.
+    drop(pbx);
+    let mut t1_methods = Vec::new();
+    while let Ok(Some(incoming)) = timeout(Duration::from_millis(200), t1.ep.next()).await {
+        if let Incoming::Request(req) = incoming {
+            t1_methods.push(req.request.method().unwrap().to_string());
+        }
+    }
+    assert!(
+        !t1_methods.is_empty() && t1_methods.iter().all(|m| m == "OPTIONS"),
+        "{t1_methods:?}"
+    );
 }
