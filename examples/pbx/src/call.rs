@@ -144,7 +144,7 @@ fn copy_body(from: &Message, to: &mut Message) {
 }
 
 /// The SDP of a message, when it has one that parses.
-fn sdp_of(m: &Message) -> Option<Session> {
+pub(crate) fn sdp_of(m: &Message) -> Option<Session> {
     if m.body.is_empty() {
         return None;
     }
@@ -152,7 +152,7 @@ fn sdp_of(m: &Message) -> Option<Session> {
 }
 
 /// Puts `sdp` as the body of `to`.
-fn set_sdp(to: &mut Message, sdp: &Session) {
+pub(crate) fn set_sdp(to: &mut Message, sdp: &Session) {
     let text = sdp.to_string();
     let h = to.headers_mut();
     h.set(
@@ -280,7 +280,7 @@ async fn connect(
 }
 
 /// The call attempt the dialplan decides on.
-fn attempt<'a>(
+pub(crate) fn attempt<'a>(
     setup: &'a CallSetup,
     context: &'a str,
     number: &'a str,
@@ -468,20 +468,34 @@ struct Round<'a> {
 }
 
 /// The caller's side of a call, as the ringing code needs it.
-struct ALeg<'a> {
-    setup: &'a CallSetup,
-    a: &'a ServerRequest,
-    a_tag: &'a str,
-    a_call_id: &'a str,
-    endpoint: &'a EndpointHandle,
-    notices: &'a mpsc::Sender<Notice>,
-    inputs_tx: &'a mpsc::Sender<CallInput>,
-    relay: &'a Relay,
+pub(crate) struct ALeg<'a> {
+    pub(crate) setup: &'a CallSetup,
+    pub(crate) a: &'a ServerRequest,
+    pub(crate) a_tag: &'a str,
+    pub(crate) a_call_id: &'a str,
+    pub(crate) endpoint: &'a EndpointHandle,
+    pub(crate) notices: &'a mpsc::Sender<Notice>,
+    pub(crate) inputs_tx: &'a mpsc::Sender<CallInput>,
+    pub(crate) relay: &'a Relay,
 }
 
 impl ALeg<'_> {
     /// A B-leg INVITE to `uri` at `target`: its own dialog, the caller's SDP anchored.
     fn invite(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
+        let mut branch = self.invite_with(uri, target, from, to);
+        let our_ip = advertised(self.endpoint, target.addr).ip();
+        anchor(
+            self.relay,
+            true,
+            &self.a.request,
+            &mut branch.invite,
+            our_ip,
+        );
+        branch
+    }
+
+    /// A B-leg INVITE to `uri` at `target`, with no body yet.
+    pub(crate) fn invite_with(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
         let (call_id, tag) = (format!("{}@pbxkit", ids::token()), ids::token());
         let max_forwards = self
             .a
@@ -499,8 +513,6 @@ impl ALeg<'_> {
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
         h.push(HeaderName::Contact, our_contact(self.endpoint, target));
         h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
-        let our_ip = advertised(self.endpoint, target.addr).ip();
-        anchor(self.relay, true, &self.a.request, &mut invite, our_ip);
         Branch {
             invite,
             target,
@@ -509,7 +521,7 @@ impl ALeg<'_> {
     }
 
     /// The caller as the From of a B leg towards `host`.
-    fn from(&self, host: &str) -> String {
+    pub(crate) fn from(&self, host: &str) -> String {
         let setup = self.setup;
         format!(
             "\"{}\" <sip:{}@{host}>",
@@ -805,14 +817,13 @@ async fn ring_branches(
         return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
     };
     let b_target = *b_target;
-    let Ok(mut b_dialog) = Dialog::uac(b_invite, &b_ok) else {
+    let Ok(b_dialog) = Dialog::uac(b_invite, &b_ok) else {
         return Err(Unanswered::failed(StatusCode::SERVER_INTERNAL_ERROR));
     };
     let seq = b_invite.cseq().map_or(1, |c| c.seq);
     endpoint
         .send_stateless(b_dialog.ack(seq, &via(endpoint, b_target)), b_target)
         .await;
-    let mut a_dialog = a_dialog;
     // The INVITE transaction is over: CANCELs can no longer reach it.
     let _ = notices
         .send(Notice::Ended {
@@ -820,17 +831,21 @@ async fn ring_branches(
             tx: Some(a.tx),
         })
         .await;
-    let hangup_by = talking(
-        endpoint,
-        &mut a_dialog,
-        a.source,
-        &mut b_dialog,
-        b_target,
-        a_call_id,
-        inputs,
-        relay,
-    )
-    .await;
+    let mut sides = [
+        Side {
+            call_id: a_call_id.to_owned(),
+            dialog: a_dialog,
+            target: a.source,
+            sdp: sdp_of(&a.request),
+        },
+        Side {
+            call_id: b_dialog_call_id(&b_dialog),
+            dialog: b_dialog,
+            target: b_target,
+            sdp: sdp_of(&b_ok),
+        },
+    ];
+    let hangup_by = talking(leg, &mut sides, inputs, keys).await;
     tracing::info!(
         call_id = %a_call_id,
         rtp_a_to_b = relay.counters.a_to_b.load(std::sync::atomic::Ordering::Relaxed),
@@ -847,10 +862,10 @@ async fn ring_branches(
 
 /// One contact rung for the call: its INVITE, where it goes, its dialog key.
 #[derive(Clone)]
-struct Branch {
-    invite: Message,
-    target: Target,
-    key: DialogKey,
+pub(crate) struct Branch {
+    pub(crate) invite: Message,
+    pub(crate) target: Target,
+    pub(crate) key: DialogKey,
 }
 
 /// What [`ringing`] works with.
@@ -998,66 +1013,108 @@ fn better(a: StatusCode, b: StatusCode) -> StatusCode {
     if rank(b) < rank(a) { b } else { a }
 }
 
-/// While the call is up: relay BYE from either side, answer the rest. Returns who
-/// hung up.
-#[allow(clippy::too_many_arguments)]
+/// One side of a bridged call: side 0 uses the relay's A ports, side 1 its B ports
+/// (a transfer replaces a side's dialog, not its ports).
+pub(crate) struct Side {
+    pub(crate) call_id: String,
+    pub(crate) dialog: Dialog,
+    pub(crate) target: Target,
+    /// The side's latest SDP, as it sent it (what a transfer target is offered).
+    pub(crate) sdp: Option<Session>,
+}
+
+/// The Call-ID of a dialog.
+fn b_dialog_call_id(dialog: &Dialog) -> String {
+    dialog.id.call_id.to_string()
+}
+
+/// While the call is up: relay BYE from either side, renegotiations, and transfers;
+/// answer the rest. Returns who hung up.
 async fn talking(
-    endpoint: &EndpointHandle,
-    a_dialog: &mut Dialog,
-    a_target: Target,
-    b_dialog: &mut Dialog,
-    b_target: Target,
-    a_call_id: &str,
+    leg: &ALeg<'_>,
+    sides: &mut [Side; 2],
     inputs: &mut mpsc::Receiver<CallInput>,
-    relay: &Relay,
+    keys: &mut Vec<DialogKey>,
 ) -> &'static str {
+    let endpoint = leg.endpoint;
     while let Some(input) = inputs.recv().await {
         let req = match input {
             CallInput::Request(req) => req,
             CallInput::Shutdown => {
                 // Both legs are told at once; each BYE waits a bounded time.
-                let bye_a = a_dialog.request(Method::Bye, &via(endpoint, a_target), None);
-                let bye_b = b_dialog.request(Method::Bye, &via(endpoint, b_target), None);
+                let [x, y] = sides;
+                let bye_x = x
+                    .dialog
+                    .request(Method::Bye, &via(endpoint, x.target), None);
+                let bye_y = y
+                    .dialog
+                    .request(Method::Bye, &via(endpoint, y.target), None);
                 tokio::join!(
-                    send_bye(endpoint, bye_a, a_target, Duration::from_secs(2)),
-                    send_bye(endpoint, bye_b, b_target, Duration::from_secs(2)),
+                    send_bye(endpoint, bye_x, x.target, Duration::from_secs(2)),
+                    send_bye(endpoint, bye_y, y.target, Duration::from_secs(2)),
                 );
                 return "pbx";
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
-        let from_a = req
-            .request
-            .call_id()
-            .is_ok_and(|c| c.0.as_str() == a_call_id);
-        let (this, other, other_target) = if from_a {
-            (&mut *a_dialog, &mut *b_dialog, b_target)
-        } else {
-            (&mut *b_dialog, &mut *a_dialog, a_target)
+        let call_id = req.request.call_id().map(|c| c.0.to_string()).ok();
+        let Some(i) = sides
+            .iter()
+            .position(|s| Some(&s.call_id) == call_id.as_ref())
+        else {
+            // A dialog this call no longer has (a transferor's): it is over.
+            answer(&req, StatusCode::CALL_DOES_NOT_EXIST).await;
+            continue;
         };
-        if let Err(e) = this.handle_request(&req.request) {
+        let from_a = i == 0;
+        let [x, y] = sides;
+        let (this, other) = if from_a { (x, y) } else { (y, x) };
+        if let Err(e) = this.dialog.handle_request(&req.request) {
             answer(&req, e.status()).await;
             continue;
         }
         match req.request.method() {
             Some(Method::Bye) => {
                 answer(&req, StatusCode::OK).await;
-                let bye = other.request(Method::Bye, &via(endpoint, other_target), None);
-                send_bye(endpoint, bye, other_target, Duration::from_secs(32)).await;
+                let bye = other
+                    .dialog
+                    .request(Method::Bye, &via(endpoint, other.target), None);
+                send_bye(endpoint, bye, other.target, Duration::from_secs(32)).await;
                 return if from_a { "caller" } else { "callee" };
             }
             // Hold, resume and codec changes: the offer goes to the other leg through
             // the relay, and its answer comes back the same way.
             Some(method @ (Method::Invite | Method::Update)) => {
                 let method = method.clone();
-                let this_target = if from_a { a_target } else { b_target };
                 let media = Media {
-                    relay,
+                    relay: leg.relay,
                     from_leg_a: from_a,
-                    this_target,
-                    other_target,
+                    this_target: this.target,
+                    other_target: other.target,
                 };
-                renegotiate(endpoint, &req, method, other, &media).await;
+                if let Some((offer, answer)) =
+                    renegotiate(endpoint, &req, method, &mut other.dialog, &media).await
+                {
+                    this.sdp = Some(offer);
+                    other.sdp = Some(answer);
+                }
+            }
+            // Blind transfer: the side that sends REFER leaves, the party named in
+            // Refer-To takes its place on the same relay ports.
+            Some(Method::Refer) => {
+                if let Some(new_side) =
+                    crate::transfer::blind(leg, &req, this, other, from_a, keys).await
+                {
+                    let old = std::mem::replace(this, new_side);
+                    let bye = {
+                        let mut old = old;
+                        let bye = old
+                            .dialog
+                            .request(Method::Bye, &via(endpoint, old.target), None);
+                        (bye, old.target)
+                    };
+                    send_bye(endpoint, bye.0, bye.1, Duration::from_secs(2)).await;
+                }
             }
             _ => answer(&req, StatusCode::OK).await,
         }
@@ -1081,7 +1138,7 @@ async fn renegotiate(
     method: Method,
     other: &mut Dialog,
     media: &Media<'_>,
-) {
+) -> Option<(Session, Session)> {
     let other_target = media.other_target;
     let mut offer = other.request(method.clone(), &via(endpoint, other_target), None);
     offer
@@ -1098,18 +1155,16 @@ async fn renegotiate(
     let seq = offer.cseq().map_or(0, |c| c.seq);
     let Ok(mut tx) = endpoint.send_request(offer, other_target).await else {
         answer(req, StatusCode::SERVICE_UNAVAILABLE).await;
-        return;
+        return None;
     };
     let response = match tokio::time::timeout(Duration::from_secs(32), tx.final_response()).await {
         Ok(ClientEvent::Response(r)) => r,
         _ => {
             answer(req, StatusCode::REQUEST_TIMEOUT).await;
-            return;
+            return None;
         }
     };
-    let Some(code) = response.status() else {
-        return;
-    };
+    let code = response.status()?;
     other.handle_response(&response);
     if code.is_success() && method == Method::Invite {
         endpoint
@@ -1138,10 +1193,20 @@ async fn renegotiate(
         );
     }
     let _ = req.respond(relayed).await;
+    if code.is_success() {
+        Some((sdp_of(&req.request)?, sdp_of(&response)?))
+    } else {
+        None
+    }
 }
 
 /// Sends a BYE and waits up to `wait` for its answer (the call is over either way).
-async fn send_bye(endpoint: &EndpointHandle, bye: Message, target: Target, wait: Duration) {
+pub(crate) async fn send_bye(
+    endpoint: &EndpointHandle,
+    bye: Message,
+    target: Target,
+    wait: Duration,
+) {
     if let Ok(mut tx) = endpoint.send_request(bye, target).await {
         let _ = tokio::time::timeout(wait, tx.final_response()).await;
     }

@@ -16,6 +16,7 @@ mod routing;
 mod service;
 mod store;
 mod tools;
+mod transfer;
 mod trunks;
 
 use clap::{Parser, Subcommand};

@@ -1187,3 +1187,80 @@ async fn trunks_register_with_digest_and_a_silent_trunk_is_skipped() {
         "{t1_methods:?}"
     );
 }
+
+#[tokio::test]
+async fn blind_transfer_puts_the_target_in_the_transferors_place() {
+    let dir = temp_dir("transfer");
+    let mut pbx = Pbx::start(dir.clone(), free_port());
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let carol_log = carol.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
+        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+        pbxkit_sip::Contact::Star => panic!(),
+    };
+    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
+    ack.headers_mut().set(
+        HeaderName::CSeq,
+        format!("{} ACK", invite.cseq().unwrap().seq),
+    );
+    alice.ep.send_stateless(ack, alice.target()).await;
+
+    // Alice transfers Bob to Carol.
+    let mut refer = alice.build("REFER", &pbx_contact, &to, &call_id, "");
+    refer
+        .headers_mut()
+        .push(HeaderName::ReferTo, format!("<sip:1002@{}>", pbx.addr));
+    let mut tx = alice.ep.send_request(refer, alice.target()).await.unwrap();
+    let ClientEvent::Response(accepted) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to REFER")
+    };
+    assert_eq!(
+        accepted.status().map(|s| s.as_u16()),
+        Some(202),
+        "{accepted}"
+    );
+    // Alice hears how it goes (NOTIFY with a sipfrag), then is hung up.
+    let mut alice_saw = Vec::new();
+    while let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await {
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        let method = req.request.method().unwrap().clone();
+        let frag = String::from_utf8_lossy(&req.request.body).trim().to_owned();
+        alice_saw.push(format!("{method} {frag}").trim().to_owned());
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+        if method == Method::Bye {
+            break;
+        }
+    }
+    assert_eq!(
+        alice_saw,
+        ["NOTIFY SIP/2.0 100 Trying", "NOTIFY SIP/2.0 200 OK", "BYE"]
+    );
+    // Bob and Carol are now together: stopping the PBX hangs both up.
+    let mut pbx_proc = tokio::task::spawn_blocking(move || {
+        pbx.terminate(Duration::from_secs(15));
+        pbx
+    });
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let _ = (&mut pbx_proc).await;
+    let cdr = std::fs::read_to_string(dir.join("data").join("cdr.jsonl")).unwrap();
+    assert!(cdr.contains("\"ANSWERED\""), "{cdr}");
+}
