@@ -50,6 +50,14 @@ impl Bans {
             .is_some_and(|until| now < until)
     }
 
+    /// How many sources are banned now.
+    pub(crate) fn banned_count(&self, now: Instant) -> usize {
+        self.sources
+            .values()
+            .filter(|s| s.banned_until.is_some_and(|u| now < u))
+            .count()
+    }
+
     /// Records a failed authentication; returns true when this failure bans `ip`.
     pub(crate) fn failed(&mut self, ip: IpAddr, now: Instant) -> bool {
         if self.policy.max_failures == 0 {
@@ -126,6 +134,7 @@ mod tests {
         assert!(!b.is_banned(ip, t + Duration::from_secs(10)));
         assert!(b.failed(ip, t + Duration::from_secs(20)));
         assert!(b.is_banned(ip, t + Duration::from_secs(20)));
+        assert_eq!(b.banned_count(t + Duration::from_secs(20)), 1);
         assert!(!b.is_banned(other, t + Duration::from_secs(20)));
         assert!(b.is_banned(ip, t + Duration::from_secs(619)));
         assert!(!b.is_banned(ip, t + Duration::from_secs(621)));

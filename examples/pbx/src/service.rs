@@ -74,7 +74,13 @@ struct Service {
     /// Cloned into every call task: when all clones are gone, every call has finished
     /// (its CDR included).
     alive: Option<mpsc::Sender<()>>,
+    /// Calls in progress and calls since start, for the periodic statistics line.
+    calls_active: Arc<std::sync::atomic::AtomicUsize>,
+    calls_total: usize,
 }
+
+/// How often the PBX logs its counters.
+const STATS_EVERY: Duration = Duration::from_secs(60);
 
 /// How long calls get to end cleanly at shutdown before the PBX exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -142,6 +148,8 @@ pub(crate) async fn run(
     }
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let mut service = Service {
+        calls_active: Arc::default(),
+        calls_total: 0,
         alive: Some(alive),
         cdr,
         bans,
@@ -164,6 +172,8 @@ pub(crate) async fn run(
         )),
     };
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
+    let mut stats = tokio::time::interval(STATS_EVERY);
+    let mut calls_at_last_stats = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -181,6 +191,19 @@ pub(crate) async fn run(
                     tracing::info!(bindings = gone, "registrations expired");
                 }
                 service.bans.forget_expired(Instant::now());
+            }
+            _ = stats.tick() => {
+                let registrations = service.registrar.lock().map_or(0, |r| r.store().bindings());
+                let new_calls = service.calls_total - calls_at_last_stats;
+                calls_at_last_stats = service.calls_total;
+                tracing::info!(
+                    calls_active = service.calls_active.load(std::sync::atomic::Ordering::Relaxed),
+                    calls_total = service.calls_total,
+                    cps = format!("{:.1}", new_calls as f64 / STATS_EVERY.as_secs_f64()),
+                    registrations,
+                    banned = service.bans.banned_count(Instant::now()),
+                    "stats"
+                );
             }
             () = &mut shutdown => break,
         }
@@ -232,10 +255,14 @@ impl Drop for AbortOnDrop {
 
 impl Service {
     /// Runs a call's task, counted as alive until it returns.
-    fn spawn_call(&self, call: impl Future<Output = ()> + Send + 'static) {
+    fn spawn_call(&mut self, call: impl Future<Output = ()> + Send + 'static) {
         let alive = self.alive.clone();
+        let active = self.calls_active.clone();
+        active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls_total += 1;
         tokio::spawn(async move {
             call.await;
+            active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(alive);
         });
     }

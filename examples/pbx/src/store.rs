@@ -110,6 +110,11 @@ impl FileStore {
         Ok(())
     }
 
+    /// Number of bindings (registered contacts) kept.
+    pub(crate) fn bindings(&self) -> usize {
+        self.aors.values().map(Vec::len).sum()
+    }
+
     fn persist(&self) {
         if let Err(e) = self.write() {
             tracing::error!(error = %e, file = %self.file.display(), "cannot save registrations");
