@@ -1,25 +1,39 @@
-//! Applications the PBX answers itself, on its own media ports: the echo test, which
-//! sends every RTP packet back where it came from (as Asterisk's `Echo()` does), so
-//! that a user hears their own voice with the network's round-trip delay.
+//! Applications the PBX answers itself, on its own media ports:
+//!
+//! - the echo test sends every RTP packet back where it came from (as Asterisk's
+//!   `Echo()` does), so that a user hears their own voice with the network's
+//!   round-trip delay;
+//! - the playback test plays a prompt (a WAV file, converted to the call's codec with
+//!   pbxkit-rtp) and hangs up, so that a user hears that audio reaches the phone.
 
 use crate::call::CallInput;
 use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::config::App;
 use crate::ids;
 use crate::media::PortPool;
 use crate::service::{DialogKey, Notice, advertised, answer, our_contact};
+use pbxkit_rtp::codec::{Codec, G722};
+use pbxkit_rtp::g711::Law;
+use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::{EndpointHandle, ServerRequest};
-use pbxkit_sip::sdp::{self, AnswerPolicy, Codec, Connection, Direction, Origin, Session};
+use pbxkit_sip::sdp::{
+    self, AnswerPolicy, Codec as SdpCodec, Connection, Direction, Origin, Session,
+};
 use pbxkit_sip::transaction::Target;
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// An echo test ends by itself after this long, so that a forgotten call does not hold
-/// ports forever.
-const ECHO_LIMIT: Duration = Duration::from_secs(3600);
+/// An application call ends by itself after this long, so that a forgotten call
+/// does not hold ports forever.
+const APP_LIMIT: Duration = Duration::from_secs(3600);
+
+/// One 20 ms frame per packet, as phones send.
+const PTIME: Duration = Duration::from_millis(20);
 
 /// Our SDP answer to `offer`, with media on `port` of `ip`: G.711 and G.722, and
 /// telephone-event, in the caller's order of the ones we share.
@@ -28,7 +42,7 @@ fn answer_sdp(offer: &Session, ip: IpAddr, port: u16) -> Session {
     let address = ByteStr::from(ip.to_string());
     let policy = AnswerPolicy {
         preferred: vec![],
-        accepted: vec![Codec::PCMU, Codec::PCMA, Codec::G722],
+        accepted: vec![SdpCodec::PCMU, SdpCodec::PCMA, SdpCodec::G722],
         telephone_event: true,
         direction: Direction::SendRecv,
         rtcp_mux: false,
@@ -55,23 +69,34 @@ fn answer_sdp(offer: &Session, ip: IpAddr, port: u16) -> Session {
     sdp::answer(offer, &policy, &ports)
 }
 
-/// Whether the answer kept a codec for the audio stream.
-fn has_audio(answer: &Session) -> bool {
-    answer
+/// The audio stream of a session: its first payload type we can encode, and where
+/// the peer receives it.
+fn audio_of(session: &Session) -> Option<(u8, Option<SocketAddr>)> {
+    let m = session
         .media
         .iter()
-        .any(|m| m.kind.as_str() == "audio" && m.port != 0)
+        .find(|m| m.kind.as_str() == "audio" && m.port != 0)?;
+    let pt = m.payload_types().find(|pt| matches!(pt, 0 | 8 | 9))?;
+    let addr = session
+        .media_address(m)
+        .and_then(|a| a.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_unspecified())
+        .map(|ip| SocketAddr::new(ip, m.port));
+    Some((pt, addr))
 }
 
 /// Who called which service extension, for the CDR.
 pub(crate) struct AppCall {
     pub(crate) caller: String,
     pub(crate) exten: String,
+    pub(crate) app: App,
+    /// The playback prompt (a WAV file); the built-in one when `None`.
+    pub(crate) file: Option<PathBuf>,
     pub(crate) cdr: Cdr,
 }
 
-/// Runs an echo test call to its end and writes its CDR.
-pub(crate) async fn echo(
+/// Runs an application call to its end and writes its CDR.
+pub(crate) async fn run(
     call: AppCall,
     a: ServerRequest,
     endpoint: EndpointHandle,
@@ -84,7 +109,7 @@ pub(crate) async fn echo(
         .call_id()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let (status, answered, hangup_by) = run_echo(a, endpoint, notices, ports).await;
+    let (status, answered, hangup_by) = session(&call, a, endpoint, notices, ports).await;
     call.cdr.write(Record::new(
         start,
         answered,
@@ -101,8 +126,104 @@ pub(crate) async fn echo(
     ));
 }
 
-/// The echo test itself: the failure status, or the answer time and who hung up.
-async fn run_echo(
+/// A prompt being played: PCM in, RTP packets out, one per [`PTIME`].
+struct Player {
+    codec: Box<dyn Codec + Send>,
+    payload_type: PayloadType,
+    samples: Vec<i16>,
+    at: usize,
+    frame: usize,
+    sequence: SeqNo,
+    timestamp: RtpTimestamp,
+    step: u32,
+    ssrc: Ssrc,
+    /// Where the phone receives: its SDP address, then where its RTP comes from.
+    peer: Option<SocketAddr>,
+}
+
+impl Player {
+    /// A player for payload type `pt` (0, 8 or 9) of the prompt in `file`, or of the
+    /// built-in prompt.
+    fn new(pt: u8, file: Option<&Path>, peer: Option<SocketAddr>) -> Result<Player, String> {
+        let (codec, payload_type): (Box<dyn Codec + Send>, PayloadType) = match pt {
+            0 => (Box::new(Law::Ulaw), PayloadType::PCMU),
+            8 => (Box::new(Law::Alaw), PayloadType::PCMA),
+            _ => (Box::new(G722::new()), PayloadType::G722),
+        };
+        let rate = codec.sample_rate();
+        let samples = match file {
+            Some(path) => {
+                let f =
+                    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                pbxkit_rtp::wav::read_mono(std::io::BufReader::new(f), rate)
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => beeps(rate),
+        };
+        let frame = usize::try_from(rate / 50).unwrap_or(160);
+        Ok(Player {
+            step: codec.clock_rate() / 50,
+            codec,
+            payload_type,
+            samples,
+            at: 0,
+            frame,
+            sequence: SeqNo(u16::try_from(ids::random_u64() & 0x7fff).unwrap_or(0)),
+            timestamp: RtpTimestamp(u32::try_from(ids::random_u64() >> 33).unwrap_or(0)),
+            ssrc: Ssrc(u32::try_from(ids::random_u64() >> 32).unwrap_or(1)),
+            peer,
+        })
+    }
+
+    /// The next packet, or `None` at the end of the prompt.
+    fn next_packet(&mut self) -> Option<Vec<u8>> {
+        if self.at >= self.samples.len() {
+            return None;
+        }
+        let end = (self.at + self.frame).min(self.samples.len());
+        let mut pcm = self.samples.get(self.at..end)?.to_vec();
+        // The last frame is padded with silence to a whole frame.
+        pcm.resize(self.frame, 0);
+        self.at = end;
+        let mut payload = Vec::with_capacity(self.frame);
+        self.codec.encode(&pcm, &mut payload).ok()?;
+        let packet = RtpPacket::new(
+            self.payload_type,
+            self.sequence,
+            self.timestamp,
+            self.ssrc,
+            payload.into(),
+        );
+        self.sequence = self.sequence.next();
+        self.timestamp = self.timestamp.wrapping_add(self.step);
+        let mut out = Vec::with_capacity(packet.encoded_len());
+        packet.write_to(&mut out);
+        Some(out)
+    }
+}
+
+/// The built-in prompt: three 440 Hz beeps of 250 ms, 250 ms apart, at −12 dBFS.
+fn beeps(rate: u32) -> Vec<i16> {
+    let quarter = usize::try_from(rate / 4).unwrap_or(2000);
+    let mut out = Vec::with_capacity(quarter * 6);
+    for beep in 0..3 {
+        for i in 0..quarter {
+            let t = i as f64 / f64::from(rate);
+            let v = (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 8192.0;
+            // |v| <= 8192: fits in i16.
+            out.push(v as i16);
+        }
+        if beep < 2 {
+            out.resize(out.len() + quarter, 0);
+        }
+    }
+    out
+}
+
+/// Answers the call and runs the application: the failure status, or the answer
+/// time and who hung up.
+async fn session(
+    call: &AppCall,
     a: ServerRequest,
     endpoint: EndpointHandle,
     notices: mpsc::Sender<Notice>,
@@ -123,35 +244,50 @@ async fn run_echo(
             inputs: inputs_tx,
         })
         .await;
-    let ended = |keys: Vec<DialogKey>| Notice::Ended {
-        keys,
-        tx: Some(a.tx),
+    let not_acceptable = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
+    let refuse = |status: StatusCode| {
+        let (a, notices, key) = (&a, &notices, key.clone());
+        async move {
+            answer(a, status).await;
+            let _ = notices
+                .send(Notice::Ended {
+                    keys: vec![key],
+                    tx: Some(a.tx),
+                })
+                .await;
+            (Some(status), None, None)
+        }
     };
     let offer = (!a.request.body.is_empty())
         .then(|| Session::parse_body(&a.request.body).ok())
         .flatten();
+    // Without an offer there is nothing to send to (late offers are not supported).
     let Some(offer) = offer else {
-        // Without an offer there is nothing to echo to (late offers are not supported).
-        let status = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
-        answer(&a, status).await;
-        let _ = notices.send(ended(vec![key])).await;
-        return (Some(status), None, None);
+        return refuse(not_acceptable).await;
     };
     let Some((rtp, rtcp)) = ports.bind_pair().await else {
         tracing::warn!("no free media ports");
-        answer(&a, StatusCode::SERVICE_UNAVAILABLE).await;
-        let _ = notices.send(ended(vec![key])).await;
-        return (Some(StatusCode::SERVICE_UNAVAILABLE), None, None);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE).await;
     };
     let our_ip = advertised(&endpoint, a.source.addr).ip();
     let port = rtp.local_addr().map_or(0, |s| s.port());
     let sdp = answer_sdp(&offer, our_ip, port);
-    if !has_audio(&sdp) {
-        let status = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
-        answer(&a, status).await;
-        let _ = notices.send(ended(vec![key])).await;
-        return (Some(status), None, None);
-    }
+    let Some((pt, _)) = audio_of(&sdp) else {
+        return refuse(not_acceptable).await;
+    };
+    let mut player = match call.app {
+        App::Echo => None,
+        App::Playback => {
+            let peer = audio_of(&offer).and_then(|(_, addr)| addr);
+            match Player::new(pt, call.file.as_deref(), peer) {
+                Ok(player) => Some(player),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the prompt");
+                    return refuse(StatusCode::SERVER_INTERNAL_ERROR).await;
+                }
+            }
+        }
+    };
     let mut ok = Message::response_to(&a.request, StatusCode::OK, Some(&tag));
     {
         let text = sdp.to_string();
@@ -173,28 +309,61 @@ async fn run_echo(
             tx: Some(a.tx),
         })
         .await;
-    tracing::info!(call_id = %call_id, "echo test");
+    tracing::info!(call_id = %call_id, app = ?call.app, "application call");
     let answered = Some(cdr::now());
     let Some(mut dialog) = dialog else {
-        let _ = notices.send(ended(vec![key])).await;
+        let _ = notices
+            .send(Notice::Ended {
+                keys: vec![key],
+                tx: None,
+            })
+            .await;
         return (Some(StatusCode::SERVER_INTERNAL_ERROR), None, None);
     };
     let mut hangup_by = "pbx";
-    let limit = tokio::time::sleep(ECHO_LIMIT);
+    let limit = tokio::time::sleep(APP_LIMIT);
     tokio::pin!(limit);
+    let mut tick = tokio::time::interval(PTIME);
     let mut buf = vec![0u8; 2048];
     let mut rtcp_buf = vec![0u8; 2048];
-    let mut echoed: u64 = 0;
+    let (mut received, mut sent): (u64, u64) = (0, 0);
     loop {
         tokio::select! {
             got = rtp.recv_from(&mut buf) => {
                 if let Ok((n, from)) = got {
-                    echo_back(&rtp, buf.get(..n).unwrap_or_default(), from).await;
-                    echoed += 1;
+                    let packet = buf.get(..n).unwrap_or_default();
+                    // Only RTP (version 2) counts: anything else on a media port is noise.
+                    if packet.len() >= 12 && packet[0] >> 6 == 2 {
+                        received += 1;
+                        match player.as_mut() {
+                            // Echo: straight back to where it came from.
+                            None => {
+                                let _ = rtp.send_to(packet, from).await;
+                                sent += 1;
+                            }
+                            // Playback: the phone's RTP source is where it listens (comedia).
+                            Some(p) => p.peer = Some(from),
+                        }
+                    }
                 }
             }
-            // RTCP is read so that the socket does not fill, and not answered: the
-            // caller's reports describe its own stream, which we return unchanged.
+            _ = tick.tick(), if player.is_some() => {
+                let Some(p) = player.as_mut() else { continue };
+                match p.next_packet() {
+                    Some(packet) => {
+                        if let Some(peer) = p.peer {
+                            let _ = rtp.send_to(&packet, peer).await;
+                            sent += 1;
+                        }
+                    }
+                    None => {
+                        // The prompt is over: the PBX hangs up, as Playback() then Hangup().
+                        hang_up(&endpoint, &mut dialog, a.source).await;
+                        break;
+                    }
+                }
+            }
+            // RTCP is read so that the socket does not fill, and not answered.
             _ = rtcp.recv_from(&mut rtcp_buf) => {}
             input = inputs.recv() => match input {
                 Some(CallInput::Request(req)) => {
@@ -208,9 +377,7 @@ async fn run_echo(
                             hangup_by = "caller";
                             break;
                         }
-                        Some(Method::Invite | Method::Update) => {
-                            answer(&req, StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST)).await;
-                        }
+                        Some(Method::Invite | Method::Update) => answer(&req, not_acceptable).await,
                         _ => answer(&req, StatusCode::OK).await,
                     }
                 }
@@ -226,7 +393,7 @@ async fn run_echo(
             }
         }
     }
-    tracing::info!(call_id = %call_id, packets = echoed, "echo test ended");
+    tracing::info!(call_id = %call_id, received, sent, "application call ended");
     let _ = notices
         .send(Notice::Ended {
             keys: vec![key],
@@ -249,9 +416,31 @@ async fn hang_up(endpoint: &EndpointHandle, dialog: &mut Dialog, to: Target) {
     }
 }
 
-async fn echo_back(socket: &tokio::net::UdpSocket, packet: &[u8], to: SocketAddr) {
-    // Only RTP (version 2) goes back: anything else on a media port is noise.
-    if packet.len() >= 12 && packet[0] >> 6 == 2 {
-        let _ = socket.send_to(packet, to).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_player_sends_the_prompt_in_20_ms_packets_then_stops() {
+        let mut p = Player::new(0, None, None).unwrap();
+        let mut packets = Vec::new();
+        while let Some(pkt) = p.next_packet() {
+            packets.push(RtpPacket::parse(pkt).unwrap());
+        }
+        // 1.25 s of prompt at 8 kHz: 62.5 frames, the last one padded.
+        assert_eq!(packets.len(), 63);
+        for pair in packets.windows(2) {
+            assert_eq!(pair[1].sequence(), pair[0].sequence().next());
+            assert_eq!(pair[1].timestamp(), pair[0].timestamp().wrapping_add(160));
+        }
+        assert!(packets.iter().all(|p| p.payload().len() == 160));
+        assert_eq!(packets[0].payload_type(), PayloadType::PCMU);
+        // G.722: 20 ms is 320 samples in, 160 bytes out, and 160 timestamp units.
+        let mut g722 = Player::new(9, None, None).unwrap();
+        let a = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
+        let b = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
+        assert_eq!(a.payload().len(), 160);
+        assert_eq!(b.timestamp(), a.timestamp().wrapping_add(160));
+        assert!(Player::new(8, Some(Path::new("/nonexistent.wav")), None).is_err());
     }
 }

@@ -231,6 +231,10 @@ pub(crate) struct User {
 pub(crate) struct Extension {
     pub(crate) exten: String,
     pub(crate) app: App,
+    /// The prompt a playback extension plays (a WAV file, any rate, converted); a
+    /// built-in one (three beeps) when absent.
+    #[serde(default)]
+    pub(crate) file: Option<PathBuf>,
 }
 
 /// What a service extension does.
@@ -239,6 +243,8 @@ pub(crate) struct Extension {
 pub(crate) enum App {
     /// Sends the caller's audio back (echo test).
     Echo,
+    /// Plays a prompt, then hangs up (playback test).
+    Playback,
 }
 
 impl App {
@@ -246,6 +252,7 @@ impl App {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             App::Echo => "echo test: you hear yourself",
+            App::Playback => "playback test: you hear a prompt, then the PBX hangs up",
         }
     }
 }

@@ -488,22 +488,19 @@ impl Service {
             return;
         };
         if let Some(ext) = self.config.extension(&dialed) {
-            match ext.app {
-                crate::config::App::Echo => {
-                    let call = crate::apps::AppCall {
-                        caller,
-                        exten: dialed,
-                        cdr: self.cdr.clone(),
-                    };
-                    self.spawn_call(crate::apps::echo(
-                        call,
-                        req,
-                        self.endpoint.clone(),
-                        self.notices.clone(),
-                        self.ports.clone(),
-                    ));
-                }
-            }
+            let call = crate::apps::AppCall {
+                caller,
+                exten: dialed,
+                app: ext.app,
+                file: ext.file.clone(),
+                cdr: self.cdr.clone(),
+            };
+            let (endpoint, notices, ports) = (
+                self.endpoint.clone(),
+                self.notices.clone(),
+                self.ports.clone(),
+            );
+            self.spawn_call(crate::apps::run(call, req, endpoint, notices, ports));
             return;
         }
         let caller_user = self.config.user(&caller).cloned();

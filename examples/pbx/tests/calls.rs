@@ -1264,3 +1264,42 @@ async fn blind_transfer_puts_the_target_in_the_transferors_place() {
     let cdr = std::fs::read_to_string(dir.join("data").join("cdr.jsonl")).unwrap();
     assert!(cdr.contains("\"ANSWERED\""), "{cdr}");
 }
+
+#[tokio::test]
+async fn playback_test_plays_the_prompt_then_hangs_up() {
+    let pbx = Pbx::start(temp_dir("playback"), free_port());
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (_, answer) = call_with(&alice, "9001", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let answer_sdp = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let pbx_media: SocketAddr = format!("127.0.0.1:{}", answer_sdp.media[0].port)
+        .parse()
+        .unwrap();
+    // The built-in prompt: 1.25 s of G.711 µ-law in 20 ms packets, from the PBX's port.
+    let mut buf = [0u8; 2048];
+    let mut packets = Vec::new();
+    while let Ok(Ok((n, from))) = timeout(Duration::from_secs(2), media.recv_from(&mut buf)).await {
+        assert_eq!(from, pbx_media);
+        packets.push(pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap());
+    }
+    assert_eq!(packets.len(), 63);
+    assert!(
+        packets
+            .iter()
+            .all(|p| p.payload_type().get() == 0 && p.payload().len() == 160)
+    );
+    // Not silence: µ-law silence is 0xFF.
+    assert!(packets[0].payload().iter().any(|&b| b != 0xFF));
+    // Then the PBX hangs up.
+    let bye = loop {
+        match timeout(WAIT, alice.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) => break req,
+            _ => continue,
+        }
+    };
+    assert_eq!(bye.request.method(), Some(&Method::Bye));
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+}
