@@ -119,6 +119,23 @@ pub struct ContextConfig {
     /// dans l'ordre d'inclusion").
     #[serde(default)]
     pub includes: Vec<String>,
+    /// Incall contexts: the number of digits the operator's DIDs are matched on
+    /// ("Nombre de chiffres reçus", reference 003 "Les contextes (entrants)": "Celui-ci
+    /// sera alors tronqué en fonction de ce nombre … 0123456789 avec 4 chiffres reçus
+    /// donnera 6789"). A longer called number keeps only its last digits before the
+    /// incalls are searched, so an operator sending ten digits reaches DIDs written
+    /// with four. An incall range's own [`NumberRange::did_length`] wins for the
+    /// numbers of that range. Absent: the number is matched whole.
+    #[serde(default)]
+    pub did_length: Option<u8>,
+    /// Outcall contexts: what users dial first for an outside line (`"0"`). Every
+    /// route pattern of the context is matched after it (the route `_0[1-9]XXXXXXXX`
+    /// is reached by dialling `00612345678`), and it is removed before the pattern's
+    /// own `strip` and `prefix` (see [`crate::outcall`]). Digits, `*` and `#` only.
+    /// Absent: numbers are matched as dialled (XiVO's way: the `0` is written in
+    /// each pattern, reference 003 "Appels sortants": "0 pour sortir").
+    #[serde(default)]
+    pub external_prefix: Option<String>,
 }
 
 /// Number ranges of a context, per object type.
@@ -148,6 +165,14 @@ pub struct NumberRange {
     /// The last number, digits only, as long as `start`.
     #[serde(default)]
     pub end: Option<String>,
+    /// Incall ranges only: the number of digits the operator sends for the numbers
+    /// of this range ("Nb de chiffres reçus", reference 003 "Les contextes
+    /// (entrants)"): a called number of the range keeps its last `did_length`
+    /// digits, and the incalls of the range are written with that many digits
+    /// (`6789` for `0123456789` with 4). The context's
+    /// [`did_length`](ContextConfig::did_length) when absent.
+    #[serde(default)]
+    pub did_length: Option<u8>,
 }
 
 impl NumberRange {
@@ -162,6 +187,31 @@ impl NumberRange {
             && number.bytes().all(|b| b.is_ascii_digit())
             && self.start.as_str() <= number
             && number <= self.last()
+    }
+
+    /// Whether `number` is the last `n` digits of a number of the range (an incall
+    /// DID written the way the operator sends it, see [`Self::did_length`]).
+    pub fn contains_tail(&self, number: &str, n: usize) -> bool {
+        let len = self.start.len();
+        if n == 0 || n > len || number.len() != n || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        let cut = len - n;
+        let (Some((start_head, start_tail)), Some((end_head, end_tail))) =
+            (split(&self.start, cut), split(self.last(), cut))
+        else {
+            return false;
+        };
+        if start_head == end_head {
+            return start_tail <= number && number <= end_tail;
+        }
+        // The range crosses heads: the start head's tails from `start_tail` up, the
+        // end head's tails up to `end_tail`, and every tail of the heads between.
+        let adjacent = match (start_head.parse::<u128>(), end_head.parse::<u128>()) {
+            (Ok(a), Ok(b)) => a.checked_add(1) == Some(b),
+            _ => false,
+        };
+        !adjacent || start_tail <= number || number <= end_tail
     }
 
     /// Whether two ranges share a number.
@@ -184,6 +234,11 @@ impl NumberRange {
             None
         }
     }
+}
+
+/// `text` cut at byte `at`, when that is a character boundary.
+fn split(text: &str, at: usize) -> Option<(&str, &str)> {
+    Some((text.get(..at)?, text.get(at..)?))
 }
 
 impl fmt::Display for NumberRange {
@@ -398,6 +453,87 @@ pub struct GroupConfig {
     /// A schedule applied to calls to the group.
     #[serde(default)]
     pub schedule: Option<String>,
+    /// How the members ring (003 "Groupes": "Stratégie de sonnerie"; all together
+    /// by default).
+    #[serde(default)]
+    pub strategy: RingStrategy,
+    /// Seconds the call rings in the group before its no-answer destination (003
+    /// "Groupes": "Temps de sonnerie : avant bascule en non-réponse"); no limit when
+    /// absent or 0, as Asterisk's queue timeout.
+    #[serde(default)]
+    pub ring_time: Option<u32>,
+    /// Seconds each member rings in the serial strategies (003 "Groupes": "Délai
+    /// d'attente pour joindre un utilisateur"; Wazo's `user_timeout`, default 15).
+    #[serde(default = "default_member_ring_time")]
+    pub member_ring_time: u32,
+    /// Seconds between two members in the serial strategies (003 "Groupes": "Délai
+    /// d'attente avant rappel des utilisateurs"; Wazo's `retry_delay`, default 5).
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: u32,
+    /// Whether members already on a call are rung (003 "Groupes": "Appeler un
+    /// membre déjà en communication"; Asterisk's `ringinuse`, on by default).
+    #[serde(default = "default_true")]
+    pub ring_in_use: bool,
+    /// Where unanswered calls go, per case (the group's "Non réponse" tab); hang up
+    /// when absent.
+    #[serde(default)]
+    pub no_answer: NoAnswerDestinations,
+}
+
+fn default_member_ring_time() -> u32 {
+    15
+}
+
+fn default_retry_delay() -> u32 {
+    5
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How a group's members ring. To Asterisk a group is a queue (003 "Groupes": "D'un
+/// point de vue Asterisk, un groupe est une file d'attente"), so the strategies and
+/// their names are the queue strategies of 004 "Queues" / 000 "Queues", which 003
+/// "Groupes" lists for groups.
+///
+/// `ringall` rings every member in one step. The others ring one member at a time
+/// for the group's `member_ring_time`, `retry_delay` apart, in the order below; with
+/// a group `ring_time` they go round again until it runs out, without one each
+/// member is rung once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RingStrategy {
+    /// All members at the same time ("Tous").
+    #[default]
+    #[serde(rename = "ringall")]
+    RingAll,
+    /// In definition order, starting from the first member for every call ("Dans
+    /// l'ordre de leur définition").
+    #[serde(rename = "linear")]
+    Linear,
+    /// The member who least recently ended a call of the group first ("Le moins
+    /// récent"); see [`LiveState::member_last_call`](crate::LiveState::member_last_call).
+    #[serde(rename = "leastrecent")]
+    LeastRecent,
+    /// The member with the fewest completed calls of the group first ("Le moins
+    /// d'appels"); see [`LiveState::member_calls`](crate::LiveState::member_calls).
+    #[serde(rename = "fewestcalls")]
+    FewestCalls,
+    /// In definition order, starting after the member who answered last
+    /// ("Répartition cyclique mémorisée"); see
+    /// [`LiveState::group_last_answered`](crate::LiveState::group_last_answered).
+    #[serde(rename = "rrmemory")]
+    RoundRobinMemory,
+    /// In an order drawn at random ("Aléatoire"); see
+    /// [`LiveState::random`](crate::LiveState::random).
+    #[serde(rename = "random")]
+    Random,
+    /// Random weighted by the members' penalties ("Aléatoire pondéré par les
+    /// pénalités"). Group members have no penalty here, so all weigh the same and
+    /// this is [`Random`](Self::Random).
+    #[serde(rename = "wrandom")]
+    WeightedRandom,
 }
 
 /// A call queue.
@@ -769,12 +905,12 @@ pub enum ConfigError {
         context: String,
         /// The object type of the first range.
         first_kind: ObjectKind,
-        /// The first range.
-        first: NumberRange,
+        /// The first range (boxed: keeps the error small).
+        first: Box<NumberRange>,
         /// The object type of the second range.
         second_kind: ObjectKind,
         /// The second range.
-        second: NumberRange,
+        second: Box<NumberRange>,
     },
     /// An extension outside every range of its type in its context (reference 003:
     /// "Un numéro non-renseigné dans les contextes ne pourra pas être utilisé").
@@ -848,6 +984,16 @@ pub enum ConfigError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A setting with a value it cannot take, or on an object it does not apply to.
+    #[error("{object}: {setting}: {reason}")]
+    BadSetting {
+        /// The object holding the setting.
+        object: ObjectRef,
+        /// The setting, as written in the configuration.
+        setting: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An outgoing call route without trunks or without patterns.
     #[error("{object} has no {missing}")]
     Empty {
@@ -884,9 +1030,19 @@ impl Config {
             for include in &context.includes {
                 names.require(&referrer, ObjectKind::Context, include)?;
             }
+            context.check_settings(&referrer)?;
             let ranges = context.ranges.list();
             for (kind, range) in &ranges {
-                if let Some(reason) = range.fault() {
+                let fault = range.fault().or_else(|| match range.did_length {
+                    Some(_) if *kind != ObjectKind::Incall => {
+                        Some("did_length applies to incall ranges only")
+                    }
+                    Some(n) if n == 0 || usize::from(n) > range.start.len() => {
+                        Some("did_length must be from 1 to the numbers' length")
+                    }
+                    _ => None,
+                });
+                if let Some(reason) = fault {
                     return Err(ConfigError::BadRange {
                         context: context.name.clone(),
                         kind: *kind,
@@ -901,9 +1057,9 @@ impl Config {
                         return Err(ConfigError::OverlappingRanges {
                             context: context.name.clone(),
                             first_kind: *first_kind,
-                            first: (*first).clone(),
+                            first: Box::new((*first).clone()),
                             second_kind: *second_kind,
-                            second: (*second).clone(),
+                            second: Box::new((*second).clone()),
                         });
                     }
                 }
@@ -947,6 +1103,20 @@ impl Config {
             }
             if let Some(schedule) = &group.schedule {
                 names.require(&me, ObjectKind::Schedule, schedule)?;
+            }
+            if group.member_ring_time == 0 {
+                return Err(ConfigError::BadSetting {
+                    object: me,
+                    setting: "member_ring_time",
+                    reason: "must be at least 1 second",
+                });
+            }
+            let n = &group.no_answer;
+            for destination in [&n.no_answer, &n.busy, &n.congestion, &n.failure]
+                .into_iter()
+                .flatten()
+            {
+                names.require_destination(&me, destination)?;
             }
         }
         for queue in &self.queues {
@@ -1122,12 +1292,19 @@ impl Config {
         extension: &str,
         context: &str,
     ) -> Result<(), ConfigError> {
-        let inside = self
-            .contexts
-            .iter()
-            .filter(|c| c.name == context)
-            .flat_map(|c| c.ranges.list())
-            .any(|(k, range)| k == kind && range.contains(extension));
+        let inside = self.contexts.iter().filter(|c| c.name == context).any(|c| {
+            c.ranges.list().into_iter().any(|(k, range)| {
+                // A DID may be written with the digits the operator sends.
+                let tail = || {
+                    k == ObjectKind::Incall
+                        && range
+                            .did_length
+                            .or(c.did_length)
+                            .is_some_and(|n| range.contains_tail(extension, n.into()))
+                };
+                k == kind && (range.contains(extension) || tail())
+            })
+        });
         if inside {
             Ok(())
         } else {
@@ -1138,6 +1315,51 @@ impl Config {
                 context: context.to_owned(),
             })
         }
+    }
+}
+
+impl ContextConfig {
+    /// The settings that apply to one kind of context only, and their values.
+    fn check_settings(&self, me: &ObjectRef) -> Result<(), ConfigError> {
+        let bad = |setting, reason| {
+            Err(ConfigError::BadSetting {
+                object: me.clone(),
+                setting,
+                reason,
+            })
+        };
+        match self.did_length {
+            Some(_) if self.kind != ContextKind::Incall => {
+                return bad("did_length", "applies to incall contexts only");
+            }
+            Some(0) => return bad("did_length", "must be at least 1"),
+            _ => {}
+        }
+        match self.external_prefix.as_deref() {
+            Some(_) if self.kind != ContextKind::Outcall => {
+                bad("external_prefix", "applies to outcall contexts only")
+            }
+            Some(prefix)
+                if prefix.is_empty()
+                    || !prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#') =>
+            {
+                bad("external_prefix", "must be digits, '*' or '#'")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The number of digits an incall context matches `did` on: the did_length of
+    /// the first incall range holding `did`, else the context's.
+    pub(crate) fn did_length_for(&self, did: &str) -> Option<u8> {
+        self.ranges
+            .incalls
+            .iter()
+            .find(|r| r.contains(did))
+            .and_then(|r| r.did_length)
+            .or(self.did_length)
     }
 }
 
@@ -1440,6 +1662,7 @@ mod tests {
         let r = NumberRange {
             start: "1000".into(),
             end: Some("1999".into()),
+            did_length: None,
         };
         assert!(r.contains("1000") && r.contains("1999") && r.contains("1500"));
         assert!(!r.contains("999") && !r.contains("2000") && !r.contains("10000"));
@@ -1447,6 +1670,7 @@ mod tests {
         let single = NumberRange {
             start: "0359083093".into(),
             end: None,
+            did_length: None,
         };
         assert!(single.contains("0359083093") && !single.contains("0359083094"));
     }
@@ -1457,6 +1681,7 @@ mod tests {
         config.contexts[0].ranges.groups.push(NumberRange {
             start: "1900".into(),
             end: Some("1950".into()),
+            did_length: None,
         });
         let err = config.validate().expect_err("overlap");
         assert!(
@@ -1478,6 +1703,7 @@ mod tests {
             config.contexts[0].ranges.users = vec![NumberRange {
                 start: start.into(),
                 end: end.map(Into::into),
+                did_length: None,
             }];
             let err = config.validate().expect_err("bad range");
             assert!(

@@ -17,8 +17,9 @@ use jiff::tz::TimeZoneDatabase;
 
 use crate::callerid::CallerIdRewriter;
 use crate::config::{
-    ConferenceConfig, Config, ConfigError, ContextKind, GroupConfig, IncallConfig, ObjectKind,
-    ObjectRef, OutcallConfig, OutcallPatternConfig, QueueConfig, UserConfig, parse_pattern,
+    ConferenceConfig, Config, ConfigError, ContextConfig, ContextKind, GroupConfig, IncallConfig,
+    ObjectKind, ObjectRef, OutcallConfig, OutcallPatternConfig, QueueConfig, UserConfig,
+    parse_pattern,
 };
 use crate::pattern::Pattern;
 use crate::permission::Permission;
@@ -260,8 +261,15 @@ impl Dialplan {
         }
         for (route, outcall) in config.outcalls.iter().enumerate() {
             let object = ObjectRef::new(ObjectKind::Outcall, &outcall.name);
+            let external_prefix = context_index
+                .get(&outcall.context)
+                .and_then(|&i| config.contexts.get(i))
+                .and_then(|c| c.external_prefix.as_deref());
             for (pattern_index, p) in outcall.patterns.iter().enumerate() {
-                let pattern = parse_pattern(&object, &p.pattern)?;
+                let pattern = match external_prefix {
+                    Some(prefix) => parse_pattern(&object, &with_prefix(prefix, &p.pattern))?,
+                    None => parse_pattern(&object, &p.pattern)?,
+                };
                 let target = Target::Outcall {
                     route,
                     pattern: pattern_index,
@@ -352,6 +360,12 @@ impl Dialplan {
     /// The compiled feature codes.
     pub fn features(&self) -> &crate::features::Features {
         &self.features
+    }
+
+    /// The configuration of a context, if it exists.
+    pub(crate) fn context_config(&self, context: &str) -> Option<&ContextConfig> {
+        let index = self.context_index.get(context)?;
+        self.config.contexts.get(*index)
     }
 
     /// The type of a context, if it exists.
@@ -451,6 +465,16 @@ impl Reached<'_> {
             Self::Incall(o) => ObjectRef::new(ObjectKind::Incall, &o.did),
             Self::Outcall(o, _) => ObjectRef::new(ObjectKind::Outcall, &o.name),
         }
+    }
+}
+
+/// A route pattern with the outcall context's external prefix in front: a literal
+/// prefix (validated: digits, `*`, `#`) keeps the pattern's `pbx.c` order among the
+/// routes, and overlap dialling waits after the prefix alone.
+fn with_prefix(prefix: &str, pattern: &str) -> String {
+    match pattern.strip_prefix('_') {
+        Some(rest) => format!("_{prefix}{rest}"),
+        None => format!("{prefix}{pattern}"),
     }
 }
 
@@ -700,6 +724,8 @@ mod tests {
                 kind: ContextKind::Outcall,
                 ranges: crate::config::Ranges::default(),
                 includes: vec!["default".into()],
+                did_length: None,
+                external_prefix: None,
             });
             for (i, pattern) in extra.iter().enumerate() {
                 if Pattern::parse(pattern).is_err() {

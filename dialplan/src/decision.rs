@@ -41,6 +41,13 @@
 //!    inviting to call back (003: "Aucun : renvoi vers la messagerie de l'utilisateur
 //!    s'il en possède une ou diffuse un fichier son invitant à rappeler").
 //!
+//! A call to a group: its schedule, the caller's permissions, then a ring plan after
+//! the group's [`RingStrategy`] (one step for `ringall`, one member a step for the
+//! others, each step's [`RingStep::delay`] being the group's retry delay), then the
+//! group's "Non réponse" destinations (hang up without one). With nobody to ring
+//! (no member, or all on a call in a group that does not ring members in use), the
+//! failure or busy destination at once.
+//!
 //! Destinations of later steps (after ringing) are not expanded: they are
 //! [`Decision::Destination`], which the PBX passes to
 //! [`Dialplan::decide_destination`] when the time comes. Destinations taken at once
@@ -55,11 +62,12 @@ use jiff::Timestamp;
 use crate::callerid::NormalizedCallerId;
 use crate::config::{
     ConferenceConfig, Config, ContextKind, CustomConfig, Destination, GroupConfig, ObjectKind,
-    OutcallConfig, QueueConfig, UserConfig, VoicemailConfig,
+    OutcallConfig, QueueConfig, RingStrategy, UserConfig, VoicemailConfig,
 };
 use crate::context::{Dialplan, Reached, RouteError};
 use crate::features::{FeatureAction, ForwardKind, ForwardTarget};
 use crate::filter::{self, CallFilterConfig};
+use crate::group;
 use crate::incall::{IncallOutcome, IncomingCall};
 use crate::outcall::{OutgoingCall, OutgoingCallerIdDecision, TrunkDial};
 use crate::permission::{self, Level, PermissionDecision, Verdict};
@@ -81,6 +89,32 @@ pub trait LiveState: fmt::Debug {
     fn last_answered(&self, filter: &str) -> Option<&str> {
         let _ = filter;
         None
+    }
+
+    /// The member who answered the group's last answered call, for
+    /// [`RingStrategy::RoundRobinMemory`]. `None`: no history, start at the first.
+    fn group_last_answered(&self, group: &str) -> Option<&str> {
+        let _ = group;
+        None
+    }
+
+    /// When the member last ended a call of the group, for
+    /// [`RingStrategy::LeastRecent`]. `None`: never, which rings first.
+    fn member_last_call(&self, group: &str, user: &str) -> Option<Timestamp> {
+        let _ = (group, user);
+        None
+    }
+
+    /// Calls of the group the member completed, for [`RingStrategy::FewestCalls`].
+    fn member_calls(&self, group: &str, user: &str) -> u32 {
+        let _ = (group, user);
+        0
+    }
+
+    /// A random number for [`RingStrategy::Random`]: the PBX draws a fresh one per
+    /// call; the same number gives the same order. 0 by default.
+    fn random(&self) -> u64 {
+        0
     }
 }
 
@@ -156,14 +190,18 @@ pub struct RingTarget<'a> {
     pub lines: &'a [String],
 }
 
-/// A step of a ring plan: targets ringing together for `timeout` (forever when
-/// `None`).
+/// A step of a ring plan: after waiting `delay`, targets ringing together for
+/// `timeout` (forever when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RingStep<'a> {
     /// Who rings.
     pub targets: Vec<RingTarget<'a>>,
     /// How long.
     pub timeout: Option<Duration>,
+    /// How long to wait, the caller hearing ringback, before this step rings: a
+    /// group's retry delay between members (003 "Groupes": "Délai d'attente avant
+    /// rappel des utilisateurs"); zero otherwise.
+    pub delay: Duration,
 }
 
 /// What to do when ringing ends without an answer, by how it ended (003
@@ -676,6 +714,7 @@ impl Dialplan {
                     lines: &user.lines,
                 }],
                 timeout: Some(Duration::from_secs(u64::from(user.ring_time))),
+                delay: Duration::ZERO,
             }],
             fallbacks: self.fallbacks(user, None),
         }))
@@ -701,6 +740,7 @@ impl Dialplan {
                     })
                     .collect(),
                 timeout: step.timeout,
+                delay: Duration::ZERO,
             })
             .collect();
         Decision::Ring(RingPlan {
@@ -849,6 +889,8 @@ impl Dialplan {
         }
     }
 
+    /// A call to a group: schedule, the caller's permissions, then the ring plan of
+    /// the group's strategy ([`crate::group`]) and its "Non réponse" destinations.
     fn decide_group<'a>(
         &'a self,
         eval: &mut Eval<'a, '_>,
@@ -859,38 +901,80 @@ impl Dialplan {
             return Ok(decision);
         }
         self.with_permissions(eval, number, &[], |this, eval| {
-            eval.note(
-                Rule::Ring,
-                Outcome::Decided,
-                format!("group '{}': {} members", group.name, group.members.len()),
-            );
-            let targets = group
-                .members
-                .iter()
-                .filter_map(|name| this.user(name))
-                .map(|u| RingTarget {
+            let order = group::member_order(group, eval.call.user_state);
+            let fallbacks = this.group_fallbacks(group);
+            if order.is_empty() {
+                // Nobody to ring: busy when members are all on a call (and the group
+                // does not ring members in use), else a failure.
+                let (case, next) = if group.members.is_empty() {
+                    ("no member: failure", fallbacks.failure)
+                } else {
+                    ("every member in use: busy", fallbacks.busy)
+                };
+                eval.note(
+                    Rule::Ring,
+                    Outcome::Decided,
+                    format!("group '{}': {case}", group.name),
+                );
+                return this.expand(eval, *next);
+            }
+            let target = |name: &str| {
+                this.user(name).map(|u| RingTarget {
                     user: &u.name,
                     lines: &u.lines,
                 })
-                .collect();
-            let hangup = || {
-                Box::new(Decision::Hangup {
-                    cause: HangupCause::Normal,
-                })
             };
-            Ok(Decision::Ring(RingPlan {
-                steps: vec![RingStep {
-                    targets,
-                    timeout: None,
-                }],
-                fallbacks: Fallbacks {
-                    no_answer: hangup(),
-                    busy: hangup(),
-                    congestion: hangup(),
-                    failure: hangup(),
-                },
-            }))
+            let steps: Vec<RingStep<'a>> = if group.strategy == RingStrategy::RingAll {
+                vec![RingStep {
+                    targets: order.iter().filter_map(|m| target(m)).collect(),
+                    timeout: group
+                        .ring_time
+                        .filter(|&t| t > 0)
+                        .map(|t| Duration::from_secs(u64::from(t))),
+                    delay: Duration::ZERO,
+                }]
+            } else {
+                group::serial_steps(group, &order)
+                    .into_iter()
+                    .map(|step| RingStep {
+                        targets: target(step.user).into_iter().collect(),
+                        timeout: Some(step.timeout),
+                        delay: step.delay,
+                    })
+                    .collect()
+            };
+            eval.note(
+                Rule::Ring,
+                Outcome::Decided,
+                format!(
+                    "group '{}' {:?}: {} members, {} steps",
+                    group.name,
+                    group.strategy,
+                    order.len(),
+                    steps.len()
+                ),
+            );
+            Ok(Decision::Ring(RingPlan { steps, fallbacks }))
         })
+    }
+
+    /// A group's destinations when ringing ends, per case; hang up without one.
+    fn group_fallbacks<'a>(&'a self, group: &'a GroupConfig) -> Fallbacks<'a> {
+        let n = &group.no_answer;
+        let next = |d: &'a Option<Destination>| {
+            Box::new(match d {
+                Some(d) => Decision::Destination(d),
+                None => Decision::Hangup {
+                    cause: HangupCause::Normal,
+                },
+            })
+        };
+        Fallbacks {
+            no_answer: next(&n.no_answer),
+            busy: next(&n.busy),
+            congestion: next(&n.congestion),
+            failure: next(&n.failure),
+        }
     }
 
     fn decide_incall<'a>(
@@ -911,7 +995,10 @@ impl Dialplan {
         eval.note(
             Rule::Incall,
             Outcome::Pass,
-            format!("DID '{number}' matched '{}'", decision.matched),
+            format!(
+                "DID '{number}' as '{}' matched '{}'",
+                decision.did, decision.matched
+            ),
         );
         *caller = Some(decision.caller);
         match decision.outcome {

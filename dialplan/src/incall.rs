@@ -6,8 +6,12 @@
 //!    ([`crate::callerid`]); the reverse-lookup flag is computed on that result.
 //! 2. The DID is looked up in the incall context (and its includes); a leading `+`
 //!    is dropped first (004 "Incall": "When a “+” character is prepended a called
-//!    DID, the “+” character is discarded"). The most specific DID wins: an exact
-//!    DID before patterns, patterns in `pbx.c` order.
+//!    DID, the “+” character is discarded"), then a number longer than the
+//!    context's number of digits received keeps only its last digits (003 "Les
+//!    contextes (entrants)": "0123456789 avec 4 chiffres reçus donnera 6789"; see
+//!    [`ContextConfig::did_length`](crate::config::ContextConfig::did_length)). The
+//!    most specific DID wins: an exact DID before patterns, patterns in `pbx.c`
+//!    order.
 //! 3. The incall's call permissions are checked against the *caller's* (normalised)
 //!    number (000 "Call Permissions").
 //! 4. The incall's schedule, if any, is evaluated at the given instant.
@@ -57,6 +61,9 @@ pub enum IncallOutcome<'a> {
 /// The decision for an incoming call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncallDecision<'a> {
+    /// The DID the incalls were searched with: without a leading `+`, and cut to
+    /// the context's number of digits received.
+    pub did: String,
     /// The route taken.
     pub incall: &'a IncallConfig,
     /// The DID entry that matched, as written.
@@ -65,6 +72,17 @@ pub struct IncallDecision<'a> {
     pub caller: NormalizedCallerId,
     /// What to do.
     pub outcome: IncallOutcome<'a>,
+}
+
+/// The last `n` characters of `did`; all of it when it is not longer.
+fn last_digits(did: &str, n: usize) -> &str {
+    match n
+        .checked_sub(1)
+        .and_then(|k| did.char_indices().rev().nth(k))
+    {
+        Some((at, _)) => did.get(at..).unwrap_or(did),
+        None => did,
+    }
 }
 
 /// Applies an incall's caller-ID mode to a name.
@@ -86,6 +104,13 @@ impl Dialplan {
     pub fn route_incall(&self, call: &IncomingCall<'_>) -> Result<IncallDecision<'_>, RouteError> {
         let mut caller = self.rewriter.rewrite(call.caller_number, call.caller_name);
         let did = call.did.strip_prefix('+').unwrap_or(call.did);
+        let did = match self
+            .context_config(call.context)
+            .and_then(|c| c.did_length_for(did))
+        {
+            Some(n) => last_digits(did, n.into()),
+            None => did,
+        };
         let hit = self.lookup(call.context, did)?;
         let Reached::Incall(incall) = hit.reached else {
             return Err(RouteError::Unexpected {
@@ -119,6 +144,7 @@ impl Dialplan {
             caller.name = apply_caller_id_mode(cid.mode, &cid.value, &caller.name);
         }
         Ok(IncallDecision {
+            did: did.to_owned(),
             incall,
             matched: hit.pattern,
             caller,

@@ -28,6 +28,8 @@
 //! - [`features`]: feature codes (`*8`, `*21<dest>`, `*25`, `*98`, `700`, …) parsed
 //!   into [`FeatureAction`]s.
 //! - [`filter`]: boss/secretary call filters and their ring plans.
+//! - ring groups: the strategies of [`config::RingStrategy`] turned into ring plans
+//!   by [`Dialplan::decide`].
 //! - [`decision`]: [`Dialplan::decide`], the whole decision for a call, in the
 //!   documented order for calls to users (schedule → permissions → call filter →
 //!   DND → unconditional forward → busy → ring → no-answer destination).
@@ -197,6 +199,7 @@ pub mod context;
 pub mod decision;
 pub mod features;
 pub mod filter;
+mod group;
 pub mod incall;
 pub mod outcall;
 pub mod pattern;

@@ -8,8 +8,16 @@
 //!   priority, lowest first (reference 003 "Appels sortants": a narrower route with a
 //!   smaller priority takes `88XXXX` from a wider one), and within one priority in
 //!   `pbx.c` order.
+//! - An outcall context may have an external prefix, what users dial for an outside
+//!   line ([`ContextConfig::external_prefix`](crate::config::ContextConfig::external_prefix)):
+//!   its routes' patterns are matched after it, so with `"0"` the route
+//!   `_0[1-9]XXXXXXXX` takes `00612345678` and `0` alone waits for more digits.
 //! - Trunks are tried in the route's order (003: "Interconnexion, dans l'ordre");
-//!   each gets the number with `strip` leading digits removed, then `prefix` added.
+//!   each gets the number with the external prefix removed, then `strip` leading
+//!   digits removed, then `prefix` added.
+//! - Call permissions see the number as dialled, external prefix included: they
+//!   list what users dial (XiVO's dialled number, `XIVO_DSTNUM`, is likewise "an
+//!   outgoing extension including the local prefix", 000 "Subroutine").
 //! - Caller ID (reference 000 "Caller ID", interconnections): the route's *internal*
 //!   flag (send the caller's own caller ID) > the user's outgoing caller ID
 //!   (custom or anonymous) > the pattern's caller ID > the default caller ID; with
@@ -85,7 +93,8 @@ pub struct OutcallDecision<'a> {
     pub route: &'a OutcallConfig,
     /// The route's pattern that matched.
     pub pattern: &'a OutcallPatternConfig,
-    /// The same pattern, parsed.
+    /// The same pattern, parsed, as matched: with the outcall context's external
+    /// prefix in front when it has one.
     pub matched: &'a Pattern,
     /// The trunks to try, in order, with the number for each.
     pub dial: Vec<TrunkDial<'a>>,
@@ -126,12 +135,19 @@ impl Dialplan {
                 expected: ObjectKind::Outcall,
             });
         };
+        // The external prefix is literal, validated ASCII, and the pattern matched
+        // it: removing its length first, then the pattern's strip, is exact.
+        let external = self
+            .context_config(hit.context)
+            .and_then(|c| c.external_prefix.as_deref())
+            .map_or(0, str::len);
+        let strip = external.saturating_add(pattern.strip);
         let dial = route
             .trunks
             .iter()
             .map(|trunk| TrunkDial {
                 trunk,
-                number: transform_number(call.number, pattern.strip, &pattern.prefix),
+                number: transform_number(call.number, strip, &pattern.prefix),
             })
             .collect();
         let user = call
