@@ -1,6 +1,6 @@
 //! The [`Codec`] trait: frames of 16-bit linear PCM to RTP payloads and back, with the
 //! rates and names that SDP needs, and its implementations for G.711 ([`Law`]), L16
-//! ([`L16`]) and G.722 ([`G722`]).
+//! ([`L16`]) and G.722 ([`G722`]); Opus is `pbxkit_rtp::opus::Opus` (feature `opus`).
 //!
 //! A codec object holds the state of one direction pair of one stream (G.722 is
 //! adaptive, so its encoder and decoder each carry state from frame to frame); use one
@@ -55,6 +55,34 @@ pub enum CodecError {
         len: usize,
         /// The code word size in bytes.
         multiple: usize,
+    },
+    /// The codec cannot code a frame of this many samples (Opus takes 2.5, 5, 10, 20,
+    /// 40 or 60 ms).
+    #[error("{codec} cannot code a frame of {len} samples")]
+    UnsupportedFrame {
+        /// The encoding name of the codec.
+        codec: &'static str,
+        /// Samples in the frame.
+        len: usize,
+    },
+    /// The payload is corrupt or not of this codec (an Opus packet that breaks the
+    /// framing rules of RFC 6716 §3.4, or an empty one).
+    #[error("{codec} payload of {len} bytes is invalid: {reason}")]
+    InvalidPayload {
+        /// The encoding name of the codec.
+        codec: &'static str,
+        /// Bytes in the payload.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The codec library failed for a reason that is not the input's.
+    #[error("{codec} library failed: {reason}")]
+    Library {
+        /// The encoding name of the codec.
+        codec: &'static str,
+        /// What it reported.
+        reason: &'static str,
     },
 }
 

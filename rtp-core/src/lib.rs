@@ -25,8 +25,8 @@
 //!   (and other rates).
 //! - [`wav`]: prompts read as 8 kHz mono from any PCM WAV, and a two-leg call
 //!   [`Recorder`](wav::Recorder) with pause and resume.
-//!
-//! Status: Opus is being built (see the project issues).
+//! - `opus` (feature `opus`, links libopus): an Opus codec at 48 kHz with a bitrate
+//!   setting, packet loss concealment and in-band FEC recovery.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -59,6 +59,8 @@ pub mod g711;
 pub mod g722;
 pub mod jitter;
 pub mod mixer;
+#[cfg(feature = "opus")]
+pub mod opus;
 pub mod packet;
 pub mod resample;
 pub mod rtcp;
@@ -89,12 +91,17 @@ pub mod fuzzing {
         ("rtp_packet", rtp_packet),
         ("rtcp_packet", rtcp_packet),
         ("rtp_jitter", rtp_jitter),
+        ("rtp_g722", rtp_g722),
+        ("rtp_resample", rtp_resample),
+        ("rtp_wav", rtp_wav),
+        // Only with libopus linked: the `rtp_opus` fuzz target needs the feature too.
+        #[cfg(feature = "opus")]
+        ("rtp_opus", rtp_opus),
     ];
 
     /// G.722: decodes the bytes as a G.722 stream, then encodes them read as 16-bit PCM
     /// (little-endian pairs) and decodes that; every byte and sample count that fits
-    /// must give two samples per byte. Not yet in [`TARGETS`] (its fuzz target and
-    /// corpus are to be added in `fuzz/`).
+    /// must give two samples per byte.
     pub fn rtp_g722(data: &[u8]) {
         let mut decoder = crate::g722::G722Decoder::new();
         let mut pcm = Vec::new();
@@ -123,7 +130,6 @@ pub mod fuzzing {
     /// Resampling: the first byte picks a pair of rates among 8, 16 and 48 kHz and the
     /// second a frame size; the rest is 16-bit PCM (little-endian), converted frame by
     /// frame. The output must be the input's length times the ratio, within one sample.
-    /// Not yet in [`TARGETS`].
     pub fn rtp_resample(data: &[u8]) {
         const RATES: [u32; 3] = [8000, 16_000, 48_000];
         let [pick, frame, rest @ ..] = data else {
@@ -146,10 +152,44 @@ pub mod fuzzing {
         assert!(out.len() as u64 <= exact + 1 && out.len() as u64 + 1 >= exact);
     }
 
-    /// WAV reading: the bytes as a prompt file; errors are fine, panics are not. Not yet
-    /// in [`TARGETS`].
+    /// WAV reading: the bytes as a prompt file; errors are fine, panics are not.
     pub fn rtp_wav(data: &[u8]) {
         let _ = crate::wav::read_prompt(std::io::Cursor::new(data));
+    }
+
+    /// Opus decoding (feature `opus`): the bytes as one RTP payload, decoded, then
+    /// used to recover a "lost" previous frame through FEC, then concealment of a lost
+    /// next frame. Errors are fine; a decoded packet must be a whole number of 2.5 ms
+    /// steps up to 120 ms, and recovery and concealment must produce the duration of
+    /// the last packet.
+    #[cfg(feature = "opus")]
+    pub fn rtp_opus(data: &[u8]) {
+        use crate::codec::Codec;
+        use crate::opus::{FRAME_LEN, Opus, OpusConfig};
+        let Ok(mut opus) = Opus::new(OpusConfig::default()) else {
+            panic!("libopus refused the default settings");
+        };
+        let mut pcm = Vec::new();
+        let frame = match opus.decode(data, &mut pcm) {
+            Ok(()) => {
+                assert!(pcm.len() <= 5760, "{} samples from one packet", pcm.len());
+                assert_eq!(pcm.len() % 120, 0, "{} samples", pcm.len());
+                if pcm.is_empty() { FRAME_LEN } else { pcm.len() }
+            }
+            Err(_) => {
+                assert!(pcm.is_empty(), "samples appended on error");
+                FRAME_LEN
+            }
+        };
+        let mut recovered = Vec::new();
+        if opus.recover(data, &mut recovered).is_ok() {
+            assert_eq!(recovered.len(), frame);
+        }
+        let mut concealed = Vec::new();
+        if let Err(e) = opus.conceal(&mut concealed) {
+            panic!("concealment failed: {e}");
+        }
+        assert_eq!(concealed.len(), frame);
     }
 
     /// Parses an RTP packet; one that parses must serialise to bytes that parse to the

@@ -202,6 +202,11 @@ proptest! {
         pbxkit_rtp::fuzzing::rtcp_packet(&data);
         let _ = pbxkit_rtp::classify(&data);
         let _ = TelephoneEvent::parse(&data);
+        pbxkit_rtp::fuzzing::rtp_g722(&data);
+        pbxkit_rtp::fuzzing::rtp_resample(&data);
+        pbxkit_rtp::fuzzing::rtp_wav(&data);
+        #[cfg(feature = "opus")]
+        pbxkit_rtp::fuzzing::rtp_opus(&data);
     }
 
     /// Valid packets with one byte overwritten: reaches deeper than random bytes.
