@@ -340,6 +340,14 @@ impl Config {
             }
         }
         for route in &config.routes {
+            for p in &route.patterns {
+                if let Err(e) = pbxkit_dialplan::Pattern::parse(&p.pattern) {
+                    return Err(ConfigError {
+                        message: format!("routes: {}: pattern {:?}: {e}", route.name, p.pattern),
+                        at: at_key(&format!("pattern = \"{}\"", p.pattern)),
+                    });
+                }
+            }
             if let Some(unknown) = route
                 .trunks
                 .iter()
@@ -455,6 +463,12 @@ mod tests {
                 .message
                 .contains("unknown field")
         );
+
+        let text = DEFAULT.replace("_0XXXXXXXXX", "_0[X");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("routes: external: pattern"), "{err:?}");
+        let (line, _) = err.at.unwrap();
+        assert!(text.lines().nth(line - 1).unwrap().contains("_0[X"));
 
         let text = DEFAULT.replace("exten = \"9000\"", "exten = \"1005\"");
         let err = Config::parse(&text).unwrap_err();

@@ -73,8 +73,12 @@ enum Command {
     },
 }
 
+/// Parses and checks a configuration, the dialplan it makes included (a bad route
+/// pattern is a configuration error, found before start-up).
 fn load(source: &str, text: &str) -> Result<Config, String> {
-    Config::parse(text).map_err(|e| e.describe(source))
+    let config = Config::parse(text).map_err(|e| e.describe(source))?;
+    routing::dialplan(&config).map_err(|e| format!("{source}: {e}"))?;
+    Ok(config)
 }
 
 fn main() -> ExitCode {
