@@ -177,11 +177,15 @@ pub(crate) async fn run(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Notices first: a call registers its dialogs before it sends anything, so
+            // a request in those dialogs (a fast phone's ACK or REFER) must not be
+            // looked up before the registration is applied.
+            biased;
+            Some(notice) = notice_rx.recv() => service.notice(notice),
             incoming = endpoint.next() => match incoming {
                 Some(incoming) => service.incoming(incoming).await,
                 None => break,
             },
-            Some(notice) = notice_rx.recv() => service.notice(notice),
             _ = expiry.tick() => {
                 let gone = service
                     .registrar
@@ -226,11 +230,15 @@ pub(crate) async fn run(
     tokio::pin!(grace);
     while !(service.dialogs.is_empty() && service.invites.is_empty()) {
         tokio::select! {
+            // Notices first: a call registers its dialogs before it sends anything, so
+            // a request in those dialogs (a fast phone's ACK or REFER) must not be
+            // looked up before the registration is applied.
+            biased;
+            Some(notice) = notice_rx.recv() => service.notice(notice),
             incoming = endpoint.next() => match incoming {
                 Some(incoming) => service.incoming(incoming).await,
                 None => break,
             },
-            Some(notice) = notice_rx.recv() => service.notice(notice),
             () = &mut grace => {
                 tracing::warn!(calls = service.dialogs.len(), "calls still up at the end of the grace period");
                 break;
@@ -417,8 +425,12 @@ impl Service {
         let source = Some((req.source.addr, transport(req.source.transport)));
         let now = unix_now();
         let tag = ids::token();
-        let registered = match self.registrar.lock() {
-            Ok(mut registrar) => registrar.register(&req.request, &user, source, now),
+        let (registered, generation, durable) = match self.registrar.lock() {
+            Ok(mut registrar) => {
+                let registered = registrar.register(&req.request, &user, source, now);
+                let store = registrar.store();
+                (registered, store.generation(), store.durable())
+            }
             Err(_) => {
                 answer(&req, StatusCode::SERVER_INTERNAL_ERROR).await;
                 return;
@@ -431,7 +443,11 @@ impl Service {
             }
             Err(e) => e.response(&req.request, &tag),
         };
-        let _ = req.respond(response).await;
+        // The 200 OK goes out once the binding is on disk; the loop goes on meanwhile.
+        tokio::spawn(async move {
+            crate::store::wait_durable(durable, generation).await;
+            let _ = req.respond(response).await;
+        });
     }
 
     async fn invite(&mut self, req: ServerRequest) {

@@ -1,7 +1,12 @@
 //! Registrations on disk, so that phones stay reachable across a restart (even after
-//! `kill -9`): the whole table is written to `registrations.json` on every change,
-//! atomically (write a temporary file, fsync it, rename it over the old one, fsync the
-//! directory). A crash leaves either the old or the new table, never half of one.
+//! `kill -9`): the table is written to `registrations.json` atomically (write a
+//! temporary file, fsync it, rename it over the old one, fsync the directory), so a
+//! crash leaves either the old or the new table, never half of one.
+//!
+//! Writing happens on a thread of its own, never on the PBX's event loop: each change
+//! gets a generation number, the writer applies every change waiting, writes once
+//! and publishes the last generation on disk (group commit). The PBX answers a
+//! REGISTER when its generation is durable, so a 200 OK means the binding survives.
 
 use pbxkit_sip::registrar::{Binding, BindingStore, MemoryStore};
 use pbxkit_sip::{ByteStr, Transport, Uri};
@@ -10,6 +15,9 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use tokio::sync::watch;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Saved {
@@ -59,12 +67,24 @@ impl Saved {
     }
 }
 
-/// A binding store kept in memory and mirrored to a file.
+/// One change for the writer, with its generation.
+enum Change {
+    /// The bindings of an AOR (none: removed).
+    Set(u64, String, Vec<Saved>),
+    /// Bindings expired at this time are dropped.
+    Expire(u64, u64),
+}
+
+/// A binding store kept in memory and mirrored to a file by a writer thread.
 #[derive(Debug)]
 pub(crate) struct FileStore {
     memory: MemoryStore,
-    aors: BTreeMap<String, Vec<Saved>>,
-    file: PathBuf,
+    /// Bindings per AOR, as they stand in memory (the writer keeps its own copy).
+    count: usize,
+    generation: u64,
+    changes: Option<mpsc::Sender<Change>>,
+    durable: watch::Receiver<u64>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl FileStore {
@@ -88,38 +108,126 @@ impl FileStore {
             let bindings: Vec<Binding> =
                 saved.into_iter().filter_map(Saved::into_binding).collect();
             memory.save(&aor, &bindings);
-            kept.insert(aor, bindings.iter().map(Saved::from_binding).collect());
+            kept.insert(aor, bindings.iter().map(Saved::from_binding).collect::<Vec<_>>());
         }
+        let count = kept.values().map(Vec::len).sum();
+        let (changes, rx) = mpsc::channel();
+        let (durable_tx, durable) = watch::channel(0);
+        let writer = std::thread::Builder::new()
+            .name("registrations".into())
+            .spawn(move || write_loop(file, kept, rx, durable_tx))?;
         Ok(FileStore {
             memory,
-            aors: kept,
-            file,
+            count,
+            generation: 0,
+            changes: Some(changes),
+            durable,
+            writer: Some(writer),
         })
-    }
-
-    fn write(&self) -> io::Result<()> {
-        let tmp = self.file.with_extension("json.tmp");
-        let mut f = File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(&self.aors).map_err(io::Error::other)?)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.file)?;
-        if let Some(dir) = self.file.parent() {
-            // Make the rename itself durable.
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
     }
 
     /// Number of bindings (registered contacts) kept.
     pub(crate) fn bindings(&self) -> usize {
-        self.aors.values().map(Vec::len).sum()
+        self.count
     }
 
-    fn persist(&self) {
-        if let Err(e) = self.write() {
-            tracing::error!(error = %e, file = %self.file.display(), "cannot save registrations");
+    /// The generation of the last change: durable once [`FileStore::durable`] has
+    /// reached it.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The last generation written to disk.
+    pub(crate) fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    fn change(&mut self, change: impl FnOnce(u64) -> Change) {
+        self.generation += 1;
+        let change = change(self.generation);
+        let sent = self
+            .changes
+            .as_ref()
+            .is_some_and(|tx| tx.send(change).is_ok());
+        if !sent {
+            tracing::error!("the registrations writer has stopped: change not saved");
         }
     }
+}
+
+/// Waits until generation `generation` is on disk (or the writer is gone).
+pub(crate) async fn wait_durable(mut durable: watch::Receiver<u64>, generation: u64) {
+    let _ = durable.wait_for(|d| *d >= generation).await;
+}
+
+impl Drop for FileStore {
+    /// Lets the writer finish what is queued.
+    fn drop(&mut self) {
+        drop(self.changes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: applies every change waiting, writes the table once, then
+/// publishes the last generation it holds.
+fn write_loop(
+    file: PathBuf,
+    mut aors: BTreeMap<String, Vec<Saved>>,
+    changes: mpsc::Receiver<Change>,
+    durable: watch::Sender<u64>,
+) {
+    let mut failed_once = false;
+    while let Ok(first) = changes.recv() {
+        let mut last = 0;
+        for change in std::iter::once(first).chain(changes.try_iter()) {
+            match change {
+                Change::Set(generation, aor, saved) => {
+                    last = generation;
+                    if saved.is_empty() {
+                        aors.remove(&aor);
+                    } else {
+                        aors.insert(aor, saved);
+                    }
+                }
+                Change::Expire(generation, now) => {
+                    last = generation;
+                    aors.retain(|_, v| {
+                        v.retain(|b| b.expires_at > now);
+                        !v.is_empty()
+                    });
+                }
+            }
+        }
+        match write(&file, &aors) {
+            Ok(()) => {
+                failed_once = false;
+                durable.send_replace(last);
+            }
+            Err(e) => {
+                if !failed_once {
+                    tracing::error!(error = %e, file = %file.display(), "cannot save registrations");
+                    failed_once = true;
+                }
+                // Not durable, but answering is better than holding phones forever.
+                durable.send_replace(last);
+            }
+        }
+    }
+}
+
+fn write(file: &Path, aors: &BTreeMap<String, Vec<Saved>>) -> io::Result<()> {
+    let tmp = file.with_extension("json.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(aors).map_err(io::Error::other)?)?;
+    f.sync_all()?;
+    fs::rename(&tmp, file)?;
+    if let Some(dir) = file.parent() {
+        // Make the rename itself durable.
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 impl BindingStore for FileStore {
@@ -128,26 +236,18 @@ impl BindingStore for FileStore {
     }
 
     fn save(&mut self, aor: &str, bindings: &[Binding]) {
+        let before = self.memory.load(aor).len();
         self.memory.save(aor, bindings);
-        if bindings.is_empty() {
-            self.aors.remove(aor);
-        } else {
-            self.aors.insert(
-                aor.to_owned(),
-                bindings.iter().map(Saved::from_binding).collect(),
-            );
-        }
-        self.persist();
+        self.count = self.count - before.min(self.count) + bindings.len();
+        let saved = bindings.iter().map(Saved::from_binding).collect();
+        self.change(|generation| Change::Set(generation, aor.to_owned(), saved));
     }
 
     fn expire(&mut self, now: u64) -> usize {
         let removed = self.memory.expire(now);
         if removed > 0 {
-            self.aors.retain(|_, v| {
-                v.retain(|b| b.expires_at > now);
-                !v.is_empty()
-            });
-            self.persist();
+            self.count = self.count.saturating_sub(removed);
+            self.change(|generation| Change::Expire(generation, now));
         }
         removed
     }
@@ -181,7 +281,15 @@ mod tests {
         assert_eq!(store.load("1000"), vec![binding]);
         assert!(store.load("1001").is_empty());
         assert_eq!(store.expire(2_000), 1);
+        assert_eq!(store.bindings(), 0);
+        // Durable once the writer has published the change's generation.
+        let (durable, generation) = (store.durable(), store.generation());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(wait_durable(durable, generation));
         assert!(FileStore::open(&dir).unwrap().load("1000").is_empty());
+        drop(store);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
