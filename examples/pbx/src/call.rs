@@ -62,7 +62,7 @@ pub(crate) struct CallSetup {
 
 /// How ringing ended without an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub(crate) enum Ending {
     /// The ring time ran out.
     NoAnswer,
     /// Every contact said busy.
@@ -81,15 +81,15 @@ enum Ending {
 
 /// How a call that was not answered ended: the status the caller gets.
 #[derive(Debug, Clone)]
-struct Unanswered {
-    status: StatusCode,
-    ending: Ending,
+pub(crate) struct Unanswered {
+    pub(crate) status: StatusCode,
+    pub(crate) ending: Ending,
     /// The 401/407 of a callee that wants credentials (trunks).
-    challenge: Option<Box<Message>>,
+    pub(crate) challenge: Option<Box<Message>>,
 }
 
 impl Unanswered {
-    fn new(status: StatusCode, ending: Ending) -> Unanswered {
+    pub(crate) fn new(status: StatusCode, ending: Ending) -> Unanswered {
         Unanswered {
             status,
             ending,
@@ -112,7 +112,7 @@ impl Unanswered {
 }
 
 /// How an answered call went: when it was answered, who answered, who hung up.
-struct Answered {
+pub(crate) struct Answered {
     at: f64,
     callee: String,
     hangup_by: &'static str,
@@ -440,7 +440,7 @@ async fn route(
                     inputs_tx,
                     relay: &relay,
                 };
-                return ring_trunks(&leg, inputs, keys, &dial, &caller_id).await;
+                return crate::trunks::dial(&leg, inputs, keys, &dial, &caller_id).await;
             }
             Decision::Hangup {
                 cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
@@ -481,7 +481,7 @@ pub(crate) struct ALeg<'a> {
 
 impl ALeg<'_> {
     /// A B-leg INVITE to `uri` at `target`: its own dialog, the caller's SDP anchored.
-    fn invite(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
+    pub(crate) fn invite(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
         let mut branch = self.invite_with(uri, target, from, to);
         let our_ip = advertised(self.endpoint, target.addr).ip();
         anchor(
@@ -565,174 +565,9 @@ async fn ring_round(
     ring_branches(leg, inputs, keys, branches, round.callee, round.ring_time).await
 }
 
-/// How long a call out through a trunk may ring.
-const TRUNK_RING_TIME: Duration = Duration::from_secs(300);
-
-/// Dials out through the trunks in order: the next one when a trunk is disabled,
-/// full, unreachable, or answers 5xx/408; a trunk's digest challenge is answered once
-/// with its credentials.
-async fn ring_trunks(
-    leg: &ALeg<'_>,
-    inputs: &mut mpsc::Receiver<CallInput>,
-    keys: &mut Vec<DialogKey>,
-    dial: &[pbxkit_dialplan::outcall::TrunkDial<'_>],
-    caller_id: &pbxkit_dialplan::outcall::OutgoingCallerIdDecision,
-) -> Result<Answered, Unanswered> {
-    let mut last = Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Failed);
-    for d in dial {
-        let Some(trunk) = leg.setup.config.trunk(d.trunk).filter(|t| t.enabled) else {
-            continue;
-        };
-        if !leg.setup.trunk_states.is_up(&trunk.name) {
-            tracing::info!(trunk = %trunk.name, "trunk down (qualify): next one");
-            continue;
-        }
-        let key = format!("trunk:{}", trunk.name);
-        let in_use = leg.setup.in_use.get(&key).copied().unwrap_or(0);
-        if trunk.max_calls.is_some_and(|max| in_use >= max) {
-            tracing::info!(trunk = %trunk.name, calls = in_use, "trunk full: next one");
-            continue;
-        }
-        let Some(addr) = tokio::net::lookup_host((trunk.host.as_str(), trunk.port))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-        else {
-            tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host does not resolve");
-            continue;
-        };
-        let target = Target {
-            addr,
-            transport: TransportKind::Udp,
-        };
-        let host = &trunk.host;
-        let Ok(uri) = Uri::parse(&format!("sip:{}@{host}:{}", d.number, trunk.port)) else {
-            continue;
-        };
-        let from = match caller_id {
-            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Present { caller_id, .. } => {
-                let (name, number) = split_caller_id(caller_id);
-                let name = if name.is_empty() {
-                    leg.setup.caller_name.as_str()
-                } else {
-                    name
-                };
-                format!(
-                    "\"{}\" <sip:{number}@{host}>",
-                    name.replace(['"', '\\'], "")
-                )
-            }
-            _ => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned(),
-        };
-        let to = format!("<sip:{}@{host}>", d.number);
-        let mut branch = leg.invite(uri, target, &from, &to);
-        if matches!(
-            caller_id,
-            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Anonymous
-        ) {
-            branch
-                .invite
-                .headers_mut()
-                .push(HeaderName::Privacy, ByteStr::from_static("id"));
-        }
-        tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
-        let _ = leg.notices.send(Notice::InUse(key.clone(), 1)).await;
-        let mut outcome = ring_branches(
-            leg,
-            inputs,
-            keys,
-            vec![branch.clone()],
-            &key,
-            TRUNK_RING_TIME,
-        )
-        .await;
-        if let Err(u) = &outcome
-            && let Some(challenge) = &u.challenge
-            && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
-        {
-            outcome = ring_branches(leg, inputs, keys, vec![retry], &key, TRUNK_RING_TIME).await;
-        }
-        let _ = leg.notices.send(Notice::InUse(key, -1)).await;
-        match outcome {
-            Ok(answered) => return Ok(answered),
-            Err(u) => {
-                let failover = matches!(u.ending, Ending::Failed | Ending::NoContact)
-                    && (u.status.as_u16() >= 500
-                        || matches!(u.status.as_u16(), 401 | 407 | 408 | 480));
-                tracing::info!(trunk = %trunk.name, status = u.status.as_u16(), failover, "trunk did not take the call");
-                if !failover {
-                    return Err(u);
-                }
-                last = u;
-            }
-        }
-    }
-    Err(last)
-}
-
-/// A caller ID as the dialplan writes it, `"Name" <number>` or `number`, split into
-/// its name and its number (only the characters a SIP user part may carry unescaped).
-fn split_caller_id(caller_id: &str) -> (&str, String) {
-    let (name, number) = match caller_id.rsplit_once('<') {
-        Some((name, rest)) => (
-            name.trim().trim_matches('"'),
-            rest.split('>').next().unwrap_or_default(),
-        ),
-        None => ("", caller_id),
-    };
-    let number: String = number
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.'))
-        .collect();
-    (
-        name,
-        if number.is_empty() {
-            "anonymous".into()
-        } else {
-            number
-        },
-    )
-}
-
-/// The INVITE of `branch` again with credentials for the trunk's challenge (a 401's
-/// WWW-Authenticate or a 407's Proxy-Authenticate), or `None` when the trunk has no
-/// credentials or the challenge can't be answered.
-fn authenticated(
-    branch: &Branch,
-    challenge: &Message,
-    trunk: &crate::config::Trunk,
-    target: Target,
-    endpoint: &EndpointHandle,
-) -> Option<Branch> {
-    let (username, password) = (trunk.username.as_deref()?, trunk.password.as_deref()?);
-    let proxy = challenge.status()?.as_u16() == 407;
-    let (ask, answer) = if proxy {
-        (
-            HeaderName::ProxyAuthenticate,
-            HeaderName::ProxyAuthorization,
-        )
-    } else {
-        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
-    };
-    let auth: pbxkit_sip::Auth = challenge.headers().typed(&ask)?.ok()?;
-    let uri = branch.invite.request_uri()?.to_string();
-    let creds =
-        pbxkit_sip::digest::respond(&auth, "INVITE", &uri, username, password, &ids::token(), 1)?;
-    let mut invite = branch.invite.clone();
-    let h = invite.headers_mut();
-    h.set(HeaderName::Via, via(endpoint, target));
-    h.set(HeaderName::CSeq, ByteStr::from_static("2 INVITE"));
-    h.push(answer, creds.to_string());
-    Some(Branch {
-        invite,
-        target,
-        key: branch.key.clone(),
-    })
-}
-
 /// Rings `branches` together for `ring_time`; when one answers, bridges the call
 /// until it ends. `callee` names who answered (a user, or `trunk:<name>`).
-async fn ring_branches(
+pub(crate) async fn ring_branches(
     leg: &ALeg<'_>,
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
@@ -1209,24 +1044,5 @@ pub(crate) async fn send_bye(
 ) {
     if let Ok(mut tx) = endpoint.send_request(bye, target).await {
         let _ = tokio::time::timeout(wait, tx.final_response()).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_caller_id;
-
-    #[test]
-    fn caller_ids_split_into_name_and_number() {
-        assert_eq!(
-            split_caller_id("\"User 1000\" <1000>"),
-            ("User 1000", "1000".into())
-        );
-        assert_eq!(split_caller_id("0123456789"), ("", "0123456789".into()));
-        assert_eq!(
-            split_caller_id("Sales <+33 1 23>"),
-            ("Sales", "+33123".into())
-        );
-        assert_eq!(split_caller_id("<>"), ("", "anonymous".into()));
     }
 }

@@ -1,19 +1,22 @@
-//! Keeping trunks usable: an outbound registration per trunk that asks for one (the
-//! sans-IO [`Registration`] of pbxkit-sip, driven here over the endpoint), and a
-//! qualify loop that sends OPTIONS and marks a trunk down when it stops answering,
-//! so that calls skip it instead of waiting for its timeout.
+//! Trunks: dialing out through a route's trunks with failover and digest
+//! ([`dial`]); keeping trunks usable with an outbound registration per trunk that
+//! asks for one (the sans-IO [`Registration`] of pbxkit-sip, driven here over the
+//! endpoint) and a qualify loop that sends OPTIONS and marks a trunk down when it
+//! stops answering, so that calls skip it instead of waiting for its timeout.
 
+use crate::call::{ALeg, Answered, Branch, CallInput, Ending, Unanswered, ring_branches, via};
 use crate::config::Trunk;
 use crate::ids;
-use crate::service::advertised;
+use crate::service::{DialogKey, Notice, advertised};
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle};
 use pbxkit_sip::registration::{Registration, RegistrationConfig, Status};
 use pbxkit_sip::transaction::{Target, TransportKind};
-use pbxkit_sip::{ByteStr, HeaderName, Message, Method, Uri};
+use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// How long a trunk has to answer an OPTIONS before it counts as down (Asterisk's
 /// `qualify` default).
@@ -181,5 +184,189 @@ pub(crate) async fn qualify(
                 tracing::warn!(trunk = %trunk.name, "trunk down: no answer to OPTIONS");
             }
         }
+    }
+}
+
+/// How long a call out through a trunk may ring.
+const TRUNK_RING_TIME: Duration = Duration::from_secs(300);
+
+/// Dials out through the trunks of a route in order: the next one when a trunk is disabled,
+/// full, unreachable, or answers 5xx/408; a trunk's digest challenge is answered once
+/// with its credentials.
+pub(crate) async fn dial(
+    leg: &ALeg<'_>,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    keys: &mut Vec<DialogKey>,
+    dial: &[pbxkit_dialplan::outcall::TrunkDial<'_>],
+    caller_id: &pbxkit_dialplan::outcall::OutgoingCallerIdDecision,
+) -> Result<Answered, Unanswered> {
+    let mut last = Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Failed);
+    for d in dial {
+        let Some(trunk) = leg.setup.config.trunk(d.trunk).filter(|t| t.enabled) else {
+            continue;
+        };
+        if !leg.setup.trunk_states.is_up(&trunk.name) {
+            tracing::info!(trunk = %trunk.name, "trunk down (qualify): next one");
+            continue;
+        }
+        let key = format!("trunk:{}", trunk.name);
+        let in_use = leg.setup.in_use.get(&key).copied().unwrap_or(0);
+        if trunk.max_calls.is_some_and(|max| in_use >= max) {
+            tracing::info!(trunk = %trunk.name, calls = in_use, "trunk full: next one");
+            continue;
+        }
+        let Some(addr) = tokio::net::lookup_host((trunk.host.as_str(), trunk.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+        else {
+            tracing::warn!(trunk = %trunk.name, host = %trunk.host, "trunk host does not resolve");
+            continue;
+        };
+        let target = Target {
+            addr,
+            transport: TransportKind::Udp,
+        };
+        let host = &trunk.host;
+        let Ok(uri) = Uri::parse(&format!("sip:{}@{host}:{}", d.number, trunk.port)) else {
+            continue;
+        };
+        let from = match caller_id {
+            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Present { caller_id, .. } => {
+                let (name, number) = split_caller_id(caller_id);
+                let name = if name.is_empty() {
+                    leg.setup.caller_name.as_str()
+                } else {
+                    name
+                };
+                format!(
+                    "\"{}\" <sip:{number}@{host}>",
+                    name.replace(['"', '\\'], "")
+                )
+            }
+            _ => "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned(),
+        };
+        let to = format!("<sip:{}@{host}>", d.number);
+        let mut branch = leg.invite(uri, target, &from, &to);
+        if matches!(
+            caller_id,
+            pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Anonymous
+        ) {
+            branch
+                .invite
+                .headers_mut()
+                .push(HeaderName::Privacy, ByteStr::from_static("id"));
+        }
+        tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
+        let _ = leg.notices.send(Notice::InUse(key.clone(), 1)).await;
+        let mut outcome = ring_branches(
+            leg,
+            inputs,
+            keys,
+            vec![branch.clone()],
+            &key,
+            TRUNK_RING_TIME,
+        )
+        .await;
+        if let Err(u) = &outcome
+            && let Some(challenge) = &u.challenge
+            && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
+        {
+            outcome = ring_branches(leg, inputs, keys, vec![retry], &key, TRUNK_RING_TIME).await;
+        }
+        let _ = leg.notices.send(Notice::InUse(key, -1)).await;
+        match outcome {
+            Ok(answered) => return Ok(answered),
+            Err(u) => {
+                let failover = matches!(u.ending, Ending::Failed | Ending::NoContact)
+                    && (u.status.as_u16() >= 500
+                        || matches!(u.status.as_u16(), 401 | 407 | 408 | 480));
+                tracing::info!(trunk = %trunk.name, status = u.status.as_u16(), failover, "trunk did not take the call");
+                if !failover {
+                    return Err(u);
+                }
+                last = u;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// A caller ID as the dialplan writes it, `"Name" <number>` or `number`, split into
+/// its name and its number (only the characters a SIP user part may carry unescaped).
+fn split_caller_id(caller_id: &str) -> (&str, String) {
+    let (name, number) = match caller_id.rsplit_once('<') {
+        Some((name, rest)) => (
+            name.trim().trim_matches('"'),
+            rest.split('>').next().unwrap_or_default(),
+        ),
+        None => ("", caller_id),
+    };
+    let number: String = number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.'))
+        .collect();
+    (
+        name,
+        if number.is_empty() {
+            "anonymous".into()
+        } else {
+            number
+        },
+    )
+}
+
+/// The INVITE of `branch` again with credentials for the trunk's challenge (a 401's
+/// WWW-Authenticate or a 407's Proxy-Authenticate), or `None` when the trunk has no
+/// credentials or the challenge can't be answered.
+fn authenticated(
+    branch: &Branch,
+    challenge: &Message,
+    trunk: &crate::config::Trunk,
+    target: Target,
+    endpoint: &EndpointHandle,
+) -> Option<Branch> {
+    let (username, password) = (trunk.username.as_deref()?, trunk.password.as_deref()?);
+    let proxy = challenge.status()?.as_u16() == 407;
+    let (ask, answer) = if proxy {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    } else {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    };
+    let auth: pbxkit_sip::Auth = challenge.headers().typed(&ask)?.ok()?;
+    let uri = branch.invite.request_uri()?.to_string();
+    let creds =
+        pbxkit_sip::digest::respond(&auth, "INVITE", &uri, username, password, &ids::token(), 1)?;
+    let mut invite = branch.invite.clone();
+    let h = invite.headers_mut();
+    h.set(HeaderName::Via, via(endpoint, target));
+    h.set(HeaderName::CSeq, ByteStr::from_static("2 INVITE"));
+    h.push(answer, creds.to_string());
+    Some(Branch {
+        invite,
+        target,
+        key: branch.key.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_caller_id;
+
+    #[test]
+    fn caller_ids_split_into_name_and_number() {
+        assert_eq!(
+            split_caller_id("\"User 1000\" <1000>"),
+            ("User 1000", "1000".into())
+        );
+        assert_eq!(split_caller_id("0123456789"), ("", "0123456789".into()));
+        assert_eq!(
+            split_caller_id("Sales <+33 1 23>"),
+            ("Sales", "+33123".into())
+        );
+        assert_eq!(split_caller_id("<>"), ("", "anonymous".into()));
     }
 }
