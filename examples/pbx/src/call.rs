@@ -298,14 +298,15 @@ pub(crate) fn attempt<'a>(
     }
 }
 
-/// A user in do-not-disturb is busy for the caller (the dialplan says so in its
-/// trace; its decision is the busy destination, the same as for a real busy).
-fn note_dnd(routed: &pbxkit_dialplan::Routed<'_>, last: &mut Unanswered) {
+/// A user in do-not-disturb or at its simultaneous-calls limit is busy for the
+/// caller (the dialplan says so in its trace; its decision is the busy destination,
+/// the same as for a phone that answers busy).
+fn note_busy(routed: &pbxkit_dialplan::Routed<'_>, last: &mut Unanswered) {
     use pbxkit_dialplan::decision::{Outcome, Rule};
     if routed
         .trace
         .iter()
-        .any(|step| step.rule == Rule::Dnd && step.outcome == Outcome::Decided)
+        .any(|step| matches!(step.rule, Rule::Dnd | Rule::Busy) && step.outcome == Outcome::Decided)
     {
         *last = Unanswered::new(StatusCode::BUSY_HERE, Ending::Busy);
     }
@@ -336,7 +337,7 @@ async fn route(
     let mut decision = match dialplan.decide(&attempt(setup, setup.context, &setup.dialed)) {
         Ok(routed) => {
             tracing::debug!(call_id = %a_call_id, "dialplan:\n{routed}");
-            note_dnd(&routed, &mut last);
+            note_busy(&routed, &mut last);
             routed.decision
         }
         Err(e) => {
@@ -404,7 +405,7 @@ async fn route(
                 tracing::info!(call_id = %a_call_id, to = %destination, ?reason, "forward");
                 match dialplan.decide(&attempt(setup, context, destination)) {
                     Ok(routed) => {
-                        note_dnd(&routed, &mut last);
+                        note_busy(&routed, &mut last);
                         routed.decision
                     }
                     Err(_) => return Err(not_found()),

@@ -214,6 +214,9 @@ pub(crate) struct User {
     /// Do not disturb: calls are refused like busy ones (without the busy forward).
     #[serde(default)]
     pub(crate) dnd: bool,
+    /// Calls at once before the user counts as busy (XiVO's default: 5).
+    #[serde(default)]
+    pub(crate) simultaneous_calls: Option<u32>,
     /// Forward every call to this number.
     #[serde(default)]
     pub(crate) forward_unconditional: Option<String>,

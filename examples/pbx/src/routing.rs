@@ -52,6 +52,9 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         );
         u.insert("ring_time".into(), Value::Integer(i64::from(ring_time)));
         u.insert("dnd".into(), Value::Boolean(user.dnd));
+        if let Some(n) = user.simultaneous_calls {
+            u.insert("simultaneous_calls".into(), Value::Integer(i64::from(n)));
+        }
         u.insert("forwards".into(), Value::Table(forwards));
         users.push(Value::Table(u));
     }

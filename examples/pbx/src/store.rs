@@ -108,7 +108,10 @@ impl FileStore {
             let bindings: Vec<Binding> =
                 saved.into_iter().filter_map(Saved::into_binding).collect();
             memory.save(&aor, &bindings);
-            kept.insert(aor, bindings.iter().map(Saved::from_binding).collect::<Vec<_>>());
+            kept.insert(
+                aor,
+                bindings.iter().map(Saved::from_binding).collect::<Vec<_>>(),
+            );
         }
         let count = kept.values().map(Vec::len).sum();
         let (changes, rx) = mpsc::channel();

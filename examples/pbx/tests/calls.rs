@@ -1303,3 +1303,33 @@ async fn playback_test_plays_the_prompt_then_hangs_up() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_user_at_its_simultaneous_calls_limit_is_busy() {
+    let pbx = Pbx::start_edited(temp_dir("limit"), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1006pw\"",
+            "password = \"pbx1006pw\"\nsimultaneous_calls = 1",
+        )
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let gina = registered("1006", "pbx1006pw", &pbx).await;
+    let gina_log = gina.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1006").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    // Gina is on a call: her limit of one makes her busy for Carol, whose call does
+    // not reach her phone.
+    assert_eq!(
+        call(&carol, "1006").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1006").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, gina_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
