@@ -3,14 +3,19 @@
 //!
 //! The first line names the columns; the delimiter is configurable (`,` by default).
 //! The file is read again when its modification time or length changes; the new index
-//! is built while queries keep using the old one, then swapped in. A malformed file
-//! (a line with the wrong number of fields, invalid UTF-8) is reported with its line
-//! number by [`CsvSource::last_error`] and the previous good data stays in use.
+//! is built while queries keep using the old one, then swapped in. Queries look at the
+//! file at most once per [check interval](CsvSource::with_check_interval) (a second by
+//! default): the look (a `stat`) costs more than a reverse lookup in memory, and a
+//! directory file changes far less often than calls come in; [`CsvSource::reload`]
+//! looks at once. A malformed file (a line with the wrong number of fields, invalid
+//! UTF-8) is reported with its line number by [`CsvSource::last_error`] and the
+//! previous good data stays in use.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -98,6 +103,15 @@ pub(crate) fn delimiter_byte(delimiter: char) -> Result<u8, CsvError> {
 /// # Errors
 /// The first malformed line, as a [`CsvError`].
 pub fn parse(data: &[u8], delimiter: char) -> Result<Vec<BTreeMap<String, String>>, CsvError> {
+    records(data, delimiter)?.collect()
+}
+
+/// The records of CSV data, read one at a time: [`CsvSource`] indexes each as it is
+/// read instead of holding a million records at once.
+fn records(
+    data: &[u8],
+    delimiter: char,
+) -> Result<impl Iterator<Item = Result<BTreeMap<String, String>, CsvError>>, CsvError> {
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter_byte(delimiter)?)
         .has_headers(true)
@@ -109,18 +123,26 @@ pub fn parse(data: &[u8], delimiter: char) -> Result<Vec<BTreeMap<String, String
         .iter()
         .map(|h| h.trim().to_owned())
         .collect::<Vec<_>>();
-    let mut records = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| CsvError::from_csv(&e))?;
-        records.push(
-            headers
+    let mut record = csv::StringRecord::new();
+    // Stops after the first error, as `collect` would.
+    let mut failed = false;
+    Ok(std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
+        match reader.read_record(&mut record) {
+            Ok(true) => Some(Ok(headers
                 .iter()
                 .zip(record.iter())
                 .map(|(h, v)| (h.clone(), v.to_owned()))
-                .collect(),
-        );
-    }
-    Ok(records)
+                .collect())),
+            Ok(false) => None,
+            Err(e) => {
+                failed = true;
+                Some(Err(CsvError::from_csv(&e)))
+            }
+        }
+    }))
 }
 
 fn default_delimiter() -> char {
@@ -150,12 +172,27 @@ struct State {
     last_error: Option<Arc<SourceError>>,
 }
 
-/// A CSV file source. Cheap to query: the file is only read again when it changes.
+/// How long queries answer from the index before looking at the file again, unless
+/// [`CsvSource::with_check_interval`] says otherwise.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `last_check` before the first look at the file.
+const NEVER: u64 = u64::MAX;
+
+/// A CSV file source. Cheap to query: the file is only read again when it changes, and
+/// looked at (its modification time and length) at most once per check interval.
 #[derive(Debug)]
 pub struct CsvSource {
     config: CsvConfig,
     plan: NumberPlan,
     state: RwLock<State>,
+    /// Queries within this long of the last look at the file answer from the index.
+    check_interval: Duration,
+    /// The origin of `last_check`.
+    created: Instant,
+    /// When the file was last looked at, in nanoseconds since `created` ([`NEVER`]
+    /// before the first look). An atomic, so that queries check it without a lock.
+    last_check: AtomicU64,
     /// Held while a new index is built, so that one query rebuilds and the others keep
     /// answering from the old index.
     reloading: Mutex<()>,
@@ -173,8 +210,48 @@ impl CsvSource {
             config,
             plan,
             state: RwLock::new(State::default()),
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            created: Instant::now(),
+            last_check: AtomicU64::new(NEVER),
             reloading: Mutex::new(()),
         })
+    }
+
+    /// Sets how long queries answer from the index before looking at the file again
+    /// ([`DEFAULT_CHECK_INTERVAL`] by default): a change is seen by queries within that
+    /// time. [`Duration::ZERO`] looks at every query; [`CsvSource::reload`] always
+    /// looks.
+    #[must_use]
+    pub fn with_check_interval(mut self, interval: Duration) -> Self {
+        self.check_interval = interval;
+        self
+    }
+
+    /// How long queries answer from the index before looking at the file again.
+    pub fn check_interval(&self) -> Duration {
+        self.check_interval
+    }
+
+    /// Nanoseconds since `created`, saturating (centuries away).
+    fn now(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(NEVER - 1)
+    }
+
+    /// The index queries answer from: the current one when the file was looked at less
+    /// than a check interval ago, else [`CsvSource::reload`]'s.
+    fn index(&self) -> Result<Arc<ContactIndex>, SourceError> {
+        let last = self.last_check.load(Ordering::Relaxed);
+        if last != NEVER
+            && u128::from(self.now().saturating_sub(last)) < self.check_interval.as_nanos()
+            && let Some(index) = &self
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .index
+        {
+            return Ok(Arc::clone(index));
+        }
+        self.reload()
     }
 
     /// The configuration.
@@ -199,7 +276,8 @@ impl CsvSource {
         }
     }
 
-    /// The current index, reading the file again if it changed since the last read.
+    /// The current index, reading the file again if it changed since the last read
+    /// (looks at the file now, whatever the check interval).
     ///
     /// # Errors
     /// When the file cannot be read or parsed and there is no previous good data.
@@ -208,6 +286,8 @@ impl CsvSource {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
             (state.index.clone(), state.stamp)
         };
+        // Before the look: a change made during it is seen by the next one.
+        self.last_check.store(self.now(), Ordering::Relaxed);
         let new_stamp = match std::fs::metadata(&self.config.file) {
             Ok(meta) => (meta.modified().ok(), meta.len()),
             Err(error) => {
@@ -247,18 +327,12 @@ impl CsvSource {
         let built = std::fs::read(&self.config.file)
             .map_err(|e| self.io_error(e))
             .and_then(|data| {
-                parse(&data, self.config.delimiter).map_err(|e| SourceError::Data {
+                self.build(&data).map_err(|e| SourceError::Data {
                     source_name: self.config.source.name.clone(),
                     message: format!("{}: {e}", self.config.file.display()),
                 })
             })
-            .map(|records| {
-                Arc::new(ContactIndex::build(
-                    &self.config.source,
-                    &self.plan,
-                    records,
-                ))
-            });
+            .map(Arc::new);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         // A broken version is not parsed again until the file changes again.
         state.stamp = Some(new_stamp);
@@ -282,6 +356,25 @@ impl CsvSource {
         }
     }
 
+    /// Indexes the records of `data` as they are parsed (a malformed line discards
+    /// the partial index).
+    fn build(&self, data: &[u8]) -> Result<ContactIndex, CsvError> {
+        let mut error = None;
+        // About one record a line (less the header; quoted values may span lines).
+        let lines = memchr::memchr_iter(b'\n', data).count();
+        let index = ContactIndex::build_with_capacity(
+            &self.config.source,
+            &self.plan,
+            records(data, self.config.delimiter)?
+                .map_while(|record| record.map_err(|e| error = Some(e)).ok()),
+            lines,
+        );
+        match error {
+            Some(error) => Err(error),
+            None => Ok(index),
+        }
+    }
+
     fn record_error(&self, error: SourceError) {
         self.state
             .write()
@@ -297,7 +390,7 @@ impl Source for CsvSource {
     }
 
     async fn search(&self, term: &str, _ctx: &QueryContext) -> Result<Vec<Contact>, SourceError> {
-        Ok(self.reload()?.search(term).cloned().collect())
+        Ok(self.index()?.search(term).cloned().collect())
     }
 
     async fn first_match(
@@ -305,11 +398,11 @@ impl Source for CsvSource {
         number: &str,
         _ctx: &QueryContext,
     ) -> Result<Option<Contact>, SourceError> {
-        Ok(self.reload()?.reverse(&self.plan, number).next().cloned())
+        Ok(self.index()?.reverse(&self.plan, number).next().cloned())
     }
 
     async fn list(&self, ids: &[String], _ctx: &QueryContext) -> Result<Vec<Contact>, SourceError> {
-        let index = self.reload()?;
+        let index = self.index()?;
         Ok(ids.iter().filter_map(|id| index.get(id)).cloned().collect())
     }
 }

@@ -68,6 +68,26 @@ pub(crate) fn fold(text: &str) -> String {
     out
 }
 
+/// Appends the folded form of `text` (as [`fold`] computes it) to `out`, as UTF-8: the
+/// index folds millions of values into one buffer, without a `String` for each.
+pub(crate) fn fold_into(text: &str, out: &mut Vec<u8>) {
+    if text.is_ascii() {
+        out.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+        return;
+    }
+    let mut buf = [0; 4];
+    for c in text.chars() {
+        match fold_char(c) {
+            Some(folded) => out.extend_from_slice(folded.as_bytes()),
+            None => {
+                for lower in c.to_lowercase() {
+                    out.extend_from_slice(lower.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +115,16 @@ mod tests {
             let whole = format!("{a}{b}{c}");
             proptest::prop_assert_eq!(fold(&whole), format!("{}{}{}", fold(&a), fold(&b), fold(&c)));
             proptest::prop_assert!(fold(&whole).contains(&fold(&b)));
+        }
+    }
+
+    proptest::proptest! {
+        /// The buffer variant writes exactly what `fold` returns, after what is there.
+        #[test]
+        fn fold_into_matches_fold(prefix in "\\PC{0,4}", text in "\\PC{0,16}") {
+            let mut out = prefix.clone().into_bytes();
+            fold_into(&text, &mut out);
+            proptest::prop_assert_eq!(out, format!("{prefix}{}", fold(&text)).into_bytes());
         }
     }
 

@@ -75,6 +75,87 @@ impl NumberPlan {
     /// The lookup key of a number, or `None` when it is not a phone number (empty, or
     /// with characters other than digits, `*`, `#`, separators and a leading `+`).
     pub fn normalize(&self, raw: &str) -> Option<String> {
+        let mut key = String::new();
+        self.normalize_into(raw, &mut key).then_some(key)
+    }
+
+    /// [`NumberPlan::normalize`] into `out` (replacing what it held), with one
+    /// allocation at most: the key is built in place, which matters when a million
+    /// numbers are indexed. Returns whether `raw` is a number (`out` then holds its
+    /// key; otherwise something unspecified).
+    pub(crate) fn normalize_into(&self, raw: &str, out: &mut String) -> bool {
+        let raw = raw.trim();
+        let (international, rest) = match raw.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let cc = self.country_code.as_deref();
+        out.clear();
+        out.reserve(rest.len() + 1 + cc.map_or(0, str::len));
+        // Every key but a plain one starts with `+`: the digits follow it, and it is
+        // removed at the end when not needed.
+        out.push('+');
+        for c in rest.chars() {
+            match c {
+                '0'..='9' | '*' | '#' => out.push(c),
+                c if is_separator(c) => {}
+                _ => return false,
+            }
+        }
+        let digits = out.get(1..).unwrap_or_default();
+        if digits.is_empty() {
+            return false;
+        }
+        let prefix = self.international_prefix.as_str();
+        // Where the digits after `+` or the international prefix start in `out`.
+        let international_start = if international {
+            Some(1)
+        } else if !prefix.is_empty() && digits.len() > prefix.len() && digits.starts_with(prefix) {
+            Some(1 + prefix.len())
+        } else {
+            None
+        };
+        let national_prefix = self.national_prefix.as_str();
+        if let Some(start) = international_start {
+            // `+33 (0)1 23…`: the `(0)` is a national prefix to drop.
+            if let Some(cc) = cc
+                && rest.contains("(0)")
+                && out.get(start..).is_some_and(|intl| intl.starts_with(cc))
+            {
+                let after = start + cc.len();
+                if out
+                    .get(after..)
+                    .is_some_and(|after| after.starts_with(national_prefix))
+                {
+                    out.replace_range(after..after + national_prefix.len(), "");
+                }
+            }
+            // `+` then the digits, without the international prefix.
+            out.replace_range(1..start, "");
+            return true;
+        }
+        if let Some(cc) = cc
+            && digits.len() > self.max_extension_len
+            && !digits.contains(['*', '#'])
+            && digits.starts_with(national_prefix)
+            && digits.len() > national_prefix.len()
+        {
+            // `+`, the country code, then the digits after the national prefix.
+            out.replace_range(1..1 + national_prefix.len(), cc);
+            return true;
+        }
+        out.remove(0);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The allocating implementation `normalize_into` replaced, as a reference.
+    fn reference(plan: &NumberPlan, raw: &str) -> Option<String> {
         let raw = raw.trim();
         let (international, rest) = match raw.strip_prefix('+') {
             Some(rest) => (true, rest),
@@ -94,21 +175,21 @@ impl NumberPlan {
         let explicit_trunk_zero = rest.contains("(0)");
         let international_digits = if international {
             Some(digits.as_str())
-        } else if !self.international_prefix.is_empty()
-            && digits.len() > self.international_prefix.len()
-            && digits.starts_with(self.international_prefix.as_str())
+        } else if !plan.international_prefix.is_empty()
+            && digits.len() > plan.international_prefix.len()
+            && digits.starts_with(plan.international_prefix.as_str())
         {
-            digits.get(self.international_prefix.len()..)
+            digits.get(plan.international_prefix.len()..)
         } else {
             None
         };
         if let Some(intl) = international_digits {
-            let intl = match &self.country_code {
+            let intl = match &plan.country_code {
                 // `+33 (0)1 23…`: the `(0)` is a national prefix to drop.
                 Some(cc) if explicit_trunk_zero => match intl.strip_prefix(cc.as_str()) {
                     Some(after) => {
                         let after = after
-                            .strip_prefix(self.national_prefix.as_str())
+                            .strip_prefix(plan.national_prefix.as_str())
                             .unwrap_or(after);
                         return Some(format!("+{cc}{after}"));
                     }
@@ -118,22 +199,16 @@ impl NumberPlan {
             };
             return Some(format!("+{intl}"));
         }
-        if let Some(cc) = &self.country_code
-            && digits.len() > self.max_extension_len
+        if let Some(cc) = &plan.country_code
+            && digits.len() > plan.max_extension_len
             && !digits.contains(['*', '#'])
-            && let Some(national) = digits.strip_prefix(self.national_prefix.as_str())
+            && let Some(national) = digits.strip_prefix(plan.national_prefix.as_str())
             && !national.is_empty()
         {
             return Some(format!("+{cc}{national}"));
         }
         Some(digits)
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn cleans_separators() {
@@ -244,6 +319,29 @@ mod tests {
             prop_assert_eq!(&plan.normalize(&format!("+33{nsn}")), &national);
             prop_assert_eq!(&plan.normalize(&format!("0033{nsn}")), &national);
             prop_assert_eq!(&plan.normalize(&format!("+33 (0){nsn}")), &national);
+        }
+
+        /// The in-place key equals the one the previous, allocating code built, for
+        /// every plan.
+        #[test]
+        fn normalize_into_matches_the_reference(
+            raw in "[ ]?[+]?[0-9 ().*#+a-]{0,16}|[+]?[0-9]{0,4}[ ]?[(]0[)][0-9 ]{0,10}",
+            cc in proptest::option::of("[1-9][0-9]{0,2}"),
+            international_prefix in prop_oneof![Just("00"), Just("011"), Just(""), Just("0")],
+            national_prefix in prop_oneof![Just("0"), Just(""), Just("00"), Just("1")],
+            max_extension_len in 0usize..8,
+        ) {
+            let plan = NumberPlan {
+                country_code: cc,
+                international_prefix: international_prefix.to_owned(),
+                national_prefix: national_prefix.to_owned(),
+                max_extension_len,
+            };
+            prop_assert_eq!(plan.normalize(&raw), reference(&plan, &raw));
+            // A reused buffer holding an earlier key gives the same answer.
+            let mut out = String::from("+999999");
+            let key = plan.normalize_into(&raw, &mut out).then_some(out);
+            prop_assert_eq!(key, reference(&plan, &raw));
         }
 
         #[test]

@@ -37,7 +37,13 @@ impl Drop for TempFile {
     }
 }
 
+/// A source that looks at its file on every query, so that each change is seen at once
+/// (the check interval has its own test).
 fn source(file: &TempFile, delimiter: char) -> CsvSource {
+    checked_every(file, delimiter, Duration::ZERO)
+}
+
+fn checked_every(file: &TempFile, delimiter: char, interval: Duration) -> CsvSource {
     CsvSource::new(
         CsvConfig {
             source: SourceConfig {
@@ -53,6 +59,7 @@ fn source(file: &TempFile, delimiter: char) -> CsvSource {
         NumberPlan::default(),
     )
     .unwrap()
+    .with_check_interval(interval)
 }
 
 async fn names(source: &CsvSource, term: &str) -> Vec<String> {
@@ -146,4 +153,54 @@ async fn a_first_bad_file_is_an_error_and_delimiters_are_configurable() {
         )
         .is_err()
     );
+}
+
+#[tokio::test]
+async fn queries_look_at_the_file_once_per_check_interval() {
+    let file = TempFile::new("interval");
+    file.write("id,fn,ln,num\n1,Alice,Abrams,1001\n", 1);
+    // An hour: the whole test runs within one interval, however slow the machine.
+    let source = checked_every(&file, ',', Duration::from_secs(3600));
+    assert_eq!(source.check_interval(), Duration::from_secs(3600));
+    let ctx = QueryContext::default();
+    assert_eq!(names(&source, "").await, ["Alice Abrams"]);
+
+    // Changed, but looked at less than an interval ago: queries keep the index…
+    file.write("id,fn,ln,num\n2,Bob,Benito,1002\n", 2);
+    assert_eq!(names(&source, "").await, ["Alice Abrams"]);
+    assert!(source.first_match("1002", &ctx).await.unwrap().is_none());
+    assert_eq!(source.list(&["1".into()], &ctx).await.unwrap().len(), 1);
+
+    // …until an explicit reload, which looks at once.
+    assert_eq!(source.reload().unwrap().len(), 1);
+    assert_eq!(names(&source, "").await, ["Bob Benito"]);
+    let found = source.first_match("1002", &ctx).await.unwrap().unwrap();
+    assert_eq!(found.id.as_deref(), Some("2"));
+
+    // A first read that failed is retried by the next query, interval or not.
+    let broken = TempFile::new("interval-broken");
+    broken.write("id,fn,ln,num\n1,Alice\n", 1);
+    let source = checked_every(&broken, ',', Duration::from_secs(3600));
+    assert!(source.search("a", &ctx).await.is_err());
+    broken.write("id,fn,ln,num\n1,Alice,Abrams,1001\n", 2);
+    assert_eq!(names(&source, "").await, ["Alice Abrams"]);
+}
+
+#[test]
+fn the_default_check_interval_is_a_second() {
+    let file = TempFile::new("default-interval");
+    let source = CsvSource::new(
+        CsvConfig {
+            source: SourceConfig::named("x"),
+            file: file.0.clone(),
+            delimiter: ',',
+        },
+        NumberPlan::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        source.check_interval(),
+        pbxkit_directory::csv_source::DEFAULT_CHECK_INTERVAL
+    );
+    assert_eq!(source.check_interval(), Duration::from_secs(1));
 }
