@@ -50,6 +50,25 @@ pub struct QueueCounters {
 }
 
 impl QueueCounters {
+    /// Whether [`record`](Self::record) counts this event (the others need no look
+    /// at the queue).
+    pub(crate) fn counts(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::EnterQueue { .. }
+                | Event::Connect { .. }
+                | Event::Abandon(_)
+                | Event::ExitWithKey { .. }
+                | Event::ExitWithTimeout(_)
+                | Event::ExitEmpty(_)
+                | Event::Closed
+                | Event::Full
+                | Event::JoinEmpty
+                | Event::DivertCaRatio
+                | Event::DivertHoldTime
+        )
+    }
+
     /// Counts one event of this queue; `service_level` in seconds.
     pub(crate) fn record(&mut self, event: &Event, service_level: u64) {
         let turned_away = |c: &mut u64, received: &mut u64| {

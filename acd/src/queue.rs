@@ -365,6 +365,8 @@ pub enum AcdError {
 #[derive(Debug, Clone)]
 struct Member {
     agent: AgentId,
+    /// The agent's number (see [`Acd::names`]).
+    num: u32,
     penalty: u32,
     paused: bool,
     calls: u32,
@@ -379,11 +381,16 @@ struct Queue {
     members: Vec<Member>,
     /// Callers not yet connected, in position order.
     waiting: VecDeque<CallId>,
+    /// For each of `waiting`: whether it is ringing (its state is `Ringing`), so that
+    /// dispatch passes over it without looking it up.
+    ringing: VecDeque<bool>,
     rr_pos: usize,
     rr_wrapped: bool,
     /// Smoothed hold time in seconds (app_queue `holdtime`).
     hold_time: u64,
     counters: QueueCounters,
+    /// Its index in [`Acd::order`], the order in which dispatch serves the queues.
+    pos: usize,
 }
 
 #[derive(Debug)]
@@ -395,9 +402,13 @@ struct Agent {
     ringing: Vec<CallId>,
     on_call: Option<CallId>,
     wrap_up_until: Option<Instant>,
-    /// The queues it is a member of, so that its state is found without a scan of
-    /// every queue.
+    /// The queues it is a member of (in name order), so that its state is found
+    /// without a scan of every queue.
     queues: Vec<QueueId>,
+    /// Their dispatch positions ([`Queue::pos`]).
+    positions: Vec<usize>,
+    /// Its number (see [`Acd::names`]).
+    num: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -409,7 +420,12 @@ enum Tried {
 
 #[derive(Debug)]
 struct Candidate {
-    agent: AgentId,
+    /// The agent's number (see [`Acd::names`]): a candidate list stays small (one
+    /// allocation under a kilobyte for 30 members).
+    agent: u32,
+    /// Its index in the queue's members when the attempt started (members may leave
+    /// meanwhile: checked against `agent`).
+    member: u32,
     metric: i64,
     tried: Tried,
 }
@@ -452,6 +468,29 @@ struct Call {
     /// Whether it has penalty or skill rules at all (most calls have none: they skip
     /// the per-dispatch rule work).
     has_rules: bool,
+    /// The candidate list of its attempts, kept between them (allocated on arrival,
+    /// so that starting an attempt allocates nothing).
+    spare: Vec<Candidate>,
+}
+
+/// What dispatch reads of an agent, copied from [`Agent`] at each change so that a
+/// member's availability needs no lookup by name.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    logged: bool,
+    /// `Acd::agent_status` (`Invalid` when logged out).
+    status: DeviceState,
+    wrap_up_until: Option<Instant>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            logged: false,
+            status: DeviceState::Invalid,
+            wrap_up_until: None,
+        }
+    }
 }
 
 /// An agent's live statistics, kept across logins until the next reset.
@@ -483,6 +522,29 @@ pub struct Acd<S, R> {
     agent_stats: BTreeMap<AgentId, AgentStats>,
     /// Agents whose state may have changed during the current input.
     touched: BTreeSet<AgentId>,
+    /// The queues in dispatch order: higher weight first, then by name.
+    order: Vec<QueueId>,
+    /// The queues (by [`order`](Self::order) index) that dispatch must examine: those
+    /// where something a turn depends on changed since they were last examined. The
+    /// others would find nobody to serve and nobody to take out.
+    dirty: BTreeSet<usize>,
+    /// Wrap-up ends not yet reached by a dispatch: the agent becomes available then.
+    wrap_ends: BTreeSet<(Instant, AgentId)>,
+    /// The calls with penalty or skill rules: their ranges move with time, so their
+    /// queues are examined at every dispatch.
+    ruled: BTreeSet<CallId>,
+    /// The highest queue weight (weights only matter below it).
+    max_weight: u32,
+    /// The time of the last dispatch (time going backwards re-examines everything).
+    last_dispatch: Option<Instant>,
+    /// The agents' states that dispatch reads for each member, by agent number.
+    slots: Vec<Slot>,
+    /// A reused buffer of ring_one: (candidate, can ring).
+    verdicts: Vec<(usize, bool)>,
+    /// Every agent that has been a member, by number (candidates refer to agents by
+    /// number), and the numbers by agent.
+    names: Vec<AgentId>,
+    numbers: BTreeMap<AgentId, u32>,
 }
 
 impl<S: std::fmt::Debug, R> std::fmt::Debug for Acd<S, R> {
@@ -522,6 +584,16 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             lines: BTreeMap::new(),
             agent_stats: BTreeMap::new(),
             touched: BTreeSet::new(),
+            order: Vec::new(),
+            dirty: BTreeSet::new(),
+            wrap_ends: BTreeSet::new(),
+            ruled: BTreeSet::new(),
+            max_weight: 0,
+            last_dispatch: None,
+            verdicts: Vec::new(),
+            names: Vec::new(),
+            numbers: BTreeMap::new(),
+            slots: Vec::new(),
         }
     }
 
@@ -539,6 +611,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// attempt on; an agent without skills has none.
     pub fn set_agent_skills(&mut self, agent: AgentId, skills: BTreeMap<String, i64>) {
         self.skills.insert(agent, skills);
+        self.mark_all();
     }
 
     /// Adds a queue.
@@ -553,13 +626,73 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 closed: false,
                 members: Vec::new(),
                 waiting: VecDeque::new(),
+                ringing: VecDeque::new(),
                 rr_pos: 0,
                 rr_wrapped: false,
                 hold_time: 0,
                 counters: QueueCounters::default(),
+                pos: 0,
             },
         );
+        let mut order: Vec<(u32, QueueId)> = self
+            .queues
+            .values()
+            .map(|q| (q.config.weight, q.config.name.clone()))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        self.order = order.into_iter().map(|(_, name)| name).collect();
+        for (pos, name) in self.order.iter().enumerate() {
+            if let Some(q) = self.queues.get_mut(name) {
+                q.pos = pos;
+            }
+        }
+        for a in self.agents.values_mut() {
+            a.positions = a
+                .queues
+                .iter()
+                .filter_map(|name| self.queues.get(name).map(|q| q.pos))
+                .collect();
+        }
+        self.max_weight = self
+            .queues
+            .values()
+            .map(|q| q.config.weight)
+            .max()
+            .unwrap_or(0);
+        self.mark_all();
         Ok(())
+    }
+
+    /// The agent's number, given on its first membership.
+    fn intern(&mut self, agent: &AgentId) -> u32 {
+        if let Some(&n) = self.numbers.get(agent) {
+            return n;
+        }
+        let n = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(agent.clone());
+        self.numbers.insert(agent.clone(), n);
+        self.slots.push(Slot::default());
+        n
+    }
+
+    /// Every queue must be examined at the next dispatch.
+    fn mark_all(&mut self) {
+        self.dirty.extend(0..self.queues.len());
+    }
+
+    /// This queue must be examined at the next dispatch.
+    fn mark_queue(&mut self, queue: &QueueId) {
+        if let Some(q) = self.queues.get(queue) {
+            self.dirty.insert(q.pos);
+        }
+    }
+
+    /// The queues of this agent must be examined at the next dispatch (its
+    /// availability or state may have changed).
+    fn mark_agent(&mut self, agent: &AgentId) {
+        if let Some(a) = self.agents.get(agent) {
+            self.dirty.extend(a.positions.iter().copied());
+        }
     }
 
     /// Opens or closes a queue (its schedule); arriving callers get `CLOSED`.
@@ -613,7 +746,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         } else if a.queues.iter().any(|q| {
             self.queues
                 .get(q)
-                .is_some_and(|q| q.members.iter().any(|m| &m.agent == agent && !m.paused))
+                .is_some_and(|q| q.members.iter().any(|m| m.num == a.num && !m.paused))
         }) {
             AgentState::Ready
         } else {
@@ -708,9 +841,25 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
     }
 
+    /// Notes that an agent's state may have changed: for its statistics, and for
+    /// dispatch in its queues.
     fn touch(&mut self, agent: &AgentId) {
         if !self.touched.contains(agent) {
             self.touched.insert(agent.clone());
+        }
+        // sync and mark_agent with one lookup.
+        match self.agents.get(agent) {
+            Some(a) => {
+                if let Some(s) = self.slots.get_mut(a.num as usize) {
+                    *s = Slot {
+                        logged: true,
+                        status: Self::agent_status(a),
+                        wrap_up_until: a.wrap_up_until,
+                    };
+                }
+                self.dirty.extend(a.positions.iter().copied());
+            }
+            None => self.sync(agent),
         }
     }
 
@@ -739,10 +888,15 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     fn log(&mut self, now: Instant, call: &str, queue: &str, agent: &str, event: Event) {
         let time = self.start_epoch + secs(now.saturating_duration_since(self.start));
-        if let Some(q) = self.queues.get_mut(queue) {
+        // Only the counted events look the queue and the agent up.
+        if QueueCounters::counts(&event)
+            && let Some(q) = self.queues.get_mut(queue)
+        {
             q.counters.record(&event, secs(q.config.service_level));
         }
-        if let Some(s) = self.agent_stats.get_mut(agent) {
+        if matches!(event, Event::Connect { .. } | Event::RingNoAnswer { .. })
+            && let Some(s) = self.agent_stats.get_mut(agent)
+        {
             match event {
                 Event::Connect { .. } => s.answered += 1,
                 Event::RingNoAnswer { .. } => s.unanswered += 1,
@@ -796,6 +950,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             Input::DeviceState { agent, state } => match self.agents.get_mut(&agent) {
                 Some(a) => {
                     a.device = state;
+                    self.sync(&agent);
+                    self.mark_agent(&agent);
                     Ok(())
                 }
                 None => Err(AcdError::NotLoggedIn(agent)),
@@ -836,6 +992,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 && retry_at.is_some_and(|t| t <= now)
             {
                 *retry_at = None;
+                if let Some(q) = self.queues.get(&call.queue) {
+                    self.dirty.insert(q.pos);
+                }
             }
         }
         let wrapped_up: Vec<AgentId> = self
@@ -915,16 +1074,20 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .get_mut(&queue)
             .ok_or_else(|| AcdError::UnknownQueue(queue.clone()))?;
         // Behind every caller of the same or a higher priority (app_queue join_queue).
+        // The callers are in non-increasing priority (only this inserts): when the last
+        // one's is not lower, the caller goes last, without a look at the others.
         let calls = &self.calls;
-        let index = q
-            .waiting
-            .iter()
-            .position(|c| calls.get(c).is_some_and(|c| c.priority < priority))
-            .unwrap_or(q.waiting.len());
+        let lower = |c: &CallId| calls.get(c).is_some_and(|c| c.priority < priority);
+        let index = match q.waiting.back() {
+            Some(last) if !lower(last) => q.waiting.len(),
+            _ => q.waiting.iter().position(lower).unwrap_or(q.waiting.len()),
+        };
         q.waiting.insert(index, call.clone());
+        q.ringing.insert(index, false);
         let position = position_u32(index);
         let expected_wait = Duration::from_secs(q.hold_time);
         let expires = q.config.timeout.map(|t| now + t);
+        let members = q.members.len();
         self.calls.insert(
             call.clone(),
             Call {
@@ -943,8 +1106,13 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 skill_variables: options.skill_variables,
                 wake: None,
                 has_rules,
+                spare: Vec::with_capacity(members),
             },
         );
+        if has_rules {
+            self.ruled.insert(call.clone());
+        }
+        self.mark_queue(&queue);
         self.log(
             now,
             call.as_str(),
@@ -1069,17 +1237,48 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if m.paused {
             return false;
         }
-        // One lookup: this runs for every member at every dispatch.
-        let Some(a) = self.agents.get(&m.agent) else {
-            return false;
+        // No lookup by name: this runs for many members at each dispatch.
+        let s = self.slot(m.num);
+        let available = s.logged
+            && s.wrap_up_until.is_none_or(|t| t <= now)
+            && match s.status {
+                DeviceState::Invalid | DeviceState::Unavailable => false,
+                DeviceState::InUse | DeviceState::Ringing => q.config.ring_in_use,
+                DeviceState::NotInUse | DeviceState::Unknown => true,
+            };
+        debug_assert_eq!(
+            available,
+            self.agents.get(&m.agent).is_some_and(|a| {
+                a.wrap_up_until.is_none_or(|t| t <= now)
+                    && match Self::agent_status(a) {
+                        DeviceState::Invalid | DeviceState::Unavailable => false,
+                        DeviceState::InUse | DeviceState::Ringing => q.config.ring_in_use,
+                        DeviceState::NotInUse | DeviceState::Unknown => true,
+                    }
+            }),
+            "slot of {}",
+            m.agent
+        );
+        available
+    }
+
+    /// The state of the agent numbered `num` as dispatch needs it.
+    fn slot(&self, num: u32) -> Slot {
+        self.slots.get(num as usize).copied().unwrap_or_default()
+    }
+
+    /// Copies the agent's state to its slot (after any change of it).
+    fn sync(&mut self, agent: &AgentId) {
+        let Some(&num) = self.numbers.get(agent) else {
+            return;
         };
-        if a.wrap_up_until.is_some_and(|t| t > now) {
-            return false;
-        }
-        match Self::agent_status(a) {
-            DeviceState::Invalid | DeviceState::Unavailable => false,
-            DeviceState::InUse | DeviceState::Ringing => q.config.ring_in_use,
-            DeviceState::NotInUse | DeviceState::Unknown => true,
+        let slot = self.agents.get(agent).map_or(Slot::default(), |a| Slot {
+            logged: true,
+            status: Self::agent_status(a),
+            wrap_up_until: a.wrap_up_until,
+        });
+        if let Some(s) = self.slots.get_mut(num as usize) {
+            *s = slot;
         }
     }
 
@@ -1097,56 +1296,94 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
     }
 
-    /// app_queue can_ring_entry.
-    fn can_ring(&self, queue: &QueueId, agent: &AgentId, now: Instant) -> bool {
-        let Some(q) = self.queues.get(queue) else {
+    /// app_queue can_ring_entry, for a candidate of an attempt in `q`.
+    fn can_ring(&self, q: &Queue, c: &Candidate, now: Instant) -> bool {
+        let Some(agent) = self.names.get(c.agent as usize) else {
             return false;
         };
-        let Some(m) = q.members.iter().find(|m| &m.agent == agent) else {
+        let m = match q.members.get(c.member as usize) {
+            Some(m) if m.num == c.agent => Some(m),
+            _ => q.members.iter().find(|m| m.num == c.agent),
+        };
+        let Some(m) = m else {
             return false;
         };
-        if m.paused || self.in_wrap_up(agent, now) {
+        if m.paused {
             return false;
         }
-        let free = matches!(
-            self.status(agent),
-            DeviceState::NotInUse | DeviceState::Unknown
-        );
+        // in_wrap_up and status, from the slot.
+        let s = self.slot(c.agent);
+        if s.logged && s.wrap_up_until.is_some_and(|t| t > now) {
+            return false;
+        }
+        let free = s.logged && matches!(s.status, DeviceState::NotInUse | DeviceState::Unknown);
         if !q.config.ring_in_use && !free {
             return false;
         }
-        // compare_weight: a heavier queue sharing this member, with callers it cannot serve.
-        !self.queues.values().any(|other| {
-            other.config.name != q.config.name
-                && other.config.weight > q.config.weight
-                && !other.waiting.is_empty()
-                && other.members.iter().any(|om| &om.agent == agent)
-                && other.waiting.len() >= self.available_members(other, now)
-        })
+        // compare_weight: a heavier queue sharing this member, with callers it cannot
+        // serve. The queues sharing it are the agent's; none is heavier than the
+        // heaviest.
+        if q.config.weight >= self.max_weight {
+            return true;
+        }
+        let Some(a) = self.agents.get(agent) else {
+            return true;
+        };
+        !a.queues
+            .iter()
+            .filter_map(|name| self.queues.get(name))
+            .any(|other| {
+                other.config.name != q.config.name
+                    && other.config.weight > q.config.weight
+                    && !other.waiting.is_empty()
+                    && other.waiting.len() >= self.available_members(other, now)
+            })
     }
 
     /// Starts attempts for the callers whose turn it is, and applies leavewhenempty.
+    ///
+    /// The queues are served in [`order`](Self::order); only the dirty ones are
+    /// examined, the others having nobody to serve or take out (a queue is clean once
+    /// examined, and marked again by any change its turns depend on: its callers, the
+    /// state of its members' agents, the end of a wrap-up, a caller's rules).
     fn dispatch(&mut self, now: Instant) {
-        let mut queues: Vec<(u32, QueueId)> = self
-            .queues
-            .values()
-            .map(|q| (q.config.weight, q.config.name.clone()))
-            .collect();
-        queues.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        if self.last_dispatch.is_some_and(|t| now < t) {
+            // Wrap-ups would be running again: re-examine everything.
+            self.mark_all();
+        }
+        self.last_dispatch = Some(now);
+        while self.wrap_ends.first().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, agent)) = self.wrap_ends.pop_first() {
+                self.mark_agent(&agent);
+            }
+        }
         self.advance_rules(now);
-        for (_, queue) in queues {
-            self.leave_when_empty(now, &queue);
+        let order = std::mem::take(&mut self.order);
+        let mut from = 0;
+        while let Some(&pos) = self.dirty.range(from..).next() {
+            from = pos + 1;
+            self.dirty.remove(&pos);
+            let Some(queue) = order.get(pos) else {
+                continue;
+            };
+            self.leave_when_empty(now, queue);
             // Each started attempt changes availability: re-check from the head.
-            while let Some(call) = self.next_turn(&queue, now) {
+            while let Some(call) = self.next_turn(queue, now) {
                 self.start_attempt(now, &call);
             }
         }
+        self.order = order;
     }
 
     /// Applies the penalty rules whose time has come and sets each waiting caller's
     /// next wake-up (next penalty rule, next change of a skill rule's `WT` test).
+    /// The calls without rules keep no wake-up. The queues of the waiting callers with
+    /// rules are marked for dispatch: their ranges and skill rules move with time.
     fn advance_rules(&mut self, now: Instant) {
-        for call in self.calls.values_mut() {
+        for id in &self.ruled {
+            let Some(call) = self.calls.get_mut(id) else {
+                continue;
+            };
             if !call.has_rules || matches!(call.state, CallState::Connected { .. }) {
                 call.wake = None;
                 continue;
@@ -1154,6 +1391,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             let Some(q) = self.queues.get(&call.queue) else {
                 continue;
             };
+            self.dirty.insert(q.pos);
             let wait = now.saturating_duration_since(call.entered);
             let rules = call
                 .penalty_rules
@@ -1248,18 +1486,49 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if q.waiting.is_empty() {
             return None;
         }
-        let mut everybody = None;
+        // No member available: no caller has any (a caller's members are a subset), so
+        // none has its turn. Cheap: no lookup of the callers.
+        if !q.members.iter().any(|m| self.is_available(q, m, now)) {
+            return None;
+        }
         let ring_all = q.config.strategy == Strategy::RingAll;
+        // The members available to a caller that may ring them all
+        // (available_members), counted only as far as the comparisons need.
+        let mut members = q.members.iter();
+        let mut everybody = 0;
         let mut ahead = 0;
-        for id in &q.waiting {
+        for (id, &ringing) in q.waiting.iter().zip(&q.ringing) {
+            debug_assert_eq!(
+                ringing,
+                self.calls
+                    .get(id)
+                    .is_some_and(|c| matches!(c.state, CallState::Ringing { .. })),
+                "ringing flag of {id}"
+            );
+            if ringing {
+                continue;
+            }
             let Some(call) = self.calls.get(id) else {
                 continue;
             };
             let CallState::Waiting { retry_at } = call.state else {
                 continue;
             };
-            let available = match self.eligible(q, call, now) {
-                None => *everybody.get_or_insert_with(|| self.available_members(q, now)),
+            // Whether the caller's available members (ringall: at most one) outnumber
+            // the callers ahead of it.
+            let turn = match self.eligible(q, call, now) {
+                None if ring_all && ahead >= 1 => false,
+                None => {
+                    while everybody <= ahead {
+                        let Some(m) = members.next() else {
+                            break;
+                        };
+                        if self.is_available(q, m, now) {
+                            everybody += 1;
+                        }
+                    }
+                    everybody > ahead
+                }
                 Some(mask) => {
                     let n = q
                         .members
@@ -1267,10 +1536,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                         .zip(mask)
                         .filter(|(m, ok)| *ok && self.is_available(q, m, now))
                         .count();
-                    if ring_all { n.min(1) } else { n }
+                    let available = if ring_all { n.min(1) } else { n };
+                    ahead < available
                 }
             };
-            if ahead >= available {
+            if !turn {
                 continue;
             }
             if retry_at.is_none() {
@@ -1282,6 +1552,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     }
 
     fn start_attempt(&mut self, now: Instant, id: &CallId) {
+        let mut candidates = self
+            .calls
+            .get_mut(id)
+            .map(|c| std::mem::take(&mut c.spare))
+            .unwrap_or_default();
         let Some(call) = self.calls.get(id) else {
             return;
         };
@@ -1296,7 +1571,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             q.rr_pos
         };
         let mask = self.eligible(q, call, now);
-        let mut candidates = Vec::with_capacity(q.members.len());
+        candidates.clear();
+        candidates.reserve(q.members.len());
         for (position, m) in q.members.iter().enumerate() {
             // Out of range or not selected: skipped, but still counted in `position`
             // (app_queue's calc_metric refusal in try_calling).
@@ -1313,7 +1589,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 since_last_call: m.last_call.map(|t| now.saturating_duration_since(t)),
             };
             candidates.push(Candidate {
-                agent: m.agent.clone(),
+                agent: m.num,
+                member: u32::try_from(position).unwrap_or(u32::MAX),
                 metric: metric(strategy, facts, cursor, &mut wrapped, &mut self.rng),
                 tried: Tried::Untried,
             });
@@ -1338,6 +1615,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 candidates,
             };
         }
+        self.set_ringing(&queue, id, true);
         if !self.ring_one(now, id) {
             self.end_attempt(now, id);
         }
@@ -1346,51 +1624,111 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// app_queue ring_one: rings the best untried candidate (ringall: all sharing the
     /// best metric), skipping the ones that cannot ring. False when nobody rings.
     fn ring_one(&mut self, now: Instant, id: &CallId) -> bool {
-        let Some(call) = self.calls.get(id) else {
+        // The candidates are taken out of the call meanwhile (can_ring does not read
+        // them), and the verdicts go to a reused buffer.
+        let Some(call) = self.calls.get_mut(id) else {
             return false;
         };
         let queue = call.queue.clone();
+        let CallState::Ringing { candidates, .. } = &mut call.state else {
+            return false;
+        };
+        let mut candidates = std::mem::take(candidates);
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        let rang = self.ring_best(now, id, &queue, &mut candidates, &mut verdicts);
+        verdicts.clear();
+        self.verdicts = verdicts;
+        if let Some(CallState::Ringing { candidates: c, .. }) =
+            self.calls.get_mut(id).map(|c| &mut c.state)
+        {
+            *c = candidates;
+        }
+        rang
+    }
+
+    fn ring_best(
+        &mut self,
+        now: Instant,
+        id: &CallId,
+        queue: &QueueId,
+        candidates: &mut [Candidate],
+        verdicts: &mut Vec<(usize, bool)>,
+    ) -> bool {
         let ring_all = self
             .queues
-            .get(&queue)
+            .get(queue)
             .is_some_and(|q| q.config.strategy == Strategy::RingAll);
+        if !ring_all {
+            // find_best's successive choices, while each fails: the untried candidates
+            // by metric, then position (sorted once the best one fails). A failed
+            // verdict changes nothing but its candidate's `tried`.
+            let q = self.queues.get(queue);
+            verdicts.clear();
+            if let Some(best) = find_best(candidates) {
+                verdicts.push((best, false));
+            }
+            if let Some(&(best, _)) = verdicts.first()
+                && let Some(c) = candidates.get(best)
+                && !q.is_some_and(|q| self.can_ring(q, c, now))
+            {
+                verdicts.clear();
+                verdicts.extend(
+                    candidates
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.tried == Tried::Untried)
+                        .map(|(i, _)| (i, false)),
+                );
+                verdicts.sort_unstable_by_key(|&(i, _)| (candidates.get(i).map(|c| c.metric), i));
+            }
+            let chosen = verdicts.iter().find_map(|&(i, _)| {
+                let c = candidates.get_mut(i)?;
+                if q.is_some_and(|q| self.can_ring(q, c, now)) {
+                    c.tried = Tried::Ringing(now);
+                    Some(c.agent)
+                } else {
+                    c.tried = Tried::Done;
+                    None
+                }
+            });
+            let Some(agent) = chosen.and_then(|n| self.names.get(n as usize).cloned()) else {
+                return false;
+            };
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.ringing.push(id.clone());
+            }
+            self.touch(&agent);
+            self.outputs.push_back(Output::Ring {
+                call: id.clone(),
+                agent,
+            });
+            return true;
+        }
         loop {
-            let Some(call) = self.calls.get(id) else {
-                return false;
-            };
-            let CallState::Ringing { candidates, .. } = &call.state else {
-                return false;
-            };
             let Some(best) = find_best(candidates) else {
                 return false;
             };
             let best_metric = candidates[best].metric;
-            let chosen: Vec<usize> = if ring_all {
-                (0..candidates.len())
-                    .filter(|&i| {
-                        candidates[i].tried == Tried::Untried && candidates[i].metric <= best_metric
-                    })
-                    .collect()
-            } else {
-                vec![best]
-            };
-            let verdicts: Vec<(usize, AgentId, bool)> = chosen
-                .into_iter()
-                .map(|i| {
-                    let agent = candidates[i].agent.clone();
-                    let ok = self.can_ring(&queue, &agent, now);
-                    (i, agent, ok)
-                })
-                .collect();
-            let mut rang = false;
-            for (i, agent, ok) in verdicts {
-                if let Some(CallState::Ringing { candidates, .. }) =
-                    self.calls.get_mut(id).map(|c| &mut c.state)
-                    && let Some(c) = candidates.get_mut(i)
-                {
-                    c.tried = if ok { Tried::Ringing(now) } else { Tried::Done };
+            // Every verdict before any ring (a ring changes the others' queues).
+            verdicts.clear();
+            let q = self.queues.get(queue);
+            let verdict = |c: &Candidate| q.is_some_and(|q| self.can_ring(q, c, now));
+            if ring_all {
+                for (i, c) in candidates.iter().enumerate() {
+                    if c.tried == Tried::Untried && c.metric <= best_metric {
+                        verdicts.push((i, verdict(c)));
+                    }
                 }
-                if ok {
+            } else {
+                verdicts.push((best, verdict(&candidates[best])));
+            }
+            let mut rang = false;
+            for &(i, ok) in verdicts.iter() {
+                let Some(c) = candidates.get_mut(i) else {
+                    continue;
+                };
+                c.tried = if ok { Tried::Ringing(now) } else { Tried::Done };
+                if ok && let Some(agent) = self.names.get(c.agent as usize).cloned() {
                     if let Some(a) = self.agents.get_mut(&agent) {
                         a.ringing.push(id.clone());
                     }
@@ -1419,9 +1757,29 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .queues
             .get(&call.queue)
             .map_or(Duration::ZERO, |q| q.config.retry);
-        call.state = CallState::Waiting {
-            retry_at: Some(now + retry),
-        };
+        let ended = std::mem::replace(
+            &mut call.state,
+            CallState::Waiting {
+                retry_at: Some(now + retry),
+            },
+        );
+        // The candidate list serves the next attempt.
+        if let CallState::Ringing { candidates, .. } = ended {
+            call.spare = candidates;
+        }
+        let queue = call.queue.clone();
+        self.mark_queue(&queue);
+        self.set_ringing(&queue, id, false);
+    }
+
+    /// Sets the `ringing` flag of a waiting caller.
+    fn set_ringing(&mut self, queue: &QueueId, id: &CallId, ringing: bool) {
+        if let Some(q) = self.queues.get_mut(queue)
+            && let Some(i) = q.waiting.iter().position(|c| c == id)
+            && let Some(r) = q.ringing.get_mut(i)
+        {
+            *r = ringing;
+        }
     }
 
     /// app_queue store_next_rr / store_next_lin after an attempt.
@@ -1474,13 +1832,15 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let CallState::Ringing { candidates, .. } = &mut call.state else {
             return;
         };
+        let except = except.and_then(|a| self.numbers.get(a).copied());
         let mut stopped = Vec::new();
         for c in candidates.iter_mut() {
             if let Tried::Ringing(since) = c.tried
-                && except != Some(&c.agent)
+                && except != Some(c.agent)
+                && let Some(agent) = self.names.get(c.agent as usize)
             {
                 c.tried = Tried::Done;
-                stopped.push((c.agent.clone(), now.saturating_duration_since(since)));
+                stopped.push((agent.clone(), now.saturating_duration_since(since)));
             }
         }
         for (agent, rang) in stopped {
@@ -1544,9 +1904,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let CallState::Ringing { candidates, .. } = &mut call.state else {
             return Err(not_ringing());
         };
+        let num = self.numbers.get(agent).copied();
         let c = candidates
             .iter_mut()
-            .find(|c| &c.agent == agent)
+            .find(|c| Some(c.agent) == num)
             .ok_or_else(not_ringing)?;
         let Tried::Ringing(since) = c.tried else {
             return Err(not_ringing());
@@ -1582,10 +1943,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .calls
             .get(&id)
             .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
+        let num = self.numbers.get(&agent).copied();
         let ring_start = match &call.state {
             CallState::Ringing { candidates, .. } => {
                 candidates.iter().find_map(|c| match c.tried {
-                    Tried::Ringing(since) if c.agent == agent => Some(since),
+                    Tried::Ringing(since) if Some(c.agent) == num => Some(since),
                     _ => None,
                 })
             }
@@ -1615,9 +1977,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             index = q.waiting.iter().position(|c| c == &id);
             if let Some(i) = index {
                 q.waiting.remove(i);
+                q.ringing.remove(i);
             }
             // app_queue recalc_holdtime: (3 × old + new) / 4.
             q.hold_time = (q.hold_time.saturating_mul(3).saturating_add(hold)) / 4;
+            self.dirty.insert(q.pos);
         }
         self.log(
             now,
@@ -1664,10 +2028,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         };
         self.log(now, id.as_str(), queue.as_str(), agent.as_str(), event);
         self.calls.remove(id);
+        self.ruled.remove(id);
         let mut wrap_up = Duration::ZERO;
+        let num = self.numbers.get(&agent).copied();
         if let Some(q) = self.queues.get_mut(&queue) {
             wrap_up = q.config.wrap_up;
-            if let Some(m) = q.members.iter_mut().find(|m| m.agent == agent) {
+            if let Some(m) = q.members.iter_mut().find(|m| Some(m.num) == num) {
                 m.calls = m.calls.saturating_add(1);
                 m.last_call = Some(now);
             }
@@ -1676,6 +2042,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             a.on_call = None;
             if !wrap_up.is_zero() {
                 a.wrap_up_until = Some(now + wrap_up);
+                self.wrap_ends.insert((now + wrap_up, agent.clone()));
             }
         }
         self.touch(&agent);
@@ -1700,14 +2067,17 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let Some(call) = self.calls.remove(id) else {
             return;
         };
+        self.ruled.remove(id);
         let mut position = 0;
         let mut index = None;
         if let Some(q) = self.queues.get_mut(&call.queue) {
             index = q.waiting.iter().position(|c| c == id);
             if let Some(i) = index {
                 q.waiting.remove(i);
+                q.ringing.remove(i);
                 position = position_u32(i);
             }
+            self.dirty.insert(q.pos);
         }
         let exit = Exit {
             position,
@@ -1798,6 +2168,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 channel: channel.clone(),
             },
         );
+        let num = self.intern(&agent);
         self.agents.insert(
             agent.clone(),
             Agent {
@@ -1808,8 +2179,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 on_call: None,
                 wrap_up_until: None,
                 queues: Vec::new(),
+                positions: Vec::new(),
+                num,
             },
         );
+        self.sync(&agent);
         for (queue, penalty) in queues {
             let Some(q) = self.queues.get_mut(&queue) else {
                 continue;
@@ -1817,11 +2191,16 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             if q.members.iter().any(|m| m.agent == agent) {
                 continue;
             }
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.queues.push(queue.clone());
+            self.dirty.insert(q.pos);
+            if let Some(a) = self.agents.get_mut(&agent)
+                && let Err(i) = a.queues.binary_search(&queue)
+            {
+                a.queues.insert(i, queue.clone());
+                a.positions.push(q.pos);
             }
             q.members.push(Member {
                 agent: agent.clone(),
+                num,
                 penalty,
                 paused: false,
                 calls: 0,
@@ -1855,6 +2234,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 continue;
             };
             q.members.remove(pos);
+            self.dirty.insert(q.pos);
             // app_queue queue_member_follower_removal.
             if pos < q.rr_pos {
                 q.rr_pos -= 1;
@@ -1868,7 +2248,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             );
         }
         self.touch(&agent);
-        if let Some(a) = self.agents.remove(&agent) {
+        let removed = self.agents.remove(&agent);
+        self.sync(&agent);
+        if let Some(a) = removed {
             if let Some(holder) = self.lines.get_mut(&a.channel) {
                 *holder = None;
             }
@@ -1895,9 +2277,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         reason: &str,
         paused: bool,
     ) -> Result<(), AcdError> {
-        if !self.agents.contains_key(agent) {
+        let Some(num) = self.agents.get(agent).map(|a| a.num) else {
             return Err(AcdError::NotLoggedIn(agent.clone()));
-        }
+        };
         self.touch(agent);
         let targets: Vec<QueueId> = match queue {
             Some(q) => {
@@ -1907,7 +2289,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     .ok_or_else(|| AcdError::UnknownQueue(q.clone()))?
                     .members
                     .iter()
-                    .any(|m| &m.agent == agent);
+                    .any(|m| m.num == num);
                 if !member {
                     return Err(AcdError::NotAMember {
                         agent: agent.clone(),
@@ -1927,18 +2309,18 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     }
                 };
                 self.log(now, NONE, NONE, agent.as_str(), event);
-                self.queues
-                    .values()
-                    .filter(|q| q.members.iter().any(|m| &m.agent == agent))
-                    .map(|q| q.config.name.clone())
-                    .collect()
+                // The agent's queues, in name order as the queue table.
+                self.agents
+                    .get(agent)
+                    .map(|a| a.queues.clone())
+                    .unwrap_or_default()
             }
         };
         for queue in targets {
             if let Some(m) = self
                 .queues
                 .get_mut(&queue)
-                .and_then(|q| q.members.iter_mut().find(|m| &m.agent == agent))
+                .and_then(|q| q.members.iter_mut().find(|m| m.num == num))
             {
                 m.paused = paused;
             }
