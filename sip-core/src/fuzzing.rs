@@ -23,7 +23,10 @@ pub fn sip_message(data: &[u8]) {
     // A message that parses has usable essential headers, every Via included.
     assert!(message.top_via().is_ok() && message.from().is_ok() && message.to().is_ok());
     assert!(message.call_id().is_ok() && message.cseq().is_ok());
-    assert!(message.vias().all(|v| v.is_ok()), "a Via that does not parse");
+    assert!(
+        message.vias().all(|v| v.is_ok()),
+        "a Via that does not parse"
+    );
     exercise(&message);
     let wire = message.to_bytes();
     match Message::parse(wire.clone()) {
