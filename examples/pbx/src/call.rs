@@ -509,6 +509,8 @@ impl ALeg<'_> {
         h.push(HeaderName::Via, via(self.endpoint, target));
         h.push(HeaderName::MaxForwards, max_forwards.to_string());
         h.push(HeaderName::From, format!("{from};tag={tag}"));
+        // RFC 3325: the identity the PBX vouches for (it authenticated the caller).
+        h.push(HeaderName::PAssertedIdentity, from);
         h.push(HeaderName::To, to);
         h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));

@@ -252,10 +252,11 @@ pub(crate) async fn dial(
             caller_id,
             pbxkit_dialplan::outcall::OutgoingCallerIdDecision::Anonymous
         ) {
-            branch
-                .invite
-                .headers_mut()
-                .push(HeaderName::Privacy, ByteStr::from_static("id"));
+            // Hidden from the callee, not from the trunk: the real identity goes in
+            // P-Asserted-Identity with Privacy: id (RFC 3325 §7).
+            let h = branch.invite.headers_mut();
+            h.set(HeaderName::PAssertedIdentity, leg.from(host));
+            h.push(HeaderName::Privacy, ByteStr::from_static("id"));
         }
         tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
         let _ = leg.notices.send(Notice::InUse(key.clone(), 1)).await;

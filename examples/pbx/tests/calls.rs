@@ -955,6 +955,9 @@ async fn outgoing_calls_fail_over_to_the_next_trunk_and_answer_its_challenge() {
             ));
             match m.method().unwrap() {
                 Method::Invite => {
+                    // The PBX asserts the caller it authenticated.
+                    let pai = m.headers().get(&HeaderName::PAssertedIdentity).unwrap();
+                    assert!(pai.contains("sip:1000@"), "{pai}");
                     let creds = m
                         .headers()
                         .typed::<Auth>(&HeaderName::Authorization)
