@@ -20,6 +20,9 @@
 //!   durable JSON file.
 //! - [`generate`]: a device's files from its config and plugin, written atomically and
 //!   only when changed.
+//! - [`tftp`]: TFTP packets (RFC 1350, 2347, 2348, 2349), sans I/O.
+//! - `server` (feature `server`): the TFTP and HTTP servers phones download their
+//!   files from, serving a `server::FileSource`.
 //!
 //! ```
 //! use pbxkit_provisioning::identify::{self, select_plugin, Support};
@@ -67,7 +70,11 @@ pub mod model;
 pub mod plugins;
 pub mod store;
 pub mod template;
+pub mod tftp;
 pub mod tz;
+
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use identify::{DeviceInfo, Support};
 pub use mac::{Mac, MacError};
@@ -80,6 +87,7 @@ pub mod fuzzing {
     use crate::identify;
     use crate::mac::Mac;
     use crate::template::{TemplateDir, TemplateError, Templates};
+    use crate::tftp::{self, Packet};
 
     /// A fuzz entry point.
     pub type Target = fn(&[u8]);
@@ -88,6 +96,7 @@ pub mod fuzzing {
     pub const TARGETS: &[(&str, Target)] = &[
         ("provisioning_user_agent", provisioning_user_agent),
         ("provisioning_template", provisioning_template),
+        ("provisioning_tftp_packet", provisioning_tftp_packet),
     ];
 
     /// At most this many bytes of one input are used, to keep runs fast.
@@ -174,5 +183,48 @@ pub mod fuzzing {
             Err(TemplateError::Render { file, .. }) => assert!(!file.is_empty()),
             Err(_) => {}
         }
+    }
+
+    /// The input is a TFTP datagram: parsing never panics and never reads past the
+    /// end; a packet that parses encodes again, and its encoding parses to the same
+    /// packet (unknown options and padding dropped, an invalid UTF-8 error message
+    /// replaced); options are in their ranges.
+    pub fn provisioning_tftp_packet(data: &[u8]) {
+        let Ok(packet) = Packet::parse(data) else {
+            return;
+        };
+        let options = match &packet {
+            Packet::Rrq(r) | Packet::Wrq(r) => {
+                assert!(!r.filename.is_empty() && !r.filename.contains('\0'));
+                Some(r.options)
+            }
+            Packet::Oack(o) => Some(*o),
+            Packet::Data { data: block, .. } => {
+                assert_eq!(block.len() + 4, data.len());
+                None
+            }
+            Packet::Ack { .. } => {
+                assert_eq!(data.len(), 4);
+                None
+            }
+            Packet::Error { message, .. } => {
+                assert!(!message.contains('\0'));
+                None
+            }
+        };
+        if let Some(o) = options {
+            if let Some(b) = o.blksize {
+                assert!((tftp::MIN_BLKSIZE..=tftp::MAX_BLKSIZE).contains(&b));
+            }
+            assert_ne!(o.timeout, Some(0));
+        }
+        let bytes = match packet.to_bytes() {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("a parsed packet does not encode: {e}"),
+        };
+        // At most: each invalid byte of an error message becomes U+FFFD (3 bytes), and
+        // its NUL is added if it was missing.
+        assert!(bytes.len() <= 3 * data.len() + 1);
+        assert_eq!(Packet::parse(&bytes).as_ref(), Ok(&packet));
     }
 }
