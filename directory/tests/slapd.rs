@@ -179,7 +179,14 @@ impl Slapd {
                     break;
                 }
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(Slapd { child, dir, port });
+                    // Another test's slapd may hold the same port (both probed it
+                    // free): ours then exits on its failed bind. Only a slapd still
+                    // running a moment after the port answers is ours.
+                    std::thread::sleep(Duration::from_millis(200));
+                    if child.try_wait().unwrap().is_none() {
+                        return Some(Slapd { child, dir, port });
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -197,6 +204,24 @@ impl Slapd {
 
     fn signal(&self, signal: &str) {
         assert!(kill(signal, self.child.id()), "kill -s {signal}");
+        if signal == "STOP" {
+            // kill(2) returns before every thread has stopped: a worker already
+            // running could still answer. Wait (bounded) until the kernel reports
+            // the process stopped ('T' in /proc/PID/stat).
+            let stat = format!("/proc/{}/stat", self.child.id());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let text = std::fs::read_to_string(&stat).unwrap_or_default();
+                let state = text
+                    .rsplit(')')
+                    .next()
+                    .and_then(|rest| rest.split_whitespace().next());
+                if state == Some("T") || Instant::now() > deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
     }
 }
 
