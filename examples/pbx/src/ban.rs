@@ -81,7 +81,10 @@ impl Bans {
         }
         source.failures = source.failures.saturating_add(1);
         if source.failures >= policy.max_failures && source.banned_until.is_none_or(|u| u <= now) {
-            source.banned_until = Some(now + policy.ban_time);
+            // A ban time beyond what Instant can hold falls back to a year.
+            source.banned_until = now
+                .checked_add(policy.ban_time)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)));
             source.failures = 0;
             source.since = now;
             return true;

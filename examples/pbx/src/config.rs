@@ -302,6 +302,23 @@ impl Config {
                 at: at_key("port_min"),
             });
         }
+        // Durations become timers and Instants: bounded, so that none can overflow.
+        const YEAR: u64 = 365 * 86_400;
+        let durations = [
+            ("window", config.security.window),
+            ("ban_time", config.security.ban_time),
+            ("ring_time", config.pbx.ring_time),
+        ]
+        .into_iter()
+        .chain(config.trunks.iter().map(|t| ("qualify", t.qualify)));
+        for (key, seconds) in durations {
+            if seconds > YEAR {
+                return Err(ConfigError {
+                    message: format!("{key}: at most one year ({YEAR} s)"),
+                    at: at_key(key),
+                });
+            }
+        }
         let r = &config.registrar;
         if !(r.min_expires <= r.default_expires && r.default_expires <= r.max_expires) {
             return Err(ConfigError {
@@ -465,6 +482,13 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("unknown field")
+        );
+
+        let text = DEFAULT.replace("ban_time = 600", "ban_time = 99999999999");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(
+            err.message.starts_with("ban_time: at most one year"),
+            "{err:?}"
         );
 
         let text = DEFAULT.replace("_0XXXXXXXXX", "_0[X");

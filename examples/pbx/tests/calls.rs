@@ -313,25 +313,8 @@ async fn register_then_call_answer_and_hang_up() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], &rtp(6)[..], "the stranger's packet was dropped");
-    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
-    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
-        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
-        pbxkit_sip::Contact::Star => panic!(),
-    };
-    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
-    let call_id = invite.call_id().unwrap().0.to_string();
-    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
-    ack.headers_mut().set(
-        HeaderName::CSeq,
-        format!("{} ACK", invite.cseq().unwrap().seq),
-    );
-    alice.ep.send_stateless(ack, alice.target()).await;
-    let bye = alice.build("BYE", &pbx_contact, &to, &call_id, "");
-    let mut tx = alice.ep.send_request(bye, alice.target()).await.unwrap();
-    let ClientEvent::Response(bye_ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
-        panic!()
-    };
-    assert_eq!(bye_ok.status(), Some(StatusCode::OK), "{bye_ok}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
     let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
     assert_eq!(log, ["INVITE", "ACK", "BYE"]);
 }
@@ -458,6 +441,47 @@ async fn registrations_survive_kill_9_and_restart() {
     assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
 }
 
+/// The dialog a caller's answered call made with the PBX: where its in-dialog
+/// requests go, their To (with the PBX's tag) and Call-ID.
+struct InDialog {
+    contact: String,
+    to: String,
+    call_id: String,
+}
+
+impl InDialog {
+    /// ACKs `answer`, the 200 to `invite` (a call to `callee`).
+    async fn ack(phone: &Phone, invite: &Message, answer: &Message, callee: &str) -> InDialog {
+        let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
+        let contact = match answer.contacts().next().unwrap().unwrap() {
+            pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+            pbxkit_sip::Contact::Star => panic!(),
+        };
+        let dialog = InDialog {
+            contact,
+            to: format!("<sip:{callee}@pbxkit>;tag={to_tag}"),
+            call_id: invite.call_id().unwrap().0.to_string(),
+        };
+        let mut ack = phone.build("ACK", &dialog.contact, &dialog.to, &dialog.call_id, "");
+        ack.headers_mut().set(
+            HeaderName::CSeq,
+            format!("{} ACK", invite.cseq().unwrap().seq),
+        );
+        phone.ep.send_stateless(ack, phone.target()).await;
+        dialog
+    }
+
+    /// Hangs up with BYE; returns its final status.
+    async fn bye(&self, phone: &Phone) -> StatusCode {
+        let bye = phone.build("BYE", &self.contact, &self.to, &self.call_id, "");
+        let mut tx = phone.ep.send_request(bye, phone.target()).await.unwrap();
+        let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!("no answer to BYE")
+        };
+        ok.status().unwrap()
+    }
+}
+
 /// ACKs a 200 to `invite` and hangs up with BYE; returns the BYE's final status.
 async fn ack_and_bye(
     phone: &Phone,
@@ -465,25 +489,10 @@ async fn ack_and_bye(
     answer: &Message,
     callee: &str,
 ) -> StatusCode {
-    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
-    let contact = match answer.contacts().next().unwrap().unwrap() {
-        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
-        pbxkit_sip::Contact::Star => panic!(),
-    };
-    let to = format!("<sip:{callee}@pbxkit>;tag={to_tag}");
-    let call_id = invite.call_id().unwrap().0.to_string();
-    let mut ack = phone.build("ACK", &contact, &to, &call_id, "");
-    ack.headers_mut().set(
-        HeaderName::CSeq,
-        format!("{} ACK", invite.cseq().unwrap().seq),
-    );
-    phone.ep.send_stateless(ack, phone.target()).await;
-    let bye = phone.build("BYE", &contact, &to, &call_id, "");
-    let mut tx = phone.ep.send_request(bye, phone.target()).await.unwrap();
-    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
-        panic!("no answer to BYE")
-    };
-    ok.status().unwrap()
+    InDialog::ack(phone, invite, answer, callee)
+        .await
+        .bye(phone)
+        .await
 }
 
 #[tokio::test]
@@ -548,19 +557,7 @@ async fn sigterm_ends_calls_with_bye_and_cdrs_record_every_call() {
     let bob_log = bob.answer_calls(StatusCode::OK);
     let (invite, answer) = call(&alice, "1001").await;
     assert_eq!(answer.status(), Some(StatusCode::OK));
-    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
-    let mut ack = alice.build(
-        "ACK",
-        &format!("sip:pbx@{}", pbx.addr),
-        &format!("<sip:1001@pbxkit>;tag={to_tag}"),
-        &invite.call_id().unwrap().0,
-        "",
-    );
-    ack.headers_mut().set(
-        HeaderName::CSeq,
-        format!("{} ACK", invite.cseq().unwrap().seq),
-    );
-    alice.ep.send_stateless(ack, alice.target()).await;
+    InDialog::ack(&alice, &invite, &answer, "1001").await;
 
     // SIGTERM: both phones get a BYE, and the PBX exits cleanly.
     let terminated = tokio::task::spawn_blocking(move || {
@@ -659,23 +656,12 @@ async fn hold_re_invite_is_relayed_to_the_other_leg_with_media_anchored() {
     let (invite, answer) = call_with(&alice, "1001", &sdp(4000)).await;
     assert_eq!(answer.status(), Some(StatusCode::OK));
     let first = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
-    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
-    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
-        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
-        pbxkit_sip::Contact::Star => panic!(),
-    };
-    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
-    let call_id = invite.call_id().unwrap().0.to_string();
-    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
-    ack.headers_mut().set(
-        HeaderName::CSeq,
-        format!("{} ACK", invite.cseq().unwrap().seq),
-    );
-    alice.ep.send_stateless(ack, alice.target()).await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let (pbx_contact, to, call_id) = (&*dialog.contact, &*dialog.to, &*dialog.call_id);
 
     // Alice puts Bob on hold.
     let hold = format!("{}a=sendonly\r\n", sdp(4000)).replace("o=- 1 1", "o=- 1 2");
-    let reinvite = alice.build("INVITE", &pbx_contact, &to, &call_id, &hold);
+    let reinvite = alice.build("INVITE", pbx_contact, to, call_id, &hold);
     let mut tx = alice
         .ep
         .send_request(reinvite.clone(), alice.target())
@@ -690,7 +676,7 @@ async fn hold_re_invite_is_relayed_to_the_other_leg_with_media_anchored() {
     assert_eq!(held.media_address(&held.media[0]), Some("127.0.0.1"));
     assert_eq!(held.media[0].port, first.media[0].port);
     assert_ne!(held.media[0].port, 5000);
-    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
+    let mut ack = alice.build("ACK", pbx_contact, to, call_id, "");
     ack.headers_mut().set(
         HeaderName::CSeq,
         format!("{} ACK", reinvite.cseq().unwrap().seq),
@@ -1202,22 +1188,11 @@ async fn blind_transfer_puts_the_target_in_the_transferors_place() {
     let carol_log = carol.answer_calls(StatusCode::OK);
     let (invite, answer) = call(&alice, "1001").await;
     assert_eq!(answer.status(), Some(StatusCode::OK));
-    let to_tag = answer.to().unwrap().tag().unwrap().to_owned();
-    let pbx_contact = match answer.contacts().next().unwrap().unwrap() {
-        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
-        pbxkit_sip::Contact::Star => panic!(),
-    };
-    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
-    let call_id = invite.call_id().unwrap().0.to_string();
-    let mut ack = alice.build("ACK", &pbx_contact, &to, &call_id, "");
-    ack.headers_mut().set(
-        HeaderName::CSeq,
-        format!("{} ACK", invite.cseq().unwrap().seq),
-    );
-    alice.ep.send_stateless(ack, alice.target()).await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let (pbx_contact, to, call_id) = (&*dialog.contact, &*dialog.to, &*dialog.call_id);
 
     // Alice transfers Bob to Carol.
-    let mut refer = alice.build("REFER", &pbx_contact, &to, &call_id, "");
+    let mut refer = alice.build("REFER", pbx_contact, to, call_id, "");
     refer
         .headers_mut()
         .push(HeaderName::ReferTo, format!("<sip:1002@{}>", pbx.addr));
