@@ -385,7 +385,7 @@ async fn session(
                     hang_up(&endpoint, &mut dialog, a.source).await;
                     break;
                 }
-                Some(CallInput::Ack | CallInput::Cancelled) => {}
+                Some(CallInput::Ack | CallInput::Cancelled | CallInput::HandOver { .. }) => {}
             },
             () = &mut limit => {
                 hang_up(&endpoint, &mut dialog, a.source).await;

@@ -22,7 +22,7 @@ use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What the main loop forwards to a call.
 #[derive(Debug)]
@@ -35,6 +35,21 @@ pub(crate) enum CallInput {
     Cancelled,
     /// The PBX is stopping: end the call now (CANCEL or BYE both legs).
     Shutdown,
+    /// Another call's attended transfer replaces the dialog with Call-ID `replaced`:
+    /// give the other side away through `reply` and end (a call that cannot, for
+    /// instance because it is still ringing, drops `reply`).
+    HandOver {
+        replaced: String,
+        reply: oneshot::Sender<Handover>,
+    },
+}
+
+/// A side given away by a call for an attended transfer, with the SDP origin its
+/// phone has seen so far.
+#[derive(Debug)]
+pub(crate) struct Handover {
+    pub(crate) side: Side,
+    pub(crate) origin: crate::media::Origin,
 }
 
 /// Who calls what; the dialplan decides where the call goes.
@@ -669,7 +684,7 @@ pub(crate) async fn ring_branches(
             tx: Some(a.tx),
         })
         .await;
-    let mut sides = [
+    let sides = [
         Side {
             call_id: a_call_id.to_owned(),
             dialog: a_dialog,
@@ -683,7 +698,7 @@ pub(crate) async fn ring_branches(
             sdp: sdp_of(&b_ok),
         },
     ];
-    let hangup_by = talking(leg, &mut sides, inputs, keys).await;
+    let hangup_by = talking(leg, sides, inputs, keys).await;
     tracing::info!(
         call_id = %a_call_id,
         rtp_a_to_b = relay.counters.a_to_b.load(std::sync::atomic::Ordering::Relaxed),
@@ -823,7 +838,7 @@ async fn ringing(
                     stop.send_replace(Stop::All);
                 }
                 Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
-                Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown) => {}
+                Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown | CallInput::HandOver { .. }) => {}
                 None => {
                     stop.send_replace(Stop::All);
                     return Err(cancelling
@@ -853,6 +868,7 @@ fn better(a: StatusCode, b: StatusCode) -> StatusCode {
 
 /// One side of a bridged call: side 0 uses the relay's A ports, side 1 its B ports
 /// (a transfer replaces a side's dialog, not its ports).
+#[derive(Debug)]
 pub(crate) struct Side {
     pub(crate) call_id: String,
     pub(crate) dialog: Dialog,
@@ -866,11 +882,26 @@ fn b_dialog_call_id(dialog: &Dialog) -> String {
     dialog.id.call_id.to_string()
 }
 
+impl Side {
+    /// How the main loop routes this side's requests: its Call-ID and our tag.
+    pub(crate) fn key(&self) -> DialogKey {
+        (self.call_id.clone(), self.dialog.id.local_tag.to_string())
+    }
+
+    /// Sends BYE on this side and waits up to `wait` for its answer.
+    pub(crate) async fn hang_up(&mut self, endpoint: &EndpointHandle, wait: Duration) {
+        let bye = self
+            .dialog
+            .request(Method::Bye, &via(endpoint, self.target), None);
+        send_bye(endpoint, bye, self.target, wait).await;
+    }
+}
+
 /// While the call is up: relay BYE from either side, renegotiations, and transfers;
 /// answer the rest. Returns who hung up.
 async fn talking(
     leg: &ALeg<'_>,
-    sides: &mut [Side; 2],
+    mut sides: [Side; 2],
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
 ) -> &'static str {
@@ -880,18 +911,30 @@ async fn talking(
             CallInput::Request(req) => req,
             CallInput::Shutdown => {
                 // Both legs are told at once; each BYE waits a bounded time.
-                let [x, y] = sides;
-                let bye_x = x
-                    .dialog
-                    .request(Method::Bye, &via(endpoint, x.target), None);
-                let bye_y = y
-                    .dialog
-                    .request(Method::Bye, &via(endpoint, y.target), None);
-                tokio::join!(
-                    send_bye(endpoint, bye_x, x.target, Duration::from_secs(2)),
-                    send_bye(endpoint, bye_y, y.target, Duration::from_secs(2)),
-                );
+                let [x, y] = &mut sides;
+                let wait = Duration::from_secs(2);
+                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
                 return "pbx";
+            }
+            CallInput::HandOver { replaced, reply } => {
+                let Some(gone) = sides.iter().position(|s| s.call_id == replaced) else {
+                    continue;
+                };
+                // The transferor's dialog here ends; the other side moves to the
+                // call that asked, with the origin its phone has seen.
+                let origin = leg.relay.origin(gone == 1);
+                let [x, y] = sides;
+                let (mut transferor, kept) = if gone == 0 { (x, y) } else { (y, x) };
+                let kept_key = kept.key();
+                keys.retain(|k| *k != kept_key);
+                if let Err(back) = reply.send(Handover { side: kept, origin }) {
+                    // The asking call is gone: this call ends without it.
+                    let mut kept = back.side;
+                    keys.push(kept_key);
+                    kept.hang_up(endpoint, Duration::from_secs(2)).await;
+                }
+                transferor.hang_up(endpoint, Duration::from_secs(2)).await;
+                return "transfer";
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
@@ -905,7 +948,7 @@ async fn talking(
             continue;
         };
         let from_a = i == 0;
-        let [x, y] = sides;
+        let [x, y] = &mut sides;
         let (this, other) = if from_a { (x, y) } else { (y, x) };
         if let Err(e) = this.dialog.handle_request(&req.request) {
             answer(&req, e.status()).await;
@@ -937,21 +980,15 @@ async fn talking(
                     other.sdp = Some(answer);
                 }
             }
-            // Blind transfer: the side that sends REFER leaves, the party named in
-            // Refer-To takes its place on the same relay ports.
+            // Transfers: the side that sends REFER leaves, the party named in
+            // Refer-To (or the other party of the dialog its Replaces names) takes its
+            // place on the same relay ports.
             Some(Method::Refer) => {
                 if let Some(new_side) =
-                    crate::transfer::blind(leg, &req, this, other, from_a, keys).await
+                    crate::transfer::refer(leg, &req, this, other, from_a, keys).await
                 {
-                    let old = std::mem::replace(this, new_side);
-                    let bye = {
-                        let mut old = old;
-                        let bye = old
-                            .dialog
-                            .request(Method::Bye, &via(endpoint, old.target), None);
-                        (bye, old.target)
-                    };
-                    send_bye(endpoint, bye.0, bye.1, Duration::from_secs(2)).await;
+                    let mut old = std::mem::replace(this, new_side);
+                    old.hang_up(endpoint, Duration::from_secs(2)).await;
                 }
             }
             _ => answer(&req, StatusCode::OK).await,

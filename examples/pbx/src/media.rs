@@ -6,12 +6,17 @@
 //! source of the first packet that arrives on that leg's port; once latched, packets
 //! from any other source are ignored (they may be spoofed), until the SDP of that leg
 //! changes.
+//!
+//! SDP origin: the PBX is the session's originator towards each phone, so every SDP a
+//! leg receives carries the leg's own `o=` line (session id fixed per leg, version
+//! incremented on each description). Peers such as Asterisk ignore a re-offer whose
+//! version did not change, and a transfer must not show a phone another session's origin.
 
 use pbxkit_sip::ByteStr;
 use pbxkit_sip::sdp::{Connection, Session};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -82,6 +87,25 @@ struct Leg {
     target: watch::Sender<Option<SocketAddr>>,
     /// Bumped when the leg's SDP changes, so that its latch starts over.
     epoch: watch::Sender<u64>,
+    /// The `o=` session id and last version this leg's phone was given.
+    origin: Mutex<Origin>,
+}
+
+/// The origin (`o=` line) a phone has seen from the PBX: moved with the phone when a
+/// transfer puts it on another call's relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    session_id: String,
+    version: u64,
+}
+
+impl Origin {
+    fn new() -> Origin {
+        Origin {
+            session_id: crate::ids::numeric_id(),
+            version: 0,
+        }
+    }
 }
 
 /// The media of one call; the relay stops when this is dropped.
@@ -113,6 +137,7 @@ impl Relay {
                 port,
                 target: watch::channel(None).0,
                 epoch: watch::channel(0).0,
+                origin: Mutex::new(Origin::new()),
             }
         };
         let a = leg(a_rtp, a_rtcp);
@@ -156,7 +181,7 @@ impl Relay {
 
     /// Records the media address a leg announced in its SDP (the latch starts over).
     pub(crate) fn set_peer_from_sdp(&self, leg_a: bool, sdp: &Session) {
-        let leg = if leg_a { &self.a } else { &self.b };
+        let leg = self.leg(leg_a);
         let addr = sdp
             .media
             .iter()
@@ -169,18 +194,52 @@ impl Relay {
         leg.epoch.send_modify(|e| *e += 1);
     }
 
-    /// The SDP to give a leg: the other leg's description with our address and this
-    /// leg's port in it, and rtcp attributes dropped (RTCP is on port + 1).
+    fn leg(&self, leg_a: bool) -> &Leg {
+        if leg_a { &self.a } else { &self.b }
+    }
+
+    /// The origin the phone on a leg has been given so far.
+    pub(crate) fn origin(&self, leg_a: bool) -> Origin {
+        match self.leg(leg_a).origin.lock() {
+            Ok(o) => o.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Continues a phone's origin on a leg (the phone came from another relay).
+    pub(crate) fn set_origin(&self, leg_a: bool, origin: Origin) {
+        match self.leg(leg_a).origin.lock() {
+            Ok(mut o) => *o = origin,
+            Err(poisoned) => *poisoned.into_inner() = origin,
+        }
+    }
+
+    /// The SDP to give a leg: the other leg's description with our address, this
+    /// leg's port and origin in it, and rtcp attributes dropped (RTCP is on port + 1).
     pub(crate) fn rewrite(&self, for_leg_a: bool, sdp: &Session, ip: IpAddr) -> Session {
-        let port = if for_leg_a { self.a.port } else { self.b.port };
+        let leg = self.leg(for_leg_a);
+        let port = leg.port;
         let mut out = sdp.clone();
         let conn = Connection {
             addr_type: ByteStr::from_static(if ip.is_ipv4() { "IP4" } else { "IP6" }),
             address: ByteStr::from(ip.to_string()),
         };
         out.connection = Some(conn.clone());
-        out.origin.address = conn.address.clone();
-        out.origin.addr_type = conn.addr_type.clone();
+        let (session_id, version) = {
+            let mut o = match leg.origin.lock() {
+                Ok(o) => o,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            o.version += 1;
+            (o.session_id.clone(), o.version)
+        };
+        out.origin = pbxkit_sip::sdp::Origin {
+            username: ByteStr::from_static("pbxkit"),
+            session_id: ByteStr::from(session_id),
+            session_version: version,
+            addr_type: conn.addr_type.clone(),
+            address: conn.address.clone(),
+        };
         let mut first_audio = true;
         for m in &mut out.media {
             if m.kind.as_str() == "audio" && m.port != 0 && first_audio {

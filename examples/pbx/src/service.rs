@@ -49,6 +49,13 @@ pub(crate) enum Notice {
     },
     /// A user has one call more (+1) or less (-1) in progress.
     InUse(String, i32),
+    /// An attended transfer replaces the dialog with Call-ID `call_id` and one of
+    /// `tags` as ours: ask its call to hand its other side over through `reply`.
+    Replace {
+        call_id: String,
+        tags: [String; 2],
+        reply: tokio::sync::oneshot::Sender<call::Handover>,
+    },
 }
 
 struct Service {
@@ -291,6 +298,25 @@ impl Service {
                 }
                 if let Some(tx) = tx {
                     self.invites.remove(&tx);
+                }
+            }
+            Notice::Replace {
+                call_id,
+                tags,
+                reply,
+            } => {
+                // Replaces names the tags from the recipient's view (to-tag ours);
+                // some phones swap them, so either matches.
+                let call = tags
+                    .into_iter()
+                    .find_map(|tag| self.dialogs.get(&(call_id.clone(), tag)));
+                if let Some(inputs) = call {
+                    // Not awaited (the loop must not block on a busy call): a full
+                    // queue drops `reply`, and the transfer fails with 481.
+                    let _ = inputs.try_send(CallInput::HandOver {
+                        replaced: call_id,
+                        reply,
+                    });
                 }
             }
             Notice::InUse(user, delta) => {

@@ -1,19 +1,36 @@
-//! Blind transfer (RFC 3515 REFER, as RFC 5589 §6 describes it): during a bridged
-//! call, one side sends REFER naming a third party. The PBX accepts (202), reports
-//! progress to the transferor with NOTIFYs carrying a `message/sipfrag`, rings the
-//! target through the dialplan, and when it answers puts it in the transferor's
-//! place on the same relay ports, so the other side's media never moves (no
-//! re-INVITE towards it). The transferor is then hung up.
+//! Transfers (RFC 3515 REFER, as RFC 5589 describes them). During a bridged call,
+//! one side (the transferor) sends REFER; the PBX accepts (202) and reports progress
+//! to it with NOTIFYs carrying a `message/sipfrag`.
+//!
+//! - Blind (§6): Refer-To names a third party. The PBX rings it through the dialplan
+//!   and when it answers puts it in the transferor's place on the same relay ports,
+//!   so the other side's media never moves (no re-INVITE towards it).
+//! - Attended (§7): the transferor has a second call, and Refer-To carries a
+//!   `Replaces` (RFC 3891) naming the transferor's dialog of that call. The PBX asks
+//!   that call to hand its other party over, re-INVITEs that party onto this call's
+//!   relay ports (and the transferee off hold), and ends the transferor's dialogs in
+//!   both calls: the two remaining parties talk.
+//!
+//! The transferor is hung up when the transfer succeeds and keeps its call when it
+//! fails. Attended transfer to a call still ringing (semi-attended) is refused: the
+//! transferor gets a 481 NOTIFY and keeps both calls.
 
-use crate::call::{ALeg, Branch, Side, attempt, sdp_of, set_sdp, via};
+use crate::call::{ALeg, Branch, Handover, Side, attempt, sdp_of, set_sdp, via};
 use crate::fork::{self, BranchEvent, Stop};
-use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
+use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_dialplan::Decision;
 use pbxkit_sip::dialog::Dialog;
-use pbxkit_sip::endpoint::ServerRequest;
-use pbxkit_sip::{ByteStr, HeaderName, Method, NameAddr, StatusCode};
+use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
+use pbxkit_sip::sdp::{Direction, Session};
+use pbxkit_sip::{
+    ByteStr, HeaderName, HeaderValue, Method, NameAddr, Replaces, SipUri, StatusCode,
+};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// How long a call may take to hand a side over, and a re-INVITE to be answered.
+const HANDOVER_WAIT: Duration = Duration::from_secs(5);
+const REINVITE_WAIT: Duration = Duration::from_secs(32);
 
 /// Sends the transferor a NOTIFY with the transfer's progress (`status` as a sipfrag).
 async fn notify(leg: &ALeg<'_>, side: &mut Side, status: StatusCode, reason: &str, done: bool) {
@@ -54,13 +71,30 @@ async fn notify(leg: &ALeg<'_>, side: &mut Side, status: StatusCode, reason: &st
     }
 }
 
+/// The `Replaces` a Refer-To URI carries (escaped as a URI header): `None` when it
+/// has none, `Some(Err(()))` when it has one that does not parse.
+fn replaces_of(uri: &SipUri) -> Option<Result<Replaces, ()>> {
+    let value = uri
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("Replaces"))?
+        .value
+        .clone()
+        .unwrap_or_default();
+    let text = pbxkit_sip::unescape(value.as_str());
+    let parsed = std::str::from_utf8(&text)
+        .map_err(|_| ())
+        .and_then(|t| Replaces::parse_value(&ByteStr::from(t.to_owned())).map_err(|_| ()));
+    Some(parsed)
+}
+
 /// Handles a REFER from `this` (side A when `this_is_a`): returns the side that takes
-/// its place when the transfer target answered, `None` when the call stays as it was.
-pub(crate) async fn blind(
+/// its place when the transfer succeeded, `None` when the call stays as it was.
+pub(crate) async fn refer(
     leg: &ALeg<'_>,
     req: &ServerRequest,
     this: &mut Side,
-    other: &Side,
+    other: &mut Side,
     this_is_a: bool,
     keys: &mut Vec<DialogKey>,
 ) -> Option<Side> {
@@ -73,15 +107,26 @@ pub(crate) async fn blind(
         answer(req, StatusCode::BAD_REQUEST).await;
         return None;
     };
-    if sip
-        .headers
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("Replaces"))
-    {
-        // Attended transfer (Replaces) is not handled yet.
-        answer(req, StatusCode::new(501).unwrap_or(StatusCode::BAD_REQUEST)).await;
-        return None;
+    match replaces_of(sip) {
+        None => blind(leg, req, sip, this, other, this_is_a, keys).await,
+        Some(Ok(replaces)) => attended(leg, req, &replaces, this, other, this_is_a, keys).await,
+        Some(Err(())) => {
+            answer(req, StatusCode::BAD_REQUEST).await;
+            None
+        }
     }
+}
+
+/// Blind transfer to the user named in Refer-To.
+async fn blind(
+    leg: &ALeg<'_>,
+    req: &ServerRequest,
+    sip: &SipUri,
+    this: &mut Side,
+    other: &Side,
+    this_is_a: bool,
+    keys: &mut Vec<DialogKey>,
+) -> Option<Side> {
     let number = sip
         .user
         .as_ref()
@@ -101,6 +146,156 @@ pub(crate) async fn blind(
             None
         }
     }
+}
+
+/// Attended transfer: the other party of the dialog `replaces` names (in another
+/// call) takes `this` side's place, and both calls lose the transferor.
+async fn attended(
+    leg: &ALeg<'_>,
+    req: &ServerRequest,
+    replaces: &Replaces,
+    this: &mut Side,
+    other: &mut Side,
+    this_is_a: bool,
+    keys: &mut Vec<DialogKey>,
+) -> Option<Side> {
+    let call_id = replaces.call_id.to_string();
+    answer(req, StatusCode::new(202).unwrap_or(StatusCode::OK)).await;
+    notify(leg, this, StatusCode::TRYING, "Trying", false).await;
+    tracing::info!(call_id = %leg.a_call_id, replaces = %call_id, "attended transfer");
+    let fail = |status: StatusCode| {
+        tracing::info!(call_id = %leg.a_call_id, status = status.as_u16(), "transfer failed");
+        status
+    };
+    let handover = if call_id == this.call_id || call_id == other.call_id {
+        // A call cannot replace one of its own dialogs.
+        None
+    } else {
+        let (reply, handed) = oneshot::channel();
+        let _ = leg
+            .notices
+            .send(Notice::Replace {
+                call_id,
+                tags: [replaces.to_tag.to_string(), replaces.from_tag.to_string()],
+                reply,
+            })
+            .await;
+        tokio::time::timeout(HANDOVER_WAIT, handed)
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let Some(Handover {
+        side: mut new,
+        origin,
+    }) = handover
+    else {
+        let status = fail(StatusCode::CALL_DOES_NOT_EXIST);
+        notify(leg, this, status, status.canonical_reason(), true).await;
+        return None;
+    };
+    // From now on the new side's requests come here.
+    let key = new.key();
+    keys.push(key.clone());
+    let _ = leg
+        .notices
+        .send(Notice::Route {
+            keys: vec![key],
+            tx: None,
+            inputs: leg.inputs_tx.clone(),
+        })
+        .await;
+    leg.relay.set_origin(this_is_a, origin);
+    let endpoint = leg.endpoint;
+    // The new party gets the transferee's media on this side's ports, both ways
+    // (the transferor may have held either call before transferring).
+    let offer = other.sdp.as_ref().map(active);
+    let answered = match offer {
+        Some(offer) => {
+            let ip = advertised(endpoint, new.target.addr).ip();
+            reinvite(
+                endpoint,
+                &mut new,
+                &leg.relay.rewrite(this_is_a, &offer, ip),
+            )
+            .await
+        }
+        None => Err(StatusCode::NOT_ACCEPTABLE_HERE),
+    };
+    let new_sdp = match answered {
+        Ok(sdp) => sdp,
+        Err(status) => {
+            // The new party is off its own call and could not join this one.
+            new.hang_up(endpoint, Duration::from_secs(2)).await;
+            let status = fail(status);
+            notify(leg, this, status, status.canonical_reason(), true).await;
+            return None;
+        }
+    };
+    leg.relay.set_peer_from_sdp(this_is_a, &new_sdp);
+    // The transferee hears the new party's media description and leaves hold; when it
+    // refuses, the call goes on with the media as it was.
+    let ip = advertised(endpoint, other.target.addr).ip();
+    let refreshed = leg.relay.rewrite(!this_is_a, &active(&new_sdp), ip);
+    if let Ok(sdp) = reinvite(endpoint, other, &refreshed).await {
+        leg.relay.set_peer_from_sdp(!this_is_a, &sdp);
+        other.sdp = Some(sdp);
+    }
+    new.sdp = Some(new_sdp);
+    notify(leg, this, StatusCode::OK, "OK", true).await;
+    Some(new)
+}
+
+/// `sdp` with every stream sending and receiving (off hold).
+fn active(sdp: &Session) -> Session {
+    let mut out = sdp.clone();
+    out.attributes.retain(|a| {
+        !matches!(
+            a.name.as_str(),
+            "sendrecv" | "sendonly" | "recvonly" | "inactive"
+        )
+    });
+    for m in &mut out.media {
+        m.set_direction(Direction::SendRecv);
+    }
+    out
+}
+
+/// Sends a re-INVITE with `offer` on a side's dialog and ACKs its 2xx: the answer's
+/// SDP, or the failure status.
+async fn reinvite(
+    endpoint: &EndpointHandle,
+    side: &mut Side,
+    offer: &Session,
+) -> Result<Session, StatusCode> {
+    let target = side.target;
+    let mut invite = side
+        .dialog
+        .request(Method::Invite, &via(endpoint, target), None);
+    invite
+        .headers_mut()
+        .push(HeaderName::Contact, our_contact(endpoint, target));
+    set_sdp(&mut invite, offer);
+    let seq = invite.cseq().map_or(0, |c| c.seq);
+    let mut tx = endpoint
+        .send_request(invite, target)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    let response = match tokio::time::timeout(REINVITE_WAIT, tx.final_response()).await {
+        Ok(ClientEvent::Response(r)) => r,
+        _ => return Err(StatusCode::REQUEST_TIMEOUT),
+    };
+    let status = response
+        .status()
+        .unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+    side.dialog.handle_response(&response);
+    if !status.is_success() {
+        return Err(status);
+    }
+    endpoint
+        .send_stateless(side.dialog.ack(seq, &via(endpoint, target)), target)
+        .await;
+    sdp_of(&response).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)
 }
 
 /// Rings the transfer target's phones with `other`'s media (offered on the relay

@@ -19,6 +19,9 @@ const WAIT: Duration = Duration::from_secs(10);
 
 static BRANCH: AtomicU32 = AtomicU32::new(1);
 
+/// The SDP offers a phone received, in order.
+type Offers = std::sync::Arc<std::sync::Mutex<Vec<pbxkit_sip::sdp::Session>>>;
+
 /// A phone: an endpoint and a line on the PBX.
 struct Phone {
     ep: Endpoint,
@@ -155,9 +158,19 @@ impl Phone {
 
     /// Like [`Phone::answer_calls`], answering with `body` as SDP.
     fn answer_calls_with(
+        self,
+        answer: StatusCode,
+        body: String,
+    ) -> tokio::task::JoinHandle<Vec<String>> {
+        self.answer_calls_seeing(answer, body, Offers::default())
+    }
+
+    /// Like [`Phone::answer_calls_with`], keeping the SDP of every INVITE in `offers`.
+    fn answer_calls_seeing(
         mut self,
         answer: StatusCode,
         body: String,
+        offers: Offers,
     ) -> tokio::task::JoinHandle<Vec<String>> {
         tokio::spawn(async move {
             let mut log = Vec::new();
@@ -173,6 +186,11 @@ impl Phone {
                         });
                         match method {
                             Method::Invite => {
+                                if let Ok(offer) =
+                                    pbxkit_sip::sdp::Session::parse_body(&req.request.body)
+                                {
+                                    offers.lock().unwrap().push(offer);
+                                }
                                 req.respond(Message::response_to(
                                     &req.request,
                                     StatusCode::RINGING,
@@ -1308,6 +1326,181 @@ async fn a_user_at_its_simultaneous_calls_limit_is_busy() {
     );
     assert_eq!(
         timeout(WAIT, gina_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+/// The relay port the last offer in `offers` told the phone to send to.
+fn offered_port(offers: &Offers) -> u16 {
+    offers.lock().unwrap().last().unwrap().media[0].port
+}
+
+#[tokio::test]
+async fn attended_transfer_joins_the_two_other_parties() {
+    let pbx = Pbx::start(temp_dir("attended"), free_port());
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let carol_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (bob_offers, carol_offers) = (Offers::default(), Offers::default());
+    let bob_log = bob.answer_calls_seeing(
+        StatusCode::OK,
+        sdp(bob_media.local_addr().unwrap().port()),
+        bob_offers.clone(),
+    );
+    let carol_log = carol.answer_calls_seeing(
+        StatusCode::OK,
+        sdp(carol_media.local_addr().unwrap().port()),
+        carol_offers.clone(),
+    );
+    // Alice talks to Bob, then consults Carol on a second call.
+    let (invite1, answer1) = call(&alice, "1001").await;
+    let first = InDialog::ack(&alice, &invite1, &answer1, "1001").await;
+    let (invite2, answer2) = call(&alice, "1002").await;
+    assert_eq!(answer2.status(), Some(StatusCode::OK));
+    let second = InDialog::ack(&alice, &invite2, &answer2, "1002").await;
+    let bob_port = offered_port(&bob_offers);
+    let carol_origin = carol_offers.lock().unwrap()[0].origin.clone();
+
+    // Alice transfers Bob to Carol: REFER on the first call, Replaces naming the second
+    // (to-tag: the PBX's tag, from-tag: Alice's).
+    let pbx_tag = answer2.to().unwrap().tag().unwrap().to_owned();
+    let refer_to = format!(
+        "<sip:1002@{}?Replaces={}%3Bto-tag%3D{pbx_tag}%3Bfrom-tag%3Dph1000>",
+        pbx.addr, second.call_id
+    );
+    let mut refer = alice.build("REFER", &first.contact, &first.to, &first.call_id, "");
+    refer.headers_mut().push(HeaderName::ReferTo, refer_to);
+    let mut tx = alice.ep.send_request(refer, alice.target()).await.unwrap();
+    let ClientEvent::Response(accepted) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to REFER")
+    };
+    assert_eq!(accepted.status().map(|s| s.as_u16()), Some(202));
+    // Alice hears that it worked, and both her calls are hung up.
+    let mut alice_saw = Vec::new();
+    let mut byes = Vec::new();
+    while byes.len() < 2 {
+        let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await else {
+            panic!("alice saw only {alice_saw:?} {byes:?}")
+        };
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        let method = req.request.method().unwrap().clone();
+        if method == Method::Bye {
+            byes.push(req.request.call_id().unwrap().0.to_string());
+        } else {
+            let frag = String::from_utf8_lossy(&req.request.body).trim().to_owned();
+            alice_saw.push(format!("{method} {frag}"));
+        }
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        alice_saw,
+        ["NOTIFY SIP/2.0 100 Trying", "NOTIFY SIP/2.0 200 OK"]
+    );
+    byes.sort();
+    let mut calls = vec![first.call_id.clone(), second.call_id.clone()];
+    calls.sort();
+    assert_eq!(byes, calls);
+
+    // Carol was moved onto the first call's relay (her origin continued), Bob was
+    // re-offered media off hold on his unchanged port.
+    let to_carol = carol_offers.lock().unwrap().last().unwrap().clone();
+    assert_eq!(to_carol.origin.session_id, carol_origin.session_id);
+    assert!(to_carol.origin.session_version > carol_origin.session_version);
+    assert_eq!(
+        to_carol.media[0].direction(to_carol.direction()),
+        pbxkit_sip::sdp::Direction::SendRecv
+    );
+    assert_eq!(bob_offers.lock().unwrap().len(), 2);
+    assert_eq!(offered_port(&bob_offers), bob_port);
+    let carol_port = offered_port(&carol_offers);
+    // Audio flows between Bob and Carol through the relay, both ways.
+    let pbx_ip = pbx.addr.ip();
+    let mut buf = [0u8; 2048];
+    for (from, to_port, to) in [
+        (&bob_media, bob_port, &carol_media),
+        (&carol_media, carol_port, &bob_media),
+    ] {
+        let mut got = false;
+        for seq in 0..50u16 {
+            from.send_to(&rtp(seq), (pbx_ip, to_port)).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                timeout(Duration::from_millis(100), to.recv_from(&mut buf)).await
+            {
+                assert_eq!(n, rtp(seq).len());
+                got = true;
+                break;
+            }
+        }
+        assert!(got, "no audio relayed to port {to_port}");
+    }
+    // Bob and Carol are on one call now: stopping the PBX hangs both up.
+    drop(alice);
+    let stopped = {
+        let mut pbx = pbx;
+        tokio::task::spawn_blocking(move || pbx.terminate(Duration::from_secs(15)))
+    };
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    );
+    let _ = stopped.await;
+}
+
+#[tokio::test]
+async fn attended_transfer_to_an_unknown_dialog_fails_and_the_call_goes_on() {
+    let pbx = Pbx::start(temp_dir("attended-unknown"), free_port());
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let mut refer = alice.build("REFER", &dialog.contact, &dialog.to, &dialog.call_id, "");
+    refer.headers_mut().push(
+        HeaderName::ReferTo,
+        format!(
+            "<sip:1002@{}?Replaces=gone%40x%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+            pbx.addr
+        ),
+    );
+    let mut tx = alice.ep.send_request(refer, alice.target()).await.unwrap();
+    let ClientEvent::Response(accepted) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to REFER")
+    };
+    assert_eq!(accepted.status().map(|s| s.as_u16()), Some(202));
+    let mut frags = Vec::new();
+    while frags.len() < 2 {
+        let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await else {
+            panic!("alice saw only {frags:?}")
+        };
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        frags.push(String::from_utf8_lossy(&req.request.body).trim().to_owned());
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        frags,
+        [
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 481 Call/Transaction Does Not Exist"
+        ]
+    );
+    // Alice still has Bob.
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
         ["INVITE", "ACK", "BYE"]
     );
 }
