@@ -156,6 +156,34 @@ impl SessionTimer {
         }))
     }
 
+    /// As UAC: the timer a 2xx to our INVITE (or UPDATE) sets; `None` when it has no
+    /// Session-Expires (the UAS does not do session timers, RFC 4028 §7.4). Without a
+    /// `refresher` parameter we refresh, as when we asked for it.
+    pub fn negotiate_uac(response: &Message) -> Option<SessionTimer> {
+        let se = response
+            .headers()
+            .typed::<Parameterised>(&HeaderName::SessionExpires)?
+            .ok()?;
+        let interval = se.number().filter(|i| *i > 0)?;
+        let refresher = match se.params.get("refresher").flatten() {
+            Some(r) if r.eq_ignore_ascii_case("uas") => Refresher::Remote,
+            _ => Refresher::Local,
+        };
+        Some(SessionTimer {
+            interval,
+            refresher,
+        })
+    }
+
+    /// The Session-Expires value for a refresh or re-INVITE we send (we are its UAC).
+    pub fn header_value_uac(&self) -> String {
+        let who = match self.refresher {
+            Refresher::Local => "uac",
+            Refresher::Remote => "uas",
+        };
+        format!("{};refresher={who}", self.interval)
+    }
+
     /// The Session-Expires value for our 2xx as UAS.
     pub fn header_value_uas(&self) -> String {
         let who = match self.refresher {
@@ -620,5 +648,29 @@ Content-Length: 0
         assert_eq!(t.refresh_at(now), Some(now + Duration::from_secs(300)));
         let none = parse(&INVITE.replace("Session-Expires: 1800;refresher=uac\n", ""));
         assert_eq!(SessionTimer::negotiate_uas(&none, 90), Ok(None));
+        // As UAC, from the 2xx: the UAS named a refresher, or left it to us.
+        let ok = |se: &str| {
+            parse(&format!(
+                "SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=1\n\
+                 To: <sip:b@h>;tag=2\nCall-ID: c\nCSeq: 1 INVITE\n{se}Content-Length: 0\n\n"
+            ))
+        };
+        let uas = SessionTimer::negotiate_uac(&ok("Session-Expires: 900;refresher=uas\n"));
+        assert_eq!(
+            uas,
+            Some(SessionTimer {
+                interval: 900,
+                refresher: Refresher::Remote
+            })
+        );
+        assert_eq!(uas.unwrap().header_value_uac(), "900;refresher=uas");
+        // `x` is the compact form.
+        let ours = SessionTimer::negotiate_uac(&ok("x: 90\n"));
+        assert_eq!(ours.map(|t| t.refresher), Some(Refresher::Local));
+        assert_eq!(SessionTimer::negotiate_uac(&ok("")), None);
+        assert_eq!(
+            SessionTimer::negotiate_uac(&ok("Session-Expires: soon\n")),
+            None
+        );
     }
 }

@@ -13,7 +13,7 @@ use crate::media::{PortPool, Relay};
 use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_dialplan::{Decision, Dialplan};
-use pbxkit_sip::dialog::Dialog;
+use pbxkit_sip::dialog::{Dialog, SessionTimer};
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
 use pbxkit_sip::sdp::Session;
@@ -258,6 +258,19 @@ async fn connect(
         .call_id()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
+    if let Err(min_se) = crate::timer::for_caller(&a.request, &setup.config.sip) {
+        // RFC 4028 §8.1: an interval below our minimum is refused with ours.
+        let mut r = Message::response_to(
+            &a.request,
+            StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST),
+            Some(&a_tag),
+        );
+        r.headers_mut().push(HeaderName::MinSe, min_se.to_string());
+        let _ = a.respond(r).await;
+        return Err(Unanswered::failed(
+            StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST),
+        ));
+    }
     let (inputs_tx, mut inputs) = mpsc::channel(64);
     let a_key: DialogKey = (a_call_id.clone(), a_tag.clone());
     let _ = notices
@@ -531,6 +544,7 @@ impl ALeg<'_> {
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
         h.push(HeaderName::Contact, our_contact(self.endpoint, target));
         h.push(HeaderName::ContentLength, ByteStr::from_static("0"));
+        crate::timer::offer(&mut invite, &self.setup.config.sip);
         Branch {
             invite,
             target,
@@ -639,6 +653,7 @@ pub(crate) async fn ring_branches(
     drop(events_tx);
     let ring = Ring {
         ring_time: round.ring_time,
+        sip: &setup.config.sip,
         a,
         a_tag,
         endpoint,
@@ -684,18 +699,23 @@ pub(crate) async fn ring_branches(
             tx: Some(a.tx),
         })
         .await;
+    let sip = &setup.config.sip;
     let sides = [
         Side {
             call_id: a_call_id.to_owned(),
             dialog: a_dialog,
             target: a.source,
             sdp: sdp_of(&a.request),
+            timer: crate::timer::for_caller(&a.request, sip).ok().flatten(),
+            refreshed: tokio::time::Instant::now(),
         },
         Side {
             call_id: b_dialog_call_id(&b_dialog),
             dialog: b_dialog,
             target: b_target,
             sdp: sdp_of(&b_ok),
+            timer: crate::timer::for_callee(&b_ok, sip),
+            refreshed: tokio::time::Instant::now(),
         },
     ];
     let hangup_by = talking(leg, sides, inputs, keys).await;
@@ -724,6 +744,7 @@ pub(crate) struct Branch {
 /// What [`ringing`] works with.
 struct Ring<'a> {
     ring_time: Duration,
+    sip: &'a crate::config::Sip,
     a: &'a ServerRequest,
     a_tag: &'a str,
     endpoint: &'a EndpointHandle,
@@ -742,6 +763,7 @@ async fn ringing(
 ) -> Result<(usize, Message, Dialog), Unanswered> {
     let Ring {
         ring_time,
+        sip,
         a,
         a_tag,
         endpoint,
@@ -820,6 +842,8 @@ async fn ringing(
                 }
                 if code.is_success() {
                     stop.send_replace(Stop::AllBut(i));
+                    let timer = crate::timer::for_caller(&a.request, sip).ok().flatten();
+                    crate::timer::response(&mut relayed, &a.request, timer);
                     let a_dialog = Dialog::uas(&a.request, &relayed).ok();
                     let _ = a.respond(relayed).await;
                     return a_dialog
@@ -875,6 +899,9 @@ pub(crate) struct Side {
     pub(crate) target: Target,
     /// The side's latest SDP, as it sent it (what a transfer target is offered).
     pub(crate) sdp: Option<Session>,
+    /// The leg's session timer, and when the session was last refreshed on it.
+    pub(crate) timer: Option<SessionTimer>,
+    pub(crate) refreshed: tokio::time::Instant,
 }
 
 /// The Call-ID of a dialog.
@@ -906,7 +933,37 @@ async fn talking(
     keys: &mut Vec<DialogKey>,
 ) -> &'static str {
     let endpoint = leg.endpoint;
-    while let Some(input) = inputs.recv().await {
+    loop {
+        // The leg whose session timer is due first, if any.
+        let due = (0..2)
+            .filter_map(|i| Some((crate::timer::next(sides[i].timer, sides[i].refreshed)?, i)))
+            .min_by_key(|((at, _), _)| *at);
+        let wait_due = async {
+            match due {
+                Some(((at, _), _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let input = tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => input,
+                None => return "pbx",
+            },
+            () = wait_due => {
+                let Some(((_, what), i)) = due else { continue };
+                if what == crate::timer::Due::Refresh
+                    && refresh(leg, &mut sides[i], i == 0).await
+                {
+                    continue;
+                }
+                // Expired, or the refresh failed for good: the phone is gone.
+                tracing::info!(call_id = %leg.a_call_id, leg = i, "session timer expired");
+                let [x, y] = &mut sides;
+                let wait = Duration::from_secs(2);
+                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
+                return "timer";
+            }
+        };
         let req = match input {
             CallInput::Request(req) => req,
             CallInput::Shutdown => {
@@ -965,19 +1022,43 @@ async fn talking(
             }
             // Hold, resume and codec changes: the offer goes to the other leg through
             // the relay, and its answer comes back the same way.
+            // They also refresh the session timers of both legs.
             Some(method @ (Method::Invite | Method::Update)) => {
                 let method = method.clone();
+                let this_timer = match crate::timer::for_caller(&req.request, &leg.setup.config.sip)
+                {
+                    Ok(t) => t,
+                    Err(min_se) => {
+                        let mut r = Message::response_to(
+                            &req.request,
+                            StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST),
+                            None,
+                        );
+                        r.headers_mut().push(HeaderName::MinSe, min_se.to_string());
+                        let _ = req.respond(r).await;
+                        continue;
+                    }
+                };
                 let media = Media {
                     relay: leg.relay,
                     from_leg_a: from_a,
                     this_target: this.target,
                     other_target: other.target,
+                    this_timer,
+                    other_timer: other.timer,
                 };
-                if let Some((offer, answer)) =
+                if let Some(ok) =
                     renegotiate(endpoint, &req, method, &mut other.dialog, &media).await
                 {
-                    this.sdp = Some(offer);
-                    other.sdp = Some(answer);
+                    let now = tokio::time::Instant::now();
+                    this.timer = this_timer;
+                    this.refreshed = now;
+                    other.timer = crate::timer::for_callee(&ok, &leg.setup.config.sip);
+                    other.refreshed = now;
+                    if let (Some(offer), Some(answer)) = (sdp_of(&req.request), sdp_of(&ok)) {
+                        this.sdp = Some(offer);
+                        other.sdp = Some(answer);
+                    }
                 }
             }
             // Transfers: the side that sends REFER leaves, the party named in
@@ -994,7 +1075,62 @@ async fn talking(
             _ => answer(&req, StatusCode::OK).await,
         }
     }
-    "pbx"
+}
+
+/// Refreshes the session on a leg (the PBX is its refresher): a re-INVITE with the
+/// SDP the phone already has. False when the leg is gone (408, 481 or no answer,
+/// RFC 4028 §10); other failures leave the session as it is until the next refresh.
+async fn refresh(leg: &ALeg<'_>, side: &mut Side, leg_a: bool) -> bool {
+    side.refreshed = tokio::time::Instant::now();
+    let Some(sdp) = leg.relay.given(leg_a) else {
+        return true;
+    };
+    match reinvite(leg.endpoint, side, &sdp).await {
+        Ok(ok) => {
+            side.timer = crate::timer::for_callee(&ok, &leg.setup.config.sip);
+            side.refreshed = tokio::time::Instant::now();
+            true
+        }
+        Err(status) => !matches!(status.as_u16(), 408 | 481),
+    }
+}
+
+/// Sends a re-INVITE with `offer` on a side's dialog (with its session timer) and
+/// ACKs its 2xx: the 2xx, or the failure status (408 when nothing came back).
+pub(crate) async fn reinvite(
+    endpoint: &EndpointHandle,
+    side: &mut Side,
+    offer: &Session,
+) -> Result<Message, StatusCode> {
+    let target = side.target;
+    let mut invite = side
+        .dialog
+        .request(Method::Invite, &via(endpoint, target), None);
+    invite
+        .headers_mut()
+        .push(HeaderName::Contact, our_contact(endpoint, target));
+    crate::timer::request(&mut invite, side.timer);
+    set_sdp(&mut invite, offer);
+    let seq = invite.cseq().map_or(0, |c| c.seq);
+    let mut tx = endpoint
+        .send_request(invite, target)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+    let response = match tokio::time::timeout(Duration::from_secs(32), tx.final_response()).await {
+        Ok(ClientEvent::Response(r)) => r,
+        _ => return Err(StatusCode::REQUEST_TIMEOUT),
+    };
+    let status = response
+        .status()
+        .unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
+    side.dialog.handle_response(&response);
+    if !status.is_success() {
+        return Err(status);
+    }
+    endpoint
+        .send_stateless(side.dialog.ack(seq, &via(endpoint, target)), target)
+        .await;
+    Ok(response)
 }
 
 /// The media side of a renegotiation: which leg offers, and where both legs are.
@@ -1003,22 +1139,27 @@ struct Media<'a> {
     from_leg_a: bool,
     this_target: Target,
     other_target: Target,
+    /// The session timers of the offering leg (for our answer) and of the other.
+    this_timer: Option<SessionTimer>,
+    other_timer: Option<SessionTimer>,
 }
 
 /// Relays a re-INVITE or UPDATE (`req`, on one leg) to the other leg's dialog, with
-/// the media anchored on the relay both ways, and answers `req` with the outcome.
+/// the media anchored on the relay both ways, and answers `req` with the outcome:
+/// the other leg's 2xx when it accepted.
 async fn renegotiate(
     endpoint: &EndpointHandle,
     req: &ServerRequest,
     method: Method,
     other: &mut Dialog,
     media: &Media<'_>,
-) -> Option<(Session, Session)> {
+) -> Option<Message> {
     let other_target = media.other_target;
     let mut offer = other.request(method.clone(), &via(endpoint, other_target), None);
     offer
         .headers_mut()
         .push(HeaderName::Contact, our_contact(endpoint, other_target));
+    crate::timer::request(&mut offer, media.other_timer);
     let other_ip = advertised(endpoint, other_target.addr).ip();
     anchor(
         media.relay,
@@ -1066,13 +1207,10 @@ async fn renegotiate(
             &mut relayed,
             this_ip,
         );
+        crate::timer::response(&mut relayed, &req.request, media.this_timer);
     }
     let _ = req.respond(relayed).await;
-    if code.is_success() {
-        Some((sdp_of(&req.request)?, sdp_of(&response)?))
-    } else {
-        None
-    }
+    code.is_success().then_some(response)
 }
 
 /// Sends a BYE and waits up to `wait` for its answer (the call is over either way).

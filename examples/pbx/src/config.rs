@@ -115,6 +115,21 @@ pub(crate) struct Sip {
     pub(crate) listen: SocketAddr,
     #[serde(default = "default_realm")]
     pub(crate) realm: String,
+    /// Session timer interval (RFC 4028) in seconds the PBX asks for and applies on
+    /// every leg whose phone does not choose one; 0 turns session timers off.
+    #[serde(default = "default_session_expires")]
+    pub(crate) session_expires: u32,
+    /// The shortest session interval accepted (422 below it).
+    #[serde(default = "default_min_se")]
+    pub(crate) min_se: u32,
+}
+
+fn default_session_expires() -> u32 {
+    1800
+}
+
+fn default_min_se() -> u32 {
+    90
 }
 
 fn default_realm() -> String {
@@ -308,6 +323,7 @@ impl Config {
             ("window", config.security.window),
             ("ban_time", config.security.ban_time),
             ("ring_time", config.pbx.ring_time),
+            ("session_expires", u64::from(config.sip.session_expires)),
         ]
         .into_iter()
         .chain(config.trunks.iter().map(|t| ("qualify", t.qualify)));
@@ -318,6 +334,13 @@ impl Config {
                     at: at_key(key),
                 });
             }
+        }
+        let sip = &config.sip;
+        if sip.min_se == 0 || (sip.session_expires != 0 && sip.session_expires < sip.min_se) {
+            return Err(ConfigError {
+                message: "sip: need 0 < min_se <= session_expires (or session_expires = 0)".into(),
+                at: at_key("min_se").or_else(|| at_key("session_expires")),
+            });
         }
         let r = &config.registrar;
         if !(r.min_expires <= r.default_expires && r.default_expires <= r.max_expires) {
@@ -490,6 +513,12 @@ mod tests {
             err.message.starts_with("ban_time: at most one year"),
             "{err:?}"
         );
+
+        let text = DEFAULT.replace("min_se = 90", "min_se = 3600");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("min_se <= session_expires"), "{err:?}");
+        let (line, _) = err.at.unwrap();
+        assert!(text.lines().nth(line - 1).unwrap().contains("min_se"));
 
         let text = DEFAULT.replace("_0XXXXXXXXX", "_0[X");
         let err = Config::parse(&text).unwrap_err();

@@ -15,6 +15,7 @@ mod media;
 mod routing;
 mod service;
 mod store;
+mod timer;
 mod tools;
 mod transfer;
 mod trunks;

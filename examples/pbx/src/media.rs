@@ -89,6 +89,8 @@ struct Leg {
     epoch: watch::Sender<u64>,
     /// The `o=` session id and last version this leg's phone was given.
     origin: Mutex<Origin>,
+    /// The last description this leg's phone was given (what a refresh re-offers).
+    given: Mutex<Option<Session>>,
 }
 
 /// The origin (`o=` line) a phone has seen from the PBX: moved with the phone when a
@@ -138,6 +140,7 @@ impl Relay {
                 target: watch::channel(None).0,
                 epoch: watch::channel(0).0,
                 origin: Mutex::new(Origin::new()),
+                given: Mutex::new(None),
             }
         };
         let a = leg(a_rtp, a_rtcp);
@@ -206,6 +209,15 @@ impl Relay {
         }
     }
 
+    /// The last description given to the phone on a leg (its version unchanged, as
+    /// RFC 3264 §8 wants for a re-offer of the same session).
+    pub(crate) fn given(&self, leg_a: bool) -> Option<Session> {
+        match self.leg(leg_a).given.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     /// Continues a phone's origin on a leg (the phone came from another relay).
     pub(crate) fn set_origin(&self, leg_a: bool, origin: Origin) {
         match self.leg(leg_a).origin.lock() {
@@ -252,6 +264,10 @@ impl Relay {
                 m.port = 0;
                 m.connection = None;
             }
+        }
+        match leg.given.lock() {
+            Ok(mut g) => *g = Some(out.clone()),
+            Err(poisoned) => *poisoned.into_inner() = Some(out.clone()),
         }
         out
     }

@@ -15,12 +15,12 @@
 //! fails. Attended transfer to a call still ringing (semi-attended) is refused: the
 //! transferor gets a 481 NOTIFY and keeps both calls.
 
-use crate::call::{ALeg, Branch, Handover, Side, attempt, sdp_of, set_sdp, via};
+use crate::call::{ALeg, Branch, Handover, Side, attempt, reinvite, sdp_of, set_sdp, via};
 use crate::fork::{self, BranchEvent, Stop};
-use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
+use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
 use pbxkit_dialplan::Decision;
 use pbxkit_sip::dialog::Dialog;
-use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
+use pbxkit_sip::endpoint::ServerRequest;
 use pbxkit_sip::sdp::{Direction, Session};
 use pbxkit_sip::{
     ByteStr, HeaderName, HeaderValue, Method, NameAddr, Replaces, SipUri, StatusCode,
@@ -28,9 +28,8 @@ use pbxkit_sip::{
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// How long a call may take to hand a side over, and a re-INVITE to be answered.
+/// How long a call may take to hand a side over.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
-const REINVITE_WAIT: Duration = Duration::from_secs(32);
 
 /// Sends the transferor a NOTIFY with the transfer's progress (`status` as a sipfrag).
 async fn notify(leg: &ALeg<'_>, side: &mut Side, status: StatusCode, reason: &str, done: bool) {
@@ -219,6 +218,7 @@ async fn attended(
                 &leg.relay.rewrite(this_is_a, &offer, ip),
             )
             .await
+            .and_then(|ok| sdp_of(&ok).ok_or(StatusCode::NOT_ACCEPTABLE_HERE))
         }
         None => Err(StatusCode::NOT_ACCEPTABLE_HERE),
     };
@@ -233,13 +233,19 @@ async fn attended(
         }
     };
     leg.relay.set_peer_from_sdp(this_is_a, &new_sdp);
+    new.refreshed = tokio::time::Instant::now();
     // The transferee hears the new party's media description and leaves hold; when it
     // refuses, the call goes on with the media as it was.
     let ip = advertised(endpoint, other.target.addr).ip();
     let refreshed = leg.relay.rewrite(!this_is_a, &active(&new_sdp), ip);
-    if let Ok(sdp) = reinvite(endpoint, other, &refreshed).await {
+    if let Some(sdp) = reinvite(endpoint, other, &refreshed)
+        .await
+        .ok()
+        .and_then(|ok| sdp_of(&ok))
+    {
         leg.relay.set_peer_from_sdp(!this_is_a, &sdp);
         other.sdp = Some(sdp);
+        other.refreshed = tokio::time::Instant::now();
     }
     new.sdp = Some(new_sdp);
     notify(leg, this, StatusCode::OK, "OK", true).await;
@@ -259,43 +265,6 @@ fn active(sdp: &Session) -> Session {
         m.set_direction(Direction::SendRecv);
     }
     out
-}
-
-/// Sends a re-INVITE with `offer` on a side's dialog and ACKs its 2xx: the answer's
-/// SDP, or the failure status.
-async fn reinvite(
-    endpoint: &EndpointHandle,
-    side: &mut Side,
-    offer: &Session,
-) -> Result<Session, StatusCode> {
-    let target = side.target;
-    let mut invite = side
-        .dialog
-        .request(Method::Invite, &via(endpoint, target), None);
-    invite
-        .headers_mut()
-        .push(HeaderName::Contact, our_contact(endpoint, target));
-    set_sdp(&mut invite, offer);
-    let seq = invite.cseq().map_or(0, |c| c.seq);
-    let mut tx = endpoint
-        .send_request(invite, target)
-        .await
-        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
-    let response = match tokio::time::timeout(REINVITE_WAIT, tx.final_response()).await {
-        Ok(ClientEvent::Response(r)) => r,
-        _ => return Err(StatusCode::REQUEST_TIMEOUT),
-    };
-    let status = response
-        .status()
-        .unwrap_or(StatusCode::SERVER_INTERNAL_ERROR);
-    side.dialog.handle_response(&response);
-    if !status.is_success() {
-        return Err(status);
-    }
-    endpoint
-        .send_stateless(side.dialog.ack(seq, &via(endpoint, target)), target)
-        .await;
-    sdp_of(&response).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)
 }
 
 /// Rings the transfer target's phones with `other`'s media (offered on the relay
@@ -421,5 +390,7 @@ async fn ring_target(
         dialog,
         target: branch.target,
         sdp,
+        timer: crate::timer::for_callee(&ok, &setup.config.sip),
+        refreshed: tokio::time::Instant::now(),
     })
 }

@@ -29,6 +29,8 @@ struct Phone {
     password: &'static str,
     pbx: SocketAddr,
     cseq: AtomicU32,
+    /// Extra header lines (CRLF-terminated) in every request it builds.
+    headers: &'static str,
 }
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
@@ -65,11 +67,17 @@ impl Phone {
             password: "",
             pbx,
             cseq: AtomicU32::new(1),
+            headers: "",
         }
     }
 
     fn with_password(mut self, password: &'static str) -> Phone {
         self.password = password;
+        self
+    }
+
+    fn with_headers(mut self, headers: &'static str) -> Phone {
+        self.headers = headers;
         self
     }
 
@@ -92,9 +100,10 @@ impl Phone {
         let text = format!(
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKph{branch};rport\r\nMax-Forwards: 70\r\n\
              From: <sip:{user}@pbxkit>;tag=ph{user}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n\
-             Contact: <sip:{user}@{me}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+             Contact: <sip:{user}@{me}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
             body.len(),
             user = self.user,
+            extra = self.headers,
         );
         Message::parse(text.into_bytes()).unwrap()
     }
@@ -1503,4 +1512,61 @@ async fn attended_transfer_to_an_unknown_dialog_fails_and_the_call_goes_on() {
         timeout(WAIT, bob_log).await.unwrap().unwrap(),
         ["INVITE", "ACK", "BYE"]
     );
+}
+
+#[tokio::test]
+async fn session_intervals_below_min_se_are_refused_with_422() {
+    let pbx = Pbx::start(temp_dir("min-se"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx)
+        .await
+        .with_headers("Supported: timer\r\nSession-Expires: 60\r\n");
+    let (_, refused) = call(&alice, "1001").await;
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(422), "{refused}");
+    assert_eq!(
+        refused.headers().first(&HeaderName::MinSe).map(|h| h.value),
+        Some("90")
+    );
+}
+
+#[tokio::test]
+async fn session_timers_refresh_live_legs_and_hang_up_silent_ones() {
+    let pbx = Pbx::start_edited(temp_dir("timers"), free_port(), |c| {
+        c.replace(
+            "session_expires = 1800\nmin_se = 90",
+            "session_expires = 3\nmin_se = 1",
+        )
+    });
+    // Alice asks to refresh herself (refresher=uac), then never does; Bob knows
+    // nothing of session timers, so the PBX refreshes his leg.
+    let mut alice = registered("1000", "pbx1000pw", &pbx)
+        .await
+        .with_headers("Supported: timer\r\nSession-Expires: 3;refresher=uac\r\n");
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_offers = Offers::default();
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), bob_offers.clone());
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let header = |name| answer.headers().first(&name).map(|h| h.value.to_owned());
+    assert_eq!(
+        header(HeaderName::SessionExpires).as_deref(),
+        Some("3;refresher=uac")
+    );
+    assert_eq!(header(HeaderName::Require).as_deref(), Some("timer"));
+    InDialog::ack(&alice, &invite, &answer, "1001").await;
+    // 2 s without a refresh from Alice (3 s less a third): both legs get BYE.
+    let Ok(Some(Incoming::Request(bye))) = timeout(WAIT, alice.ep.next()).await else {
+        panic!("no BYE for alice")
+    };
+    assert_eq!(bye.request.method(), Some(&Method::Bye));
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    );
+    // Bob's refresh (at half his 3 s) re-offered exactly what he had, version included.
+    let offers = bob_offers.lock().unwrap();
+    assert_eq!(offers.len(), 2);
+    assert_eq!(offers[0], offers[1]);
 }
