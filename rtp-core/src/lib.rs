@@ -25,6 +25,8 @@
 //!   (and other rates).
 //! - [`wav`]: prompts read as 8 kHz mono from any PCM WAV, and a two-leg call
 //!   [`Recorder`](wav::Recorder) with pause and resume.
+//! - [`transcode`]: a [`Transcoder`](transcode::Transcoder) from one leg's codec to
+//!   another's, packet by packet, telephone events included.
 //! - `opus` (feature `opus`, links libopus): an Opus codec at 48 kHz with a bitrate
 //!   setting, packet loss concealment and in-band FEC recovery.
 //!
@@ -66,6 +68,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod stats;
 pub mod tones;
+pub mod transcode;
 pub mod wav;
 
 pub use demux::{PacketClass, classify};
@@ -94,10 +97,69 @@ pub mod fuzzing {
         ("rtp_g722", rtp_g722),
         ("rtp_resample", rtp_resample),
         ("rtp_wav", rtp_wav),
+        ("rtp_transcode", rtp_transcode),
         // Only with libopus linked: the `rtp_opus` fuzz target needs the feature too.
         #[cfg(feature = "opus")]
         ("rtp_opus", rtp_opus),
     ];
+
+    /// Transcoding: the first byte picks the two legs' codecs (PCMU, PCMA, G.722) and
+    /// whether each has telephone events; the rest is datagrams, each preceded by its
+    /// length byte. Every translated packet must parse, with the receiving leg's
+    /// payload type, and audio must keep its duration.
+    pub fn rtp_transcode(data: &[u8]) {
+        use crate::codec::{Codec, G722};
+        use crate::g711::Law;
+        use crate::transcode::{Side, Transcoder};
+        let Some((&pick, mut rest)) = data.split_first() else {
+            return;
+        };
+        let codec = |i: u8| -> (u8, Box<dyn Codec + Send>) {
+            match i % 3 {
+                0 => (0, Box::new(Law::Ulaw)),
+                1 => (8, Box::new(Law::Alaw)),
+                _ => (9, Box::new(G722::new())),
+            }
+        };
+        let side = |i: u8, events: bool, clock: u32| {
+            let (pt, c) = codec(i);
+            let side = Side::new(crate::PayloadType::new(pt).unwrap_or_default(), c);
+            match crate::PayloadType::new(101) {
+                Some(te) if events => side.with_events(te, clock),
+                _ => side,
+            }
+        };
+        let from_pt = [0u8, 8, 9][usize::from(pick % 3)];
+        let to_pt = [0u8, 8, 9][usize::from((pick / 3) % 3)];
+        let mut t = Transcoder::new(
+            side(pick % 3, pick & 0x40 != 0, 8000),
+            side((pick / 3) % 3, pick & 0x80 != 0, 48000),
+        );
+        let mut out = Vec::new();
+        while let Some((&len, tail)) = rest.split_first() {
+            let (datagram, next) = tail.split_at(usize::from(len).min(tail.len()));
+            rest = next;
+            out.clear();
+            let Ok(true) = t.translate(datagram, &mut out) else {
+                assert!(out.is_empty(), "output on a dropped packet");
+                continue;
+            };
+            let (Ok(input), Ok(output)) = (
+                RtpPacket::parse(datagram.to_vec()),
+                RtpPacket::parse(out.clone()),
+            ) else {
+                panic!("translated packet does not parse");
+            };
+            if input.payload_type().get() == from_pt {
+                assert_eq!(output.payload_type().get(), to_pt);
+                // One byte per 8 kHz sample (G.711), one per 16 kHz sample pair (G.722):
+                // 20 ms is 160 bytes either way, so durations match byte for byte.
+                assert_eq!(output.payload().len(), input.payload().len());
+            } else {
+                assert_eq!(output.payload_type().get(), 101);
+            }
+        }
+    }
 
     /// G.722: decodes the bytes as a G.722 stream, then encodes them read as 16-bit PCM
     /// (little-endian pairs) and decodes that; every byte and sample count that fits
