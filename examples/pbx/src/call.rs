@@ -7,6 +7,7 @@
 //! several contacts comes next.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::codecs::Transcoding;
 use crate::fork::{self, BranchEvent, Stop};
 use crate::ids;
 use crate::media::{PortPool, Relay};
@@ -178,9 +179,10 @@ pub(crate) fn set_sdp(to: &mut Message, sdp: &Session) {
     to.body = text.into_bytes().into();
 }
 
-/// Relays media of the SDP in `from` towards the leg that receives `to`: records the
-/// sender's media address and gives the receiver our address and port instead.
-fn anchor(
+/// Relays the SDP offer in `from` towards the leg that receives `to`: records the
+/// offerer's media address and gives the receiver our address and port instead, with
+/// the codecs the PBX can transcode added (see [`crate::codecs`]).
+fn anchor_offer(
     relay: &Relay,
     from_leg_a: bool,
     from: &Message,
@@ -190,11 +192,49 @@ fn anchor(
     match sdp_of(from) {
         Some(sdp) => {
             relay.set_peer_from_sdp(from_leg_a, &sdp);
-            set_sdp(to, &relay.rewrite(!from_leg_a, &sdp, our_ip));
+            let offer = crate::codecs::widen(&sdp);
+            set_sdp(to, &relay.rewrite(!from_leg_a, &offer, our_ip));
         }
         // No SDP (or not SDP): passed through as is.
         None => copy_body(from, to),
     }
+}
+
+/// Relays the SDP answer in `from` (to `offer`, the other leg's) towards the leg
+/// that receives `to`, anchored like an offer; when the answerer chose a codec the
+/// offerer lacks, the offerer is answered with one of its own and the relay
+/// transcodes.
+fn anchor_answer(
+    relay: &Relay,
+    from_leg_a: bool,
+    offer: Option<&Session>,
+    from: &Message,
+    to: &mut Message,
+    our_ip: std::net::IpAddr,
+) {
+    let Some(sdp) = sdp_of(from) else {
+        copy_body(from, to);
+        return;
+    };
+    relay.set_peer_from_sdp(from_leg_a, &sdp);
+    let (answer, formats) = match offer {
+        Some(offer) => crate::codecs::settle(offer, &sdp),
+        None => (sdp, None),
+    };
+    relay.set_transcoding(formats.map(|(offerer, answerer)| {
+        if from_leg_a {
+            Transcoding {
+                a: answerer,
+                b: offerer,
+            }
+        } else {
+            Transcoding {
+                a: offerer,
+                b: answerer,
+            }
+        }
+    }));
+    set_sdp(to, &relay.rewrite(!from_leg_a, &answer, our_ip));
 }
 
 /// Runs one call to its end, then writes its CDR.
@@ -513,7 +553,7 @@ impl ALeg<'_> {
     pub(crate) fn invite(&self, uri: Uri, target: Target, from: &str, to: &str) -> Branch {
         let mut branch = self.invite_with(uri, target, from, to);
         let our_ip = advertised(self.endpoint, target.addr).ip();
-        anchor(
+        anchor_offer(
             self.relay,
             true,
             &self.a.request,
@@ -838,7 +878,7 @@ async fn ringing(
                 }
                 if code.as_u16() < 300 {
                     relayed.headers_mut().push(HeaderName::Contact, our_contact(endpoint, a.source));
-                    anchor(relay, false, &response, &mut relayed, advertised(endpoint, a.source.addr).ip());
+                    anchor_answer(relay, false, sdp_of(&a.request).as_ref(), &response, &mut relayed, advertised(endpoint, a.source.addr).ip());
                 }
                 if code.is_success() {
                     stop.send_replace(Stop::AllBut(i));
@@ -1161,7 +1201,7 @@ async fn renegotiate(
         .push(HeaderName::Contact, our_contact(endpoint, other_target));
     crate::timer::request(&mut offer, media.other_timer);
     let other_ip = advertised(endpoint, other_target.addr).ip();
-    anchor(
+    anchor_offer(
         media.relay,
         media.from_leg_a,
         &req.request,
@@ -1200,9 +1240,10 @@ async fn renegotiate(
             .headers_mut()
             .push(HeaderName::Contact, our_contact(endpoint, this_target));
         let this_ip = advertised(endpoint, this_target.addr).ip();
-        anchor(
+        anchor_answer(
             media.relay,
             !media.from_leg_a,
+            sdp_of(&req.request).as_ref(),
             &response,
             &mut relayed,
             this_ip,

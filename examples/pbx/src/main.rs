@@ -8,6 +8,7 @@ mod apps;
 mod ban;
 mod call;
 mod cdr;
+mod codecs;
 mod config;
 mod fork;
 mod ids;

@@ -12,6 +12,8 @@
 //! incremented on each description). Peers such as Asterisk ignore a re-offer whose
 //! version did not change, and a transfer must not show a phone another session's origin.
 
+use crate::codecs::Transcoding;
+use pbxkit_rtp::transcode::Transcoder;
 use pbxkit_sip::ByteStr;
 use pbxkit_sip::sdp::{Connection, Session};
 use std::net::{IpAddr, SocketAddr};
@@ -114,6 +116,8 @@ impl Origin {
 pub(crate) struct Relay {
     a: Leg,
     b: Leg,
+    /// Set when the legs use different codecs (see [`crate::codecs`]).
+    transcoding: watch::Sender<Option<Arc<Transcoding>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub(crate) counters: Arc<Counters>,
 }
@@ -146,6 +150,7 @@ impl Relay {
         let a = leg(a_rtp, a_rtcp);
         let b = leg(b_rtp, b_rtcp);
         let counters = Arc::new(Counters::default());
+        let transcoding = watch::channel(None).0;
         let mut tasks = Vec::new();
         for rtcp in [false, true] {
             let (a_sock, b_sock) = if rtcp {
@@ -153,33 +158,52 @@ impl Relay {
             } else {
                 (&a.rtp, &b.rtp)
             };
+            // RTCP is relayed as it is, also when the media is transcoded.
+            let codecs = || (!rtcp).then(|| transcoding.subscribe());
             tasks.push(tokio::spawn(forward(
-                a_sock.clone(),
-                a.epoch.subscribe(),
-                a.target.clone(),
-                b_sock.clone(),
-                b.target.subscribe(),
-                rtcp,
+                Path {
+                    from: a_sock.clone(),
+                    epoch: a.epoch.subscribe(),
+                    latch: a.target.clone(),
+                    to: b_sock.clone(),
+                    other_peer: b.target.subscribe(),
+                    rtcp,
+                    a_to_b: true,
+                },
+                codecs(),
                 counters.clone(),
-                true,
             )));
             tasks.push(tokio::spawn(forward(
-                b_sock.clone(),
-                b.epoch.subscribe(),
-                b.target.clone(),
-                a_sock.clone(),
-                a.target.subscribe(),
-                rtcp,
+                Path {
+                    from: b_sock.clone(),
+                    epoch: b.epoch.subscribe(),
+                    latch: b.target.clone(),
+                    to: a_sock.clone(),
+                    other_peer: a.target.subscribe(),
+                    rtcp,
+                    a_to_b: false,
+                },
+                codecs(),
                 counters.clone(),
-                false,
             )));
         }
         Some(Relay {
             a,
             b,
+            transcoding,
             tasks,
             counters,
         })
+    }
+
+    /// Transcodes between the legs' formats from now on (`None`: relay as is).
+    pub(crate) fn set_transcoding(&self, transcoding: Option<Transcoding>) {
+        let new = transcoding.map(Arc::new);
+        self.transcoding.send_if_modified(|old| {
+            let changed = *old != new;
+            *old = new;
+            changed
+        });
     }
 
     /// Records the media address a leg announced in its SDP (the latch starts over).
@@ -273,28 +297,64 @@ impl Relay {
     }
 }
 
-/// Forwards what arrives on `from` (one leg's socket) out of `to` (the other leg's)
-/// towards the other leg's peer, latching this leg's peer to the first source seen.
-#[allow(clippy::too_many_arguments)]
-async fn forward(
+/// One direction of a relayed stream: what arrives on `from` (one leg's socket) goes
+/// out of `to` (the other leg's) towards the other leg's peer.
+struct Path {
     from: Arc<UdpSocket>,
-    mut epoch: watch::Receiver<u64>,
+    /// Bumped when this leg's SDP changes.
+    epoch: watch::Receiver<u64>,
+    /// Where this leg's phone is, once latched (read by the other direction).
     latch: watch::Sender<Option<SocketAddr>>,
     to: Arc<UdpSocket>,
     other_peer: watch::Receiver<Option<SocketAddr>>,
     rtcp: bool,
-    counters: Arc<Counters>,
     a_to_b: bool,
+}
+
+/// Forwards one direction, latching this leg's peer to the first source seen, and
+/// transcoding RTP when `codecs` says the legs differ.
+async fn forward(
+    path: Path,
+    mut codecs: Option<watch::Receiver<Option<Arc<Transcoding>>>>,
+    counters: Arc<Counters>,
 ) {
+    let Path {
+        from,
+        mut epoch,
+        latch,
+        to,
+        other_peer,
+        rtcp,
+        a_to_b,
+    } = path;
     let mut buf = vec![0u8; 2048];
+    let mut translated = Vec::with_capacity(2048);
+    let mut transcoder: Option<Transcoder> = None;
     // None: not latched yet (the SDP address, if any, is only a hint).
     let mut latched: Option<SocketAddr> = None;
     loop {
+        let codecs_changed = async {
+            match codecs.as_mut() {
+                Some(c) => c.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = epoch.changed() => {
                 if changed.is_err() { return; }
                 // New SDP for this leg: latch again on the next packet.
                 latched = None;
+            }
+            alive = codecs_changed => {
+                if !alive {
+                    codecs = None;
+                    continue;
+                }
+                let plan = codecs.as_ref().and_then(|c| c.borrow().clone());
+                transcoder = plan.and_then(|t| {
+                    let (mine, theirs) = if a_to_b { (&t.a, &t.b) } else { (&t.b, &t.a) };
+                    Some(Transcoder::new(mine.side()?, theirs.side()?))
+                });
             }
             received = from.recv_from(&mut buf) => {
                 let Ok((n, source)) = received else { continue };
@@ -312,14 +372,26 @@ async fn forward(
                     Some(_) => {}
                 }
                 let target = *other_peer.borrow();
-                if let Some(mut target) = target {
-                    if rtcp {
-                        target.set_port(target.port().saturating_add(1));
+                let Some(mut target) = target else { continue };
+                if rtcp {
+                    target.set_port(target.port().saturating_add(1));
+                }
+                let received = buf.get(..n).unwrap_or_default();
+                let packet = match transcoder.as_mut() {
+                    None => received,
+                    Some(t) => {
+                        translated.clear();
+                        match t.translate(received, &mut translated) {
+                            Ok(true) => &translated[..],
+                            // Not for the other leg (an unnegotiated payload type,
+                            // a payload that does not decode): dropped.
+                            _ => continue,
+                        }
                     }
-                    if to.send_to(buf.get(..n).unwrap_or_default(), target).await.is_ok() && !rtcp {
-                        let c = if a_to_b { &counters.a_to_b } else { &counters.b_to_a };
-                        c.fetch_add(1, Ordering::Relaxed);
-                    }
+                };
+                if to.send_to(packet, target).await.is_ok() && !rtcp {
+                    let c = if a_to_b { &counters.a_to_b } else { &counters.b_to_a };
+                    c.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

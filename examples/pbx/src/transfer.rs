@@ -233,6 +233,8 @@ async fn attended(
         }
     };
     leg.relay.set_peer_from_sdp(this_is_a, &new_sdp);
+    // The new party answered from the transferee's own codecs: nothing to transcode.
+    leg.relay.set_transcoding(None);
     new.refreshed = tokio::time::Instant::now();
     // The transferee hears the new party's media description and leaves hold; when it
     // refuses, the call goes on with the media as it was.
@@ -384,6 +386,8 @@ async fn ring_target(
     let sdp = sdp_of(&ok);
     if let Some(sdp) = &sdp {
         leg.relay.set_peer_from_sdp(this_is_a, sdp);
+        // The target answered from the other side's own codecs: nothing to transcode.
+        leg.relay.set_transcoding(None);
     }
     Ok(Side {
         call_id: branch.key.0.clone(),

@@ -1570,3 +1570,80 @@ async fn session_timers_refresh_live_legs_and_hang_up_silent_ones() {
     assert_eq!(offers.len(), 2);
     assert_eq!(offers[0], offers[1]);
 }
+
+#[tokio::test]
+async fn the_relay_transcodes_when_the_phones_share_no_codec() {
+    let pbx = Pbx::start(temp_dir("transcode"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let alice_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let only = |port: u16, pt: &str| {
+        sdp(port).replace(
+            "RTP/AVP 0 8 101",
+            &format!("RTP/AVP {pt} 101\r\na=fmtp:101 0-16"),
+        )
+    };
+    // Alice has only G.722, Bob only PCMU.
+    let bob_offers = Offers::default();
+    let bob_log = bob.answer_calls_seeing(
+        StatusCode::OK,
+        only(bob_media.local_addr().unwrap().port(), "0"),
+        bob_offers.clone(),
+    );
+    let (invite, answer) = call_with(
+        &alice,
+        "1001",
+        &only(alice_media.local_addr().unwrap().port(), "9"),
+    )
+    .await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let to_alice = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let formats = |m: &pbxkit_sip::sdp::Media| {
+        m.formats
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(formats(&to_alice.media[0]), ["9", "101"]);
+    let offered = bob_offers.lock().unwrap()[0].clone();
+    assert_eq!(formats(&offered.media[0])[..4], ["9", "101", "0", "8"]);
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+
+    // G.722 from Alice reaches Bob as PCMU, and PCMU from Bob reaches Alice as G.722,
+    // each 20 ms packet still 160 bytes; DTMF events pass on both.
+    let packet = |pt: u8, seq: u16| {
+        let mut p = rtp(seq);
+        p[1] = pt;
+        p
+    };
+    let mut buf = [0u8; 2048];
+    for (from, to_port, to, sent_pt, got_pt) in [
+        (&alice_media, to_alice.media[0].port, &bob_media, 9, 0),
+        (&bob_media, offered.media[0].port, &alice_media, 0, 9),
+        (&alice_media, to_alice.media[0].port, &bob_media, 101, 101),
+    ] {
+        let mut got = None;
+        for seq in 0..50u16 {
+            let mut p = packet(sent_pt, seq);
+            if sent_pt == 101 {
+                p.truncate(16);
+            }
+            from.send_to(&p, (pbx.addr.ip(), to_port)).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                timeout(Duration::from_millis(100), to.recv_from(&mut buf)).await
+            {
+                got = Some(buf[..n].to_vec());
+                break;
+            }
+        }
+        let got = got.unwrap_or_else(|| panic!("nothing relayed from PT {sent_pt}"));
+        assert_eq!(got[1] & 0x7F, got_pt);
+        assert_eq!(got.len(), if sent_pt == 101 { 16 } else { 12 + 160 });
+    }
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
