@@ -89,7 +89,12 @@ pub enum Incoming {
         source: Target,
     },
     /// A CANCEL ended this INVITE transaction (the endpoint answered 487 already).
-    Cancelled(ServerTx),
+    Cancelled {
+        /// The cancelled INVITE's transaction.
+        tx: ServerTx,
+        /// The CANCEL, for its Reason header.
+        cancel: Message,
+    },
     /// No ACK came for a final response.
     NoAck(ServerTx),
 }
@@ -547,8 +552,8 @@ impl Driver {
             Event::Ack { request, source } => {
                 let _ = self.incoming.try_send(Incoming::Ack { request, source });
             }
-            Event::Cancelled { tx } => {
-                let _ = self.incoming.try_send(Incoming::Cancelled(tx));
+            Event::Cancelled { tx, cancel } => {
+                let _ = self.incoming.try_send(Incoming::Cancelled { tx, cancel });
             }
             Event::NoAck { tx } => {
                 let _ = self.incoming.try_send(Incoming::NoAck(tx));

@@ -69,6 +69,13 @@ fn exercise(m: &Message) {
         let _ = h.parse::<crate::MediaType>();
         let _ = h.parse::<crate::Timestamp>();
         let _ = h.parse::<crate::Privacy>();
+        if let Ok(r) = h.parse::<crate::cause::Reason>() {
+            // What we print, we read back: same protocol and cause.
+            match r.to_string().parse::<crate::cause::Reason>() {
+                Ok(back) => assert_eq!((back.protocol, back.cause), (r.protocol, r.cause)),
+                Err(e) => panic!("{r} does not parse back: {e}"),
+            }
+        }
         let _ = h.parse_list::<crate::Token>().count();
     }
     let _ = m.headers().typed::<u32>(&HeaderName::ContentLength);

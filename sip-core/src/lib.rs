@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 mod bytestr;
+pub mod cause;
 pub mod dialog;
 pub mod digest;
 #[cfg(feature = "tokio")]

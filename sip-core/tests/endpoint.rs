@@ -263,7 +263,7 @@ async fn cancelled_invite_gets_487() {
                     .unwrap();
                 }
                 // The ACK of the 487 stays in the transaction: the CANCEL notice is last.
-                Incoming::Cancelled(_) => return true,
+                Incoming::Cancelled { .. } => return true,
                 other => panic!("{other:?}"),
             }
         }

@@ -476,7 +476,7 @@ fn cancel_of_a_proceeding_invite_gives_487_and_200() {
         })
         .collect();
     assert_eq!(codes, [(200, Method::Cancel), (487, Method::Invite)]);
-    assert!(matches!(events(&mut layer).as_slice(), [Event::Cancelled { tx: t }] if *t == tx));
+    assert!(matches!(events(&mut layer).as_slice(), [Event::Cancelled { tx: t, .. }] if *t == tx));
     // The TU can't answer any more.
     assert!(
         layer

@@ -14,6 +14,7 @@ use crate::media::{PortPool, Relay};
 use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_dialplan::{Decision, Dialplan};
+use pbxkit_sip::cause::Reason;
 use pbxkit_sip::dialog::{Dialog, SessionTimer};
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
 use pbxkit_sip::registrar::Binding;
@@ -131,7 +132,23 @@ impl Unanswered {
 pub(crate) struct Answered {
     at: f64,
     callee: String,
-    hangup_by: &'static str,
+    hangup: Hangup,
+}
+
+/// Who ended an answered call, and with what Q.850 cause.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hangup {
+    by: &'static str,
+    cause: u8,
+}
+
+impl Hangup {
+    fn normal(by: &'static str) -> Hangup {
+        Hangup {
+            by,
+            cause: pbxkit_sip::cause::NORMAL_CLEARING,
+        }
+    }
 }
 
 pub(crate) fn via(endpoint: &EndpointHandle, target: Target) -> String {
@@ -258,7 +275,7 @@ pub(crate) async fn run(
             let _ = notices
                 .send(Notice::InUse(answered.callee.clone(), -1))
                 .await;
-            Record::new(
+            let mut record = Record::new(
                 start,
                 Some(answered.at),
                 &src,
@@ -266,8 +283,10 @@ pub(crate) async fn run(
                 &call_id,
                 Disposition::Answered,
                 None,
-                Some(answered.hangup_by),
-            )
+                Some(answered.hangup.by),
+            );
+            record.hangup_cause = answered.hangup.cause;
+            record
         }
         Err(u) => Record::new(
             start,
@@ -758,7 +777,7 @@ pub(crate) async fn ring_branches(
             refreshed: tokio::time::Instant::now(),
         },
     ];
-    let hangup_by = talking(leg, sides, inputs, keys).await;
+    let hangup = talking(leg, sides, inputs, keys).await;
     tracing::info!(
         call_id = %a_call_id,
         rtp_a_to_b = relay.counters.a_to_b.load(std::sync::atomic::Ordering::Relaxed),
@@ -769,7 +788,7 @@ pub(crate) async fn ring_branches(
     Ok(Answered {
         at: answered_at,
         callee: round.callee.to_owned(),
-        hangup_by,
+        hangup,
     })
 }
 
@@ -971,7 +990,7 @@ async fn talking(
     mut sides: [Side; 2],
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
-) -> &'static str {
+) -> Hangup {
     let endpoint = leg.endpoint;
     loop {
         // The leg whose session timer is due first, if any.
@@ -987,7 +1006,7 @@ async fn talking(
         let input = tokio::select! {
             input = inputs.recv() => match input {
                 Some(input) => input,
-                None => return "pbx",
+                None => return Hangup::normal("pbx"),
             },
             () = wait_due => {
                 let Some(((_, what), i)) = due else { continue };
@@ -1001,7 +1020,8 @@ async fn talking(
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
                 tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                return "timer";
+                // Q.850 102: recovery on timer expiry.
+                return Hangup { by: "timer", cause: 102 };
             }
         };
         let req = match input {
@@ -1011,7 +1031,7 @@ async fn talking(
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
                 tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                return "pbx";
+                return Hangup::normal("pbx");
             }
             CallInput::HandOver { replaced, reply } => {
                 let Some(gone) = sides.iter().position(|s| s.call_id == replaced) else {
@@ -1031,7 +1051,7 @@ async fn talking(
                     kept.hang_up(endpoint, Duration::from_secs(2)).await;
                 }
                 transferor.hang_up(endpoint, Duration::from_secs(2)).await;
-                return "transfer";
+                return Hangup::normal("transfer");
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
@@ -1054,11 +1074,26 @@ async fn talking(
         match req.request.method() {
             Some(Method::Bye) => {
                 answer(&req, StatusCode::OK).await;
-                let bye = other
+                let mut bye = other
                     .dialog
                     .request(Method::Bye, &via(endpoint, other.target), None);
+                // The cause goes on to the other side (a trunk's Q.850 cause, say).
+                let reason = req
+                    .request
+                    .headers()
+                    .typed::<Reason>(&HeaderName::Reason)
+                    .and_then(Result::ok);
+                if let Some(reason) = &reason {
+                    bye.headers_mut()
+                        .push(HeaderName::Reason, reason.to_string());
+                }
                 send_bye(endpoint, bye, other.target, Duration::from_secs(32)).await;
-                return if from_a { "caller" } else { "callee" };
+                return Hangup {
+                    by: if from_a { "caller" } else { "callee" },
+                    cause: reason
+                        .and_then(|r| r.q850_cause())
+                        .unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING),
+                };
             }
             // Hold, resume and codec changes: the offer goes to the other leg through
             // the relay, and its answer comes back the same way.

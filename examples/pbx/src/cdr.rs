@@ -53,8 +53,13 @@ pub(crate) struct Record {
     /// Seconds from start to end, and from answer to end.
     pub(crate) duration: f64,
     pub(crate) billsec: f64,
-    /// Who hung up an answered call: `caller`, `callee` or `pbx` (shutdown, limits).
+    /// Who hung up an answered call: `caller`, `callee`, `transfer`, `timer` (session
+    /// timer expired) or `pbx` (shutdown, limits).
     pub(crate) hangup_by: Option<&'static str>,
+    /// The Q.850 cause the call ended with: 16 (normal clearing) or what the Reason
+    /// of the BYE said for answered calls, the caller's status mapped (RFC 3398) for
+    /// the others.
+    pub(crate) hangup_cause: u8,
 }
 
 /// Unix time now, in seconds with milliseconds.
@@ -91,6 +96,10 @@ impl Record {
             duration: round(end - start),
             billsec: answer.map_or(0.0, |a| round(end - a)),
             hangup_by,
+            hangup_cause: status.and_then(pbxkit_sip::StatusCode::new).map_or(
+                pbxkit_sip::cause::NORMAL_CLEARING,
+                pbxkit_sip::cause::cause_for_status,
+            ),
         }
     }
 }

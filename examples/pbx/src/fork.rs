@@ -5,10 +5,11 @@
 //! anyway, so that no phone is left off-hook on a call nobody is in.
 
 use crate::call::via;
+use pbxkit_sip::cause::Reason;
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle};
 use pbxkit_sip::transaction::{Target, cancel_for};
-use pbxkit_sip::{Message, Method};
+use pbxkit_sip::{HeaderName, Message, Method};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -68,7 +69,8 @@ pub(crate) async fn run(
                     provisional = true;
                     if stopped && !cancel_sent {
                         cancel_sent = true;
-                        let _ = endpoint.send_request(cancel_for(&invite), target).await;
+                        let why = *stop.borrow();
+                        cancel(&endpoint, &invite, target, why).await;
                     } else if !stopped {
                         let _ = events.send(BranchEvent::Response(branch, Box::new(response))).await;
                     }
@@ -101,11 +103,24 @@ pub(crate) async fn run(
                 stopped = changed.is_err() || told_to_stop(*stop.borrow());
                 if stopped && provisional && !cancel_sent {
                     cancel_sent = true;
-                    let _ = endpoint.send_request(cancel_for(&invite), target).await;
+                    let why = *stop.borrow();
+                    cancel(&endpoint, &invite, target, why).await;
                 }
             }
         }
     }
+}
+
+/// CANCELs a branch; when another branch answered, with the Reason that tells the
+/// phone the call was answered elsewhere, so that it does not list a missed call.
+async fn cancel(endpoint: &EndpointHandle, invite: &Message, target: Target, why: Stop) {
+    let mut cancel = cancel_for(invite);
+    if matches!(why, Stop::AllBut(_)) {
+        cancel
+            .headers_mut()
+            .push(HeaderName::Reason, Reason::answered_elsewhere().to_string());
+    }
+    let _ = endpoint.send_request(cancel, target).await;
 }
 
 /// ACKs a 2xx nobody wants and hangs that dialog up.

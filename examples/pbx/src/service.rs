@@ -337,7 +337,7 @@ impl Service {
                     let _ = inputs.send(CallInput::Ack).await;
                 }
             }
-            Incoming::Cancelled(tx) => {
+            Incoming::Cancelled { tx, .. } => {
                 if let Some(inputs) = self.invites.get(&tx) {
                     let _ = inputs.send(CallInput::Cancelled).await;
                 }

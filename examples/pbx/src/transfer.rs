@@ -54,19 +54,19 @@ async fn notify(leg: &ALeg<'_>, side: &mut Side, status: StatusCode, reason: &st
     );
     h.set(HeaderName::ContentLength, body.len().to_string());
     n.body = body.into_bytes().into();
-    let target = side.target;
-    let endpoint = endpoint.clone();
-    let send = async move {
-        if let Ok(mut tx) = endpoint.send_request(n, target).await {
+    // Sent here, in order: a later NOTIFY must not overtake this one.
+    let sent = endpoint.send_request(n, side.target).await;
+    let answered = async move {
+        if let Ok(mut tx) = sent {
             let _ = tokio::time::timeout(Duration::from_secs(2), tx.final_response()).await;
         }
     };
     if done {
         // The last NOTIFY must reach the transferor before the BYE that follows it.
-        send.await;
+        answered.await;
     } else {
         // Progress changes nothing: don't hold the transfer up for its answer.
-        tokio::spawn(send);
+        tokio::spawn(answered);
     }
 }
 

@@ -244,8 +244,14 @@ impl Phone {
                         }
                     }
                     Incoming::Ack { .. } => log.push("ACK".into()),
-                    Incoming::Cancelled(_) => {
-                        log.push("CANCEL".into());
+                    Incoming::Cancelled { cancel, .. } => {
+                        // Why, when another phone answered (RFC 3326).
+                        let reason = cancel
+                            .headers()
+                            .first(&HeaderName::Reason)
+                            .map(|r| format!(" {}", r.value))
+                            .unwrap_or_default();
+                        log.push(format!("CANCEL{reason}"));
                         return log;
                     }
                     _ => {}
@@ -617,6 +623,9 @@ async fn sigterm_ends_calls_with_bye_and_cdrs_record_every_call() {
     assert_eq!(records[0]["dst"], "4242");
     assert_eq!(records[0]["disposition"], "FAILED");
     assert_eq!(records[0]["status"], 404);
+    // Q.850 causes (RFC 3398): 404 is "unallocated number", a normal end 16.
+    assert_eq!(records[0]["hangup_cause"], 1);
+    assert_eq!(records[1]["hangup_cause"], 16);
     assert_eq!(records[1]["src"], "1000");
     assert_eq!(records[1]["dst"], "1001");
     assert_eq!(records[1]["disposition"], "ANSWERED");
@@ -740,10 +749,14 @@ async fn every_registered_contact_rings_and_the_first_answer_wins() {
     let soft_log = soft.answer_calls(StatusCode::OK);
     let (invite, answer) = call(&alice, "1001").await;
     assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
-    // The phone that did not answer stops ringing.
+    // The phone that did not answer stops ringing, told that the call was answered
+    // elsewhere (so it does not show a missed call).
     assert_eq!(
         timeout(WAIT, desk_log).await.unwrap().unwrap(),
-        ["INVITE", "CANCEL"]
+        [
+            "INVITE",
+            "CANCEL SIP;cause=200;text=\"Call completed elsewhere\""
+        ]
     );
     assert_eq!(
         ack_and_bye(&alice, &invite, &answer, "1001").await,

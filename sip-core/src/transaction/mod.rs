@@ -122,6 +122,9 @@ pub enum Event {
     Cancelled {
         /// The cancelled INVITE's transaction.
         tx: ServerTx,
+        /// The CANCEL (its Reason says why, RFC 3326: "Call completed elsewhere"
+        /// when another phone answered a forked call).
+        cancel: Message,
     },
     /// A response for a client transaction (2xx retransmissions included for INVITE).
     Response {
@@ -610,6 +613,7 @@ impl TransactionLayer {
                 let _ = self.respond(ServerTx(invite_id), terminated, now);
                 self.events.push_back(Event::Cancelled {
                     tx: ServerTx(invite_id),
+                    cancel: cancel.clone(),
                 });
             }
             None => {
