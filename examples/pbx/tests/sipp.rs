@@ -164,3 +164,125 @@ fn sipp_registers_100_users_and_calls_through_the_pbx() {
     drop(pbx);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// sipp's A-law capture (7 s of speech), shipped with Debian's sip-tester.
+const CAPTURE: &str = "/usr/share/sip-tester/g711a.pcap";
+
+#[test]
+fn sipp_calls_carry_audio_both_ways_through_the_relay() {
+    if !has_sipp() {
+        return;
+    }
+    assert!(
+        std::path::Path::new(CAPTURE).exists(),
+        "{CAPTURE} comes with sip-tester"
+    );
+    let dir = temp_dir("sipp-media");
+    let users = "\n[[users]]\nexten = \"3000\"\nname = \"A\"\npassword = \"pw3000xyz\"\n\
+                 \n[[users]]\nexten = \"3050\"\nname = \"B\"\npassword = \"pw3050xyz\"\n";
+    let pbx = Pbx::start_with(dir.clone(), free_port(), users);
+    let remote = pbx.addr.to_string();
+    let uas_port = free_port().to_string();
+    let uas_csv = dir.join("uas.csv");
+    std::fs::write(
+        &uas_csv,
+        "SEQUENTIAL\n3050;[authentication username=3050 password=pw3050xyz]\n",
+    )
+    .unwrap();
+    let (code, out) = sipp(&[
+        "-sf",
+        &scenario("register.xml"),
+        "-inf",
+        uas_csv.to_str().unwrap(),
+        "-m",
+        "1",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &uas_port,
+    ]);
+    assert_eq!(code, 0, "sipp register of the UAS: {out}");
+    // The UAS echoes the RTP it receives: what the UAC sends comes back through the
+    // relay, so both directions carry audio.
+    let uas_media = free_port().to_string();
+    let uas = {
+        let uas_port = uas_port.clone();
+        std::thread::spawn(move || {
+            sipp(&[
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &uas_port,
+                "-m",
+                "5",
+                "-rtp_echo",
+                "-mp",
+                &uas_media,
+            ])
+        })
+    };
+    // Bounded wait for the UAS to bind (a real process).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let scenario_file = dir.join("uac_media.xml");
+    std::fs::write(
+        &scenario_file,
+        std::fs::read_to_string(scenario("uac_media.xml"))
+            .unwrap()
+            .replace("PCAP_FILE", CAPTURE)
+            .replace("CALL_MS", "1500"),
+    )
+    .unwrap();
+    let calls_csv = dir.join("calls.csv");
+    std::fs::write(
+        &calls_csv,
+        format!(
+            "SEQUENTIAL\n{}",
+            "3000;3050;[authentication username=3000 password=pw3000xyz]\n".repeat(5)
+        ),
+    )
+    .unwrap();
+    let (port, media) = (free_port().to_string(), free_port().to_string());
+    let (code, out) = sipp(&[
+        "-sf",
+        scenario_file.to_str().unwrap(),
+        "-inf",
+        calls_csv.to_str().unwrap(),
+        "-m",
+        "5",
+        "-r",
+        "5",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-mp",
+        &media,
+    ]);
+    assert_eq!(code, 0, "sipp UAC: every call succeeded: {out}");
+    let (code, out) = uas.join().unwrap();
+    assert_eq!(code, 0, "sipp UAS: {out}");
+    drop(pbx);
+    // The relay's counters, logged as each call ends.
+    let log = std::fs::read_to_string(dir.join("pbx.log")).unwrap();
+    let counter = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let ended: Vec<(u64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("call ended") && l.contains("rtp_a_to_b"))
+        .map(|l| (counter(l, "rtp_a_to_b"), counter(l, "rtp_b_to_a")))
+        .collect();
+    assert_eq!(ended.len(), 5, "{log}");
+    // 1.5 s of 30 ms packets is about 50 each way; allow for start-up and loss.
+    for (to_uas, to_uac) in &ended {
+        assert!(*to_uas > 20 && *to_uac > 20, "{ended:?}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
