@@ -224,6 +224,9 @@ pub struct Fallbacks<'a> {
 pub struct RingPlan<'a> {
     /// The steps.
     pub steps: Vec<RingStep<'a>>,
+    /// The group whose members ring, `None` for a user or a filter: the PBX keeps
+    /// the group's history (who answered, each member's calls) for [`LiveState`].
+    pub group: Option<&'a str>,
     /// What then.
     pub fallbacks: Fallbacks<'a>,
 }
@@ -716,6 +719,7 @@ impl Dialplan {
                 timeout: Some(Duration::from_secs(u64::from(user.ring_time))),
                 delay: Duration::ZERO,
             }],
+            group: None,
             fallbacks: self.fallbacks(user, None),
         }))
     }
@@ -745,6 +749,7 @@ impl Dialplan {
             .collect();
         Decision::Ring(RingPlan {
             steps,
+            group: None,
             fallbacks: self.fallbacks(boss, filter.no_answer.as_ref()),
         })
     }
@@ -954,7 +959,11 @@ impl Dialplan {
                     steps.len()
                 ),
             );
-            Ok(Decision::Ring(RingPlan { steps, fallbacks }))
+            Ok(Decision::Ring(RingPlan {
+                steps,
+                group: Some(&group.name),
+                fallbacks,
+            }))
         })
     }
 

@@ -151,6 +151,8 @@ fn ringall_rings_every_member_in_one_step() {
     let d = dialplan("ringall", "").unwrap();
     let decision = decide(&d, &State::default());
     assert_eq!(steps(plan(&decision)), [(vec!["a", "b", "c"], None, 0)]);
+    // The plan names its group, for the PBX's group history.
+    assert_eq!(plan(&decision).group, Some("g"));
     let d = dialplan("ringall", "ring_time = 25\n").unwrap();
     let decision = decide(&d, &State::default());
     assert_eq!(steps(plan(&decision)), [(vec!["a", "b", "c"], Some(25), 0)]);

@@ -13,6 +13,7 @@ use crate::ids;
 use crate::media::{PortPool, Relay};
 use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
+use pbxkit_dialplan::decision::RingTarget;
 use pbxkit_dialplan::{Decision, Dialplan};
 use pbxkit_sip::cause::Reason;
 use pbxkit_sip::dialog::{Dialog, SessionTimer};
@@ -21,7 +22,6 @@ use pbxkit_sip::registrar::Binding;
 use pbxkit_sip::sdp::Session;
 use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode, Uri};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -71,7 +71,7 @@ pub(crate) struct CallSetup {
     pub(crate) dialplan: Arc<Dialplan>,
     pub(crate) registrar: SharedRegistrar,
     /// Calls in progress per user when the call arrived (for the busy rule).
-    pub(crate) in_use: HashMap<String, u32>,
+    pub(crate) live: crate::groups::Live,
     pub(crate) realm: String,
     pub(crate) ports: Arc<PortPool>,
     pub(crate) cdr: Cdr,
@@ -381,7 +381,7 @@ pub(crate) fn attempt<'a>(
         },
         dialed: number,
         at: jiff::Timestamp::now(),
-        user_state: &setup.in_use,
+        user_state: &setup.live,
     }
 }
 
@@ -396,6 +396,31 @@ fn note_busy(routed: &pbxkit_dialplan::Routed<'_>, last: &mut Unanswered) {
         .any(|step| matches!(step.rule, Rule::Dnd | Rule::Busy) && step.outcome == Outcome::Decided)
     {
         *last = Unanswered::new(StatusCode::BUSY_HERE, Ending::Busy);
+    }
+}
+
+/// Waits `delay` between two ring steps; the caller may hang up meanwhile, and the
+/// PBX may stop.
+async fn pause(inputs: &mut mpsc::Receiver<CallInput>, delay: Duration) -> Result<(), Unanswered> {
+    let wait = tokio::time::sleep(delay);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            () = &mut wait => return Ok(()),
+            input = inputs.recv() => match input {
+                Some(CallInput::Cancelled) => {
+                    return Err(Unanswered::new(StatusCode::REQUEST_TERMINATED, Ending::CallerGone));
+                }
+                Some(CallInput::Shutdown) | None => {
+                    return Err(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, Ending::Shutdown));
+                }
+                // Nothing else can be done before the call is answered.
+                Some(CallInput::Request(req)) => {
+                    answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await;
+                }
+                Some(CallInput::Ack | CallInput::HandOver { .. }) => {}
+            },
+        }
     }
 }
 
@@ -441,16 +466,14 @@ async fn route(
             Decision::Ring(plan) => {
                 let mut ended = last;
                 for step in &plan.steps {
-                    let lines: Vec<&str> = step
-                        .targets
-                        .iter()
-                        .flat_map(|t| t.lines.iter().map(String::as_str))
-                        .collect();
-                    let callee = step.targets.first().map_or("", |t| t.user).to_owned();
+                    if !step.delay.is_zero() {
+                        // A group's retry delay: the caller keeps hearing ringback.
+                        pause(inputs, step.delay).await?;
+                    }
                     let ring_time = step.timeout.unwrap_or(Duration::from_secs(3600));
                     let round = Round {
-                        lines: &lines,
-                        callee: &callee,
+                        targets: &step.targets,
+                        group: plan.group,
                         ring_time,
                     };
                     let leg = ALeg {
@@ -464,7 +487,18 @@ async fn route(
                         relay: &relay,
                     };
                     match ring_round(&leg, inputs, keys, &round).await {
-                        Ok(answered) => return Ok(answered),
+                        Ok(answered) => {
+                            if let Some(group) = plan.group {
+                                let _ = notices
+                                    .send(Notice::Group {
+                                        group: group.to_owned(),
+                                        member: answered.callee.clone(),
+                                        ended: Some(jiff::Timestamp::now()),
+                                    })
+                                    .await;
+                            }
+                            return Ok(answered);
+                        }
                         Err(u) => ended = u,
                     }
                     if matches!(
@@ -550,8 +584,10 @@ async fn route(
 
 /// One round of ringing: these lines, for this long.
 struct Round<'a> {
-    lines: &'a [&'a str],
-    callee: &'a str,
+    /// The users rung, with their lines.
+    targets: &'a [RingTarget<'a>],
+    /// The group whose members ring, for its history.
+    group: Option<&'a str>,
     ring_time: Duration,
 }
 
@@ -608,6 +644,7 @@ impl ALeg<'_> {
             invite,
             target,
             key: (call_id, tag),
+            user: None,
         }
     }
 
@@ -631,21 +668,31 @@ async fn ring_round(
     round: &Round<'_>,
 ) -> Result<Answered, Unanswered> {
     let now = crate::service::unix_now();
-    let bindings: Vec<Binding> = match leg.setup.registrar.lock() {
+    let bindings: Vec<(&str, Binding)> = match leg.setup.registrar.lock() {
         Ok(registrar) => round
-            .lines
+            .targets
             .iter()
-            .flat_map(|line| registrar.lookup(line, now))
+            .flat_map(|t| t.lines.iter().map(move |line| (t.user, line)))
+            .flat_map(|(user, line)| {
+                registrar
+                    .lookup(line, now)
+                    .into_iter()
+                    .map(move |b| (user, b))
+            })
             .collect(),
         Err(_) => Vec::new(),
     };
-    // Every registered contact rings at once (parallel forking).
+    // Every registered contact of every target rings at once (parallel forking).
     let host = &leg.setup.realm;
     let from = leg.from(host);
-    let to = format!("<sip:{}@{host}>", round.callee);
     let branches: Vec<Branch> = bindings
         .iter()
-        .filter_map(|b| Some(leg.invite(b.uri.clone(), binding_target(b)?, &from, &to)))
+        .filter_map(|(user, b)| {
+            let to = format!("<sip:{user}@{host}>");
+            let mut branch = leg.invite(b.uri.clone(), binding_target(b)?, &from, &to);
+            branch.user = Some((*user).to_owned());
+            Some(branch)
+        })
         .collect();
     if branches.is_empty() {
         return Err(Unanswered::new(
@@ -653,17 +700,29 @@ async fn ring_round(
             Ending::NoContact,
         ));
     }
-    ring_branches(leg, inputs, keys, branches, round.callee, round.ring_time).await
+    let callee = round.targets.first().map_or("", |t| t.user);
+    ring_branches(
+        leg,
+        inputs,
+        keys,
+        branches,
+        callee,
+        round.group,
+        round.ring_time,
+    )
+    .await
 }
 
 /// Rings `branches` together for `ring_time`; when one answers, bridges the call
-/// until it ends. `callee` names who answered (a user, or `trunk:<name>`).
+/// until it ends. Who answered is the branch's user, else `callee` (`trunk:<name>`);
+/// a `group`'s history learns who answered its call.
 pub(crate) async fn ring_branches(
     leg: &ALeg<'_>,
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
     branches: Vec<Branch>,
     callee: &str,
+    group: Option<&str>,
     ring_time: Duration,
 ) -> Result<Answered, Unanswered> {
     let ALeg {
@@ -676,11 +735,6 @@ pub(crate) async fn ring_branches(
         inputs_tx,
         relay,
     } = *leg;
-    let round = Round {
-        lines: &[],
-        callee,
-        ring_time,
-    };
     let b_keys: Vec<DialogKey> = branches.iter().map(|b| b.key.clone()).collect();
     keys.extend(b_keys.iter().cloned());
     let _ = notices
@@ -692,7 +746,8 @@ pub(crate) async fn ring_branches(
         .await;
     tracing::info!(
         caller = %setup.caller_exten,
-        callee = %round.callee,
+        callee = %callee,
+        group = %group.unwrap_or("-"),
         call_id = %a_call_id,
         contacts = branches.len(),
         "call"
@@ -711,7 +766,7 @@ pub(crate) async fn ring_branches(
     }
     drop(events_tx);
     let ring = Ring {
-        ring_time: round.ring_time,
+        ring_time,
         sip: &setup.config.sip,
         a,
         a_tag,
@@ -721,9 +776,20 @@ pub(crate) async fn ring_branches(
         stop: &stop,
     };
     let (winner, b_ok, a_dialog) = ringing(&ring, &mut events, inputs).await?;
-    let _ = notices
-        .send(Notice::InUse(round.callee.to_owned(), 1))
-        .await;
+    let callee = branches
+        .get(winner)
+        .and_then(|b| b.user.clone())
+        .unwrap_or_else(|| callee.to_owned());
+    let _ = notices.send(Notice::InUse(callee.clone(), 1)).await;
+    if let Some(group) = group {
+        let _ = notices
+            .send(Notice::Group {
+                group: group.to_owned(),
+                member: callee.clone(),
+                ended: None,
+            })
+            .await;
+    }
     // Branches that answer too late are hung up by whoever sees their 2xx.
     tokio::spawn(fork::hang_up_late(
         winner,
@@ -787,17 +853,19 @@ pub(crate) async fn ring_branches(
     );
     Ok(Answered {
         at: answered_at,
-        callee: round.callee.to_owned(),
+        callee,
         hangup,
     })
 }
 
-/// One contact rung for the call: its INVITE, where it goes, its dialog key.
+/// One contact rung for the call: its INVITE, where it goes, its dialog key, and the
+/// user it belongs to (`None` for trunks).
 #[derive(Clone)]
 pub(crate) struct Branch {
     pub(crate) invite: Message,
     pub(crate) target: Target,
     pub(crate) key: DialogKey,
+    pub(crate) user: Option<String>,
 }
 
 /// What [`ringing`] works with.

@@ -31,7 +31,65 @@ pub(crate) struct Config {
     pub(crate) routes: Vec<Route>,
     #[serde(default)]
     pub(crate) incalls: Vec<Incall>,
+    #[serde(default)]
+    pub(crate) groups: Vec<Group>,
 }
+
+/// A ring group: an extension that rings its member users, together or one after
+/// the other (XiVO/Wazo groups: the strategies of Asterisk queues).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Group {
+    pub(crate) exten: String,
+    pub(crate) name: String,
+    /// `ringall` (default), `linear`, `leastrecent`, `fewestcalls`, `rrmemory`,
+    /// `random` or `wrandom`.
+    #[serde(default = "ringall")]
+    pub(crate) strategy: String,
+    /// Member users, by extension (the order of `linear` and `rrmemory`).
+    pub(crate) members: Vec<String>,
+    /// Seconds the call rings in the group before it goes to `no_answer` (no limit
+    /// when absent).
+    #[serde(default)]
+    pub(crate) ring_time: Option<u32>,
+    /// Seconds each member rings, one at a time, in the serial strategies.
+    #[serde(default = "member_ring_time")]
+    pub(crate) member_ring_time: u32,
+    /// Seconds between two members in the serial strategies.
+    #[serde(default = "retry_delay")]
+    pub(crate) retry_delay: u32,
+    /// Whether members already on a call ring too.
+    #[serde(default = "yes")]
+    pub(crate) ring_in_use: bool,
+    /// An extension (user or group) for the calls no member answered: nobody
+    /// registered or free, or the ring time ran out. Without it the caller gets
+    /// busy or 480.
+    #[serde(default)]
+    pub(crate) no_answer: Option<String>,
+}
+
+fn ringall() -> String {
+    "ringall".into()
+}
+
+fn member_ring_time() -> u32 {
+    15
+}
+
+fn retry_delay() -> u32 {
+    5
+}
+
+/// The ring strategies a group may have.
+const STRATEGIES: &[&str] = &[
+    "ringall",
+    "linear",
+    "leastrecent",
+    "fewestcalls",
+    "rrmemory",
+    "random",
+    "wrandom",
+];
 
 /// A SIP trunk: a provider or another PBX that calls go out through and come in from.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,12 +158,15 @@ pub(crate) struct RoutePattern {
     pub(crate) prefix: String,
 }
 
-/// An incoming route: calls from trunks to `did` ring `user`.
+/// An incoming route: calls from trunks to `did` ring `user`, or `group`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Incall {
     pub(crate) did: String,
-    pub(crate) user: String,
+    #[serde(default)]
+    pub(crate) user: Option<String>,
+    #[serde(default)]
+    pub(crate) group: Option<String>,
 }
 
 /// SIP listener (UDP and TCP on the same address).
@@ -307,7 +368,16 @@ impl Config {
             message: e.message().to_owned(),
             at: e.span().map(|s| line_col(text, s.start)),
         })?;
-        let at_key = |key: &str| text.find(key).map(|o| line_col(text, o));
+        // The first place `key` appears outside a comment.
+        let at_key = |key: &str| {
+            text.match_indices(key)
+                .map(|(o, _)| o)
+                .find(|&o| {
+                    let line_start = text[..o].rfind('\n').map_or(0, |n| n + 1);
+                    !text[line_start..o].contains('#')
+                })
+                .map(|o| line_col(text, o))
+        };
         if config.rtp.port_min > config.rtp.port_max {
             return Err(ConfigError {
                 message: format!(
@@ -413,14 +483,68 @@ impl Config {
                     at: at_key(&format!("did = \"{}\"", incall.did)),
                 });
             }
-            if config.user(&incall.user).is_none() {
+            let target = match (&incall.user, &incall.group) {
+                (Some(user), None) => config.user(user).map(|_| ()).ok_or(user),
+                (None, Some(group)) => config.group(group).map(|_| ()).ok_or(group),
+                _ => {
+                    return Err(ConfigError {
+                        message: format!("incalls: DID {} needs one of user and group", incall.did),
+                        at: at_key(&format!("did = \"{}\"", incall.did)),
+                    });
+                }
+            };
+            if let Err(missing) = target {
                 return Err(ConfigError {
                     message: format!(
-                        "incalls: DID {} goes to {}, which is not a user",
-                        incall.did, incall.user
+                        "incalls: DID {} goes to {missing}, which is not defined",
+                        incall.did
                     ),
                     at: at_key(&format!("did = \"{}\"", incall.did)),
                 });
+            }
+        }
+        for group in &config.groups {
+            let at = at_key(&format!("exten = \"{}\"", group.exten));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if !seen.insert(group.exten.as_str()) {
+                return fail(format!(
+                    "groups: {} is already a user or a group",
+                    group.exten
+                ));
+            }
+            if !STRATEGIES.contains(&group.strategy.as_str()) {
+                return fail(format!(
+                    "groups: {}: strategy {:?} is not one of {}",
+                    group.exten,
+                    group.strategy,
+                    STRATEGIES.join(", ")
+                ));
+            }
+            if let Some(m) = group.members.iter().find(|m| config.user(m).is_none()) {
+                return fail(format!("groups: {}: member {m} is not a user", group.exten));
+            }
+            if let Some(to) = &group.no_answer
+                && config.user(to).is_none()
+                && config.group(to).is_none()
+            {
+                return fail(format!(
+                    "groups: {}: no_answer {to} is not a user or a group",
+                    group.exten
+                ));
+            }
+            let year = 365 * 86_400;
+            if [
+                group.ring_time.unwrap_or(0),
+                group.member_ring_time,
+                group.retry_delay,
+            ]
+            .iter()
+            .any(|s| *s > year)
+            {
+                return fail(format!(
+                    "groups: {}: durations are at most one year",
+                    group.exten
+                ));
             }
         }
         for ext in &config.extensions {
@@ -428,7 +552,7 @@ impl Config {
                 let key = format!("exten = \"{}\"", ext.exten);
                 return Err(ConfigError {
                     message: format!(
-                        "extensions: {} is already a user or an extension",
+                        "extensions: {} is already a user, a group or an extension",
                         ext.exten
                     ),
                     at: text
@@ -444,6 +568,11 @@ impl Config {
     /// A user by extension.
     pub(crate) fn user(&self, exten: &str) -> Option<&User> {
         self.users.iter().find(|u| u.exten == exten)
+    }
+
+    /// A group by extension.
+    pub(crate) fn group(&self, exten: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.exten == exten)
     }
 
     /// The trunk named `name`.
@@ -512,6 +641,55 @@ mod tests {
         assert!(
             err.message.starts_with("ban_time: at most one year"),
             "{err:?}"
+        );
+
+        let group =
+            |body: &str| format!("{DEFAULT}\n[[groups]]\nexten = \"3000\"\nname = \"G\"\n{body}");
+        for (body, expected) in [
+            (
+                "members = [\"1001\", \"4321\"]",
+                "member 4321 is not a user",
+            ),
+            (
+                "members = []\nstrategy = \"sometimes\"",
+                "strategy \"sometimes\" is not one of",
+            ),
+            (
+                "members = []\nno_answer = \"77\"",
+                "no_answer 77 is not a user or a group",
+            ),
+            ("members = []\nring_time = 99999999", "at most one year"),
+        ] {
+            let text = group(body);
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.message.contains(expected), "{err:?}");
+            let (line, _) = err.at.unwrap();
+            assert_eq!(text.lines().nth(line - 1).unwrap(), "exten = \"3000\"");
+        }
+        let text = format!(
+            "{}\nexten = \"1001\"\nname = \"G\"\nmembers = []\n",
+            "[[groups]]"
+        );
+        let err = Config::parse(&format!("{DEFAULT}\n{text}")).unwrap_err();
+        assert!(err.message.contains("1001 is already a user"), "{err:?}");
+        let incall = |to: &str| {
+            format!(
+                "{}\n[[incalls]]\ndid = \"0123\"\n{to}",
+                group("members = [\"1001\"]")
+            )
+        };
+        assert!(Config::parse(&incall("group = \"3000\"")).is_ok());
+        assert!(
+            Config::parse(&incall("group = \"3001\""))
+                .unwrap_err()
+                .message
+                .contains("3001, which is not defined")
+        );
+        assert!(
+            Config::parse(&incall("user = \"1001\"\ngroup = \"3000\""))
+                .unwrap_err()
+                .message
+                .contains("one of user and group")
         );
 
         let text = DEFAULT.replace("min_se = 90", "min_se = 3600");

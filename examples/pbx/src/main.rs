@@ -11,6 +11,7 @@ mod cdr;
 mod codecs;
 mod config;
 mod fork;
+mod groups;
 mod ids;
 mod media;
 mod routing;
@@ -265,6 +266,18 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
     println!("extensions:");
     for ext in &config.extensions {
         println!("  {:<6} {}", ext.exten, ext.app.describe());
+    }
+    if !config.groups.is_empty() {
+        println!("groups:");
+        for g in &config.groups {
+            println!(
+                "  {:<6} {} ({}: {})",
+                g.exten,
+                g.name,
+                g.strategy,
+                g.members.join(", ")
+            );
+        }
     }
     println!("ready; press Ctrl-C to stop");
 }

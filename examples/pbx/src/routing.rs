@@ -60,6 +60,16 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
     }
     let mut ranges = Table::new();
     ranges.insert("users".into(), Value::Array(range));
+    let group_range: Vec<Value> = config
+        .groups
+        .iter()
+        .map(|g| {
+            let mut start = Table::new();
+            start.insert("start".into(), Value::String(g.exten.clone()));
+            Value::Table(start)
+        })
+        .collect();
+    ranges.insert("groups".into(), Value::Array(group_range));
     let mut context = Table::new();
     context.insert("name".into(), Value::String("default".into()));
     context.insert("kind".into(), Value::String("internal".into()));
@@ -128,18 +138,63 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
             ])
         })
         .collect();
+    // Users and groups are named by their extension in the dialplan.
+    let destination = |exten: &str| {
+        let kind = if config.group(exten).is_some() {
+            "group"
+        } else {
+            "user"
+        };
+        table(vec![("type", string(kind)), ("name", string(exten))])
+    };
     let incalls: Vec<Value> = config
         .incalls
         .iter()
-        .map(|i| {
-            table(vec![
+        .filter_map(|i| {
+            let to = i.user.as_ref().or(i.group.as_ref())?;
+            Some(table(vec![
                 ("did", string(i.did.trim_start_matches('+'))),
                 ("context", string(INCALL_CONTEXT)),
+                ("destination", destination(to)),
+            ]))
+        })
+        .collect();
+    let groups: Vec<Value> = config
+        .groups
+        .iter()
+        .map(|g| {
+            let mut t = vec![
+                ("name", string(&g.exten)),
+                ("extension", string(&g.exten)),
+                ("context", string("default")),
                 (
-                    "destination",
-                    table(vec![("type", string("user")), ("name", string(&i.user))]),
+                    "members",
+                    Value::Array(g.members.iter().map(|m| string(m)).collect()),
                 ),
-            ])
+                ("strategy", string(&g.strategy)),
+                (
+                    "member_ring_time",
+                    Value::Integer(i64::from(g.member_ring_time)),
+                ),
+                ("retry_delay", Value::Integer(i64::from(g.retry_delay))),
+                ("ring_in_use", Value::Boolean(g.ring_in_use)),
+            ];
+            if let Some(r) = g.ring_time {
+                t.push(("ring_time", Value::Integer(i64::from(r))));
+            }
+            if let Some(to) = &g.no_answer {
+                // Every way of not answering goes there.
+                t.push((
+                    "no_answer",
+                    table(
+                        ["no_answer", "busy", "congestion", "failure"]
+                            .into_iter()
+                            .map(|case| (case, destination(to)))
+                            .collect(),
+                    ),
+                ));
+            }
+            table(t)
         })
         .collect();
     let mut root = Table::new();
@@ -151,6 +206,7 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
     root.insert("trunks".into(), Value::Array(trunks));
     root.insert("outcalls".into(), Value::Array(outcalls));
     root.insert("incalls".into(), Value::Array(incalls));
+    root.insert("groups".into(), Value::Array(groups));
     root
 }
 
@@ -213,5 +269,50 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn groups_ring_their_members_and_send_the_rest_to_no_answer() {
+        let text = format!(
+            "{}\n[[groups]]\nexten = \"3000\"\nname = \"Sales\"\nmembers = [\"1001\", \"1002\"]\n\
+             ring_time = 20\nno_answer = \"1005\"\n\n[[incalls]]\ndid = \"0123\"\ngroup = \"3000\"\n",
+            crate::config::DEFAULT
+        );
+        let config = Config::parse(&text).unwrap();
+        let dp = dialplan(&config).unwrap();
+        let attempt = |context, dialed| pbxkit_dialplan::CallAttempt {
+            context,
+            caller: pbxkit_dialplan::Caller {
+                number: "1000",
+                name: "User 1000",
+                user: Some("1000"),
+            },
+            dialed,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            user_state: &(),
+        };
+        for (context, dialed) in [("default", "3000"), (INCALL_CONTEXT, "0123")] {
+            let routed = dp.decide(&attempt(context, dialed)).unwrap();
+            let pbxkit_dialplan::Decision::Ring(plan) = routed.decision else {
+                panic!("{routed}")
+            };
+            assert_eq!(plan.group, Some("3000"));
+            let users: Vec<&str> = plan.steps[0].targets.iter().map(|t| t.user).collect();
+            assert_eq!(users, ["1001", "1002"]);
+            assert_eq!(
+                plan.steps[0].timeout,
+                Some(std::time::Duration::from_secs(20))
+            );
+            assert!(
+                matches!(
+                    &*plan.fallbacks.no_answer,
+                    pbxkit_dialplan::Decision::Destination(
+                        pbxkit_dialplan::config::Destination::User { name }
+                    ) if name == "1005"
+                ),
+                "{:?}",
+                plan.fallbacks.no_answer
+            );
+        }
     }
 }

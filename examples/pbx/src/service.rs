@@ -49,6 +49,12 @@ pub(crate) enum Notice {
     },
     /// A user has one call more (+1) or less (-1) in progress.
     InUse(String, i32),
+    /// A member answered a call of a group (`ended: None`), or ended one.
+    Group {
+        group: String,
+        member: String,
+        ended: Option<jiff::Timestamp>,
+    },
     /// An attended transfer replaces the dialog with Call-ID `call_id` and one of
     /// `tags` as ours: ask its call to hand its other side over through `reply`.
     Replace {
@@ -70,6 +76,8 @@ struct Service {
     trunk_states: Arc<crate::trunks::TrunkStates>,
     /// Calls in progress per user, for the dialplan's busy rule.
     in_use: HashMap<String, u32>,
+    /// What the group strategies remember.
+    groups: Arc<crate::groups::History>,
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
     invites: HashMap<ServerTx, mpsc::Sender<CallInput>>,
     notices: mpsc::Sender<Notice>,
@@ -169,6 +177,7 @@ pub(crate) async fn run(
         trunk_addrs,
         trunk_states,
         in_use: HashMap::new(),
+        groups: Arc::default(),
         dialogs: HashMap::new(),
         invites: HashMap::new(),
         notices,
@@ -269,6 +278,15 @@ impl Drop for AbortOnDrop {
 }
 
 impl Service {
+    /// The live state a new call routes with.
+    fn live(&self) -> crate::groups::Live {
+        crate::groups::Live {
+            in_use: self.in_use.clone(),
+            groups: self.groups.clone(),
+            random: ids::random_u64(),
+        }
+    }
+
     /// Runs a call's task, counted as alive until it returns.
     fn spawn_call(&mut self, call: impl Future<Output = ()> + Send + 'static) {
         let alive = self.alive.clone();
@@ -317,6 +335,18 @@ impl Service {
                         replaced: call_id,
                         reply,
                     });
+                }
+            }
+            Notice::Group {
+                group,
+                member,
+                ended,
+            } => {
+                // Copied only while calls still route with the previous history.
+                let history = Arc::make_mut(&mut self.groups);
+                match ended {
+                    None => history.answered(&group, &member),
+                    Some(at) => history.ended(&group, &member, at),
                 }
             }
             Notice::InUse(user, delta) => {
@@ -513,7 +543,7 @@ impl Service {
                 dialed,
                 dialplan: self.dialplan.clone(),
                 registrar: self.registrar.clone(),
-                in_use: self.in_use.clone(),
+                live: self.live(),
                 realm: self.config.sip.realm.clone(),
                 ports: self.ports.clone(),
                 cdr: self.cdr.clone(),
@@ -556,7 +586,7 @@ impl Service {
             dialed,
             dialplan: self.dialplan.clone(),
             registrar: self.registrar.clone(),
-            in_use: self.in_use.clone(),
+            live: self.live(),
             realm: self.config.sip.realm.clone(),
             ports: self.ports.clone(),
             cdr: self.cdr.clone(),

@@ -210,7 +210,7 @@ pub(crate) async fn dial(
             continue;
         }
         let key = format!("trunk:{}", trunk.name);
-        let in_use = leg.setup.in_use.get(&key).copied().unwrap_or(0);
+        let in_use = leg.setup.live.in_use.get(&key).copied().unwrap_or(0);
         if trunk.max_calls.is_some_and(|max| in_use >= max) {
             tracing::info!(trunk = %trunk.name, calls = in_use, "trunk full: next one");
             continue;
@@ -266,6 +266,7 @@ pub(crate) async fn dial(
             keys,
             vec![branch.clone()],
             &key,
+            None,
             TRUNK_RING_TIME,
         )
         .await;
@@ -273,7 +274,8 @@ pub(crate) async fn dial(
             && let Some(challenge) = &u.challenge
             && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
         {
-            outcome = ring_branches(leg, inputs, keys, vec![retry], &key, TRUNK_RING_TIME).await;
+            outcome =
+                ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;
         }
         let _ = leg.notices.send(Notice::InUse(key, -1)).await;
         match outcome {
@@ -350,6 +352,7 @@ fn authenticated(
         invite,
         target,
         key: branch.key.clone(),
+        user: None,
     })
 }
 

@@ -171,18 +171,21 @@ impl Phone {
         answer: StatusCode,
         body: String,
     ) -> tokio::task::JoinHandle<Vec<String>> {
-        self.answer_calls_seeing(answer, body, Offers::default())
+        self.answer_calls_seeing(answer, body, Offers::default(), 1)
     }
 
-    /// Like [`Phone::answer_calls_with`], keeping the SDP of every INVITE in `offers`.
+    /// Like [`Phone::answer_calls_with`], keeping the SDP of every INVITE in `offers`,
+    /// for `calls` calls (each ends with a BYE, a CANCEL or a refusal).
     fn answer_calls_seeing(
         mut self,
         answer: StatusCode,
         body: String,
         offers: Offers,
+        calls: usize,
     ) -> tokio::task::JoinHandle<Vec<String>> {
         tokio::spawn(async move {
             let mut log = Vec::new();
+            let mut ended = 0;
             while let Ok(Some(incoming)) = timeout(Duration::from_secs(15), self.ep.next()).await {
                 match incoming {
                     Incoming::Request(req) => {
@@ -226,7 +229,10 @@ impl Phone {
                                 req.respond(r).await.unwrap();
                                 if answer.as_u16() >= 300 {
                                     // A refused call is over for the callee.
-                                    return log;
+                                    ended += 1;
+                                    if ended == calls {
+                                        return log;
+                                    }
                                 }
                             }
                             _ => {
@@ -238,7 +244,10 @@ impl Phone {
                                 .await
                                 .unwrap();
                                 if method == Method::Bye {
-                                    return log;
+                                    ended += 1;
+                                    if ended == calls {
+                                        return log;
+                                    }
                                 }
                             }
                         }
@@ -252,7 +261,10 @@ impl Phone {
                             .map(|r| format!(" {}", r.value))
                             .unwrap_or_default();
                         log.push(format!("CANCEL{reason}"));
-                        return log;
+                        ended += 1;
+                        if ended == calls {
+                            return log;
+                        }
                     }
                     _ => {}
                 }
@@ -1370,11 +1382,13 @@ async fn attended_transfer_joins_the_two_other_parties() {
         StatusCode::OK,
         sdp(bob_media.local_addr().unwrap().port()),
         bob_offers.clone(),
+        1,
     );
     let carol_log = carol.answer_calls_seeing(
         StatusCode::OK,
         sdp(carol_media.local_addr().unwrap().port()),
         carol_offers.clone(),
+        1,
     );
     // Alice talks to Bob, then consults Carol on a second call.
     let (invite1, answer1) = call(&alice, "1001").await;
@@ -1556,7 +1570,7 @@ async fn session_timers_refresh_live_legs_and_hang_up_silent_ones() {
         .with_headers("Supported: timer\r\nSession-Expires: 3;refresher=uac\r\n");
     let bob = registered("1001", "pbx1001pw", &pbx).await;
     let bob_offers = Offers::default();
-    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), bob_offers.clone());
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), bob_offers.clone(), 1);
     let (invite, answer) = call(&alice, "1001").await;
     assert_eq!(answer.status(), Some(StatusCode::OK));
     let header = |name| answer.headers().first(&name).map(|h| h.value.to_owned());
@@ -1603,6 +1617,7 @@ async fn the_relay_transcodes_when_the_phones_share_no_codec() {
         StatusCode::OK,
         only(bob_media.local_addr().unwrap().port(), "0"),
         bob_offers.clone(),
+        1,
     );
     let (invite, answer) = call_with(
         &alice,
@@ -1659,4 +1674,58 @@ async fn the_relay_transcodes_when_the_phones_share_no_codec() {
         timeout(WAIT, bob_log).await.unwrap().unwrap(),
         ["INVITE", "ACK", "BYE"]
     );
+}
+
+#[tokio::test]
+async fn a_round_robin_group_remembers_who_answered_and_waits_between_members() {
+    let dir = temp_dir("group");
+    let pbx = Pbx::start_with(
+        dir.clone(),
+        free_port(),
+        "\n[[groups]]\nexten = \"3000\"\nname = \"Sales\"\nstrategy = \"rrmemory\"\n\
+         members = [\"1001\", \"1002\"]\nmember_ring_time = 1\nretry_delay = 1\n",
+    );
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), Offers::default(), 2);
+    let carol_log = carol.answer_calls(StatusCode::RINGING);
+
+    // No history: the first member, Bob, answers.
+    let (invite, answer) = call(&alice, "3000").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "3000").await,
+        StatusCode::OK
+    );
+    // Bob answered last: Carol rings first, for her 1 s, then after the 1 s retry
+    // delay Bob rings again and answers.
+    let started = std::time::Instant::now();
+    let (invite, answer) = call(&alice, "3000").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "3000").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "CANCEL"]
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE", "INVITE", "ACK", "BYE"]
+    );
+    // The log names each member rung, in order.
+    let log = std::fs::read_to_string(dir.join("pbx.log")).unwrap();
+    let rung: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" call ") && l.contains("group=3000"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("callee=")))
+        .collect();
+    assert_eq!(rung, ["1001", "1002", "1001"], "{log}");
 }

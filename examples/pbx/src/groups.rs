@@ -1,0 +1,108 @@
+//! What the dialplan's group strategies need to know when a call is routed: the calls
+//! in progress per user, and each group's history (who answered its last call, when
+//! each member last ended one of its calls and how many it completed), with a fresh
+//! random draw per call for `random` and `wrandom`.
+
+use jiff::Timestamp;
+use pbxkit_dialplan::LiveState;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A member's record in one group.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    last_call: Timestamp,
+    calls: u32,
+}
+
+/// The history of every group, kept by the service and shared with calls (a call
+/// routes with the history as it was when it arrived).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct History {
+    last_answered: HashMap<String, String>,
+    members: HashMap<String, HashMap<String, Member>>,
+}
+
+impl History {
+    /// `member` answered a call of `group`.
+    pub(crate) fn answered(&mut self, group: &str, member: &str) {
+        self.last_answered
+            .insert(group.to_owned(), member.to_owned());
+    }
+
+    /// `member` ended a call of `group` at `at`.
+    pub(crate) fn ended(&mut self, group: &str, member: &str, at: Timestamp) {
+        let m = self
+            .members
+            .entry(group.to_owned())
+            .or_default()
+            .entry(member.to_owned())
+            .or_insert(Member {
+                last_call: at,
+                calls: 0,
+            });
+        m.last_call = at;
+        m.calls = m.calls.saturating_add(1);
+    }
+}
+
+/// The live state one call is routed with.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Live {
+    /// Calls in progress per user (and per `trunk:<name>`).
+    pub(crate) in_use: HashMap<String, u32>,
+    pub(crate) groups: Arc<History>,
+    /// This call's draw for the random strategies.
+    pub(crate) random: u64,
+}
+
+impl LiveState for Live {
+    fn in_use(&self, user: &str) -> u32 {
+        self.in_use.get(user).copied().unwrap_or(0)
+    }
+
+    fn group_last_answered(&self, group: &str) -> Option<&str> {
+        self.groups.last_answered.get(group).map(String::as_str)
+    }
+
+    fn member_last_call(&self, group: &str, user: &str) -> Option<Timestamp> {
+        Some(self.groups.members.get(group)?.get(user)?.last_call)
+    }
+
+    fn member_calls(&self, group: &str, user: &str) -> u32 {
+        self.groups
+            .members
+            .get(group)
+            .and_then(|m| m.get(user))
+            .map_or(0, |m| m.calls)
+    }
+
+    fn random(&self) -> u64 {
+        self.random
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_answers_what_the_strategies_ask() {
+        let mut h = History::default();
+        h.answered("3000", "1001");
+        let t = Timestamp::from_second(1_700_000_000).unwrap();
+        h.ended("3000", "1001", t);
+        h.ended("3000", "1001", t);
+        let live = Live {
+            groups: Arc::new(h),
+            random: 7,
+            ..Live::default()
+        };
+        assert_eq!(live.group_last_answered("3000"), Some("1001"));
+        assert_eq!(live.member_last_call("3000", "1001"), Some(t));
+        assert_eq!(live.member_calls("3000", "1001"), 2);
+        assert_eq!(live.member_calls("3000", "1002"), 0);
+        assert_eq!(live.member_last_call("3001", "1001"), None);
+        assert_eq!(live.random(), 7);
+    }
+}
