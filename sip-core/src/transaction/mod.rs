@@ -733,7 +733,12 @@ impl TransactionLayer {
                 }
             }
         }
-        self.deadlines.retain(|(t, _), _| *t != tx);
+        // One lookup per timer kind, not a scan of every transaction's deadlines
+        // (that made each removal cost as much as the whole layer). The heap's
+        // entries for this transaction are dropped when they come up.
+        for timer in Timer::ALL {
+            self.deadlines.remove(&(tx, timer));
+        }
     }
 }
 

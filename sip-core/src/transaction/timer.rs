@@ -73,3 +73,52 @@ pub enum Timer {
     /// INVITE server: send 100 Trying if the TU has not answered within 200 ms.
     Trying,
 }
+
+impl Timer {
+    /// Every timer, for forgetting all of a transaction's deadlines.
+    pub(crate) const ALL: [Timer; 13] = [
+        Timer::A,
+        Timer::B,
+        Timer::D,
+        Timer::E,
+        Timer::F,
+        Timer::G,
+        Timer::H,
+        Timer::I,
+        Timer::J,
+        Timer::K,
+        Timer::L,
+        Timer::M,
+        Timer::Trying,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timer;
+
+    #[test]
+    fn all_lists_every_timer_once() {
+        // A new variant fails to compile here until it is added to `Timer::ALL`.
+        let index = |t: Timer| match t {
+            Timer::A => 0,
+            Timer::B => 1,
+            Timer::D => 2,
+            Timer::E => 3,
+            Timer::F => 4,
+            Timer::G => 5,
+            Timer::H => 6,
+            Timer::I => 7,
+            Timer::J => 8,
+            Timer::K => 9,
+            Timer::L => 10,
+            Timer::M => 11,
+            Timer::Trying => 12,
+        };
+        let mut seen = [false; Timer::ALL.len()];
+        for t in Timer::ALL {
+            assert!(!std::mem::replace(&mut seen[index(t)], true), "{t:?} twice");
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+}
