@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use crate::live::{AgentLive, AgentTimes, QueueCounters, QueueLive};
 use crate::member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
 use crate::penalty::{PenaltyLimits, PenaltyRules};
-use crate::queue_log::{Event, Exit, Line, Sink};
+use crate::queue_log::{Event, Exit, LineRef, Sink};
 use crate::skills::RuleSet;
 use crate::strategy::{MemberFacts, Rng, Strategy, metric};
 
@@ -365,7 +365,7 @@ pub enum AcdError {
 #[derive(Debug, Clone)]
 struct Member {
     agent: AgentId,
-    /// The agent's number (see [`Acd::names`]).
+    /// The agent's number (see [`Agents`]).
     num: u32,
     penalty: u32,
     paused: bool,
@@ -389,7 +389,7 @@ struct Queue {
     /// Smoothed hold time in seconds (app_queue `holdtime`).
     hold_time: u64,
     counters: QueueCounters,
-    /// Its index in [`Acd::order`], the order in which dispatch serves the queues.
+    /// Its index in [`Queues::by_pos`], the order in which dispatch serves the queues.
     pos: usize,
 }
 
@@ -405,9 +405,9 @@ struct Agent {
     /// The queues it is a member of (in name order), so that its state is found
     /// without a scan of every queue.
     queues: Vec<QueueId>,
-    /// Their dispatch positions ([`Queue::pos`]).
+    /// Their dispatch positions ([`Queue::pos`]), in the same order.
     positions: Vec<usize>,
-    /// Its number (see [`Acd::names`]).
+    /// Its number (see [`Agents`]).
     num: u32,
 }
 
@@ -420,7 +420,7 @@ enum Tried {
 
 #[derive(Debug)]
 struct Candidate {
-    /// The agent's number (see [`Acd::names`]): a candidate list stays small (one
+    /// The agent's number (see [`Agents`]): a candidate list stays small (one
     /// allocation under a kilobyte for 30 members).
     agent: u32,
     /// Its index in the queue's members when the attempt started (members may leave
@@ -493,6 +493,238 @@ impl Default for Slot {
     }
 }
 
+/// The queues, stored in dispatch order (higher weight first, then by name) so that
+/// dispatch and an agent's memberships reach a queue by its position ([`Queue::pos`])
+/// with no search by name; inputs find it by name through an index.
+#[derive(Debug, Default)]
+struct Queues {
+    /// In dispatch order: `by_pos[q.pos]` is `q`.
+    by_pos: Vec<Queue>,
+    /// The positions by name (and the names in name order).
+    index: BTreeMap<QueueId, usize>,
+}
+
+impl Queues {
+    fn get<N>(&self, name: &N) -> Option<&Queue>
+    where
+        QueueId: std::borrow::Borrow<N>,
+        N: Ord + ?Sized,
+    {
+        self.index.get(name).and_then(|&pos| self.by_pos.get(pos))
+    }
+
+    fn get_mut<N>(&mut self, name: &N) -> Option<&mut Queue>
+    where
+        QueueId: std::borrow::Borrow<N>,
+        N: Ord + ?Sized,
+    {
+        self.index
+            .get(name)
+            .and_then(|&pos| self.by_pos.get_mut(pos))
+    }
+
+    fn contains_key(&self, name: &QueueId) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// The queue at a dispatch position.
+    fn at(&self, pos: usize) -> Option<&Queue> {
+        self.by_pos.get(pos)
+    }
+
+    /// The queue at a dispatch position, mutably.
+    fn at_mut(&mut self, pos: usize) -> Option<&mut Queue> {
+        self.by_pos.get_mut(pos)
+    }
+
+    fn len(&self) -> usize {
+        self.by_pos.len()
+    }
+
+    /// The queues in dispatch order.
+    fn values(&self) -> impl Iterator<Item = &Queue> {
+        self.by_pos.iter()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Queue> {
+        self.by_pos.iter_mut()
+    }
+
+    /// The names in name order.
+    fn keys(&self) -> impl Iterator<Item = &QueueId> {
+        self.index.keys()
+    }
+
+    /// Adds a queue (its name is new) and sorts the queues into dispatch order again:
+    /// positions change.
+    fn insert(&mut self, queue: Queue) {
+        self.by_pos.push(queue);
+        self.by_pos.sort_by(|a, b| {
+            b.config
+                .weight
+                .cmp(&a.config.weight)
+                .then_with(|| a.config.name.cmp(&b.config.name))
+        });
+        self.index.clear();
+        for (pos, q) in self.by_pos.iter_mut().enumerate() {
+            q.pos = pos;
+            self.index.insert(q.config.name.clone(), pos);
+        }
+    }
+}
+
+/// The logged-in agents, stored by agent number so that dispatch, which knows members
+/// and candidates by number, reaches them with no search by name. Every agent seen
+/// keeps its number (and its name) after logging off.
+#[derive(Debug, Default)]
+struct Agents {
+    /// By number; `None` when logged out.
+    by_num: Vec<Option<Agent>>,
+    /// The agents seen, by number.
+    names: Vec<AgentId>,
+    /// Their numbers, by name (and the names in name order).
+    numbers: BTreeMap<AgentId, u32>,
+    /// How many are logged in.
+    logged: usize,
+}
+
+impl Agents {
+    /// The agent's number, given the first time it is seen.
+    fn intern(&mut self, agent: &AgentId) -> u32 {
+        if let Some(&n) = self.numbers.get(agent) {
+            return n;
+        }
+        let n = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(agent.clone());
+        self.numbers.insert(agent.clone(), n);
+        self.by_num.push(None);
+        n
+    }
+
+    /// The number of an agent seen before.
+    fn num<N>(&self, agent: &N) -> Option<u32>
+    where
+        AgentId: std::borrow::Borrow<N>,
+        N: Ord + ?Sized,
+    {
+        self.numbers.get(agent).copied()
+    }
+
+    /// The name of the agent numbered `num`.
+    fn name(&self, num: u32) -> Option<&AgentId> {
+        self.names.get(num as usize)
+    }
+
+    /// How many numbers were given.
+    fn seen(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The logged-in agent numbered `num`.
+    fn at(&self, num: u32) -> Option<&Agent> {
+        self.by_num.get(num as usize).and_then(Option::as_ref)
+    }
+
+    fn at_mut(&mut self, num: u32) -> Option<&mut Agent> {
+        self.by_num.get_mut(num as usize).and_then(Option::as_mut)
+    }
+
+    fn get(&self, agent: &AgentId) -> Option<&Agent> {
+        self.num(agent).and_then(|n| self.at(n))
+    }
+
+    fn get_mut(&mut self, agent: &AgentId) -> Option<&mut Agent> {
+        self.num(agent).and_then(|n| self.at_mut(n))
+    }
+
+    fn contains_key(&self, agent: &AgentId) -> bool {
+        self.get(agent).is_some()
+    }
+
+    /// Logs an agent in (its number is `a.num`, given by [`intern`](Self::intern)).
+    fn insert(&mut self, a: Agent) {
+        if let Some(slot) = self.by_num.get_mut(a.num as usize) {
+            if slot.is_none() {
+                self.logged += 1;
+            }
+            *slot = Some(a);
+        }
+    }
+
+    /// Logs an agent off.
+    fn remove(&mut self, agent: &AgentId) -> Option<Agent> {
+        let n = self.num(agent)?;
+        let removed = self.by_num.get_mut(n as usize).and_then(Option::take);
+        if removed.is_some() {
+            self.logged -= 1;
+        }
+        removed
+    }
+
+    fn len(&self) -> usize {
+        self.logged
+    }
+
+    /// The logged-in agents, in number order.
+    fn values(&self) -> impl Iterator<Item = &Agent> {
+        self.by_num.iter().flatten()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Agent> {
+        self.by_num.iter_mut().flatten()
+    }
+
+    /// The logged-in agents in name order, with their names.
+    fn iter(&self) -> impl Iterator<Item = (&AgentId, &Agent)> {
+        self.numbers
+            .iter()
+            .filter_map(|(name, &n)| self.at(n).map(|a| (name, a)))
+    }
+}
+
+/// A set of dispatch positions ([`Queue::pos`]) as bits: dispatch marks queues at
+/// nearly every input, and marking or taking one allocates nothing.
+#[derive(Debug, Default)]
+struct PositionSet {
+    words: Vec<u64>,
+}
+
+impl PositionSet {
+    fn insert(&mut self, pos: usize) {
+        let (word, bit) = (pos / 64, pos % 64);
+        if self.words.len() <= word {
+            self.words.resize(word + 1, 0);
+        }
+        if let Some(w) = self.words.get_mut(word) {
+            *w |= 1 << bit;
+        }
+    }
+
+    fn extend(&mut self, positions: impl IntoIterator<Item = usize>) {
+        for pos in positions {
+            self.insert(pos);
+        }
+    }
+
+    /// Removes and returns the lowest position from `from` on.
+    fn take_from(&mut self, from: usize) -> Option<usize> {
+        let mut word = from / 64;
+        // The bits of the first word below `from` are not looked at.
+        let mut mask = u64::MAX << (from % 64);
+        while let Some(w) = self.words.get_mut(word) {
+            let bits = *w & mask;
+            if bits != 0 {
+                let bit = bits.trailing_zeros() as usize;
+                *w &= !(1 << bit);
+                return Some(word * 64 + bit);
+            }
+            word += 1;
+            mask = u64::MAX;
+        }
+        None
+    }
+}
+
 /// An agent's live statistics, kept across logins until the next reset.
 #[derive(Debug)]
 struct AgentStats {
@@ -511,23 +743,23 @@ pub struct Acd<S, R> {
     rng: R,
     start: Instant,
     start_epoch: u64,
-    queues: BTreeMap<QueueId, Queue>,
-    agents: BTreeMap<AgentId, Agent>,
+    queues: Queues,
+    agents: Agents,
     calls: BTreeMap<CallId, Call>,
     outputs: VecDeque<Output>,
     /// Agents' skills (configuration: they outlive logins).
     skills: BTreeMap<AgentId, BTreeMap<String, i64>>,
     /// The lines agents may log in on, and who is logged in on each.
     lines: BTreeMap<String, Option<AgentId>>,
-    agent_stats: BTreeMap<AgentId, AgentStats>,
-    /// Agents whose state may have changed during the current input.
-    touched: BTreeSet<AgentId>,
-    /// The queues in dispatch order: higher weight first, then by name.
-    order: Vec<QueueId>,
-    /// The queues (by [`order`](Self::order) index) that dispatch must examine: those
+    /// By agent number.
+    agent_stats: Vec<Option<AgentStats>>,
+    /// Agents (by number) whose state may have changed during the current input, with
+    /// repeats (sorted out by `refresh_agent_stats`; a reused buffer).
+    touched: Vec<u32>,
+    /// The queues (by position, [`Queue::pos`]) that dispatch must examine: those
     /// where something a turn depends on changed since they were last examined. The
     /// others would find nobody to serve and nobody to take out.
-    dirty: BTreeSet<usize>,
+    dirty: PositionSet,
     /// Wrap-up ends not yet reached by a dispatch: the agent becomes available then.
     wrap_ends: BTreeSet<(Instant, AgentId)>,
     /// The calls with penalty or skill rules: their ranges move with time, so their
@@ -541,10 +773,6 @@ pub struct Acd<S, R> {
     slots: Vec<Slot>,
     /// A reused buffer of ring_one: (candidate, can ring).
     verdicts: Vec<(usize, bool)>,
-    /// Every agent that has been a member, by number (candidates refer to agents by
-    /// number), and the numbers by agent.
-    names: Vec<AgentId>,
-    numbers: BTreeMap<AgentId, u32>,
 }
 
 impl<S: std::fmt::Debug, R> std::fmt::Debug for Acd<S, R> {
@@ -576,23 +804,20 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             rng,
             start: now,
             start_epoch: epoch,
-            queues: BTreeMap::new(),
-            agents: BTreeMap::new(),
+            queues: Queues::default(),
+            agents: Agents::default(),
             calls: BTreeMap::new(),
             outputs: VecDeque::new(),
             skills: BTreeMap::new(),
             lines: BTreeMap::new(),
-            agent_stats: BTreeMap::new(),
-            touched: BTreeSet::new(),
-            order: Vec::new(),
-            dirty: BTreeSet::new(),
+            agent_stats: Vec::new(),
+            touched: Vec::new(),
+            dirty: PositionSet::default(),
             wrap_ends: BTreeSet::new(),
             ruled: BTreeSet::new(),
             max_weight: 0,
             last_dispatch: None,
             verdicts: Vec::new(),
-            names: Vec::new(),
-            numbers: BTreeMap::new(),
             slots: Vec::new(),
         }
     }
@@ -619,33 +844,19 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if self.queues.contains_key(&config.name) {
             return Err(AcdError::DuplicateQueue(config.name));
         }
-        self.queues.insert(
-            config.name.clone(),
-            Queue {
-                config,
-                closed: false,
-                members: Vec::new(),
-                waiting: VecDeque::new(),
-                ringing: VecDeque::new(),
-                rr_pos: 0,
-                rr_wrapped: false,
-                hold_time: 0,
-                counters: QueueCounters::default(),
-                pos: 0,
-            },
-        );
-        let mut order: Vec<(u32, QueueId)> = self
-            .queues
-            .values()
-            .map(|q| (q.config.weight, q.config.name.clone()))
-            .collect();
-        order.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        self.order = order.into_iter().map(|(_, name)| name).collect();
-        for (pos, name) in self.order.iter().enumerate() {
-            if let Some(q) = self.queues.get_mut(name) {
-                q.pos = pos;
-            }
-        }
+        self.queues.insert(Queue {
+            config,
+            closed: false,
+            members: Vec::new(),
+            waiting: VecDeque::new(),
+            ringing: VecDeque::new(),
+            rr_pos: 0,
+            rr_wrapped: false,
+            hold_time: 0,
+            counters: QueueCounters::default(),
+            pos: 0,
+        });
+        // The positions moved.
         for a in self.agents.values_mut() {
             a.positions = a
                 .queues
@@ -663,15 +874,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         Ok(())
     }
 
-    /// The agent's number, given on its first membership.
+    /// The agent's number, given the first time it is seen.
     fn intern(&mut self, agent: &AgentId) -> u32 {
-        if let Some(&n) = self.numbers.get(agent) {
-            return n;
-        }
-        let n = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        self.names.push(agent.clone());
-        self.numbers.insert(agent.clone(), n);
-        self.slots.push(Slot::default());
+        let n = self.agents.intern(agent);
+        // The tables by number follow.
+        self.slots.resize(self.agents.seen(), Slot::default());
+        self.agent_stats.resize_with(self.agents.seen(), || None);
         n
     }
 
@@ -734,7 +942,14 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// An agent's state.
     pub fn agent_state(&self, agent: &AgentId, now: Instant) -> AgentState {
-        let Some(a) = self.agents.get(agent) else {
+        self.agents
+            .num(agent)
+            .map_or(AgentState::LoggedOut, |num| self.agent_state_at(num, now))
+    }
+
+    /// The state of the agent numbered `num`.
+    fn agent_state_at(&self, num: u32, now: Instant) -> AgentState {
+        let Some(a) = self.agents.at(num) else {
             return AgentState::LoggedOut;
         };
         if a.on_call.is_some() {
@@ -743,9 +958,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             AgentState::Ringing
         } else if a.wrap_up_until.is_some_and(|t| t > now) {
             AgentState::WrapUp
-        } else if a.queues.iter().any(|q| {
+        } else if a.positions.iter().any(|&pos| {
             self.queues
-                .get(q)
+                .at(pos)
                 .is_some_and(|q| q.members.iter().any(|m| m.num == a.num && !m.paused))
         }) {
             AgentState::Ready
@@ -766,7 +981,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .unwrap_or_default();
         let (mut available, mut talking) = (0, 0);
         for m in &q.members {
-            let Some(a) = self.agents.get(&m.agent) else {
+            let Some(a) = self.agents.at(m.num) else {
                 continue;
             };
             if a.on_call.is_some() {
@@ -793,7 +1008,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// An agent's real-time statistics at `now`; `None` for an agent not seen since
     /// the last reset.
     pub fn agent_live(&self, agent: &AgentId, now: Instant) -> Option<AgentLive> {
-        let s = self.agent_stats.get(agent)?;
+        let s = self
+            .agent_stats
+            .get(self.agents.num(agent)? as usize)?
+            .as_ref()?;
         let mut times = s.times;
         times.add(s.state, now.saturating_duration_since(s.since));
         Some(AgentLive {
@@ -812,21 +1030,33 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         for q in self.queues.values_mut() {
             q.counters = QueueCounters::default();
         }
-        self.agent_stats
-            .retain(|_, s| s.state != AgentState::LoggedOut);
-        for s in self.agent_stats.values_mut() {
-            s.times = AgentTimes::default();
-            s.answered = 0;
-            s.unanswered = 0;
-            s.since = now;
+        for entry in &mut self.agent_stats {
+            if entry
+                .as_ref()
+                .is_some_and(|s| s.state == AgentState::LoggedOut)
+            {
+                *entry = None;
+            }
+            if let Some(s) = entry {
+                s.times = AgentTimes::default();
+                s.answered = 0;
+                s.unanswered = 0;
+                s.since = now;
+            }
         }
     }
 
     /// Times the state changes of the agents touched by the last input.
     fn refresh_agent_stats(&mut self, now: Instant) {
-        for agent in std::mem::take(&mut self.touched) {
-            let state = self.agent_state(&agent, now);
-            let s = self.agent_stats.entry(agent).or_insert(AgentStats {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for &num in &touched {
+            let state = self.agent_state_at(num, now);
+            let Some(entry) = self.agent_stats.get_mut(num as usize) else {
+                continue;
+            };
+            let s = entry.get_or_insert(AgentStats {
                 times: AgentTimes::default(),
                 answered: 0,
                 unanswered: 0,
@@ -839,27 +1069,35 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 s.since = now;
             }
         }
+        touched.clear();
+        self.touched = touched;
     }
 
     /// Notes that an agent's state may have changed: for its statistics, and for
     /// dispatch in its queues.
     fn touch(&mut self, agent: &AgentId) {
-        if !self.touched.contains(agent) {
-            self.touched.insert(agent.clone());
-        }
+        // Numbered even if never logged in, for its statistics.
+        let num = self.intern(agent);
+        self.touch_num(num);
+    }
+
+    /// [`touch`](Self::touch), for the agent numbered `num`.
+    fn touch_num(&mut self, num: u32) {
+        self.touched.push(num);
         // sync and mark_agent with one lookup.
-        match self.agents.get(agent) {
+        let slot = match self.agents.at(num) {
             Some(a) => {
-                if let Some(s) = self.slots.get_mut(a.num as usize) {
-                    *s = Slot {
-                        logged: true,
-                        status: Self::agent_status(a),
-                        wrap_up_until: a.wrap_up_until,
-                    };
-                }
                 self.dirty.extend(a.positions.iter().copied());
+                Slot {
+                    logged: true,
+                    status: Self::agent_status(a),
+                    wrap_up_until: a.wrap_up_until,
+                }
             }
-            None => self.sync(agent),
+            None => Slot::default(),
+        };
+        if let Some(s) = self.slots.get_mut(num as usize) {
+            *s = slot;
         }
     }
 
@@ -895,7 +1133,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             q.counters.record(&event, secs(q.config.service_level));
         }
         if matches!(event, Event::Connect { .. } | Event::RingNoAnswer { .. })
-            && let Some(s) = self.agent_stats.get_mut(agent)
+            && let Some(s) = self
+                .agents
+                .num(agent)
+                .and_then(|n| self.agent_stats.get_mut(n as usize))
+                .and_then(Option::as_mut)
         {
             match event {
                 Event::Connect { .. } => s.answered += 1,
@@ -903,12 +1145,13 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 _ => {}
             }
         }
-        self.sink.write(Line {
+        // Borrowed: a sink that formats or drops the line copies no name.
+        self.sink.write_ref(LineRef {
             time,
-            call_id: call.to_owned(),
-            queue: queue.to_owned(),
-            agent: agent.to_owned(),
-            event,
+            call_id: call,
+            queue,
+            agent,
+            event: &event,
         });
     }
 
@@ -1169,7 +1412,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .members
             .iter()
             .filter(|m| {
-                self.agents.get(&m.agent).is_some_and(|a| {
+                self.agents.at(m.num).is_some_and(|a| {
                     !matches!(a.device, DeviceState::Unavailable | DeviceState::Invalid)
                 })
             })
@@ -1181,10 +1424,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         (q.waiting.len() as f64 + 1.0) / logged as f64 > ratio
     }
 
-    /// The member's device state as the engine sees it.
-    fn status(&self, agent: &AgentId) -> DeviceState {
+    /// The device state of the agent numbered `num` as the engine sees it.
+    fn status(&self, num: u32) -> DeviceState {
         self.agents
-            .get(agent)
+            .at(num)
             .map_or(DeviceState::Invalid, Self::agent_status)
     }
 
@@ -1198,9 +1441,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
     }
 
-    fn in_wrap_up(&self, agent: &AgentId, now: Instant) -> bool {
+    fn in_wrap_up(&self, num: u32, now: Instant) -> bool {
         self.agents
-            .get(agent)
+            .at(num)
             .is_some_and(|a| a.wrap_up_until.is_some_and(|t| t > now))
     }
 
@@ -1216,7 +1459,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             if conditions.contains(EmptyConditions::PENALTY) && !limits.allows(m.penalty) {
                 return false;
             }
-            let excluded = match self.status(&m.agent) {
+            let excluded = match self.status(m.num) {
                 DeviceState::Invalid => conditions.contains(EmptyConditions::INVALID),
                 DeviceState::Unavailable => conditions.contains(EmptyConditions::UNAVAILABLE),
                 DeviceState::InUse => conditions.contains(EmptyConditions::INUSE),
@@ -1226,7 +1469,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             };
             let paused = m.paused && conditions.contains(EmptyConditions::PAUSED);
             let wrap_up =
-                conditions.contains(EmptyConditions::WRAPUP) && self.in_wrap_up(&m.agent, now);
+                conditions.contains(EmptyConditions::WRAPUP) && self.in_wrap_up(m.num, now);
             let absent = excluded || paused || wrap_up;
             !absent
         })
@@ -1248,7 +1491,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             };
         debug_assert_eq!(
             available,
-            self.agents.get(&m.agent).is_some_and(|a| {
+            self.agents.at(m.num).is_some_and(|a| {
                 a.wrap_up_until.is_none_or(|t| t <= now)
                     && match Self::agent_status(a) {
                         DeviceState::Invalid | DeviceState::Unavailable => false,
@@ -1269,10 +1512,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// Copies the agent's state to its slot (after any change of it).
     fn sync(&mut self, agent: &AgentId) {
-        let Some(&num) = self.numbers.get(agent) else {
+        let Some(num) = self.agents.num(agent) else {
             return;
         };
-        let slot = self.agents.get(agent).map_or(Slot::default(), |a| Slot {
+        let slot = self.agents.at(num).map_or(Slot::default(), |a| Slot {
             logged: true,
             status: Self::agent_status(a),
             wrap_up_until: a.wrap_up_until,
@@ -1298,9 +1541,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// app_queue can_ring_entry, for a candidate of an attempt in `q`.
     fn can_ring(&self, q: &Queue, c: &Candidate, now: Instant) -> bool {
-        let Some(agent) = self.names.get(c.agent as usize) else {
+        if self.agents.name(c.agent).is_none() {
             return false;
-        };
+        }
         let m = match q.members.get(c.member as usize) {
             Some(m) if m.num == c.agent => Some(m),
             _ => q.members.iter().find(|m| m.num == c.agent),
@@ -1326,12 +1569,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if q.config.weight >= self.max_weight {
             return true;
         }
-        let Some(a) = self.agents.get(agent) else {
+        let Some(a) = self.agents.at(c.agent) else {
             return true;
         };
-        !a.queues
+        !a.positions
             .iter()
-            .filter_map(|name| self.queues.get(name))
+            .filter_map(|&pos| self.queues.at(pos))
             .any(|other| {
                 other.config.name != q.config.name
                     && other.config.weight > q.config.weight
@@ -1342,7 +1585,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// Starts attempts for the callers whose turn it is, and applies leavewhenempty.
     ///
-    /// The queues are served in [`order`](Self::order); only the dirty ones are
+    /// The queues are served in dispatch order ([`Queues`]); only the dirty ones are
     /// examined, the others having nobody to serve or take out (a queue is clean once
     /// examined, and marked again by any change its turns depend on: its callers, the
     /// state of its members' agents, the end of a wrap-up, a caller's rules).
@@ -1358,21 +1601,21 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             }
         }
         self.advance_rules(now);
-        let order = std::mem::take(&mut self.order);
         let mut from = 0;
-        while let Some(&pos) = self.dirty.range(from..).next() {
+        while let Some(pos) = self.dirty.take_from(from) {
             from = pos + 1;
-            self.dirty.remove(&pos);
-            let Some(queue) = order.get(pos) else {
+            let Some(q) = self.queues.at(pos) else {
                 continue;
             };
-            self.leave_when_empty(now, queue);
+            if !q.config.leave_when_empty.is_never() {
+                let queue = q.config.name.clone();
+                self.leave_when_empty(now, &queue);
+            }
             // Each started attempt changes availability: re-check from the head.
-            while let Some(call) = self.next_turn(queue, now) {
+            while let Some(call) = self.next_turn(pos, now) {
                 self.start_attempt(now, &call);
             }
         }
-        self.order = order;
     }
 
     /// Applies the penalty rules whose time has come and sets each waiting caller's
@@ -1481,8 +1724,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// counts are the ones it may ring (penalty range, skills), and a caller that can
     /// ring nobody does not hold the others back: a caller restricted to busy members
     /// must not keep a free member from the callers behind it.
-    fn next_turn(&self, queue: &QueueId, now: Instant) -> Option<CallId> {
-        let q = self.queues.get(queue)?;
+    fn next_turn(&self, pos: usize, now: Instant) -> Option<CallId> {
+        let q = self.queues.at(pos)?;
         if q.waiting.is_empty() {
             return None;
         }
@@ -1552,15 +1795,19 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     }
 
     fn start_attempt(&mut self, now: Instant, id: &CallId) {
-        let mut candidates = self
-            .calls
-            .get_mut(id)
-            .map(|c| std::mem::take(&mut c.spare))
-            .unwrap_or_default();
         let Some(call) = self.calls.get(id) else {
             return;
         };
         let Some(q) = self.queues.get(&call.queue) else {
+            return;
+        };
+        let mask = self.eligible(q, call, now);
+        // The call, its queue and the randomness are distinct fields: one lookup each
+        // for the rest of the attempt's set-up.
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(q) = self.queues.get_mut(&call.queue) else {
             return;
         };
         let strategy = q.config.strategy;
@@ -1570,7 +1817,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         } else {
             q.rr_pos
         };
-        let mask = self.eligible(q, call, now);
+        // The candidate list of the previous attempt, reused.
+        let mut candidates = std::mem::take(&mut call.spare);
         candidates.clear();
         candidates.reserve(q.members.len());
         for (position, m) in q.members.iter().enumerate() {
@@ -1599,23 +1847,21 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if let Some(expires) = call.expires {
             deadline = deadline.min(expires);
         }
-        let queue = call.queue.clone();
-        if let Some(q) = self.queues.get_mut(&queue) {
-            if strategy == Strategy::Linear {
-                if let Some(c) = self.calls.get_mut(id) {
-                    c.lin_wrapped = wrapped;
-                }
-            } else {
-                q.rr_wrapped = wrapped;
-            }
+        if strategy == Strategy::Linear {
+            call.lin_wrapped = wrapped;
+        } else {
+            q.rr_wrapped = wrapped;
         }
-        if let Some(c) = self.calls.get_mut(id) {
-            c.state = CallState::Ringing {
-                deadline,
-                candidates,
-            };
+        call.state = CallState::Ringing {
+            deadline,
+            candidates,
+        };
+        // set_ringing, with the queue at hand.
+        if let Some(i) = q.waiting.iter().position(|c| c == id)
+            && let Some(r) = q.ringing.get_mut(i)
+        {
+            *r = true;
         }
-        self.set_ringing(&queue, id, true);
         if !self.ring_one(now, id) {
             self.end_attempt(now, id);
         }
@@ -1660,49 +1906,42 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .is_some_and(|q| q.config.strategy == Strategy::RingAll);
         if !ring_all {
             // find_best's successive choices, while each fails: the untried candidates
-            // by metric, then position (sorted once the best one fails). A failed
-            // verdict changes nothing but its candidate's `tried`.
+            // by metric, then position. A failed verdict changes nothing but its
+            // candidate's `tried` (can_ring reads no candidate), so the outcome is: the
+            // first candidate in that order that can ring rings, the untried ones
+            // before it are done. The best one usually rings; otherwise one pass finds
+            // the first that can, with no sort.
             let q = self.queues.get(queue);
-            verdicts.clear();
-            if let Some(best) = find_best(candidates) {
-                verdicts.push((best, false));
-            }
-            if let Some(&(best, _)) = verdicts.first()
-                && let Some(c) = candidates.get(best)
-                && !q.is_some_and(|q| self.can_ring(q, c, now))
-            {
-                verdicts.clear();
-                verdicts.extend(
-                    candidates
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| c.tried == Tried::Untried)
-                        .map(|(i, _)| (i, false)),
-                );
-                verdicts.sort_unstable_by_key(|&(i, _)| (candidates.get(i).map(|c| c.metric), i));
-            }
-            let chosen = verdicts.iter().find_map(|&(i, _)| {
-                let c = candidates.get_mut(i)?;
-                if q.is_some_and(|q| self.can_ring(q, c, now)) {
-                    c.tried = Tried::Ringing(now);
-                    Some(c.agent)
-                } else {
-                    c.tried = Tried::Done;
-                    None
+            let can_ring = |c: &Candidate| q.is_some_and(|q| self.can_ring(q, c, now));
+            let chosen = match find_best(candidates) {
+                None => None,
+                Some(best) if can_ring(&candidates[best]) => Some(best),
+                Some(_) => {
+                    let mut first: Option<usize> = None;
+                    for (i, c) in candidates.iter().enumerate() {
+                        // Strictly lower: on a tie the earlier position comes first.
+                        if c.tried == Tried::Untried
+                            && first.is_none_or(|f| c.metric < candidates[f].metric)
+                            && can_ring(c)
+                        {
+                            first = Some(i);
+                        }
+                    }
+                    let bound = first.map(|f| (candidates[f].metric, f));
+                    for (i, c) in candidates.iter_mut().enumerate() {
+                        if c.tried == Tried::Untried && bound.is_none_or(|b| (c.metric, i) < b) {
+                            c.tried = Tried::Done;
+                        }
+                    }
+                    first
                 }
-            });
-            let Some(agent) = chosen.and_then(|n| self.names.get(n as usize).cloned()) else {
-                return false;
             };
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.ringing.push(id.clone());
-            }
-            self.touch(&agent);
-            self.outputs.push_back(Output::Ring {
-                call: id.clone(),
-                agent,
+            let chosen = chosen.and_then(|i| {
+                let c = candidates.get_mut(i)?;
+                c.tried = Tried::Ringing(now);
+                Some(c.agent)
             });
-            return true;
+            return chosen.is_some_and(|num| self.ring(id, num));
         }
         loop {
             let Some(best) = find_best(candidates) else {
@@ -1728,15 +1967,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     continue;
                 };
                 c.tried = if ok { Tried::Ringing(now) } else { Tried::Done };
-                if ok && let Some(agent) = self.names.get(c.agent as usize).cloned() {
-                    if let Some(a) = self.agents.get_mut(&agent) {
-                        a.ringing.push(id.clone());
-                    }
-                    self.touch(&agent);
-                    self.outputs.push_back(Output::Ring {
-                        call: id.clone(),
-                        agent,
-                    });
+                if ok && self.ring(id, c.agent) {
                     rang = true;
                 }
             }
@@ -1744,6 +1975,22 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 return true;
             }
         }
+    }
+
+    /// Rings the agent numbered `num` for this call; false for a number never given.
+    fn ring(&mut self, id: &CallId, num: u32) -> bool {
+        let Some(agent) = self.agents.name(num).cloned() else {
+            return false;
+        };
+        if let Some(a) = self.agents.at_mut(num) {
+            a.ringing.push(id.clone());
+        }
+        self.touch_num(num);
+        self.outputs.push_back(Output::Ring {
+            call: id.clone(),
+            agent,
+        });
+        true
     }
 
     /// Ends a ringing attempt with nobody answering: store_next_rr / store_next_lin,
@@ -1832,12 +2079,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let CallState::Ringing { candidates, .. } = &mut call.state else {
             return;
         };
-        let except = except.and_then(|a| self.numbers.get(a).copied());
+        let except = except.and_then(|a| self.agents.num(a));
         let mut stopped = Vec::new();
         for c in candidates.iter_mut() {
             if let Tried::Ringing(since) = c.tried
                 && except != Some(c.agent)
-                && let Some(agent) = self.names.get(c.agent as usize)
+                && let Some(agent) = self.agents.name(c.agent)
             {
                 c.tried = Tried::Done;
                 stopped.push((agent.clone(), now.saturating_duration_since(since)));
@@ -1904,7 +2151,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let CallState::Ringing { candidates, .. } = &mut call.state else {
             return Err(not_ringing());
         };
-        let num = self.numbers.get(agent).copied();
+        let num = self.agents.num(agent);
         let c = candidates
             .iter_mut()
             .find(|c| Some(c.agent) == num)
@@ -1943,7 +2190,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .calls
             .get(&id)
             .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
-        let num = self.numbers.get(&agent).copied();
+        let num = self.agents.num(&agent);
         let ring_start = match &call.state {
             CallState::Ringing { candidates, .. } => {
                 candidates.iter().find_map(|c| match c.tried {
@@ -2030,7 +2277,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         self.calls.remove(id);
         self.ruled.remove(id);
         let mut wrap_up = Duration::ZERO;
-        let num = self.numbers.get(&agent).copied();
+        let num = self.agents.num(&agent);
         if let Some(q) = self.queues.get_mut(&queue) {
             wrap_up = q.config.wrap_up;
             if let Some(m) = q.members.iter_mut().find(|m| Some(m.num) == num) {
@@ -2169,20 +2416,17 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             },
         );
         let num = self.intern(&agent);
-        self.agents.insert(
-            agent.clone(),
-            Agent {
-                channel,
-                login_at: now,
-                device: DeviceState::NotInUse,
-                ringing: Vec::new(),
-                on_call: None,
-                wrap_up_until: None,
-                queues: Vec::new(),
-                positions: Vec::new(),
-                num,
-            },
-        );
+        self.agents.insert(Agent {
+            channel,
+            login_at: now,
+            device: DeviceState::NotInUse,
+            ringing: Vec::new(),
+            on_call: None,
+            wrap_up_until: None,
+            queues: Vec::new(),
+            positions: Vec::new(),
+            num,
+        });
         self.sync(&agent);
         for (queue, penalty) in queues {
             let Some(q) = self.queues.get_mut(&queue) else {
@@ -2196,7 +2440,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 && let Err(i) = a.queues.binary_search(&queue)
             {
                 a.queues.insert(i, queue.clone());
-                a.positions.push(q.pos);
+                a.positions.insert(i, q.pos);
             }
             q.members.push(Member {
                 agent: agent.clone(),
@@ -2280,26 +2524,35 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let Some(num) = self.agents.get(agent).map(|a| a.num) else {
             return Err(AcdError::NotLoggedIn(agent.clone()));
         };
-        self.touch(agent);
-        let targets: Vec<QueueId> = match queue {
+        self.touch_num(num);
+        let event = |reason: &str| {
+            let reason = reason.to_owned();
+            if paused {
+                Event::Pause { reason }
+            } else {
+                Event::Unpause { reason }
+            }
+        };
+        match queue {
             Some(q) => {
                 let member = self
                     .queues
-                    .get(q)
+                    .get_mut(q)
                     .ok_or_else(|| AcdError::UnknownQueue(q.clone()))?
                     .members
-                    .iter()
-                    .any(|m| m.num == num);
-                if !member {
+                    .iter_mut()
+                    .find(|m| m.num == num);
+                let Some(member) = member else {
                     return Err(AcdError::NotAMember {
                         agent: agent.clone(),
                         queue: q.clone(),
                     });
-                }
-                vec![q.clone()]
+                };
+                member.paused = paused;
+                self.log(now, NONE, q.as_str(), agent.as_str(), event(reason));
             }
             None => {
-                let event = if paused {
+                let all = if paused {
                     Event::PauseAll {
                         reason: reason.to_owned(),
                     }
@@ -2308,29 +2561,35 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                         reason: reason.to_owned(),
                     }
                 };
-                self.log(now, NONE, NONE, agent.as_str(), event);
-                // The agent's queues, in name order as the queue table.
-                self.agents
-                    .get(agent)
-                    .map(|a| a.queues.clone())
-                    .unwrap_or_default()
+                self.log(now, NONE, NONE, agent.as_str(), all);
+                // The agent's queues, in name order as the queue table, and their
+                // positions. Taken out of the agent meanwhile (logging reads no agent)
+                // rather than copied.
+                let (names, positions) = self
+                    .agents
+                    .at_mut(num)
+                    .map(|a| {
+                        (
+                            std::mem::take(&mut a.queues),
+                            std::mem::take(&mut a.positions),
+                        )
+                    })
+                    .unwrap_or_default();
+                for (name, &pos) in names.iter().zip(&positions) {
+                    if let Some(m) = self
+                        .queues
+                        .at_mut(pos)
+                        .and_then(|q| q.members.iter_mut().find(|m| m.num == num))
+                    {
+                        m.paused = paused;
+                    }
+                    self.log(now, NONE, name.as_str(), agent.as_str(), event(reason));
+                }
+                if let Some(a) = self.agents.at_mut(num) {
+                    a.queues = names;
+                    a.positions = positions;
+                }
             }
-        };
-        for queue in targets {
-            if let Some(m) = self
-                .queues
-                .get_mut(&queue)
-                .and_then(|q| q.members.iter_mut().find(|m| m.num == num))
-            {
-                m.paused = paused;
-            }
-            let reason = reason.to_owned();
-            let event = if paused {
-                Event::Pause { reason }
-            } else {
-                Event::Unpause { reason }
-            };
-            self.log(now, NONE, queue.as_str(), agent.as_str(), event);
         }
         Ok(())
     }

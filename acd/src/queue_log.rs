@@ -6,7 +6,8 @@
 //! `Display` prints the line exactly as Asterisk's file backend does (`%ld|%s|%s|%s|%s|%s`,
 //! so an event without data ends with a `|`), and [`Line::parse`] reads lines of ours
 //! and of Asterisk's files. Events this crate does not know are kept as
-//! [`Event::Other`] so that files round-trip.
+//! [`Event::Other`] so that files round-trip. [`LineRef`] is the borrowed form the
+//! engine hands to its [`Sink`], printed the same way.
 //!
 //! ```
 //! use pbxkit_acd::queue_log::{Event, Line};
@@ -414,12 +415,49 @@ impl fmt::Display for Event {
 impl fmt::Display for Line {
     /// The line without its newline, as Asterisk writes it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_line_ref().fmt(f)
+    }
+}
+
+/// A [`Line`] whose fields are borrowed: what the engine hands to
+/// [`Sink::write_ref`], so that a sink that formats or drops lines costs no copy of
+/// the names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineRef<'a> {
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    /// The caller's channel unique id, or `NONE` for member events.
+    pub call_id: &'a str,
+    /// The queue name, or `NONE` (agent login/logoff, `PAUSEALL`).
+    pub queue: &'a str,
+    /// The member (agent) name, or `NONE` for caller events.
+    pub agent: &'a str,
+    /// The event and its data fields.
+    pub event: &'a Event,
+}
+
+impl LineRef<'_> {
+    /// The owned line.
+    pub fn to_line(&self) -> Line {
+        Line {
+            time: self.time,
+            call_id: self.call_id.to_owned(),
+            queue: self.queue.to_owned(),
+            agent: self.agent.to_owned(),
+            event: self.event.clone(),
+        }
+    }
+}
+
+impl fmt::Display for LineRef<'_> {
+    /// The line without its newline, as Asterisk writes it (as [`Line`] does).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}|", self.time)?;
-        field(f, &self.call_id)?;
+        field(f, self.call_id)?;
         f.write_str("|")?;
-        field(f, &self.queue)?;
+        field(f, self.queue)?;
         f.write_str("|")?;
-        field(f, &self.agent)?;
+        field(f, self.agent)?;
         write!(f, "|{}", self.event)
     }
 }
@@ -494,6 +532,17 @@ impl<'a> Data<'a> {
 }
 
 impl Line {
+    /// The line, borrowed.
+    pub fn as_line_ref(&self) -> LineRef<'_> {
+        LineRef {
+            time: self.time,
+            call_id: &self.call_id,
+            queue: &self.queue,
+            agent: &self.agent,
+            event: &self.event,
+        }
+    }
+
     /// Parses one line (a trailing CR or LF is ignored). Errors name line 1; use
     /// [`parse_lines`] for files.
     pub fn parse(line: &str) -> Result<Self, ParseError> {
@@ -654,6 +703,14 @@ pub fn parse_lines(text: &str) -> impl Iterator<Item = Result<Line, ParseError>>
 pub trait Sink {
     /// Records one line.
     fn write(&mut self, line: Line);
+
+    /// Records one line given by reference. The engine calls this one; the default
+    /// copies the line into a [`Line`] for [`write`](Self::write). A sink that formats
+    /// the line (`line.to_string()` prints it as [`Line`] does) or drops it overrides
+    /// this to skip the copy.
+    fn write_ref(&mut self, line: LineRef<'_>) {
+        self.write(line.to_line());
+    }
 }
 
 /// A [`Sink`] that keeps the lines in memory, for tests and simulations.
@@ -701,6 +758,18 @@ mod tests {
         assert_eq!(line.to_string(), text, "display of {line:?}");
         assert_eq!(Line::parse(&line.to_string()), Ok(line.clone()));
         line
+    }
+
+    #[test]
+    fn borrowed_lines_print_and_store_as_owned_ones() {
+        let line = Line::parse("1341401603|NONE|q1|Agent/3001|PAUSE|lunch").expect("parses");
+        let borrowed = line.as_line_ref();
+        assert_eq!(borrowed.to_string(), line.to_string());
+        assert_eq!(borrowed.to_line(), line);
+        // The default write_ref stores the owned line.
+        let mut sink = MemorySink::new();
+        sink.write_ref(borrowed);
+        assert_eq!(sink.lines, vec![line]);
     }
 
     #[test]
