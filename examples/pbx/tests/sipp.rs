@@ -286,3 +286,203 @@ fn sipp_calls_carry_audio_both_ways_through_the_relay() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A scenario from tests/sipp with `STATUS` replaced, written into `dir`.
+fn scenario_with_status(dir: &std::path::Path, name: &str, status: u16) -> String {
+    let path = dir.join(format!("{status}-{name}"));
+    let text = std::fs::read_to_string(scenario(name))
+        .unwrap()
+        .replace("STATUS", &status.to_string());
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Users 3000 (calling) and 3050, 3051 (sipp callees), plus `extra` configuration.
+fn pbx_with_callees(dir: &std::path::Path, extra: &str) -> Pbx {
+    let mut users = String::new();
+    for (exten, more) in [("3000", ""), ("3050", extra), ("3051", "")] {
+        users.push_str(&format!(
+            "\n[[users]]\nexten = \"{exten}\"\nname = \"U{exten}\"\npassword = \"pw{exten}xyz\"\n{more}\n"
+        ));
+    }
+    Pbx::start_with(dir.to_path_buf(), free_port(), &users)
+}
+
+/// Registers `user` from a sipp on `port`, then runs `args` there as the callee (one
+/// call) in a thread; returns the thread (its sipp exit code and output).
+fn callee(
+    dir: &std::path::Path,
+    pbx: &Pbx,
+    user: &str,
+    args: Vec<String>,
+) -> std::thread::JoinHandle<(i32, String)> {
+    let port = free_port().to_string();
+    let csv = dir.join(format!("reg-{user}.csv"));
+    std::fs::write(
+        &csv,
+        format!("SEQUENTIAL\n{user};[authentication username={user} password=pw{user}xyz]\n"),
+    )
+    .unwrap();
+    let remote = pbx.addr.to_string();
+    let (code, out) = sipp(&[
+        "-sf",
+        &scenario("register.xml"),
+        "-inf",
+        csv.to_str().unwrap(),
+        "-m",
+        "1",
+        &remote,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ]);
+    assert_eq!(code, 0, "sipp register of {user}: {out}");
+    serve(args, "127.0.0.1", &port)
+}
+
+/// Runs a sipp callee with `args` on `ip`:`port` for one call, in a thread.
+fn serve(args: Vec<String>, ip: &str, port: &str) -> std::thread::JoinHandle<(i32, String)> {
+    let (ip, port) = (ip.to_owned(), port.to_owned());
+    let thread = std::thread::spawn(move || {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["-i", &ip, "-p", &port, "-m", "1"]);
+        sipp(&all)
+    });
+    // Bounded wait for it to bind (a real process).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    thread
+}
+
+/// One call from 3000 to `number` with `scenario_file`; sipp's exit code and output.
+fn call_from_3000(
+    dir: &std::path::Path,
+    pbx: &Pbx,
+    number: &str,
+    scenario_file: &str,
+) -> (i32, String) {
+    let csv = dir.join("call.csv");
+    std::fs::write(
+        &csv,
+        format!("SEQUENTIAL\n3000;{number};[authentication username=3000 password=pw3000xyz]\n"),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    sipp(&[
+        "-sf",
+        scenario_file,
+        "-inf",
+        csv.to_str().unwrap(),
+        "-m",
+        "1",
+        &pbx.addr.to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ])
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn sipp_caller_cancels_while_the_callee_rings() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp-cancel");
+    let pbx = pbx_with_callees(&dir, "");
+    let uas = callee(
+        &dir,
+        &pbx,
+        "3050",
+        args(&["-sf", &scenario("uas_ring.xml")]),
+    );
+    let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_cancel.xml"));
+    assert_eq!(code, 0, "caller: 180, CANCEL, 200, 487: {out}");
+    let (code, out) = uas.join().unwrap();
+    assert_eq!(code, 0, "callee: CANCELled too: {out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sipp_busy_callee_forwards_to_its_busy_destination() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp-busy");
+    let pbx = pbx_with_callees(&dir, "forward_busy = \"3051\"");
+    let busy = callee(
+        &dir,
+        &pbx,
+        "3050",
+        args(&["-sf", &scenario_with_status(&dir, "uas_refuse.xml", 486)]),
+    );
+    let answers = callee(&dir, &pbx, "3051", args(&["-sn", "uas"]));
+    let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_auth.xml"));
+    assert_eq!(code, 0, "the call is answered by 3051: {out}");
+    assert_eq!(busy.join().unwrap().0, 0, "3050 said busy");
+    assert_eq!(answers.join().unwrap().0, 0, "3051 answered");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sipp_unanswered_call_gets_480_after_the_ring_time() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp-noanswer");
+    let pbx = pbx_with_callees(&dir, "ring_time = 2");
+    let rings = callee(
+        &dir,
+        &pbx,
+        "3050",
+        args(&["-sf", &scenario("uas_ring.xml")]),
+    );
+    let started = std::time::Instant::now();
+    let refused = scenario_with_status(&dir, "uac_refused.xml", 480);
+    let (code, out) = call_from_3000(&dir, &pbx, "3050", &refused);
+    assert_eq!(code, 0, "480 after the ring time: {out}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    assert_eq!(rings.join().unwrap().0, 0, "the callee was CANCELled");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sipp_trunk_answering_503_fails_over_to_the_next_trunk() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp-trunks");
+    // The trunks are sipp callees on other loopback addresses (the PBX trusts a
+    // trunk's address, and the caller's must not be one).
+    let (p1, p2) = (free_port(), free_port());
+    let trunks = format!(
+        "\n[[trunks]]\nname = \"first\"\nhost = \"127.0.0.2\"\nport = {p1}\nqualify = 0\n\
+         \n[[trunks]]\nname = \"second\"\nhost = \"127.0.0.3\"\nport = {p2}\nqualify = 0\n\
+         \n[[users]]\nexten = \"3000\"\nname = \"U3000\"\npassword = \"pw3000xyz\"\n"
+    );
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace(
+            "trunks = [\"provider\"]",
+            "trunks = [\"first\", \"second\"]",
+        ) + &trunks
+    });
+    let refuses = serve(
+        args(&["-sf", &scenario_with_status(&dir, "uas_refuse.xml", 503)]),
+        "127.0.0.2",
+        &p1.to_string(),
+    );
+    let answers = serve(args(&["-sn", "uas"]), "127.0.0.3", &p2.to_string());
+    let (code, out) = call_from_3000(&dir, &pbx, "0123456789", &scenario("uac_auth.xml"));
+    assert_eq!(code, 0, "answered through the second trunk: {out}");
+    assert_eq!(
+        refuses.join().unwrap().0,
+        0,
+        "the first trunk refused with 503"
+    );
+    assert_eq!(answers.join().unwrap().0, 0, "the second trunk answered");
+    let _ = std::fs::remove_dir_all(dir);
+}
