@@ -152,6 +152,24 @@ pub struct SipLine {
     pub voicemail: Option<String>,
 }
 
+/// A [`SipLine`] that borrows its strings from the raw config.
+///
+/// Plugins read the lines of every device they configure, and copying each string to
+/// drop it once the file is rendered was a good part of the cost of a file. Same keys
+/// and rules as [`SipLine`]; errors are [`RawConfig::sip_lines`]' own.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct SipLineRef<'a> {
+    pub(crate) username: Option<&'a str>,
+    pub(crate) auth_username: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
+    pub(crate) display_name: Option<&'a str>,
+    pub(crate) number: Option<&'a str>,
+    pub(crate) proxy_ip: Option<&'a str>,
+    pub(crate) registrar_ip: Option<&'a str>,
+    pub(crate) voicemail: Option<&'a str>,
+}
+
 /// What a function key does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -388,13 +406,22 @@ impl RawConfig {
         self.numbered("sip_lines")
     }
 
+    /// [`RawConfig::sip_lines`] borrowing the strings of the raw config.
+    pub(crate) fn sip_line_refs(&self) -> Result<BTreeMap<u32, SipLineRef<'_>>, RawConfigError> {
+        self.numbered("sip_lines").map_err(|borrowed| {
+            // The error of the owned parse, whose words (`expected a string`) are those
+            // users see from `sip_lines`; the two parses accept the same values.
+            self.sip_lines().err().unwrap_or(borrowed)
+        })
+    }
+
     /// `funckeys`, by position.
     pub fn funckeys(&self) -> Result<BTreeMap<u32, FuncKey>, RawConfigError> {
         self.numbered("funckeys")
     }
 
-    fn numbered<T: serde::de::DeserializeOwned>(
-        &self,
+    fn numbered<'a, T: Deserialize<'a>>(
+        &'a self,
         key: &str,
     ) -> Result<BTreeMap<u32, T>, RawConfigError> {
         let Some(value) = self.get(key) else {
@@ -587,6 +614,45 @@ mod tests {
             parent_ids: parents.iter().map(|p| ConfigId::from(*p)).collect(),
             raw_config: raw(v),
             ..Config::default()
+        }
+    }
+
+    /// The borrowed lines are the owned ones, and fail with the same error.
+    #[test]
+    fn borrowed_sip_lines_match_the_owned_ones() {
+        let good = raw(json!({"sip_lines": {
+            "2": {"username": "u2", "auth_username": "a2", "password": "p", "display_name": "D",
+                  "number": "1002", "proxy_ip": "10.0.0.2", "registrar_ip": "10.0.0.3",
+                  "voicemail": "*98", "unknown": 1},
+            "1": {"username": null},
+        }}));
+        let owned = good.sip_lines().unwrap_or_default();
+        let borrowed = good.sip_line_refs().unwrap_or_default();
+        assert_eq!(owned.len(), 2);
+        assert!(owned.keys().eq(borrowed.keys()));
+        for (line, view) in owned.values().zip(borrowed.values()) {
+            let fields = [
+                (line.username.as_deref(), view.username),
+                (line.auth_username.as_deref(), view.auth_username),
+                (line.password.as_deref(), view.password),
+                (line.display_name.as_deref(), view.display_name),
+                (line.number.as_deref(), view.number),
+                (line.proxy_ip.as_deref(), view.proxy_ip),
+                (line.registrar_ip.as_deref(), view.registrar_ip),
+                (line.voicemail.as_deref(), view.voicemail),
+            ];
+            assert!(fields.iter().all(|(a, b)| a == b), "{fields:?}");
+        }
+        for bad in [
+            json!({"sip_lines": {"1": {"username": 5}}}),
+            json!({"sip_lines": {"x": {}}}),
+            json!({"sip_lines": [1]}),
+            json!({"sip_lines": {"1": "u"}}),
+        ] {
+            let bad = raw(bad);
+            let owned = bad.sip_lines().err();
+            assert!(owned.is_some());
+            assert_eq!(bad.sip_line_refs().err(), owned);
         }
     }
 

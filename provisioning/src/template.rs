@@ -14,13 +14,15 @@
 //!   answer Python's `items()`, `iteritems()`, `keys()`, `values()`, `get()` and
 //!   `has_key()`.
 //! - Errors name the template file and line ([`TemplateError`]).
+//! - Directories on disk are listed once, and template files read once:
+//!   [`Templates::reload`] sees files added, changed or removed since.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use minijinja::value::{Serde, Value, ValueKind};
-use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, UndefinedBehavior};
+use minijinja::value::{Enumerator, Object, ObjectExt, Serde, Value, ValueKind};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State, UndefinedBehavior};
 
 /// Where templates are looked up.
 #[derive(Debug, Clone)]
@@ -75,6 +77,60 @@ impl TemplateDir {
     }
 }
 
+/// A [`TemplateDir`] and, for a directory on disk, the names of its entries, read once
+/// (until [`Templates::reload`]): a device file is looked up as `<file>.tpl` and
+/// `<model>.tpl` before `base.tpl`, and most of these names do not exist, so without
+/// the listing each rendering would ask the filesystem a few times for nothing.
+#[derive(Debug)]
+struct Source {
+    dir: TemplateDir,
+    /// The entries of a `Dir`, `None` until listed or when it cannot be listed (then
+    /// each name is looked up on disk).
+    listing: OnceLock<Option<HashSet<String>>>,
+}
+
+impl Source {
+    fn new(dir: TemplateDir) -> Self {
+        Self {
+            dir,
+            listing: OnceLock::new(),
+        }
+    }
+
+    /// Whether the template `name` certainly does not exist here.
+    fn surely_missing(&self, name: &str) -> bool {
+        match &self.dir {
+            TemplateDir::Memory(files) => !files.contains_key(name),
+            TemplateDir::Dir(dir) => {
+                let listing = self.listing.get_or_init(|| list(dir));
+                // `a/b.tpl` cannot exist without an entry `a`.
+                let first = name.split('/').next().unwrap_or(name);
+                listing.as_ref().is_some_and(|names| !names.contains(first))
+            }
+        }
+    }
+
+    fn load(&self, name: &str) -> Result<Option<String>, Error> {
+        if self.surely_missing(name) {
+            return Ok(None);
+        }
+        self.dir.load(name)
+    }
+}
+
+/// The names of the entries of `dir`: none if it does not exist (no template can be
+/// found there then), `None` if it cannot be read.
+fn list(dir: &Path) -> Option<HashSet<String>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(HashSet::new()),
+        Err(_) => None,
+    }
+}
+
 /// A template that cannot be found, compiled or rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -126,6 +182,7 @@ impl TemplateError {
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    sources: Arc<[Source]>,
 }
 
 impl Templates {
@@ -145,16 +202,7 @@ impl Templates {
     /// # Ok::<(), pbxkit_provisioning::template::TemplateError>(())
     /// ```
     pub fn new(dirs: impl IntoIterator<Item = TemplateDir>) -> Self {
-        let dirs: Vec<TemplateDir> = dirs.into_iter().collect();
         let mut env = Environment::new();
-        env.set_loader(move |name| {
-            for dir in &dirs {
-                if let Some(source) = dir.load(name)? {
-                    return Ok(Some(source));
-                }
-            }
-            Ok(None)
-        });
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.set_debug(false);
@@ -162,6 +210,16 @@ impl Templates {
         env.add_filter("escape", escape);
         env.set_unknown_method_callback(python_methods);
         env.set_formatter(|out, _state, value| {
+            // Strings and line numbers are most of what templates print: write them
+            // without the formatting machinery.
+            if let Some(text) = value.as_str() {
+                return out.write_str(text).map_err(Error::from);
+            }
+            if value.is_integer()
+                && let Some(n) = value.as_usize()
+            {
+                return write_decimal(out, n).map_err(Error::from);
+            }
             let text = match value.kind() {
                 ValueKind::Undefined => return Ok(()),
                 ValueKind::None => "None",
@@ -171,7 +229,25 @@ impl Templates {
             };
             out.write_str(text).map_err(Error::from)
         });
-        Self { env }
+        let mut templates = Self {
+            env,
+            sources: dirs.into_iter().map(Source::new).collect(),
+        };
+        templates.set_loader();
+        templates
+    }
+
+    /// Looks templates up in `self.sources`, the first that has one winning.
+    fn set_loader(&mut self) {
+        let sources = Arc::clone(&self.sources);
+        self.env.set_loader(move |name| {
+            for source in sources.iter() {
+                if let Some(text) = source.load(name)? {
+                    return Ok(Some(text));
+                }
+            }
+            Ok(None)
+        });
     }
 
     /// Limits each rendering to `fuel` units of work (about one per instruction of the
@@ -198,7 +274,7 @@ impl Templates {
                 TemplateError::from_minijinja(&e, name)
             }
         })?;
-        let context = context_value(context)?;
+        let context = serialized(context)?;
         let mut out = Limited {
             buf: Vec::new(),
             limit: max_output,
@@ -219,13 +295,30 @@ impl Templates {
         })
     }
 
-    /// Forgets the templates loaded so far, so that changed files are read again.
+    /// Forgets the templates loaded so far, and what the directories hold, so that
+    /// changed, added and removed files are seen.
     pub fn reload(&mut self) {
         self.env.clear_templates();
+        self.sources = self
+            .sources
+            .iter()
+            .map(|source| Source::new(source.dir.clone()))
+            .collect();
+        self.set_loader();
     }
 
-    /// Whether a template of this name exists.
+    /// Whether a template of this name exists (an error if it does but cannot be
+    /// compiled).
+    ///
+    /// The entries of a directory on disk are listed the first time it is looked
+    /// into, and template files once read are kept: call [`Templates::reload`] after
+    /// adding, changing or removing files.
     pub fn exists(&self, name: &str) -> Result<bool, TemplateError> {
+        // Answered here for most names tried by `render_device_file`, without the
+        // engine's not-found error (allocated and formatted for nothing).
+        if self.sources.iter().all(|s| s.surely_missing(name)) {
+            return Ok(false);
+        }
         match self.env.get_template(name) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::TemplateNotFound => Ok(false),
@@ -252,6 +345,20 @@ impl Templates {
         name: &str,
         context: &impl serde::Serialize,
     ) -> Result<String, TemplateError> {
+        self.render_value(name, serialized(context)?)
+    }
+
+    /// [`Templates::render`] with a [`Context`] that a plugin built.
+    pub(crate) fn render_context(
+        &self,
+        name: &str,
+        context: impl Into<Value>,
+    ) -> Result<String, TemplateError> {
+        self.render_value(name, context.into())
+    }
+
+    /// Renders the template `name` with a context already made of template values.
+    fn render_value(&self, name: &str, context: Value) -> Result<String, TemplateError> {
         let template = self.env.get_template(name).map_err(|e| {
             if e.kind() == ErrorKind::TemplateNotFound && e.name().is_none_or(|n| n == name) {
                 TemplateError::NotFound {
@@ -261,7 +368,6 @@ impl Templates {
                 TemplateError::from_minijinja(&e, name)
             }
         })?;
-        let context = context_value(context)?;
         template
             .render(context)
             .map_err(|e| TemplateError::from_minijinja(&e, name))
@@ -275,13 +381,43 @@ impl Templates {
         model: Option<&str>,
         context: &impl serde::Serialize,
     ) -> Result<String, TemplateError> {
+        self.render_device_context(file, model, serialized(context)?)
+    }
+
+    /// [`Templates::render_device_file`] with a [`Context`] that a plugin built.
+    pub(crate) fn render_device_context(
+        &self,
+        file: &str,
+        model: Option<&str>,
+        context: impl Into<Value>,
+    ) -> Result<String, TemplateError> {
         let by_file = format!("{file}.tpl");
         let by_model = model.map(|m| format!("{m}.tpl"));
         let mut names = vec![by_file.as_str()];
         names.extend(by_model.as_deref());
         names.push("base.tpl");
         let name = self.select(&names)?;
-        self.render(name, context)
+        self.render_value(name, context.into())
+    }
+}
+
+/// Writes `n` in decimal, as `Display` would.
+fn write_decimal(out: &mut Output<'_>, mut n: usize) -> std::fmt::Result {
+    // Room for `u64::MAX`.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    match std::str::from_utf8(&digits[start..]) {
+        Ok(text) => out.write_str(text),
+        // Unreachable: ASCII digits are UTF-8.
+        Err(_) => Err(std::fmt::Error),
     }
 }
 
@@ -307,11 +443,130 @@ impl std::io::Write for Limited {
     }
 }
 
-fn context_value(context: &impl serde::Serialize) -> Result<Value, TemplateError> {
-    // `Serde` reports a failed serialization as an invalid value; check it up front to
-    // return a typed error instead.
-    serde_json::to_value(context).map_err(|e| TemplateError::Context(e.to_string()))?;
-    Ok(Value::from(Serde(context)))
+/// `context` as a template value.
+fn serialized(context: &impl serde::Serialize) -> Result<Value, TemplateError> {
+    let value = Value::from(Serde(context));
+    // A failed serialization gives an invalid value, which would only fail once the
+    // template looks at it: report it now, as a typed error.
+    if value.kind() == ValueKind::Invalid {
+        return Err(TemplateError::Context(value.to_string()));
+    }
+    Ok(value)
+}
+
+/// A JSON value (from a raw config) as a template value, the same one that serde would
+/// give but without its machinery: a device's whole raw config is converted for each
+/// rendering, so this is on the path of every generated file.
+pub(crate) fn json_value(json: &serde_json::Value) -> Value {
+    use serde_json::Value as Json;
+    match json {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else {
+                // Without serde_json's `arbitrary_precision`, a number that is no
+                // integer is a float: `as_f64` always answers.
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(items) => items.iter().map(json_value).collect(),
+        Json::Object(map) => map_value(map.iter().map(|(k, v)| (k.as_str(), json_value(v)))),
+    }
+}
+
+/// Up to this many entries, a map is a [`SmallMap`]; larger ones are hashed, so that
+/// a template looking up every key of a big map stays linear.
+const SMALL_MAP_MAX: usize = 32;
+
+/// A template map of `pairs` (whose keys are distinct), in their order.
+pub(crate) fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
+    let pairs: Vec<(Value, Value)> = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+    if pairs.len() <= SMALL_MAP_MAX {
+        Value::from_object(SmallMap(pairs))
+    } else {
+        Value::from_pairs(pairs)
+    }
+}
+
+/// A map of a few entries, looked up by scanning them.
+///
+/// Templates see it as minijinja's own maps (same kind, order, iteration, lookups and
+/// printing: both are [`Object`]s with the same enumeration), but building it neither
+/// hashes nor allocates a hash table, which for the handful of keys of a SIP line or a
+/// function key is most of the cost of the map, and scanning a few keys is as fast as
+/// hashing one.
+#[derive(Debug)]
+struct SmallMap(Vec<(Value, Value)>);
+
+impl Object for SmallMap {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_rev_key_value_enumerator(|this| {
+            Box::new(this.0.iter().map(|(k, v)| (k.clone(), v.clone())))
+        })
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+/// The variables of a rendering: a device's raw config plus the values its plugin
+/// computed (`XX_*`), in that order, a plugin value replacing a raw config key of the
+/// same name in place, as when provd's plugins add them to the raw config dict.
+///
+/// Built from template values directly, so that a plugin converts each device's raw
+/// config once and hands the result to the template engine without a serde round trip.
+#[derive(Debug, Default)]
+pub(crate) struct Context {
+    vars: Vec<(Value, Value)>,
+}
+
+impl Context {
+    /// The raw config's keys, converted with [`json_value`].
+    pub(crate) fn from_json(map: &serde_json::Map<String, serde_json::Value>) -> Self {
+        // With room for the plugin's values.
+        let mut vars = Vec::with_capacity(map.len() + 16);
+        vars.extend(
+            map.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), json_value(v))),
+        );
+        Self { vars }
+    }
+
+    /// Sets the variable `name`.
+    pub(crate) fn set(&mut self, name: &str, value: impl Into<Value>) {
+        let value = value.into();
+        // A linear search: a context has a few dozen variables at most.
+        match self.vars.iter_mut().find(|(k, _)| k.as_str() == Some(name)) {
+            Some((_, slot)) => *slot = value,
+            None => self.vars.push((Value::from(name), value)),
+        }
+    }
+}
+
+impl From<Context> for Value {
+    fn from(context: Context) -> Self {
+        map_value(context.vars)
+    }
 }
 
 /// Jinja2's `e`/`escape` filter (MarkupSafe): `& < > " '` as
@@ -435,6 +690,14 @@ mod tests {
                 json!({"n": null, "t": true, "f": false})
             ),
             Ok("None True False".into())
+        );
+        assert_eq!(
+            render(
+                "{{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }} {{ 3 * 4 }}",
+                json!({"a": 0, "b": 7, "c": 1_234_567_890, "d": -5, "e": 2.0,
+                       "f": u64::MAX})
+            ),
+            Ok("0 7 1234567890 -5 2.0 18446744073709551615 12".into())
         );
         assert_eq!(
             render("{{ x|d('z') }}{{ y|default('z') }}", json!({"x": ""})),
@@ -565,6 +828,45 @@ mod tests {
             t.render_limited("nope.tpl", &json!({}), 9),
             Err(TemplateError::NotFound { .. })
         ));
+    }
+
+    /// The contexts plugins build with [`json_value`] and [`Context`] render exactly as
+    /// the same JSON given through serde (minijinja's own maps).
+    #[test]
+    fn converted_json_renders_as_serialized_json() {
+        let big: serde_json::Map<String, serde_json::Value> =
+            (0..40).map(|i| (format!("k{i}"), json!(i))).collect();
+        let ctx = json!({
+            "m": {"b": 1, "a": [1, 2.5, "x", null, true, -7], "c": {"d": "e"}, "10": "ten"},
+            "empty": {},
+            "s": "a string longer than twenty-two bytes",
+            "big": big,
+        });
+        let src = "{{ m }}|{{ m|length }}|{% for k in m %}{{ k }},{% endfor %}|\
+            {% for k, v in m.items() %}{{ k }}={{ v }};{% endfor %}|{{ m|dictsort }}|\
+            {{ m|items|list }}|{{ m.c.d }}{{ m['b'] }}{{ m[10] }}{{ m['10'] }}|\
+            {{ 'a' in m }}{{ 'z' in m }}{{ m == m }}{{ m.c == {'d': 'e'} }}|{{ m|list }}|\
+            {{ m.values()|list }}|{{ m|reverse|list }}|{{ m.get('z', 1) }}{{ m.has_key('c') }}|\
+            {% if empty %}full{% else %}empty{% endif %}{{ empty }}|{{ s }}|\
+            {{ big|length }}{{ big.k39 }}{{ big['k0'] }}|{{ m.a[1] }}{{ m.a|length }}{{ m.a|last }}|{{ nope }}";
+        let t = Templates::new([TemplateDir::memory([("t.tpl", src)])]);
+        let via_serde = t.render("t.tpl", &ctx);
+        assert!(via_serde.is_ok(), "{via_serde:?}");
+        let mut context = Context::from_json(ctx.as_object().unwrap_or(&big));
+        assert_eq!(t.render_value("t.tpl", json_value(&ctx)), via_serde);
+        assert_eq!(t.render_value("t.tpl", Value::from(context)), via_serde);
+        // A plugin value replaces a raw config key in place.
+        context = Context::from_json(ctx.as_object().unwrap_or(&big));
+        context.set("s", "replaced");
+        context.set("XX_new", 1);
+        let t = Templates::new([TemplateDir::memory([(
+            "t.tpl",
+            "{% for k, v in m.items() %}{{ k }}{% endfor %} {{ s }}{{ XX_new }}",
+        )])]);
+        assert_eq!(
+            t.render_value("t.tpl", Value::from(context)),
+            Ok("bac10 replaced1".into())
+        );
     }
 
     #[test]

@@ -175,3 +175,36 @@ fn set_in_loops_does_not_leak_and_loop_filters_work() {
         "b2c3|0"
     );
 }
+
+#[test]
+fn files_added_to_a_directory_are_seen_after_a_reload() {
+    let user = TempDir::new("listing");
+    std::fs::create_dir(user.0.join("parts")).unwrap();
+    std::fs::write(user.0.join("parts").join("ntp.tpl"), "ntp {{ ntp_ip }}").unwrap();
+    std::fs::write(user.0.join("T46S.tpl"), "{% include 'parts/ntp.tpl' %}").unwrap();
+    let mut templates = Templates::new([TemplateDir::Dir(user.0.clone()), plugin()]);
+    // The directory is listed once: a per-device file added afterwards waits for a
+    // reload, as an edited file does.
+    assert_eq!(
+        templates
+            .render_device_file("001122aabbcc.cfg", Some("T46S"), &context())
+            .unwrap(),
+        "ntp 10.0.0.1"
+    );
+    std::fs::write(user.0.join("001122aabbcc.cfg.tpl"), "per device").unwrap();
+    assert!(!templates.exists("001122aabbcc.cfg.tpl").unwrap());
+    templates.reload();
+    assert_eq!(
+        templates
+            .render_device_file("001122aabbcc.cfg", Some("T46S"), &context())
+            .unwrap(),
+        "per device"
+    );
+    // A directory that does not exist holds no template; the plugin's are used.
+    let gone = Templates::new([TemplateDir::Dir(user.0.join("nope")), plugin()]);
+    assert!(
+        gone.render_device_file("a.cfg", Some("T46S"), &context())
+            .unwrap()
+            .starts_with("#!version:1.0.0.1\n## T46S")
+    );
+}

@@ -10,6 +10,8 @@ use std::path::Path;
 use pbxkit_provisioning::Mac;
 use pbxkit_provisioning::identify::{self, DeviceInfo, Support};
 use pbxkit_provisioning::model::{Config, Configs, Device, RawConfig};
+use pbxkit_provisioning::plugins::grandstream::{Grandstream, MAX_ACCOUNTS, max_accounts};
+use pbxkit_provisioning::plugins::polycom::Polycom;
 use pbxkit_provisioning::plugins::{GeneratedFile, PluginError, Registry};
 use pbxkit_provisioning::template::TemplateDir;
 use serde_json::json;
@@ -72,16 +74,15 @@ fn device(mac: &str, vendor: &str, model: &str) -> Device {
     }
 }
 
-/// Renders `device` with the plugin `name` of the registry and compares the only file
-/// with `golden` (`tests/golden/<golden>`), which must be named `file`.
+/// Renders `device` with the plugin `name` of the registry and compares its file
+/// named `file` with `golden` (`tests/golden/<golden>`).
 fn check(name: &str, device: &Device, file: &str, golden: &str) {
     let registry = Registry::builtin(|_| None);
     let plugin = registry.get(name).unwrap();
     let files = plugin.configure(device, &effective()).unwrap();
-    let [GeneratedFile { name, content }] = files.as_slice() else {
-        panic!("{files:?}");
+    let Some(GeneratedFile { content, .. }) = files.iter().find(|f| f.name == file) else {
+        panic!("no {file} in {files:?}");
     };
-    assert_eq!(name, file);
     let text = String::from_utf8(content.clone()).unwrap();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
@@ -110,6 +111,46 @@ fn polycom_vvx400_matches_the_golden_file() {
         &device("00:04:f2:aa:bb:cc", "Polycom", "VVX400"),
         "0004f2aabbcc-user.cfg",
         "polycom_vvx400_0004f2aabbcc-user.cfg",
+    );
+}
+
+#[test]
+fn polycom_master_config_points_at_the_user_file() {
+    let device = device("00:04:f2:aa:bb:cc", "Polycom", "VVX400");
+    check(
+        "xivo-polycom",
+        &device,
+        "0004f2aabbcc.cfg",
+        "polycom_vvx400_0004f2aabbcc.cfg",
+    );
+    // The user file is written before the master file that names it.
+    let registry = Registry::builtin(|_| None);
+    let files = registry
+        .get("xivo-polycom")
+        .unwrap()
+        .configure(&device, &effective())
+        .unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["0004f2aabbcc-user.cfg", "0004f2aabbcc.cfg"]);
+    // Phones not configured yet read the shared master file.
+    let shared = Polycom::new().default_master().unwrap();
+    assert_eq!(shared.name, "000000000000.cfg");
+    let text = String::from_utf8(shared.content).unwrap();
+    assert!(
+        text.contains(r#" CONFIG_FILES="[PHONE_MAC_ADDRESS]-user.cfg" "#),
+        "{text}"
+    );
+    // Users can override the master template too.
+    let user = TemplateDir::memory([("master.tpl", "files={{ XX_config_files }} ip={{ ip }}")]);
+    let (name, text) = Polycom::with_user_templates(Some(user))
+        .render_master("00:04:f2:aa:bb:cc".parse().unwrap(), &effective())
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), text.as_str()),
+        (
+            "0004f2aabbcc.cfg",
+            "files=0004f2aabbcc-user.cfg ip=10.0.0.1"
+        )
     );
 }
 
@@ -346,4 +387,60 @@ fn unknown_timezone_leaves_the_phone_setting() {
         .unwrap();
     let text = String::from_utf8(files[0].content.clone()).unwrap();
     assert!(!text.contains("gmtOffset"), "{text}");
+}
+
+/// Lines and keys that the phone does not have are left out, by the documented rules
+/// of the Grandstream plugin, rather than written as settings of other keys.
+#[test]
+fn grandstream_leaves_out_what_the_phone_does_not_have() {
+    let plugin = Grandstream::new();
+    let mac: Mac = "000b82000001".parse().unwrap();
+    let config = raw(json!({
+        "sip_lines": {
+            "0": {"username": "zero"},
+            "1": {"username": "one"},
+            "2": {"username": "two"},
+            "7": {"username": "seven"},
+        },
+        "funckeys": {
+            "1": {"type": "speeddial", "value": "101"},
+            "2": {"type": "blf", "value": "102", "line": 2},
+            "3": {"type": "speeddial", "value": "103", "line": 7},
+            "4": {"type": "speeddial", "value": "104", "line": "x"},
+            "5": {"type": "speeddial", "value": "105", "line": 3},
+            "8": {"type": "speeddial", "value": "108"},
+        },
+    }));
+    let render = |model| plugin.render(mac, model, &config).unwrap().1;
+
+    // A GXP1610 has one account: line 2 and the key on it are left out.
+    let text = render(Some("GXP1610"));
+    assert!(text.contains("<P35>one</P35>"), "{text}");
+    assert!(!text.contains("two") && !text.contains("<P404>"), "{text}");
+    assert!(text.contains("<P303>101</P303>"), "{text}");
+    assert!(!text.contains("102"), "{text}");
+
+    // A GXP2170 has six: line 2 and its key are written.
+    let text = render(Some("GXP2170"));
+    assert!(text.contains("<P404>two</P404>"), "{text}");
+    assert!(
+        text.contains("<P324>1</P324>\n<P304>1</P304>\n<P305>102</P305>\n<P306>102</P306>"),
+        "{text}"
+    );
+
+    // For any model: no line 0 (it would be written as P2xx settings) nor line 7 (past
+    // the accounts this numbering has); no key on a line that is not written (7),
+    // unknown (`x`) or not configured (3); no key past position 7, whose codes would
+    // be those of key 1's mode.
+    for model in [None, Some("GXP1610"), Some("GXP2170")] {
+        let text = render(model);
+        for absent in [
+            "zero", "seven", "103", "104", "105", "108", "<P201>", "<P901>",
+        ] {
+            assert!(!text.contains(absent), "{model:?} {absent}:\n{text}");
+        }
+        assert_eq!(text.matches("<P323>").count(), 1, "{text}");
+    }
+    assert_eq!(max_accounts(Some("GXP2135")), 4);
+    assert_eq!(max_accounts(Some("GXP9999")), MAX_ACCOUNTS);
 }

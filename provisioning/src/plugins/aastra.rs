@@ -22,7 +22,7 @@ use super::{GeneratedFile, Plugin, PluginError, require_mac};
 use crate::identify::{DeviceInfo, Support, SupportRule};
 use crate::mac::Mac;
 use crate::model::{Device, FuncKeyType, RawConfig};
-use crate::template::{TemplateDir, Templates};
+use crate::template::{Context, TemplateDir, Templates};
 use crate::tz::{DstChange, TzInfo};
 
 /// The plugin's `base.tpl`.
@@ -111,7 +111,7 @@ impl Aastra {
         one_line_values(&mut ctx);
         let text = self
             .templates
-            .render_device_file(&name, model, &Value::Object(ctx))?;
+            .render_device_context(&name, model, Context::from_json(&ctx))?;
         Ok((name, text))
     }
 }

@@ -11,14 +11,12 @@
 //! files, where the line settings come last), and positions beyond the phone's keys
 //! go to the attendant console units (`Unit_U_Key_K`, 32 keys each, two units).
 
-use serde_json::Value;
-
 use super::common::{self, Common};
 use super::{GeneratedFile, Plugin, PluginError, require_mac};
 use crate::identify::{DeviceInfo, Support, SupportRule};
 use crate::mac::Mac;
 use crate::model::{Device, FuncKeyType, RawConfig};
-use crate::template::{TemplateDir, Templates, escape_str};
+use crate::template::{Context, TemplateDir, Templates, escape_str};
 use crate::tz::{DstChange, TzInfo, format_offset};
 
 /// The plugin's `base.tpl`.
@@ -86,9 +84,9 @@ impl CiscoSpa {
         let mut c = common::common(raw, "cisco")?;
         c.set("XX_mac", mac.compact().to_string());
         add_vendor_values(&mut c, model);
-        let text = self
-            .templates
-            .render_device_file(&name, model, &Value::Object(c.ctx))?;
+        let text =
+            self.templates
+                .render_device_context(&name, model, Context::from_json(&c.ctx))?;
         Ok((name, text))
     }
 }

@@ -64,20 +64,20 @@ pub(crate) fn common(raw: &RawConfig, vendor: &str) -> Result<Common, RawConfigE
     let registrar = raw.sip_registrar_ip();
     let voicemail = raw.str("exten_voicemail");
     let lines: Vec<Line> = raw
-        .sip_lines()?
+        .sip_line_refs()?
         .into_iter()
         .map(|(no, l)| {
-            let line_proxy = l.proxy_ip.as_deref().or(proxy);
+            let line_proxy = l.proxy_ip.or(proxy);
             Line {
                 no,
-                auth_username: owned(l.auth_username.as_deref().or(l.username.as_deref())),
-                username: owned(l.username.as_deref()),
-                password: owned(l.password.as_deref()),
-                display_name: owned(l.display_name.as_deref()),
-                number: owned(l.number.as_deref()),
+                auth_username: owned(l.auth_username.or(l.username)),
+                username: owned(l.username),
+                password: owned(l.password),
+                display_name: owned(l.display_name),
+                number: owned(l.number),
                 proxy_ip: owned(line_proxy),
-                registrar_ip: owned(l.registrar_ip.as_deref().or(registrar).or(line_proxy)),
-                voicemail: owned(l.voicemail.as_deref().or(voicemail)),
+                registrar_ip: owned(l.registrar_ip.or(registrar).or(line_proxy)),
+                voicemail: owned(l.voicemail.or(voicemail)),
             }
         })
         .collect();

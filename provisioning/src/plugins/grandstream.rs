@@ -8,12 +8,23 @@
 //! (outbound proxy), `P35` (user), `P36` (auth id), `P34` (password), `P3` (display
 //! name), `P33` (voicemail); account N from 2 to [`MAX_ACCOUNTS`] uses the same
 //! settings numbered `P<N+2>01`... (`P401`, `P417`, `P402`, `P403`, `P404`, `P405`,
-//! `P406`, `P407`, `P426`). Other lines are not written.
+//! `P406`, `P407`, `P426`).
 //!
 //! Function keys are multi-purpose keys 1 to [`MAX_MPK`]: mode `P<322+N>` (0
 //! speeddial, 1 BLF, 9 call park), account `P3<3N-2>` (0-based), name `P3<3N-1>` and
-//! value `P3<3N>`; the codes of key 8 would overlap those of key 1, so later
-//! positions are not written.
+//! value `P3<3N>`; the codes of key 8 would overlap those of key 1.
+//!
+//! # What does not fit the phone
+//!
+//! A config may have more lines or keys than the phone: they are left out of the file
+//! (the rest of the phone's configuration still applies), by these rules.
+//!
+//! - Lines: line N is written as account N when 1 ≤ N ≤ [`max_accounts`] of the
+//!   model (its number of SIP accounts, at most [`MAX_ACCOUNTS`]; [`MAX_ACCOUNTS`]
+//!   for a model not known); other lines are not.
+//! - Function keys: a key is written when its position is 1 to [`MAX_MPK`] and its
+//!   line (line 1 when it names none) is a line written as an account; other keys are
+//!   not, as they would name a key or an account that the phone does not have.
 
 use serde_json::Value;
 
@@ -22,7 +33,7 @@ use super::{GeneratedFile, Plugin, PluginError, require_mac};
 use crate::identify::{DeviceInfo, Support, SupportRule};
 use crate::mac::Mac;
 use crate::model::{Device, FuncKeyType, RawConfig};
-use crate::template::{TemplateDir, Templates};
+use crate::template::{Context, TemplateDir, Templates};
 
 /// The plugin's `base.tpl`.
 pub const BASE_TPL: &str = include_str!("grandstream_base.tpl");
@@ -33,10 +44,31 @@ pub const MODELS: &[&str] = &[
     "GXP2140", "GXP2160", "GXP2170",
 ];
 
-/// The highest account written.
+/// The highest account written: the P-value numbering of accounts above 6 differs.
 pub const MAX_ACCOUNTS: u32 = 6;
 /// The highest multi-purpose key written.
 pub const MAX_MPK: u32 = 7;
+
+/// The number of accounts written for `model`: its number of SIP accounts, at most
+/// [`MAX_ACCOUNTS`]; [`MAX_ACCOUNTS`] when the model is not known.
+///
+/// ```
+/// use pbxkit_provisioning::plugins::grandstream::{max_accounts, MAX_ACCOUNTS};
+/// assert_eq!(max_accounts(Some("GXP1610")), 1);
+/// assert_eq!(max_accounts(Some("GXP2170")), 6);
+/// assert_eq!(max_accounts(None), MAX_ACCOUNTS);
+/// ```
+pub fn max_accounts(model: Option<&str>) -> u32 {
+    let accounts = match model {
+        Some("GXP1610" | "GXP1615") => 1,
+        Some("GXP1620" | "GXP1625" | "GXP1628") => 2,
+        Some("GXP1630" | "GXP2130") => 3,
+        Some("GXP2135" | "GXP2140") => 4,
+        Some("GXP2160" | "GXP2170") => 6,
+        _ => MAX_ACCOUNTS,
+    };
+    accounts.min(MAX_ACCOUNTS)
+}
 
 /// The Grandstream GXP plugin.
 #[derive(Debug)]
@@ -78,10 +110,10 @@ impl Grandstream {
         let name = Self::filename(mac);
         let mut c = common::common(raw, "grandstream")?;
         c.set("XX_mac", mac.compact().to_string());
-        add_vendor_values(&mut c, raw);
-        let text = self
-            .templates
-            .render_device_file(&name, model, &Value::Object(c.ctx))?;
+        add_vendor_values(&mut c, raw, max_accounts(model));
+        let text =
+            self.templates
+                .render_device_context(&name, model, Context::from_json(&c.ctx))?;
         Ok((name, text))
     }
 }
@@ -114,9 +146,11 @@ fn pair(code: impl Into<String>, value: impl Into<Value>) -> Value {
     Value::from(vec![Value::from(code.into()), value.into()])
 }
 
-fn add_vendor_values(c: &mut Common, raw: &RawConfig) {
+/// Adds the Grandstream values, for a phone with `accounts` accounts.
+fn add_vendor_values(c: &mut Common, raw: &RawConfig, accounts: u32) {
+    let written = |no: u32| (1..=accounts).contains(&no);
     let mut values = Vec::new();
-    for line in c.lines.iter().filter(|l| l.no <= MAX_ACCOUNTS) {
+    for line in c.lines.iter().filter(|l| written(l.no)) {
         // Account 1 has historical codes; the others follow one numbering.
         let codes: [(String, &str); 9] = if line.no == 1 {
             [
@@ -150,17 +184,20 @@ fn add_vendor_values(c: &mut Common, raw: &RawConfig) {
 
     let mut keys = Vec::new();
     for (&n, key) in c.keys.range(1..=MAX_MPK) {
+        let line = match key.line.as_deref() {
+            None => Some(1),
+            Some(line) => line.parse::<u32>().ok(),
+        };
+        let Some(line) = line.filter(|&no| written(no) && c.has_line(no)) else {
+            continue;
+        };
         let mode = match key.kind {
             FuncKeyType::Speeddial => 0,
             FuncKeyType::Blf => 1,
             FuncKeyType::Park => 9,
         };
-        let account = key
-            .line
-            .as_deref()
-            .and_then(|l| l.parse::<u32>().ok())
-            .unwrap_or(1)
-            .saturating_sub(1);
+        // Grandstream numbers accounts from 0.
+        let account = line - 1;
         let value = key.value.as_deref().unwrap_or_default();
         keys.push(pair(format!("P{}", 322 + n), mode));
         keys.push(pair(format!("P3{:02}", 3 * n - 2), account));

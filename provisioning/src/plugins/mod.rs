@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `xivo-yealink` | Yealink T4x/T5x | `<mac>.cfg` |
 //! | `xivo-snom` | Snom D7xx | `<MAC>.xml` |
-//! | `xivo-polycom` | Polycom VVX | `<mac>-user.cfg` |
+//! | `xivo-polycom` | Polycom VVX | `<mac>-user.cfg`, `<mac>.cfg` (master) |
 //! | `xivo-cisco-spa` | Cisco SPA5xx | `<mac>.xml` |
 //! | `xivo-aastra` | Aastra/Mitel 6xxxi | `<MAC>.cfg` |
 //! | `xivo-grandstream` | Grandstream GXP | `cfg<mac>.xml` |

@@ -1,7 +1,17 @@
-//! Polycom VVX (VVX 300 to 600 series): one `<mac>-user.cfg` per phone (lower-case
-//! MAC), a `<polycomConfig>` element whose attributes are the settings: `reg.N.*` per
-//! line, `tcpIpApp.sntp.*` for NTP and time zone, `lcl.ml.lang`, `device.net.vlanId`,
-//! `device.syslog.*`, and the directory in `mb.main.home` and soft key 1.
+//! Polycom VVX (VVX 300 to 600 series): two files per phone (lower-case MAC).
+//!
+//! - `<mac>.cfg`, the master configuration file, which the phone asks for first when it
+//!   boots (then `000000000000.cfg` if there is none): an `<APPLICATION>` element whose
+//!   `CONFIG_FILES` names the files to load, here `<mac>-user.cfg`, and
+//!   `APP_FILE_PATH` the firmware image (`sip.ld`; the phone keeps its firmware when the
+//!   server has none). Rendered from `<mac>.cfg.tpl` or `master.tpl`.
+//!   [`Polycom::default_master`] is the `000000000000.cfg` shared by phones not
+//!   configured yet, which names `[PHONE_MAC_ADDRESS]-user.cfg` (the phone puts its
+//!   own MAC in place of the variable).
+//! - `<mac>-user.cfg`, a `<polycomConfig>` element whose attributes are the settings:
+//!   `reg.N.*` per line, `tcpIpApp.sntp.*` for NTP and time zone, `lcl.ml.lang`,
+//!   `device.net.vlanId`, `device.syslog.*`, and the directory in `mb.main.home` and
+//!   soft key 1. Rendered from `<mac>-user.cfg.tpl`, `<model>.tpl` or `base.tpl`.
 //!
 //! Function keys are attendant resources (`attendant.resourceList.<position>.*`),
 //! which the phone puts on the line keys after its registrations: BLF keys are
@@ -9,18 +19,22 @@
 //! (pressing calls the number, or parks the call in progress on the slot). The
 //! attendant subscribes through the line of the first function key that names one.
 
-use serde_json::Value;
-
 use super::common::{self, Common};
 use super::{GeneratedFile, Plugin, PluginError, require_mac};
 use crate::identify::{DeviceInfo, Support, SupportRule};
 use crate::mac::Mac;
 use crate::model::{Device, FuncKeyType, RawConfig};
-use crate::template::{TemplateDir, Templates, escape_str};
+use crate::template::{Context, TemplateDir, Templates, escape_str};
 use crate::tz::{DstChange, TzInfo};
 
-/// The plugin's `base.tpl`.
+/// The plugin's `base.tpl`, for `<mac>-user.cfg`.
 pub const BASE_TPL: &str = include_str!("polycom_base.tpl");
+
+/// The plugin's `master.tpl`, for the master configuration file `<mac>.cfg`.
+pub const MASTER_TPL: &str = include_str!("polycom_master.tpl");
+
+/// The master configuration file of phones that have none of their own.
+pub const DEFAULT_MASTER_FILENAME: &str = "000000000000.cfg";
 
 /// The models this plugin supports.
 pub const MODELS: &[&str] = &[
@@ -48,14 +62,52 @@ impl Polycom {
 
     /// The plugin with a user template directory looked up before its own templates.
     pub fn with_user_templates(user: Option<TemplateDir>) -> Self {
+        let own = TemplateDir::memory([("base.tpl", BASE_TPL), ("master.tpl", MASTER_TPL)]);
         Self {
-            templates: common::templates(user, BASE_TPL),
+            templates: Templates::new(user.into_iter().chain([own])),
         }
     }
 
     /// The file name for `mac`: `001122aabbcc-user.cfg`.
     pub fn filename(mac: Mac) -> String {
         format!("{}-user.cfg", mac.compact())
+    }
+
+    /// The master configuration file name for `mac`: `001122aabbcc.cfg`.
+    pub fn master_filename(mac: Mac) -> String {
+        format!("{}.cfg", mac.compact())
+    }
+
+    /// Renders the master configuration file of the phone `mac`, which points it at
+    /// its [`Polycom::filename`]: `(name, content)`.
+    pub fn render_master(
+        &self,
+        mac: Mac,
+        raw: &RawConfig,
+    ) -> Result<(String, String), PluginError> {
+        let name = Self::master_filename(mac);
+        let mut context = Context::from_json(&raw.0);
+        context.set("XX_mac", mac.compact().to_string());
+        context.set("XX_config_files", Self::filename(mac));
+        let per_device = format!("{name}.tpl");
+        let template = self.templates.select(&[&per_device, "master.tpl"])?;
+        let text = self.templates.render_context(template, context)?;
+        Ok((name, text))
+    }
+
+    /// `000000000000.cfg`, the master configuration file for phones that have none of
+    /// their own (not configured yet): it names `[PHONE_MAC_ADDRESS]-user.cfg`, which
+    /// the phone reads as its own `<mac>-user.cfg`. Rendered from
+    /// `000000000000.cfg.tpl` or `master.tpl`; write it once in the directory phones
+    /// download from.
+    pub fn default_master(&self) -> Result<GeneratedFile, PluginError> {
+        let mut context = Context::default();
+        context.set("XX_mac", "000000000000");
+        context.set("XX_config_files", "[PHONE_MAC_ADDRESS]-user.cfg");
+        let per_file = format!("{DEFAULT_MASTER_FILENAME}.tpl");
+        let template = self.templates.select(&[&per_file, "master.tpl"])?;
+        let text = self.templates.render_context(template, context)?;
+        Ok(GeneratedFile::new(DEFAULT_MASTER_FILENAME, text))
     }
 
     /// Renders the file of the phone `mac` (of `model`, if known): `(name, content)`.
@@ -69,9 +121,9 @@ impl Polycom {
         let mut c = common::common(raw, "polycom")?;
         c.set("XX_mac", mac.compact().to_string());
         add_vendor_values(&mut c, raw);
-        let text = self
-            .templates
-            .render_device_file(&name, model, &Value::Object(c.ctx))?;
+        let text =
+            self.templates
+                .render_device_context(&name, model, Context::from_json(&c.ctx))?;
         Ok((name, text))
     }
 }
@@ -96,7 +148,13 @@ impl Plugin for Polycom {
     ) -> Result<Vec<GeneratedFile>, PluginError> {
         let mac = require_mac(self.name(), device)?;
         let (name, text) = self.render(mac, device.model.as_deref(), raw)?;
-        Ok(vec![GeneratedFile::new(name, text)])
+        let (master, master_text) = self.render_master(mac, raw)?;
+        // The user file first: files are written in this order, and a phone that reads
+        // the new master file must find the file it names.
+        Ok(vec![
+            GeneratedFile::new(name, text),
+            GeneratedFile::new(master, master_text),
+        ])
     }
 }
 

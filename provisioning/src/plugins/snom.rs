@@ -9,14 +9,12 @@
 //! 7xx series) and `speed <slot>` elsewhere. `context` is the key's line, `active`
 //! when it names none.
 
-use serde_json::Value;
-
 use super::common::{self, Common};
 use super::{GeneratedFile, Plugin, PluginError, require_mac};
 use crate::identify::{DeviceInfo, Support, SupportRule};
 use crate::mac::Mac;
 use crate::model::{Device, FuncKeyType, RawConfig};
-use crate::template::{TemplateDir, Templates, escape_str};
+use crate::template::{Context, TemplateDir, Templates, escape_str};
 use crate::tz::{DstChange, TzInfo};
 
 /// The plugin's `base.tpl`.
@@ -72,9 +70,9 @@ impl Snom {
         let mut c = common::common(raw, "snom")?;
         c.set("XX_mac", mac.compact_upper().to_string());
         add_vendor_values(&mut c, raw, model);
-        let text = self
-            .templates
-            .render_device_file(&name, model, &Value::Object(c.ctx))?;
+        let text =
+            self.templates
+                .render_device_context(&name, model, Context::from_json(&c.ctx))?;
         Ok((name, text))
     }
 }

@@ -7,13 +7,18 @@
 //! (or `<model>.tpl`, or `<mac>.cfg.tpl`) from the user's templates then its own.
 //! Function key type codes: speeddial 13, blf 16, park 10; a key position left free
 //! below the highest configured one is written as type 0 with `%NULL%` values.
+//! Positions above [`MAX_LINEKEY`] are not written: no T4x/T5x has that many line keys,
+//! and a config naming position 4,000,000,000 must not make the PBX write billions of
+//! lines.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use minijinja::Value;
 
 use crate::identify::SupportRule;
 use crate::mac::Mac;
-use crate::model::{FuncKeyType, RawConfig, RawConfigError};
-use crate::template::{TemplateDir, TemplateError, Templates};
+use crate::model::{FuncKey, FuncKeyType, RawConfig, RawConfigError};
+use crate::template::{Context, TemplateDir, TemplateError, Templates, map_value};
 
 /// The value Yealink firmware reads as "unset".
 pub const NULL: &str = "%NULL%";
@@ -89,13 +94,19 @@ impl Yealink {
         let context = context(mac, raw)?;
         let text = self
             .templates
-            .render_device_file(&name, model, &Value::Object(context))?;
+            .render_device_context(&name, model, context)?;
         Ok((name, text))
     }
 }
 
-fn or_null(value: Option<&str>) -> String {
-    value.filter(|v| !v.is_empty()).unwrap_or(NULL).to_owned()
+/// `value`, or [`NULL`] when it is missing or empty.
+fn non_empty_or_null(value: Option<&str>) -> &str {
+    value.filter(|v| !v.is_empty()).unwrap_or(NULL)
+}
+
+/// [`non_empty_or_null`] as a template value.
+fn or_null(value: Option<&str>) -> Value {
+    Value::from(non_empty_or_null(value))
 }
 
 fn language(locale: Option<&str>) -> &'static str {
@@ -111,73 +122,121 @@ fn language(locale: Option<&str>) -> &'static str {
 }
 
 /// The raw config plus the plugin's `XX_*` values.
-fn context(mac: Mac, raw: &RawConfig) -> Result<Map<String, Value>, RawConfigError> {
-    let mut ctx = raw.0.clone();
-    let lines = raw.sip_lines()?;
+fn context(mac: Mac, raw: &RawConfig) -> Result<Context, RawConfigError> {
+    let lines = raw.sip_line_refs()?;
     let proxy = raw.sip_proxy_ip();
     let registrar = raw.sip_registrar_ip();
-    let xx_lines: Vec<Value> = lines
+    let xx_lines: Value = lines
         .iter()
         .map(|(no, line)| {
-            let line_proxy = line.proxy_ip.as_deref().or(proxy);
-            serde_json::json!({
-                "no": no,
-                "label": or_null(line.number.as_deref()),
-                "display_name": or_null(line.display_name.as_deref()),
-                "auth_name": or_null(line.auth_username.as_deref().or(line.username.as_deref())),
-                "user_name": or_null(line.username.as_deref()),
-                "password": or_null(line.password.as_deref()),
-                "server": or_null(line.registrar_ip.as_deref().or(registrar).or(line_proxy)),
-                "outbound_proxy": or_null(line_proxy),
-                "voicemail": or_null(line.voicemail.as_deref()),
-            })
+            let line_proxy = line.proxy_ip.or(proxy);
+            map_value([
+                ("no", Value::from(*no)),
+                ("label", or_null(line.number)),
+                ("display_name", or_null(line.display_name)),
+                ("auth_name", or_null(line.auth_username.or(line.username))),
+                ("user_name", or_null(line.username)),
+                ("password", or_null(line.password)),
+                (
+                    "server",
+                    or_null(line.registrar_ip.or(registrar).or(line_proxy)),
+                ),
+                ("outbound_proxy", or_null(line_proxy)),
+                ("voicemail", or_null(line.voicemail)),
+            ])
         })
         .collect();
-    let keys = raw.funckeys()?;
-    let mut fkeys = Vec::new();
-    let last = keys.keys().next_back().copied().unwrap_or(0);
-    for position in 1..=last {
-        let Some(key) = keys.get(&position) else {
-            fkeys.push(format!("linekey.{position}.type = 0"));
-            for field in ["line", "value", "label", "extension"] {
-                fkeys.push(format!("linekey.{position}.{field} = {NULL}"));
-            }
-            continue;
-        };
-        let code = match key.kind {
-            FuncKeyType::Speeddial => 13,
-            FuncKeyType::Blf => 16,
-            FuncKeyType::Park => 10,
-        };
-        let value = or_null(key.value.as_deref());
-        let extension = match key.kind {
-            FuncKeyType::Blf => or_null(raw.str("exten_pickup_call")),
-            FuncKeyType::Park => value.clone(),
-            FuncKeyType::Speeddial => NULL.to_owned(),
-        };
-        fkeys.push(format!("linekey.{position}.type = {code}"));
-        fkeys.push(format!(
-            "linekey.{position}.line = {}",
-            key.line.as_deref().unwrap_or("1")
-        ));
-        fkeys.push(format!("linekey.{position}.value = {value}"));
-        fkeys.push(format!(
-            "linekey.{position}.label = {}",
-            key.label.as_deref().unwrap_or("")
-        ));
-        fkeys.push(format!("linekey.{position}.extension = {extension}"));
-    }
+    let fkeys = funckey_settings(raw, &raw.funckeys()?);
     let ntp = raw.ntp()?;
     let ntp_ip = ntp.filter(|n| n.enabled).and_then(|n| n.ip);
-    ctx.insert("XX_mac".into(), Value::from(mac.compact().to_string()));
-    ctx.insert("XX_lines".into(), Value::from(xx_lines));
-    ctx.insert("XX_fkeys".into(), Value::from(fkeys.join("\n")));
-    ctx.insert("XX_ntp_ip".into(), Value::from(or_null(ntp_ip.as_deref())));
-    ctx.insert("XX_lang".into(), Value::from(language(raw.locale())));
-    ctx.insert(
-        "XX_admin_password".into(),
-        Value::from(raw.str("admin_password").unwrap_or("9486")),
+    let mut ctx = Context::from_json(&raw.0);
+    ctx.set("XX_mac", mac.compact().to_string());
+    ctx.set("XX_lines", xx_lines);
+    ctx.set("XX_fkeys", fkeys);
+    ctx.set("XX_ntp_ip", or_null(ntp_ip.as_deref()));
+    ctx.set("XX_lang", language(raw.locale()));
+    ctx.set(
+        "XX_admin_password",
+        raw.str("admin_password").unwrap_or("9486"),
     );
-    ctx.insert("XX_dnd".into(), Value::from(or_null(raw.str("exten_dnd"))));
+    ctx.set("XX_dnd", or_null(raw.str("exten_dnd")));
     Ok(ctx)
+}
+
+/// The highest line key position written (the T57W has 29, over pages).
+pub const MAX_LINEKEY: u32 = 100;
+
+/// The `linekey.<position>.*` settings of the function keys `keys`, one a line, for
+/// every position up to the highest configured one (at most [`MAX_LINEKEY`]).
+fn funckey_settings(raw: &RawConfig, keys: &BTreeMap<u32, FuncKey>) -> String {
+    let last = keys
+        .range(..=MAX_LINEKEY)
+        .next_back()
+        .map_or(0, |(position, _)| *position);
+    // About 150 bytes a key; built with `push_str` rather than `format!`, as this runs
+    // for every device of a (re)configure-all.
+    let mut out = String::with_capacity(keys.len() * 160);
+    for position in 1..=last {
+        let (code, line, value, label, extension) = match keys.get(&position) {
+            // A free position below the last key is cleared, so that the phone drops
+            // a key it had there from an earlier configuration.
+            None => ("0", NULL, NULL, NULL, NULL),
+            Some(key) => {
+                let value = non_empty_or_null(key.value.as_deref());
+                let (code, extension) = match key.kind {
+                    FuncKeyType::Speeddial => ("13", NULL),
+                    FuncKeyType::Blf => ("16", non_empty_or_null(raw.str("exten_pickup_call"))),
+                    FuncKeyType::Park => ("10", value),
+                };
+                let line = key.line.as_deref().unwrap_or("1");
+                (
+                    code,
+                    line,
+                    value,
+                    key.label.as_deref().unwrap_or(""),
+                    extension,
+                )
+            }
+        };
+        let position = position.to_string();
+        for (field, setting) in [
+            ("type", code),
+            ("line", line),
+            ("value", value),
+            ("label", label),
+            ("extension", extension),
+        ] {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            for part in ["linekey.", &position, ".", field, " = ", setting] {
+                out.push_str(part);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_positions_past_the_last_line_key_are_not_written() {
+        let serde_json::Value::Object(map) = serde_json::json!({
+            "funckeys": {
+                "2": {"type": "speeddial", "value": "1002"},
+                "4000000000": {"type": "speeddial", "value": "1003"}
+            }
+        }) else {
+            unreachable!()
+        };
+        let raw = RawConfig(map);
+        let keys = raw.funckeys().unwrap();
+        let out = funckey_settings(&raw, &keys);
+        assert!(out.contains("linekey.2.value = 1002"), "{out}");
+        assert!(out.contains("linekey.1.type = 0"), "{out}");
+        assert!(!out.contains("1003"), "{out}");
+        assert!(out.lines().count() < 20, "{out}");
+    }
 }
