@@ -21,6 +21,24 @@ pub(crate) struct Format {
 }
 
 impl Format {
+    /// The format a phone's own description says it receives: its first codec the
+    /// PBX can code (what a tone is played to it in).
+    pub(crate) fn received_by(sdp: &Session) -> Option<Format> {
+        let m = audio(sdp)?;
+        m.payload_types().find_map(|pt| {
+            Some(Format {
+                payload_type: pt,
+                codec: transcodable(m, pt)?,
+                events: None,
+            })
+        })
+    }
+
+    /// A codec object for this format.
+    pub(crate) fn codec(&self) -> Option<Box<dyn Codec + Send>> {
+        codec(self.codec)
+    }
+
     /// The transcoder side of this format.
     pub(crate) fn side(&self) -> Option<Side> {
         let pt = pbxkit_rtp::PayloadType::new(self.payload_type)?;

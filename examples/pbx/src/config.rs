@@ -222,6 +222,8 @@ impl Default for Registrar {
 pub(crate) struct Pbx {
     pub(crate) data_dir: PathBuf,
     pub(crate) ring_time: u64,
+    /// The country whose call-progress tones the PBX plays (`fr`, `us`, `uk`, `de`).
+    pub(crate) tones: String,
 }
 
 impl Default for Pbx {
@@ -229,7 +231,20 @@ impl Default for Pbx {
         Pbx {
             data_dir: PathBuf::from("pbxkit-data"),
             ring_time: 30,
+            tones: "fr".into(),
         }
+    }
+}
+
+impl Pbx {
+    /// The tone of `kind` in the configured country's plan.
+    pub(crate) fn tone(
+        &self,
+        kind: pbxkit_rtp::tones::CallProgress,
+    ) -> pbxkit_rtp::tones::ToneSpec {
+        pbxkit_rtp::tones::Country::from_code(&self.tones)
+            .unwrap_or(pbxkit_rtp::tones::Country::Fr)
+            .tone(kind)
     }
 }
 
@@ -404,6 +419,15 @@ impl Config {
                     at: at_key(key),
                 });
             }
+        }
+        if pbxkit_rtp::tones::Country::from_code(&config.pbx.tones).is_none() {
+            return Err(ConfigError {
+                message: format!(
+                    "pbx: tones {:?} is not one of fr, us, uk, de",
+                    config.pbx.tones
+                ),
+                at: at_key("tones"),
+            });
         }
         let sip = &config.sip;
         if sip.min_se == 0 || (sip.session_expires != 0 && sip.session_expires < sip.min_se) {

@@ -12,12 +12,15 @@
 //! incremented on each description). Peers such as Asterisk ignore a re-offer whose
 //! version did not change, and a transfer must not show a phone another session's origin.
 
+use crate::codecs::Format;
 use crate::codecs::Transcoding;
+use pbxkit_rtp::tones::{ToneGenerator, ToneSpec};
 use pbxkit_rtp::transcode::Transcoder;
+use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
 use pbxkit_sip::ByteStr;
 use pbxkit_sip::sdp::{Connection, Session};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -93,6 +96,22 @@ struct Leg {
     origin: Mutex<Origin>,
     /// The last description this leg's phone was given (what a refresh re-offers).
     given: Mutex<Option<Session>>,
+    /// Set while the PBX plays a tone to this leg's phone: the other leg's media is
+    /// not forwarded to it meanwhile.
+    muted: Arc<AtomicBool>,
+}
+
+/// A tone playing to one leg's phone; it stops when this is dropped.
+pub(crate) struct Playing {
+    task: tokio::task::JoinHandle<()>,
+    muted: Arc<AtomicBool>,
+}
+
+impl Drop for Playing {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.muted.store(false, Ordering::Relaxed);
+    }
 }
 
 /// The origin (`o=` line) a phone has seen from the PBX: moved with the phone when a
@@ -145,6 +164,7 @@ impl Relay {
                 epoch: watch::channel(0).0,
                 origin: Mutex::new(Origin::new()),
                 given: Mutex::new(None),
+                muted: Arc::default(),
             }
         };
         let a = leg(a_rtp, a_rtcp);
@@ -166,6 +186,7 @@ impl Relay {
                     epoch: a.epoch.subscribe(),
                     latch: a.target.clone(),
                     to: b_sock.clone(),
+                    to_muted: b.muted.clone(),
                     other_peer: b.target.subscribe(),
                     rtcp,
                     a_to_b: true,
@@ -179,6 +200,7 @@ impl Relay {
                     epoch: b.epoch.subscribe(),
                     latch: b.target.clone(),
                     to: a_sock.clone(),
+                    to_muted: a.muted.clone(),
                     other_peer: a.target.subscribe(),
                     rtcp,
                     a_to_b: false,
@@ -204,6 +226,48 @@ impl Relay {
             *old = new;
             changed
         });
+    }
+
+    /// Plays `tone` to the phone on a leg, in `format`, from the leg's own port (where
+    /// the phone expects media), muting what the other leg sends it until the
+    /// returned [`Playing`] is dropped. `None` when the format has no codec here.
+    pub(crate) fn play(&self, leg_a: bool, tone: ToneSpec, format: &Format) -> Option<Playing> {
+        let leg = self.leg(leg_a);
+        let mut codec = format.codec()?;
+        let pt = PayloadType::new(format.payload_type)?;
+        let mut generator = ToneGenerator::new(tone, codec.sample_rate(), -13.0).ok()?;
+        let socket = leg.rtp.clone();
+        let peer = leg.target.subscribe();
+        leg.muted.store(true, Ordering::Relaxed);
+        let task = tokio::spawn(async move {
+            // 20 ms packets, with a sequence and timestamp of the tone's own stream.
+            let samples = codec.sample_rate() as usize / 50;
+            let step = codec.clock_rate() / 50;
+            let ssrc = Ssrc(crate::ids::random_u64() as u32);
+            let (mut seq, mut ts) = (SeqNo(crate::ids::random_u64() as u16), RtpTimestamp(0));
+            let mut frame = vec![0i16; samples];
+            let mut payload = Vec::with_capacity(samples);
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            loop {
+                tick.tick().await;
+                generator.fill(&mut frame);
+                payload.clear();
+                if codec.encode(&frame, &mut payload).is_err() {
+                    return;
+                }
+                let packet = RtpPacket::new(pt, seq, ts, ssrc, payload.clone().into());
+                let target = *peer.borrow();
+                if let Some(target) = target {
+                    let _ = socket.send_to(&packet.to_bytes(), target).await;
+                }
+                seq = seq.next();
+                ts = ts.wrapping_add(step);
+            }
+        });
+        Some(Playing {
+            task,
+            muted: leg.muted.clone(),
+        })
     }
 
     /// Records the media address a leg announced in its SDP (the latch starts over).
@@ -306,6 +370,8 @@ struct Path {
     /// Where this leg's phone is, once latched (read by the other direction).
     latch: watch::Sender<Option<SocketAddr>>,
     to: Arc<UdpSocket>,
+    /// Set while the PBX plays a tone to the other leg's phone.
+    to_muted: Arc<AtomicBool>,
     other_peer: watch::Receiver<Option<SocketAddr>>,
     rtcp: bool,
     a_to_b: bool,
@@ -323,6 +389,7 @@ async fn forward(
         mut epoch,
         latch,
         to,
+        to_muted,
         other_peer,
         rtcp,
         a_to_b,
@@ -370,6 +437,9 @@ async fn forward(
                         continue;
                     }
                     Some(_) => {}
+                }
+                if to_muted.load(Ordering::Relaxed) && !rtcp {
+                    continue;
                 }
                 let target = *other_peer.borrow();
                 let Some(mut target) = target else { continue };

@@ -19,6 +19,7 @@ use crate::call::{ALeg, Branch, Handover, Side, attempt, reinvite, sdp_of, set_s
 use crate::fork::{self, BranchEvent, Stop};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
 use pbxkit_dialplan::Decision;
+use pbxkit_rtp::tones::CallProgress;
 use pbxkit_sip::dialog::Dialog;
 use pbxkit_sip::endpoint::ServerRequest;
 use pbxkit_sip::sdp::{Direction, Session};
@@ -329,6 +330,15 @@ async fn ring_target(
             inputs: leg.inputs_tx.clone(),
         })
         .await;
+    // The transferee hears ringback while the target rings (until this returns).
+    let _ringback = other
+        .sdp
+        .as_ref()
+        .and_then(crate::codecs::Format::received_by)
+        .and_then(|format| {
+            let tone = setup.config.pbx.tone(CallProgress::Ringback);
+            leg.relay.play(!this_is_a, tone, &format)
+        });
     let (events_tx, mut events) = mpsc::channel(16);
     let (stop, _) = watch::channel(Stop::Ringing);
     for (i, b) in branches.iter().enumerate() {

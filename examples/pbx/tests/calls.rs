@@ -1729,3 +1729,73 @@ async fn a_round_robin_group_remembers_who_answered_and_waits_between_members() 
         .collect();
     assert_eq!(rung, ["1001", "1002", "1001"], "{log}");
 }
+
+#[tokio::test]
+async fn the_transferee_hears_ringback_while_the_target_rings() {
+    let pbx = Pbx::start_edited(temp_dir("ringback"), free_port(), |c| {
+        c.replace("ring_time = 30", "ring_time = 2")
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_offers = Offers::default();
+    let _bob_log = bob.answer_calls_seeing(
+        StatusCode::OK,
+        sdp(bob_media.local_addr().unwrap().port()),
+        bob_offers.clone(),
+        1,
+    );
+    // Carol rings and never answers: the transfer fails after her 2 s.
+    let _carol_log = carol.answer_calls(StatusCode::RINGING);
+    let (invite, answer) = call(&alice, "1001").await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let relay_port = offered_port(&bob_offers);
+    let mut refer = alice.build("REFER", &dialog.contact, &dialog.to, &dialog.call_id, "");
+    refer
+        .headers_mut()
+        .push(HeaderName::ReferTo, format!("<sip:1002@{}>", pbx.addr));
+    alice.ep.send_request(refer, alice.target()).await.unwrap();
+
+    // Bob gets the French ringback (440 Hz) in PCMU, 20 ms packets from his relay port.
+    let mut buf = [0u8; 2048];
+    let mut packets = 0;
+    while packets < 25 {
+        let (n, from) = timeout(WAIT, bob_media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from.port(), relay_port);
+        let p = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap();
+        assert_eq!(p.payload_type(), pbxkit_rtp::PayloadType::PCMU);
+        assert_eq!(p.payload().len(), 160);
+        packets += 1;
+    }
+    // The transfer fails (NOTIFY with the failure), and the ringback stops.
+    loop {
+        let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await else {
+            panic!("no final NOTIFY")
+        };
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        let frag = String::from_utf8_lossy(&req.request.body).to_string();
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+        if !frag.contains("100 Trying") {
+            assert!(frag.starts_with("SIP/2.0 4"), "{frag}");
+            break;
+        }
+    }
+    // Packets already on their way may still come; then silence.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(Ok(_)) = timeout(Duration::from_millis(10), bob_media.recv_from(&mut buf)).await {}
+    assert!(
+        timeout(Duration::from_millis(300), bob_media.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "ringback went on after the transfer failed"
+    );
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+}
