@@ -632,8 +632,13 @@ impl ALeg<'_> {
         h.push(HeaderName::Via, via(self.endpoint, target));
         h.push(HeaderName::MaxForwards, max_forwards.to_string());
         h.push(HeaderName::From, format!("{from};tag={tag}"));
-        // RFC 3325: the identity the PBX vouches for (it authenticated the caller).
+        // RFC 3325: the identity the PBX vouches for (it authenticated the caller), and
+        // the same in Remote-Party-ID for phones that only read that one.
         h.push(HeaderName::PAssertedIdentity, from);
+        h.push(
+            HeaderName::RemotePartyId,
+            format!("{from};party=calling;screen=yes;privacy=off"),
+        );
         h.push(HeaderName::To, to);
         h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));

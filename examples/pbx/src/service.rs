@@ -523,15 +523,7 @@ impl Service {
             .unwrap_or_default();
         if let Some(trunk) = self.trunk_addrs.get(&req.source.addr.ip()) {
             // A trunk is trusted by its address: its calls are routed by DID.
-            let from = req.request.from().ok();
-            let number = from
-                .and_then(|f| f.uri.as_sip())
-                .and_then(|u| u.user.as_ref())
-                .map_or("anonymous".to_owned(), ToString::to_string);
-            let name = from
-                .and_then(|f| f.display.as_ref())
-                .map(|d| d.text())
-                .unwrap_or_default();
+            let (number, name) = caller_identity(&req.request);
             tracing::info!(trunk = %trunk, did = %dialed, from = %number, "incoming call");
             let setup = CallSetup {
                 config: self.config.clone(),
@@ -598,6 +590,39 @@ impl Service {
             self.notices.clone(),
         ));
     }
+}
+
+/// Who calls from a trunk: the identity the trunk asserts (P-Asserted-Identity, RFC
+/// 3325, else Remote-Party-ID), else From; `anonymous` when the caller asked for
+/// privacy (`Privacy: id`) or gave no number. Number first, then display name.
+fn caller_identity(request: &Message) -> (String, String) {
+    let headers = request.headers();
+    let hidden = headers
+        .all(&HeaderName::Privacy)
+        .filter_map(|h| h.parse::<pbxkit_sip::Privacy>().ok())
+        .any(|p| p.contains("id"));
+    if hidden {
+        return ("anonymous".into(), "Anonymous".into());
+    }
+    let asserted = [HeaderName::PAssertedIdentity, HeaderName::RemotePartyId]
+        .iter()
+        .find_map(|name| headers.typed::<pbxkit_sip::NameAddr>(name)?.ok());
+    let identity = asserted.or_else(|| request.from().ok().cloned());
+    let number = identity
+        .as_ref()
+        .and_then(|i| match &i.uri {
+            Uri::Sip(u) => u.user.as_ref().map(ToString::to_string),
+            Uri::Tel(t) => Some(t.number.to_string()),
+            _ => None,
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "anonymous".into());
+    let name = identity
+        .as_ref()
+        .and_then(|i| i.display.as_ref())
+        .map(|d| d.text())
+        .unwrap_or_default();
+    (number, name)
 }
 
 fn ip_of(addr: &std::net::SocketAddr) -> std::net::IpAddr {
@@ -699,4 +724,43 @@ pub(crate) fn our_contact(endpoint: &EndpointHandle, target: Target) -> ByteStr 
         "<sip:pbx@{}{t}>",
         advertised(endpoint, target.addr)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(extra: &str) -> Message {
+        Message::parse(
+            format!(
+                "INVITE sip:0123@pbx SIP/2.0\r\nVia: SIP/2.0/UDP t;branch=z9hG4bK1\r\n\
+                 From: \"Trunk\" <sip:account@provider>;tag=1\r\nTo: <sip:0123@pbx>\r\n\
+                 Call-ID: c\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn trunk_callers_are_who_the_trunk_asserts_unless_they_hide() {
+        let id = |extra: &str| caller_identity(&invite(extra));
+        assert_eq!(id(""), ("account".into(), "Trunk".into()));
+        assert_eq!(
+            id("P-Asserted-Identity: \"Jane\" <sip:+331234@provider>\r\n"),
+            ("+331234".into(), "Jane".into())
+        );
+        assert_eq!(
+            id("P-Asserted-Identity: <tel:+331234>\r\n"),
+            ("+331234".into(), String::new())
+        );
+        assert_eq!(
+            id("Remote-Party-ID: \"Old\" <sip:0612@p>;party=calling;screen=yes\r\n"),
+            ("0612".into(), "Old".into())
+        );
+        assert_eq!(
+            id("P-Asserted-Identity: <sip:+331234@provider>\r\nPrivacy: id\r\n"),
+            ("anonymous".into(), "Anonymous".into())
+        );
+    }
 }

@@ -19,8 +19,12 @@ const WAIT: Duration = Duration::from_secs(10);
 
 static BRANCH: AtomicU32 = AtomicU32::new(1);
 
-/// The SDP offers a phone received, in order.
-type Offers = std::sync::Arc<std::sync::Mutex<Vec<pbxkit_sip::sdp::Session>>>;
+/// What a phone received, in order: the SDP offers, and the INVITEs themselves.
+#[derive(Clone, Default)]
+struct Offers {
+    sdp: std::sync::Arc<std::sync::Mutex<Vec<pbxkit_sip::sdp::Session>>>,
+    invites: std::sync::Arc<std::sync::Mutex<Vec<Message>>>,
+}
 
 /// A phone: an endpoint and a line on the PBX.
 struct Phone {
@@ -201,8 +205,9 @@ impl Phone {
                                 if let Ok(offer) =
                                     pbxkit_sip::sdp::Session::parse_body(&req.request.body)
                                 {
-                                    offers.lock().unwrap().push(offer);
+                                    offers.sdp.lock().unwrap().push(offer);
                                 }
+                                offers.invites.lock().unwrap().push(req.request.clone());
                                 req.respond(Message::response_to(
                                     &req.request,
                                     StatusCode::RINGING,
@@ -1060,12 +1065,16 @@ async fn outgoing_calls_fail_over_to_the_next_trunk_and_answer_its_challenge() {
 async fn calls_from_a_trunk_are_routed_by_did_without_a_password() {
     let port = free_port();
     let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let trunk = Phone::new_on("0612345678", pbx_addr, "127.0.0.2").await;
+    // The trunk asserts who calls (RFC 3325); From is its own account.
+    let trunk = Phone::new_on("0612345678", pbx_addr, "127.0.0.2")
+        .await
+        .with_headers("P-Asserted-Identity: \"Jane Doe\" <sip:+33123456789@provider>\r\n");
     let unused = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
     let (a1, a2) = (trunk.ep.local_addr(), unused.ep.local_addr());
     let pbx = Pbx::start_edited(temp_dir("did"), port, |c| trunk_config(c, a1, a2));
     let bob = registered("1001", "pbx1001pw", &pbx).await;
-    let bob_log = bob.answer_calls(StatusCode::OK);
+    let bob_saw = Offers::default();
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), bob_saw.clone(), 1);
     // No credentials at all: the trunk's address is trusted.
     let invite = trunk.build(
         "INVITE",
@@ -1091,6 +1100,19 @@ async fn calls_from_a_trunk_are_routed_by_did_without_a_password() {
         timeout(WAIT, bob_log).await.unwrap().unwrap(),
         ["INVITE", "ACK", "BYE"]
     );
+    // Bob's phone shows the asserted caller, in From and in Remote-Party-ID.
+    let to_bob = bob_saw.invites.lock().unwrap()[0].clone();
+    let from = to_bob.from().unwrap();
+    assert_eq!(
+        from.display.as_ref().map(|d| d.text()).as_deref(),
+        Some("Jane Doe")
+    );
+    assert_eq!(
+        from.uri.as_sip().and_then(|u| u.user.as_deref()),
+        Some("+33123456789")
+    );
+    let rpid = to_bob.headers().first(&HeaderName::RemotePartyId).unwrap();
+    assert!(rpid.value.contains("+33123456789") && rpid.value.contains("party=calling"));
     // An unknown DID from the trunk is not found; a stranger is still challenged.
     let other = trunk.build(
         "INVITE",
@@ -1366,7 +1388,7 @@ async fn a_user_at_its_simultaneous_calls_limit_is_busy() {
 
 /// The relay port the last offer in `offers` told the phone to send to.
 fn offered_port(offers: &Offers) -> u16 {
-    offers.lock().unwrap().last().unwrap().media[0].port
+    offers.sdp.lock().unwrap().last().unwrap().media[0].port
 }
 
 #[tokio::test]
@@ -1397,7 +1419,7 @@ async fn attended_transfer_joins_the_two_other_parties() {
     assert_eq!(answer2.status(), Some(StatusCode::OK));
     let second = InDialog::ack(&alice, &invite2, &answer2, "1002").await;
     let bob_port = offered_port(&bob_offers);
-    let carol_origin = carol_offers.lock().unwrap()[0].origin.clone();
+    let carol_origin = carol_offers.sdp.lock().unwrap()[0].origin.clone();
 
     // Alice transfers Bob to Carol: REFER on the first call, Replaces naming the second
     // (to-tag: the PBX's tag, from-tag: Alice's).
@@ -1445,14 +1467,14 @@ async fn attended_transfer_joins_the_two_other_parties() {
 
     // Carol was moved onto the first call's relay (her origin continued), Bob was
     // re-offered media off hold on his unchanged port.
-    let to_carol = carol_offers.lock().unwrap().last().unwrap().clone();
+    let to_carol = carol_offers.sdp.lock().unwrap().last().unwrap().clone();
     assert_eq!(to_carol.origin.session_id, carol_origin.session_id);
     assert!(to_carol.origin.session_version > carol_origin.session_version);
     assert_eq!(
         to_carol.media[0].direction(to_carol.direction()),
         pbxkit_sip::sdp::Direction::SendRecv
     );
-    assert_eq!(bob_offers.lock().unwrap().len(), 2);
+    assert_eq!(bob_offers.sdp.lock().unwrap().len(), 2);
     assert_eq!(offered_port(&bob_offers), bob_port);
     let carol_port = offered_port(&carol_offers);
     // Audio flows between Bob and Carol through the relay, both ways.
@@ -1593,7 +1615,7 @@ async fn session_timers_refresh_live_legs_and_hang_up_silent_ones() {
         ["INVITE", "ACK", "INVITE", "ACK", "BYE"]
     );
     // Bob's refresh (at half his 3 s) re-offered exactly what he had, version included.
-    let offers = bob_offers.lock().unwrap();
+    let offers = bob_offers.sdp.lock().unwrap();
     assert_eq!(offers.len(), 2);
     assert_eq!(offers[0], offers[1]);
 }
@@ -1634,7 +1656,7 @@ async fn the_relay_transcodes_when_the_phones_share_no_codec() {
             .collect::<Vec<_>>()
     };
     assert_eq!(formats(&to_alice.media[0]), ["9", "101"]);
-    let offered = bob_offers.lock().unwrap()[0].clone();
+    let offered = bob_offers.sdp.lock().unwrap()[0].clone();
     assert_eq!(formats(&offered.media[0])[..4], ["9", "101", "0", "8"]);
     let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
 
