@@ -133,6 +133,8 @@ pub(crate) struct Answered {
     at: f64,
     callee: String,
     hangup: Hangup,
+    /// The users whose call counts the call held when it ended (see [`Side::holder`]).
+    holders: Vec<String>,
 }
 
 /// Who ended an answered call, and with what Q.850 cause.
@@ -272,9 +274,11 @@ pub(crate) async fn run(
     let _ = notices.send(Notice::InUse(src.clone(), 1)).await;
     let record = match connect(setup, a, endpoint, &notices).await {
         Ok(answered) => {
-            let _ = notices
-                .send(Notice::InUse(answered.callee.clone(), -1))
-                .await;
+            // Whoever is still on the call is released (transfers moved the counts
+            // of the parties who left or joined as they happened).
+            for holder in &answered.holders {
+                let _ = notices.send(Notice::InUse(holder.clone(), -1)).await;
+            }
             let mut record = Record::new(
                 start,
                 Some(answered.at),
@@ -288,18 +292,20 @@ pub(crate) async fn run(
             record.hangup_cause = answered.hangup.cause;
             record
         }
-        Err(u) => Record::new(
-            start,
-            None,
-            &src,
-            &dst,
-            &call_id,
-            u.disposition(),
-            Some(u.status.as_u16()),
-            None,
-        ),
+        Err(u) => {
+            let _ = notices.send(Notice::InUse(src.clone(), -1)).await;
+            Record::new(
+                start,
+                None,
+                &src,
+                &dst,
+                &call_id,
+                u.disposition(),
+                Some(u.status.as_u16()),
+                None,
+            )
+        }
     };
-    let _ = notices.send(Notice::InUse(src, -1)).await;
     cdr.write(record);
 }
 
@@ -785,7 +791,11 @@ pub(crate) async fn ring_branches(
         .get(winner)
         .and_then(|b| b.user.clone())
         .unwrap_or_else(|| callee.to_owned());
-    let _ = notices.send(Notice::InUse(callee.clone(), 1)).await;
+    // A user who answers is on a call; a trunk counts its calls itself.
+    let b_holder = branches.get(winner).and_then(|b| b.user.clone());
+    if let Some(user) = &b_holder {
+        let _ = notices.send(Notice::InUse(user.clone(), 1)).await;
+    }
     if let Some(group) = group {
         let _ = notices
             .send(Notice::Group {
@@ -838,6 +848,7 @@ pub(crate) async fn ring_branches(
             sdp: sdp_of(&a.request),
             timer: crate::timer::for_caller(&a.request, sip).ok().flatten(),
             refreshed: tokio::time::Instant::now(),
+            holder: Some(setup.caller_exten.clone()),
         },
         Side {
             call_id: b_dialog_call_id(&b_dialog),
@@ -846,9 +857,10 @@ pub(crate) async fn ring_branches(
             sdp: sdp_of(&b_ok),
             timer: crate::timer::for_callee(&b_ok, sip),
             refreshed: tokio::time::Instant::now(),
+            holder: b_holder,
         },
     ];
-    let hangup = talking(leg, sides, inputs, keys).await;
+    let (hangup, holders) = talking(leg, sides, inputs, keys).await;
     tracing::info!(
         call_id = %a_call_id,
         rtp_a_to_b = relay.counters.a_to_b.load(std::sync::atomic::Ordering::Relaxed),
@@ -860,6 +872,7 @@ pub(crate) async fn ring_branches(
         at: answered_at,
         callee,
         hangup,
+        holders,
     })
 }
 
@@ -1034,6 +1047,10 @@ pub(crate) struct Side {
     /// The leg's session timer, and when the session was last refreshed on it.
     pub(crate) timer: Option<SessionTimer>,
     pub(crate) refreshed: tokio::time::Instant,
+    /// The user whose simultaneous-calls count this side holds (the caller, or the
+    /// user who answered); `None` for trunks, which count their calls themselves.
+    /// It moves with the side when a transfer moves it.
+    pub(crate) holder: Option<String>,
 }
 
 /// The Call-ID of a dialog.
@@ -1063,8 +1080,9 @@ async fn talking(
     mut sides: [Side; 2],
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
-) -> Hangup {
+) -> (Hangup, Vec<String>) {
     let endpoint = leg.endpoint;
+    let holders = |sides: &[Side; 2]| sides.iter().filter_map(|s| s.holder.clone()).collect();
     loop {
         // The leg whose session timer is due first, if any.
         let due = (0..2)
@@ -1079,7 +1097,7 @@ async fn talking(
         let input = tokio::select! {
             input = inputs.recv() => match input {
                 Some(input) => input,
-                None => return Hangup::normal("pbx"),
+                None => return (Hangup::normal("pbx"), holders(&sides)),
             },
             () = wait_due => {
                 let Some(((_, what), i)) = due else { continue };
@@ -1094,7 +1112,7 @@ async fn talking(
                 let wait = Duration::from_secs(2);
                 tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
                 // Q.850 102: recovery on timer expiry.
-                return Hangup { by: "timer", cause: 102 };
+                return (Hangup { by: "timer", cause: 102 }, holders(&sides));
             }
         };
         let req = match input {
@@ -1104,7 +1122,7 @@ async fn talking(
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
                 tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                return Hangup::normal("pbx");
+                return (Hangup::normal("pbx"), holders(&sides));
             }
             CallInput::HandOver { replaced, reply } => {
                 let Some(gone) = sides.iter().position(|s| s.call_id == replaced) else {
@@ -1117,14 +1135,17 @@ async fn talking(
                 let (mut transferor, kept) = if gone == 0 { (x, y) } else { (y, x) };
                 let kept_key = kept.key();
                 keys.retain(|k| *k != kept_key);
+                // The kept side's count goes with it to the other call.
+                let mut left: Vec<String> = transferor.holder.iter().cloned().collect();
                 if let Err(back) = reply.send(Handover { side: kept, origin }) {
                     // The asking call is gone: this call ends without it.
                     let mut kept = back.side;
                     keys.push(kept_key);
                     kept.hang_up(endpoint, Duration::from_secs(2)).await;
+                    left.extend(kept.holder);
                 }
                 transferor.hang_up(endpoint, Duration::from_secs(2)).await;
-                return Hangup::normal("transfer");
+                return (Hangup::normal("transfer"), left);
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
@@ -1161,12 +1182,13 @@ async fn talking(
                         .push(HeaderName::Reason, reason.to_string());
                 }
                 send_bye(endpoint, bye, other.target, Duration::from_secs(32)).await;
-                return Hangup {
+                let hangup = Hangup {
                     by: if from_a { "caller" } else { "callee" },
                     cause: reason
                         .and_then(|r| r.q850_cause())
                         .unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING),
                 };
+                return (hangup, holders(&sides));
             }
             // Hold, resume and codec changes: the offer goes to the other leg through
             // the relay, and its answer comes back the same way.
@@ -1217,6 +1239,10 @@ async fn talking(
                     crate::transfer::refer(leg, &req, this, other, from_a, keys).await
                 {
                     let mut old = std::mem::replace(this, new_side);
+                    // The transferor is off this call.
+                    if let Some(user) = old.holder.take() {
+                        let _ = leg.notices.send(Notice::InUse(user, -1)).await;
+                    }
                     old.hang_up(endpoint, Duration::from_secs(2)).await;
                 }
             }

@@ -293,12 +293,17 @@ async fn ring_target(
         .first()
         .ok_or(StatusCode::TEMPORARILY_UNAVAILABLE)?;
     let now = crate::service::unix_now();
-    let bindings: Vec<_> = match setup.registrar.lock() {
+    let bindings: Vec<(&str, _)> = match setup.registrar.lock() {
         Ok(registrar) => step
             .targets
             .iter()
-            .flat_map(|t| t.lines.iter())
-            .flat_map(|line| registrar.lookup(line, now))
+            .flat_map(|t| t.lines.iter().map(move |line| (t.user, line)))
+            .flat_map(|(user, line)| {
+                registrar
+                    .lookup(line, now)
+                    .into_iter()
+                    .map(move |b| (user, b))
+            })
             .collect(),
         Err(_) => Vec::new(),
     };
@@ -307,9 +312,10 @@ async fn ring_target(
     let to = format!("<sip:{number}@{host}>");
     let branches: Vec<Branch> = bindings
         .iter()
-        .filter_map(|b| {
+        .filter_map(|(user, b)| {
             let target = binding_target(b)?;
             let mut branch = leg.invite_with(b.uri.clone(), target, &from, &to);
+            branch.user = Some((*user).to_owned());
             if let Some(sdp) = &other.sdp {
                 let ip = advertised(leg.endpoint, target.addr).ip();
                 set_sdp(&mut branch.invite, &leg.relay.rewrite(this_is_a, sdp, ip));
@@ -399,6 +405,10 @@ async fn ring_target(
         // The target answered from the other side's own codecs: nothing to transcode.
         leg.relay.set_transcoding(None);
     }
+    // The target is on a call now (its simultaneous-calls count).
+    if let Some(user) = &branch.user {
+        let _ = leg.notices.send(Notice::InUse(user.clone(), 1)).await;
+    }
     Ok(Side {
         call_id: branch.key.0.clone(),
         dialog,
@@ -406,5 +416,6 @@ async fn ring_target(
         sdp,
         timer: crate::timer::for_callee(&ok, &setup.config.sip),
         refreshed: tokio::time::Instant::now(),
+        holder: branch.user.clone(),
     })
 }

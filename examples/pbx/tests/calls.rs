@@ -1821,3 +1821,61 @@ async fn the_transferee_hears_ringback_while_the_target_rings() {
     );
     assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_transfer_moves_the_call_count_from_the_transferor_to_the_target() {
+    let pbx = Pbx::start_edited(temp_dir("transfer-count"), free_port(), |c| {
+        ["1000", "1002"].iter().fold(c, |c, user| {
+            c.replace(
+                &format!("password = \"pbx{user}pw\""),
+                &format!("password = \"pbx{user}pw\"\nsimultaneous_calls = 1"),
+            )
+        })
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let dave = registered("1003", "pbx1003pw", &pbx).await;
+    let _bob_log = bob.answer_calls(StatusCode::OK);
+    let _carol_log = carol.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let mut refer = alice.build("REFER", &dialog.contact, &dialog.to, &dialog.call_id, "");
+    refer
+        .headers_mut()
+        .push(HeaderName::ReferTo, format!("<sip:1002@{}>", pbx.addr));
+    alice.ep.send_request(refer, alice.target()).await.unwrap();
+    // Alice is hung up once Carol has answered.
+    loop {
+        let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await else {
+            panic!("alice was not hung up")
+        };
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        let bye = req.request.method() == Some(&Method::Bye);
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+        if bye {
+            break;
+        }
+    }
+    // Carol (limit 1) is on Bob's call now: busy for Dave. Alice (limit 1) left it:
+    // Dave reaches her.
+    assert_eq!(
+        call(&dave, "1002").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    let alice_log = alice.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&dave, "1000").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&dave, &invite, &answer, "1000").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, alice_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
