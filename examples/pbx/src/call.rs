@@ -38,20 +38,26 @@ pub(crate) enum CallInput {
     /// The PBX is stopping: end the call now (CANCEL or BYE both legs).
     Shutdown,
     /// Another call's attended transfer replaces the dialog with Call-ID `replaced`:
-    /// give the other side away through `reply` and end (a call that cannot, for
-    /// instance because it is still ringing, drops `reply`).
+    /// give the other side away through `reply` (or, still ringing, the number rung)
+    /// and end; a call that can do neither drops `reply`.
     HandOver {
         replaced: String,
         reply: oneshot::Sender<Handover>,
     },
 }
 
-/// A side given away by a call for an attended transfer, with the SDP origin its
-/// phone has seen so far.
+/// What a call gives away for an attended transfer.
 #[derive(Debug)]
-pub(crate) struct Handover {
-    pub(crate) side: Side,
-    pub(crate) origin: crate::media::Origin,
+pub(crate) enum Handover {
+    /// Its answered other side, with the SDP origin that phone has seen so far.
+    Side {
+        // Boxed: a side is much larger than a number.
+        side: Box<Side>,
+        origin: crate::media::Origin,
+    },
+    /// It was still ringing this number (a "semi-attended" transfer): the transfer
+    /// rings it again, as a blind transfer, while this call stops ringing it.
+    Ringing(String),
 }
 
 /// Who calls what; the dialplan decides where the call goes.
@@ -779,6 +785,8 @@ pub(crate) async fn ring_branches(
     let ring = Ring {
         ring_time,
         sip: &setup.config.sip,
+        a_call_id,
+        dialed: &setup.dialed,
         a,
         a_tag,
         endpoint,
@@ -890,6 +898,9 @@ pub(crate) struct Branch {
 struct Ring<'a> {
     ring_time: Duration,
     sip: &'a crate::config::Sip,
+    /// The caller's Call-ID and the number it dialled (for semi-attended transfers).
+    a_call_id: &'a str,
+    dialed: &'a str,
     a: &'a ServerRequest,
     a_tag: &'a str,
     endpoint: &'a EndpointHandle,
@@ -909,6 +920,8 @@ async fn ringing(
     let Ring {
         ring_time,
         sip,
+        a_call_id,
+        dialed,
         a,
         a_tag,
         endpoint,
@@ -1007,6 +1020,14 @@ async fn ringing(
                     stop.send_replace(Stop::All);
                 }
                 Some(CallInput::Request(req)) => answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await,
+                // A semi-attended transfer replaces the caller's early dialog: the
+                // transfer rings the number again and this call ends (487 to the caller).
+                Some(CallInput::HandOver { replaced, reply }) if cancelling.is_none() && replaced == a_call_id => {
+                    if reply.send(Handover::Ringing(dialed.to_owned())).is_ok() {
+                        cancelling = Some(Unanswered::new(StatusCode::REQUEST_TERMINATED, Ending::Failed));
+                        stop.send_replace(Stop::All);
+                    }
+                }
                 Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown | CallInput::HandOver { .. }) => {}
                 None => {
                     stop.send_replace(Stop::All);
@@ -1137,9 +1158,11 @@ async fn talking(
                 keys.retain(|k| *k != kept_key);
                 // The kept side's count goes with it to the other call.
                 let mut left: Vec<String> = transferor.holder.iter().cloned().collect();
-                if let Err(back) = reply.send(Handover { side: kept, origin }) {
+                if let Err(Handover::Side { side: mut kept, .. }) = reply.send(Handover::Side {
+                    side: Box::new(kept),
+                    origin,
+                }) {
                     // The asking call is gone: this call ends without it.
-                    let mut kept = back.side;
                     keys.push(kept_key);
                     kept.hang_up(endpoint, Duration::from_secs(2)).await;
                     left.extend(kept.holder);

@@ -11,9 +11,12 @@
 //!   relay ports (and the transferee off hold), and ends the transferor's dialogs in
 //!   both calls: the two remaining parties talk.
 //!
+//! - Semi-attended: the dialog Replaces names is a call still ringing. That call
+//!   stops (its caller, the transferor, gets 487) and the number it rang is rung
+//!   again for the transferee, as in a blind transfer.
+//!
 //! The transferor is hung up when the transfer succeeds and keeps its call when it
-//! fails. Attended transfer to a call still ringing (semi-attended) is refused: the
-//! transferor gets a 481 NOTIFY and keeps both calls.
+//! fails.
 
 use crate::call::{ALeg, Branch, Handover, Side, attempt, reinvite, sdp_of, set_sdp, via};
 use crate::fork::{self, BranchEvent, Stop};
@@ -185,14 +188,28 @@ async fn attended(
             .ok()
             .and_then(Result::ok)
     };
-    let Some(Handover {
-        side: mut new,
-        origin,
-    }) = handover
-    else {
-        let status = fail(StatusCode::CALL_DOES_NOT_EXIST);
-        notify(leg, this, status, status.canonical_reason(), true).await;
-        return None;
+    let (mut new, origin) = match handover {
+        Some(Handover::Side { side, origin }) => (*side, origin),
+        // The other call was still ringing: ring its number again for the transferee.
+        Some(Handover::Ringing(number)) => {
+            tracing::info!(call_id = %leg.a_call_id, to = %number, "semi-attended transfer");
+            return match ring_target(leg, &number, other, this_is_a, keys).await {
+                Ok(side) => {
+                    notify(leg, this, StatusCode::OK, "OK", true).await;
+                    Some(side)
+                }
+                Err(status) => {
+                    let status = fail(status);
+                    notify(leg, this, status, status.canonical_reason(), true).await;
+                    None
+                }
+            };
+        }
+        None => {
+            let status = fail(StatusCode::CALL_DOES_NOT_EXIST);
+            notify(leg, this, status, status.canonical_reason(), true).await;
+            return None;
+        }
     };
     // From now on the new side's requests come here.
     let key = new.key();

@@ -1879,3 +1879,108 @@ async fn a_transfer_moves_the_call_count_from_the_transferor_to_the_target() {
         ["INVITE", "ACK", "BYE"]
     );
 }
+
+#[tokio::test]
+async fn a_transfer_to_a_call_still_ringing_rings_the_target_for_the_transferee() {
+    let pbx = Pbx::start(temp_dir("semi-attended"), free_port());
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let mut carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    // Carol lets Alice's call ring, and answers the next one (Bob, transferred).
+    let carol_log = tokio::spawn(async move {
+        let mut log = Vec::new();
+        let mut invites = 0;
+        while let Ok(Some(incoming)) = timeout(Duration::from_secs(15), carol.ep.next()).await {
+            match incoming {
+                Incoming::Request(req) => {
+                    let method = req.request.method().unwrap().clone();
+                    log.push(method.to_string());
+                    let mut r = Message::response_to(&req.request, StatusCode::RINGING, Some("c"));
+                    if method == Method::Invite {
+                        invites += 1;
+                        req.respond(r.clone()).await.unwrap();
+                        if invites == 1 {
+                            continue;
+                        }
+                        r = Message::response_to(&req.request, StatusCode::OK, Some("c"));
+                        let h = r.headers_mut();
+                        h.push(
+                            HeaderName::Contact,
+                            format!("<sip:1002@{}>", carol.ep.local_addr()),
+                        );
+                        h.push(HeaderName::ContentType, "application/sdp");
+                        h.set(HeaderName::ContentLength, SDP.len().to_string());
+                        r.body = SDP.as_bytes().to_vec().into();
+                    } else {
+                        r = Message::response_to(&req.request, StatusCode::OK, None);
+                    }
+                    req.respond(r).await.unwrap();
+                    if method == Method::Bye {
+                        break;
+                    }
+                }
+                Incoming::Ack { .. } => log.push("ACK".into()),
+                Incoming::Cancelled { .. } => log.push("CANCEL".into()),
+                _ => {}
+            }
+        }
+        log
+    });
+    let (invite1, answer1) = call(&alice, "1001").await;
+    let first = InDialog::ack(&alice, &invite1, &answer1, "1001").await;
+    // Alice calls Carol, who rings: the 180 gives the PBX's tag of that early dialog.
+    let uri = format!("sip:1002@{}", pbx.addr);
+    let (invite2, mut ringing) = alice
+        .send_authenticated("INVITE", &uri, "<sip:1002@pbxkit>", "semi-2", SDP)
+        .await;
+    let ClientEvent::Response(r180) = timeout(WAIT, ringing.next()).await.unwrap().unwrap() else {
+        panic!("no 180")
+    };
+    assert_eq!(r180.status(), Some(StatusCode::RINGING), "{r180}");
+    let pbx_tag = r180.to().unwrap().tag().unwrap().to_owned();
+    let refer_to = format!(
+        "<sip:1002@{}?Replaces=semi-2%3Bto-tag%3D{pbx_tag}%3Bfrom-tag%3Dph1000>",
+        pbx.addr
+    );
+    let mut refer = alice.build("REFER", &first.contact, &first.to, &first.call_id, "");
+    refer.headers_mut().push(HeaderName::ReferTo, refer_to);
+    alice.ep.send_request(refer, alice.target()).await.unwrap();
+    // Alice's ringing call ends with 487; her first call ends once Carol answered.
+    let ClientEvent::Response(terminated) = timeout(WAIT, ringing.final_response()).await.unwrap()
+    else {
+        panic!("no final response to the ringing call")
+    };
+    assert_eq!(terminated.status().map(|s| s.as_u16()), Some(487));
+    let _ = invite2;
+    let mut notified = Vec::new();
+    loop {
+        let Ok(Some(incoming)) = timeout(WAIT, alice.ep.next()).await else {
+            panic!("alice saw {notified:?}")
+        };
+        let Incoming::Request(req) = incoming else {
+            continue;
+        };
+        let method = req.request.method().unwrap().clone();
+        req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+            .await
+            .unwrap();
+        if method == Method::Bye {
+            break;
+        }
+        notified.push(String::from_utf8_lossy(&req.request.body).trim().to_owned());
+    }
+    assert_eq!(notified.last().map(String::as_str), Some("SIP/2.0 200 OK"));
+    // Bob and Carol talk; stopping the PBX hangs both up.
+    let mut pbx = pbx;
+    let stopped = tokio::task::spawn_blocking(move || pbx.terminate(Duration::from_secs(15)));
+    // The first INVITE's CANCEL and the transfer's INVITE may cross.
+    let mut carol_saw = timeout(WAIT, carol_log).await.unwrap().unwrap();
+    carol_saw[..3].sort();
+    assert_eq!(carol_saw, ["CANCEL", "INVITE", "INVITE", "ACK", "BYE"]);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let _ = stopped.await;
+}
