@@ -15,6 +15,7 @@ use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
 use pbxkit_dialplan::decision::RingTarget;
 use pbxkit_dialplan::{Decision, Dialplan};
+use pbxkit_rtp::tones::CallProgress;
 use pbxkit_sip::cause::Reason;
 use pbxkit_sip::dialog::{Dialog, SessionTimer};
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle, ServerRequest};
@@ -367,7 +368,17 @@ async fn connect(
     if let Err(u) = &outcome
         && u.ending != Ending::CallerGone
     {
-        answer(&a, u.status).await;
+        // Callers from the telephone network hear why in-band, as from an exchange.
+        let tone = failure_tone(u).filter(|_| setup.caller_user.is_none());
+        let still_there = match tone {
+            Some(kind) => play_failure(&setup, &a, &a_tag, &endpoint, &mut inputs, kind).await,
+            None => true,
+        };
+        if still_there {
+            let _ = a
+                .respond(Message::response_to(&a.request, u.status, Some(&a_tag)))
+                .await;
+        }
     }
     let _ = notices
         .send(Notice::Ended {
@@ -376,6 +387,67 @@ async fn connect(
         })
         .await;
     outcome
+}
+
+/// How long a failed call from a trunk hears its busy or congestion tone.
+const FAILURE_TONE_TIME: Duration = Duration::from_secs(3);
+
+/// The tone a failed call's caller hears: busy when the callee was busy, congestion
+/// when it could not be reached (Asterisk's Busy() and Congestion()).
+fn failure_tone(u: &Unanswered) -> Option<CallProgress> {
+    match u.ending {
+        Ending::Busy => Some(CallProgress::Busy),
+        Ending::NoContact => Some(CallProgress::Congestion),
+        Ending::Failed if u.status.as_u16() >= 500 => Some(CallProgress::Congestion),
+        _ => None,
+    }
+}
+
+/// Plays `kind` to the caller in early media (183 with our SDP) for
+/// [`FAILURE_TONE_TIME`]; false when the caller hung up meanwhile (it has had its
+/// 487, nothing more is sent).
+async fn play_failure(
+    setup: &CallSetup,
+    a: &ServerRequest,
+    a_tag: &str,
+    endpoint: &EndpointHandle,
+    inputs: &mut mpsc::Receiver<CallInput>,
+    kind: CallProgress,
+) -> bool {
+    let Some(offer) = sdp_of(&a.request) else {
+        return true;
+    };
+    let Some(format) = crate::codecs::Format::received_by(&offer) else {
+        return true;
+    };
+    let Some(relay) = Relay::start(&setup.ports).await else {
+        return true;
+    };
+    relay.set_peer_from_sdp(true, &offer);
+    let mut progress = Message::response_to(&a.request, StatusCode::SESSION_PROGRESS, Some(a_tag));
+    progress
+        .headers_mut()
+        .push(HeaderName::Contact, our_contact(endpoint, a.source));
+    let ip = advertised(endpoint, a.source.addr).ip();
+    let ours = crate::codecs::answer_with(&offer, &format);
+    set_sdp(&mut progress, &relay.rewrite(true, &ours, ip));
+    let _ = a.respond(progress).await;
+    let _tone = relay.play(true, setup.config.pbx.tone(kind), &format);
+    let wait = tokio::time::sleep(FAILURE_TONE_TIME);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            () = &mut wait => return true,
+            input = inputs.recv() => match input {
+                Some(CallInput::Cancelled) | None => return false,
+                Some(CallInput::Shutdown) => return true,
+                Some(CallInput::Request(req)) => {
+                    answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await;
+                }
+                Some(CallInput::Ack | CallInput::HandOver { .. }) => {}
+            },
+        }
+    }
 }
 
 /// The call attempt the dialplan decides on.

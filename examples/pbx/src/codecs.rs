@@ -216,6 +216,15 @@ pub(crate) fn settle(offer: &Session, answer: &Session) -> (Session, Option<(For
     (out, Some((caller, callee)))
 }
 
+/// An answer to `offer` that accepts only `format` (the PBX's own media, a tone).
+pub(crate) fn answer_with(offer: &Session, format: &Format) -> Session {
+    let mut out = offer.clone();
+    if let Some(m) = audio_mut(&mut out) {
+        keep_formats(m, |pt| pt == format.payload_type);
+    }
+    out
+}
+
 /// Keeps the formats `keep` accepts, with their rtpmap and fmtp lines.
 fn keep_formats(m: &mut Media, keep: impl Fn(u8) -> bool) {
     m.formats.retain(|f| f.parse::<u8>().map_or(true, &keep));

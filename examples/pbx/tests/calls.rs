@@ -1984,3 +1984,55 @@ async fn a_transfer_to_a_call_still_ringing_rings_the_target_for_the_transferee(
     );
     let _ = stopped.await;
 }
+
+#[tokio::test]
+async fn a_trunk_caller_hears_the_busy_tone_before_486() {
+    let port = free_port();
+    let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let trunk = Phone::new_on("0612345678", pbx_addr, "127.0.0.2").await;
+    let unused = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
+    let (a1, a2) = (trunk.ep.local_addr(), unused.ep.local_addr());
+    let pbx = Pbx::start_edited(temp_dir("busy-tone"), port, |c| trunk_config(c, a1, a2));
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let _bob_log = bob.answer_calls(StatusCode::BUSY_HERE);
+    let media = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let offer =
+        sdp(media.local_addr().unwrap().port()).replace("IN IP4 127.0.0.1", "IN IP4 127.0.0.2");
+    let invite = trunk.build(
+        "INVITE",
+        &format!("sip:0987654321@{pbx_addr}"),
+        "<sip:0987654321@pbxkit>",
+        "busy-tone",
+        &offer,
+    );
+    let started = std::time::Instant::now();
+    let mut tx = trunk.ep.send_request(invite, trunk.target()).await.unwrap();
+    // Early media: 183 with the PBX's SDP, then the busy tone in PCMU from that port.
+    let progress = loop {
+        let Some(ClientEvent::Response(r)) = timeout(WAIT, tx.next()).await.unwrap() else {
+            panic!("no response")
+        };
+        if r.status() == Some(StatusCode::SESSION_PROGRESS) {
+            break r;
+        }
+        assert!(r.status().unwrap().is_provisional(), "{r}");
+    };
+    let early = pbxkit_sip::sdp::Session::parse_body(&progress.body).unwrap();
+    assert_eq!(early.media[0].formats.len(), 1, "{early}");
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        let (n, from) = timeout(WAIT, media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from.port(), early.media[0].port);
+        let p = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap();
+        assert_eq!(p.payload_type(), pbxkit_rtp::PayloadType::PCMU);
+    }
+    let ClientEvent::Response(busy) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no final response")
+    };
+    assert_eq!(busy.status(), Some(StatusCode::BUSY_HERE), "{busy}");
+    assert_eq!(busy.to().unwrap().tag(), progress.to().unwrap().tag());
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
