@@ -108,7 +108,8 @@ pub(crate) enum Ending {
 pub(crate) struct Unanswered {
     pub(crate) status: StatusCode,
     pub(crate) ending: Ending,
-    /// The 401/407 of a callee that wants credentials (trunks).
+    /// The response that says how to try again: the 401/407 of a callee that wants
+    /// credentials (trunks), or a 422 with the callee's Min-SE.
     pub(crate) challenge: Option<Box<Message>>,
 }
 
@@ -790,16 +791,42 @@ async fn ring_round(
         ));
     }
     let callee = round.targets.first().map_or("", |t| t.user);
-    ring_branches(
+    let outcome = ring_branches(
         leg,
         inputs,
         keys,
-        branches,
+        branches.clone(),
         callee,
         round.group,
         round.ring_time,
     )
-    .await
+    .await;
+    // A callee that wants a longer session interval (422) is asked again with it.
+    match &outcome {
+        Err(u) if u.status.as_u16() == 422 => {
+            let Some(too_brief) = &u.challenge else {
+                return outcome;
+            };
+            let retries: Vec<Branch> = branches
+                .iter()
+                .filter_map(|b| with_min_se(b, too_brief, leg.endpoint))
+                .collect();
+            if retries.is_empty() {
+                return outcome;
+            }
+            ring_branches(
+                leg,
+                inputs,
+                keys,
+                retries,
+                callee,
+                round.group,
+                round.ring_time,
+            )
+            .await
+        }
+        _ => outcome,
+    }
 }
 
 /// Rings `branches` together for `ring_time`; when one answers, bridges the call
@@ -956,6 +983,32 @@ pub(crate) async fn ring_branches(
     })
 }
 
+/// The INVITE of `branch` again (next CSeq, new transaction) with the session interval
+/// the callee's 422 asks for (RFC 4028 §7.4); `None` when the 422 has no usable Min-SE.
+pub(crate) fn with_min_se(
+    branch: &Branch,
+    too_brief: &Message,
+    endpoint: &EndpointHandle,
+) -> Option<Branch> {
+    let min_se = too_brief
+        .headers()
+        .typed::<pbxkit_sip::Parameterised>(&HeaderName::MinSe)?
+        .ok()?
+        .number()
+        .filter(|n| (1..=86_400).contains(n))?;
+    let seq = branch.invite.cseq().ok()?.seq.checked_add(1)?;
+    let mut invite = branch.invite.clone();
+    let h = invite.headers_mut();
+    h.set(HeaderName::Via, via(endpoint, branch.target));
+    h.set(HeaderName::CSeq, format!("{seq} INVITE"));
+    h.set(HeaderName::SessionExpires, min_se.to_string());
+    h.set(HeaderName::MinSe, min_se.to_string());
+    Some(Branch {
+        invite,
+        ..branch.clone()
+    })
+}
+
 /// One contact rung for the call: its INVITE, where it goes, its dialog key, and the
 /// user it belongs to (`None` for trunks).
 #[derive(Clone)]
@@ -1026,7 +1079,7 @@ async fn ringing(
                                 Ending::Failed
                             };
                             let mut u = Unanswered::new(status, ending);
-                            if matches!(status.as_u16(), 401 | 407) {
+                            if matches!(status.as_u16(), 401 | 407 | 422) {
                                 u.challenge = challenge;
                             }
                             u
@@ -1051,7 +1104,7 @@ async fn ringing(
                 if code.as_u16() >= 300 {
                     // This branch failed; the others may still answer.
                     best = Some(best.map_or(code, |b| better(b, code)));
-                    if matches!(code.as_u16(), 401 | 407) {
+                    if matches!(code.as_u16(), 401 | 407 | 422) {
                         challenge = Some(Box::new(response));
                         continue;
                     }

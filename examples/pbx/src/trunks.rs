@@ -4,7 +4,9 @@
 //! endpoint) and a qualify loop that sends OPTIONS and marks a trunk down when it
 //! stops answering, so that calls skip it instead of waiting for its timeout.
 
-use crate::call::{ALeg, Answered, Branch, CallInput, Ending, Unanswered, ring_branches, via};
+use crate::call::{
+    ALeg, Answered, Branch, CallInput, Ending, Unanswered, ring_branches, via, with_min_se,
+};
 use crate::config::Trunk;
 use crate::ids;
 use crate::service::{DialogKey, Notice, advertised};
@@ -270,9 +272,21 @@ pub(crate) async fn dial(
             TRUNK_RING_TIME,
         )
         .await;
+        let mut sent = branch.clone();
         if let Err(u) = &outcome
+            && matches!(u.status.as_u16(), 401 | 407)
             && let Some(challenge) = &u.challenge
             && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
+        {
+            sent = retry.clone();
+            outcome =
+                ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;
+        }
+        // A trunk that wants a longer session interval (422) is asked again with it.
+        if let Err(u) = &outcome
+            && u.status.as_u16() == 422
+            && let Some(too_brief) = &u.challenge
+            && let Some(retry) = with_min_se(&sent, too_brief, leg.endpoint)
         {
             outcome =
                 ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;

@@ -2036,3 +2036,69 @@ async fn a_trunk_caller_hears_the_busy_tone_before_486() {
     assert_eq!(busy.to().unwrap().tag(), progress.to().unwrap().tag());
     assert!(started.elapsed() >= Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_callee_asking_a_longer_session_interval_is_invited_again_with_it() {
+    let pbx = Pbx::start(temp_dir("min-se-callee"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let mut bob = registered("1001", "pbx1001pw", &pbx).await;
+    // Bob refuses intervals under an hour (422 with Min-SE), then answers.
+    let bob_saw = tokio::spawn(async move {
+        let mut intervals = Vec::new();
+        while let Ok(Some(incoming)) = timeout(Duration::from_secs(15), bob.ep.next()).await {
+            let Incoming::Request(req) = incoming else {
+                continue;
+            };
+            let method = req.request.method().unwrap().clone();
+            if method == Method::Invite {
+                let se: u32 = req
+                    .request
+                    .headers()
+                    .first(&HeaderName::SessionExpires)
+                    .and_then(|h| h.value.split(';').next()?.trim().parse().ok())
+                    .unwrap_or(0);
+                intervals.push(se);
+                let mut r = if se < 3600 {
+                    let mut r = Message::response_to(
+                        &req.request,
+                        StatusCode::new(422).unwrap(),
+                        Some("b"),
+                    );
+                    r.headers_mut().push(HeaderName::MinSe, "3600");
+                    r
+                } else {
+                    let mut r = Message::response_to(&req.request, StatusCode::OK, Some("b"));
+                    let h = r.headers_mut();
+                    h.push(
+                        HeaderName::Contact,
+                        format!("<sip:1001@{}>", bob.ep.local_addr()),
+                    );
+                    h.push(HeaderName::SessionExpires, "3600;refresher=uac");
+                    h.push(HeaderName::ContentType, "application/sdp");
+                    h.set(HeaderName::ContentLength, SDP.len().to_string());
+                    r.body = SDP.as_bytes().to_vec().into();
+                    r
+                };
+                let len = r.body.len().to_string();
+                r.headers_mut().set(HeaderName::ContentLength, len);
+                req.respond(r).await.unwrap();
+            } else {
+                req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+                    .await
+                    .unwrap();
+                if method == Method::Bye {
+                    break;
+                }
+            }
+        }
+        intervals
+    });
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    // The default 1800 s, refused, then the 3600 s Bob asked for.
+    assert_eq!(timeout(WAIT, bob_saw).await.unwrap().unwrap(), [1800, 3600]);
+}
