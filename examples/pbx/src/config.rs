@@ -68,6 +68,10 @@ pub(crate) struct Group {
     pub(crate) no_answer: Option<String>,
 }
 
+fn call_limit() -> u32 {
+    10
+}
+
 fn ringall() -> String {
     "ringall".into()
 }
@@ -308,6 +312,10 @@ pub(crate) struct User {
     /// Calls at once before the user counts as busy (XiVO's default: 5).
     #[serde(default)]
     pub(crate) simultaneous_calls: Option<u32>,
+    /// Calls at once on the user's line, placed or received, beyond which the calls it
+    /// places are refused with 486 (the line's call-limit; 10 by default).
+    #[serde(default = "call_limit")]
+    pub(crate) call_limit: u32,
     /// Forward every call to this number.
     #[serde(default)]
     pub(crate) forward_unconditional: Option<String>,

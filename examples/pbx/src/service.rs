@@ -551,6 +551,12 @@ impl Service {
         let Some(caller) = self.authenticate(&req).await else {
             return;
         };
+        let limit = self.config.user(&caller).map_or(u32::MAX, |u| u.call_limit);
+        if self.in_use.get(&caller).is_some_and(|n| *n >= limit) {
+            tracing::info!(user = %caller, limit, "call-limit reached");
+            answer(&req, StatusCode::BUSY_HERE).await;
+            return;
+        }
         if let Some(ext) = self.config.extension(&dialed) {
             let call = crate::apps::AppCall {
                 caller,

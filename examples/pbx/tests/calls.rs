@@ -2102,3 +2102,31 @@ async fn a_callee_asking_a_longer_session_interval_is_invited_again_with_it() {
     // The default 1800 s, refused, then the 3600 s Bob asked for.
     assert_eq!(timeout(WAIT, bob_saw).await.unwrap().unwrap(), [1800, 3600]);
 }
+
+#[tokio::test]
+async fn a_line_at_its_call_limit_cannot_place_another_call() {
+    let pbx = Pbx::start_edited(temp_dir("call-limit"), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1000pw\"",
+            "password = \"pbx1000pw\"\ncall_limit = 1",
+        )
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    // Alice's line has its one call: the next one she places is refused at once.
+    assert_eq!(
+        call(&alice, "1002").await.1.status(),
+        Some(StatusCode::BUSY_HERE)
+    );
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}

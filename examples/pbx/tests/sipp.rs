@@ -178,7 +178,7 @@ fn sipp_calls_carry_audio_both_ways_through_the_relay() {
         "{CAPTURE} comes with sip-tester"
     );
     let dir = temp_dir("sipp-media");
-    let users = "\n[[users]]\nexten = \"3000\"\nname = \"A\"\npassword = \"pw3000xyz\"\n\
+    let users = "\n[[users]]\nexten = \"3000\"\nname = \"A\"\npassword = \"pw3000xyz\"\ncall_limit = 100\n\
                  \n[[users]]\nexten = \"3050\"\nname = \"B\"\npassword = \"pw3050xyz\"\n";
     let pbx = Pbx::start_with(dir.clone(), free_port(), users);
     let remote = pbx.addr.to_string();
