@@ -80,6 +80,41 @@ impl ByteStr {
     }
 }
 
+/// What a value parser does with the text it recognises: slice it out of `base` to build
+/// the typed value, or nothing at all when the parse only checks that the value is
+/// well-formed (message parsing checks the essential headers this way, without
+/// allocations or reference counts, and builds them on first access). Both go through
+/// the same code, so a value that passed the check always builds.
+#[derive(Clone, Copy)]
+pub(crate) enum Build<'a> {
+    /// Build the value from slices of this buffer, which holds the text being parsed.
+    Into(&'a ByteStr),
+    /// Only check: slices are empty and parameter lists stay empty.
+    Check,
+}
+
+impl Build<'_> {
+    /// `text` as a [`ByteStr`] sharing the buffer (empty when only checking).
+    pub(crate) fn slice(self, text: &str) -> ByteStr {
+        match self {
+            Build::Into(base) => base.slice_ref(text),
+            Build::Check => ByteStr::new(),
+        }
+    }
+
+    /// Appends a parameter (nothing when only checking: no allocation).
+    pub(crate) fn push_param(
+        self,
+        params: &mut crate::params::Params,
+        name: &str,
+        value: Option<&str>,
+    ) {
+        if let Build::Into(base) = self {
+            params.push(base.slice_ref(name), value.map(|v| base.slice_ref(v)));
+        }
+    }
+}
+
 impl Default for ByteStr {
     fn default() -> Self {
         ByteStr::new()

@@ -20,13 +20,20 @@ pub fn sip_message(data: &[u8]) {
     let Ok(message) = Message::parse(data.to_vec()) else {
         return;
     };
-    // A message that parses has usable essential headers, every Via included.
+    // A message that parses has usable essential headers, every Via included: parsing
+    // only checked them, and these build them, so this also checks that the two agree.
     assert!(message.top_via().is_ok() && message.from().is_ok() && message.to().is_ok());
     assert!(message.call_id().is_ok() && message.cseq().is_ok());
     assert!(
         message.vias().all(|v| v.is_ok()),
         "a Via that does not parse"
     );
+    if let (Some(method), Ok(cseq)) = (message.method(), message.cseq()) {
+        assert_eq!(
+            method, &cseq.method,
+            "CSeq method checked against the request's"
+        );
+    }
     exercise(&message);
     let wire = message.to_bytes();
     match Message::parse(wire.clone()) {
@@ -45,9 +52,27 @@ fn without_length(mut m: Message) -> Message {
     m
 }
 
+/// Checking a value without building it accepts what building accepts, with the
+/// same error: on every header of the message, whatever its name.
+fn check_agrees_with_parse(h: &crate::headers::HeaderRef<'_>) {
+    use crate::{CSeq, CallId, NameAddr, Via};
+    fn same<T: crate::headers::CheckValue>(h: &crate::headers::HeaderRef<'_>) {
+        assert_eq!(h.check::<T>(), h.parse::<T>().map(drop), "{:?}", h.value);
+        let built = h.parse_list::<T>().try_fold(0, |n, r| r.map(|_| n + 1));
+        assert_eq!(h.check_list::<T>(), built, "{:?}", h.value);
+    }
+    same::<Via>(h);
+    same::<NameAddr>(h);
+    same::<CallId>(h);
+    same::<CSeq>(h);
+}
+
 fn exercise(m: &Message) {
     for via in m.vias().flatten() {
         let _ = (via.branch(), via.received(), via.rport());
+    }
+    for h in m.headers().iter() {
+        check_agrees_with_parse(&h);
     }
     let _ = (
         m.from(),

@@ -13,6 +13,15 @@ pub trait HeaderValue: Sized {
     fn parse_value(value: &ByteStr) -> Result<Self, ValueError>;
 }
 
+/// A value type whose well-formedness can be checked without building it (no
+/// allocation, no reference count): message parsing checks the essential headers this
+/// way and builds them on first access. `check_value` accepts exactly what
+/// `parse_value` accepts, with the same errors.
+pub(crate) trait CheckValue: HeaderValue {
+    /// Checks `value` (trimmed; offsets in the error are relative to it).
+    fn check_value(value: &str) -> Result<(), ValueError>;
+}
+
 #[derive(Debug, Clone)]
 enum Value {
     /// `head[start..end]` of a parsed message: no copy and no reference count per header.
@@ -54,7 +63,8 @@ impl<'a> HeaderRef<'a> {
         self.base.slice_ref(self.value)
     }
 
-    fn error(&self, e: ValueError) -> ParseError {
+    /// `e`, found in this value, as an error of the message.
+    pub(crate) fn error(&self, e: ValueError) -> ParseError {
         e.into_parse(
             ErrorKind::InvalidHeader,
             Part::Header(self.name.clone()),
@@ -65,6 +75,23 @@ impl<'a> HeaderRef<'a> {
     /// Parses the whole value as one `T`.
     pub fn parse<T: HeaderValue>(&self) -> Result<T, ParseError> {
         T::parse_value(&self.to_bytestr()).map_err(|e| self.error(e))
+    }
+
+    /// Checks the whole value as one `T`, with the error [`HeaderRef::parse`] would give.
+    pub(crate) fn check<T: CheckValue>(&self) -> Result<(), ParseError> {
+        T::check_value(self.value).map_err(|e| self.error(e))
+    }
+
+    /// Checks each comma-separated element as a `T`, with the errors
+    /// [`HeaderRef::parse_list`] would give; returns how many there are.
+    pub(crate) fn check_list<T: CheckValue>(&self) -> Result<usize, ParseError> {
+        let mut n = 0;
+        for (at, element) in split_commas(self.value) {
+            T::check_value(element)
+                .map_err(|e| self.error(ValueError::new(e.element, e.offset + at)))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Parses each comma-separated element as a `T`.
@@ -94,7 +121,13 @@ impl Headers {
         }
     }
 
+    /// The header section of a received message (empty for one built in code).
+    pub(crate) fn received_head(&self) -> &ByteStr {
+        &self.head
+    }
+
     /// Records a received header whose value is `head[start..end]`.
+    #[inline]
     pub(crate) fn push_received(&mut self, name: HeaderName, start: usize, end: usize) {
         // Messages are far below 4 GiB: the parser bounds their size.
         let (start, end) = (
@@ -107,6 +140,7 @@ impl Headers {
         });
     }
 
+    #[inline]
     fn view<'a>(&'a self, e: &'a Entry) -> HeaderRef<'a> {
         match &e.value {
             Value::Received { start, end } => HeaderRef {

@@ -1,6 +1,6 @@
 //! SIP messages: parsing from received bytes, typed access, building and serialising.
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::{ErrorKind, ParseError, Part};
 use crate::headers::{HeaderRef, HeaderValue, Headers};
 use crate::method::{Method, StatusCode};
@@ -11,8 +11,9 @@ use crate::uri::Uri;
 use crate::values::{CSeq, CallId};
 use crate::via::Via;
 use bytes::{BufMut, Bytes, BytesMut};
+use memchr::memmem::Finder;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 /// At most this many header lines are accepted in one message: a bound on the work and
 /// memory a peer can cause with a datagram of tiny headers.
@@ -50,19 +51,21 @@ pub struct Message {
     headers: Headers,
     /// The body (exactly Content-Length bytes for a parsed message).
     pub body: Bytes,
-    // Boxed: it is large, and messages are moved around a lot.
-    cache: Box<Cache>,
+    /// The typed essential headers, built on first access. Boxed: they are large, and
+    /// messages are moved around a lot.
+    cache: OnceLock<Box<Cache>>,
 }
 
-/// The typed values of the headers every transaction reads, parsed at most once:
-/// parsing a message fills them while checking it.
-#[derive(Debug, Clone, Default)]
+/// The typed values of the headers every transaction reads. Parsing a message only
+/// checks them (without allocating); the first access builds all five at once, since
+/// whoever reads one (a transaction, a dialog) reads the others too.
+#[derive(Debug, Clone)]
 struct Cache {
-    via: OnceLock<Result<Via, ParseError>>,
-    from: OnceLock<Result<NameAddr, ParseError>>,
-    to: OnceLock<Result<NameAddr, ParseError>>,
-    call_id: OnceLock<Result<CallId, ParseError>>,
-    cseq: OnceLock<Result<CSeq, ParseError>>,
+    via: Result<Via, ParseError>,
+    from: Result<NameAddr, ParseError>,
+    to: Result<NameAddr, ParseError>,
+    call_id: Result<CallId, ParseError>,
+    cseq: Result<CSeq, ParseError>,
 }
 
 impl PartialEq for Message {
@@ -74,27 +77,32 @@ impl PartialEq for Message {
 
 impl Eq for Message {}
 
-fn cached<T>(
-    cell: &OnceLock<Result<T, ParseError>>,
-    init: impl FnOnce() -> Result<T, ParseError>,
-) -> Result<&T, ParseError> {
-    cell.get_or_init(init).as_ref().map_err(Clone::clone)
+fn cached<T>(value: &Result<T, ParseError>) -> Result<&T, ParseError> {
+    value.as_ref().map_err(Clone::clone)
 }
 
 fn err(kind: ErrorKind, part: Part, element: &'static str, offset: usize) -> ParseError {
     ParseError::new(kind, part, element, offset)
 }
 
+// Searchers for the end of a line followed by a blank line, built once: building one
+// costs as much as a search.
+static BLANK_CRLF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\r\n"));
+static BLANK_LF: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\n\n"));
+
 /// Offset just past the blank line that ends the header section of the message starting
 /// at `start` (after any leading CRLFs), or `None` if the section is not complete.
 pub(crate) fn header_section_end(buf: &[u8], start: usize) -> Option<usize> {
     let rest = buf.get(start..)?;
-    // The blank line is a line feed followed by CRLF or by another line feed.
-    memchr::memchr_iter(b'\n', rest).find_map(|nl| match rest.get(nl + 1..) {
-        Some([b'\n', ..]) => Some(start + nl + 2),
-        Some([b'\r', b'\n', ..]) => Some(start + nl + 3),
-        _ => None,
-    })
+    // The blank line is a line feed followed by CRLF or by another line feed. Messages
+    // end lines with CRLF: one vectorised search finds the first "\n\r\n" (instead of
+    // stopping at every line), then a second one looks for a bare "\n\n" before it.
+    let crlf = BLANK_CRLF.find(rest);
+    let before = rest.get(..crlf.map_or(rest.len(), |at| at + 1))?;
+    match BLANK_LF.find(before) {
+        Some(lf) => Some(start + lf + 2),
+        None => crlf.map(|at| start + at + 3),
+    }
 }
 
 /// Skips the CRLFs that may precede a start line (RFC 3261 §7.5).
@@ -124,6 +132,19 @@ impl Message {
         stream: bool,
     ) -> Result<(Message, usize), ParseError> {
         let start = skip_leading_crlf(buf);
+        // Messages end their lines with CRLF: one search finds the blank line, and the
+        // header lines are parsed up to it. A bare-LF blank line before it (rare) stops
+        // that parse early, and may have caused an error (in what is in fact the body):
+        // then the message is parsed again up to the exact end of its header section.
+        if let Some(at) = buf.get(start..).and_then(|rest| BLANK_CRLF.find(rest)) {
+            let end = start + at + 3;
+            match Self::parse_until(buf, start, end, stream) {
+                Ok(Some(parsed)) => return Ok(parsed),
+                // The same parse as the one below: no need to do it again.
+                Err(e) if header_section_end(buf, start) == Some(end) => return Err(e),
+                _ => {}
+            }
+        }
         let Some(header_end) = header_section_end(buf, start) else {
             return Err(err(
                 ErrorKind::Incomplete,
@@ -132,6 +153,25 @@ impl Message {
                 buf.len(),
             ));
         };
+        // `header_end` follows the first blank line: the parse does not stop before it.
+        Self::parse_until(buf, start, header_end, stream)?.ok_or_else(|| {
+            err(
+                ErrorKind::Incomplete,
+                Part::Body,
+                "blank line after headers",
+                header_end,
+            )
+        })
+    }
+
+    /// Parses a message whose header section is `buf[start..header_end]` (ending with
+    /// a blank line); `None` when a blank line comes before its end.
+    fn parse_until(
+        buf: &Bytes,
+        start: usize,
+        header_end: usize,
+        stream: bool,
+    ) -> Result<Option<(Message, usize)>, ParseError> {
         // The header section is text: validate it once, then work on &str slices of one
         // shared copy (no per-value validation, no per-value reference count).
         let head_bytes = buf.get(start..header_end).unwrap_or_default();
@@ -143,8 +183,11 @@ impl Message {
                 start + e.valid_up_to(),
             )
         })?;
-        let head = ByteStr::from(text);
-        let (message, essentials, content_length) = parse_head(&head, start)?;
+        let (message, essentials, content_length, stop) =
+            parse_head(ByteStr::from(text), text, start)?;
+        if stop != text.len() {
+            return Ok(None);
+        }
         let available = buf.len() - header_end;
         let body_len = match content_length {
             Some((n, at)) if n > available => {
@@ -171,56 +214,68 @@ impl Message {
             None => available,
         };
         let (start_line, headers) = message;
-        let mut message = Message {
+        let message = Message {
             start: start_line,
             headers,
             body: buf.slice(header_end..header_end + body_len),
-            cache: Box::default(),
+            cache: OnceLock::new(),
         };
         message.check_essentials(&essentials)?;
-        Ok((message, header_end + body_len))
+        Ok(Some((message, header_end + body_len)))
     }
 
     /// Checks the headers every transaction needs, so that a message that parsed can be
-    /// matched and answered, and keeps their typed values.
-    fn check_essentials(&mut self, found: &Essentials) -> Result<(), ParseError> {
+    /// matched and answered. Only checks: the typed values are built on first access
+    /// (by the same parsers, so they build), and a message that is only relayed or
+    /// dropped never pays for them.
+    fn check_essentials(&self, found: &Essentials) -> Result<(), ParseError> {
         let [via, from, to, call_id, cseq] = found.lines;
         let (first_via, more_vias) = via.ok_or_else(|| self.missing(HeaderName::Via))?;
-        let mut top = None;
+        let mut vias = 0;
         let lines = self.headers.iter().skip(first_via);
         let lines = lines.take(if more_vias { usize::MAX } else { 1 });
         for h in lines.filter(|h| *h.name == HeaderName::Via) {
-            for via in h.parse_list::<Via>() {
-                let via = via?;
-                top.get_or_insert(via);
-            }
+            vias += h.check_list::<Via>()?;
         }
-        let top = top.ok_or_else(|| self.missing(HeaderName::Via))?;
-        // Filled by value: no synchronisation needed while we own the message.
-        self.cache.via = OnceLock::from(Ok(top));
-        let from = self.single::<NameAddr>(from, 1)?;
-        self.cache.from = OnceLock::from(Ok(from));
-        let to = self.single::<NameAddr>(to, 2)?;
-        self.cache.to = OnceLock::from(Ok(to));
-        let call_id = self.single::<CallId>(call_id, 3)?;
-        self.cache.call_id = OnceLock::from(Ok(call_id));
-        let cseq_line = cseq;
-        let cseq = self.single::<CSeq>(cseq, 4)?;
+        if vias == 0 {
+            return Err(self.missing(HeaderName::Via));
+        }
+        self.single(from, HeaderName::From)?.check::<NameAddr>()?;
+        self.single(to, HeaderName::To)?.check::<NameAddr>()?;
+        self.single(call_id, HeaderName::CallId)?
+            .check::<CallId>()?;
+        let cseq = self.single(cseq, HeaderName::CSeq)?;
+        let (_, cseq_method) = CSeq::scan(cseq.value).map_err(|e| cseq.error(e))?;
+        // Parsed methods are `Method::Other` only for names that are not known ones,
+        // so comparing the text is comparing the methods.
         if let StartLine::Request { method, .. } = &self.start
-            && *method != cseq.method
+            && method.as_str() != cseq_method
         {
-            let offset = cseq_line
-                .and_then(|(i, _)| self.headers.at(i))
-                .map_or(0, value_start_offset_of);
             return Err(err(
                 ErrorKind::CSeqMismatch,
                 Part::Header(HeaderName::CSeq),
                 "method differs from the request's",
-                offset,
+                value_start_offset_of(cseq),
             ));
         }
-        self.cache.cseq = OnceLock::from(Ok(cseq));
         Ok(())
+    }
+
+    /// The typed essential headers, built on first access.
+    fn cache(&self) -> &Cache {
+        self.cache.get_or_init(|| {
+            Box::new(Cache {
+                // The first Via value, wherever it is: a first Via line may be empty.
+                via: self
+                    .vias()
+                    .next()
+                    .unwrap_or_else(|| Err(self.missing(HeaderName::Via))),
+                from: self.required(HeaderName::From),
+                to: self.required(HeaderName::To),
+                call_id: self.required(HeaderName::CallId),
+                cseq: self.required(HeaderName::CSeq),
+            })
+        })
     }
 
     fn missing(&self, name: HeaderName) -> ParseError {
@@ -233,32 +288,27 @@ impl Message {
     }
 
     /// A header that must appear exactly once (`line`, as found while splitting the
-    /// lines; `slot` names it in [`Essentials::NAMES`]), parsed.
-    fn single<T: HeaderValue>(
+    /// lines) named `name`.
+    fn single(
         &self,
         line: Option<(usize, bool)>,
-        slot: usize,
-    ) -> Result<T, ParseError> {
-        let name = &Essentials::NAMES[slot];
+        name: HeaderName,
+    ) -> Result<HeaderRef<'_>, ParseError> {
         let (first, more) = line.ok_or_else(|| self.missing(name.clone()))?;
         if more {
             let at = self
                 .headers
-                .all(name)
+                .all(&name)
                 .nth(1)
                 .map_or(0, value_start_offset_of);
             return Err(err(
                 ErrorKind::DuplicateHeader,
-                Part::Header(name.clone()),
+                Part::Header(name),
                 "second value of a single header",
                 at,
             ));
         }
-        let first = self
-            .headers
-            .at(first)
-            .ok_or_else(|| self.missing(name.clone()))?;
-        first.parse()
+        self.headers.at(first).ok_or_else(|| self.missing(name))
     }
 
     /// A new request with no headers.
@@ -267,7 +317,7 @@ impl Message {
             start: StartLine::Request { method, uri },
             headers: Headers::new(),
             body: Bytes::new(),
-            cache: Box::default(),
+            cache: OnceLock::new(),
         }
     }
 
@@ -307,7 +357,7 @@ impl Message {
             },
             headers,
             body: Bytes::new(),
-            cache: Box::default(),
+            cache: OnceLock::new(),
         }
     }
 
@@ -358,7 +408,7 @@ impl Message {
             },
             headers,
             body: Bytes::new(),
-            cache: Box::default(),
+            cache: OnceLock::new(),
         })
     }
 
@@ -411,33 +461,33 @@ impl Message {
 
     /// The headers, to change them (the cached typed values are dropped).
     pub fn headers_mut(&mut self) -> &mut Headers {
-        *self.cache = Cache::default();
+        self.cache = OnceLock::new();
         &mut self.headers
     }
 
-    /// The topmost Via (parsed once, then cached).
+    /// The topmost Via (parsed on first access, with From, To, Call-ID and CSeq).
     pub fn top_via(&self) -> Result<&Via, ParseError> {
-        cached(&self.cache.via, || self.required(HeaderName::Via))
+        cached(&self.cache().via)
     }
 
-    /// From (parsed once, then cached).
+    /// From (parsed on first access, with the other essential headers).
     pub fn from(&self) -> Result<&NameAddr, ParseError> {
-        cached(&self.cache.from, || self.required(HeaderName::From))
+        cached(&self.cache().from)
     }
 
-    /// To (parsed once, then cached).
+    /// To (parsed on first access, with the other essential headers).
     pub fn to(&self) -> Result<&NameAddr, ParseError> {
-        cached(&self.cache.to, || self.required(HeaderName::To))
+        cached(&self.cache().to)
     }
 
-    /// Call-ID (parsed once, then cached).
+    /// Call-ID (parsed on first access, with the other essential headers).
     pub fn call_id(&self) -> Result<&CallId, ParseError> {
-        cached(&self.cache.call_id, || self.required(HeaderName::CallId))
+        cached(&self.cache().call_id)
     }
 
-    /// CSeq (parsed once, then cached).
+    /// CSeq (parsed on first access, with the other essential headers).
     pub fn cseq(&self) -> Result<&CSeq, ParseError> {
-        cached(&self.cache.cseq, || self.required(HeaderName::CSeq))
+        cached(&self.cache().cseq)
     }
 
     /// Max-Forwards, if present.
@@ -539,14 +589,6 @@ struct Essentials {
 }
 
 impl Essentials {
-    const NAMES: [HeaderName; 5] = [
-        HeaderName::Via,
-        HeaderName::From,
-        HeaderName::To,
-        HeaderName::CallId,
-        HeaderName::CSeq,
-    ];
-
     fn note(&mut self, name: &HeaderName, index: usize) {
         let slot = match name {
             HeaderName::Via => 0,
@@ -565,13 +607,17 @@ impl Essentials {
 
 /// Parses the start line and header lines of `head` (a complete header section, ending
 /// with its blank line). `base` is the offset of `head` in the input, for errors.
-/// Returns the Content-Length value and its offset when present.
+/// Returns the Content-Length value and its offset when present, and the offset just
+/// past the first blank line (where the header lines stop).
+///
+/// `head` becomes the headers' buffer (moved there, not shared: no reference count to
+/// take and drop); `text` is the same text borrowed from the input, read throughout.
 #[allow(clippy::type_complexity)]
 fn parse_head(
-    head: &ByteStr,
+    head: ByteStr,
+    text: &str,
     base: usize,
-) -> Result<(Head, Essentials, Option<(usize, usize)>), ParseError> {
-    let text = head.as_str();
+) -> Result<(Head, Essentials, Option<(usize, usize)>, usize), ParseError> {
     let bytes = text.as_bytes();
     // Walk the line feeds once; lines are consumed in order.
     let mut newlines = memchr::memchr_iter(b'\n', bytes);
@@ -592,12 +638,14 @@ fn parse_head(
             base,
         )
     })?;
-    let start_line = parse_start_line(head, line_stop, base)?;
-    let mut headers = Headers::received(head.clone(), 16);
+    let start_line = parse_start_line(&head, line_stop, base)?;
+    let mut headers = Headers::received(head, 16);
     let mut content_length = None;
     let mut essentials = Essentials::default();
+    let mut stop = bytes.len();
     while let Some((end, next)) = line_end(pos) {
         if end == pos {
+            stop = next;
             break;
         }
         if matches!(bytes[pos], b' ' | b'\t') {
@@ -628,8 +676,9 @@ fn parse_head(
                 base + pos,
             ));
         }
-        let (name, v_start, v_end) = parse_header_line(head, pos, value_end, base)?;
-        if name == HeaderName::ContentLength {
+        let (name, v_start, v_end) =
+            parse_header_line(headers.received_head(), text, pos, value_end, base)?;
+        if matches!(name, HeaderName::ContentLength) {
             let at = base + v_start;
             if content_length.is_some() {
                 return Err(err(
@@ -655,7 +704,7 @@ fn parse_head(
         headers.push_received(name, v_start, v_end);
         pos = after;
     }
-    Ok(((start_line, headers), essentials, content_length))
+    Ok(((start_line, headers), essentials, content_length, stop))
 }
 
 fn parse_start_line(head: &ByteStr, end: usize, base: usize) -> Result<StartLine, ParseError> {
@@ -718,7 +767,8 @@ fn parse_start_line(head: &ByteStr, end: usize, base: usize) -> Result<StartLine
     if let Some(i) = uri_text.bytes().position(|b| b == b' ' || b == b'\t') {
         return Err(bad("Request-URI without white space", sp1 + 1 + i));
     }
-    let uri = Uri::parse_bytestr(&head.slice_ref(uri_text))
+    // Parts of the URI are slices of the head (no intermediate slice to count).
+    let uri = Uri::parse_in(uri_text, Build::Into(head))
         .map_err(|e| e.into_parse(ErrorKind::StartLine, Part::StartLine, base + sp1 + 1))?;
     if let Uri::Sip(sip) = &uri {
         // RFC 3261 §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
@@ -727,19 +777,19 @@ fn parse_start_line(head: &ByteStr, end: usize, base: usize) -> Result<StartLine
         }
     }
     Ok(StartLine::Request {
-        method: Method::from_bytestr(head.slice_ref(method)),
+        method: Method::from_str_in(head, method),
         uri,
     })
 }
 
-/// Splits a header line into its name and the bounds of its trimmed value.
+/// Splits a header line of `text` into its name and the bounds of its trimmed value.
 fn parse_header_line(
     head: &ByteStr,
+    text: &str,
     start: usize,
     end: usize,
     base: usize,
 ) -> Result<(HeaderName, usize, usize), ParseError> {
-    let text = head.as_str();
     let bytes = text.as_bytes().get(start..end).unwrap_or_default();
     // The name: token characters, then optional white space, then the colon. One pass
     // (names are short), no separate search for the colon.
@@ -773,12 +823,13 @@ fn parse_header_line(
     while v_end > v_start && bytes.get(v_end - 1).is_some_and(is_ws) {
         v_end -= 1;
     }
-    let name = sub(text, start, start + name_end);
-    Ok((
-        HeaderName::from_str_in(head, name),
-        start + v_start,
-        start + v_end,
-    ))
+    // The name is ASCII (token characters): known names are found from the bytes;
+    // only an unknown one is cut out of the text (`head` holds the same text).
+    let name = match bytes.get(..name_end).and_then(HeaderName::known) {
+        Some(known) => known,
+        None => HeaderName::Other(head.slice_ref(sub(head, start, start + name_end))),
+    };
+    Ok((name, start + v_start, start + v_end))
 }
 
 #[cfg(test)]
@@ -828,6 +879,21 @@ mod tests {
     }
 
     #[test]
+    fn the_top_via_is_the_first_value_after_empty_via_lines() {
+        let text = std::str::from_utf8(OPTIONS).unwrap();
+        let m = Message::parse(text.replace("Via: SIP", "Via:\r\nVia: SIP").into_bytes()).unwrap();
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    }
+
+    #[test]
+    fn a_bare_lf_blank_line_before_a_crlf_one_ends_the_headers() {
+        let lf = b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:x@y>;tag=1\nTo: <sip:a@b>\nCall-ID: c1\nCSeq: 1 OPTIONS\n\nbody\xff\n\r\nX: y\r\n\r\n";
+        let m = Message::parse(&lf[..]).unwrap();
+        assert_eq!(m.headers().len(), 5);
+        assert_eq!(&m.body[..], b"body\xff\n\r\nX: y\r\n\r\n");
+    }
+
+    #[test]
     fn changing_headers_drops_cached_values() {
         let mut m = Message::parse(OPTIONS).unwrap();
         assert_eq!(m.from().unwrap().tag(), Some("1"));
@@ -838,10 +904,14 @@ mod tests {
     }
 
     #[test]
-    fn essentials_are_checked_once_and_kept() {
+    fn essentials_are_checked_then_built_once_on_access() {
         let m = Message::parse(OPTIONS).unwrap();
-        assert!(m.cache.via.get().is_some() && m.cache.cseq.get().is_some());
+        assert!(m.cache.get().is_none());
         assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+        assert!(m.cache.get().is_some());
+        assert_eq!(m.cseq().unwrap().method, Method::Options);
+        let copy = m.clone();
+        assert_eq!(copy.from().unwrap().tag(), Some("1"));
     }
 
     #[test]

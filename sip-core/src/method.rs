@@ -46,8 +46,10 @@ impl Method {
         Self::known(s).unwrap_or_else(|| Method::Other(ByteStr::from(s)))
     }
 
-    pub(crate) fn from_bytestr(s: ByteStr) -> Method {
-        Self::known(&s).unwrap_or(Method::Other(s))
+    /// The method named `s`, a slice of `base`; only an unknown method takes a
+    /// (reference-counted) slice of it.
+    pub(crate) fn from_str_in(base: &ByteStr, s: &str) -> Method {
+        Self::known(s).unwrap_or_else(|| Method::Other(base.slice_ref(s)))
     }
 
     fn known(s: &str) -> Option<Method> {

@@ -238,16 +238,16 @@ impl HeaderName {
         }
     }
 
-    /// Like [`HeaderName::parse`] but shares the text of an unknown name, a slice of `base`.
-    pub(crate) fn from_str_in(base: &ByteStr, name: &str) -> HeaderName {
-        match Self::known(name.as_bytes()) {
-            Some(known) => known,
-            None => HeaderName::Other(base.slice_ref(name)),
+    /// The known header with this name (compact forms included), if any.
+    pub(crate) fn known(name: &[u8]) -> Option<HeaderName> {
+        // Names are nearly always written as the RFCs spell them: an exact comparison
+        // (a few word loads) first, the byte-by-byte case-insensitive one otherwise.
+        // Inlined so that each comparison with a constant compiles to word compares.
+        #[inline(always)]
+        fn same(name: &[u8], s: &str) -> bool {
+            name == s.as_bytes() || name.eq_ignore_ascii_case(s.as_bytes())
         }
-    }
-
-    fn known(name: &[u8]) -> Option<HeaderName> {
-        let eq = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        let eq = |s: &str| same(name, s);
         let first = name.first()?.to_ascii_lowercase();
         // Dispatch on length and first letter: at most two candidates to compare.
         let found = match (name.len(), first) {
@@ -369,6 +369,7 @@ impl HeaderName {
 }
 
 impl PartialEq for HeaderName {
+    #[inline]
     fn eq(&self, other: &HeaderName) -> bool {
         match (self, other) {
             (HeaderName::Other(a), HeaderName::Other(b)) => {

@@ -1,7 +1,7 @@
 //! name-addr / addr-spec values: From, To, Contact, Route, Record-Route,
 //! P-Asserted-Identity, Remote-Party-ID, Diversion, Refer-To, Referred-By, Path...
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
 use crate::headers::HeaderValue;
 use crate::params::{Params, parse_header_params};
@@ -95,7 +95,21 @@ pub(crate) fn parse_qvalue(s: &str) -> Option<u16> {
 
 impl HeaderValue for NameAddr {
     fn parse_value(value: &ByteStr) -> Result<NameAddr, ValueError> {
-        let s = value.as_str();
+        NameAddr::parse_in(value, Build::Into(value))
+    }
+}
+
+impl crate::headers::CheckValue for NameAddr {
+    fn check_value(value: &str) -> Result<(), ValueError> {
+        NameAddr::parse_in(value, Build::Check).map(drop)
+    }
+}
+
+impl NameAddr {
+    // Inlined into the checking and the building caller: each gets a copy specialised
+    // for its `build` (the check's builds nothing).
+    #[inline(always)]
+    fn parse_in(s: &str, build: Build<'_>) -> Result<NameAddr, ValueError> {
         let mut c = Cursor::new(s);
         c.skip_lws();
         let display;
@@ -104,7 +118,7 @@ impl HeaderValue for NameAddr {
             display = if c.peek() == Some(b'"') {
                 let start = c.pos();
                 c.quoted("display-name")?;
-                Some(DisplayName(value.slice_ref(sub(s, start, c.pos()))))
+                Some(DisplayName(build.slice(sub(s, start, c.pos()))))
             } else {
                 // *(token LWS): stop at '<'.
                 let start = c.pos();
@@ -116,7 +130,7 @@ impl HeaderValue for NameAddr {
                 }
                 let text = sub(s, start, c.pos())
                     .trim_end_matches(|ch: char| ch.is_ascii() && is_lws(ch as u8));
-                (!text.is_empty()).then(|| DisplayName(value.slice_ref(text)))
+                (!text.is_empty()).then(|| DisplayName(build.slice(text)))
             };
             c.skip_lws();
             if !c.eat(b'<') {
@@ -127,7 +141,7 @@ impl HeaderValue for NameAddr {
             if !c.eat(b'>') {
                 return Err(ValueError::new("closing >", c.pos()));
             }
-            uri = Uri::parse_bytestr(&value.slice_ref(inner))
+            uri = Uri::parse_in(inner, build)
                 .map_err(|e| ValueError::new(e.element, start + e.offset))?;
             if inner.bytes().any(is_lws) {
                 // Uri rejects white space already; this keeps the reason precise.
@@ -145,11 +159,11 @@ impl HeaderValue for NameAddr {
             if text.is_empty() {
                 return Err(ValueError::new("addr-spec", start));
             }
-            uri = Uri::parse_bytestr(&value.slice_ref(text))
+            uri = Uri::parse_in(text, build)
                 .map_err(|e| ValueError::new(e.element, start + e.offset))?;
         }
         let mut params = Params::new();
-        parse_header_params(&mut c, value, &mut params)?;
+        parse_header_params(&mut c, build, &mut params)?;
         c.end("header parameters")?;
         Ok(NameAddr {
             display,

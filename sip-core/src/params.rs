@@ -1,6 +1,6 @@
 //! `;name=value` parameters of URIs and headers.
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
 use crate::scan::{Cursor, is_token};
 use std::fmt;
@@ -108,11 +108,11 @@ pub(crate) fn unquote_value(raw: &str) -> String {
 
 /// Parses header parameters `*( SEMI generic-param )` where SEMI and EQUAL allow LWS
 /// around them and a value is a token, a host (incl. an IPv6 reference) or a quoted
-/// string. `base` is the `ByteStr` the cursor's text was taken from, so that names and
-/// values share its buffer. Stops (without error) at the first byte that is not `;`.
+/// string. `build` holds the `ByteStr` the cursor's text was taken from, so that names
+/// and values share its buffer. Stops (without error) at the first byte that is not `;`.
 pub(crate) fn parse_header_params(
     c: &mut Cursor<'_>,
-    base: &ByteStr,
+    build: Build<'_>,
     params: &mut Params,
 ) -> Result<(), ValueError> {
     while c.eat_sep(b';') {
@@ -138,11 +138,11 @@ pub(crate) fn parse_header_params(
             if v.is_empty() {
                 return Err(c.error("parameter value"));
             }
-            Some(base.slice_ref(v))
+            Some(v)
         } else {
             None
         };
-        params.push(base.slice_ref(name), value);
+        build.push_param(params, name, value);
     }
     Ok(())
 }

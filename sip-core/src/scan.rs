@@ -155,16 +155,12 @@ impl<'a> Cursor<'a> {
 
     /// Takes the longest run of bytes satisfying `f` (ASCII predicates only, so the
     /// cut is always on a character boundary).
+    #[inline]
     pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
-        let bytes = self.s.as_bytes();
-        let mut end = start;
-        while let Some(&b) = bytes.get(end) {
-            if !f(b) {
-                break;
-            }
-            end += 1;
-        }
+        let rest = self.s.as_bytes().get(start..).unwrap_or_default();
+        // An iterator rather than indexing: no bounds check per byte.
+        let end = start + rest.iter().position(|&b| !f(b)).unwrap_or(rest.len());
         self.pos = end;
         sub(self.s, start, end)
     }
@@ -288,6 +284,11 @@ pub(crate) fn split_commas(s: &str) -> impl Iterator<Item = (usize, &str)> {
             let mut in_quote = false;
             let mut in_angle = false;
             let mut end = bytes.len();
+            // Most values have no comma at all: one vectorised search says so, and the
+            // byte-by-byte walk below (quotes, angle brackets) is skipped.
+            if memchr::memchr(b',', bytes.get(start..).unwrap_or_default()).is_none() {
+                i = bytes.len();
+            }
             while i < bytes.len() {
                 match bytes[i] {
                     b'\\' if in_quote => i += 1,

@@ -1,7 +1,7 @@
 //! URIs: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966), and any other absolute URI
 //! kept as text. Escaped forms are kept as received; [`unescape`] decodes them.
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::{ErrorKind, ParseError, Part, ValueError};
 use crate::params::Params;
 use crate::scan::{Cursor, sub};
@@ -60,7 +60,7 @@ pub struct TelUri {
 
 impl Host {
     /// Parses a host: `[v6]`, dotted IPv4 or a host name.
-    pub(crate) fn parse_str(s: &str, base: &ByteStr) -> Option<Host> {
+    pub(crate) fn parse_str(s: &str, build: Build<'_>) -> Option<Host> {
         if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             return inner
                 .parse::<Ipv6Addr>()
@@ -84,7 +84,7 @@ impl Host {
             return None;
         }
         // Lenient about `_`: real deployments use it in host names.
-        (!s.starts_with('.') && !s.starts_with('-')).then(|| Host::Name(base.slice_ref(s)))
+        (!s.starts_with('.') && !s.starts_with('-')).then(|| Host::Name(build.slice(s)))
     }
     /// Compares hosts as RFC 3261 §19.1.4 says: names case-insensitively, addresses by value.
     pub fn eq_ignore_case(&self, other: &Host) -> bool {
@@ -107,34 +107,35 @@ impl fmt::Display for Host {
 }
 
 /// A dotted-quad IPv4 address as `Ipv4Addr::from_str` accepts it (four decimal octets,
-/// no leading zeros), in one pass instead of its general-purpose parser's.
+/// no leading zeros), without its general-purpose parser's overhead.
 fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    fn digit(b: &u8) -> Option<u16> {
+        b.is_ascii_digit().then(|| u16::from(b - b'0'))
+    }
     let mut octets = [0u8; 4];
-    let mut index = 0;
-    let (mut value, mut digits) = (0u16, 0);
-    for &b in s {
-        match b {
-            b'0'..=b'9' => {
-                // At most three digits, and no leading zero ("01" is refused).
-                if digits == 3 || (digits == 1 && value == 0) {
-                    return None;
-                }
-                value = value * 10 + u16::from(b - b'0');
-                digits += 1;
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
             }
-            b'.' if digits > 0 && index < 3 => {
-                *octets.get_mut(index)? = u8::try_from(value).ok()?;
-                index += 1;
-                (value, digits) = (0, 0);
-            }
-            _ => return None,
+            i += 1;
         }
+        // One to three digits; a leading zero stands alone ("01" is refused).
+        let mut value = digit(s.get(i)?)?;
+        i += 1;
+        if value != 0 {
+            for _ in 0..2 {
+                let Some(d) = s.get(i).and_then(digit) else {
+                    break;
+                };
+                value = value * 10 + d;
+                i += 1;
+            }
+        }
+        *octet = u8::try_from(value).ok()?;
     }
-    if digits == 0 || index != 3 {
-        return None;
-    }
-    octets[3] = u8::try_from(value).ok()?;
-    Some(Ipv4Addr::from(octets))
+    (i == s.len()).then_some(Ipv4Addr::from(octets))
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -197,8 +198,24 @@ impl Uri {
 
     /// Parses a URI that fills `base` entirely, sharing its buffer.
     pub(crate) fn parse_bytestr(base: &ByteStr) -> Result<Uri, ValueError> {
-        let s = base.as_str();
-        let colon = s.find(':').ok_or(ValueError::new("URI scheme", 0))?;
+        Uri::parse_in(base.as_str(), Build::Into(base))
+    }
+
+    /// Parses a URI that fills `s`, building its parts as `build` says.
+    pub(crate) fn parse_in(s: &str, build: Build<'_>) -> Result<Uri, ValueError> {
+        // Nearly every URI is a `sip:` one: the general path below gives the same
+        // result for it, with more work.
+        if let Some(rest) = s.strip_prefix("sip:") {
+            return SipUri::parse_after_scheme(rest, build, false)
+                .map(Uri::Sip)
+                .map_err(|e| ValueError::new(e.element, e.offset + 4));
+        }
+        // Byte loops rather than `str::find` here and below: URIs are short, and the
+        // scheme's colon comes after a few bytes.
+        let colon = s
+            .bytes()
+            .position(|b| b == b':')
+            .ok_or(ValueError::new("URI scheme", 0))?;
         let scheme = sub(s, 0, colon);
         let valid_scheme = scheme
             .bytes()
@@ -214,11 +231,11 @@ impl Uri {
         let at = colon + 1;
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
             let secure = scheme.len() == 4;
-            SipUri::parse_after_scheme(rest, base, secure)
+            SipUri::parse_after_scheme(rest, build, secure)
                 .map(Uri::Sip)
                 .map_err(|e| ValueError::new(e.element, e.offset + at))
         } else if scheme.eq_ignore_ascii_case("tel") {
-            TelUri::parse_after_scheme(rest, base)
+            TelUri::parse_after_scheme(rest, build)
                 .map(Uri::Tel)
                 .map_err(|e| ValueError::new(e.element, e.offset + at))
         } else {
@@ -229,7 +246,7 @@ impl Uri {
             match bad {
                 Some(i) => Err(ValueError::new("URI", at + i)),
                 None if rest.is_empty() => Err(ValueError::new("URI", at)),
-                None => Ok(Uri::Other(base.clone())),
+                None => Ok(Uri::Other(build.slice(s))),
             }
         }
     }
@@ -278,13 +295,13 @@ impl SipUri {
         }
     }
 
-    fn parse_after_scheme(s: &str, base: &ByteStr, secure: bool) -> Result<SipUri, ValueError> {
+    fn parse_after_scheme(s: &str, build: Build<'_>, secure: bool) -> Result<SipUri, ValueError> {
         // No unescaped '@' may appear in user, password, params or headers, so the first
         // one ends the userinfo.
-        let (user, password, host_start) = match s.find('@') {
+        let (user, password, host_start) = match s.bytes().position(|b| b == b'@') {
             Some(at) => {
                 let userinfo = sub(s, 0, at);
-                let (user, password) = match userinfo.find(':') {
+                let (user, password) = match userinfo.bytes().position(|b| b == b':') {
                     Some(c) => (
                         sub(userinfo, 0, c),
                         Some(sub(userinfo, c + 1, userinfo.len())),
@@ -306,8 +323,8 @@ impl SipUri {
                     .map_err(|i| ValueError::new("URI password", user.len() + 1 + i))?;
                 }
                 (
-                    Some(base.slice_ref(user)),
-                    password.map(|p| base.slice_ref(p)),
+                    Some(build.slice(user)),
+                    password.map(|p| build.slice(p)),
                     at + 1,
                 )
             }
@@ -325,7 +342,7 @@ impl SipUri {
             c.take_while(|b| crate::scan::is(b, crate::scan::HOST))
         };
         let host =
-            Host::parse_str(host_text, base).ok_or(ValueError::new("URI host", host_start))?;
+            Host::parse_str(host_text, build).ok_or(ValueError::new("URI host", host_start))?;
         let port = if c.eat(b':') {
             let at = c.pos();
             let n = c.number(u64::from(u16::MAX), "URI port")?;
@@ -352,7 +369,7 @@ impl SipUri {
                 check_escaped(v, paramchar)
                     .map_err(|i| ValueError::new("URI parameter value", at + i))?;
             }
-            params.push(base.slice_ref(name), value.map(|v| base.slice_ref(v)));
+            build.push_param(&mut params, name, value);
         }
         let mut headers = Params::new();
         if c.eat(b'?') {
@@ -369,7 +386,7 @@ impl SipUri {
                 check_escaped(name, hchar).map_err(|i| ValueError::new("URI header", at + i))?;
                 check_escaped(value, hchar)
                     .map_err(|i| ValueError::new("URI header value", at + i))?;
-                headers.push(base.slice_ref(name), Some(base.slice_ref(value)));
+                build.push_param(&mut headers, name, Some(value));
                 if !c.eat(b'&') {
                     break;
                 }
@@ -477,7 +494,7 @@ impl fmt::Display for SipUri {
 }
 
 impl TelUri {
-    fn parse_after_scheme(s: &str, base: &ByteStr) -> Result<TelUri, ValueError> {
+    fn parse_after_scheme(s: &str, build: Build<'_>) -> Result<TelUri, ValueError> {
         let mut c = Cursor::new(s);
         let number = c.take_while(|b| {
             b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
@@ -510,13 +527,13 @@ impl TelUri {
                 check_escaped(v, pchar)
                     .map_err(|i| ValueError::new("tel parameter value", at + i))?;
             }
-            params.push(base.slice_ref(name), value.map(|v| base.slice_ref(v)));
+            build.push_param(&mut params, name, value);
         }
         if !c.at_end() {
             return Err(c.error("tel URI"));
         }
         Ok(TelUri {
-            number: base.slice_ref(number),
+            number: build.slice(number),
             params,
         })
     }

@@ -1,7 +1,7 @@
 //! Typed values of the simpler headers: CSeq, Call-ID, numbers, tokens, media types,
 //! authentication, session timers, events, Replaces, Reason, Privacy, Date, Timestamp.
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
 use crate::headers::HeaderValue;
 use crate::method::Method;
@@ -21,20 +21,34 @@ pub struct CSeq {
 /// The largest CSeq number RFC 3261 allows.
 pub const MAX_CSEQ: u32 = (1 << 31) - 1;
 
-impl HeaderValue for CSeq {
-    fn parse_value(value: &ByteStr) -> Result<CSeq, ValueError> {
-        let mut c = Cursor::new(value.as_str());
+impl CSeq {
+    /// The number and the method's text of a CSeq value.
+    pub(crate) fn scan(value: &str) -> Result<(u32, &str), ValueError> {
+        let mut c = Cursor::new(value);
         let seq = c.number(u64::from(MAX_CSEQ), "CSeq number")?;
         if !c.skip_lws() {
             return Err(c.error("CSeq method"));
         }
         let method = c.token("CSeq method")?;
         c.end("CSeq")?;
+        // Bounded by MAX_CSEQ above.
+        Ok((u32::try_from(seq).unwrap_or(MAX_CSEQ), method))
+    }
+}
+
+impl HeaderValue for CSeq {
+    fn parse_value(value: &ByteStr) -> Result<CSeq, ValueError> {
+        let (seq, method) = CSeq::scan(value)?;
         Ok(CSeq {
-            // Bounded by MAX_CSEQ above.
-            seq: u32::try_from(seq).unwrap_or(MAX_CSEQ),
-            method: Method::from_bytestr(value.slice_ref(method)),
+            seq,
+            method: Method::from_str_in(value, method),
         })
+    }
+}
+
+impl crate::headers::CheckValue for CSeq {
+    fn check_value(value: &str) -> Result<(), ValueError> {
+        CSeq::scan(value).map(drop)
     }
 }
 
@@ -54,7 +68,24 @@ fn is_word(b: u8) -> bool {
 
 impl HeaderValue for CallId {
     fn parse_value(value: &ByteStr) -> Result<CallId, ValueError> {
-        let s = value.as_str();
+        <CallId as crate::headers::CheckValue>::check_value(value)?;
+        Ok(CallId(value.clone()))
+    }
+}
+
+impl crate::headers::CheckValue for CallId {
+    fn check_value(s: &str) -> Result<(), ValueError> {
+        // One pass for the usual well-formed value; the slower walk below finds the
+        // precise error otherwise.
+        let mut at = None;
+        let bytes = s.as_bytes();
+        let clean = bytes
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| is_word(b) || (b == b'@' && at.replace(i).is_none()));
+        if clean && at.map_or(!s.is_empty(), |i| i > 0 && i + 1 < s.len()) {
+            return Ok(());
+        }
         let (left, right) = match s.split_once('@') {
             Some((l, r)) => (l, Some(r)),
             None => (s, None),
@@ -68,7 +99,7 @@ impl HeaderValue for CallId {
         if let Some(i) = right.and_then(|r| r.bytes().position(|b| !is_word(b))) {
             return Err(ValueError::new("Call-ID word", left.len() + 1 + i));
         }
-        Ok(CallId(value.clone()))
+        Ok(())
     }
 }
 
@@ -153,7 +184,7 @@ impl HeaderValue for MediaType {
         }
         let subtype = c.token("media subtype")?;
         let mut params = Params::new();
-        parse_header_params(&mut c, value, &mut params)?;
+        parse_header_params(&mut c, Build::Into(value), &mut params)?;
         c.end("media type parameters")?;
         Ok(MediaType {
             kind: value.slice_ref(kind),
@@ -197,7 +228,7 @@ impl HeaderValue for Parameterised {
         let mut c = Cursor::new(value.as_str());
         let v = c.token("value")?;
         let mut params = Params::new();
-        parse_header_params(&mut c, value, &mut params)?;
+        parse_header_params(&mut c, Build::Into(value), &mut params)?;
         c.end("parameters")?;
         Ok(Parameterised {
             value: value.slice_ref(v),
@@ -234,7 +265,7 @@ impl HeaderValue for Replaces {
         let mut c = Cursor::new(s);
         c.set_pos(end);
         let mut params = Params::new();
-        parse_header_params(&mut c, value, &mut params)?;
+        parse_header_params(&mut c, Build::Into(value), &mut params)?;
         c.end("Replaces parameters")?;
         let tag = |name: &'static str| {
             params

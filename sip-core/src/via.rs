@@ -1,6 +1,6 @@
 //! The Via header (RFC 3261 §20.42, RFC 3581 rport).
 
-use crate::bytestr::ByteStr;
+use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
 use crate::headers::HeaderValue;
 use crate::params::{Params, parse_header_params};
@@ -32,6 +32,11 @@ pub enum Transport {
 impl Transport {
     /// Recognises a transport name, case-insensitively.
     pub fn parse(s: &str) -> Transport {
+        Transport::parse_known(s).unwrap_or_else(|other| Transport::Other(ByteStr::from(other)))
+    }
+
+    /// A known transport, or the text when it is another one.
+    fn parse_known(s: &str) -> Result<Transport, &str> {
         let known = match s.len() {
             2 if s.eq_ignore_ascii_case("WS") => Some(Transport::Ws),
             3 if s.eq_ignore_ascii_case("UDP") => Some(Transport::Udp),
@@ -41,7 +46,7 @@ impl Transport {
             4 if s.eq_ignore_ascii_case("SCTP") => Some(Transport::Sctp),
             _ => None,
         };
-        known.unwrap_or_else(|| Transport::Other(ByteStr::from(s)))
+        known.ok_or(s)
     }
 
     /// Upper-case name as written in a Via.
@@ -128,20 +133,41 @@ impl Via {
 
 impl HeaderValue for Via {
     fn parse_value(value: &ByteStr) -> Result<Via, ValueError> {
-        let mut c = Cursor::new(value.as_str());
-        let name = c.token("sent-protocol")?;
-        if !name.eq_ignore_ascii_case("SIP") || !c.eat_sep(b'/') {
-            return Err(ValueError::new("sent-protocol", 0));
-        }
-        let at = c.pos();
-        let version = c.token("sent-protocol version")?;
-        if version != "2.0" {
-            return Err(ValueError::new("sent-protocol version", at));
-        }
-        if !c.eat_sep(b'/') {
-            return Err(c.error("sent-protocol"));
-        }
-        let transport = Transport::parse(c.token("transport")?);
+        Via::parse_in(value, Build::Into(value))
+    }
+}
+
+impl crate::headers::CheckValue for Via {
+    fn check_value(value: &str) -> Result<(), ValueError> {
+        Via::parse_in(value, Build::Check).map(drop)
+    }
+}
+
+impl Via {
+    // Inlined into the checking and the building caller: each gets a copy specialised
+    // for its `build` (the check's builds nothing).
+    #[inline(always)]
+    fn parse_in(value: &str, build: Build<'_>) -> Result<Via, ValueError> {
+        let mut c = Cursor::new(value);
+        // Nearly every Via starts `SIP/2.0/UDP ` (or TCP, TLS) without inner white
+        // space: take that in one comparison. The general path below gives the same
+        // result for it.
+        let transport = match value.as_bytes().get(..12) {
+            Some([b'S', b'I', b'P', b'/', b'2', b'.', b'0', b'/', t @ .., b' ']) => match t {
+                b"UDP" => Some(Transport::Udp),
+                b"TCP" => Some(Transport::Tcp),
+                b"TLS" => Some(Transport::Tls),
+                _ => None,
+            },
+            _ => None,
+        };
+        let transport = match transport {
+            Some(t) => {
+                c.set_pos(11);
+                t
+            }
+            None => Via::sent_protocol(&mut c, build)?,
+        };
         if !c.skip_lws() {
             return Err(c.error("sent-by"));
         }
@@ -155,7 +181,7 @@ impl HeaderValue for Via {
         } else {
             c.take_while(|b| is_token(b) && b != b'!' && b != b'%')
         };
-        let host = Host::parse_str(host_text, value).ok_or(ValueError::new("sent-by host", at))?;
+        let host = Host::parse_str(host_text, build).ok_or(ValueError::new("sent-by host", at))?;
         let port = if c.eat_sep(b':') {
             let at = c.pos();
             let n = c.number(u64::from(u16::MAX), "sent-by port")?;
@@ -164,13 +190,34 @@ impl HeaderValue for Via {
             None
         };
         let mut params = Params::new();
-        parse_header_params(&mut c, value, &mut params)?;
+        parse_header_params(&mut c, build, &mut params)?;
         c.end("via-params")?;
         Ok(Via {
             transport,
             host,
             port,
             params,
+        })
+    }
+
+    /// Generic path for `sent-protocol`: `SIP / 2.0 / transport`, LWS allowed around
+    /// the slashes.
+    fn sent_protocol(c: &mut Cursor<'_>, build: Build<'_>) -> Result<Transport, ValueError> {
+        let name = c.token("sent-protocol")?;
+        if !name.eq_ignore_ascii_case("SIP") || !c.eat_sep(b'/') {
+            return Err(ValueError::new("sent-protocol", 0));
+        }
+        let at = c.pos();
+        let version = c.token("sent-protocol version")?;
+        if version != "2.0" {
+            return Err(ValueError::new("sent-protocol version", at));
+        }
+        if !c.eat_sep(b'/') {
+            return Err(c.error("sent-protocol"));
+        }
+        Ok(match Transport::parse_known(c.token("transport")?) {
+            Ok(known) => known,
+            Err(other) => Transport::Other(build.slice(other)),
         })
     }
 }
