@@ -103,8 +103,8 @@ pub mod fuzzing {
         ("rtp_opus", rtp_opus),
     ];
 
-    /// Transcoding: the first byte picks the two legs' codecs (PCMU, PCMA, G.722) and
-    /// whether each has telephone events; the rest is datagrams, each preceded by its
+    /// Transcoding: the first byte picks the two legs' codecs (PCMU, PCMA, G.722),
+    /// whether each has telephone events and their clock rates; the rest is datagrams, each preceded by its
     /// length byte. Every translated packet must parse, with the receiving leg's
     /// payload type, and audio must keep its duration.
     pub fn rtp_transcode(data: &[u8]) {
@@ -131,9 +131,11 @@ pub mod fuzzing {
         };
         let from_pt = [0u8, 8, 9][usize::from(pick % 3)];
         let to_pt = [0u8, 8, 9][usize::from((pick / 3) % 3)];
+        // Event clock rates come from SDP: any u32, the extremes included.
+        let clock = |i: u8| [8000, 48000, 1, u32::MAX][usize::from(i % 4)];
         let mut t = Transcoder::new(
-            side(pick % 3, pick & 0x40 != 0, 8000),
-            side((pick / 3) % 3, pick & 0x80 != 0, 48000),
+            side(pick % 3, pick & 0x40 != 0, clock(pick >> 4)),
+            side((pick / 3) % 3, pick & 0x80 != 0, clock(pick >> 2)),
         );
         let mut out = Vec::new();
         while let Some((&len, tail)) = rest.split_first() {

@@ -101,8 +101,10 @@ impl Clock {
         let out = match self.last {
             None => ts,
             Some((last_in, last_out)) => {
-                let delta = i64::from(ts.wrapping_sub(last_in) as i32);
-                let scaled = delta * i64::from(to_rate) / i64::from(from_rate.max(1));
+                // i128: a clock rate from SDP may be any u32, and delta × rate must not
+                // overflow.
+                let delta = i128::from(ts.wrapping_sub(last_in) as i32);
+                let scaled = delta * i128::from(to_rate) / i128::from(from_rate.max(1));
                 // Truncation to 32 bits is the wrap-around of RTP timestamps.
                 last_out.wrapping_add(scaled as u32)
             }
@@ -178,8 +180,10 @@ impl Transcoder {
                 && let Some(event) = packet.payload().get(..4)
             {
                 // The event's duration is in clock units too (RFC 4733 §2.3.5).
-                let duration = u32::from(u16::from_be_bytes([event[2], event[3]]));
-                let scaled = (duration * to_clock / from_clock).min(u32::from(u16::MAX)) as u16;
+                let duration = u64::from(u16::from_be_bytes([event[2], event[3]]));
+                // u64: the clocks come from SDP; the field saturates at its 16 bits.
+                let scaled = (duration * u64::from(to_clock) / u64::from(from_clock))
+                    .min(u64::from(u16::MAX)) as u16;
                 let mut payload = packet.payload().to_vec();
                 payload[2..4].copy_from_slice(&scaled.to_be_bytes());
                 packet.set_payload(Bytes::from(payload));
@@ -352,6 +356,27 @@ mod tests {
                 .translate(&packet(101, 1, 0, vec![1, 0, 0, 160]), &mut none)
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn any_clock_rate_from_sdp_is_safe() {
+        let mut t = Transcoder::new(
+            Side::new(pt(0), Box::new(Law::Ulaw)).with_events(pt(101), 1),
+            Side::new(pt(8), Box::new(Law::Alaw)).with_events(pt(101), u32::MAX),
+        );
+        let mut out = Vec::new();
+        for (seq, ts) in [(1, 0), (2, u32::MAX), (3, 1 << 31)] {
+            out.clear();
+            assert!(
+                t.translate(&packet(101, seq, ts, vec![1, 0, 0xFF, 0xFF]), &mut out)
+                    .unwrap()
+            );
+            // The duration saturates at its 16 bits.
+            assert_eq!(
+                &RtpPacket::parse(out.clone()).unwrap().payload()[2..],
+                &[0xFF, 0xFF]
+            );
+        }
     }
 
     #[test]

@@ -93,35 +93,7 @@ fn sipp_registers_100_users_and_calls_through_the_pbx() {
     assert_eq!(aors.len(), 100, "every user's binding is on disk");
 
     // A sipp UAS registers as 3050 from the port it will answer on.
-    let uas_port = free_port().to_string();
-    let uas_csv = dir.join("uas.csv");
-    std::fs::write(
-        &uas_csv,
-        "SEQUENTIAL\n3050;[authentication username=3050 password=pw3050xyz]\n",
-    )
-    .unwrap();
-    let (code, out) = sipp(&[
-        "-sf",
-        &scenario("register.xml"),
-        "-inf",
-        uas_csv.to_str().unwrap(),
-        "-m",
-        "1",
-        &remote,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &uas_port,
-    ]);
-    assert_eq!(code, 0, "sipp register of the UAS: {out}");
-    let uas = {
-        let uas_port = uas_port.clone();
-        std::thread::spawn(move || {
-            sipp(&["-sn", "uas", "-i", "127.0.0.1", "-p", &uas_port, "-m", "20"])
-        })
-    };
-    // Bounded wait for the UAS to bind (a real process).
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let uas = callee(&dir, &pbx, "3050", args(&["-sn", "uas"]), 20);
 
     // 20 calls from 3000 to 3050, each challenged, answered and hung up.
     let calls_csv = dir.join("calls.csv");
@@ -182,50 +154,16 @@ fn sipp_calls_carry_audio_both_ways_through_the_relay() {
                  \n[[users]]\nexten = \"3050\"\nname = \"B\"\npassword = \"pw3050xyz\"\n";
     let pbx = Pbx::start_with(dir.clone(), free_port(), users);
     let remote = pbx.addr.to_string();
-    let uas_port = free_port().to_string();
-    let uas_csv = dir.join("uas.csv");
-    std::fs::write(
-        &uas_csv,
-        "SEQUENTIAL\n3050;[authentication username=3050 password=pw3050xyz]\n",
-    )
-    .unwrap();
-    let (code, out) = sipp(&[
-        "-sf",
-        &scenario("register.xml"),
-        "-inf",
-        uas_csv.to_str().unwrap(),
-        "-m",
-        "1",
-        &remote,
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &uas_port,
-    ]);
-    assert_eq!(code, 0, "sipp register of the UAS: {out}");
     // The UAS echoes the RTP it receives: what the UAC sends comes back through the
     // relay, so both directions carry audio.
     let uas_media = free_port().to_string();
-    let uas = {
-        let uas_port = uas_port.clone();
-        std::thread::spawn(move || {
-            sipp(&[
-                "-sn",
-                "uas",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &uas_port,
-                "-m",
-                "5",
-                "-rtp_echo",
-                "-mp",
-                &uas_media,
-            ])
-        })
-    };
-    // Bounded wait for the UAS to bind (a real process).
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let uas = callee(
+        &dir,
+        &pbx,
+        "3050",
+        args(&["-sn", "uas", "-rtp_echo", "-mp", &uas_media]),
+        5,
+    );
     let scenario_file = dir.join("uac_media.xml");
     std::fs::write(
         &scenario_file,
@@ -308,13 +246,15 @@ fn pbx_with_callees(dir: &std::path::Path, extra: &str) -> Pbx {
     Pbx::start_with(dir.to_path_buf(), free_port(), &users)
 }
 
-/// Registers `user` from a sipp on `port`, then runs `args` there as the callee (one
-/// call) in a thread; returns the thread (its sipp exit code and output).
+/// Registers `user` (password `pw<user>xyz`) from a sipp on a free port, then runs
+/// `args` there as the callee for `calls` calls in a thread; returns the thread (its
+/// sipp exit code and output).
 fn callee(
     dir: &std::path::Path,
     pbx: &Pbx,
     user: &str,
     args: Vec<String>,
+    calls: usize,
 ) -> std::thread::JoinHandle<(i32, String)> {
     let port = free_port().to_string();
     let csv = dir.join(format!("reg-{user}.csv"));
@@ -338,15 +278,20 @@ fn callee(
         &port,
     ]);
     assert_eq!(code, 0, "sipp register of {user}: {out}");
-    serve(args, "127.0.0.1", &port)
+    serve(args, "127.0.0.1", &port, calls)
 }
 
-/// Runs a sipp callee with `args` on `ip`:`port` for one call, in a thread.
-fn serve(args: Vec<String>, ip: &str, port: &str) -> std::thread::JoinHandle<(i32, String)> {
-    let (ip, port) = (ip.to_owned(), port.to_owned());
+/// Runs a sipp callee with `args` on `ip`:`port` for `calls` calls, in a thread.
+fn serve(
+    args: Vec<String>,
+    ip: &str,
+    port: &str,
+    calls: usize,
+) -> std::thread::JoinHandle<(i32, String)> {
+    let (ip, port, calls) = (ip.to_owned(), port.to_owned(), calls.to_string());
     let thread = std::thread::spawn(move || {
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
-        all.extend(["-i", &ip, "-p", &port, "-m", "1"]);
+        all.extend(["-i", &ip, "-p", &port, "-m", &calls]);
         sipp(&all)
     });
     // Bounded wait for it to bind (a real process).
@@ -399,6 +344,7 @@ fn sipp_caller_cancels_while_the_callee_rings() {
         &pbx,
         "3050",
         args(&["-sf", &scenario("uas_ring.xml")]),
+        1,
     );
     let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_cancel.xml"));
     assert_eq!(code, 0, "caller: 180, CANCEL, 200, 487: {out}");
@@ -419,8 +365,9 @@ fn sipp_busy_callee_forwards_to_its_busy_destination() {
         &pbx,
         "3050",
         args(&["-sf", &scenario_with_status(&dir, "uas_refuse.xml", 486)]),
+        1,
     );
-    let answers = callee(&dir, &pbx, "3051", args(&["-sn", "uas"]));
+    let answers = callee(&dir, &pbx, "3051", args(&["-sn", "uas"]), 1);
     let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_auth.xml"));
     assert_eq!(code, 0, "the call is answered by 3051: {out}");
     assert_eq!(busy.join().unwrap().0, 0, "3050 said busy");
@@ -440,6 +387,7 @@ fn sipp_unanswered_call_gets_480_after_the_ring_time() {
         &pbx,
         "3050",
         args(&["-sf", &scenario("uas_ring.xml")]),
+        1,
     );
     let started = std::time::Instant::now();
     let refused = scenario_with_status(&dir, "uac_refused.xml", 480);
@@ -474,8 +422,9 @@ fn sipp_trunk_answering_503_fails_over_to_the_next_trunk() {
         args(&["-sf", &scenario_with_status(&dir, "uas_refuse.xml", 503)]),
         "127.0.0.2",
         &p1.to_string(),
+        1,
     );
-    let answers = serve(args(&["-sn", "uas"]), "127.0.0.3", &p2.to_string());
+    let answers = serve(args(&["-sn", "uas"]), "127.0.0.3", &p2.to_string(), 1);
     let (code, out) = call_from_3000(&dir, &pbx, "0123456789", &scenario("uac_auth.xml"));
     assert_eq!(code, 0, "answered through the second trunk: {out}");
     assert_eq!(
