@@ -53,6 +53,7 @@
 //! [`Dialplan::decide_destination`] when the time comes. Destinations taken at once
 //! (closed schedule, busy, incall) are expanded, at most [`MAX_DEPTH`] deep.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
@@ -61,8 +62,8 @@ use jiff::Timestamp;
 
 use crate::callerid::NormalizedCallerId;
 use crate::config::{
-    ConferenceConfig, Config, ContextKind, CustomConfig, Destination, GroupConfig, ObjectKind,
-    OutcallConfig, QueueConfig, RingStrategy, UserConfig, VoicemailConfig,
+    ConferenceConfig, Config, ContextKind, CustomConfig, Destination, Forward, Forwards,
+    GroupConfig, ObjectKind, OutcallConfig, QueueConfig, RingStrategy, UserConfig, VoicemailConfig,
 };
 use crate::context::{Dialplan, Reached, RouteError};
 use crate::features::{FeatureAction, ForwardKind, ForwardTarget};
@@ -115,6 +116,35 @@ pub trait LiveState: fmt::Debug {
     /// call; the same number gives the same order. 0 by default.
     fn random(&self) -> u64 {
         0
+    }
+
+    /// The user's services (do-not-disturb, forwards) as they are now, when the PBX
+    /// keeps them apart from the configuration (feature codes and the API change them
+    /// while it runs). `None`: the configured ones apply.
+    fn services(&self, user: &str) -> Option<UserServices> {
+        let _ = user;
+        None
+    }
+}
+
+/// The services of a user that change while the PBX runs: do-not-disturb and the
+/// three forwards ([`LiveState::services`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserServices {
+    /// Do not disturb: calls are handled as if the user were busy.
+    pub dnd: bool,
+    /// Unconditional, busy and no-answer forwards.
+    pub forwards: Forwards,
+}
+
+impl UserServices {
+    /// The services a user's configuration sets.
+    pub fn of(user: &UserConfig) -> UserServices {
+        UserServices {
+            dnd: user.dnd,
+            forwards: user.forwards.clone(),
+        }
     }
 }
 
@@ -239,8 +269,8 @@ pub enum Decision<'a> {
     Ring(RingPlan<'a>),
     /// Dial `destination` from `context` instead (a user's forward).
     Forward {
-        /// The number.
-        destination: &'a str,
+        /// The number (owned when it comes from the live state, not the configuration).
+        destination: Cow<'a, str>,
         /// The context to dial it from (the forwarding user's).
         context: &'a str,
         /// Which forward.
@@ -597,7 +627,7 @@ impl Dialplan {
                 destination: ForwardTarget::Toggle,
             } => {
                 let on = user.is_some_and(|u| {
-                    let f = &u.forwards;
+                    let f = services(eval, u).1;
                     match kind {
                         ForwardKind::Unconditional => f.unconditional.enabled,
                         ForwardKind::NoAnswer => f.no_answer.enabled,
@@ -674,12 +704,12 @@ impl Dialplan {
                 format!("filter '{}' does not apply", filter.name),
             );
         }
-        if user.dnd {
+        let (dnd, forwards) = services(eval, user);
+        if dnd {
             eval.note(Rule::Dnd, Outcome::Decided, "on: handled as busy");
             return self.expand(eval, self.destination_for(user, Case::Busy));
         }
-        let forwards = &user.forwards;
-        if let Some(d) = enabled(&forwards.unconditional) {
+        if let Some(d) = forward_to(&forwards, |f| &f.unconditional) {
             eval.note(
                 Rule::UnconditionalForward,
                 Outcome::Decided,
@@ -698,12 +728,12 @@ impl Dialplan {
                 Outcome::Decided,
                 format!("{in_use} calls, limit {}", user.simultaneous_calls),
             );
-            let next = self.fallback(user, Case::Busy);
+            let next = self.fallback(user, &forwards, Case::Busy);
             return self.expand(eval, next);
         }
         if user.lines.is_empty() {
             eval.note(Rule::Ring, Outcome::Decided, "no line: failure");
-            return self.expand(eval, self.fallback(user, Case::Failure));
+            return self.expand(eval, self.fallback(user, &forwards, Case::Failure));
         }
         eval.note(
             Rule::Ring,
@@ -720,7 +750,7 @@ impl Dialplan {
                 delay: Duration::ZERO,
             }],
             group: None,
-            fallbacks: self.fallbacks(user, None),
+            fallbacks: self.fallbacks(user, &forwards, None),
         }))
     }
 
@@ -750,33 +780,41 @@ impl Dialplan {
         Decision::Ring(RingPlan {
             steps,
             group: None,
-            fallbacks: self.fallbacks(boss, filter.no_answer.as_ref()),
+            fallbacks: self.fallbacks(boss, &services(eval, boss).1, filter.no_answer.as_ref()),
         })
     }
 
     fn fallbacks<'a>(
         &'a self,
         user: &'a UserConfig,
+        forwards: &Cow<'a, Forwards>,
         no_answer: Option<&'a Destination>,
     ) -> Fallbacks<'a> {
         let no_answer = match no_answer {
             Some(d) => Decision::Destination(d),
-            None => self.fallback(user, Case::NoAnswer),
+            None => self.fallback(user, forwards, Case::NoAnswer),
         };
         Fallbacks {
             no_answer: Box::new(no_answer),
-            busy: Box::new(self.fallback(user, Case::Busy)),
-            congestion: Box::new(self.fallback(user, Case::Congestion)),
-            failure: Box::new(self.fallback(user, Case::Failure)),
+            busy: Box::new(self.fallback(user, forwards, Case::Busy)),
+            congestion: Box::new(self.fallback(user, forwards, Case::Congestion)),
+            failure: Box::new(self.fallback(user, forwards, Case::Failure)),
         }
     }
 
-    /// Where a call goes in `case`: the user's forward for it, else
-    /// [`destination_for`](Self::destination_for).
-    fn fallback<'a>(&'a self, user: &'a UserConfig, case: Case) -> Decision<'a> {
+    /// Where a call goes in `case`: the user's forward for it (`forwards`, as they
+    /// are now), else [`destination_for`](Self::destination_for).
+    fn fallback<'a>(
+        &'a self,
+        user: &'a UserConfig,
+        forwards: &Cow<'a, Forwards>,
+        case: Case,
+    ) -> Decision<'a> {
         let forward = match case {
-            Case::NoAnswer => enabled(&user.forwards.no_answer).map(|d| (d, ForwardKind::NoAnswer)),
-            Case::Busy => enabled(&user.forwards.busy).map(|d| (d, ForwardKind::Busy)),
+            Case::NoAnswer => {
+                forward_to(forwards, |f| &f.no_answer).map(|d| (d, ForwardKind::NoAnswer))
+            }
+            Case::Busy => forward_to(forwards, |f| &f.busy).map(|d| (d, ForwardKind::Busy)),
             Case::Congestion | Case::Failure => None,
         };
         match forward {
@@ -1158,8 +1196,28 @@ impl Dialplan {
 }
 
 /// A forward's destination when it is on and has one.
-fn enabled(forward: &crate::config::Forward) -> Option<&str> {
+fn enabled(forward: &Forward) -> Option<&str> {
     Some(forward.destination.as_str()).filter(|d| forward.enabled && !d.is_empty())
+}
+
+/// A user's do-not-disturb and forwards as they are now: the live state's when the
+/// PBX keeps them, else the configured ones (borrowed, no copy).
+fn services<'a>(eval: &Eval<'a, '_>, user: &'a UserConfig) -> (bool, Cow<'a, Forwards>) {
+    match eval.call.user_state.services(&user.name) {
+        Some(live) => (live.dnd, Cow::Owned(live.forwards)),
+        None => (user.dnd, Cow::Borrowed(&user.forwards)),
+    }
+}
+
+/// The destination of the forward `pick` chooses, when it is on.
+fn forward_to<'a>(
+    forwards: &Cow<'a, Forwards>,
+    pick: impl Fn(&Forwards) -> &Forward,
+) -> Option<Cow<'a, str>> {
+    match forwards {
+        Cow::Borrowed(f) => enabled(pick(f)).map(Cow::Borrowed),
+        Cow::Owned(f) => enabled(pick(f)).map(|d| Cow::Owned(d.to_owned())),
+    }
 }
 
 impl Dialplan {

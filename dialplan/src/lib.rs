@@ -125,7 +125,7 @@
 //! // Alice calls Bob, who is busy: his busy forward.
 //! let routed = dialplan.decide(&CallAttempt { caller: Caller { number: "1000", name: "Alice", user: Some("alice") }, ..call("1001") })?;
 //! assert_eq!(routed.decision, Decision::Forward {
-//!     destination: "1000",
+//!     destination: "1000".into(),
 //!     context: "default",
 //!     reason: ForwardKind::Busy,
 //! });
@@ -209,7 +209,7 @@ pub mod table;
 
 pub use config::{Config, ConfigError};
 pub use context::{Dialplan, Hit, Reached, RouteError};
-pub use decision::{CallAttempt, Caller, Decision, LiveState, Routed};
+pub use decision::{CallAttempt, Caller, Decision, LiveState, Routed, UserServices};
 pub use features::{FeatureAction, ForwardKind, ForwardTarget};
 pub use incall::{IncallDecision, IncallOutcome, IncomingCall};
 pub use outcall::{OutcallDecision, OutgoingCall};

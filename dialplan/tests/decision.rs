@@ -307,7 +307,7 @@ fn no_answer_forward_overrides_the_destination() {
     assert_eq!(
         *plan.fallbacks.no_answer,
         Decision::Forward {
-            destination: "1002",
+            destination: "1002".into(),
             context: "default",
             reason: ForwardKind::NoAnswer
         }
@@ -355,7 +355,7 @@ fn unconditional_forward_before_busy() {
     assert_eq!(
         *then,
         Decision::Forward {
-            destination: "0612345678",
+            destination: "0612345678".into(),
             context: "default",
             reason: ForwardKind::Unconditional
         }
@@ -380,7 +380,7 @@ fn busy_forward_and_busy_destination() {
     assert_eq!(
         routed.decision,
         Decision::Forward {
-            destination: "1000",
+            destination: "1000".into(),
             context: "default",
             reason: ForwardKind::Busy
         }
@@ -741,4 +741,111 @@ proptest! {
             }
         }
     }
+}
+
+/// Services changed while the PBX runs (feature codes, the API), kept apart from the
+/// configuration.
+#[derive(Debug, Default)]
+struct Live(HashMap<String, pbxkit_dialplan::UserServices>);
+
+impl pbxkit_dialplan::LiveState for Live {
+    fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
+        self.0.get(user).cloned()
+    }
+}
+
+#[test]
+fn live_services_replace_the_configured_ones() {
+    use pbxkit_dialplan::config::{Forward, Forwards};
+    use pbxkit_dialplan::{LiveState, UserServices};
+    let d = dialplan();
+    let decide = |live: &Live, dialed: &'static str, from: &'static str| {
+        let attempt = CallAttempt {
+            context: "default",
+            caller: Caller {
+                number: from,
+                name: "",
+                user: Some(if from == "1000" { "alice" } else { "dave" }),
+            },
+            dialed,
+            at: TUESDAY_10H.parse().expect("timestamp"),
+            user_state: live as &dyn LiveState,
+        };
+        d.decide(&attempt).expect("routed").decision.clone()
+    };
+    let mut live = Live::default();
+    // Carol is configured in DND with an unconditional forward; live, she is neither.
+    live.0.insert("carol".into(), UserServices::default());
+    assert!(matches!(decide(&live, "1002", "1000"), Decision::Ring(_)));
+    // Alice turns an unconditional forward on at run time: owned destination.
+    live.0.insert(
+        "alice".into(),
+        UserServices {
+            dnd: false,
+            forwards: Forwards {
+                unconditional: Forward {
+                    enabled: true,
+                    destination: "1001".into(),
+                },
+                ..Forwards::default()
+            },
+        },
+    );
+    assert_eq!(
+        decide(&live, "1000", "1003"),
+        Decision::Forward {
+            destination: "1001".into(),
+            context: "default",
+            reason: ForwardKind::Unconditional
+        }
+    );
+    // *21 alone now turns it off (the live forward is on), instead of asking.
+    let Decision::Feature { action, .. } = decide(&live, "*21", "1000") else {
+        panic!("a feature")
+    };
+    assert_eq!(
+        action,
+        FeatureAction::SetForward {
+            kind: ForwardKind::Unconditional,
+            destination: ForwardTarget::Off
+        }
+    );
+    // Live DND: busy, whatever the forwards say.
+    live.0.get_mut("alice").expect("alice").dnd = true;
+    assert!(!matches!(
+        decide(&live, "1000", "1003"),
+        Decision::Forward {
+            reason: ForwardKind::Unconditional,
+            ..
+        }
+    ));
+    // A live busy forward is the busy fallback of a ring plan.
+    live.0.insert(
+        "bob".into(),
+        UserServices {
+            dnd: false,
+            forwards: Forwards {
+                busy: Forward {
+                    enabled: true,
+                    destination: "1003".into(),
+                },
+                ..Forwards::default()
+            },
+        },
+    );
+    let decision = decide(&live, "1001", "1000");
+    let plan = ring(&decision);
+    assert_eq!(
+        *plan.fallbacks.busy,
+        Decision::Forward {
+            destination: "1003".into(),
+            context: "default",
+            reason: ForwardKind::Busy
+        }
+    );
+    // Bob's configured no-answer forward is gone in his live services.
+    assert!(!matches!(
+        *plan.fallbacks.no_answer,
+        Decision::Forward { .. }
+    ));
 }

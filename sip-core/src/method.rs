@@ -137,6 +137,8 @@ impl StatusCode {
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
     /// 483 Too Many Hops.
     pub const TOO_MANY_HOPS: StatusCode = StatusCode(483);
+    /// 484 Address Incomplete: more digits are needed.
+    pub const ADDRESS_INCOMPLETE: StatusCode = StatusCode(484);
     /// 486 Busy Here.
     pub const BUSY_HERE: StatusCode = StatusCode(486);
     /// 487 Request Terminated.

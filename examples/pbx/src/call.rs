@@ -82,6 +82,7 @@ pub(crate) struct CallSetup {
     pub(crate) realm: String,
     pub(crate) ports: Arc<PortPool>,
     pub(crate) cdr: Cdr,
+    pub(crate) bus: crate::events::Bus,
 }
 
 /// How ringing ended without an answer.
@@ -278,7 +279,13 @@ pub(crate) async fn run(
         .map(|c| c.0.to_string())
         .unwrap_or_default();
     let cdr = setup.cdr.clone();
+    let bus = setup.bus.clone();
     let (src, dst) = (setup.caller_exten.clone(), setup.dialed.clone());
+    bus.publish(crate::events::Event::CallCreated {
+        call_id: call_id.clone(),
+        caller: src.clone(),
+        dialed: dst.clone(),
+    });
     let _ = notices.send(Notice::InUse(src.clone(), 1)).await;
     let record = match connect(setup, a, endpoint, &notices).await {
         Ok(answered) => {
@@ -298,9 +305,19 @@ pub(crate) async fn run(
                 Some(answered.hangup.by),
             );
             record.hangup_cause = answered.hangup.cause;
+            bus.publish(crate::events::Event::CallEnded {
+                call_id: call_id.clone(),
+                answered: true,
+                cause: answered.hangup.cause,
+            });
             record
         }
         Err(u) => {
+            bus.publish(crate::events::Event::CallEnded {
+                call_id: call_id.clone(),
+                answered: false,
+                cause: pbxkit_sip::cause::cause_for_status(u.status),
+            });
             let _ = notices.send(Notice::InUse(src.clone(), -1)).await;
             Record::new(
                 start,
@@ -344,7 +361,7 @@ async fn connect(
             StatusCode::new(422).unwrap_or(StatusCode::BAD_REQUEST),
         ));
     }
-    let (inputs_tx, mut inputs) = mpsc::channel(64);
+    let (inputs_tx, mut inputs) = mpsc::channel(crate::service::CALL_QUEUE);
     let a_key: DialogKey = (a_call_id.clone(), a_tag.clone());
     let _ = notices
         .send(Notice::Route {
@@ -609,7 +626,7 @@ async fn route(
                 reason,
             } => {
                 tracing::info!(call_id = %a_call_id, to = %destination, ?reason, "forward");
-                match dialplan.decide(&attempt(setup, context, destination)) {
+                match dialplan.decide(&attempt(setup, context, &destination)) {
                     Ok(routed) => {
                         note_busy(&routed, &mut last);
                         routed.decision
@@ -923,6 +940,10 @@ pub(crate) async fn ring_branches(
         events,
     ));
     let answered_at = cdr::now();
+    setup.bus.publish(crate::events::Event::CallAnswered {
+        call_id: a_call_id.to_owned(),
+        callee: callee.clone(),
+    });
     let Some(Branch {
         invite: b_invite,
         target: b_target,

@@ -11,13 +11,17 @@ pub(crate) const DEFAULT: &str = include_str!("default.toml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
+    #[serde(default)]
     pub(crate) sip: Sip,
     #[serde(default)]
     pub(crate) registrar: Registrar,
     #[serde(default)]
     pub(crate) pbx: Pbx,
+    #[serde(default)]
     pub(crate) rtp: Rtp,
+    #[serde(default)]
     pub(crate) http: Http,
+    #[serde(default)]
     pub(crate) provisioning: Provisioning,
     #[serde(default)]
     pub(crate) security: Security,
@@ -33,6 +37,9 @@ pub(crate) struct Config {
     pub(crate) incalls: Vec<Incall>,
     #[serde(default)]
     pub(crate) groups: Vec<Group>,
+    /// Users by extension (position in `users`), built by [`Config::parse`].
+    #[serde(skip)]
+    user_index: std::collections::HashMap<String, usize>,
 }
 
 /// A ring group: an extension that rings its member users, together or one after
@@ -187,6 +194,22 @@ pub(crate) struct Sip {
     /// The shortest session interval accepted (422 below it).
     #[serde(default = "default_min_se")]
     pub(crate) min_se: u32,
+    /// The secret digest nonces are signed with (at least 32 characters). Nodes that
+    /// share it accept each other's nonces; a random one per start when absent.
+    #[serde(default)]
+    pub(crate) nonce_secret: Option<String>,
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        Sip {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            realm: default_realm(),
+            session_expires: default_session_expires(),
+            min_se: default_min_se(),
+            nonce_secret: None,
+        }
+    }
 }
 
 fn default_session_expires() -> u32 {
@@ -228,6 +251,11 @@ pub(crate) struct Pbx {
     pub(crate) ring_time: u64,
     /// The country whose call-progress tones the PBX plays (`fr`, `us`, `uk`, `de`).
     pub(crate) tones: String,
+    /// Threads that run the PBX; 0: one per core.
+    pub(crate) workers: usize,
+    /// This node's name, in the Contact of every leg it places, so that requests for
+    /// its calls can be routed back to it when several nodes share the work.
+    pub(crate) node_id: String,
 }
 
 impl Default for Pbx {
@@ -236,6 +264,8 @@ impl Default for Pbx {
             data_dir: PathBuf::from("pbxkit-data"),
             ring_time: 30,
             tones: "fr".into(),
+            workers: 0,
+            node_id: "pbx".into(),
         }
     }
 }
@@ -282,6 +312,15 @@ pub(crate) struct Rtp {
     pub(crate) port_max: u16,
 }
 
+impl Default for Rtp {
+    fn default() -> Self {
+        Rtp {
+            port_min: 10000,
+            port_max: 20000,
+        }
+    }
+}
+
 /// The REST API listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,11 +328,27 @@ pub(crate) struct Http {
     pub(crate) listen: SocketAddr,
 }
 
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9486)),
+        }
+    }
+}
+
 /// The phone provisioning server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Provisioning {
     pub(crate) http_listen: SocketAddr,
+}
+
+impl Default for Provisioning {
+    fn default() -> Self {
+        Provisioning {
+            http_listen: SocketAddr::from(([0, 0, 0, 0], 8667)),
+        }
+    }
 }
 
 /// A user with one SIP line whose username is the extension.
@@ -387,10 +442,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 impl Config {
     /// Parses a configuration, checking what serde cannot.
     pub(crate) fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
             message: e.message().to_owned(),
             at: e.span().map(|s| line_col(text, s.start)),
         })?;
+        // The index first: the checks below look users up.
+        config.user_index = config
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.exten.clone(), i))
+            .collect();
         // The first place `key` appears outside a comment.
         let at_key = |key: &str| {
             text.match_indices(key)
@@ -594,12 +656,51 @@ impl Config {
                 });
             }
         }
+        if config
+            .sip
+            .nonce_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 32)
+        {
+            return Err(ConfigError {
+                message: "sip: nonce_secret needs at least 32 characters".into(),
+                at: at_key("nonce_secret"),
+            });
+        }
+        if config.pbx.node_id.is_empty()
+            || !config
+                .pbx
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ConfigError {
+                message: "pbx: node_id must be letters, digits and '-'".into(),
+                at: at_key("node_id"),
+            });
+        }
         Ok(config)
     }
 
     /// A user by extension.
     pub(crate) fn user(&self, exten: &str) -> Option<&User> {
-        self.users.iter().find(|u| u.exten == exten)
+        self.users.get(*self.user_index.get(exten)?)
+    }
+
+    /// The services (DND, forwards) a user's configuration gives it.
+    pub(crate) fn services(user: &User) -> pbxkit_dialplan::UserServices {
+        let forward = |to: &Option<String>| pbxkit_dialplan::config::Forward {
+            enabled: to.is_some(),
+            destination: to.clone().unwrap_or_default(),
+        };
+        pbxkit_dialplan::UserServices {
+            dnd: user.dnd,
+            forwards: pbxkit_dialplan::config::Forwards {
+                unconditional: forward(&user.forward_unconditional),
+                busy: forward(&user.forward_busy),
+                no_answer: forward(&user.forward_no_answer),
+            },
+        }
     }
 
     /// A group by extension.
@@ -744,5 +845,30 @@ mod tests {
         let text = DEFAULT.replace("exten = \"1001\"", "exten = \"1000\"");
         let err = Config::parse(&text).unwrap_err();
         assert!(err.message.contains("1000 is defined twice"));
+    }
+
+    #[test]
+    fn omitted_sections_take_their_defaults() {
+        let config = Config::parse(
+            "[[users]]\nexten = \"1000\"\nname = \"A\"\npassword = \"a long secret\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.sip.listen.port(), 5060);
+        assert_eq!(config.rtp.port_min, 10000);
+        assert_eq!(config.http.listen.ip().to_string(), "127.0.0.1");
+        assert_eq!(config.pbx.node_id, "pbx");
+        assert_eq!(config.user("1000").map(|u| u.name.as_str()), Some("A"));
+        assert!(config.user("1001").is_none());
+    }
+
+    #[test]
+    fn nonce_secret_and_node_id_are_checked() {
+        let text = DEFAULT.replace("min_se = 90", "min_se = 90\nnonce_secret = \"short\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("32 characters"), "{err:?}");
+        let text = DEFAULT.replace("node_id = \"pbx\"", "node_id = \"a b\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("node_id"), "{err:?}");
+        assert!(err.at.is_some());
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Live {
     pub(crate) groups: Arc<History>,
     /// This call's draw for the random strategies.
     pub(crate) random: u64,
+    /// Users' live services (DND, forwards), read when the call is routed.
+    pub(crate) users: Option<crate::live::Users>,
 }
 
 impl LiveState for Live {
@@ -79,6 +81,10 @@ impl LiveState for Live {
 
     fn random(&self) -> u64 {
         self.random
+    }
+
+    fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
+        self.users.as_ref()?.get(user)
     }
 }
 

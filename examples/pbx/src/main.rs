@@ -10,9 +10,12 @@ mod call;
 mod cdr;
 mod codecs;
 mod config;
+mod events;
+mod features;
 mod fork;
 mod groups;
 mod ids;
+mod live;
 mod media;
 mod routing;
 mod service;
@@ -143,8 +146,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    // One worker per core unless configured.
+    let workers = match config.pbx.workers {
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        n => n,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
@@ -154,10 +162,60 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(source, config))
+    runtime.block_on(serve(source, cli.config, config))
 }
 
-async fn serve(source: String, config: Arc<Config>) -> ExitCode {
+/// Re-reads `file` on every SIGHUP and hands the checked, compiled configuration to
+/// the service; a file that does not load is logged and the PBX goes on with the
+/// configuration it has.
+fn reload_on_sighup(file: Option<String>) -> tokio::sync::mpsc::Receiver<service::Reload> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangup = signal(SignalKind::hangup());
+        tokio::spawn(async move {
+            let Ok(mut hangup) = hangup else {
+                tracing::warn!("cannot listen for SIGHUP: no reload");
+                return;
+            };
+            while hangup.recv().await.is_some() {
+                let Some(file) = &file else {
+                    tracing::warn!("SIGHUP: running on the embedded default, nothing to reload");
+                    continue;
+                };
+                let path = file.clone();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{path}: cannot read: {e}"))?;
+                    let config = load(&path, &text)?;
+                    let dialplan = routing::dialplan(&config)?;
+                    Ok::<_, String>(service::Reload {
+                        config: Arc::new(config),
+                        dialplan: Arc::new(dialplan),
+                    })
+                })
+                .await;
+                match loaded {
+                    Ok(Ok(reload)) => {
+                        if tx.send(reload).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "reload refused; the running configuration stays")
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop((tx, file));
+    rx
+}
+
+async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> ExitCode {
     let store = match store::FileStore::open(&config.pbx.data_dir) {
         Ok(store) => store,
         Err(e) => {
@@ -194,9 +252,30 @@ async fn serve(source: String, config: Arc<Config>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let bus = events::Bus::new();
+    let users = match live::Users::open(
+        Arc::new(live::FileUserStore::new(&config.pbx.data_dir)),
+        bus.clone(),
+    )
+    .await
+    {
+        Ok(users) => users,
+        Err(e) => {
+            eprintln!("pbxkit: cannot read the users' live state: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let stop = stop_signal();
+    let reloads = reload_on_sighup(file);
     print_banner(&source, &config, endpoint.local_addr());
-    service::run(config, dialplan, endpoint, store, cdr, stop).await;
+    let parts = service::Parts {
+        store,
+        cdr,
+        users,
+        bus,
+        reloads,
+    };
+    service::run(config, dialplan, endpoint, parts, stop).await;
     // Calls have ended (or the grace period is over): their CDRs are queued.
     cdr_writer.finish();
     println!("pbxkit: stopped");

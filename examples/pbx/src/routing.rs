@@ -255,9 +255,9 @@ mod tests {
             matches!(
                 *plan.fallbacks.busy,
                 pbxkit_dialplan::Decision::Forward {
-                    destination: "1002",
+                    ref destination,
                     ..
-                }
+                } if destination == "1002"
             ),
             "{:?}",
             plan.fallbacks.busy
@@ -265,9 +265,9 @@ mod tests {
         assert!(matches!(
             *plan.fallbacks.no_answer,
             pbxkit_dialplan::Decision::Forward {
-                destination: "1003",
+                ref destination,
                 ..
-            }
+            } if destination == "1003"
         ));
     }
 

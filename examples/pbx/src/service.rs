@@ -64,8 +64,33 @@ pub(crate) enum Notice {
     },
 }
 
+/// A new configuration to run on (SIGHUP), compiled and checked: calls in progress
+/// keep the one they started with, new calls take this one.
+#[derive(Debug)]
+pub(crate) struct Reload {
+    pub(crate) config: Arc<Config>,
+    pub(crate) dialplan: Arc<pbxkit_dialplan::Dialplan>,
+}
+
+/// What the service needs besides the endpoint and the configuration.
+pub(crate) struct Parts {
+    pub(crate) store: FileStore,
+    pub(crate) cdr: Cdr,
+    pub(crate) users: crate::live::Users,
+    pub(crate) bus: crate::events::Bus,
+    pub(crate) reloads: mpsc::Receiver<Reload>,
+}
+
+/// How many inputs wait for a call before more are refused (requests get 503 and
+/// are retried by the phone): a call that is slow to read them must not make the
+/// service loop wait.
+pub(crate) const CALL_QUEUE: usize = 64;
+
 struct Service {
     config: Arc<Config>,
+    /// Users' live services, shared with every call.
+    users: crate::live::Users,
+    bus: crate::events::Bus,
     endpoint: EndpointHandle,
     digest: DigestServer,
     registrar: SharedRegistrar,
@@ -106,10 +131,16 @@ pub(crate) async fn run(
     config: Arc<Config>,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     mut endpoint: Endpoint,
-    store: FileStore,
-    cdr: Cdr,
+    parts: Parts,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Parts {
+        store,
+        cdr,
+        users,
+        bus,
+        mut reloads,
+    } = parts;
     let r = &config.registrar;
     let registrar = Registrar::new(
         RegistrarConfig {
@@ -162,14 +193,23 @@ pub(crate) async fn run(
         }
     }
     let (alive, mut all_done) = mpsc::channel::<()>(1);
+    // Nodes sharing a configured secret accept each other's nonces.
+    let secret = config
+        .sip
+        .nonce_secret
+        .as_ref()
+        .map_or_else(|| ids::secret().to_vec(), |s| s.as_bytes().to_vec());
+    let _ = NODE_ID.set(config.pbx.node_id.clone());
     let mut service = Service {
+        users,
+        bus,
         calls_active: Arc::default(),
         calls_total: 0,
         alive: Some(alive),
         cdr,
         bans,
         stopping: false,
-        digest: DigestServer::new(&config.sip.realm, &ids::secret(), 300),
+        digest: DigestServer::new(&config.sip.realm, &secret, 300),
         endpoint: endpoint.handle(),
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
@@ -187,6 +227,19 @@ pub(crate) async fn run(
             config_rtp.1,
         )),
     };
+    // The operator's view of the bus: every event at debug level.
+    let mut watched = service.bus.subscribe();
+    let _log = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match watched.recv().await {
+                Ok(event) => tracing::debug!(?event, "event"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "event log behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }));
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     let mut stats = tokio::time::interval(STATS_EVERY);
     let mut calls_at_last_stats = 0;
@@ -198,6 +251,7 @@ pub(crate) async fn run(
             // looked up before the registration is applied.
             biased;
             Some(notice) = notice_rx.recv() => service.notice(notice),
+            Some(reload) = reloads.recv() => service.reload(reload),
             incoming = endpoint.next() => match incoming {
                 Some(incoming) => service.incoming(incoming).await,
                 None => break,
@@ -284,6 +338,65 @@ impl Service {
             in_use: self.in_use.clone(),
             groups: self.groups.clone(),
             random: ids::random_u64(),
+            users: Some(self.users.clone()),
+        }
+    }
+
+    /// Runs on a new configuration from now on. What is bound at start-up (listen
+    /// addresses, RTP ports, data directory, realm, registrar bounds, trunks'
+    /// registrations) keeps its old value until a restart, and the log says so.
+    fn reload(&mut self, reload: Reload) {
+        let (old, new) = (&self.config, &reload.config);
+        let restart_only = [
+            ("sip", format!("{:?}", old.sip) != format!("{:?}", new.sip)),
+            ("rtp", format!("{:?}", old.rtp) != format!("{:?}", new.rtp)),
+            (
+                "registrar",
+                format!("{:?}", old.registrar) != format!("{:?}", new.registrar),
+            ),
+            ("data_dir", old.pbx.data_dir != new.pbx.data_dir),
+            (
+                "trunks",
+                format!("{:?}", old.trunks) != format!("{:?}", new.trunks),
+            ),
+        ];
+        for (section, changed) in restart_only {
+            if changed {
+                tracing::warn!(
+                    section,
+                    "configuration reloaded; this section's changes apply at the next restart"
+                );
+            }
+        }
+        tracing::info!(users = new.users.len(), "configuration reloaded");
+        self.config = reload.config;
+        self.dialplan = reload.dialplan;
+    }
+
+    /// Hands `input` to a call without waiting: a call whose queue is full gets it
+    /// later from a task of its own when it must not be lost (CANCEL), or has it
+    /// refused (a request gets 503, and the phone retries; an ACK is sent again with
+    /// the 2xx retransmission that asks for it).
+    async fn to_call(&self, inputs: &mpsc::Sender<CallInput>, input: CallInput) {
+        match inputs.try_send(input) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => match input {
+                CallInput::Request(req) => {
+                    tracing::debug!("call busy: 503");
+                    let mut r =
+                        Message::response_to(&req.request, StatusCode::SERVICE_UNAVAILABLE, None);
+                    r.headers_mut()
+                        .push(HeaderName::RetryAfter, ByteStr::from_static("1"));
+                    let _ = req.respond(r).await;
+                }
+                CallInput::Ack => {}
+                other => {
+                    let inputs = inputs.clone();
+                    tokio::spawn(async move {
+                        let _ = inputs.send(other).await;
+                    });
+                }
+            },
         }
     }
 
@@ -364,12 +477,12 @@ impl Service {
             Incoming::Request(req) => self.request(req).await,
             Incoming::Ack { request, .. } => {
                 if let Some(inputs) = dialog_key(&request).and_then(|k| self.dialogs.get(&k)) {
-                    let _ = inputs.send(CallInput::Ack).await;
+                    self.to_call(inputs, CallInput::Ack).await;
                 }
             }
             Incoming::Cancelled { tx, .. } => {
                 if let Some(inputs) = self.invites.get(&tx) {
-                    let _ = inputs.send(CallInput::Cancelled).await;
+                    self.to_call(inputs, CallInput::Cancelled).await;
                 }
             }
             _ => {}
@@ -386,7 +499,8 @@ impl Service {
         if req.request.to().is_ok_and(|t| t.tag().is_some()) {
             match dialog_key(&req.request).and_then(|k| self.dialogs.get(&k)) {
                 Some(inputs) => {
-                    let _ = inputs.send(CallInput::Request(Box::new(req))).await;
+                    self.to_call(inputs, CallInput::Request(Box::new(req)))
+                        .await;
                 }
                 None => {
                     tracing::debug!(key = ?dialog_key(&req.request), known = self.dialogs.len(), "no dialog: 481");
@@ -495,6 +609,10 @@ impl Service {
         let response = match registered {
             Ok(bindings) => {
                 tracing::info!(user = %user, peer = %req.source.addr, contacts = bindings.len(), "registered");
+                self.bus.publish(crate::events::Event::Registration {
+                    user: user.clone(),
+                    contacts: bindings.len(),
+                });
                 Registrar::<FileStore>::ok_response(&req.request, &bindings, &tag, now)
             }
             Err(e) => e.response(&req.request, &tag),
@@ -539,6 +657,7 @@ impl Service {
                 realm: self.config.sip.realm.clone(),
                 ports: self.ports.clone(),
                 cdr: self.cdr.clone(),
+                bus: self.bus.clone(),
             };
             self.spawn_call(call::run(
                 setup,
@@ -557,6 +676,16 @@ impl Service {
             answer(&req, StatusCode::BUSY_HERE).await;
             return;
         }
+        // Feature codes that change the caller's services (the default codes start
+        // with `*`: other calls are not routed twice).
+        let req = if dialed.starts_with('*') {
+            match self.feature(req, &caller, &dialed) {
+                Some(req) => req,
+                None => return,
+            }
+        } else {
+            req
+        };
         if let Some(ext) = self.config.extension(&dialed) {
             let call = crate::apps::AppCall {
                 caller,
@@ -588,6 +717,7 @@ impl Service {
             realm: self.config.sip.realm.clone(),
             ports: self.ports.clone(),
             cdr: self.cdr.clone(),
+            bus: self.bus.clone(),
         };
         self.spawn_call(call::run(
             setup,
@@ -595,6 +725,65 @@ impl Service {
             self.endpoint.clone(),
             self.notices.clone(),
         ));
+    }
+}
+
+impl Service {
+    /// Runs `dialed` as a feature code of `caller` when it is one that changes
+    /// services: the change is saved, then the caller hears the confirmation beeps.
+    /// Gives the request back when it is not such a code.
+    fn feature(&mut self, req: ServerRequest, caller: &str, dialed: &str) -> Option<ServerRequest> {
+        let user = self.config.user(caller)?;
+        let live = self.live();
+        let attempt = pbxkit_dialplan::CallAttempt {
+            context: "default",
+            caller: pbxkit_dialplan::Caller {
+                number: caller,
+                name: &user.name,
+                user: Some(caller),
+            },
+            dialed,
+            at: jiff::Timestamp::now(),
+            user_state: &live,
+        };
+        let action = match self.dialplan.decide(&attempt).map(|r| r.decision) {
+            Ok(pbxkit_dialplan::Decision::Feature { action, .. })
+                if crate::features::changes_services(&action) =>
+            {
+                action
+            }
+            _ => return Some(req),
+        };
+        let configured = Config::services(user);
+        let (users, caller, dialed) = (self.users.clone(), caller.to_owned(), dialed.to_owned());
+        let call = crate::apps::AppCall {
+            caller: caller.clone(),
+            exten: dialed,
+            app: crate::config::App::Playback,
+            file: None,
+            cdr: self.cdr.clone(),
+        };
+        let (endpoint, notices, ports) = (
+            self.endpoint.clone(),
+            self.notices.clone(),
+            self.ports.clone(),
+        );
+        self.spawn_call(async move {
+            match crate::features::apply(&users, &caller, &configured, &action).await {
+                Ok(services) => {
+                    tracing::debug!(user = %caller, ?services, "services changed");
+                    crate::apps::run(call, req, endpoint, notices, ports).await;
+                }
+                Err(crate::features::FeatureError::Incomplete) => {
+                    answer(&req, StatusCode::ADDRESS_INCOMPLETE).await;
+                }
+                Err(e) => {
+                    tracing::error!(user = %caller, error = %e, "feature code not applied");
+                    answer(&req, StatusCode::SERVER_INTERNAL_ERROR).await;
+                }
+            }
+        });
+        None
     }
 }
 
@@ -703,20 +892,40 @@ pub(crate) fn advertised(
     if !local.ip().is_unspecified() {
         return local;
     }
-    let wildcard: std::net::SocketAddr = if peer.is_ipv6() {
-        "[::]:0"
-    } else {
-        "0.0.0.0:0"
+    std::net::SocketAddr::new(route_source(peer.ip()).unwrap_or(local.ip()), local.port())
+}
+
+/// Most peers whose route source is remembered; the table starts again when full.
+const ROUTES_KEPT: usize = 4096;
+
+/// The local address the kernel sends from towards `peer`, asked once per peer
+/// (connecting a UDP socket is a syscall, not to be made for every Via and Contact).
+fn route_source(peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static ROUTES: OnceLock<Mutex<HashMap<std::net::IpAddr, std::net::IpAddr>>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(Mutex::default);
+    if let Some(ip) = routes.lock().ok()?.get(&peer) {
+        return Some(*ip);
     }
-    .parse()
-    .unwrap_or(local);
+    let wildcard = if peer.is_ipv6() {
+        std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        std::net::SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    };
     let ip = std::net::UdpSocket::bind(wildcard)
         .and_then(|s| {
-            s.connect(peer)?;
+            s.connect((peer, 9))?;
             s.local_addr()
         })
-        .map_or(local.ip(), |a| a.ip());
-    std::net::SocketAddr::new(ip, local.port())
+        .ok()?
+        .ip();
+    let mut routes = routes.lock().ok()?;
+    if routes.len() >= ROUTES_KEPT {
+        routes.clear();
+    }
+    routes.insert(peer, ip);
+    Some(ip)
 }
 
 /// Our Contact towards `target`.
@@ -727,10 +936,15 @@ pub(crate) fn our_contact(endpoint: &EndpointHandle, target: Target) -> ByteStr 
         ""
     };
     ByteStr::from(format!(
-        "<sip:pbx@{}{t}>",
+        "<sip:{}@{}{t}>",
+        NODE_ID.get().map_or("pbx", String::as_str),
         advertised(endpoint, target.addr)
     ))
 }
+
+/// This node's id (`[pbx] node_id`), the user part of our Contact: requests within
+/// our dialogs name the node that owns the call, for a proxy in front of several.
+static NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 #[cfg(test)]
 mod tests {

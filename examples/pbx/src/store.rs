@@ -221,9 +221,19 @@ fn write_loop(
 }
 
 fn write(file: &Path, aors: &BTreeMap<String, Vec<Saved>>) -> io::Result<()> {
-    let tmp = file.with_extension("json.tmp");
+    write_atomic(
+        file,
+        &serde_json::to_vec_pretty(aors).map_err(io::Error::other)?,
+    )
+}
+
+/// Replaces `file` with `bytes` so that a crash leaves the old or the new content,
+/// never part of one: a temporary file written and fsynced, renamed over `file`,
+/// then the directory fsynced. Blocking: call it off the runtime's threads.
+pub(crate) fn write_atomic(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = file.with_extension("tmp");
     let mut f = File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(aors).map_err(io::Error::other)?)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, file)?;
     if let Some(dir) = file.parent() {

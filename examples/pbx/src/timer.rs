@@ -104,6 +104,7 @@ mod tests {
             realm: "pbxkit".into(),
             session_expires,
             min_se: 90,
+            nonce_secret: None,
         }
     }
 
