@@ -286,13 +286,14 @@ pub(crate) async fn run(
         caller: src.clone(),
         dialed: dst.clone(),
     });
-    let _ = notices.send(Notice::InUse(src.clone(), 1)).await;
+    // The service counted the caller's call when it arrived; it is given back here.
+    let in_use = setup.live.in_use.clone();
     let record = match connect(setup, a, endpoint, &notices).await {
         Ok(answered) => {
             // Whoever is still on the call is released (transfers moved the counts
             // of the parties who left or joined as they happened).
             for holder in &answered.holders {
-                let _ = notices.send(Notice::InUse(holder.clone(), -1)).await;
+                in_use.remove(holder);
             }
             let mut record = Record::new(
                 start,
@@ -318,7 +319,7 @@ pub(crate) async fn run(
                 answered: false,
                 cause: pbxkit_sip::cause::cause_for_status(u.status),
             });
-            let _ = notices.send(Notice::InUse(src.clone(), -1)).await;
+            in_use.remove(&src);
             Record::new(
                 start,
                 None,
@@ -918,7 +919,7 @@ pub(crate) async fn ring_branches(
     // A user who answers is on a call; a trunk counts its calls itself.
     let b_holder = branches.get(winner).and_then(|b| b.user.clone());
     if let Some(user) = &b_holder {
-        let _ = notices.send(Notice::InUse(user.clone(), 1)).await;
+        setup.live.in_use.add(user);
     }
     if let Some(group) = group {
         let _ = notices
@@ -1410,7 +1411,7 @@ async fn talking(
                     let mut old = std::mem::replace(this, new_side);
                     // The transferor is off this call.
                     if let Some(user) = old.holder.take() {
-                        let _ = leg.notices.send(Notice::InUse(user, -1)).await;
+                        leg.setup.live.in_use.remove(&user);
                     }
                     old.hang_up(endpoint, Duration::from_secs(2)).await;
                 }

@@ -49,8 +49,8 @@ impl History {
 /// The live state one call is routed with.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Live {
-    /// Calls in progress per user (and per `trunk:<name>`).
-    pub(crate) in_use: HashMap<String, u32>,
+    /// Calls in progress per user (and per `trunk:<name>`), as they are now.
+    pub(crate) in_use: crate::inuse::InUse,
     pub(crate) groups: Arc<History>,
     /// This call's draw for the random strategies.
     pub(crate) random: u64,
@@ -60,7 +60,7 @@ pub(crate) struct Live {
 
 impl LiveState for Live {
     fn in_use(&self, user: &str) -> u32 {
-        self.in_use.get(user).copied().unwrap_or(0)
+        self.in_use.get(user)
     }
 
     fn group_last_answered(&self, group: &str) -> Option<&str> {

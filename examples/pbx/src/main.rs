@@ -15,6 +15,7 @@ mod features;
 mod fork;
 mod groups;
 mod ids;
+mod inuse;
 mod live;
 mod media;
 mod routing;

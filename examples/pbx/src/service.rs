@@ -47,8 +47,6 @@ pub(crate) enum Notice {
         keys: Vec<DialogKey>,
         tx: Option<ServerTx>,
     },
-    /// A user has one call more (+1) or less (-1) in progress.
-    InUse(String, i32),
     /// A member answered a call of a group (`ended: None`), or ended one.
     Group {
         group: String,
@@ -99,8 +97,8 @@ struct Service {
     trunk_addrs: HashMap<std::net::IpAddr, String>,
     /// Which trunks answer their OPTIONS.
     trunk_states: Arc<crate::trunks::TrunkStates>,
-    /// Calls in progress per user, for the dialplan's busy rule.
-    in_use: HashMap<String, u32>,
+    /// Calls in progress per user and trunk, shared with every call.
+    in_use: crate::inuse::InUse,
     /// What the group strategies remember.
     groups: Arc<crate::groups::History>,
     dialogs: HashMap<DialogKey, mpsc::Sender<CallInput>>,
@@ -216,7 +214,7 @@ pub(crate) async fn run(
         dialplan,
         trunk_addrs,
         trunk_states,
-        in_use: HashMap::new(),
+        in_use: crate::inuse::InUse::default(),
         groups: Arc::default(),
         dialogs: HashMap::new(),
         invites: HashMap::new(),
@@ -462,13 +460,6 @@ impl Service {
                     Some(at) => history.ended(&group, &member, at),
                 }
             }
-            Notice::InUse(user, delta) => {
-                let count = self.in_use.entry(user).or_default();
-                *count = count.saturating_add_signed(delta);
-                if *count == 0 {
-                    self.in_use.retain(|_, c| *c > 0);
-                }
-            }
         }
     }
 
@@ -643,6 +634,8 @@ impl Service {
             // A trunk is trusted by its address: its calls are routed by DID.
             let (number, name) = caller_identity(&req.request);
             tracing::info!(trunk = %trunk, did = %dialed, from = %number, "incoming call");
+            // The call gives the count back when it ends.
+            self.in_use.add(&number);
             let setup = CallSetup {
                 config: self.config.clone(),
                 trunk_states: self.trunk_states.clone(),
@@ -671,7 +664,7 @@ impl Service {
             return;
         };
         let limit = self.config.user(&caller).map_or(u32::MAX, |u| u.call_limit);
-        if self.in_use.get(&caller).is_some_and(|n| *n >= limit) {
+        if self.in_use.get(&caller) >= limit {
             tracing::info!(user = %caller, limit, "call-limit reached");
             answer(&req, StatusCode::BUSY_HERE).await;
             return;
@@ -700,6 +693,13 @@ impl Service {
                 self.ports.clone(),
             );
             self.spawn_call(crate::apps::run(call, req, endpoint, notices, ports));
+            return;
+        }
+        // Checked and counted in one step: two calls arriving together cannot both
+        // pass the line's call-limit. The call gives the count back when it ends.
+        if !self.in_use.try_add(&caller, limit) {
+            tracing::info!(user = %caller, limit, "call-limit reached");
+            answer(&req, StatusCode::BUSY_HERE).await;
             return;
         }
         let caller_user = self.config.user(&caller).cloned();

@@ -424,7 +424,7 @@ async fn ring_target(
     }
     // The target is on a call now (its simultaneous-calls count).
     if let Some(user) = &branch.user {
-        let _ = leg.notices.send(Notice::InUse(user.clone(), 1)).await;
+        leg.setup.live.in_use.add(user);
     }
     Ok(Side {
         call_id: branch.key.0.clone(),

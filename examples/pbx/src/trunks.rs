@@ -9,7 +9,7 @@ use crate::call::{
 };
 use crate::config::Trunk;
 use crate::ids;
-use crate::service::{DialogKey, Notice, advertised};
+use crate::service::{DialogKey, advertised};
 use pbxkit_sip::endpoint::{ClientEvent, EndpointHandle};
 use pbxkit_sip::registration::{Registration, RegistrationConfig, Status};
 use pbxkit_sip::transaction::{Target, TransportKind};
@@ -212,11 +212,6 @@ pub(crate) async fn dial(
             continue;
         }
         let key = format!("trunk:{}", trunk.name);
-        let in_use = leg.setup.live.in_use.get(&key).copied().unwrap_or(0);
-        if trunk.max_calls.is_some_and(|max| in_use >= max) {
-            tracing::info!(trunk = %trunk.name, calls = in_use, "trunk full: next one");
-            continue;
-        }
         let Some(addr) = tokio::net::lookup_host((trunk.host.as_str(), trunk.port))
             .await
             .ok()
@@ -260,8 +255,14 @@ pub(crate) async fn dial(
             h.set(HeaderName::PAssertedIdentity, leg.from(host));
             h.push(HeaderName::Privacy, ByteStr::from_static("id"));
         }
+        // Checked and counted in one step (after the last `continue`: nothing else
+        // gives the count back), so simultaneous calls cannot overfill the trunk.
+        let in_use = &leg.setup.live.in_use;
+        if !in_use.try_add(&key, trunk.max_calls.unwrap_or(u32::MAX)) {
+            tracing::info!(trunk = %trunk.name, "trunk full: next one");
+            continue;
+        }
         tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
-        let _ = leg.notices.send(Notice::InUse(key.clone(), 1)).await;
         let mut outcome = ring_branches(
             leg,
             inputs,
@@ -291,7 +292,7 @@ pub(crate) async fn dial(
             outcome =
                 ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;
         }
-        let _ = leg.notices.send(Notice::InUse(key, -1)).await;
+        in_use.remove(&key);
         match outcome {
             Ok(answered) => return Ok(answered),
             Err(u) => {

@@ -2278,3 +2278,59 @@ async fn a_call_slow_to_read_its_requests_does_not_stop_registrations_or_other_c
     drop(pbx);
     let _ = bob_task.await;
 }
+
+#[tokio::test]
+async fn two_calls_placed_at_once_cannot_both_pass_a_call_limit_of_one() {
+    let pbx = Pbx::start_edited(temp_dir("call-limit-race"), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1000pw\"",
+            "password = \"pbx1000pw\"\ncall_limit = 1",
+        )
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    // Bob's phone rings and is never picked up: the first call holds the line.
+    let bob_log = bob.answer_calls(StatusCode::RINGING);
+    // Both INVITEs are authenticated first, then sent back to back.
+    let uri = format!("sip:1001@{}", alice.pbx);
+    let mut authenticated = Vec::new();
+    for n in 0..2 {
+        let call_id = format!("race-{n}");
+        let first = alice.build("INVITE", &uri, "<sip:1001@pbxkit>", &call_id, SDP);
+        let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+        let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap()
+        else {
+            panic!("no challenge")
+        };
+        let auth: Auth = challenge
+            .headers()
+            .typed(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .unwrap();
+        let creds = digest::respond(&auth, "INVITE", &uri, "1000", "pbx1000pw", "c", 1).unwrap();
+        let mut invite = alice.build("INVITE", &uri, "<sip:1001@pbxkit>", &call_id, SDP);
+        invite
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        authenticated.push(invite);
+    }
+    let mut txs = Vec::new();
+    for invite in authenticated {
+        txs.push(alice.ep.send_request(invite, alice.target()).await.unwrap());
+    }
+    let mut finals = Vec::new();
+    for mut tx in txs {
+        let ClientEvent::Response(r) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!("no final response")
+        };
+        finals.push(r.status().unwrap());
+    }
+    finals.sort();
+    assert_eq!(
+        finals,
+        [StatusCode::TEMPORARILY_UNAVAILABLE, StatusCode::BUSY_HERE]
+    );
+    // One INVITE reached Bob (CANCELled at the end of the ring time).
+    let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
+    assert_eq!(log.iter().filter(|l| *l == "INVITE").count(), 1, "{log:?}");
+}
