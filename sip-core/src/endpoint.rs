@@ -201,7 +201,22 @@ enum Command {
         message: Message,
         target: Target,
     },
+    Ack {
+        ack: Message,
+        target: Target,
+    },
     Shutdown,
+}
+
+/// The 2xx an ACK answers: Call-ID, CSeq number and To tag (RFC 3261 §13.2.2.4).
+type AckKey = (ByteStr, u32, ByteStr);
+
+fn ack_key(message: &Message) -> Option<AckKey> {
+    Some((
+        message.call_id().ok()?.0.clone(),
+        message.cseq().ok()?.seq,
+        ByteStr::from(message.to().ok()?.tag()?.to_owned()),
+    ))
 }
 
 /// What connection tasks tell the driver.
@@ -263,6 +278,14 @@ impl EndpointHandle {
             .await;
     }
 
+    /// Sends the ACK of a 2xx to an INVITE and remembers it for 64×T1: every
+    /// retransmission of that 2xx (the callee did not get the ACK) is ACKed again
+    /// with the same message (RFC 3261 §13.2.2.4), even after the application has
+    /// dropped the INVITE's transaction.
+    pub async fn send_ack(&self, ack: Message, target: Target) {
+        let _ = self.commands.send(Command::Ack { ack, target }).await;
+    }
+
     /// Answers a server transaction.
     pub async fn respond(&self, tx: ServerTx, response: Message) -> Result<(), SendError> {
         respond(&self.commands, tx, response).await
@@ -315,6 +338,12 @@ impl Endpoint {
         self.handle().send_stateless(message, target).await
     }
 
+    /// Sends the ACK of a 2xx and ACKs that 2xx's retransmissions with it
+    /// ([`EndpointHandle::send_ack`]).
+    pub async fn send_ack(&self, ack: Message, target: Target) {
+        self.handle().send_ack(ack, target).await
+    }
+
     /// A cloneable handle for sending from other tasks (a call's, say).
     pub fn handle(&self) -> EndpointHandle {
         EndpointHandle {
@@ -342,6 +371,13 @@ struct Driver {
     tcp: TcpListener,
     connections: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     clients: HashMap<ClientTx, mpsc::Sender<ClientEvent>>,
+    /// Client entries are swept (receivers dropped) when the table grows past this;
+    /// it then doubles, so that sweeping costs O(1) per transaction.
+    sweep_at: usize,
+    /// ACKs of 2xx responses, sent again on every retransmission of their 2xx.
+    acks: HashMap<AckKey, (Bytes, Target)>,
+    /// When each remembered ACK is forgotten, oldest first.
+    ack_expiry: std::collections::VecDeque<(Instant, AckKey)>,
     net_tx: mpsc::Sender<Net>,
     net_rx: mpsc::Receiver<Net>,
     incoming: mpsc::Sender<Incoming>,
@@ -365,6 +401,9 @@ impl Driver {
             tcp,
             connections: HashMap::new(),
             clients: HashMap::new(),
+            sweep_at: 64,
+            acks: HashMap::new(),
+            ack_expiry: std::collections::VecDeque::new(),
             net_tx,
             net_rx,
             incoming,
@@ -465,6 +504,16 @@ impl Driver {
                 let _ = reply.send(self.layer.respond(tx, response, now));
             }
             Command::Stateless { message, target } => self.transmit(target, message.to_bytes()),
+            Command::Ack { ack, target } => {
+                let bytes = ack.to_bytes();
+                self.transmit(target, bytes.clone());
+                if let Some(key) = ack_key(&ack) {
+                    self.forget_acks(now);
+                    let keep = self.config.timers.t1.saturating_mul(64);
+                    self.ack_expiry.push_back((now + keep, key.clone()));
+                    self.acks.insert(key, (bytes, target));
+                }
+            }
             Command::Shutdown => {}
         }
     }
@@ -505,9 +554,35 @@ impl Driver {
             };
             self.event(event);
         }
-        // Forget the event channels of client transactions that ended.
-        if self.clients.len() > 64 {
+        // Forget the event channels of client transactions whose application has
+        // gone; the table is swept each time it doubles, not at every message.
+        if self.clients.len() > self.sweep_at {
             self.clients.retain(|_, tx| !tx.is_closed());
+            self.sweep_at = (self.clients.len() * 2).max(64);
+        }
+    }
+
+    /// Drops the ACKs whose 2xx can no longer be retransmitted.
+    fn forget_acks(&mut self, now: Instant) {
+        while let Some((at, _)) = self.ack_expiry.front()
+            && *at <= now
+        {
+            if let Some((_, key)) = self.ack_expiry.pop_front() {
+                self.acks.remove(&key);
+            }
+        }
+    }
+
+    /// A retransmitted 2xx to an INVITE that we have ACKed: the same ACK again.
+    fn ack_again(&mut self, response: &Message) {
+        let is_invite_2xx = response.status().is_some_and(|c| c.is_success())
+            && response.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if !is_invite_2xx || self.acks.is_empty() {
+            return;
+        }
+        self.forget_acks(Instant::now());
+        if let Some((bytes, target)) = ack_key(response).and_then(|k| self.acks.get(&k)).cloned() {
+            self.transmit(target, bytes);
         }
     }
 
@@ -559,6 +634,7 @@ impl Driver {
                 let _ = self.incoming.try_send(Incoming::NoAck(tx));
             }
             Event::Response { tx, response } => {
+                self.ack_again(&response);
                 let last = response.status().is_some_and(|c| c.as_u16() >= 300)
                     || (response.status().is_some_and(|c| c.is_success())
                         && response.cseq().is_ok_and(|c| c.method != Method::Invite));
@@ -579,7 +655,7 @@ impl Driver {
                     let _ = events.try_send(ClientEvent::TransportError);
                 }
             }
-            Event::StrayResponse { .. } => {}
+            Event::StrayResponse { response, .. } => self.ack_again(&response),
         }
     }
 

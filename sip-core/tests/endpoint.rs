@@ -408,3 +408,61 @@ async fn bad_requests_get_400_or_420() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn every_retransmission_of_a_2xx_is_acked_again() {
+    // The callee is a bare socket, so that the test decides what it retransmits.
+    let callee = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let callee_addr = callee.local_addr().unwrap();
+    let uac = endpoint().await;
+    let target = Target {
+        addr: callee_addr,
+        transport: TransportKind::Udp,
+    };
+    let invite = request(
+        "INVITE",
+        uac.local_addr(),
+        callee_addr,
+        "UDP",
+        "call-reack",
+        7,
+        "reack",
+    );
+    let mut tx = uac.send_request(invite, target).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let (n, from) = timeout(Duration::from_secs(5), callee.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let received = Message::parse(buf[..n].to_vec()).unwrap();
+    let mut ok = Message::response_to(&received, StatusCode::OK, Some("callee"));
+    ok.headers_mut()
+        .push(HeaderName::Contact, format!("<sip:1000@{callee_addr}>"));
+    let ok_bytes = ok.to_bytes();
+    callee.send_to(&ok_bytes, from).await.unwrap();
+    let ClientEvent::Response(answer) = timeout(Duration::from_secs(5), tx.final_response())
+        .await
+        .unwrap()
+    else {
+        panic!("no 200")
+    };
+    let dialog = pbxkit_sip::dialog::Dialog::uac(&received, &answer).unwrap();
+    let via = format!("SIP/2.0/UDP {};branch=z9hG4bKack7", uac.local_addr());
+    uac.send_ack(dialog.ack(7, &via), target).await;
+    // The application is done with the transaction; the 2xx comes again, twice.
+    drop(tx);
+    let mut acks = Vec::new();
+    for _ in 0..3 {
+        let (n, _) = timeout(Duration::from_secs(5), callee.recv_from(&mut buf))
+            .await
+            .expect("an ACK for each 2xx")
+            .unwrap();
+        let ack = Message::parse(buf[..n].to_vec()).unwrap();
+        assert_eq!(ack.method(), Some(&Method::Ack));
+        assert_eq!(ack.cseq().unwrap().seq, 7);
+        acks.push(ack.to_bytes());
+        callee.send_to(&ok_bytes, from).await.unwrap();
+    }
+    // The same ACK each time (RFC 3261 §13.2.2.4).
+    assert!(acks.iter().all(|a| *a == acks[0]));
+}
