@@ -302,20 +302,15 @@ async fn session(
     }
     let dialog = Dialog::uas(&a.request, &ok).ok();
     let _ = a.respond(ok).await;
-    // The INVITE transaction is over: CANCELs can no longer reach it.
-    let _ = notices
-        .send(Notice::Ended {
-            keys: vec![],
-            tx: Some(a.tx),
-        })
-        .await;
+    // The INVITE transaction stays routed to this call until it ends, for its
+    // no-ACK notice.
     tracing::info!(call_id = %call_id, app = ?call.app, "application call");
     let answered = Some(cdr::now());
     let Some(mut dialog) = dialog else {
         let _ = notices
             .send(Notice::Ended {
                 keys: vec![key],
-                tx: None,
+                tx: Some(a.tx),
             })
             .await;
         return (Some(StatusCode::SERVER_INTERNAL_ERROR), None, None);
@@ -385,6 +380,12 @@ async fn session(
                     hang_up(&endpoint, &mut dialog, a.source).await;
                     break;
                 }
+                Some(CallInput::NoAck) => {
+                    // The phone never confirmed the answer: end the session.
+                    hangup_by = "timer";
+                    hang_up(&endpoint, &mut dialog, a.source).await;
+                    break;
+                }
                 Some(CallInput::Ack | CallInput::Cancelled | CallInput::HandOver { .. }) => {}
             },
             () = &mut limit => {
@@ -397,7 +398,7 @@ async fn session(
     let _ = notices
         .send(Notice::Ended {
             keys: vec![key],
-            tx: None,
+            tx: Some(a.tx),
         })
         .await;
     (None, answered, Some(hangup_by))

@@ -36,6 +36,9 @@ pub(crate) enum CallInput {
     Ack,
     /// The caller CANCELled (the endpoint has answered 487 on the A leg).
     Cancelled,
+    /// The caller never ACKed the PBX's 2xx (64×T1): the session is to be ended
+    /// with BYE on both legs (RFC 3261 §13.3.1.4).
+    NoAck,
     /// The PBX is stopping: end the call now (CANCEL or BYE both legs).
     Shutdown,
     /// Another call's attended transfer replaces the dialog with Call-ID `replaced`:
@@ -154,7 +157,11 @@ pub(crate) struct Hangup {
 }
 
 impl Hangup {
-    fn normal(by: &'static str) -> Hangup {
+    pub(crate) fn new(by: &'static str, cause: u8) -> Hangup {
+        Hangup { by, cause }
+    }
+
+    pub(crate) fn normal(by: &'static str) -> Hangup {
         Hangup {
             by,
             cause: pbxkit_sip::cause::NORMAL_CLEARING,
@@ -463,7 +470,7 @@ async fn play_failure(
                 Some(CallInput::Request(req)) => {
                     answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await;
                 }
-                Some(CallInput::Ack | CallInput::HandOver { .. }) => {}
+                Some(CallInput::Ack | CallInput::NoAck | CallInput::HandOver { .. }) => {}
             },
         }
     }
@@ -521,7 +528,7 @@ async fn pause(inputs: &mut mpsc::Receiver<CallInput>, delay: Duration) -> Resul
                 Some(CallInput::Request(req)) => {
                     answer(&req, StatusCode::new(491).unwrap_or(StatusCode::BAD_REQUEST)).await;
                 }
-                Some(CallInput::Ack | CallInput::HandOver { .. }) => {}
+                Some(CallInput::Ack | CallInput::NoAck | CallInput::HandOver { .. }) => {}
             },
         }
     }
@@ -959,15 +966,10 @@ pub(crate) async fn ring_branches(
     };
     let seq = b_invite.cseq().map_or(1, |c| c.seq);
     endpoint
-        .send_stateless(b_dialog.ack(seq, &via(endpoint, b_target)), b_target)
+        .send_ack(b_dialog.ack(seq, &via(endpoint, b_target)), b_target)
         .await;
-    // The INVITE transaction is over: CANCELs can no longer reach it.
-    let _ = notices
-        .send(Notice::Ended {
-            keys: vec![],
-            tx: Some(a.tx),
-        })
-        .await;
+    // The A leg's INVITE transaction stays routed to this call until it ends: a
+    // CANCEL can no longer reach it, but its no-ACK notice can.
     let sip = &setup.config.sip;
     let sides = [
         Side {
@@ -1175,7 +1177,7 @@ async fn ringing(
                         stop.send_replace(Stop::All);
                     }
                 }
-                Some(CallInput::Ack | CallInput::Cancelled | CallInput::Shutdown | CallInput::HandOver { .. }) => {}
+                Some(CallInput::Ack | CallInput::NoAck | CallInput::Cancelled | CallInput::Shutdown | CallInput::HandOver { .. }) => {}
                 None => {
                     stop.send_replace(Stop::All);
                     return Err(cancelling
@@ -1251,6 +1253,7 @@ async fn talking(
 ) -> (Hangup, Vec<String>) {
     let endpoint = leg.endpoint;
     let holders = |sides: &[Side; 2]| sides.iter().filter_map(|s| s.holder.clone()).collect();
+    let mut pending = std::collections::VecDeque::new();
     loop {
         // The leg whose session timer is due first, if any.
         let due = (0..2)
@@ -1262,7 +1265,11 @@ async fn talking(
                 None => std::future::pending().await,
             }
         };
-        let input = tokio::select! {
+        // Inputs a transfer set aside while it waited come first, in order.
+        let input = if let Some(input) = pending.pop_front() {
+            input
+        } else {
+            tokio::select! {
             input = inputs.recv() => match input {
                 Some(input) => input,
                 None => return (Hangup::normal("pbx"), holders(&sides)),
@@ -1281,6 +1288,7 @@ async fn talking(
                 tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
                 // Q.850 102: recovery on timer expiry.
                 return (Hangup { by: "timer", cause: 102 }, holders(&sides));
+            }
             }
         };
         let req = match input {
@@ -1316,6 +1324,20 @@ async fn talking(
                 }
                 transferor.hang_up(endpoint, Duration::from_secs(2)).await;
                 return (Hangup::normal("transfer"), left);
+            }
+            CallInput::NoAck => {
+                tracing::info!(call_id = %leg.a_call_id, "the caller never ACKed the 2xx: hanging up");
+                let [x, y] = &mut sides;
+                let wait = Duration::from_secs(2);
+                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
+                // Q.850 102: recovery on timer expiry.
+                return (
+                    Hangup {
+                        by: "timer",
+                        cause: 102,
+                    },
+                    holders(&sides),
+                );
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
@@ -1405,15 +1427,27 @@ async fn talking(
             // Refer-To (or the other party of the dialog its Replaces names) takes its
             // place on the same relay ports.
             Some(Method::Refer) => {
-                if let Some(new_side) =
-                    crate::transfer::refer(leg, &req, this, other, from_a, keys).await
+                let mut inbox = crate::transfer::Inbox {
+                    inputs: &mut *inputs,
+                    pending: &mut pending,
+                };
+                match crate::transfer::refer(leg, &req, this, other, from_a, keys, &mut inbox).await
                 {
-                    let mut old = std::mem::replace(this, new_side);
-                    // The transferor is off this call.
-                    if let Some(user) = old.holder.take() {
-                        leg.setup.live.in_use.remove(&user);
+                    crate::transfer::Transfer::Done(new_side) => {
+                        let mut old = std::mem::replace(this, *new_side);
+                        // The transferor is off this call.
+                        if let Some(user) = old.holder.take() {
+                            leg.setup.live.in_use.remove(&user);
+                        }
+                        old.hang_up(endpoint, Duration::from_secs(2)).await;
                     }
-                    old.hang_up(endpoint, Duration::from_secs(2)).await;
+                    crate::transfer::Transfer::Failed => {}
+                    crate::transfer::Transfer::CallOver(hangup) => {
+                        // The transferee left while the target rang: the transferor
+                        // is all that remains of the call.
+                        this.hang_up(endpoint, Duration::from_secs(2)).await;
+                        return (hangup, holders(&sides));
+                    }
                 }
             }
             _ => answer(&req, StatusCode::OK).await,
@@ -1472,7 +1506,7 @@ pub(crate) async fn reinvite(
         return Err(status);
     }
     endpoint
-        .send_stateless(side.dialog.ack(seq, &via(endpoint, target)), target)
+        .send_ack(side.dialog.ack(seq, &via(endpoint, target)), target)
         .await;
     Ok(response)
 }
@@ -1528,7 +1562,7 @@ async fn renegotiate(
     other.handle_response(&response);
     if code.is_success() && method == Method::Invite {
         endpoint
-            .send_stateless(other.ack(seq, &via(endpoint, other_target)), other_target)
+            .send_ack(other.ack(seq, &via(endpoint, other_target)), other_target)
             .await;
     }
     let mut relayed = Message::response_to(&req.request, code, None);

@@ -198,6 +198,14 @@ pub(crate) struct Sip {
     /// share it accept each other's nonces; a random one per start when absent.
     #[serde(default)]
     pub(crate) nonce_secret: Option<String>,
+    /// The round-trip estimate T1 in milliseconds (RFC 3261 §17.1.1.1):
+    /// retransmission intervals and transaction timeouts (64×T1) scale with it.
+    #[serde(default = "default_t1_ms")]
+    pub(crate) t1_ms: u64,
+}
+
+fn default_t1_ms() -> u64 {
+    500
 }
 
 impl Default for Sip {
@@ -208,6 +216,7 @@ impl Default for Sip {
             session_expires: default_session_expires(),
             min_se: default_min_se(),
             nonce_secret: None,
+            t1_ms: default_t1_ms(),
         }
     }
 }
@@ -665,6 +674,12 @@ impl Config {
             return Err(ConfigError {
                 message: "sip: nonce_secret needs at least 32 characters".into(),
                 at: at_key("nonce_secret"),
+            });
+        }
+        if !(10..=10_000).contains(&config.sip.t1_ms) {
+            return Err(ConfigError {
+                message: "sip: t1_ms must be between 10 and 10000".into(),
+                at: at_key("t1_ms"),
             });
         }
         if config.pbx.node_id.is_empty()

@@ -135,7 +135,7 @@ pub(crate) async fn hang_up(
     };
     let seq = invite.cseq().map_or(1, |c| c.seq);
     endpoint
-        .send_stateless(dialog.ack(seq, &via(endpoint, target)), target)
+        .send_ack(dialog.ack(seq, &via(endpoint, target)), target)
         .await;
     let bye = dialog.request(Method::Bye, &via(endpoint, target), None);
     if let Ok(mut tx) = endpoint.send_request(bye, target).await {

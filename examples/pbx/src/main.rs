@@ -224,8 +224,15 @@ async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> Exi
             return ExitCode::FAILURE;
         }
     };
+    let t1 = std::time::Duration::from_millis(config.sip.t1_ms);
     let endpoint = match Endpoint::bind(EndpointConfig {
         listen: config.sip.listen,
+        // T2 and T4 keep their defaults unless T1 outgrows T2.
+        timers: pbxkit_sip::transaction::Timers {
+            t1,
+            t2: std::time::Duration::from_secs(4).max(t1),
+            ..pbxkit_sip::transaction::Timers::default()
+        },
         ..EndpointConfig::default()
     })
     .await

@@ -476,6 +476,11 @@ impl Service {
                     self.to_call(inputs, CallInput::Cancelled).await;
                 }
             }
+            Incoming::NoAck(tx) => {
+                if let Some(inputs) = self.invites.get(&tx) {
+                    self.to_call(inputs, CallInput::NoAck).await;
+                }
+            }
             _ => {}
         }
     }

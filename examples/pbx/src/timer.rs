@@ -105,6 +105,7 @@ mod tests {
             session_expires,
             min_se: 90,
             nonce_secret: None,
+            t1_ms: 500,
         }
     }
 

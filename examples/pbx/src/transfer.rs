@@ -18,7 +18,9 @@
 //! The transferor is hung up when the transfer succeeds and keeps its call when it
 //! fails.
 
-use crate::call::{ALeg, Branch, Handover, Side, attempt, reinvite, sdp_of, set_sdp, via};
+use crate::call::{
+    ALeg, Branch, CallInput, Handover, Hangup, Side, attempt, reinvite, sdp_of, set_sdp, via,
+};
 use crate::fork::{self, BranchEvent, Stop};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
 use pbxkit_dialplan::Decision;
@@ -31,6 +33,40 @@ use pbxkit_sip::{
 };
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// How a REFER ended for the call.
+pub(crate) enum Transfer {
+    /// The transfer succeeded: this side takes the transferor's place (boxed: a
+    /// side is much larger than the other outcomes).
+    Done(Box<Side>),
+    /// It failed: the call goes on as it was.
+    Failed,
+    /// The call ended while the transfer went on (the transferee hung up, the PBX
+    /// is stopping): only the transferor is left to hang up.
+    CallOver(Hangup),
+}
+
+/// How ringing a transfer target ended without a new side.
+enum NotTransferred {
+    /// The target was not reached (this status): the call goes on as it was.
+    Failed(StatusCode),
+    /// The call is over.
+    CallOver(Hangup),
+}
+
+impl From<StatusCode> for NotTransferred {
+    fn from(status: StatusCode) -> Self {
+        NotTransferred::Failed(status)
+    }
+}
+
+/// The call's inputs, for a transfer that waits: it reacts to what ends the call
+/// (the transferee's BYE, shutdown) at once and sets the rest aside, in order, for
+/// the call to handle once the transfer is over.
+pub(crate) struct Inbox<'a> {
+    pub(crate) inputs: &'a mut mpsc::Receiver<CallInput>,
+    pub(crate) pending: &'a mut std::collections::VecDeque<CallInput>,
+}
 
 /// How long a call may take to hand a side over.
 const HANDOVER_WAIT: Duration = Duration::from_secs(5);
@@ -91,8 +127,8 @@ fn replaces_of(uri: &SipUri) -> Option<Result<Replaces, ()>> {
     Some(parsed)
 }
 
-/// Handles a REFER from `this` (side A when `this_is_a`): returns the side that takes
-/// its place when the transfer succeeded, `None` when the call stays as it was.
+/// Handles a REFER from `this` (side A when `this_is_a`): the side that takes its
+/// place when the transfer succeeded, or why the call goes on as it was or is over.
 pub(crate) async fn refer(
     leg: &ALeg<'_>,
     req: &ServerRequest,
@@ -100,7 +136,8 @@ pub(crate) async fn refer(
     other: &mut Side,
     this_is_a: bool,
     keys: &mut Vec<DialogKey>,
-) -> Option<Side> {
+    inbox: &mut Inbox<'_>,
+) -> Transfer {
     let refer_to = req
         .request
         .headers()
@@ -108,16 +145,29 @@ pub(crate) async fn refer(
         .and_then(Result::ok);
     let Some(sip) = refer_to.as_ref().and_then(|r| r.uri.as_sip()) else {
         answer(req, StatusCode::BAD_REQUEST).await;
-        return None;
+        return Transfer::Failed;
+    };
+    let parties = Parties {
+        this,
+        other,
+        this_is_a,
     };
     match replaces_of(sip) {
-        None => blind(leg, req, sip, this, other, this_is_a, keys).await,
-        Some(Ok(replaces)) => attended(leg, req, &replaces, this, other, this_is_a, keys).await,
+        None => blind(leg, req, sip, parties, keys, inbox).await,
+        Some(Ok(replaces)) => attended(leg, req, &replaces, parties, keys, inbox).await,
         Some(Err(())) => {
             answer(req, StatusCode::BAD_REQUEST).await;
-            None
+            Transfer::Failed
         }
     }
+}
+
+/// The two sides of a call being transferred: the transferor (`this`, side A when
+/// `this_is_a`) and the transferee.
+struct Parties<'a> {
+    this: &'a mut Side,
+    other: &'a mut Side,
+    this_is_a: bool,
 }
 
 /// Blind transfer to the user named in Refer-To.
@@ -125,11 +175,15 @@ async fn blind(
     leg: &ALeg<'_>,
     req: &ServerRequest,
     sip: &SipUri,
-    this: &mut Side,
-    other: &Side,
-    this_is_a: bool,
+    parties: Parties<'_>,
     keys: &mut Vec<DialogKey>,
-) -> Option<Side> {
+    inbox: &mut Inbox<'_>,
+) -> Transfer {
+    let Parties {
+        this,
+        other,
+        this_is_a,
+    } = parties;
     let number = sip
         .user
         .as_ref()
@@ -138,15 +192,35 @@ async fn blind(
     answer(req, StatusCode::new(202).unwrap_or(StatusCode::OK)).await;
     notify(leg, this, StatusCode::TRYING, "Trying", false).await;
     tracing::info!(call_id = %leg.a_call_id, to = %number, "blind transfer");
-    match ring_target(leg, &number, other, this_is_a, keys).await {
+    ringing_outcome(
+        leg,
+        this,
+        ring_target(leg, &number, other, this_is_a, keys, inbox).await,
+    )
+    .await
+}
+
+/// Reports how ringing the transfer target ended to the transferor, and what it
+/// means for the call.
+async fn ringing_outcome(
+    leg: &ALeg<'_>,
+    this: &mut Side,
+    rung: Result<Side, NotTransferred>,
+) -> Transfer {
+    match rung {
         Ok(side) => {
             notify(leg, this, StatusCode::OK, "OK", true).await;
-            Some(side)
+            Transfer::Done(Box::new(side))
         }
-        Err(status) => {
-            tracing::info!(call_id = %leg.a_call_id, to = %number, status = status.as_u16(), "transfer failed");
+        Err(NotTransferred::Failed(status)) => {
+            tracing::info!(call_id = %leg.a_call_id, status = status.as_u16(), "transfer failed");
             notify(leg, this, status, status.canonical_reason(), true).await;
-            None
+            Transfer::Failed
+        }
+        Err(NotTransferred::CallOver(hangup)) => {
+            let status = StatusCode::REQUEST_TERMINATED;
+            notify(leg, this, status, status.canonical_reason(), true).await;
+            Transfer::CallOver(hangup)
         }
     }
 }
@@ -157,11 +231,15 @@ async fn attended(
     leg: &ALeg<'_>,
     req: &ServerRequest,
     replaces: &Replaces,
-    this: &mut Side,
-    other: &mut Side,
-    this_is_a: bool,
+    parties: Parties<'_>,
     keys: &mut Vec<DialogKey>,
-) -> Option<Side> {
+    inbox: &mut Inbox<'_>,
+) -> Transfer {
+    let Parties {
+        this,
+        other,
+        this_is_a,
+    } = parties;
     let call_id = replaces.call_id.to_string();
     answer(req, StatusCode::new(202).unwrap_or(StatusCode::OK)).await;
     notify(leg, this, StatusCode::TRYING, "Trying", false).await;
@@ -193,22 +271,13 @@ async fn attended(
         // The other call was still ringing: ring its number again for the transferee.
         Some(Handover::Ringing(number)) => {
             tracing::info!(call_id = %leg.a_call_id, to = %number, "semi-attended transfer");
-            return match ring_target(leg, &number, other, this_is_a, keys).await {
-                Ok(side) => {
-                    notify(leg, this, StatusCode::OK, "OK", true).await;
-                    Some(side)
-                }
-                Err(status) => {
-                    let status = fail(status);
-                    notify(leg, this, status, status.canonical_reason(), true).await;
-                    None
-                }
-            };
+            let rung = ring_target(leg, &number, other, this_is_a, keys, inbox).await;
+            return ringing_outcome(leg, this, rung).await;
         }
         None => {
             let status = fail(StatusCode::CALL_DOES_NOT_EXIST);
             notify(leg, this, status, status.canonical_reason(), true).await;
-            return None;
+            return Transfer::Failed;
         }
     };
     // From now on the new side's requests come here.
@@ -247,7 +316,7 @@ async fn attended(
             new.hang_up(endpoint, Duration::from_secs(2)).await;
             let status = fail(status);
             notify(leg, this, status, status.canonical_reason(), true).await;
-            return None;
+            return Transfer::Failed;
         }
     };
     leg.relay.set_peer_from_sdp(this_is_a, &new_sdp);
@@ -269,7 +338,7 @@ async fn attended(
     }
     new.sdp = Some(new_sdp);
     notify(leg, this, StatusCode::OK, "OK", true).await;
-    Some(new)
+    Transfer::Done(Box::new(new))
 }
 
 /// `sdp` with every stream sending and receiving (off hold).
@@ -295,7 +364,8 @@ async fn ring_target(
     other: &Side,
     this_is_a: bool,
     keys: &mut Vec<DialogKey>,
-) -> Result<Side, StatusCode> {
+    inbox: &mut Inbox<'_>,
+) -> Result<Side, NotTransferred> {
     let setup = leg.setup;
     let routed = setup
         .dialplan
@@ -303,7 +373,7 @@ async fn ring_target(
         .map_err(|_| StatusCode::NOT_FOUND)?;
     let Decision::Ring(plan) = routed.decision else {
         // Transfers go to users; anything else is not supported yet.
-        return Err(StatusCode::TEMPORARILY_UNAVAILABLE);
+        return Err(StatusCode::TEMPORARILY_UNAVAILABLE.into());
     };
     let step = plan
         .steps
@@ -341,7 +411,7 @@ async fn ring_target(
         })
         .collect();
     if branches.is_empty() {
-        return Err(StatusCode::TEMPORARILY_UNAVAILABLE);
+        return Err(StatusCode::TEMPORARILY_UNAVAILABLE.into());
     }
     let new_keys: Vec<DialogKey> = branches.iter().map(|b| b.key.clone()).collect();
     keys.extend(new_keys.iter().cloned());
@@ -387,12 +457,36 @@ async fn ring_target(
                     _ => {}
                 },
                 Some(BranchEvent::Failed) => {}
-                None => return Err(best),
+                None => return Err(best.into()),
             },
             () = &mut ring_time => {
                 stop.send_replace(Stop::All);
-                return Err(StatusCode::TEMPORARILY_UNAVAILABLE);
+                return Err(StatusCode::TEMPORARILY_UNAVAILABLE.into());
             }
+            input = inbox.inputs.recv() => match input {
+                // The transferee hangs up: nobody is left to transfer.
+                Some(CallInput::Request(req))
+                    if req.request.method() == Some(&Method::Bye)
+                        && req.request.call_id().is_ok_and(|c| c.0 == other.call_id.as_str()) =>
+                {
+                    answer(&req, StatusCode::OK).await;
+                    stop.send_replace(Stop::All);
+                    let cause = req
+                        .request
+                        .headers()
+                        .typed::<pbxkit_sip::cause::Reason>(&HeaderName::Reason)
+                        .and_then(Result::ok)
+                        .and_then(|r| r.q850_cause())
+                        .unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING);
+                    let by = if this_is_a { "callee" } else { "caller" };
+                    return Err(NotTransferred::CallOver(Hangup::new(by, cause)));
+                }
+                Some(CallInput::Shutdown) | None => {
+                    stop.send_replace(Stop::All);
+                    return Err(NotTransferred::CallOver(Hangup::normal("pbx")));
+                }
+                Some(input) => inbox.pending.push_back(input),
+            },
         }
     };
     stop.send_replace(Stop::AllBut(winner));
@@ -411,7 +505,7 @@ async fn ring_target(
     let dialog = Dialog::uac(&branch.invite, &ok).map_err(|_| StatusCode::SERVER_INTERNAL_ERROR)?;
     let seq = branch.invite.cseq().map_or(1, |c| c.seq);
     leg.endpoint
-        .send_stateless(
+        .send_ack(
             dialog.ack(seq, &via(leg.endpoint, branch.target)),
             branch.target,
         )

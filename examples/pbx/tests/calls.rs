@@ -2334,3 +2334,223 @@ async fn two_calls_placed_at_once_cannot_both_pass_a_call_limit_of_one() {
     let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
     assert_eq!(log.iter().filter(|l| *l == "INVITE").count(), 1, "{log:?}");
 }
+
+/// A phone that is a bare UDP socket: it registers by hand, and the test sends and
+/// retransmits exactly what it wants.
+async fn raw_phone(user: &str, password: &str, pbx: SocketAddr) -> tokio::net::UdpSocket {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = socket.local_addr().unwrap();
+    let uri = format!("sip:{pbx}");
+    let register = |n: u32, auth: &str| {
+        format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKraw{n};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@pbxkit>;tag=raw\r\nTo: <sip:{user}@pbxkit>\r\n\
+             Call-ID: raw-reg-{user}\r\nCSeq: {n} REGISTER\r\nContact: <sip:{user}@{me}>\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let mut buf = vec![0u8; 65_535];
+    socket
+        .send_to(register(1, "").as_bytes(), pbx)
+        .await
+        .unwrap();
+    let (n, _) = timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let challenge = Message::parse(buf[..n].to_vec()).unwrap();
+    let auth: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    let creds = digest::respond(&auth, "REGISTER", &uri, user, password, "raw", 1).unwrap();
+    let header = format!("Authorization: {creds}\r\n");
+    socket
+        .send_to(register(2, &header).as_bytes(), pbx)
+        .await
+        .unwrap();
+    let (n, _) = timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let ok = Message::parse(buf[..n].to_vec()).unwrap();
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    socket
+}
+
+/// The next request a bare-socket phone receives, and where from.
+async fn raw_request(socket: &tokio::net::UdpSocket) -> (Message, SocketAddr) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (n, from) = timeout(WAIT, socket.recv_from(&mut buf))
+            .await
+            .expect("a request")
+            .unwrap();
+        let message = Message::parse(buf[..n].to_vec()).unwrap();
+        if message.method().is_some() {
+            return (message, from);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_pbx_acks_every_retransmission_of_the_callees_2xx() {
+    let pbx = Pbx::start(temp_dir("reack"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = raw_phone("1001", "pbx1001pw", pbx.addr).await;
+    let caller = tokio::spawn(async move {
+        let (invite, answer) = call(&alice, "1001").await;
+        (alice, invite, answer)
+    });
+    let (invite, pbx_leg) = raw_request(&bob).await;
+    assert_eq!(invite.method(), Some(&Method::Invite));
+    let mut ok = Message::response_to(&invite, StatusCode::OK, Some("bob"));
+    let me = bob.local_addr().unwrap();
+    let h = ok.headers_mut();
+    h.push(HeaderName::Contact, format!("<sip:1001@{me}>"));
+    h.push(HeaderName::ContentType, "application/sdp");
+    h.set(HeaderName::ContentLength, SDP.len().to_string());
+    ok.body = SDP.as_bytes().to_vec().into();
+    let ok = ok.to_bytes();
+    // Bob "does not see" the first ACKs: he sends his 200 again, and each time
+    // the PBX ACKs it again, with the same ACK.
+    let mut acks = Vec::new();
+    for _ in 0..3 {
+        bob.send_to(&ok, pbx_leg).await.unwrap();
+        let (ack, _) = raw_request(&bob).await;
+        assert_eq!(ack.method(), Some(&Method::Ack), "{ack}");
+        acks.push(ack.to_bytes());
+    }
+    assert!(acks.iter().all(|a| *a == acks[0]));
+    let (alice, invite, answer) = timeout(WAIT, caller).await.unwrap().unwrap();
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let hang_up = tokio::spawn(async move { dialog.bye(&alice).await });
+    let (bye, from) = raw_request(&bob).await;
+    assert_eq!(bye.method(), Some(&Method::Bye));
+    bob.send_to(
+        &Message::response_to(&bye, StatusCode::OK, None).to_bytes(),
+        from,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        timeout(WAIT, hang_up).await.unwrap().unwrap(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_never_acks_the_answer_is_hung_up_on_both_legs() {
+    // T1 = 50 ms: the PBX gives up on the ACK after 64×T1 = 3.2 s.
+    let dir = temp_dir("noack");
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace("t1_ms = 500", "t1_ms = 50")
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    // Alice never ACKs: the PBX ends the session with a BYE to each side.
+    let bye = loop {
+        match timeout(WAIT, alice.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) if req.request.method() == Some(&Method::Bye) => break req,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        bye.request.call_id().unwrap().0,
+        invite.call_id().unwrap().0
+    );
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    // The CDR says the call ended on a timer (Q.850 102).
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let record = timeout(WAIT, async {
+        loop {
+            let cdr = std::fs::read_to_string(dir.join("data/cdr.jsonl")).unwrap_or_default();
+            if let Some(line) = cdr.lines().find(|l| l.contains(&call_id)) {
+                return serde_json::from_str::<serde_json::Value>(line).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(record["hangup_by"], "timer", "{record}");
+    assert_eq!(record["hangup_cause"], 102, "{record}");
+}
+
+#[tokio::test]
+async fn a_transferee_hanging_up_while_the_target_rings_ends_the_call_at_once() {
+    let dir = temp_dir("transferee-bye");
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace("ring_time = 3", "ring_time = 20")
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob_offers = Offers::default();
+    let _bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.into(), bob_offers.clone(), 1);
+    // Carol's phone rings for as long as it is let.
+    let carol_log = carol.answer_calls(StatusCode::RINGING);
+    let (invite, answer) = call(&alice, "1001").await;
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let mut refer = alice.build("REFER", &dialog.contact, &dialog.to, &dialog.call_id, "");
+    refer
+        .headers_mut()
+        .push(HeaderName::ReferTo, format!("<sip:1002@{}>", pbx.addr));
+    alice.ep.send_request(refer, alice.target()).await.unwrap();
+    // Alice hears "Trying"; Carol is ringing.
+    let frag = sipfrag(&answered_request(&mut alice).await);
+    assert!(frag.contains("100 Trying"), "{frag}");
+    // Bob (the transferee) hangs up in his dialog with the PBX.
+    let b_invite = bob_offers.invites.lock().unwrap()[0].clone();
+    let contact = match b_invite.contacts().next().unwrap().unwrap() {
+        pbxkit_sip::Contact::Addr(a) => a.uri.to_string(),
+        pbxkit_sip::Contact::Star => panic!(),
+    };
+    let hanging_up = Phone::new("1001", pbx.addr).await;
+    let me = hanging_up.ep.local_addr();
+    let bye = format!(
+        "BYE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKtransferee;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:1001@pbxkit>;tag=callee\r\nTo: {}\r\nCall-ID: {}\r\n\
+         CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        b_invite.headers().first(&HeaderName::From).unwrap().value,
+        b_invite.call_id().unwrap().0,
+    );
+    let mut tx = hanging_up
+        .ep
+        .send_request(
+            Message::parse(bye.into_bytes()).unwrap(),
+            hanging_up.target(),
+        )
+        .await
+        .unwrap();
+    // Answered at once, not when Carol's 20 s of ringing are over.
+    let ClientEvent::Response(ok) = timeout(Duration::from_secs(2), tx.final_response())
+        .await
+        .expect("the transferee's BYE answered at once")
+    else {
+        panic!("no answer to the BYE")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    // Carol stops ringing; Alice hears the transfer is off, then is hung up.
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap()[..2],
+        ["INVITE", "CANCEL"]
+    );
+    let frag = sipfrag(&answered_request(&mut alice).await);
+    assert!(frag.starts_with("SIP/2.0 487"), "{frag}");
+    assert_eq!(
+        answered_request(&mut alice).await.method(),
+        Some(&Method::Bye)
+    );
+}
