@@ -9,6 +9,7 @@
 use crate::call::CallInput;
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
+use crate::hangup::{HangupCause, Party};
 use crate::ids;
 use crate::media::PortPool;
 use crate::service::{DialogKey, Notice, advertised, answer, our_contact};
@@ -109,7 +110,7 @@ pub(crate) async fn run(
         .call_id()
         .map(|c| c.0.to_string())
         .unwrap_or_default();
-    let (status, answered, hangup_by) = session(&call, a, endpoint, notices, ports).await;
+    let (status, answered, hangup) = session(&call, a, endpoint, notices, ports).await;
     call.cdr.write(Record::new(
         start,
         answered,
@@ -122,7 +123,7 @@ pub(crate) async fn run(
             Disposition::Failed
         },
         status.map(|s| s.as_u16()),
-        hangup_by,
+        hangup,
     ));
 }
 
@@ -228,7 +229,7 @@ async fn session(
     endpoint: EndpointHandle,
     notices: mpsc::Sender<Notice>,
     ports: Arc<PortPool>,
-) -> (Option<StatusCode>, Option<f64>, Option<&'static str>) {
+) -> (Option<StatusCode>, Option<f64>, Option<HangupCause>) {
     let tag = ids::token();
     let call_id = a
         .request
@@ -315,7 +316,7 @@ async fn session(
             .await;
         return (Some(StatusCode::SERVER_INTERNAL_ERROR), None, None);
     };
-    let mut hangup_by = "pbx";
+    let mut hangup = HangupCause::Pbx;
     let limit = tokio::time::sleep(APP_LIMIT);
     tokio::pin!(limit);
     let mut tick = tokio::time::interval(PTIME);
@@ -369,7 +370,7 @@ async fn session(
                     match req.request.method() {
                         Some(Method::Bye) => {
                             answer(&req, StatusCode::OK).await;
-                            hangup_by = "caller";
+                            hangup = HangupCause::by(Party::Caller);
                             break;
                         }
                         Some(Method::Invite | Method::Update) => answer(&req, not_acceptable).await,
@@ -382,7 +383,7 @@ async fn session(
                 }
                 Some(CallInput::NoAck) => {
                     // The phone never confirmed the answer: end the session.
-                    hangup_by = "timer";
+                    hangup = HangupCause::NoAck;
                     hang_up(&endpoint, &mut dialog, a.source).await;
                     break;
                 }
@@ -401,7 +402,7 @@ async fn session(
             tx: Some(a.tx),
         })
         .await;
-    (None, answered, Some(hangup_by))
+    (None, answered, Some(hangup))
 }
 
 /// Sends a BYE and waits (bounded) for its answer.

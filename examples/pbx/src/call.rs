@@ -9,6 +9,7 @@
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::codecs::Transcoding;
 use crate::fork::{self, BranchEvent, Stop};
+use crate::hangup::{HangupCause, Party};
 use crate::ids;
 use crate::media::{PortPool, Relay};
 use crate::service::SharedRegistrar;
@@ -144,29 +145,9 @@ impl Unanswered {
 pub(crate) struct Answered {
     at: f64,
     callee: String,
-    hangup: Hangup,
+    hangup: HangupCause,
     /// The users whose call counts the call held when it ended (see [`Side::holder`]).
     holders: Vec<String>,
-}
-
-/// Who ended an answered call, and with what Q.850 cause.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Hangup {
-    by: &'static str,
-    cause: u8,
-}
-
-impl Hangup {
-    pub(crate) fn new(by: &'static str, cause: u8) -> Hangup {
-        Hangup { by, cause }
-    }
-
-    pub(crate) fn normal(by: &'static str) -> Hangup {
-        Hangup {
-            by,
-            cause: pbxkit_sip::cause::NORMAL_CLEARING,
-        }
-    }
 }
 
 pub(crate) fn via(endpoint: &EndpointHandle, target: Target) -> String {
@@ -302,7 +283,7 @@ pub(crate) async fn run(
             for holder in &answered.holders {
                 in_use.remove(holder);
             }
-            let mut record = Record::new(
+            let record = Record::new(
                 start,
                 Some(answered.at),
                 &src,
@@ -310,13 +291,12 @@ pub(crate) async fn run(
                 &call_id,
                 Disposition::Answered,
                 None,
-                Some(answered.hangup.by),
+                Some(answered.hangup),
             );
-            record.hangup_cause = answered.hangup.cause;
             bus.publish(crate::events::Event::CallEnded {
                 call_id: call_id.clone(),
                 answered: true,
-                cause: answered.hangup.cause,
+                cause: answered.hangup.q850(),
             });
             record
         }
@@ -1234,11 +1214,19 @@ impl Side {
         (self.call_id.clone(), self.dialog.id.local_tag.to_string())
     }
 
-    /// Sends BYE on this side and waits up to `wait` for its answer.
-    pub(crate) async fn hang_up(&mut self, endpoint: &EndpointHandle, wait: Duration) {
-        let bye = self
+    /// Sends BYE on this side, with `cause` as its Reason, and waits up to `wait`
+    /// for its answer.
+    pub(crate) async fn hang_up(
+        &mut self,
+        endpoint: &EndpointHandle,
+        wait: Duration,
+        cause: HangupCause,
+    ) {
+        let mut bye = self
             .dialog
             .request(Method::Bye, &via(endpoint, self.target), None);
+        bye.headers_mut()
+            .push(HeaderName::Reason, cause.reason().to_string());
         send_bye(endpoint, bye, self.target, wait).await;
     }
 }
@@ -1250,7 +1238,7 @@ async fn talking(
     mut sides: [Side; 2],
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
-) -> (Hangup, Vec<String>) {
+) -> (HangupCause, Vec<String>) {
     let endpoint = leg.endpoint;
     let holders = |sides: &[Side; 2]| sides.iter().filter_map(|s| s.holder.clone()).collect();
     let mut pending = std::collections::VecDeque::new();
@@ -1272,7 +1260,7 @@ async fn talking(
             tokio::select! {
             input = inputs.recv() => match input {
                 Some(input) => input,
-                None => return (Hangup::normal("pbx"), holders(&sides)),
+                None => return (HangupCause::Pbx, holders(&sides)),
             },
             () = wait_due => {
                 let Some(((_, what), i)) = due else { continue };
@@ -1285,9 +1273,9 @@ async fn talking(
                 tracing::info!(call_id = %leg.a_call_id, leg = i, "session timer expired");
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
-                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                // Q.850 102: recovery on timer expiry.
-                return (Hangup { by: "timer", cause: 102 }, holders(&sides));
+                let cause = HangupCause::SessionExpired;
+                tokio::join!(x.hang_up(endpoint, wait, cause), y.hang_up(endpoint, wait, cause));
+                return (cause, holders(&sides));
             }
             }
         };
@@ -1297,8 +1285,12 @@ async fn talking(
                 // Both legs are told at once; each BYE waits a bounded time.
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
-                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                return (Hangup::normal("pbx"), holders(&sides));
+                let cause = HangupCause::Pbx;
+                tokio::join!(
+                    x.hang_up(endpoint, wait, cause),
+                    y.hang_up(endpoint, wait, cause)
+                );
+                return (cause, holders(&sides));
             }
             CallInput::HandOver { replaced, reply } => {
                 let Some(gone) = sides.iter().position(|s| s.call_id == replaced) else {
@@ -1319,25 +1311,25 @@ async fn talking(
                 }) {
                     // The asking call is gone: this call ends without it.
                     keys.push(kept_key);
-                    kept.hang_up(endpoint, Duration::from_secs(2)).await;
+                    kept.hang_up(endpoint, Duration::from_secs(2), HangupCause::Pbx)
+                        .await;
                     left.extend(kept.holder);
                 }
-                transferor.hang_up(endpoint, Duration::from_secs(2)).await;
-                return (Hangup::normal("transfer"), left);
+                transferor
+                    .hang_up(endpoint, Duration::from_secs(2), HangupCause::Transferred)
+                    .await;
+                return (HangupCause::Transferred, left);
             }
             CallInput::NoAck => {
                 tracing::info!(call_id = %leg.a_call_id, "the caller never ACKed the 2xx: hanging up");
                 let [x, y] = &mut sides;
                 let wait = Duration::from_secs(2);
-                tokio::join!(x.hang_up(endpoint, wait), y.hang_up(endpoint, wait));
-                // Q.850 102: recovery on timer expiry.
-                return (
-                    Hangup {
-                        by: "timer",
-                        cause: 102,
-                    },
-                    holders(&sides),
+                let cause = HangupCause::NoAck;
+                tokio::join!(
+                    x.hang_up(endpoint, wait, cause),
+                    y.hang_up(endpoint, wait, cause)
                 );
+                return (cause, holders(&sides));
             }
             CallInput::Ack | CallInput::Cancelled => continue,
         };
@@ -1374,9 +1366,9 @@ async fn talking(
                         .push(HeaderName::Reason, reason.to_string());
                 }
                 send_bye(endpoint, bye, other.target, Duration::from_secs(32)).await;
-                let hangup = Hangup {
-                    by: if from_a { "caller" } else { "callee" },
-                    cause: reason
+                let hangup = HangupCause::HungUp {
+                    party: if from_a { Party::Caller } else { Party::Callee },
+                    q850: reason
                         .and_then(|r| r.q850_cause())
                         .unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING),
                 };
@@ -1439,13 +1431,14 @@ async fn talking(
                         if let Some(user) = old.holder.take() {
                             leg.setup.live.in_use.remove(&user);
                         }
-                        old.hang_up(endpoint, Duration::from_secs(2)).await;
+                        old.hang_up(endpoint, Duration::from_secs(2), HangupCause::Transferred)
+                            .await;
                     }
                     crate::transfer::Transfer::Failed => {}
                     crate::transfer::Transfer::CallOver(hangup) => {
                         // The transferee left while the target rang: the transferor
                         // is all that remains of the call.
-                        this.hang_up(endpoint, Duration::from_secs(2)).await;
+                        this.hang_up(endpoint, Duration::from_secs(2), hangup).await;
                         return (hangup, holders(&sides));
                     }
                 }

@@ -80,7 +80,7 @@ impl Record {
         call_id: &str,
         disposition: Disposition,
         status: Option<u16>,
-        hangup_by: Option<&'static str>,
+        hangup: Option<crate::hangup::HangupCause>,
     ) -> Record {
         let end = now();
         let round = |s: f64| (s.max(0.0) * 1000.0).round() / 1000.0;
@@ -95,11 +95,15 @@ impl Record {
             status,
             duration: round(end - start),
             billsec: answer.map_or(0.0, |a| round(end - a)),
-            hangup_by,
-            hangup_cause: status.and_then(pbxkit_sip::StatusCode::new).map_or(
-                pbxkit_sip::cause::NORMAL_CLEARING,
-                pbxkit_sip::cause::cause_for_status,
-            ),
+            hangup_by: hangup.map(crate::hangup::HangupCause::who),
+            // An answered call's cause is how it ended; another's, its status.
+            hangup_cause: match hangup {
+                Some(cause) => cause.q850(),
+                None => status.and_then(pbxkit_sip::StatusCode::new).map_or(
+                    pbxkit_sip::cause::NORMAL_CLEARING,
+                    pbxkit_sip::cause::cause_for_status,
+                ),
+            },
         }
     }
 }
@@ -221,7 +225,7 @@ mod tests {
                 &format!("c{round}"),
                 Disposition::Answered,
                 None,
-                Some("caller"),
+                Some(crate::hangup::HangupCause::by(crate::hangup::Party::Caller)),
             ));
             cdr.write(Record::new(
                 start,

@@ -14,6 +14,7 @@ mod events;
 mod features;
 mod fork;
 mod groups;
+mod hangup;
 mod ids;
 mod inuse;
 mod live;

@@ -19,9 +19,10 @@
 //! fails.
 
 use crate::call::{
-    ALeg, Branch, CallInput, Handover, Hangup, Side, attempt, reinvite, sdp_of, set_sdp, via,
+    ALeg, Branch, CallInput, Handover, Side, attempt, reinvite, sdp_of, set_sdp, via,
 };
 use crate::fork::{self, BranchEvent, Stop};
+use crate::hangup::{HangupCause, Party};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
 use pbxkit_dialplan::Decision;
 use pbxkit_rtp::tones::CallProgress;
@@ -43,7 +44,7 @@ pub(crate) enum Transfer {
     Failed,
     /// The call ended while the transfer went on (the transferee hung up, the PBX
     /// is stopping): only the transferor is left to hang up.
-    CallOver(Hangup),
+    CallOver(HangupCause),
 }
 
 /// How ringing a transfer target ended without a new side.
@@ -51,7 +52,7 @@ enum NotTransferred {
     /// The target was not reached (this status): the call goes on as it was.
     Failed(StatusCode),
     /// The call is over.
-    CallOver(Hangup),
+    CallOver(HangupCause),
 }
 
 impl From<StatusCode> for NotTransferred {
@@ -313,7 +314,8 @@ async fn attended(
         Ok(sdp) => sdp,
         Err(status) => {
             // The new party is off its own call and could not join this one.
-            new.hang_up(endpoint, Duration::from_secs(2)).await;
+            new.hang_up(endpoint, Duration::from_secs(2), HangupCause::Pbx)
+                .await;
             let status = fail(status);
             notify(leg, this, status, status.canonical_reason(), true).await;
             return Transfer::Failed;
@@ -478,12 +480,15 @@ async fn ring_target(
                         .and_then(Result::ok)
                         .and_then(|r| r.q850_cause())
                         .unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING);
-                    let by = if this_is_a { "callee" } else { "caller" };
-                    return Err(NotTransferred::CallOver(Hangup::new(by, cause)));
+                    let party = if this_is_a { Party::Callee } else { Party::Caller };
+                    return Err(NotTransferred::CallOver(HangupCause::HungUp {
+                        party,
+                        q850: cause,
+                    }));
                 }
                 Some(CallInput::Shutdown) | None => {
                     stop.send_replace(Stop::All);
-                    return Err(NotTransferred::CallOver(Hangup::normal("pbx")));
+                    return Err(NotTransferred::CallOver(HangupCause::Pbx));
                 }
                 Some(input) => inbox.pending.push_back(input),
             },
