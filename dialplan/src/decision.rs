@@ -218,6 +218,10 @@ pub struct RingTarget<'a> {
     pub user: &'a str,
     /// Its lines.
     pub lines: &'a [String],
+    /// Calls the user may have at once, ringing ones included: the PBX takes one
+    /// while the user's phones ring (two calls arriving together must not both
+    /// pass the limit the decision checked) and keeps it when the user answers.
+    pub simultaneous_calls: u32,
 }
 
 /// A step of a ring plan: after waiting `delay`, targets ringing together for
@@ -745,6 +749,7 @@ impl Dialplan {
                 targets: vec![RingTarget {
                     user: &user.name,
                     lines: &user.lines,
+                    simultaneous_calls: user.simultaneous_calls,
                 }],
                 timeout: Some(Duration::from_secs(u64::from(user.ring_time))),
                 delay: Duration::ZERO,
@@ -771,6 +776,7 @@ impl Dialplan {
                     .map(|u| RingTarget {
                         user: &u.name,
                         lines: &u.lines,
+                        simultaneous_calls: u.simultaneous_calls,
                     })
                     .collect(),
                 timeout: step.timeout,
@@ -965,6 +971,7 @@ impl Dialplan {
                 this.user(name).map(|u| RingTarget {
                     user: &u.name,
                     lines: &u.lines,
+                    simultaneous_calls: u.simultaneous_calls,
                 })
             };
             let steps: Vec<RingStep<'a>> = if group.strategy == RingStrategy::RingAll {

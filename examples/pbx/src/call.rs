@@ -672,6 +672,17 @@ async fn route(
     ))
 }
 
+/// Who a set of branches rings, for how long, and the counts they hold.
+pub(crate) struct Rung<'a, 'h> {
+    /// Who answers when a branch has no user of its own (`trunk:<name>`).
+    pub(crate) callee: &'a str,
+    /// The group whose history learns who answered.
+    pub(crate) group: Option<&'a str>,
+    pub(crate) ring_time: Duration,
+    /// The counts of the users rung (`None`: nothing held while ringing).
+    pub(crate) holds: Option<&'h mut crate::inuse::Holds>,
+}
+
 /// One round of ringing: these lines, for this long.
 struct Round<'a> {
     /// The users rung, with their lines.
@@ -777,6 +788,33 @@ async fn ring_round(
             .collect(),
         Err(_) => Vec::new(),
     };
+    // Each user rung holds one of its simultaneous calls while its phones ring,
+    // checked and taken at once: a user at its limit is busy and not rung (a group
+    // that rings members in use takes one anyway).
+    let ring_in_use = round
+        .group
+        .and_then(|g| leg.setup.config.group(g))
+        .is_some_and(|g| g.ring_in_use);
+    let mut holds = crate::inuse::Holds::new(&leg.setup.live.in_use);
+    let mut busy = false;
+    let bindings: Vec<(&str, Binding)> = bindings
+        .into_iter()
+        .filter(|(user, _)| {
+            let limit = round
+                .targets
+                .iter()
+                .find(|t| t.user == *user)
+                .map(|t| t.simultaneous_calls)
+                .filter(|_| !ring_in_use);
+            // One count per user, however many phones it has.
+            let held = holds.held(user) || holds.take(user, limit);
+            busy |= !held;
+            held
+        })
+        .collect();
+    if bindings.is_empty() && busy {
+        return Err(Unanswered::new(StatusCode::BUSY_HERE, Ending::Busy));
+    }
     // Every registered contact of every target rings at once (parallel forking).
     let host = &leg.setup.realm;
     let from = leg.from(host);
@@ -796,16 +834,13 @@ async fn ring_round(
         ));
     }
     let callee = round.targets.first().map_or("", |t| t.user);
-    let outcome = ring_branches(
-        leg,
-        inputs,
-        keys,
-        branches.clone(),
+    let mut rung = Rung {
         callee,
-        round.group,
-        round.ring_time,
-    )
-    .await;
+        group: round.group,
+        ring_time: round.ring_time,
+        holds: Some(&mut holds),
+    };
+    let outcome = ring_branches(leg, inputs, keys, branches.clone(), &mut rung).await;
     // A callee that wants a longer session interval (422) is asked again with it.
     match &outcome {
         Err(u) if u.status.as_u16() == 422 => {
@@ -819,16 +854,7 @@ async fn ring_round(
             if retries.is_empty() {
                 return outcome;
             }
-            ring_branches(
-                leg,
-                inputs,
-                keys,
-                retries,
-                callee,
-                round.group,
-                round.ring_time,
-            )
-            .await
+            ring_branches(leg, inputs, keys, retries, &mut rung).await
         }
         _ => outcome,
     }
@@ -842,10 +868,9 @@ pub(crate) async fn ring_branches(
     inputs: &mut mpsc::Receiver<CallInput>,
     keys: &mut Vec<DialogKey>,
     branches: Vec<Branch>,
-    callee: &str,
-    group: Option<&str>,
-    ring_time: Duration,
+    rung: &mut Rung<'_, '_>,
 ) -> Result<Answered, Unanswered> {
+    let (callee, group, ring_time) = (rung.callee, rung.group, rung.ring_time);
     let ALeg {
         setup,
         a,
@@ -906,7 +931,14 @@ pub(crate) async fn ring_branches(
     // A user who answers is on a call; a trunk counts its calls itself.
     let b_holder = branches.get(winner).and_then(|b| b.user.clone());
     if let Some(user) = &b_holder {
-        setup.live.in_use.add(user);
+        // The count the answerer held while ringing is the call's now (taken here
+        // when nothing held one).
+        let held = rung.holds.as_mut().is_some_and(|h| h.answered(user));
+        if !held {
+            setup.live.in_use.add(user);
+        }
+    } else if let Some(holds) = rung.holds.as_mut() {
+        holds.answered("");
     }
     if let Some(group) = group {
         let _ = notices

@@ -65,6 +65,69 @@ impl InUse {
     }
 }
 
+/// The counts a call takes for the users it rings: checked and taken when their
+/// phones start ringing, given back when the ringing ends, except the one of the
+/// user who answers, which passes to the call (see [`Holds::answered`]).
+#[derive(Debug)]
+pub(crate) struct Holds {
+    in_use: InUse,
+    users: Vec<String>,
+}
+
+impl Holds {
+    pub(crate) fn new(in_use: &InUse) -> Holds {
+        Holds {
+            in_use: in_use.clone(),
+            users: Vec::new(),
+        }
+    }
+
+    /// Takes one of `user`'s calls if it has fewer than `limit` (always when `None`);
+    /// false when it is at its limit (busy).
+    pub(crate) fn take(&mut self, user: &str, limit: Option<u32>) -> bool {
+        let taken = match limit {
+            Some(limit) => self.in_use.try_add(user, limit),
+            None => {
+                self.in_use.add(user);
+                true
+            }
+        };
+        if taken {
+            self.users.push(user.to_owned());
+        }
+        taken
+    }
+
+    /// Whether a count of `user` is held.
+    pub(crate) fn held(&self, user: &str) -> bool {
+        self.users.iter().any(|u| u == user)
+    }
+
+    /// `user` answered: the other users' counts are given back now, and true when
+    /// `user` held one, which is the call's from now on (it gives it back when the
+    /// user leaves the call).
+    pub(crate) fn answered(&mut self, user: &str) -> bool {
+        let kept = self.users.iter().position(|u| u == user);
+        if let Some(i) = kept {
+            self.users.swap_remove(i);
+        }
+        self.release();
+        kept.is_some()
+    }
+
+    fn release(&mut self) {
+        for user in self.users.drain(..) {
+            self.in_use.remove(&user);
+        }
+    }
+}
+
+impl Drop for Holds {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +147,29 @@ mod tests {
         assert_eq!(in_use.get("1000"), 0);
         assert!(!in_use.try_add("trunk:t", 0));
         assert_eq!(in_use.len(), 0);
+    }
+
+    #[test]
+    fn ringing_users_hold_a_call_until_one_answers() {
+        let in_use = InUse::default();
+        in_use.add("1002");
+        let mut holds = Holds::new(&in_use);
+        assert!(holds.take("1000", Some(1)));
+        assert!(holds.take("1001", Some(1)));
+        assert!(!holds.take("1002", Some(1)), "already on a call");
+        assert!(holds.take("1002", None), "rung even when in use");
+        assert_eq!(in_use.get("1002"), 2);
+        assert!(holds.answered("1001"));
+        assert_eq!(
+            (in_use.get("1000"), in_use.get("1001"), in_use.get("1002")),
+            (0, 1, 1)
+        );
+        drop(holds);
+        assert_eq!(in_use.get("1001"), 1, "the answerer's count is the call's");
+        let mut unanswered = Holds::new(&in_use);
+        assert!(unanswered.take("1003", Some(5)));
+        drop(unanswered);
+        assert_eq!(in_use.get("1003"), 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! stops answering, so that calls skip it instead of waiting for its timeout.
 
 use crate::call::{
-    ALeg, Answered, Branch, CallInput, Ending, Unanswered, ring_branches, via, with_min_se,
+    ALeg, Answered, Branch, CallInput, Ending, Rung, Unanswered, ring_branches, via, with_min_se,
 };
 use crate::config::Trunk;
 use crate::ids;
@@ -263,16 +263,13 @@ pub(crate) async fn dial(
             continue;
         }
         tracing::info!(trunk = %trunk.name, number = %d.number, "dialing out");
-        let mut outcome = ring_branches(
-            leg,
-            inputs,
-            keys,
-            vec![branch.clone()],
-            &key,
-            None,
-            TRUNK_RING_TIME,
-        )
-        .await;
+        let mut rung = Rung {
+            callee: &key,
+            group: None,
+            ring_time: TRUNK_RING_TIME,
+            holds: None,
+        };
+        let mut outcome = ring_branches(leg, inputs, keys, vec![branch.clone()], &mut rung).await;
         let mut sent = branch.clone();
         if let Err(u) = &outcome
             && matches!(u.status.as_u16(), 401 | 407)
@@ -280,8 +277,7 @@ pub(crate) async fn dial(
             && let Some(retry) = authenticated(&branch, challenge, trunk, target, leg.endpoint)
         {
             sent = retry.clone();
-            outcome =
-                ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;
+            outcome = ring_branches(leg, inputs, keys, vec![retry], &mut rung).await;
         }
         // A trunk that wants a longer session interval (422) is asked again with it.
         if let Err(u) = &outcome
@@ -289,8 +285,7 @@ pub(crate) async fn dial(
             && let Some(too_brief) = &u.challenge
             && let Some(retry) = with_min_se(&sent, too_brief, leg.endpoint)
         {
-            outcome =
-                ring_branches(leg, inputs, keys, vec![retry], &key, None, TRUNK_RING_TIME).await;
+            outcome = ring_branches(leg, inputs, keys, vec![retry], &mut rung).await;
         }
         in_use.remove(&key);
         match outcome {

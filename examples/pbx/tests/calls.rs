@@ -2292,30 +2292,12 @@ async fn two_calls_placed_at_once_cannot_both_pass_a_call_limit_of_one() {
     // Bob's phone rings and is never picked up: the first call holds the line.
     let bob_log = bob.answer_calls(StatusCode::RINGING);
     // Both INVITEs are authenticated first, then sent back to back.
-    let uri = format!("sip:1001@{}", alice.pbx);
-    let mut authenticated = Vec::new();
-    for n in 0..2 {
-        let call_id = format!("race-{n}");
-        let first = alice.build("INVITE", &uri, "<sip:1001@pbxkit>", &call_id, SDP);
-        let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
-        let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap()
-        else {
-            panic!("no challenge")
-        };
-        let auth: Auth = challenge
-            .headers()
-            .typed(&HeaderName::WwwAuthenticate)
-            .unwrap()
-            .unwrap();
-        let creds = digest::respond(&auth, "INVITE", &uri, "1000", "pbx1000pw", "c", 1).unwrap();
-        let mut invite = alice.build("INVITE", &uri, "<sip:1001@pbxkit>", &call_id, SDP);
-        invite
-            .headers_mut()
-            .push(HeaderName::Authorization, creds.to_string());
-        authenticated.push(invite);
-    }
+    let invites = [
+        authenticated_invite(&alice, "1001", "race-0").await,
+        authenticated_invite(&alice, "1001", "race-1").await,
+    ];
     let mut txs = Vec::new();
-    for invite in authenticated {
+    for invite in invites {
         txs.push(alice.ep.send_request(invite, alice.target()).await.unwrap());
     }
     let mut finals = Vec::new();
@@ -2553,4 +2535,70 @@ async fn a_transferee_hanging_up_while_the_target_rings_ends_the_call_at_once() 
         answered_request(&mut alice).await.method(),
         Some(&Method::Bye)
     );
+}
+
+/// An INVITE from `phone` to `callee` with credentials for the PBX's challenge (got
+/// by a first INVITE), ready to be sent when the test wants.
+async fn authenticated_invite(phone: &Phone, callee: &str, call_id: &str) -> Message {
+    let uri = format!("sip:{callee}@{}", phone.pbx);
+    let to = format!("<sip:{callee}@pbxkit>");
+    let first = phone.build("INVITE", &uri, &to, call_id, SDP);
+    let mut tx = phone.ep.send_request(first, phone.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    let auth: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    let creds = digest::respond(&auth, "INVITE", &uri, phone.user, phone.password, "c", 1).unwrap();
+    let mut invite = phone.build("INVITE", &uri, &to, call_id, SDP);
+    invite
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    invite
+}
+
+#[tokio::test]
+async fn two_calls_arriving_at_once_cannot_both_ring_a_user_limited_to_one() {
+    let pbx = Pbx::start_edited(temp_dir("callee-race"), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1001pw\"",
+            "password = \"pbx1001pw\"\nsimultaneous_calls = 1",
+        )
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::RINGING);
+    let invites = [
+        (
+            &alice,
+            authenticated_invite(&alice, "1001", "callee-race-a").await,
+        ),
+        (
+            &carol,
+            authenticated_invite(&carol, "1001", "callee-race-c").await,
+        ),
+    ];
+    let mut txs = Vec::new();
+    for (phone, invite) in invites {
+        txs.push(phone.ep.send_request(invite, phone.target()).await.unwrap());
+    }
+    let mut finals = Vec::new();
+    for mut tx in txs {
+        let ClientEvent::Response(r) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!("no final response")
+        };
+        finals.push(r.status().unwrap());
+    }
+    finals.sort();
+    // One rang Bob until the ring time (480), the other found him busy.
+    assert_eq!(
+        finals,
+        [StatusCode::TEMPORARILY_UNAVAILABLE, StatusCode::BUSY_HERE]
+    );
+    let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
+    assert_eq!(log.iter().filter(|l| *l == "INVITE").count(), 1, "{log:?}");
 }
