@@ -272,6 +272,22 @@ impl IncomingLeg {
         }
     }
 
+    fn cancelled(&mut self, cancel: &Message) {
+        let reason = cancel
+            .headers()
+            .typed_all::<Reason>(&HeaderName::Reason)
+            .flatten()
+            .next();
+        let elsewhere = reason
+            .as_ref()
+            .is_some_and(|r| r.protocol == Protocol::Sip && r.cause == 200);
+        self.event(LegEvent::Cancelled {
+            cause: reason.and_then(|r| r.q850_cause()),
+            elsewhere,
+        });
+        self.finish();
+    }
+
     /// Reports [`LegEvent::Terminated`] once the dialog is over, after its events.
     fn check_terminated(&mut self) {
         if let State::Answered(e) = &mut self.state
@@ -330,19 +346,12 @@ impl Leg for IncomingLeg {
         match (&mut self.state, event) {
             (State::Done, _) => {}
             (State::Early, Event::Cancelled { tx, cancel }) if tx == self.tx => {
-                let reason = cancel
-                    .headers()
-                    .typed_all::<Reason>(&HeaderName::Reason)
-                    .flatten()
-                    .next();
-                let elsewhere = reason
-                    .as_ref()
-                    .is_some_and(|r| r.protocol == Protocol::Sip && r.cause == 200);
-                self.event(LegEvent::Cancelled {
-                    cause: reason.and_then(|r| r.q850_cause()),
-                    elsewhere,
-                });
-                self.finish();
+                self.cancelled(&cancel);
+            }
+            (State::Answered(_), Event::Cancelled { tx, cancel }) if tx == self.tx => {
+                // The CANCEL won the race with our 2xx: the layer answered 487 and
+                // refused our 2xx, so no ACK (and no NoAck) will come.
+                self.cancelled(&cancel);
             }
             (State::Early, Event::Request { tx, request, .. }) => {
                 self.on_early_request(tx, request);
