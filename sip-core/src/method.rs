@@ -159,6 +159,8 @@ impl StatusCode {
     pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
     /// 491 Request Pending (RFC 3261 §14.1: glare).
     pub const REQUEST_PENDING: StatusCode = StatusCode(491);
+    /// 502 Bad Gateway.
+    pub const BAD_GATEWAY: StatusCode = StatusCode(502);
 
     /// A status code; `None` outside 100..=699.
     pub const fn new(code: u16) -> Option<StatusCode> {

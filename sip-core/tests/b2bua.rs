@@ -1890,3 +1890,61 @@ fn a_cancel_that_gets_no_final_response_gives_up_after_64_t1() {
     );
     assert!(net.node("pbx").legs.is_empty());
 }
+
+#[test]
+fn a_retransmitted_reinvite_2xx_is_reacked_on_both_leg_kinds() {
+    for (offerer, answerer) in [("alice", "pbx"), ("pbx", "alice")] {
+        let mut net = alice_and_pbx();
+        let (a, p) = established(&mut net, &[]);
+        let leg = |name: &str| if name == "alice" { a } else { p };
+        // The first ACK of the re-INVITE's 2xx is lost.
+        let mut lost = false;
+        let from = offerer;
+        net.filter = Box::new(move |f, _, m| {
+            let drop = !lost && f == from && m.method() == Some(&Method::Ack);
+            lost |= drop;
+            drop
+        });
+        let now = net.now;
+        net.node(offerer)
+            .leg(leg(offerer))
+            .dialog()
+            .reinvite(Some(sdp(SDP_HOLD)), now)
+            .unwrap();
+        net.run(Duration::from_millis(100));
+        let now = net.now;
+        net.node(answerer)
+            .leg(leg(answerer))
+            .dialog()
+            .accept_offer(Some(sdp(SDP_B)), now)
+            .unwrap();
+        net.run(Duration::from_secs(5));
+        let reinvite = net
+            .sent(offerer, answerer, is(Method::Invite))
+            .pop()
+            .unwrap()
+            .1;
+        let seq = reinvite.cseq().unwrap().seq;
+        let acks: Vec<Message> = net
+            .sent(offerer, answerer, is(Method::Ack))
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| m.cseq().unwrap().seq == seq)
+            .collect();
+        assert_eq!(acks.len(), 2, "{offerer}: re-ACKed");
+        assert_eq!(
+            acks[0].to_bytes(),
+            acks[1].to_bytes(),
+            "{offerer}: the same ACK"
+        );
+        assert!(
+            net.node(answerer)
+                .has_event(leg(answerer), |e| matches!(e, LegEvent::Confirmed { .. }))
+        );
+        let oks = net.sent(answerer, offerer, status(200));
+        let oks = oks
+            .iter()
+            .filter(|(_, m)| *m.cseq().unwrap() == *reinvite.cseq().unwrap());
+        assert_eq!(oks.count(), 2, "{answerer} retransmitted its 2xx once");
+    }
+}

@@ -62,6 +62,18 @@ struct OfferIn {
     timer: Option<SessionTimer>,
 }
 
+/// What a leg hands its dialog when it is answered.
+#[derive(Debug)]
+pub(super) struct Setup {
+    pub(super) dialog: Dialog,
+    pub(super) target: Target,
+    pub(super) config: LegConfig,
+    pub(super) ids: Ids,
+    pub(super) timer: Option<SessionTimer>,
+    pub(super) local_sdp: Option<Bytes>,
+    pub(super) remote_sdp: Option<Bytes>,
+}
+
 /// A confirmed dialog, from our side of either leg kind.
 ///
 /// Received in-dialog requests are answered here: BYE (200, [`LegEvent::Ended`]),
@@ -124,20 +136,16 @@ fn origin(sdp: &Bytes) -> Option<&[u8]> {
 }
 
 impl Established {
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "crate-internal constructor, called from the two leg kinds only"
-    )]
-    pub(super) fn new(
-        dialog: Dialog,
-        target: Target,
-        config: LegConfig,
-        ids: Ids,
-        timer: Option<SessionTimer>,
-        local_sdp: Option<Bytes>,
-        remote_sdp: Option<Bytes>,
-        now: Instant,
-    ) -> Established {
+    pub(super) fn new(setup: Setup, now: Instant) -> Established {
+        let Setup {
+            dialog,
+            target,
+            config,
+            ids,
+            timer,
+            local_sdp,
+            remote_sdp,
+        } = setup;
         let mut e = Established {
             dialog,
             target,

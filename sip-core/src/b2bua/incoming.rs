@@ -1,6 +1,6 @@
 //! The UAS leg: an INVITE we received.
 
-use super::established::{Established, our_timer, timer_headers_uas};
+use super::established::{Established, Setup, our_timer, timer_headers_uas};
 use super::event::{LegEvent, Side};
 use super::routes::DialogKey;
 use super::{ALLOW, Ids, Leg, LegConfig, LegError, Output, RequestKey, sdp_of, set_sdp};
@@ -204,13 +204,15 @@ impl IncomingLeg {
         dialog.confirm(&response);
         let seq = self.invite.cseq().map_or(0, |c| c.seq);
         let mut e = Established::new(
-            dialog,
-            self.source,
-            self.config.clone(),
-            Ids::new(&self.token, 'd'),
-            self.timer,
-            sdp,
-            sdp_of(&self.invite),
+            Setup {
+                dialog,
+                target: self.source,
+                config: self.config.clone(),
+                ids: Ids::new(&self.token, 'd'),
+                timer: self.timer,
+                local_sdp: sdp,
+                remote_sdp: sdp_of(&self.invite),
+            },
             now,
         );
         e.expect_ack(seq);

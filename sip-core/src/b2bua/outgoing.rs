@@ -1,7 +1,7 @@
 //! The UAC leg: one INVITE per contact rung at once, until one answers.
 
 use super::best::Best;
-use super::established::{Established, our_timer};
+use super::established::{Established, Setup, our_timer};
 use super::event::{BranchId, LegEvent};
 use super::routes::DialogKey;
 use super::{Ids, Leg, LegConfig, LegError, Output, RequestKey, sdp_of, via};
@@ -384,9 +384,12 @@ impl OutgoingLegs {
             .and_then(|v| v.branch())
             .unwrap_or("")
             .to_owned();
+        let ours = self.by_branch.contains_key(&branch)
+            || self.by_branch.contains_key(&format!("{branch}#cancel"));
         if let Outcome::Answered(_, e) = &mut self.outcome
-            && e.knows_branch(&branch)
+            && (e.knows_branch(&branch) || !ours)
         {
+            // The dialog's requests, and retransmitted 2xx of its re-INVITEs.
             e.on_response(response, now);
             return;
         }
@@ -512,7 +515,8 @@ impl OutgoingLegs {
             return;
         };
         let Ok(mut dialog) = Dialog::uac(&b.invite, response) else {
-            // No Contact to ACK: nothing we can do with this answer.
+            // No Contact (or tag) to make a dialog of: the branch failed.
+            self.branch_failed(id, StatusCode::BAD_GATEWAY, None, now);
             return;
         };
         let target = b.target;
@@ -535,13 +539,15 @@ impl OutgoingLegs {
                 })
             });
             let mut e = Established::new(
-                dialog,
-                target,
-                self.config.clone(),
-                Ids::new(&self.token, 'd'),
-                timer,
-                sdp_of(&self.template),
-                sdp_of(response),
+                Setup {
+                    dialog,
+                    target,
+                    config: self.config.clone(),
+                    ids: Ids::new(&self.token, 'd'),
+                    timer,
+                    local_sdp: sdp_of(&self.template),
+                    remote_sdp: sdp_of(response),
+                },
                 now,
             );
             e.set_last_ack(seq, ack);
