@@ -1948,3 +1948,57 @@ fn a_retransmitted_reinvite_2xx_is_reacked_on_both_leg_kinds() {
         assert_eq!(oks.count(), 2, "{answerer} retransmitted its 2xx once");
     }
 }
+
+#[test]
+fn a_hang_up_before_the_ack_sends_its_bye_after_the_ack() {
+    let mut net = alice_and_pbx();
+    let mut lost = false;
+    net.filter = Box::new(move |from, _, m| {
+        let drop = !lost && from == "alice" && m.method() == Some(&Method::Ack);
+        lost |= drop;
+        drop
+    });
+    let (now, pbx) = (net.now, net.addr("pbx"));
+    let a = net
+        .node("alice")
+        .call("sip:pbx@192.0.2.10", &[pbx], &[], now);
+    net.run(Duration::from_millis(100));
+    let now = net.now;
+    let leg = net.node("pbx").leg(1).inc();
+    leg.answer(Some(sdp(SDP_B)), now).unwrap();
+    leg.hang_up(16, now).unwrap();
+    let answered_at = net.secs();
+    net.run(Duration::from_secs(5));
+    let bye = net.sent("pbx", "alice", is(Method::Bye));
+    // RFC 3261 §15: the first ACK was lost; the BYE waits for the second.
+    assert_eq!(in_seconds(bye[0].0, answered_at), 0.51, "{bye:?}");
+    assert!(net.node("alice").has_event(a, |e| matches!(
+        e,
+        LegEvent::Ended {
+            by: Side::Remote,
+            ..
+        }
+    )));
+    net.run(Duration::from_secs(40));
+    assert!(net.nodes.iter().all(Node::is_clean));
+}
+
+#[test]
+fn an_invite_requiring_an_unknown_extension_gets_420() {
+    let mut net = alice_and_pbx();
+    let (now, pbx) = (net.now, net.addr("pbx"));
+    let a = net.node("alice").call(
+        "sip:pbx@192.0.2.10",
+        &[pbx],
+        &[(HeaderName::Require, "100rel")],
+        now,
+    );
+    net.run(Duration::from_millis(100));
+    let r = net.sent("pbx", "alice", status(420)).pop().unwrap().1;
+    assert_eq!(r.headers().get(&HeaderName::Unsupported), Some("100rel"));
+    assert!(net.node("alice").has_event(
+        a,
+        |e| matches!(e, LegEvent::Failed { status, .. } if *status == StatusCode::BAD_EXTENSION)
+    ));
+    assert_eq!(net.node("pbx").terminated, [1]);
+}

@@ -4,7 +4,7 @@ use super::event::{LegEvent, Refer, Side};
 use super::{ALLOW, Ids, LegConfig, Output, RequestKey, lists, sdp_of, set_sdp, via};
 use crate::bytestr::ByteStr;
 use crate::cause::Reason;
-use crate::dialog::{Dialog, Refresher, SessionTimer};
+use crate::dialog::{Dialog, Refresher, Role, SessionTimer};
 use crate::error::ValueError;
 use crate::headers::HeaderValue;
 use crate::message::Message;
@@ -98,6 +98,8 @@ pub struct Established {
     refer_in: Option<(ServerTx, Message)>,
     /// The CSeq of the INVITE whose 2xx we sent and whose ACK has not come.
     awaiting_ack: Option<u32>,
+    /// The cause of a hang-up waiting for the ACK of our 2xx.
+    deferred_bye: Option<u8>,
     /// The last ACK we sent for a 2xx, sent again for its retransmissions.
     last_ack: Option<(u32, Message)>,
     pending: HashMap<RequestKey, Pending>,
@@ -159,6 +161,7 @@ impl Established {
             offer_out: None,
             refer_in: None,
             awaiting_ack: None,
+            deferred_bye: None,
             last_ack: None,
             pending: HashMap::new(),
             by_branch: HashMap::new(),
@@ -472,11 +475,25 @@ impl Established {
 
     /// Ends the dialog with a BYE carrying `Reason: Q.850;cause=<cause>`; the leg is
     /// [`LegEvent::Terminated`] when the BYE is answered (or times out).
+    ///
+    /// While our 2xx waits for its ACK the BYE waits too (RFC 3261 §15: not before
+    /// the ACK or the server transaction's timeout).
     pub fn hang_up(&mut self, cause: u8, _now: Instant) -> Result<(), super::LegError> {
         if self.state != State::Open {
             return Err(super::LegError::Ending);
         }
         self.close_pending();
+        self.state = State::Closing;
+        self.due = None;
+        if self.awaiting_ack.is_some() {
+            self.deferred_bye = Some(cause);
+        } else {
+            self.send_bye(cause);
+        }
+        Ok(())
+    }
+
+    fn send_bye(&mut self, cause: u8) {
         let reason = Reason::q850(cause, cause_text(cause));
         self.send(
             Method::Bye,
@@ -484,9 +501,6 @@ impl Established {
             Purpose::Bye,
             &[(HeaderName::Reason, reason.to_string())],
         );
-        self.state = State::Closing;
-        self.due = None;
-        Ok(())
     }
 
     /// Answers 487 to what the peer is waiting for: the dialog is going away.
@@ -669,12 +683,18 @@ impl Established {
             self.remote_sdp = Some(s.clone());
         }
         self.event(LegEvent::Confirmed { sdp });
+        if let Some(cause) = self.deferred_bye.take() {
+            self.send_bye(cause);
+        }
     }
 
     /// The layer gave up waiting for the ACK of our 2xx.
     pub(super) fn on_no_ack(&mut self) {
         if self.awaiting_ack.take().is_some() {
             self.event(LegEvent::NoAck);
+        }
+        if let Some(cause) = self.deferred_bye.take() {
+            self.send_bye(cause);
         }
     }
 
@@ -806,13 +826,23 @@ impl Established {
                             self.due = None;
                             self.event(LegEvent::SessionExpired);
                         }
-                        491 => self.due = Some((now + REFRESH_RETRY, Due::Refresh)),
+                        491 => self.due = Some((now + self.glare_wait(), Due::Refresh)),
                         _ => self.arm_session(now),
                     }
                 } else {
                     self.event(LegEvent::OfferRejected { status });
                 }
             }
+        }
+    }
+
+    /// How long to wait before offering again after a 491 (RFC 3261 §14.1): 2.1–4 s
+    /// for the side that made the Call-ID, 0–2 s for the other, so that the two
+    /// sides do not collide again. Fixed points of those ranges: no randomness here.
+    pub fn glare_wait(&self) -> Duration {
+        match self.dialog.role {
+            Role::Uac => Duration::from_secs(3),
+            Role::Uas => Duration::from_secs(1),
         }
     }
 

@@ -68,7 +68,9 @@ pub enum LegEvent {
         /// The SDP of the 2xx.
         sdp: Option<Bytes>,
     },
-    /// A branch ended without answering (its final status, 408 for no answer).
+    /// A branch ended without answering while the call was still ringing (its final
+    /// status, 408 for no answer); later ends show in
+    /// [`OutgoingLegs::branch_state`](super::OutgoingLegs::branch_state).
     BranchFailed {
         /// The branch.
         branch: BranchId,
@@ -114,7 +116,8 @@ pub enum LegEvent {
         /// The answer.
         sdp: Option<Bytes>,
     },
-    /// Our re-INVITE or UPDATE was refused (491 on glare, 408 when unanswered).
+    /// Our re-INVITE or UPDATE was refused (491 on glare: offer again after
+    /// [`Established::glare_wait`](super::Established::glare_wait); 408 when unanswered).
     OfferRejected {
         /// The status.
         status: StatusCode,

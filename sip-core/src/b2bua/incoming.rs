@@ -32,7 +32,8 @@ enum State {
 /// the same on every response. A CANCEL gives [`LegEvent::Cancelled`]; after the
 /// answer, [`IncomingLeg::dialog`] is the confirmed dialog.
 ///
-/// An INVITE that cannot make a dialog (no From tag or Contact: 400) or asks for a
+/// An INVITE that cannot make a dialog (no From tag or Contact: 400), requires an
+/// extension other than `timer` (420 with Unsupported; no 100rel here) or asks for a
 /// session interval below our Min-SE (422, RFC 4028 §6) is refused at once, with
 /// [`LegEvent::Failed`] and [`LegEvent::Terminated`].
 #[derive(Debug)]
@@ -75,8 +76,22 @@ impl IncomingLeg {
             terminated: false,
             config,
         };
+        // RFC 3261 §8.2.2.3: extensions the caller requires and we lack (100rel...).
+        let unsupported: Vec<String> = leg
+            .invite
+            .headers()
+            .all(&HeaderName::Require)
+            .flat_map(|h| h.value.split(','))
+            .map(str::trim)
+            .filter(|o| !o.is_empty() && !o.eq_ignore_ascii_case("timer"))
+            .map(str::to_owned)
+            .collect();
         match (timer, leg.dialog.is_some()) {
             (_, false) => leg.refuse(StatusCode::BAD_REQUEST, None),
+            _ if !unsupported.is_empty() => leg.refuse(
+                StatusCode::BAD_EXTENSION,
+                Some((HeaderName::Unsupported, unsupported.join(", "))),
+            ),
             (Err(_), true) => {
                 let min_se = leg.config.min_se.to_string();
                 leg.refuse(
