@@ -8,6 +8,8 @@
 //!   best-response selection (§16.7) and the ACK + BYE of 2xx answers that lost.
 //! - [`Established`]: a confirmed dialog side, the same type for both: BYE, re-INVITE,
 //!   UPDATE, INFO, OPTIONS, REFER and NOTIFY, glare (491), session timers (RFC 4028).
+//! - [`anchor`]: the SDP a media-relaying B2BUA sends each side (our address and
+//!   ports, one continuous origin per side, hold directions).
 //!
 //! # Who does what
 //!
@@ -88,6 +90,7 @@
 //! derive from the `token` the owner gives each leg, which must be unique and
 //! unguessable (a random string).
 
+pub mod anchor;
 mod best;
 mod error;
 mod established;
@@ -96,6 +99,7 @@ mod incoming;
 mod outgoing;
 mod routes;
 
+pub use anchor::Anchor;
 pub use best::Best;
 pub use error::LegError;
 pub use established::Established;
