@@ -2002,3 +2002,157 @@ fn an_invite_requiring_an_unknown_extension_gets_420() {
     ));
     assert_eq!(net.node("pbx").terminated, [1]);
 }
+
+#[test]
+fn provisional_responses_become_trying_ringing_and_early_media_per_dialog() {
+    let mut net = pbx_and(&[Policy::Raw]);
+    let (now, bob) = (net.now, net.addr("bob1"));
+    let p = net
+        .node("pbx")
+        .call("sip:bob@example.com", &[bob], &[], now);
+    // The callee's layer sends 100 Trying by itself after 200 ms.
+    net.run(Duration::from_millis(300));
+    let (tx, invite) = invites(net.node("bob1")).pop().unwrap();
+    let now = net.now;
+    let bob1 = net.node("bob1");
+    bob1.layer
+        .respond(tx, answer_of(&invite, 180, "e1", "sip:b@h"), now)
+        .unwrap();
+    // A forking proxy's second early dialog, with early media.
+    let mut early = answer_of(&invite, 183, "e2", "sip:b@h");
+    early
+        .headers_mut()
+        .push(HeaderName::ContentType, "application/sdp");
+    early.body = sdp(SDP_B);
+    bob1.layer.respond(tx, early, now).unwrap();
+    net.run(Duration::from_millis(100));
+    let kinds: Vec<String> = net
+        .node("pbx")
+        .events
+        .iter()
+        .filter(|(_, l, _)| *l == p)
+        .map(|(_, _, e)| match e {
+            LegEvent::Trying { branch } => format!("trying {}", branch.0),
+            LegEvent::Ringing { branch, status } => format!("ringing {} {status}", branch.0),
+            LegEvent::EarlyMedia {
+                branch,
+                to_tag,
+                sdp,
+            } => {
+                format!("early {} {to_tag} {}", branch.0, sdp.len())
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "trying 0",
+            "ringing 0 180",
+            &format!("early 0 e2 {}", SDP_B.len())
+        ]
+    );
+    assert_eq!(
+        net.node("pbx").leg(p).out().branch_state(BranchId(0)),
+        Some(BranchState::Proceeding)
+    );
+}
+
+#[test]
+fn info_options_and_bad_requests_in_the_dialog() {
+    let mut net = alice_and_pbx();
+    let (a, p) = established(&mut net, &[]);
+    let mut d = net.node("alice").leg(a).dialog().dialog().clone();
+    let via = |b: &str| format!("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{b};rport");
+    let mut info = d.request(Method::Info, &via("info"), None);
+    info.headers_mut()
+        .push(HeaderName::ContentType, "application/dtmf-relay");
+    info.headers_mut().set(HeaderName::ContentLength, "24");
+    info.body = sdp("Signal=5\r\nDuration=160\r\n");
+    let options = d.request(Method::Options, &via("options"), None);
+    let message = d.request(Method::Message, &via("message"), None);
+    let mut stale = d.request(Method::Info, &via("stale"), None);
+    stale.headers_mut().set(HeaderName::CSeq, "1 INFO");
+    let mut stranger = d.request(Method::Info, &via("stranger"), None);
+    stranger
+        .headers_mut()
+        .set(HeaderName::From, "<sip:alice@192.0.2.1>;tag=someone-else");
+    let (now, pbx) = (net.now, net.addr("pbx"));
+    for r in [info, options, message, stale, stranger] {
+        let r = Message::parse(r.to_bytes()).unwrap();
+        net.node("alice")
+            .layer
+            .send_request(r, udp(pbx), now)
+            .unwrap();
+    }
+    net.run(Duration::from_millis(100));
+    let answers: Vec<(String, u16)> = net
+        .sent("pbx", "alice", |m| m.status().is_some())
+        .iter()
+        .map(|(_, m)| {
+            let via = m
+                .top_via()
+                .unwrap()
+                .branch()
+                .unwrap()
+                .trim_start_matches("z9hG4bK")
+                .to_owned();
+            (via, m.status().unwrap().as_u16())
+        })
+        .filter(|(b, _)| ["info", "options", "message", "stale", "stranger"].contains(&b.as_str()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("info".to_owned(), 200),
+            ("options".to_owned(), 200),
+            ("message".to_owned(), 405),
+            ("stale".to_owned(), 500),
+            ("stranger".to_owned(), 481),
+        ]
+    );
+    let options = net
+        .sent("pbx", "alice", status(200))
+        .into_iter()
+        .find(|(_, m)| m.cseq().unwrap().method == Method::Options)
+        .unwrap()
+        .1;
+    assert!(
+        options
+            .headers()
+            .get(&HeaderName::Allow)
+            .unwrap()
+            .contains("REFER")
+    );
+    assert!(net.node("pbx").has_event(p, |e| matches!(e, LegEvent::Info { content_type: Some(ct), body } if ct == "application/dtmf-relay" && body.starts_with(b"Signal=5"))));
+    assert!(
+        net.node("pbx").leg(p).dialog().is_open(),
+        "none of it ends the call"
+    );
+}
+
+#[test]
+fn an_invite_that_cannot_make_a_dialog_gets_400() {
+    let mut net = alice_and_pbx();
+    let invite = Message::parse(
+        &b"INVITE sip:pbx@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnocontact\r\n\
+           From: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:pbx@192.0.2.10>\r\nCall-ID: nocontact\r\n\
+           CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"[..],
+    )
+    .unwrap();
+    let (now, pbx) = (net.now, net.addr("pbx"));
+    net.node("alice")
+        .layer
+        .send_request(invite, udp(pbx), now)
+        .unwrap();
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.sent("pbx", "alice", status(400)).len(), 1);
+    let n = net.node("pbx");
+    assert!(n.has_event(
+        1,
+        |e| matches!(e, LegEvent::Failed { status, .. } if *status == StatusCode::BAD_REQUEST)
+    ));
+    assert_eq!(n.terminated, [1]);
+    net.run(Duration::from_secs(40));
+    assert!(net.nodes.iter().all(Node::is_clean));
+}

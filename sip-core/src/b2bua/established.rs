@@ -18,6 +18,9 @@ use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// The content type of SDP bodies.
+const SDP: &str = "application/sdp";
+
 /// How long to wait before trying a session refresh again when an offer/answer
 /// exchange is in progress (the exchange itself refreshes the session when it ends).
 const REFRESH_RETRY: Duration = Duration::from_secs(2);
@@ -251,7 +254,7 @@ impl Established {
     fn send(
         &mut self,
         method: Method,
-        sdp: Option<&Bytes>,
+        body: Option<(&'static str, Bytes)>,
         purpose: Purpose,
         extra: &[(HeaderName, String)],
     ) -> RequestKey {
@@ -271,8 +274,11 @@ impl Established {
                 h.push(name.clone(), value.clone());
             }
         }
-        if sdp.is_some() {
-            set_sdp(&mut request, sdp);
+        if let Some((content_type, body)) = body {
+            let h = request.headers_mut();
+            h.set(HeaderName::ContentType, ByteStr::from_static(content_type));
+            h.set(HeaderName::ContentLength, body.len().to_string());
+            request.body = body;
         }
         let key = self.ids.key();
         self.pending.insert(
@@ -312,7 +318,7 @@ impl Established {
         self.can_offer()?;
         let key = self.send(
             Method::Invite,
-            sdp.as_ref(),
+            sdp.clone().map(|s| (SDP, s)),
             Purpose::Offer { refresh: false },
             &[],
         );
@@ -328,7 +334,7 @@ impl Established {
         self.can_offer()?;
         let key = self.send(
             Method::Update,
-            Some(&sdp),
+            Some((SDP, sdp.clone())),
             Purpose::Offer { refresh: false },
             &[],
         );
@@ -446,30 +452,15 @@ impl Established {
             status.as_u16(),
             status.canonical_reason()
         ));
-        let key = self.send(
+        self.send(
             Method::Notify,
-            None,
+            Some(("message/sipfrag;version=2.0", body)),
             Purpose::Other,
             &[
                 (HeaderName::Event, "refer".to_owned()),
                 (HeaderName::SubscriptionState, state.to_owned()),
-                (
-                    HeaderName::ContentType,
-                    "message/sipfrag;version=2.0".to_owned(),
-                ),
             ],
         );
-        // The body goes on the request just queued.
-        if let Some(Output::Request {
-            key: k, request, ..
-        }) = self.out.back_mut()
-            && *k == key
-        {
-            request
-                .headers_mut()
-                .set(HeaderName::ContentLength, body.len().to_string());
-            request.body = body;
-        }
         Ok(())
     }
 
@@ -883,7 +874,8 @@ impl Established {
                 } else {
                     Method::Update
                 };
-                let key = self.send(method, sdp.as_ref(), Purpose::Offer { refresh: true }, &[]);
+                let body = sdp.map(|s| (SDP, s));
+                let key = self.send(method, body, Purpose::Offer { refresh: true }, &[]);
                 self.offer_out = Some(key);
             }
         }
