@@ -1712,7 +1712,8 @@ fn an_incoming_leg_refuses_a_short_session_interval_and_the_caller_retries() {
 fn lossy_calls_all_end_and_every_table_empties() {
     let mut answered = 0;
     let mut dropped = 0;
-    for seed in 1..=60u64 {
+    let mut refreshes = 0;
+    for seed in 1..=150u64 {
         let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
         let bob = |rng: &mut Rng| {
             let reject = match rng.below(8) {
@@ -1723,13 +1724,13 @@ fn lossy_calls_all_end_and_every_table_empties() {
             Policy::Phone {
                 after: Duration::from_millis(200 + rng.below(8000)),
                 reject,
-                talk: Some(Duration::from_millis(500 + rng.below(20_000))),
+                talk: Some(Duration::from_millis(500 + rng.below(150_000))),
             }
         };
         let alice = Policy::Phone {
             after: Duration::ZERO,
             reject: None,
-            talk: Some(Duration::from_millis(500 + rng.below(20_000))),
+            talk: Some(Duration::from_millis(500 + rng.below(150_000))),
         };
         let mut pbx = Node::new("pbx", PBX, Policy::Bridge);
         pbx.callees = vec![BOB1.parse().unwrap(), BOB2.parse().unwrap()];
@@ -1740,14 +1741,18 @@ fn lossy_calls_all_end_and_every_table_empties() {
             Node::new("bob2", BOB2, bob(&mut rng)),
         ];
         let mut net = Net::new(nodes).lossy(seed, 5 + rng.below(26), 5, 40);
+        // Short session timers, so that long calls refresh over the lossy network.
+        for n in &mut net.nodes {
+            n.config.session_expires = 90;
+        }
         let (now, pbx_addr) = (net.now, net.addr("pbx"));
         let a = net
             .node("alice")
             .call("sip:pbx@192.0.2.10", &[pbx_addr], &[], now);
         // Alice gives up on her own at some point (a CANCEL, or a BYE once talking).
-        let give_up = now + Duration::from_millis(1000 + rng.below(60_000));
+        let give_up = now + Duration::from_millis(1000 + rng.below(200_000));
         net.node("alice").acts.push((give_up, Act::HangUp(a)));
-        net.run(Duration::from_secs(300));
+        net.run(Duration::from_secs(500));
         answered += usize::from(
             net.node("alice")
                 .has_event(a, |e| matches!(e, LegEvent::Answered { .. })),
@@ -1783,9 +1788,17 @@ fn lossy_calls_all_end_and_every_table_empties() {
             .count();
         assert_eq!(outcomes, 1, "seed {seed}: one outcome per call");
         dropped += net.dropped;
+        refreshes += net
+            .log
+            .iter()
+            .filter(|(_, _, _, m)| {
+                m.method() == Some(&Method::Invite) && m.to().unwrap().tag().is_some()
+            })
+            .count();
     }
-    assert!(answered >= 20, "calls were answered: {answered}/60");
-    assert!(dropped > 100, "the network lost datagrams: {dropped}");
+    assert!(refreshes > 60, "sessions were refreshed: {refreshes}");
+    assert!(answered >= 60, "calls were answered: {answered}/150");
+    assert!(dropped > 300, "the network lost datagrams: {dropped}");
 }
 
 #[test]
