@@ -2,7 +2,11 @@
 //!
 //! The SIP stack of pbxkit: messages, URIs and headers (RFC 3261), stream framing,
 //! SDP with the RFC 3264 offer/answer helper ([`sdp`]), digest authentication for
-//! servers and clients ([`digest`]); transactions and dialogs come next.
+//! servers and clients ([`digest`]), Q.850 causes and the Reason header ([`cause`]),
+//! the RFC 3261 transaction layer ([`transaction`]), dialogs and session timers
+//! ([`dialog`]), registrar and registration client ([`registrar`], [`registration`]),
+//! and the legs of a back-to-back user agent ([`b2bua`]); an async endpoint over UDP
+//! and TCP comes with the `tokio` feature.
 //!
 //! Parsing is zero-copy: a [`Message`] keeps the [`bytes::Bytes`] it was received in,
 //! header values are slices of it, and typed values ([`Via`], [`NameAddr`], [`CSeq`]...)
@@ -53,6 +57,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod b2bua;
 mod bytestr;
 pub mod cause;
 pub mod dialog;

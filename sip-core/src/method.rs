@@ -155,6 +155,14 @@ impl StatusCode {
     pub const MESSAGE_TOO_LARGE: StatusCode = StatusCode(513);
     /// 603 Decline.
     pub const DECLINE: StatusCode = StatusCode(603);
+    /// 405 Method Not Allowed.
+    pub const METHOD_NOT_ALLOWED: StatusCode = StatusCode(405);
+    /// 422 Session Interval Too Small (RFC 4028).
+    pub const SESSION_INTERVAL_TOO_SMALL: StatusCode = StatusCode(422);
+    /// 491 Request Pending (RFC 3261 §14.1: glare).
+    pub const REQUEST_PENDING: StatusCode = StatusCode(491);
+    /// 502 Bad Gateway.
+    pub const BAD_GATEWAY: StatusCode = StatusCode(502);
 
     /// A status code; `None` outside 100..=699.
     pub const fn new(code: u16) -> Option<StatusCode> {

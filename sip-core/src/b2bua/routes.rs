@@ -1,0 +1,167 @@
+//! Which leg an event of the transaction layer belongs to.
+
+use crate::bytestr::ByteStr;
+use crate::message::Message;
+use crate::method::Method;
+use crate::transaction::{ClientTx, Event, ServerTx};
+use std::collections::HashMap;
+use std::hash::Hash;
+
+/// The part of a dialog's identity that is ours: the Call-ID and our tag. Every
+/// message of a leg carries it (our tag is the From tag of our requests' responses and
+/// the To tag of the peer's requests), whatever tag the peer chose.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogKey {
+    /// The Call-ID.
+    pub call_id: ByteStr,
+    /// Our tag.
+    pub local_tag: ByteStr,
+}
+
+impl DialogKey {
+    fn of_request(m: &Message) -> Option<DialogKey> {
+        Some(DialogKey {
+            call_id: m.call_id().ok()?.0.clone(),
+            local_tag: ByteStr::from(m.to().ok()?.tag()?),
+        })
+    }
+
+    fn of_response(m: &Message) -> Option<DialogKey> {
+        Some(DialogKey {
+            call_id: m.call_id().ok()?.0.clone(),
+            local_tag: ByteStr::from(m.from().ok()?.tag()?),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Entry {
+    Client(ClientTx),
+    Server(ServerTx),
+}
+
+/// Legs by dialog key and by the transactions whose events name only a transaction
+/// (timeouts, CANCEL, no ACK). `L` is the owner's leg id.
+///
+/// Requests and responses are routed by [`DialogKey`]; [`Event::Timeout`] and
+/// [`Event::TransportError`] by the client transactions registered with
+/// [`Routes::client`]; [`Event::Cancelled`] and [`Event::NoAck`] by the INVITE server
+/// transactions registered with [`Routes::server`] (in-dialog re-INVITEs register
+/// themselves when routed). [`Routes::remove`] forgets a leg and all its entries.
+#[derive(Debug)]
+pub struct Routes<L> {
+    dialogs: HashMap<DialogKey, L>,
+    clients: HashMap<ClientTx, L>,
+    servers: HashMap<ServerTx, L>,
+    by_leg: HashMap<L, (Vec<DialogKey>, Vec<Entry>)>,
+}
+
+impl<L: Copy + Eq + Hash> Default for Routes<L> {
+    fn default() -> Self {
+        Routes {
+            dialogs: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            by_leg: HashMap::new(),
+        }
+    }
+}
+
+impl<L: Copy + Eq + Hash> Routes<L> {
+    /// No routes.
+    pub fn new() -> Routes<L> {
+        Routes::default()
+    }
+
+    /// Routes the messages of dialog `key` to `leg`.
+    pub fn insert(&mut self, key: DialogKey, leg: L) {
+        self.dialogs.insert(key.clone(), leg);
+        self.by_leg.entry(leg).or_default().0.push(key);
+    }
+
+    /// Routes the timeouts of a client transaction to `leg`.
+    pub fn client(&mut self, tx: ClientTx, leg: L) {
+        self.clients.insert(tx, leg);
+        self.by_leg
+            .entry(leg)
+            .or_default()
+            .1
+            .push(Entry::Client(tx));
+    }
+
+    /// Routes CANCEL and no-ACK events of an INVITE server transaction to `leg`.
+    pub fn server(&mut self, tx: ServerTx, leg: L) {
+        self.servers.insert(tx, leg);
+        self.by_leg
+            .entry(leg)
+            .or_default()
+            .1
+            .push(Entry::Server(tx));
+    }
+
+    /// The leg `event` belongs to; `None` for a new call (an INVITE without To tag) or
+    /// a stray message.
+    pub fn route(&mut self, event: &Event) -> Option<L> {
+        match event {
+            Event::Request { tx, request, .. } => {
+                let leg = *self.dialogs.get(&DialogKey::of_request(request)?)?;
+                if request.method() == Some(&Method::Invite) {
+                    self.server(*tx, leg);
+                }
+                Some(leg)
+            }
+            Event::Ack { request, .. } => {
+                self.dialogs.get(&DialogKey::of_request(request)?).copied()
+            }
+            Event::Response { tx, response } => {
+                let by_dialog =
+                    DialogKey::of_response(response).and_then(|k| self.dialogs.get(&k).copied());
+                let leg = by_dialog.or_else(|| self.clients.get(tx).copied());
+                if response.status().is_some_and(|s| !s.is_provisional()) {
+                    // No timeout follows a final response.
+                    self.clients.remove(tx);
+                }
+                leg
+            }
+            Event::StrayResponse { response, .. } => {
+                DialogKey::of_response(response).and_then(|k| self.dialogs.get(&k).copied())
+            }
+            Event::Timeout { tx } | Event::TransportError { tx } => self.clients.remove(tx),
+            Event::Cancelled { tx, .. } | Event::NoAck { tx } => self.servers.get(tx).copied(),
+        }
+    }
+
+    /// Forgets `leg` (on [`LegEvent::Terminated`](super::LegEvent::Terminated)).
+    pub fn remove(&mut self, leg: L) {
+        let Some((keys, entries)) = self.by_leg.remove(&leg) else {
+            return;
+        };
+        for key in keys {
+            if self.dialogs.get(&key) == Some(&leg) {
+                self.dialogs.remove(&key);
+            }
+        }
+        for entry in entries {
+            match entry {
+                Entry::Client(tx) => {
+                    if self.clients.get(&tx) == Some(&leg) {
+                        self.clients.remove(&tx);
+                    }
+                }
+                Entry::Server(tx) => {
+                    if self.servers.get(&tx) == Some(&leg) {
+                        self.servers.remove(&tx);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether no leg is routed.
+    pub fn is_empty(&self) -> bool {
+        self.dialogs.is_empty()
+            && self.clients.is_empty()
+            && self.servers.is_empty()
+            && self.by_leg.is_empty()
+    }
+}
