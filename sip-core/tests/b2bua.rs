@@ -1301,6 +1301,29 @@ fn a_2xx_that_loses_is_acked_then_byed_and_retransmissions_get_the_same_ack() {
         net.node("pbx").leg(p).dialog().is_open(),
         "the winner's dialog is untouched"
     );
+    // Long after (Timer M is over, the layer calls it a stray): still the same ACK.
+    net.run(Duration::from_secs(40));
+    let now = net.now;
+    net.node("pbx")
+        .layer
+        .handle_message(Message::parse(ok1.to_bytes()).unwrap(), udp(bob1), now);
+    let stray = net.node("pbx").layer.poll_event();
+    assert!(
+        matches!(stray, Some(Event::StrayResponse { .. })),
+        "{stray:?}"
+    );
+    let now = net.now;
+    let leg = net.node("pbx").leg(p).leg();
+    leg.handle_event(stray.unwrap(), now);
+    net.run(Duration::from_millis(10));
+    let winner_acks: Vec<Message> = net
+        .sent("pbx", "bob1", is(Method::Ack))
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.to().unwrap().tag() == Some("b1"))
+        .collect();
+    assert_eq!(winner_acks.len(), 3);
+    assert_eq!(winner_acks[2].to_bytes(), winner_acks[0].to_bytes());
 }
 
 #[test]
@@ -1312,10 +1335,10 @@ fn reinvites_both_ways_and_glare() {
     net.node("alice")
         .leg(a)
         .dialog()
-        .reinvite(Some(sdp(SDP_HOLD)), now)
+        .reinvite(sdp(SDP_HOLD), now)
         .unwrap();
     assert_eq!(
-        net.node("alice").leg(a).dialog().reinvite(None, now),
+        net.node("alice").leg(a).dialog().reinvite(sdp(SDP_A), now),
         Err(LegError::OfferPending)
     );
     net.run(Duration::from_millis(100));
@@ -1378,12 +1401,12 @@ fn reinvites_both_ways_and_glare() {
     net.node("alice")
         .leg(a)
         .dialog()
-        .reinvite(Some(sdp(SDP_HOLD)), now)
+        .reinvite(sdp(SDP_HOLD), now)
         .unwrap();
     net.node("pbx")
         .leg(p)
         .dialog()
-        .reinvite(Some(sdp(SDP_B)), now)
+        .reinvite(sdp(SDP_B), now)
         .unwrap();
     net.run(Duration::from_secs(1));
     for (node, leg) in [("alice", a), ("pbx", p)] {
@@ -1399,7 +1422,7 @@ fn reinvites_both_ways_and_glare() {
     net.node("alice")
         .leg(a)
         .dialog()
-        .reinvite(Some(sdp(SDP_HOLD)), now)
+        .reinvite(sdp(SDP_HOLD), now)
         .unwrap();
     net.run(Duration::from_millis(100));
     assert_eq!(
@@ -1922,7 +1945,7 @@ fn a_retransmitted_reinvite_2xx_is_reacked_on_both_leg_kinds() {
         net.node(offerer)
             .leg(leg(offerer))
             .dialog()
-            .reinvite(Some(sdp(SDP_HOLD)), now)
+            .reinvite(sdp(SDP_HOLD), now)
             .unwrap();
         net.run(Duration::from_millis(100));
         let now = net.now;

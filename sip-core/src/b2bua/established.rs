@@ -311,20 +311,18 @@ impl Established {
         Ok(())
     }
 
-    /// Sends a re-INVITE with `sdp` (an offer; `None` asks the peer for one). The
-    /// answer comes as [`LegEvent::OfferAnswered`] (and is ACKed) or
-    /// [`LegEvent::OfferRejected`].
-    pub fn reinvite(&mut self, sdp: Option<Bytes>, _now: Instant) -> Result<(), super::LegError> {
+    /// Sends a re-INVITE offering `sdp`. The answer comes as
+    /// [`LegEvent::OfferAnswered`] (and is ACKed) or [`LegEvent::OfferRejected`].
+    /// (An offerless re-INVITE would need our answer in the ACK: not offered.)
+    pub fn reinvite(&mut self, sdp: Bytes, _now: Instant) -> Result<(), super::LegError> {
         self.can_offer()?;
         let key = self.send(
             Method::Invite,
-            sdp.clone().map(|s| (SDP, s)),
+            Some((SDP, sdp.clone())),
             Purpose::Offer { refresh: false },
             &[],
         );
-        if sdp.is_some() {
-            self.local_sdp = sdp;
-        }
+        self.local_sdp = Some(sdp);
         self.offer_out = Some(key);
         Ok(())
     }

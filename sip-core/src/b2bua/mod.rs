@@ -26,6 +26,11 @@
 //! [`Event::NoAck`] after 64×T1; a leg turns that into [`LegEvent::NoAck`] rather than
 //! retransmitting the 2xx a second time.
 //!
+//! A client INVITE transaction passes retransmitted 2xx up as [`Event::Response`] for
+//! 64×T1 after the first (RFC 6026 Timer M), and the layer as [`Event::StrayResponse`]
+//! after that; both reach the leg (they carry its dialog key), which ACKs each with
+//! the same ACK.
+//!
 //! In-dialog requests go to the leg's [`Target`] (where the INVITE came from, or the
 //! branch's target); their Request-URI is the dialog's remote target.
 //!

@@ -111,7 +111,8 @@ enum Outcome {
 /// BYEd; every retransmitted 2xx gets the same ACK again. The overall ring time (Timer
 /// C) is the owner's: it calls [`OutgoingLegs::cancel_all`].
 ///
-/// The INVITE must carry the offer (the ACK is sent at once, without SDP).
+/// The INVITE must carry the offer (the ACK is sent at once, without SDP). Requests on
+/// early dialogs (an early UPDATE, a BYE) are refused with 481: no early offer/answer.
 #[derive(Debug)]
 pub struct OutgoingLegs {
     config: LegConfig,
@@ -726,7 +727,13 @@ impl OutgoingLegs {
 
     fn fail(&mut self) {
         self.outcome = Outcome::Failed;
-        let status = self.best.status().unwrap_or(StatusCode::REQUEST_TIMEOUT);
+        // Nothing recorded: every branch lost a race with its cancel, or never answered.
+        let nothing = if self.given_up {
+            StatusCode::REQUEST_TERMINATED
+        } else {
+            StatusCode::REQUEST_TIMEOUT
+        };
+        let status = self.best.status().unwrap_or(nothing);
         let response = self.best.response().map(Box::new);
         self.event(LegEvent::Failed { status, response });
     }
