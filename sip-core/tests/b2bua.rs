@@ -135,6 +135,8 @@ struct Node {
     callees: Vec<SocketAddr>,
     peers: BTreeMap<u32, u32>,
     send_errors: usize,
+    /// Calls placed with `call` carry no SDP (a late offer).
+    late_offer: bool,
 }
 
 impl Node {
@@ -158,6 +160,7 @@ impl Node {
             callees: Vec::new(),
             peers: BTreeMap::new(),
             send_errors: 0,
+            late_offer: false,
         }
     }
 
@@ -196,8 +199,10 @@ impl Node {
         for (n, v) in extra {
             h.push(n.clone(), *v);
         }
-        h.push(HeaderName::ContentType, "application/sdp");
-        template.body = sdp(SDP_A);
+        if !self.late_offer {
+            h.push(HeaderName::ContentType, "application/sdp");
+            template.body = sdp(SDP_A);
+        }
         let mut leg = OutgoingLegs::new(self.config.clone(), &self.token(), template);
         for t in targets {
             leg.add_branch(uri.clone(), udp(*t), None, now).unwrap();
@@ -366,9 +371,28 @@ impl Node {
         let alive = |n: &Node, l: u32| n.legs.contains_key(&l);
         match (self.policy, e) {
             (
-                Policy::Phone { talk: Some(t), .. },
+                Policy::Phone { talk, .. },
                 LegEvent::Answered { .. } | LegEvent::Confirmed { .. },
-            ) => self.acts.push((now + t, Act::HangUp(id))),
+            ) => {
+                if let Some(AnyLeg::Out(l)) = self.legs.get_mut(&id)
+                    && let Some(d) = l.dialog()
+                    && d.awaits_answer()
+                {
+                    let _ = d.ack_answer(sdp(SDP_A), now);
+                }
+                if let Some(t) = talk {
+                    self.acts.push((now + t, Act::HangUp(id)));
+                }
+            }
+            (Policy::Bridge, LegEvent::Confirmed { sdp: Some(answer) }) => {
+                // A late offer's answer, from the caller's ACK to the callee's.
+                if let Some(AnyLeg::Out(l)) = peer.and_then(|p| self.legs.get_mut(&p))
+                    && let Some(d) = l.dialog()
+                    && d.awaits_answer()
+                {
+                    let _ = d.ack_answer(answer.clone(), now);
+                }
+            }
             (Policy::Phone { .. } | Policy::Bridge, LegEvent::NoAck | LegEvent::SessionExpired) => {
                 self.hang_up(id, now);
             }
@@ -1736,6 +1760,7 @@ fn lossy_calls_all_end_and_every_table_empties() {
     let mut answered = 0;
     let mut dropped = 0;
     let mut refreshes = 0;
+    let mut late_answered = 0;
     for seed in 1..=150u64 {
         let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
         let bob = |rng: &mut Rng| {
@@ -1763,7 +1788,9 @@ fn lossy_calls_all_end_and_every_table_empties() {
             Node::new("bob1", BOB1, bob(&mut rng)),
             Node::new("bob2", BOB2, bob(&mut rng)),
         ];
+        let late_offer = rng.below(3) == 0;
         let mut net = Net::new(nodes).lossy(seed, 5 + rng.below(26), 5, 40);
+        net.node("alice").late_offer = late_offer;
         // Short session timers, so that long calls refresh over the lossy network.
         for n in &mut net.nodes {
             n.config.session_expires = 90;
@@ -1776,10 +1803,24 @@ fn lossy_calls_all_end_and_every_table_empties() {
         let give_up = now + Duration::from_millis(1000 + rng.below(200_000));
         net.node("alice").acts.push((give_up, Act::HangUp(a)));
         net.run(Duration::from_secs(500));
-        answered += usize::from(
-            net.node("alice")
-                .has_event(a, |e| matches!(e, LegEvent::Answered { .. })),
-        );
+        let was_answered = net
+            .node("alice")
+            .has_event(a, |e| matches!(e, LegEvent::Answered { .. }));
+        answered += usize::from(was_answered);
+        if late_offer && was_answered {
+            // The answer went from Alice's ACK through the PBX to Bob's.
+            let acked = |from, to| {
+                !net.sent(from, to, |m| {
+                    m.method() == Some(&Method::Ack) && !m.body.is_empty()
+                })
+                .is_empty()
+            };
+            assert!(
+                acked("alice", "pbx"),
+                "seed {seed}: late offer answered in the ACK"
+            );
+            late_answered += usize::from(acked("pbx", "bob1") || acked("pbx", "bob2"));
+        }
         for n in &net.nodes {
             assert!(
                 n.legs.is_empty(),
@@ -1820,6 +1861,10 @@ fn lossy_calls_all_end_and_every_table_empties() {
             .count();
     }
     assert!(refreshes > 60, "sessions were refreshed: {refreshes}");
+    assert!(
+        late_answered > 10,
+        "late offers answered end to end: {late_answered}"
+    );
     assert!(answered >= 60, "calls were answered: {answered}/150");
     assert!(dropped > 300, "the network lost datagrams: {dropped}");
 }
@@ -2189,6 +2234,99 @@ fn an_invite_that_cannot_make_a_dialog_gets_400() {
         |e| matches!(e, LegEvent::Failed { status, .. } if *status == StatusCode::BAD_REQUEST)
     ));
     assert_eq!(n.terminated, [1]);
+    net.run(Duration::from_secs(40));
+    assert!(net.nodes.iter().all(Node::is_clean));
+}
+
+/// The PBX rings Bob with an INVITE without SDP (a late offer).
+fn late_offer_call(net: &mut Net) -> u32 {
+    let (now, bob) = (net.now, net.addr("bob1"));
+    let uri = Uri::parse("sip:bob@example.com").unwrap();
+    let mut template = Message::request(Method::Invite, uri.clone());
+    template
+        .headers_mut()
+        .push(HeaderName::From, "<sip:pbx@pbx>");
+    template
+        .headers_mut()
+        .push(HeaderName::To, "<sip:bob@example.com>");
+    let token = net.node("pbx").token();
+    let mut leg = OutgoingLegs::new(net.node("pbx").config.clone(), &token, template);
+    leg.add_branch(uri, udp(bob), None, now).unwrap();
+    net.node("pbx").add(AnyLeg::Out(leg))
+}
+
+#[test]
+fn a_late_offer_is_answered_in_the_ack_by_the_owner() {
+    let mut net = pbx_and(&[phone(100, None)]);
+    let p = late_offer_call(&mut net);
+    net.run(Duration::from_secs(1));
+    assert!(net.node("pbx").has_event(
+        p,
+        |e| matches!(e, LegEvent::Answered { sdp: Some(s), .. } if s == SDP_B)
+    ));
+    assert!(
+        net.sent("pbx", "bob1", is(Method::Ack)).is_empty(),
+        "the ACK waits for the answer"
+    );
+    assert!(
+        net.sent("bob1", "pbx", status(200)).len() >= 2,
+        "so Bob retransmits"
+    );
+    let now = net.now;
+    let dialog = net.node("pbx").leg(p).dialog();
+    assert!(dialog.awaits_answer());
+    assert_eq!(
+        dialog.reinvite(sdp(SDP_A), now),
+        Err(LegError::OfferPending)
+    );
+    dialog.ack_answer(sdp(SDP_A), now).unwrap();
+    assert_eq!(
+        dialog.ack_answer(sdp(SDP_A), now),
+        Err(LegError::NothingPending)
+    );
+    net.run(Duration::from_secs(5));
+    let acks = net.sent("pbx", "bob1", is(Method::Ack));
+    assert!(!acks.is_empty());
+    assert!(
+        acks.iter()
+            .all(|(_, m)| m.body == SDP_A && m.to_bytes() == acks[0].1.to_bytes())
+    );
+    assert!(net.node("bob1").has_event(
+        1,
+        |e| matches!(e, LegEvent::Confirmed { sdp: Some(s) } if s == SDP_A)
+    ));
+}
+
+#[test]
+fn a_late_offer_hung_up_before_answering_is_refused_in_the_ack() {
+    let mut net = pbx_and(&[phone(100, None)]);
+    let p = late_offer_call(&mut net);
+    net.run(Duration::from_secs(1));
+    let now = net.now;
+    net.node("pbx").leg(p).out().hang_up(16, now).unwrap();
+    net.run(Duration::from_secs(1));
+    let to_bob: Vec<Message> = net
+        .sent("pbx", "bob1", |m| {
+            m.method()
+                .is_some_and(|m| *m == Method::Ack || *m == Method::Bye)
+        })
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(to_bob[0].method(), Some(&Method::Ack));
+    assert_eq!(to_bob[1].method(), Some(&Method::Bye));
+    let answer = pbxkit_sip::sdp::Session::parse_body(&to_bob[0].body).unwrap();
+    assert!(
+        answer.media.iter().all(|m| m.port == 0),
+        "every stream refused"
+    );
+    assert!(net.node("bob1").has_event(1, |e| matches!(
+        e,
+        LegEvent::Ended {
+            by: Side::Remote,
+            ..
+        }
+    )));
     net.run(Duration::from_secs(40));
     assert!(net.nodes.iter().all(Node::is_clean));
 }

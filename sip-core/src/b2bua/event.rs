@@ -61,7 +61,9 @@ pub enum LegEvent {
     },
     /// A branch answered: the set is now a confirmed dialog
     /// ([`OutgoingLegs::dialog`](super::OutgoingLegs::dialog)); every other branch is
-    /// being cancelled.
+    /// being cancelled. After a late offer (an INVITE without SDP) `sdp` is the
+    /// callee's offer: answer it with
+    /// [`Established::ack_answer`](super::Established::ack_answer).
     Answered {
         /// The branch.
         branch: BranchId,

@@ -300,6 +300,18 @@ fn sdp_of(m: &Message) -> Option<Bytes> {
     sdp.then(|| m.body.clone())
 }
 
+/// An SDP answer refusing every stream of `offer` (all ports 0, RFC 3264 §6): what
+/// an ACK must carry when a 2xx brought an offer we will not take up (a 2xx that lost,
+/// a call hung up before answering), `None` when the offer does not parse.
+fn refusing_answer(offer: &Bytes) -> Option<Bytes> {
+    let mut answer = crate::sdp::Session::parse_body(offer).ok()?;
+    for m in &mut answer.media {
+        m.port = 0;
+        m.port_count = None;
+    }
+    Some(Bytes::from(answer.to_text()))
+}
+
 /// Whether a header holding a comma-separated option list names `option`.
 fn lists(m: &Message, name: &HeaderName, option: &str) -> bool {
     m.headers().all(name).any(|h| {
