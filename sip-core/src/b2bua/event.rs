@@ -80,7 +80,8 @@ pub enum LegEvent {
         status: StatusCode,
     },
     /// Every branch failed, or one sent a 6xx: the best response (RFC 3261 §16.7),
-    /// what the caller should get.
+    /// what the caller should get. On an incoming leg: the INVITE was refused by the
+    /// leg itself (400, 420, 422), `response` `None`.
     Failed {
         /// Its status (503 already turned into 500).
         status: StatusCode,
