@@ -2330,3 +2330,69 @@ fn a_late_offer_hung_up_before_answering_is_refused_in_the_ack() {
     net.run(Duration::from_secs(40));
     assert!(net.nodes.iter().all(Node::is_clean));
 }
+
+#[test]
+fn odd_answers_fail_the_branch_and_commands_after_the_end_are_refused() {
+    let mut net = pbx_and(&[Policy::Raw]);
+    let (now, bob) = (net.now, net.addr("bob1"));
+    let p = net
+        .node("pbx")
+        .call("sip:bob@example.com", &[bob], &[], now);
+    net.run(Duration::from_millis(100));
+    let (tx, invite) = invites(net.node("bob1")).pop().unwrap();
+    // A 180 without To tag, then a 2xx without Contact: no dialog can be made of it.
+    let now = net.now;
+    let untagged = Message::response_to(&invite, StatusCode::RINGING, None);
+    let bob1 = net.node("bob1");
+    bob1.layer.respond(tx, untagged, now).unwrap();
+    let bare = Message::response_to(&invite, StatusCode::OK, Some("b1"));
+    bob1.layer.respond(tx, bare, now).unwrap();
+    net.run(Duration::from_millis(100));
+    let pbx = net.node("pbx");
+    assert!(pbx.has_event(p, |e| matches!(e, LegEvent::Ringing { .. })));
+    assert!(pbx.has_event(
+        p,
+        |e| matches!(e, LegEvent::Failed { status, .. } if *status == StatusCode::BAD_GATEWAY)
+    ));
+    assert!(pbx.legs.is_empty());
+
+    // An incoming leg that was cancelled refuses what the owner tries next.
+    let t0 = Instant::now();
+    let mut layer = TransactionLayer::new(Timers::default());
+    let alice = udp(ALICE.parse().unwrap());
+    let invite = Message::parse(
+        &b"INVITE sip:pbx@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1\r\n\
+           From: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:pbx@192.0.2.10>\r\nCall-ID: c1\r\n\
+           CSeq: 1 INVITE\r\nContact: <sip:alice@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"[..],
+    )
+    .unwrap();
+    layer.handle_message(invite.clone(), alice, t0);
+    let Some(Event::Request {
+        tx,
+        request,
+        source,
+    }) = layer.poll_event()
+    else {
+        panic!()
+    };
+    let config = LegConfig::new(PBX, Uri::parse("sip:pbx@192.0.2.10").unwrap());
+    let mut leg = IncomingLeg::new(config, "p1", tx, request, source, t0);
+    layer.handle_message(cancel_for(&invite), alice, t0);
+    let cancelled = layer.poll_event().unwrap();
+    assert!(matches!(cancelled, Event::Cancelled { .. }));
+    leg.handle_event(cancelled, t0);
+    assert_eq!(leg.answer(None, t0), Err(LegError::Ending));
+    assert_eq!(leg.ring(None, t0), Err(LegError::Ending));
+    assert_eq!(leg.hang_up(16, t0), Err(LegError::Ending));
+    let events: Vec<String> = std::iter::from_fn(|| leg.poll_output())
+        .map(|o| match o {
+            Output::Event(e) => format!("{e:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["Cancelled { cause: None, elsewhere: false }", "Terminated"]
+    );
+    assert!(leg.is_terminated());
+}
