@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use pbxkit_sip::b2bua::*;
 use pbxkit_sip::cause::Reason;
-use pbxkit_sip::digest::{self, Algorithm, DigestServer};
+use pbxkit_sip::digest::{Algorithm, DigestServer};
 use pbxkit_sip::transaction::*;
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
 use std::collections::BTreeMap;
@@ -1082,7 +1082,17 @@ fn the_best_response_is_chosen_among_486_404_and_503() {
     assert!(net.nodes.iter().all(Node::is_clean));
 }
 
-fn challenged_call(password: &str) -> (Net, u32, usize) {
+/// The PBX calls a raw callee that challenges with `code` (401 or 407) until the
+/// INVITE carries credentials for "pbx"/"secret"; returns the INVITEs it saw.
+fn challenged_call(password: &str, code: u16) -> (Net, u32, usize) {
+    let (challenge_name, answer_name) = if code == 401 {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    } else {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    };
     let mut net = pbx_and(&[Policy::Raw]);
     let mut server = DigestServer::new("trunk", b"a secret of thirty-two bytes or more!", 300);
     let (now, bob) = (net.now, net.addr("bob1"));
@@ -1111,7 +1121,7 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
             let now = net.now;
             let auth = invite
                 .headers()
-                .typed::<Auth>(&HeaderName::ProxyAuthorization)
+                .typed::<Auth>(&answer_name)
                 .and_then(Result::ok);
             let ok = auth.is_some_and(|a| {
                 server
@@ -1123,10 +1133,10 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
             let r = if ok {
                 answer_of(&invite, 200, "b1", "sip:bob@192.0.2.21")
             } else {
-                let mut r = answer_of(&invite, 407, "b1", "sip:bob@192.0.2.21");
+                let mut r = answer_of(&invite, code, "b1", "sip:bob@192.0.2.21");
                 let challenge = server.challenge(1_700_000_000, Algorithm::Md5, false);
                 r.headers_mut()
-                    .push(HeaderName::ProxyAuthenticate, challenge.to_string());
+                    .push(challenge_name.clone(), challenge.to_string());
                 r
             };
             net.node("bob1").layer.respond(tx, r, now).unwrap();
@@ -1136,44 +1146,43 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
 }
 
 #[test]
-fn a_challenge_is_answered_once_with_the_credentials() {
-    let (mut net, p, seen) = challenged_call("secret");
-    assert_eq!(seen, 2);
-    let second = net.sent("pbx", "bob1", is(Method::Invite));
-    let last = &second.last().unwrap().1;
-    assert_eq!(last.cseq().unwrap().seq, 2, "a new CSeq");
-    assert_ne!(
-        second[0].1.top_via().unwrap().branch(),
-        last.top_via().unwrap().branch()
-    );
-    assert!(
-        net.node("pbx")
-            .has_event(p, |e| matches!(e, LegEvent::Answered { .. }))
-    );
-    // Not the digest's fault: a response computed by the client side verifies.
-    let ch = DigestServer::new("r", b"another secret of thirty-two bytes!!", 60).challenge(
-        1,
-        Algorithm::Md5,
-        false,
-    );
-    assert!(digest::respond(&ch, "INVITE", "sip:x@y", "u", "p", "c", 1).is_some());
+fn a_challenge_is_answered_once_per_realm_with_the_credentials() {
+    for (code, header) in [
+        (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate),
+        (
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            HeaderName::ProxyAuthenticate,
+        ),
+    ] {
+        let (mut net, p, seen) = challenged_call("secret", code.as_u16());
+        assert_eq!(seen, 2, "{code}");
+        let invites = net.sent("pbx", "bob1", is(Method::Invite));
+        let last = &invites.last().unwrap().1;
+        assert_eq!(last.cseq().unwrap().seq, 2, "a new CSeq");
+        assert_ne!(
+            invites[0].1.top_via().unwrap().branch(),
+            last.top_via().unwrap().branch()
+        );
+        assert!(
+            net.node("pbx")
+                .has_event(p, |e| matches!(e, LegEvent::Answered { .. })),
+            "{code}"
+        );
 
-    let (mut net, p, seen) = challenged_call("wrong");
-    assert_eq!(seen, 2, "once per realm");
-    let pbx = net.node("pbx");
-    let failed = pbx.events.iter().find_map(|(_, _, e)| match e {
-        LegEvent::Failed { status, response } => Some((*status, response.clone())),
-        _ => None,
-    });
-    let (status, response) = failed.unwrap();
-    assert_eq!(status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
-    assert!(
-        response
-            .unwrap()
-            .headers()
-            .contains(&HeaderName::ProxyAuthenticate)
-    );
-    let _ = p;
+        // A wrong password: the second challenge (same realm) is not answered again.
+        let (mut net, p, seen) = challenged_call("wrong", code.as_u16());
+        assert_eq!(seen, 2, "{code}: once per realm");
+        let failed = net.node("pbx").events.iter().find_map(|(_, l, e)| match e {
+            LegEvent::Failed { status, response } if *l == p => Some((*status, response.clone())),
+            _ => None,
+        });
+        let (status, response) = failed.unwrap();
+        assert_eq!(status, code);
+        assert!(
+            response.unwrap().headers().contains(&header),
+            "{code}: the challenge goes up"
+        );
+    }
 }
 
 #[test]
