@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use pbxkit_sip::b2bua::*;
 use pbxkit_sip::cause::Reason;
-use pbxkit_sip::digest::{self, Algorithm, DigestServer};
+use pbxkit_sip::digest::{Algorithm, DigestServer};
 use pbxkit_sip::transaction::*;
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
 use std::collections::BTreeMap;
@@ -135,6 +135,8 @@ struct Node {
     callees: Vec<SocketAddr>,
     peers: BTreeMap<u32, u32>,
     send_errors: usize,
+    /// Calls placed with `call` carry no SDP (a late offer).
+    late_offer: bool,
 }
 
 impl Node {
@@ -158,6 +160,7 @@ impl Node {
             callees: Vec::new(),
             peers: BTreeMap::new(),
             send_errors: 0,
+            late_offer: false,
         }
     }
 
@@ -196,8 +199,10 @@ impl Node {
         for (n, v) in extra {
             h.push(n.clone(), *v);
         }
-        h.push(HeaderName::ContentType, "application/sdp");
-        template.body = sdp(SDP_A);
+        if !self.late_offer {
+            h.push(HeaderName::ContentType, "application/sdp");
+            template.body = sdp(SDP_A);
+        }
         let mut leg = OutgoingLegs::new(self.config.clone(), &self.token(), template);
         for t in targets {
             leg.add_branch(uri.clone(), udp(*t), None, now).unwrap();
@@ -366,9 +371,28 @@ impl Node {
         let alive = |n: &Node, l: u32| n.legs.contains_key(&l);
         match (self.policy, e) {
             (
-                Policy::Phone { talk: Some(t), .. },
+                Policy::Phone { talk, .. },
                 LegEvent::Answered { .. } | LegEvent::Confirmed { .. },
-            ) => self.acts.push((now + t, Act::HangUp(id))),
+            ) => {
+                if let Some(AnyLeg::Out(l)) = self.legs.get_mut(&id)
+                    && let Some(d) = l.dialog()
+                    && d.awaits_answer()
+                {
+                    let _ = d.ack_answer(sdp(SDP_A), now);
+                }
+                if let Some(t) = talk {
+                    self.acts.push((now + t, Act::HangUp(id)));
+                }
+            }
+            (Policy::Bridge, LegEvent::Confirmed { sdp: Some(answer) }) => {
+                // A late offer's answer, from the caller's ACK to the callee's.
+                if let Some(AnyLeg::Out(l)) = peer.and_then(|p| self.legs.get_mut(&p))
+                    && let Some(d) = l.dialog()
+                    && d.awaits_answer()
+                {
+                    let _ = d.ack_answer(answer.clone(), now);
+                }
+            }
             (Policy::Phone { .. } | Policy::Bridge, LegEvent::NoAck | LegEvent::SessionExpired) => {
                 self.hang_up(id, now);
             }
@@ -1058,7 +1082,17 @@ fn the_best_response_is_chosen_among_486_404_and_503() {
     assert!(net.nodes.iter().all(Node::is_clean));
 }
 
-fn challenged_call(password: &str) -> (Net, u32, usize) {
+/// The PBX calls a raw callee that challenges with `code` (401 or 407) until the
+/// INVITE carries credentials for "pbx"/"secret"; returns the INVITEs it saw.
+fn challenged_call(password: &str, code: u16) -> (Net, u32, usize) {
+    let (challenge_name, answer_name) = if code == 401 {
+        (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+    } else {
+        (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        )
+    };
     let mut net = pbx_and(&[Policy::Raw]);
     let mut server = DigestServer::new("trunk", b"a secret of thirty-two bytes or more!", 300);
     let (now, bob) = (net.now, net.addr("bob1"));
@@ -1087,7 +1121,7 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
             let now = net.now;
             let auth = invite
                 .headers()
-                .typed::<Auth>(&HeaderName::ProxyAuthorization)
+                .typed::<Auth>(&answer_name)
                 .and_then(Result::ok);
             let ok = auth.is_some_and(|a| {
                 server
@@ -1099,10 +1133,10 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
             let r = if ok {
                 answer_of(&invite, 200, "b1", "sip:bob@192.0.2.21")
             } else {
-                let mut r = answer_of(&invite, 407, "b1", "sip:bob@192.0.2.21");
+                let mut r = answer_of(&invite, code, "b1", "sip:bob@192.0.2.21");
                 let challenge = server.challenge(1_700_000_000, Algorithm::Md5, false);
                 r.headers_mut()
-                    .push(HeaderName::ProxyAuthenticate, challenge.to_string());
+                    .push(challenge_name.clone(), challenge.to_string());
                 r
             };
             net.node("bob1").layer.respond(tx, r, now).unwrap();
@@ -1112,44 +1146,43 @@ fn challenged_call(password: &str) -> (Net, u32, usize) {
 }
 
 #[test]
-fn a_challenge_is_answered_once_with_the_credentials() {
-    let (mut net, p, seen) = challenged_call("secret");
-    assert_eq!(seen, 2);
-    let second = net.sent("pbx", "bob1", is(Method::Invite));
-    let last = &second.last().unwrap().1;
-    assert_eq!(last.cseq().unwrap().seq, 2, "a new CSeq");
-    assert_ne!(
-        second[0].1.top_via().unwrap().branch(),
-        last.top_via().unwrap().branch()
-    );
-    assert!(
-        net.node("pbx")
-            .has_event(p, |e| matches!(e, LegEvent::Answered { .. }))
-    );
-    // Not the digest's fault: a response computed by the client side verifies.
-    let ch = DigestServer::new("r", b"another secret of thirty-two bytes!!", 60).challenge(
-        1,
-        Algorithm::Md5,
-        false,
-    );
-    assert!(digest::respond(&ch, "INVITE", "sip:x@y", "u", "p", "c", 1).is_some());
+fn a_challenge_is_answered_once_per_realm_with_the_credentials() {
+    for (code, header) in [
+        (StatusCode::UNAUTHORIZED, HeaderName::WwwAuthenticate),
+        (
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            HeaderName::ProxyAuthenticate,
+        ),
+    ] {
+        let (mut net, p, seen) = challenged_call("secret", code.as_u16());
+        assert_eq!(seen, 2, "{code}");
+        let invites = net.sent("pbx", "bob1", is(Method::Invite));
+        let last = &invites.last().unwrap().1;
+        assert_eq!(last.cseq().unwrap().seq, 2, "a new CSeq");
+        assert_ne!(
+            invites[0].1.top_via().unwrap().branch(),
+            last.top_via().unwrap().branch()
+        );
+        assert!(
+            net.node("pbx")
+                .has_event(p, |e| matches!(e, LegEvent::Answered { .. })),
+            "{code}"
+        );
 
-    let (mut net, p, seen) = challenged_call("wrong");
-    assert_eq!(seen, 2, "once per realm");
-    let pbx = net.node("pbx");
-    let failed = pbx.events.iter().find_map(|(_, _, e)| match e {
-        LegEvent::Failed { status, response } => Some((*status, response.clone())),
-        _ => None,
-    });
-    let (status, response) = failed.unwrap();
-    assert_eq!(status, StatusCode::PROXY_AUTHENTICATION_REQUIRED);
-    assert!(
-        response
-            .unwrap()
-            .headers()
-            .contains(&HeaderName::ProxyAuthenticate)
-    );
-    let _ = p;
+        // A wrong password: the second challenge (same realm) is not answered again.
+        let (mut net, p, seen) = challenged_call("wrong", code.as_u16());
+        assert_eq!(seen, 2, "{code}: once per realm");
+        let failed = net.node("pbx").events.iter().find_map(|(_, l, e)| match e {
+            LegEvent::Failed { status, response } if *l == p => Some((*status, response.clone())),
+            _ => None,
+        });
+        let (status, response) = failed.unwrap();
+        assert_eq!(status, code);
+        assert!(
+            response.unwrap().headers().contains(&header),
+            "{code}: the challenge goes up"
+        );
+    }
 }
 
 #[test]
@@ -1736,6 +1769,7 @@ fn lossy_calls_all_end_and_every_table_empties() {
     let mut answered = 0;
     let mut dropped = 0;
     let mut refreshes = 0;
+    let mut late_answered = 0;
     for seed in 1..=150u64 {
         let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
         let bob = |rng: &mut Rng| {
@@ -1763,7 +1797,9 @@ fn lossy_calls_all_end_and_every_table_empties() {
             Node::new("bob1", BOB1, bob(&mut rng)),
             Node::new("bob2", BOB2, bob(&mut rng)),
         ];
+        let late_offer = rng.below(3) == 0;
         let mut net = Net::new(nodes).lossy(seed, 5 + rng.below(26), 5, 40);
+        net.node("alice").late_offer = late_offer;
         // Short session timers, so that long calls refresh over the lossy network.
         for n in &mut net.nodes {
             n.config.session_expires = 90;
@@ -1776,10 +1812,24 @@ fn lossy_calls_all_end_and_every_table_empties() {
         let give_up = now + Duration::from_millis(1000 + rng.below(200_000));
         net.node("alice").acts.push((give_up, Act::HangUp(a)));
         net.run(Duration::from_secs(500));
-        answered += usize::from(
-            net.node("alice")
-                .has_event(a, |e| matches!(e, LegEvent::Answered { .. })),
-        );
+        let was_answered = net
+            .node("alice")
+            .has_event(a, |e| matches!(e, LegEvent::Answered { .. }));
+        answered += usize::from(was_answered);
+        if late_offer && was_answered {
+            // The answer went from Alice's ACK through the PBX to Bob's.
+            let acked = |from, to| {
+                !net.sent(from, to, |m| {
+                    m.method() == Some(&Method::Ack) && !m.body.is_empty()
+                })
+                .is_empty()
+            };
+            assert!(
+                acked("alice", "pbx"),
+                "seed {seed}: late offer answered in the ACK"
+            );
+            late_answered += usize::from(acked("pbx", "bob1") || acked("pbx", "bob2"));
+        }
         for n in &net.nodes {
             assert!(
                 n.legs.is_empty(),
@@ -1820,6 +1870,10 @@ fn lossy_calls_all_end_and_every_table_empties() {
             .count();
     }
     assert!(refreshes > 60, "sessions were refreshed: {refreshes}");
+    assert!(
+        late_answered > 10,
+        "late offers answered end to end: {late_answered}"
+    );
     assert!(answered >= 60, "calls were answered: {answered}/150");
     assert!(dropped > 300, "the network lost datagrams: {dropped}");
 }
@@ -2191,4 +2245,163 @@ fn an_invite_that_cannot_make_a_dialog_gets_400() {
     assert_eq!(n.terminated, [1]);
     net.run(Duration::from_secs(40));
     assert!(net.nodes.iter().all(Node::is_clean));
+}
+
+/// The PBX rings Bob with an INVITE without SDP (a late offer).
+fn late_offer_call(net: &mut Net) -> u32 {
+    let (now, bob) = (net.now, net.addr("bob1"));
+    let uri = Uri::parse("sip:bob@example.com").unwrap();
+    let mut template = Message::request(Method::Invite, uri.clone());
+    template
+        .headers_mut()
+        .push(HeaderName::From, "<sip:pbx@pbx>");
+    template
+        .headers_mut()
+        .push(HeaderName::To, "<sip:bob@example.com>");
+    let token = net.node("pbx").token();
+    let mut leg = OutgoingLegs::new(net.node("pbx").config.clone(), &token, template);
+    leg.add_branch(uri, udp(bob), None, now).unwrap();
+    net.node("pbx").add(AnyLeg::Out(leg))
+}
+
+#[test]
+fn a_late_offer_is_answered_in_the_ack_by_the_owner() {
+    let mut net = pbx_and(&[phone(100, None)]);
+    let p = late_offer_call(&mut net);
+    net.run(Duration::from_secs(1));
+    assert!(net.node("pbx").has_event(
+        p,
+        |e| matches!(e, LegEvent::Answered { sdp: Some(s), .. } if s == SDP_B)
+    ));
+    assert!(
+        net.sent("pbx", "bob1", is(Method::Ack)).is_empty(),
+        "the ACK waits for the answer"
+    );
+    assert!(
+        net.sent("bob1", "pbx", status(200)).len() >= 2,
+        "so Bob retransmits"
+    );
+    let now = net.now;
+    let dialog = net.node("pbx").leg(p).dialog();
+    assert!(dialog.awaits_answer());
+    assert_eq!(
+        dialog.reinvite(sdp(SDP_A), now),
+        Err(LegError::OfferPending)
+    );
+    dialog.ack_answer(sdp(SDP_A), now).unwrap();
+    assert_eq!(
+        dialog.ack_answer(sdp(SDP_A), now),
+        Err(LegError::NothingPending)
+    );
+    net.run(Duration::from_secs(5));
+    let acks = net.sent("pbx", "bob1", is(Method::Ack));
+    assert!(!acks.is_empty());
+    assert!(
+        acks.iter()
+            .all(|(_, m)| m.body == SDP_A && m.to_bytes() == acks[0].1.to_bytes())
+    );
+    assert!(net.node("bob1").has_event(
+        1,
+        |e| matches!(e, LegEvent::Confirmed { sdp: Some(s) } if s == SDP_A)
+    ));
+}
+
+#[test]
+fn a_late_offer_hung_up_before_answering_is_refused_in_the_ack() {
+    let mut net = pbx_and(&[phone(100, None)]);
+    let p = late_offer_call(&mut net);
+    net.run(Duration::from_secs(1));
+    let now = net.now;
+    net.node("pbx").leg(p).out().hang_up(16, now).unwrap();
+    net.run(Duration::from_secs(1));
+    let to_bob: Vec<Message> = net
+        .sent("pbx", "bob1", |m| {
+            m.method()
+                .is_some_and(|m| *m == Method::Ack || *m == Method::Bye)
+        })
+        .into_iter()
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(to_bob[0].method(), Some(&Method::Ack));
+    assert_eq!(to_bob[1].method(), Some(&Method::Bye));
+    let answer = pbxkit_sip::sdp::Session::parse_body(&to_bob[0].body).unwrap();
+    assert!(
+        answer.media.iter().all(|m| m.port == 0),
+        "every stream refused"
+    );
+    assert!(net.node("bob1").has_event(1, |e| matches!(
+        e,
+        LegEvent::Ended {
+            by: Side::Remote,
+            ..
+        }
+    )));
+    net.run(Duration::from_secs(40));
+    assert!(net.nodes.iter().all(Node::is_clean));
+}
+
+#[test]
+fn odd_answers_fail_the_branch_and_commands_after_the_end_are_refused() {
+    let mut net = pbx_and(&[Policy::Raw]);
+    let (now, bob) = (net.now, net.addr("bob1"));
+    let p = net
+        .node("pbx")
+        .call("sip:bob@example.com", &[bob], &[], now);
+    net.run(Duration::from_millis(100));
+    let (tx, invite) = invites(net.node("bob1")).pop().unwrap();
+    // A 180 without To tag, then a 2xx without Contact: no dialog can be made of it.
+    let now = net.now;
+    let untagged = Message::response_to(&invite, StatusCode::RINGING, None);
+    let bob1 = net.node("bob1");
+    bob1.layer.respond(tx, untagged, now).unwrap();
+    let bare = Message::response_to(&invite, StatusCode::OK, Some("b1"));
+    bob1.layer.respond(tx, bare, now).unwrap();
+    net.run(Duration::from_millis(100));
+    let pbx = net.node("pbx");
+    assert!(pbx.has_event(p, |e| matches!(e, LegEvent::Ringing { .. })));
+    assert!(pbx.has_event(
+        p,
+        |e| matches!(e, LegEvent::Failed { status, .. } if *status == StatusCode::BAD_GATEWAY)
+    ));
+    assert!(pbx.legs.is_empty());
+
+    // An incoming leg that was cancelled refuses what the owner tries next.
+    let t0 = Instant::now();
+    let mut layer = TransactionLayer::new(Timers::default());
+    let alice = udp(ALICE.parse().unwrap());
+    let invite = Message::parse(
+        &b"INVITE sip:pbx@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1\r\n\
+           From: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:pbx@192.0.2.10>\r\nCall-ID: c1\r\n\
+           CSeq: 1 INVITE\r\nContact: <sip:alice@192.0.2.1>\r\nContent-Length: 0\r\n\r\n"[..],
+    )
+    .unwrap();
+    layer.handle_message(invite.clone(), alice, t0);
+    let Some(Event::Request {
+        tx,
+        request,
+        source,
+    }) = layer.poll_event()
+    else {
+        panic!()
+    };
+    let config = LegConfig::new(PBX, Uri::parse("sip:pbx@192.0.2.10").unwrap());
+    let mut leg = IncomingLeg::new(config, "p1", tx, request, source, t0);
+    layer.handle_message(cancel_for(&invite), alice, t0);
+    let cancelled = layer.poll_event().unwrap();
+    assert!(matches!(cancelled, Event::Cancelled { .. }));
+    leg.handle_event(cancelled, t0);
+    assert_eq!(leg.answer(None, t0), Err(LegError::Ending));
+    assert_eq!(leg.ring(None, t0), Err(LegError::Ending));
+    assert_eq!(leg.hang_up(16, t0), Err(LegError::Ending));
+    let events: Vec<String> = std::iter::from_fn(|| leg.poll_output())
+        .map(|o| match o {
+            Output::Event(e) => format!("{e:?}"),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        events,
+        ["Cancelled { cause: None, elsewhere: false }", "Terminated"]
+    );
+    assert!(leg.is_terminated());
 }

@@ -10,7 +10,7 @@ pub enum LegError {
     /// The leg has no confirmed dialog yet.
     #[error("no confirmed dialog")]
     NotConfirmed,
-    /// The dialog is ending or has ended.
+    /// The dialog (or the call, before an answer) is ending or has ended.
     #[error("the dialog is ending")]
     Ending,
     /// An offer/answer exchange is in progress (RFC 3261 §14.1: wait for it).

@@ -103,6 +103,8 @@ pub struct Established {
     awaiting_ack: Option<u32>,
     /// The cause of a hang-up waiting for the ACK of our 2xx.
     deferred_bye: Option<u8>,
+    /// The ACK of a 2xx with an offer, waiting for our answer.
+    held_ack: Option<(u32, Message)>,
     /// The last ACK we sent for a 2xx, sent again for its retransmissions.
     last_ack: Option<(u32, Message)>,
     pending: HashMap<RequestKey, Pending>,
@@ -165,6 +167,7 @@ impl Established {
             refer_in: None,
             awaiting_ack: None,
             deferred_bye: None,
+            held_ack: None,
             last_ack: None,
             pending: HashMap::new(),
             by_branch: HashMap::new(),
@@ -213,6 +216,38 @@ impl Established {
 
     pub(super) fn set_last_ack(&mut self, seq: u32, ack: Message) {
         self.last_ack = Some((seq, ack));
+    }
+
+    /// The ACK of a 2xx that brought an offer, waiting for the owner's answer.
+    pub(super) fn hold_ack(&mut self, seq: u32, ack: Message) {
+        self.held_ack = Some((seq, ack));
+    }
+
+    /// Whether the 2xx that answered our late-offer INVITE waits for
+    /// [`Established::ack_answer`].
+    pub fn awaits_answer(&self) -> bool {
+        self.held_ack.is_some()
+    }
+
+    /// Sends the ACK of a 2xx that carried an offer (our INVITE had none), with
+    /// `sdp`, our answer; retransmissions of that 2xx get the same ACK.
+    pub fn ack_answer(&mut self, sdp: Bytes, _now: Instant) -> Result<(), super::LegError> {
+        let (seq, mut ack) = self
+            .held_ack
+            .take()
+            .ok_or(super::LegError::NothingPending)?;
+        set_sdp(&mut ack, Some(&sdp));
+        self.local_sdp = Some(sdp);
+        self.send_ack(seq, ack);
+        Ok(())
+    }
+
+    fn send_ack(&mut self, seq: u32, ack: Message) {
+        self.last_ack = Some((seq, ack.clone()));
+        self.out.push_back(Output::Ack {
+            request: ack,
+            target: self.target,
+        });
     }
 
     fn event(&mut self, e: LegEvent) {
@@ -300,12 +335,20 @@ impl Established {
         key
     }
 
+    /// Whether an offer/answer exchange is under way (either side's).
+    fn exchanging(&self) -> bool {
+        self.offer_in.is_some()
+            || self.offer_out.is_some()
+            || self.awaiting_ack.is_some()
+            || self.held_ack.is_some()
+    }
+
     fn can_offer(&self) -> Result<(), super::LegError> {
         use super::LegError;
         if self.state != State::Open {
             return Err(LegError::Ending);
         }
-        if self.offer_in.is_some() || self.offer_out.is_some() || self.awaiting_ack.is_some() {
+        if self.exchanging() {
             return Err(LegError::OfferPending);
         }
         Ok(())
@@ -474,6 +517,13 @@ impl Established {
         self.close_pending();
         self.state = State::Closing;
         self.due = None;
+        if let Some((seq, mut ack)) = self.held_ack.take() {
+            // The 2xx's offer is refused in its ACK, then the BYE follows (§13.2.2.4).
+            if let Some(refusal) = self.remote_sdp.as_ref().and_then(super::refusing_answer) {
+                set_sdp(&mut ack, Some(&refusal));
+            }
+            self.send_ack(seq, ack);
+        }
         if self.awaiting_ack.is_some() {
             self.deferred_bye = Some(cause);
         } else {
@@ -839,11 +889,7 @@ impl Established {
         let branch = self.ids.branch();
         let v = via(&self.config, self.target, &branch);
         let ack = self.dialog.ack(seq, &v);
-        self.last_ack = Some((seq, ack.clone()));
-        self.out.push_back(Output::Ack {
-            request: ack,
-            target: self.target,
-        });
+        self.send_ack(seq, ack);
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
@@ -859,10 +905,7 @@ impl Established {
         match due {
             Due::Expiry => self.event(LegEvent::SessionExpired),
             Due::Refresh => {
-                if self.offer_in.is_some()
-                    || self.offer_out.is_some()
-                    || self.awaiting_ack.is_some()
-                {
+                if self.exchanging() {
                     self.due = Some((now + REFRESH_RETRY, Due::Refresh));
                     return;
                 }

@@ -61,7 +61,9 @@ pub enum LegEvent {
     },
     /// A branch answered: the set is now a confirmed dialog
     /// ([`OutgoingLegs::dialog`](super::OutgoingLegs::dialog)); every other branch is
-    /// being cancelled.
+    /// being cancelled. After a late offer (an INVITE without SDP) `sdp` is the
+    /// callee's offer: answer it with
+    /// [`Established::ack_answer`](super::Established::ack_answer).
     Answered {
         /// The branch.
         branch: BranchId,
@@ -78,7 +80,8 @@ pub enum LegEvent {
         status: StatusCode,
     },
     /// Every branch failed, or one sent a 6xx: the best response (RFC 3261 §16.7),
-    /// what the caller should get.
+    /// what the caller should get. On an incoming leg: the INVITE was refused by the
+    /// leg itself (400, 420, 422), `response` `None`.
     Failed {
         /// Its status (503 already turned into 500).
         status: StatusCode,

@@ -160,6 +160,15 @@ impl IncomingLeg {
         }
     }
 
+    /// Ok while no final response was sent.
+    fn early(&self) -> Result<(), LegError> {
+        match self.state {
+            State::Early => Ok(()),
+            State::Answered(_) => Err(LegError::AlreadyAnswered),
+            State::Done => Err(LegError::Ending),
+        }
+    }
+
     fn response(&self, status: StatusCode, sdp: Option<&Bytes>) -> Message {
         let mut r = Message::response_to(&self.invite, status, Some(&self.token));
         r.headers_mut()
@@ -185,9 +194,7 @@ impl IncomingLeg {
         sdp: Option<Bytes>,
         _now: Instant,
     ) -> Result<(), LegError> {
-        if !matches!(self.state, State::Early) {
-            return Err(LegError::AlreadyAnswered);
-        }
+        self.early()?;
         if !status.is_provisional() || status == StatusCode::TRYING {
             return Err(LegError::BadStatus(status.as_u16()));
         }
@@ -203,9 +210,7 @@ impl IncomingLeg {
     /// answer then comes in the ACK, [`LegEvent::Confirmed`]). The layer retransmits
     /// the 2xx until the ACK; without one, [`LegEvent::NoAck`].
     pub fn answer(&mut self, sdp: Option<Bytes>, now: Instant) -> Result<(), LegError> {
-        if !matches!(self.state, State::Early) {
-            return Err(LegError::AlreadyAnswered);
-        }
+        self.early()?;
         let Some(mut dialog) = self.dialog.take() else {
             return Err(LegError::AlreadyAnswered);
         };
@@ -248,9 +253,7 @@ impl IncomingLeg {
         headers: &[(HeaderName, String)],
         _now: Instant,
     ) -> Result<(), LegError> {
-        if !matches!(self.state, State::Early) {
-            return Err(LegError::AlreadyAnswered);
-        }
+        self.early()?;
         if status.as_u16() < 300 {
             return Err(LegError::BadStatus(status.as_u16()));
         }

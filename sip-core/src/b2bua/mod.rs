@@ -45,7 +45,8 @@
 //! let now = Instant::now();
 //! let mut layer = TransactionLayer::new(Timers::default());
 //! let config = LegConfig::new("192.0.2.10:5060", Uri::parse("sip:pbx@192.0.2.10")?);
-//! // What the INVITEs carry: From (our tag is added), To, Call-ID, the SDP offer.
+//! // What the INVITEs carry: From (our tag is added), To, Call-ID, and the SDP offer
+//! // as the body (without one, as here, they make a late offer).
 //! let mut template = Message::request(Method::Invite, Uri::parse("sip:bob@example.com")?);
 //! let h = template.headers_mut();
 //! h.push(HeaderName::From, "<sip:alice@example.com>");
@@ -82,8 +83,12 @@
 //!         wire.push((t.target, t.bytes)); // socket.send_to(..)
 //!     }
 //!     let Some(event) = layer.poll_event() else { break };
-//!     if routes.route(&event) == Some(1) {
-//!         leg.handle_event(event, now);
+//!     match routes.route(&event) {
+//!         Some(_id) => leg.handle_event(event, now), // the leg `_id`
+//!         // An INVITE without To tag is a new call: `IncomingLeg::new(config, token,
+//!         // tx, request, source, now)`, then `routes.insert(leg.key(), id)` and
+//!         // `routes.server(tx, id)`. Other requests for no leg: answer 481.
+//!         None => {}
 //!     }
 //! }
 //! assert_eq!(wire.len(), 1, "the INVITE");
@@ -298,6 +303,18 @@ fn sdp_of(m: &Message) -> Option<Bytes> {
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp")),
     };
     sdp.then(|| m.body.clone())
+}
+
+/// An SDP answer refusing every stream of `offer` (all ports 0, RFC 3264 §6): what
+/// an ACK must carry when a 2xx brought an offer we will not take up (a 2xx that lost,
+/// a call hung up before answering), `None` when the offer does not parse.
+fn refusing_answer(offer: &Bytes) -> Option<Bytes> {
+    let mut answer = crate::sdp::Session::parse_body(offer).ok()?;
+    for m in &mut answer.media {
+        m.port = 0;
+        m.port_count = None;
+    }
+    Some(Bytes::from(answer.to_text()))
 }
 
 /// Whether a header holding a comma-separated option list names `option`.

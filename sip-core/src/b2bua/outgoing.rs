@@ -4,7 +4,7 @@ use super::best::Best;
 use super::established::{Established, Setup, our_timer};
 use super::event::{BranchId, LegEvent};
 use super::routes::DialogKey;
-use super::{Ids, Leg, LegConfig, LegError, Output, RequestKey, sdp_of, via};
+use super::{Ids, Leg, LegConfig, LegError, Output, RequestKey, sdp_of, set_sdp, via};
 use crate::bytestr::ByteStr;
 use crate::cause::{Protocol, Reason};
 use crate::dialog::{Dialog, SessionTimer};
@@ -111,8 +111,10 @@ enum Outcome {
 /// BYEd; every retransmitted 2xx gets the same ACK again. The overall ring time (Timer
 /// C) is the owner's: it calls [`OutgoingLegs::cancel_all`].
 ///
-/// The INVITE must carry the offer (the ACK is sent at once, without SDP). Requests on
-/// early dialogs (an early UPDATE, a BYE) are refused with 481: no early offer/answer.
+/// Without SDP in the template the INVITEs make a late offer: the winning 2xx carries
+/// the offer ([`LegEvent::Answered`]) and its ACK waits for the owner's answer,
+/// [`Established::ack_answer`]. Requests on early dialogs (an early UPDATE, a BYE) are
+/// refused with 481: no early offer/answer.
 #[derive(Debug)]
 pub struct OutgoingLegs {
     config: LegConfig,
@@ -525,11 +527,20 @@ impl OutgoingLegs {
         let wins = matches!(self.outcome, Outcome::Ringing) && b.cancel.is_none() && !self.given_up;
         let interval = b.interval;
         let ack_branch = self.ids.branch();
-        let ack = dialog.ack(seq, &via(&self.config, target, &ack_branch));
-        self.out.push_back(Output::Ack {
-            request: ack.clone(),
-            target,
-        });
+        let mut ack = dialog.ack(seq, &via(&self.config, target, &ack_branch));
+        // A late offer (our INVITE had no SDP): the 2xx carries the offer and the ACK
+        // the answer, the owner's when the branch wins, a refusal when it lost.
+        let offer = sdp_of(response).filter(|_| sdp_of(&self.template).is_none());
+        let answer_from_owner = wins && offer.is_some();
+        if !answer_from_owner {
+            if let Some(refusal) = offer.as_ref().and_then(super::refusing_answer) {
+                set_sdp(&mut ack, Some(&refusal));
+            }
+            self.out.push_back(Output::Ack {
+                request: ack.clone(),
+                target,
+            });
+        }
         if wins {
             let timer = SessionTimer::negotiate_uac(response).or_else(|| {
                 our_timer(&self.config).map(|mut t| {
@@ -551,7 +562,11 @@ impl OutgoingLegs {
                 },
                 now,
             );
-            e.set_last_ack(seq, ack);
+            if answer_from_owner {
+                e.hold_ack(seq, ack);
+            } else {
+                e.set_last_ack(seq, ack);
+            }
             if let Some(b) = self.branches.get_mut(usize::from(id.0)) {
                 b.state = BranchState::Answered;
                 b.guard = None;

@@ -165,3 +165,65 @@ impl<L: Copy + Eq + Hash> Routes<L> {
             && self.by_leg.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+    use super::*;
+    use crate::transaction::{Target, Timers, TransactionLayer, TransportKind};
+
+    fn parse(s: &str) -> Message {
+        Message::parse(s.replace('\n', "\r\n").into_bytes()).unwrap()
+    }
+
+    fn request(method: &str, to_tag: &str, branch: &str) -> Message {
+        parse(&format!(
+            "{method} sip:pbx@192.0.2.10 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.1;branch={branch}\n\
+             From: <sip:a@h>;tag=peer\nTo: <sip:pbx@h>{to_tag}\nCall-ID: c1\nCSeq: 2 {method}\n\
+             Content-Length: 0\n\n"
+        ))
+    }
+
+    #[test]
+    fn events_find_their_leg_and_removal_empties_the_table() {
+        let src = Target {
+            addr: "192.0.2.1:5060".parse().unwrap(),
+            transport: TransportKind::Udp,
+        };
+        let now = std::time::Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        let mut routes = Routes::new();
+        routes.insert(
+            DialogKey {
+                call_id: ByteStr::from_static("c1"),
+                local_tag: ByteStr::from_static("ours"),
+            },
+            7u8,
+        );
+        // An in-dialog re-INVITE routes by dialog and registers its transaction...
+        layer.handle_message(request("INVITE", ";tag=ours", "z9hG4bK1"), src, now);
+        let event = layer.poll_event().unwrap();
+        let Event::Request { tx, .. } = &event else {
+            panic!("{event:?}")
+        };
+        let tx = *tx;
+        assert_eq!(routes.route(&event), Some(7));
+        // ...so that its NoAck (which names only the transaction) finds the leg.
+        assert_eq!(routes.route(&Event::NoAck { tx }), Some(7));
+        // A new call (no To tag) and another dialog are nobody's.
+        layer.handle_message(request("INVITE", "", "z9hG4bK2"), src, now);
+        assert_eq!(routes.route(&layer.poll_event().unwrap()), None);
+        layer.handle_message(request("BYE", ";tag=theirs", "z9hG4bK3"), src, now);
+        assert_eq!(routes.route(&layer.poll_event().unwrap()), None);
+        // A client transaction's timeout is routed once, then forgotten.
+        let bye = request("BYE", ";tag=x", "z9hG4bK4");
+        let client = layer.send_request(bye, src, now).unwrap();
+        routes.client(client, 7);
+        assert_eq!(routes.route(&Event::Timeout { tx: client }), Some(7));
+        assert_eq!(routes.route(&Event::Timeout { tx: client }), None);
+        assert!(!routes.is_empty());
+        routes.remove(7);
+        assert!(routes.is_empty());
+        assert_eq!(routes.route(&Event::NoAck { tx }), None);
+    }
+}
