@@ -147,6 +147,8 @@ impl StatusCode {
     pub const NOT_ACCEPTABLE_HERE: StatusCode = StatusCode(488);
     /// 500 Server Internal Error.
     pub const SERVER_INTERNAL_ERROR: StatusCode = StatusCode(500);
+    /// 501 Not Implemented: the server lacks what the request needs.
+    pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
     /// 503 Service Unavailable.
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     /// 505 Version Not Supported.

@@ -9,10 +9,10 @@
 use crate::call::CallInput;
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
-use crate::hangup::{HangupCause, Party};
 use crate::ids;
 use crate::media::PortPool;
 use crate::service::{DialogKey, Notice, advertised, answer, our_contact};
+use pbxkit::hangup::{HangupCause, Party};
 use pbxkit_rtp::codec::{Codec, G722};
 use pbxkit_rtp::g711::Law;
 use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};

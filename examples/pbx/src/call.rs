@@ -9,11 +9,11 @@
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::codecs::Transcoding;
 use crate::fork::{self, BranchEvent, Stop};
-use crate::hangup::{HangupCause, Party};
 use crate::ids;
 use crate::media::{PortPool, Relay};
 use crate::service::SharedRegistrar;
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target, our_contact};
+use pbxkit::hangup::{HangupCause, Party};
 use pbxkit_dialplan::decision::RingTarget;
 use pbxkit_dialplan::{Decision, Dialplan};
 use pbxkit_rtp::tones::CallProgress;

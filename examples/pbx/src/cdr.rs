@@ -80,7 +80,7 @@ impl Record {
         call_id: &str,
         disposition: Disposition,
         status: Option<u16>,
-        hangup: Option<crate::hangup::HangupCause>,
+        hangup: Option<pbxkit::hangup::HangupCause>,
     ) -> Record {
         let end = now();
         let round = |s: f64| (s.max(0.0) * 1000.0).round() / 1000.0;
@@ -95,7 +95,7 @@ impl Record {
             status,
             duration: round(end - start),
             billsec: answer.map_or(0.0, |a| round(end - a)),
-            hangup_by: hangup.map(crate::hangup::HangupCause::who),
+            hangup_by: hangup.map(pbxkit::hangup::HangupCause::who),
             // An answered call's cause is how it ended; another's, its status.
             hangup_cause: match hangup {
                 Some(cause) => cause.q850(),
@@ -225,7 +225,9 @@ mod tests {
                 &format!("c{round}"),
                 Disposition::Answered,
                 None,
-                Some(crate::hangup::HangupCause::by(crate::hangup::Party::Caller)),
+                Some(pbxkit::hangup::HangupCause::by(
+                    pbxkit::hangup::Party::Caller,
+                )),
             ));
             cdr.write(Record::new(
                 start,

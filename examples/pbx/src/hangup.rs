@@ -10,7 +10,7 @@ const TIMER_EXPIRY: u8 = 102;
 
 /// One side of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Party {
+pub enum Party {
     /// Who placed the call (the A side).
     Caller,
     /// Who answered it (the B side).
@@ -19,7 +19,7 @@ pub(crate) enum Party {
 
 /// Why an answered call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HangupCause {
+pub enum HangupCause {
     /// A party hung up (BYE), with the Q.850 cause of its Reason header (16, normal
     /// clearing, when it gave none).
     HungUp {
@@ -41,7 +41,7 @@ pub(crate) enum HangupCause {
 
 impl HangupCause {
     /// `party` hung up normally.
-    pub(crate) fn by(party: Party) -> HangupCause {
+    pub fn by(party: Party) -> HangupCause {
         HangupCause::HungUp {
             party,
             q850: NORMAL_CLEARING,
@@ -49,7 +49,7 @@ impl HangupCause {
     }
 
     /// What the CDR's `hangup_by` says.
-    pub(crate) fn who(self) -> &'static str {
+    pub fn who(self) -> &'static str {
         match self {
             HangupCause::HungUp {
                 party: Party::Caller,
@@ -66,7 +66,7 @@ impl HangupCause {
     }
 
     /// The Q.850 cause.
-    pub(crate) fn q850(self) -> u8 {
+    pub fn q850(self) -> u8 {
         match self {
             HangupCause::HungUp { q850, .. } => q850,
             HangupCause::SessionExpired | HangupCause::NoAck => TIMER_EXPIRY,
@@ -75,7 +75,7 @@ impl HangupCause {
     }
 
     /// The Reason header for a BYE that ends a leg for this cause.
-    pub(crate) fn reason(self) -> Reason {
+    pub fn reason(self) -> Reason {
         let text = match self {
             HangupCause::HungUp { .. } | HangupCause::Transferred | HangupCause::Pbx => {
                 "Normal call clearing"

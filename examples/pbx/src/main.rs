@@ -14,7 +14,6 @@ mod events;
 mod features;
 mod fork;
 mod groups;
-mod hangup;
 mod ids;
 mod inuse;
 mod live;

@@ -22,8 +22,8 @@ use crate::call::{
     ALeg, Branch, CallInput, Handover, Side, attempt, reinvite, sdp_of, set_sdp, via,
 };
 use crate::fork::{self, BranchEvent, Stop};
-use crate::hangup::{HangupCause, Party};
 use crate::service::{DialogKey, Notice, advertised, answer, binding_target};
+use pbxkit::hangup::{HangupCause, Party};
 use pbxkit_dialplan::Decision;
 use pbxkit_rtp::tones::CallProgress;
 use pbxkit_sip::dialog::Dialog;

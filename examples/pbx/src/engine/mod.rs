@@ -1,0 +1,997 @@
+//! The call engine: calls as sans-IO state machines over pbxkit-sip's B2BUA legs.
+//!
+//! An [`Engine`] owns one [`TransactionLayer`], the legs of every call in a table
+//! keyed by [`LegId`], and the calls in a table keyed by [`CallId`]. It is handed
+//! parsed messages, expired timers and [`Command`]s with the current `Instant`, and
+//! hands back datagrams to send ([`Engine::poll_transmit`]), [`Event`]s, the
+//! requests it does not handle itself (REGISTER, OPTIONS...: [`Engine::poll_request`],
+//! answered with [`Engine::respond`]) and its next deadline. Nothing in it awaits,
+//! reads the clock or opens a socket: waiting is a state of a call, so one slow
+//! peer cannot hold up another call, and a whole PBX of simulated phones runs in a
+//! test in simulated time (`tests/engine.rs`).
+//!
+//! What a call does today: an authenticated user dials; the dialplan decides; a
+//! [`Decision::Ring`] rings every registered contact of its first step's users at
+//! once for the step's ring time, with the callee's provisional responses and early
+//! media relayed to the caller; the first answer is bridged (the SDP passes through:
+//! media anchoring comes with the media engine), re-INVITEs and UPDATEs are relayed
+//! both ways, BYE, CANCEL, no ACK and session timer expiry end the call on both legs,
+//! and a busy, unanswered or unreachable callee gives the caller the best response.
+//! The reference PBX still runs its calls in `call.rs`; they move onto this engine
+//! feature by feature (forwards and groups, transfers, trunks, applications).
+//!
+//! ```
+//! use pbxkit::engine::{Directory, Engine, EngineConfig};
+//! use pbxkit_sip::transaction::Target;
+//! use pbxkit_sip::Uri;
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//!
+//! #[derive(Debug)]
+//! struct Nobody;
+//! impl Directory for Nobody {
+//!     fn password(&self, _user: &str) -> Option<String> { None }
+//!     fn contacts(&self, _line: &str) -> Vec<(Uri, Target)> { Vec::new() }
+//! }
+//!
+//! let dialplan = pbxkit_dialplan::Dialplan::new(
+//!     toml::from_str("[[contexts]]\nname = \"default\"\nkind = \"internal\"\n")?,
+//!     jiff::tz::db(),
+//! )?;
+//! let now = Instant::now();
+//! let config = EngineConfig::new("pbxkit", "192.0.2.10:5060", b"a secret of thirty-two bytes or more", 7)?;
+//! let mut engine = Engine::new(config, Arc::new(dialplan), Nobody, now, 1_700_000_000);
+//! // The drain loop, after every input (a datagram, a timer, a command):
+//! while let Some(_datagram) = engine.poll_transmit() { /* socket.send_to(..) */ }
+//! while let Some(_event) = engine.poll_event() { /* CDR, BLF, API... */ }
+//! while let Some(_request) = engine.poll_request() { /* registrar */ }
+//! let _wake_at = engine.poll_timeout();
+//! assert_eq!(engine.calls(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod call;
+mod table;
+
+use crate::hangup::HangupCause;
+use bytes::Bytes;
+use call::{Call, Role};
+use pbxkit_dialplan::{Decision, Dialplan};
+use pbxkit_sip::b2bua::{
+    IncomingLeg, Leg, LegConfig, LegEvent, OutgoingLegs, Output, RequestKey, Routes,
+};
+use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::transaction::{
+    ClientTx, Event as TxEvent, SendError, ServerTx, Target, Timers, TransactionLayer, Transmit,
+};
+use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use table::{Key, Table};
+
+/// A leg: one SIP dialog side of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(Key);
+
+/// A call: the legs it holds and what it does with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(Key);
+
+/// What the engine asks of the PBX around it: who may call, and where lines are.
+pub trait Directory: std::fmt::Debug {
+    /// `user`'s password for digest authentication; `None` for an unknown user
+    /// (challenged exactly like a known one).
+    fn password(&self, user: &str) -> Option<String>;
+    /// Where `line` is registered: each contact's URI and where to send to it.
+    fn contacts(&self, line: &str) -> Vec<(Uri, Target)>;
+}
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The digest realm.
+    pub realm: String,
+    /// The secret digest nonces are signed with (nodes sharing it accept each
+    /// other's nonces).
+    pub nonce_secret: Vec<u8>,
+    /// Seconds a nonce is valid.
+    pub nonce_lifetime: u64,
+    /// What every leg needs: our Via sent-by, our Contact, timers, session timers.
+    pub leg: LegConfig,
+    /// How long users ring when the dialplan gives no time.
+    pub ring_time: Duration,
+    /// Seeds the tags, branches and Call-IDs of legs (random in production, fixed
+    /// in simulations).
+    pub seed: u64,
+}
+
+impl EngineConfig {
+    /// A configuration for realm `realm`, reached at `sent_by` (`host:port`), with
+    /// the RFC timers, 1800 s session timers and a 30 s ring time.
+    /// Fails when `sent_by` does not make a SIP URI.
+    pub fn new(
+        realm: &str,
+        sent_by: &str,
+        nonce_secret: &[u8],
+        seed: u64,
+    ) -> Result<EngineConfig, pbxkit_sip::ParseError> {
+        let contact = Uri::parse(&format!("sip:pbx@{sent_by}"))?;
+        Ok(EngineConfig {
+            realm: realm.to_owned(),
+            nonce_secret: nonce_secret.to_vec(),
+            nonce_lifetime: 300,
+            leg: LegConfig::new(sent_by, contact),
+            ring_time: Duration::from_secs(30),
+            seed,
+        })
+    }
+
+    /// The same with these transaction timers (the legs' and the layer's).
+    pub fn with_timers(mut self, timers: Timers) -> EngineConfig {
+        self.leg.timers = timers;
+        self
+    }
+}
+
+/// What changes the course of a call from outside (the API, CTI, the ACD driver,
+/// applications). More commands come as features move onto the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// End the call: CANCEL or reject what rings, BYE what is answered.
+    HangUp,
+}
+
+/// Why a call that was not answered ended: the status its caller got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The caller hung up first (CANCEL; it got 487).
+    Cancelled,
+    /// The caller got this final status (404, 480, 486...).
+    Refused(StatusCode),
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was answered, then ended for this reason.
+    Answered(HangupCause),
+    /// It was not answered.
+    Unanswered(Unanswered),
+}
+
+impl Outcome {
+    /// The Q.850 cause the call ended with (RFC 3398 for a status).
+    pub fn q850(&self) -> u8 {
+        match self {
+            Outcome::Answered(cause) => cause.q850(),
+            Outcome::Unanswered(Unanswered::Cancelled) => {
+                pbxkit_sip::cause::cause_for_status(StatusCode::REQUEST_TERMINATED)
+            }
+            Outcome::Unanswered(Unanswered::Refused(status)) => {
+                pbxkit_sip::cause::cause_for_status(*status)
+            }
+        }
+    }
+}
+
+/// What happened, for the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An authenticated call arrived.
+    CallCreated {
+        /// The call.
+        call: CallId,
+        /// The calling user.
+        caller: String,
+        /// What it dialled.
+        dialed: String,
+    },
+    /// The callee's phones ring.
+    CallRinging {
+        /// The call.
+        call: CallId,
+    },
+    /// The callee answered.
+    CallAnswered {
+        /// The call.
+        call: CallId,
+        /// Who answered (the user rung).
+        callee: String,
+    },
+    /// The call is over and every leg of it released.
+    CallEnded {
+        /// The call.
+        call: CallId,
+        /// The calling user.
+        caller: String,
+        /// What it dialled.
+        dialed: String,
+        /// Who answered, if anyone.
+        callee: Option<String>,
+        /// How it ended.
+        outcome: Outcome,
+    },
+}
+
+/// A request the engine does not handle itself, for the PBX to answer with
+/// [`Engine::respond`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Its server transaction.
+    pub tx: ServerTx,
+    /// The request.
+    pub request: Message,
+    /// Where it came from.
+    pub source: Target,
+}
+
+/// A leg and the call it belongs to.
+#[derive(Debug)]
+struct LegSlot {
+    call: CallId,
+    leg: AnyLeg,
+}
+
+#[derive(Debug)]
+enum AnyLeg {
+    Incoming(Box<IncomingLeg>),
+    Outgoing(Box<OutgoingLegs>),
+}
+
+impl AnyLeg {
+    fn leg(&mut self) -> &mut dyn Leg {
+        match self {
+            AnyLeg::Incoming(l) => l.as_mut(),
+            AnyLeg::Outgoing(l) => l.as_mut(),
+        }
+    }
+}
+
+/// The engine. `D` tells it users' passwords and lines' contacts.
+#[derive(Debug)]
+pub struct Engine<D> {
+    config: EngineConfig,
+    layer: TransactionLayer,
+    digest: DigestServer,
+    directory: D,
+    dialplan: Arc<Dialplan>,
+    legs: Table<LegSlot>,
+    calls: Table<Call>,
+    routes: Routes<LegId>,
+    /// Legs with outputs to collect.
+    dirty: VecDeque<LegId>,
+    /// ACKs of 2xx responses, sent as they are.
+    acks: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    requests: VecDeque<Request>,
+    /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
+    epoch: (Instant, u64),
+    tokens: u64,
+}
+
+impl<D: Directory> Engine<D> {
+    /// An engine with no call, at `now` (which is `unix` seconds since 1970).
+    pub fn new(
+        config: EngineConfig,
+        dialplan: Arc<Dialplan>,
+        directory: D,
+        now: Instant,
+        unix: u64,
+    ) -> Engine<D> {
+        Engine {
+            layer: TransactionLayer::new(config.leg.timers),
+            digest: DigestServer::new(&config.realm, &config.nonce_secret, config.nonce_lifetime),
+            directory,
+            dialplan,
+            legs: Table::default(),
+            calls: Table::default(),
+            routes: Routes::new(),
+            dirty: VecDeque::new(),
+            acks: VecDeque::new(),
+            events: VecDeque::new(),
+            requests: VecDeque::new(),
+            epoch: (now, unix),
+            tokens: config.seed,
+            config,
+        }
+    }
+
+    /// Runs new calls on `dialplan` from now on; calls in progress are not affected.
+    pub fn set_dialplan(&mut self, dialplan: Arc<Dialplan>) {
+        self.dialplan = dialplan;
+    }
+
+    /// Calls in progress.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Legs in progress (every leg is released when its call ends).
+    pub fn legs(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Whether nothing is left: no call, no leg, no route, no transaction.
+    pub fn is_idle(&self) -> bool {
+        self.calls.len() == 0
+            && self.legs.len() == 0
+            && self.routes.is_empty()
+            && self.layer.is_empty()
+    }
+
+    /// A message received from `source`.
+    pub fn handle_message(&mut self, message: Message, source: Target, now: Instant) {
+        self.layer.handle_message(message, source, now);
+        self.drive(now);
+    }
+
+    /// Timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        let due: Vec<LegId> = self
+            .legs
+            .keys()
+            .map(LegId)
+            .filter(|&id| {
+                self.legs
+                    .get(id.0)
+                    .is_some_and(|s| poll_leg_timeout(&s.leg).is_some_and(|at| at <= now))
+            })
+            .collect();
+        for id in due {
+            if let Some(slot) = self.legs.get_mut(id.0) {
+                slot.leg.leg().handle_timeout(now);
+                self.dirty.push_back(id);
+            }
+        }
+        let ringing: Vec<CallId> = self
+            .calls
+            .keys()
+            .map(CallId)
+            .filter(|&c| {
+                self.calls
+                    .get(c.0)
+                    .and_then(Call::deadline)
+                    .is_some_and(|at| at <= now)
+            })
+            .collect();
+        for call in ringing {
+            self.ring_timeout(call, now);
+        }
+        self.drive(now);
+    }
+
+    /// Applies `command` to `call` (unknown or ended calls ignore it).
+    pub fn command(&mut self, call: CallId, command: Command, now: Instant) {
+        match command {
+            Command::HangUp => self.hang_up_call(call, HangupCause::Pbx, now),
+        }
+        self.drive(now);
+    }
+
+    /// Answers a request given by [`Engine::poll_request`].
+    pub fn respond(
+        &mut self,
+        tx: ServerTx,
+        response: Message,
+        now: Instant,
+    ) -> Result<(), SendError> {
+        let sent = self.layer.respond(tx, response, now);
+        self.drive(now);
+        sent
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.acks.pop_front().or_else(|| self.layer.poll_transmit())
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next request for the PBX (not an INVITE or in a dialog of ours).
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Legs and calls are few per call; a timer wheel replaces this scan when
+        // the engine runs the PBX's load.
+        let legs = self
+            .legs
+            .keys()
+            .filter_map(|k| self.legs.get(k).and_then(|s| poll_leg_timeout(&s.leg)));
+        let calls = self
+            .calls
+            .keys()
+            .filter_map(|k| self.calls.get(k).and_then(Call::deadline));
+        let mine = legs.chain(calls).min();
+        [mine, self.layer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
+    }
+
+    fn token(&mut self) -> String {
+        // splitmix64: distinct for distinct counters; unguessable with a random seed.
+        self.tokens = self.tokens.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.tokens;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        format!("{:016x}", z ^ (z >> 31))
+    }
+
+    /// Runs until nothing is left to do: the layer's events to their legs, the legs'
+    /// outputs to the layer and to their calls.
+    fn drive(&mut self, now: Instant) {
+        loop {
+            if let Some(id) = self.dirty.pop_front() {
+                self.pump(id, now);
+                continue;
+            }
+            let Some(event) = self.layer.poll_event() else {
+                break;
+            };
+            match self.routes.route(&event) {
+                Some(id) => {
+                    if let Some(slot) = self.legs.get_mut(id.0) {
+                        slot.leg.leg().handle_event(event, now);
+                        self.dirty.push_back(id);
+                    }
+                }
+                None => self.unrouted(event, now),
+            }
+        }
+    }
+
+    /// Collects a leg's outputs.
+    fn pump(&mut self, id: LegId, now: Instant) {
+        loop {
+            let Some(slot) = self.legs.get_mut(id.0) else {
+                return;
+            };
+            let call = slot.call;
+            let Some(output) = slot.leg.leg().poll_output() else {
+                return;
+            };
+            match output {
+                Output::Request {
+                    key,
+                    request,
+                    target,
+                } => self.send(id, key, request, target, now),
+                Output::Response { tx, response } => {
+                    let _ = self.layer.respond(tx, response, now);
+                }
+                Output::Ack { request, target } => self.acks.push_back(Transmit {
+                    target,
+                    bytes: request.to_bytes(),
+                }),
+                Output::Event(LegEvent::Terminated) => {
+                    self.legs.remove(id.0);
+                    self.routes.remove(id);
+                    self.leg_gone(call, id);
+                    return;
+                }
+                Output::Event(event) => self.leg_event(call, id, event, now),
+                _ => {}
+            }
+        }
+    }
+
+    fn send(&mut self, id: LegId, key: RequestKey, request: Message, target: Target, now: Instant) {
+        let sent: Result<ClientTx, SendError> = self.layer.send_request(request, target, now);
+        if let Ok(tx) = &sent {
+            self.routes.client(*tx, id);
+        }
+        if let Some(slot) = self.legs.get_mut(id.0) {
+            slot.leg.leg().sent(key, sent, now);
+        }
+    }
+
+    /// An event no leg takes: a new INVITE, a request for the PBX, or a stray.
+    fn unrouted(&mut self, event: TxEvent, now: Instant) {
+        let TxEvent::Request {
+            tx,
+            request,
+            source,
+        } = event
+        else {
+            return;
+        };
+        let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
+        match request.method() {
+            Some(Method::Invite) if !in_dialog => self.invite(tx, request, source, now),
+            // Requests in dialogs we don't have (a call that ended).
+            _ if in_dialog => {
+                let r = Message::response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
+                let _ = self.layer.respond(tx, r, now);
+            }
+            _ => self.requests.push_back(Request {
+                tx,
+                request,
+                source,
+            }),
+        }
+    }
+
+    /// Checks an INVITE's credentials; answers 401 itself when they don't hold.
+    fn authenticate(&mut self, tx: ServerTx, request: &Message, now: Instant) -> Option<String> {
+        let unix = self.unix(now);
+        let realm = self.config.realm.as_str();
+        let creds = request
+            .headers()
+            .all(&HeaderName::Authorization)
+            .filter_map(|h| h.parse::<Auth>().ok())
+            .find(|a| a.param("realm").as_deref() == Some(realm));
+        let directory = &self.directory;
+        let outcome = match creds {
+            Some(creds) => self
+                .digest
+                .verify(&creds, "INVITE", unix, |name| directory.password(name)),
+            None => Err(AuthError::Missing("credentials")),
+        };
+        match outcome {
+            Ok(verified) => Some(verified.username),
+            Err(e) => {
+                let token = self.token();
+                let mut r = Message::response_to(request, StatusCode::UNAUTHORIZED, Some(&token));
+                r.headers_mut().push(
+                    HeaderName::WwwAuthenticate,
+                    self.digest
+                        .challenge(unix, Algorithm::Md5, e.is_stale())
+                        .to_string(),
+                );
+                let _ = self.layer.respond(tx, r, now);
+                None
+            }
+        }
+    }
+
+    /// A new call: authenticate, take the caller's leg, ask the dialplan.
+    fn invite(&mut self, tx: ServerTx, request: Message, source: Target, now: Instant) {
+        let Some(caller) = self.authenticate(tx, &request, now) else {
+            return;
+        };
+        let dialed = request
+            .request_uri()
+            .and_then(Uri::as_sip)
+            .and_then(|u| u.user.as_ref().map(ToString::to_string))
+            .unwrap_or_default();
+        let token = self.token();
+        let leg = IncomingLeg::new(self.config.leg.clone(), &token, tx, request, source, now);
+        let key = leg.key();
+        let Some(call) = self
+            .calls
+            .insert_with(|_| Call::new(caller.clone(), dialed.clone()))
+            .map(CallId)
+        else {
+            return;
+        };
+        let Some(a) = self.add_leg(call, AnyLeg::Incoming(Box::new(leg))) else {
+            self.calls.remove(call.0);
+            return;
+        };
+        self.routes.insert(key, a);
+        self.routes.server(tx, a);
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.a = Some(a);
+        }
+        self.events.push_back(Event::CallCreated {
+            call,
+            caller: caller.clone(),
+            dialed: dialed.clone(),
+        });
+        self.route(call, &caller, &dialed, now);
+    }
+
+    fn add_leg(&mut self, call: CallId, leg: AnyLeg) -> Option<LegId> {
+        let id = self
+            .legs
+            .insert_with(|_| LegSlot { call, leg })
+            .map(LegId)?;
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.legs += 1;
+        }
+        self.dirty.push_back(id);
+        Some(id)
+    }
+
+    /// Follows the dialplan's decision for a new call.
+    fn route(&mut self, call: CallId, caller: &str, dialed: &str, now: Instant) {
+        let dialplan = self.dialplan.clone();
+        let attempt = pbxkit_dialplan::CallAttempt {
+            context: "default",
+            caller: pbxkit_dialplan::Caller {
+                number: caller,
+                name: "",
+                user: Some(caller),
+            },
+            dialed,
+            at: jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            user_state: &(),
+        };
+        let decision = match dialplan.decide(&attempt) {
+            Ok(routed) => routed.decision,
+            Err(_) => {
+                self.refuse(call, StatusCode::NOT_FOUND, now);
+                return;
+            }
+        };
+        let Decision::Ring(plan) = decision else {
+            // Not on the engine yet: forwards, groups' next steps, voicemail...
+            self.refuse(call, StatusCode::NOT_IMPLEMENTED, now);
+            return;
+        };
+        let Some(step) = plan.steps.first() else {
+            self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+            return;
+        };
+        let contacts: Vec<(String, Uri, Target)> = step
+            .targets
+            .iter()
+            .flat_map(|t| t.lines.iter().map(move |line| (t.user, line)))
+            .flat_map(|(user, line)| {
+                self.directory
+                    .contacts(line)
+                    .into_iter()
+                    .map(move |(uri, target)| (user.to_owned(), uri, target))
+            })
+            .collect();
+        let Some((callee, _, _)) = contacts.first().cloned() else {
+            self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+            return;
+        };
+        let offer = self.a_offer(call);
+        let token = self.token();
+        let mut template = Message::request(
+            Method::Invite,
+            Uri::parse(&format!("sip:{callee}@{}", self.config.realm))
+                .unwrap_or_else(|_| contacts[0].1.clone()),
+        );
+        {
+            let realm = &self.config.realm;
+            let h = template.headers_mut();
+            h.push(HeaderName::From, format!("<sip:{caller}@{realm}>"));
+            h.push(HeaderName::To, format!("<sip:{callee}@{realm}>"));
+            h.push(HeaderName::CallId, format!("{token}@pbxkit"));
+            h.push(
+                HeaderName::PAssertedIdentity,
+                format!("<sip:{caller}@{realm}>"),
+            );
+        }
+        if let Some(sdp) = offer {
+            template
+                .headers_mut()
+                .set(HeaderName::ContentType, "application/sdp");
+            template.body = sdp;
+        }
+        let mut b = OutgoingLegs::new(self.config.leg.clone(), &token, template);
+        for (_, uri, target) in &contacts {
+            let _ = b.add_branch(uri.clone(), *target, None, now);
+        }
+        let key = b.key();
+        let Some(b_id) = self.add_leg(call, AnyLeg::Outgoing(Box::new(b))) else {
+            self.refuse(call, StatusCode::SERVICE_UNAVAILABLE, now);
+            return;
+        };
+        self.routes.insert(key, b_id);
+        let ring_time = step.timeout.unwrap_or(self.config.ring_time);
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.ring(b_id, callee, now + ring_time);
+        }
+        self.events.push_back(Event::CallRinging { call });
+    }
+
+    /// The caller's SDP offer.
+    fn a_offer(&mut self, call: CallId) -> Option<Bytes> {
+        let a = self.calls.get(call.0)?.a?;
+        match &self.legs.get(a.0)?.leg {
+            AnyLeg::Incoming(leg) => leg.offer(),
+            AnyLeg::Outgoing(_) => None,
+        }
+    }
+
+    /// The caller gets `status`; the call ends unanswered.
+    fn refuse(&mut self, call: CallId, status: StatusCode, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        c.end(Outcome::Unanswered(Unanswered::Refused(status)));
+        if let Some(a) = c.a
+            && let Some(AnyLeg::Incoming(leg)) = self.legs.get_mut(a.0).map(|s| &mut s.leg)
+        {
+            let _ = leg.reject(status, None, &[], now);
+            self.dirty.push_back(a);
+        }
+    }
+
+    /// The ring time is over: stop ringing; the caller gets 480.
+    fn ring_timeout(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        c.stop_ringing();
+        if let Some(b) = c.b
+            && let Some(AnyLeg::Outgoing(leg)) = self.legs.get_mut(b.0).map(|s| &mut s.leg)
+        {
+            leg.cancel_all(now);
+            self.dirty.push_back(b);
+        }
+        self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+    }
+
+    /// Ends every leg of `call` for `cause`.
+    fn hang_up_call(&mut self, call: CallId, cause: HangupCause, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let answered = c.is_answered();
+        c.stop_ringing();
+        c.end(if answered {
+            Outcome::Answered(cause)
+        } else {
+            Outcome::Unanswered(Unanswered::Refused(StatusCode::REQUEST_TERMINATED))
+        });
+        for id in [c.a, c.b].into_iter().flatten() {
+            self.hang_up_leg(id, cause.q850(), now);
+        }
+    }
+
+    fn hang_up_leg(&mut self, id: LegId, q850: u8, now: Instant) {
+        if let Some(slot) = self.legs.get_mut(id.0) {
+            let _ = match &mut slot.leg {
+                AnyLeg::Incoming(l) => l.hang_up(q850, now),
+                AnyLeg::Outgoing(l) => l.hang_up(q850, now),
+            };
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// What a call does when one of its legs tells it something.
+    fn leg_event(&mut self, call: CallId, id: LegId, event: LegEvent, now: Instant) {
+        let Some(c) = self.calls.get(call.0) else {
+            return;
+        };
+        let Some(role) = c.role(id) else {
+            return;
+        };
+        let other = match role {
+            Role::A => c.b,
+            Role::B => c.a,
+        };
+        match (role, event) {
+            (Role::B, LegEvent::Ringing { .. }) => {
+                self.with_a(call, |a, now| a.ring(None, now), now)
+            }
+            (Role::B, LegEvent::EarlyMedia { sdp, .. }) => {
+                self.with_a(call, |a, now| a.ring(Some(sdp), now), now)
+            }
+            (Role::B, LegEvent::Answered { sdp, .. }) => {
+                if let Some(c) = self.calls.get_mut(call.0)
+                    && let Some(callee) = c.answered()
+                {
+                    self.events.push_back(Event::CallAnswered { call, callee });
+                    self.with_a(call, |a, now| a.answer(sdp, now), now);
+                } else {
+                    // Answered after the caller left or the ring time ran out.
+                    self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+                }
+            }
+            // Unless the call already ended (caller gone, ring time over).
+            (Role::B, LegEvent::Failed { status, .. })
+                if self.calls.get(call.0).is_some_and(|c| !c.is_ended()) =>
+            {
+                self.refuse(call, status, now);
+            }
+            (Role::A, LegEvent::Cancelled { .. }) => {
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_ringing();
+                    c.end(Outcome::Unanswered(Unanswered::Cancelled));
+                }
+                if let Some(b) = other {
+                    self.hang_up_leg(b, pbxkit_sip::cause::NORMAL_CLEARING, now);
+                }
+            }
+            (Role::A, LegEvent::Failed { status, .. }) => {
+                // Refused by the leg itself (400, 420, 422): nothing was rung.
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.end(Outcome::Unanswered(Unanswered::Refused(status)));
+                }
+            }
+            (_, LegEvent::NoAck) => self.hang_up_call(call, HangupCause::NoAck, now),
+            (_, LegEvent::SessionExpired) => {
+                self.hang_up_call(call, HangupCause::SessionExpired, now)
+            }
+            (_, LegEvent::Ended { cause, .. }) => {
+                let q850 = cause.unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING);
+                let party = match role {
+                    Role::A => crate::hangup::Party::Caller,
+                    Role::B => crate::hangup::Party::Callee,
+                };
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_ringing();
+                    if c.is_answered() {
+                        c.end(Outcome::Answered(HangupCause::HungUp { party, q850 }));
+                    } else {
+                        c.end(Outcome::Unanswered(Unanswered::Cancelled));
+                    }
+                }
+                if let Some(other) = other {
+                    self.hang_up_leg(other, q850, now);
+                }
+            }
+            (_, LegEvent::Offer { sdp, .. }) => self.relay_offer(call, id, other, sdp, now),
+            (_, LegEvent::OfferAnswered { sdp }) => {
+                self.answer_offer(call, id, other, Ok(sdp), now)
+            }
+            (_, LegEvent::OfferRejected { status }) => {
+                self.answer_offer(call, id, other, Err(status), now)
+            }
+            (_, LegEvent::Refer(_)) => {
+                // Transfers are not on the engine yet.
+                self.with_dialog(
+                    id,
+                    |d, now| d.reject_refer(StatusCode::NOT_IMPLEMENTED, now),
+                    now,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// An offer from `from` goes to `to`'s dialog; its answer comes back in
+    /// [`Engine::answer_offer`].
+    fn relay_offer(
+        &mut self,
+        call: CallId,
+        from: LegId,
+        to: Option<LegId>,
+        sdp: Option<Bytes>,
+        now: Instant,
+    ) {
+        let relayed = match (to, sdp) {
+            (Some(to), Some(sdp)) => {
+                let mut sent = Err(());
+                self.with_dialog(
+                    to,
+                    |d, now| {
+                        let r = d.reinvite(sdp, now);
+                        sent = r.clone().map_err(|_| ());
+                        r
+                    },
+                    now,
+                );
+                sent.is_ok()
+            }
+            _ => false,
+        };
+        if relayed {
+            if let Some(c) = self.calls.get_mut(call.0) {
+                c.offer_from = Some(from);
+            }
+        } else {
+            // The other side is busy with an exchange of its own (or gone, or the
+            // offer is empty): try again later (RFC 3261 §14.1).
+            self.with_dialog(
+                from,
+                |d, now| d.reject_offer(StatusCode::REQUEST_PENDING, now),
+                now,
+            );
+        }
+    }
+
+    /// `answered`'s reply to an offer relayed to it goes back to the leg that made it.
+    fn answer_offer(
+        &mut self,
+        call: CallId,
+        answered: LegId,
+        offerer: Option<LegId>,
+        reply: Result<Option<Bytes>, StatusCode>,
+        now: Instant,
+    ) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        if c.offer_from != offerer || offerer.is_none() {
+            return;
+        }
+        c.offer_from = None;
+        let _ = answered;
+        if let Some(offerer) = offerer {
+            match reply {
+                Ok(sdp) => self.with_dialog(offerer, |d, now| d.accept_offer(sdp, now), now),
+                Err(status) => self.with_dialog(
+                    offerer,
+                    |d, now| {
+                        let status = if status.as_u16() >= 300 {
+                            status
+                        } else {
+                            StatusCode::SERVER_INTERNAL_ERROR
+                        };
+                        d.reject_offer(status, now)
+                    },
+                    now,
+                ),
+            }
+        }
+    }
+
+    /// Runs `f` on the caller's leg while it rings.
+    fn with_a(
+        &mut self,
+        call: CallId,
+        f: impl FnOnce(&mut IncomingLeg, Instant) -> Result<(), pbxkit_sip::b2bua::LegError>,
+        now: Instant,
+    ) {
+        let Some(a) = self.calls.get(call.0).and_then(|c| c.a) else {
+            return;
+        };
+        if let Some(AnyLeg::Incoming(leg)) = self.legs.get_mut(a.0).map(|s| &mut s.leg) {
+            let _ = f(leg, now);
+            self.dirty.push_back(a);
+        }
+    }
+
+    /// Runs `f` on a leg's confirmed dialog.
+    fn with_dialog(
+        &mut self,
+        id: LegId,
+        f: impl FnOnce(
+            &mut pbxkit_sip::b2bua::Established,
+            Instant,
+        ) -> Result<(), pbxkit_sip::b2bua::LegError>,
+        now: Instant,
+    ) {
+        let Some(slot) = self.legs.get_mut(id.0) else {
+            return;
+        };
+        let dialog = match &mut slot.leg {
+            AnyLeg::Incoming(l) => l.dialog(),
+            AnyLeg::Outgoing(l) => l.dialog(),
+        };
+        if let Some(d) = dialog {
+            let _ = f(d, now);
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// A leg has terminated; the call ends with its last leg.
+    fn leg_gone(&mut self, call: CallId, id: LegId) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        c.forget(id);
+        if c.legs > 0 {
+            return;
+        }
+        if let Some(c) = self.calls.remove(call.0) {
+            let (caller, dialed, callee, outcome) = c.finish();
+            self.events.push_back(Event::CallEnded {
+                call,
+                caller,
+                dialed,
+                callee,
+                outcome,
+            });
+        }
+    }
+}
+
+fn poll_leg_timeout(leg: &AnyLeg) -> Option<Instant> {
+    match leg {
+        AnyLeg::Incoming(l) => l.poll_timeout(),
+        AnyLeg::Outgoing(l) => l.poll_timeout(),
+    }
+}

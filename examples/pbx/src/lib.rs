@@ -1,0 +1,8 @@
+//! The library side of the pbxkit reference PBX: the parts that run without sockets,
+//! for the `pbxkit` binary, tests and simulations.
+//!
+//! - [`engine`]: calls as sans-IO state machines over pbxkit-sip's B2BUA legs.
+//! - [`hangup`]: why an answered call ended, mapped to the CDR and Q.850 causes.
+
+pub mod engine;
+pub mod hangup;

@@ -1,0 +1,720 @@
+//! The whole call engine with simulated phones in simulated time, no socket: seeded
+//! calls with random answers, busy callees, callers that give up, hangups from
+//! either side, holds (re-INVITEs), over a network that loses, duplicates and
+//! reorders datagrams. Invariants: every call ends once with the right parties,
+//! every leg and route of the engine is released, no phone keeps a leg, no panic.
+//! `cargo test` runs 1,000 calls; the 10,000-call run is ignored by default
+//! (`cargo test -p pbxkit --test engine -- --ignored`).
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use bytes::Bytes;
+use pbxkit::engine::{CallId, Directory, Engine, EngineConfig, Event, Outcome, Unanswered};
+use pbxkit::hangup::HangupCause;
+use pbxkit_sip::b2bua::{
+    Credentials, IncomingLeg, Leg, LegConfig, LegEvent, OutgoingLegs, Output, Routes,
+};
+use pbxkit_sip::transaction::{Event as TxEvent, Target, Timers, TransactionLayer, TransportKind};
+use pbxkit_sip::{HeaderName, Message, Method, StatusCode, Uri};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// xorshift64*: deterministic per seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn percent(&mut self, p: u64) -> bool {
+        self.next() % 100 < p
+    }
+
+    fn millis(&mut self, from: u64, to: u64) -> Duration {
+        Duration::from_millis(from + self.next() % (to - from + 1))
+    }
+}
+
+const PBX: &str = "10.0.0.1:5060";
+const REALM: &str = "pbxkit";
+
+fn udp(addr: SocketAddr) -> Target {
+    Target {
+        addr,
+        transport: TransportKind::Udp,
+    }
+}
+
+fn sdp(user: &str, version: u32, hold: bool) -> Bytes {
+    Bytes::from(format!(
+        "v=0\r\no={user} 1 {version} IN IP4 10.0.1.1\r\ns=-\r\nc=IN IP4 10.0.1.1\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 0\r\n{}",
+        if hold { "a=sendonly\r\n" } else { "" }
+    ))
+}
+
+/// The users: extension, password, where its one phone is.
+#[derive(Debug)]
+struct Users(BTreeMap<String, SocketAddr>);
+
+impl Directory for Users {
+    fn password(&self, user: &str) -> Option<String> {
+        self.0.contains_key(user).then(|| format!("pw{user}"))
+    }
+
+    fn contacts(&self, line: &str) -> Vec<(Uri, Target)> {
+        self.0
+            .get(line)
+            .map(|addr| {
+                vec![(
+                    Uri::parse(&format!("sip:{line}@{addr}")).unwrap(),
+                    udp(*addr),
+                )]
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+fn dialplan(users: usize) -> pbxkit_dialplan::Dialplan {
+    let mut text = String::from(
+        "[[contexts]]\nname = \"default\"\nkind = \"internal\"\n\
+         ranges.users = [{ start = \"1000\", end = \"1999\" }]\n",
+    );
+    for i in 0..users {
+        let ext = 1000 + i;
+        text.push_str(&format!(
+            "[[users]]\nname = \"{ext}\"\nextension = \"{ext}\"\ncontext = \"default\"\n\
+             lines = [\"{ext}\"]\nring_time = 8\nsimultaneous_calls = 1000\n"
+        ));
+    }
+    pbxkit_dialplan::Dialplan::new(toml::from_str(&text).unwrap(), jiff::tz::db()).unwrap()
+}
+
+#[derive(Debug)]
+enum AnyLeg {
+    In(Box<IncomingLeg>),
+    Out(Box<OutgoingLegs>),
+}
+
+impl AnyLeg {
+    fn leg(&mut self) -> &mut dyn Leg {
+        match self {
+            AnyLeg::In(l) => l.as_mut(),
+            AnyLeg::Out(l) => l.as_mut(),
+        }
+    }
+
+    fn hang_up(&mut self, now: Instant) {
+        let _ = match self {
+            AnyLeg::In(l) => l.hang_up(16, now),
+            AnyLeg::Out(l) => l.hang_up(16, now),
+        };
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    Answer(u32),
+    Reject(u32, u16),
+    HangUp(u32),
+    Hold(u32),
+}
+
+/// A phone: its own transaction layer and legs, and a user who acts at random.
+struct Phone {
+    user: String,
+    addr: SocketAddr,
+    layer: TransactionLayer,
+    config: LegConfig,
+    legs: BTreeMap<u32, AnyLeg>,
+    routes: Routes<u32>,
+    next: u32,
+    acts: Vec<(Instant, Act)>,
+    /// Calls this phone placed, by leg: the sim's record of what it dialled.
+    placed: HashMap<u32, String>,
+    answered: usize,
+    /// Holds this phone's user asked for, and those the other party accepted.
+    holds: (usize, usize),
+}
+
+impl Phone {
+    fn new(user: String, addr: SocketAddr, timers: Timers) -> Phone {
+        let contact = Uri::parse(&format!("sip:{user}@{addr}")).unwrap();
+        let mut config = LegConfig::new(&addr.to_string(), contact);
+        config.timers = timers;
+        Phone {
+            layer: TransactionLayer::new(timers),
+            config,
+            legs: BTreeMap::new(),
+            routes: Routes::new(),
+            next: 1,
+            acts: Vec::new(),
+            placed: HashMap::new(),
+            answered: 0,
+            holds: (0, 0),
+            user,
+            addr,
+        }
+    }
+
+    fn add(&mut self, leg: AnyLeg) -> u32 {
+        let id = self.next;
+        self.next += 1;
+        let key = match &leg {
+            AnyLeg::In(l) => l.key(),
+            AnyLeg::Out(l) => l.key(),
+        };
+        self.routes.insert(key, id);
+        if let AnyLeg::In(l) = &leg {
+            self.routes.server(l.server_tx(), id);
+        }
+        self.legs.insert(id, leg);
+        id
+    }
+
+    /// Dials `to` through the PBX; gives up after `give_up` unless answered.
+    fn dial(&mut self, to: &str, give_up: Option<Duration>, now: Instant) {
+        let uri = Uri::parse(&format!("sip:{to}@{PBX}")).unwrap();
+        let mut template = Message::request(Method::Invite, uri.clone());
+        let h = template.headers_mut();
+        h.push(HeaderName::From, format!("<sip:{}@{REALM}>", self.user));
+        h.push(HeaderName::To, format!("<sip:{to}@{REALM}>"));
+        h.push(HeaderName::ContentType, "application/sdp");
+        template.body = sdp(&self.user, 1, false);
+        let token = format!("{}c{}", self.user, self.next);
+        let mut leg = OutgoingLegs::new(self.config.clone(), &token, template);
+        let credentials = Credentials {
+            username: self.user.clone(),
+            password: format!("pw{}", self.user),
+            realm: Some(REALM.into()),
+        };
+        leg.add_branch(uri, udp(PBX.parse().unwrap()), Some(credentials), now)
+            .unwrap();
+        let id = self.add(AnyLeg::Out(Box::new(leg)));
+        self.placed.insert(id, to.to_owned());
+        if let Some(after) = give_up {
+            self.acts.push((now + after, Act::HangUp(id)));
+        }
+    }
+
+    fn pump(
+        &mut self,
+        rng: &mut Rng,
+        now: Instant,
+        wire: &mut Vec<(SocketAddr, SocketAddr, Bytes)>,
+    ) {
+        loop {
+            let mut moved = false;
+            let ids: Vec<u32> = self.legs.keys().copied().collect();
+            for id in ids {
+                while let Some(out) = self.legs.get_mut(&id).and_then(|l| l.leg().poll_output()) {
+                    moved = true;
+                    match out {
+                        Output::Request {
+                            key,
+                            request,
+                            target,
+                        } => {
+                            let r = self.layer.send_request(request, target, now);
+                            if let Ok(tx) = &r {
+                                self.routes.client(*tx, id);
+                            }
+                            self.legs.get_mut(&id).unwrap().leg().sent(key, r, now);
+                        }
+                        Output::Response { tx, response } => {
+                            let _ = self.layer.respond(tx, response, now);
+                        }
+                        Output::Ack { request, target } => {
+                            wire.push((self.addr, target.addr, request.to_bytes()));
+                        }
+                        Output::Event(LegEvent::Terminated) => {
+                            self.legs.remove(&id);
+                            self.routes.remove(id);
+                            break;
+                        }
+                        Output::Event(e) => self.react(id, e, rng, now),
+                        _ => {}
+                    }
+                }
+            }
+            while let Some(t) = self.layer.poll_transmit() {
+                moved = true;
+                wire.push((self.addr, t.target.addr, t.bytes));
+            }
+            while let Some(ev) = self.layer.poll_event() {
+                moved = true;
+                match self.routes.route(&ev) {
+                    Some(id) if self.legs.contains_key(&id) => {
+                        self.legs.get_mut(&id).unwrap().leg().handle_event(ev, now);
+                    }
+                    _ => self.unrouted(ev, rng, now),
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn unrouted(&mut self, ev: TxEvent, rng: &mut Rng, now: Instant) {
+        let TxEvent::Request {
+            tx,
+            request,
+            source,
+        } = ev
+        else {
+            return;
+        };
+        if request.method() == Some(&Method::Invite) && request.to().unwrap().tag().is_none() {
+            let token = format!("{}i{}", self.user, self.next);
+            let leg = IncomingLeg::new(self.config.clone(), &token, tx, request, source, now);
+            let id = self.add(AnyLeg::In(Box::new(leg)));
+            if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
+                let _ = l.ring(None, now);
+            }
+            // The user answers, is busy, or lets it ring (the PBX gives up after 8 s).
+            let act = match rng.next() % 10 {
+                0..=5 => Act::Answer(id),
+                6 | 7 => Act::Reject(id, 486),
+                _ => Act::Reject(id, 480),
+            };
+            let after = match act {
+                Act::Reject(_, 480) => Duration::from_secs(30),
+                _ => rng.millis(50, 3000),
+            };
+            self.acts.push((now + after, act));
+        } else {
+            let r = Message::response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
+            let _ = self.layer.respond(tx, r, now);
+        }
+    }
+
+    fn react(&mut self, id: u32, e: LegEvent, rng: &mut Rng, now: Instant) {
+        match e {
+            LegEvent::Answered { .. } | LegEvent::Confirmed { .. } => {
+                self.answered += 1;
+                // Talk, sometimes put the other on hold, then hang up (whoever
+                // comes first of the two parties).
+                if rng.percent(30) {
+                    self.acts.push((now + rng.millis(100, 2000), Act::Hold(id)));
+                }
+                self.acts
+                    .push((now + rng.millis(200, 6000), Act::HangUp(id)));
+            }
+            LegEvent::NoAck | LegEvent::SessionExpired => self.hang(id, now),
+            LegEvent::OfferAnswered { .. } => self.holds.1 += 1,
+            LegEvent::Offer { .. } => {
+                if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
+                    let answer = l.dialog().and_then(|d| d.local_sdp().cloned());
+                    if let Some(d) = l.dialog() {
+                        let _ = d.accept_offer(answer, now);
+                    }
+                } else if let Some(AnyLeg::Out(l)) = self.legs.get_mut(&id) {
+                    let answer = l.dialog().and_then(|d| d.local_sdp().cloned());
+                    if let Some(d) = l.dialog() {
+                        let _ = d.accept_offer(answer, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn hang(&mut self, id: u32, now: Instant) {
+        if let Some(l) = self.legs.get_mut(&id) {
+            l.hang_up(now);
+        }
+    }
+
+    fn run_acts(&mut self, now: Instant) {
+        let due: Vec<Act> = self
+            .acts
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, a)| *a)
+            .collect();
+        self.acts.retain(|(at, _)| *at > now);
+        for act in due {
+            match act {
+                Act::Answer(id) => {
+                    if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
+                        let _ = l.answer(Some(sdp(&self.user, 1, false)), now);
+                    }
+                }
+                Act::Reject(id, code) => {
+                    if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
+                        let _ = l.reject(StatusCode::new(code).unwrap(), None, &[], now);
+                    }
+                }
+                Act::HangUp(id) => self.hang(id, now),
+                Act::Hold(id) => {
+                    let user = self.user.clone();
+                    let dialog = match self.legs.get_mut(&id) {
+                        Some(AnyLeg::In(l)) => l.dialog(),
+                        Some(AnyLeg::Out(l)) => l.dialog(),
+                        None => None,
+                    };
+                    if let Some(d) = dialog
+                        && d.reinvite(sdp(&user, 2, true), now).is_ok()
+                    {
+                        self.holds.0 += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_timeout(&mut self) -> Option<Instant> {
+        let legs = self.legs.values().filter_map(|l| match l {
+            AnyLeg::In(l) => l.poll_timeout(),
+            AnyLeg::Out(l) => l.poll_timeout(),
+        });
+        let acts = self.acts.iter().map(|(at, _)| *at);
+        let mine = legs.chain(acts).min();
+        [mine, self.layer.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+struct Flight {
+    at: Instant,
+    seq: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Bytes,
+}
+
+/// The PBX, its phones and the network between them.
+struct Sim {
+    now: Instant,
+    rng: Rng,
+    engine: Engine<Users>,
+    phones: Vec<Phone>,
+    by_addr: HashMap<SocketAddr, usize>,
+    flights: Vec<Flight>,
+    seq: u64,
+    loss: u64,
+    dup: u64,
+    events: Vec<Event>,
+}
+
+impl Sim {
+    fn new(seed: u64, users: usize, loss: u64, dup: u64) -> Sim {
+        let now = Instant::now();
+        // A shorter T1 keeps the run short; the timers keep their ratios.
+        let timers = Timers {
+            t1: Duration::from_millis(100),
+            t2: Duration::from_millis(800),
+            t4: Duration::from_secs(1),
+        };
+        let mut directory = BTreeMap::new();
+        let mut phones = Vec::new();
+        let mut by_addr = HashMap::new();
+        for i in 0..users {
+            let user = (1000 + i).to_string();
+            let addr: SocketAddr = format!("10.0.1.{}:5060", i + 1).parse().unwrap();
+            directory.insert(user.clone(), addr);
+            by_addr.insert(addr, phones.len());
+            phones.push(Phone::new(user, addr, timers));
+        }
+        let config = EngineConfig::new(
+            REALM,
+            PBX,
+            b"the simulation's nonce secret, 32+ bytes",
+            seed,
+        )
+        .unwrap()
+        .with_timers(timers);
+        let engine = Engine::new(
+            config,
+            Arc::new(dialplan(users)),
+            Users(directory),
+            now,
+            1_700_000_000,
+        );
+        Sim {
+            now,
+            rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
+            engine,
+            phones,
+            by_addr,
+            flights: Vec::new(),
+            seq: 0,
+            loss,
+            dup,
+            events: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, wire: Vec<(SocketAddr, SocketAddr, Bytes)>) {
+        for (from, to, bytes) in wire {
+            if self.rng.percent(self.loss) {
+                continue;
+            }
+            let copies = if self.rng.percent(self.dup) { 2 } else { 1 };
+            for _ in 0..copies {
+                // 5–40 ms: jitter reorders datagrams.
+                let delay = self.rng.millis(5, 40);
+                self.seq += 1;
+                self.flights.push(Flight {
+                    at: self.now + delay,
+                    seq: self.seq,
+                    from,
+                    to,
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+    }
+
+    fn pump(&mut self) {
+        let pbx: SocketAddr = PBX.parse().unwrap();
+        let mut wire = Vec::new();
+        for p in &mut self.phones {
+            p.pump(&mut self.rng, self.now, &mut wire);
+        }
+        while let Some(t) = self.engine.poll_transmit() {
+            wire.push((pbx, t.target.addr, t.bytes));
+        }
+        while let Some(e) = self.engine.poll_event() {
+            self.events.push(e);
+        }
+        // No REGISTER in this simulation: anything else the PBX would answer 405.
+        while let Some(r) = self.engine.poll_request() {
+            let answer = Message::response_to(&r.request, StatusCode::METHOD_NOT_ALLOWED, None);
+            let _ = self.engine.respond(r.tx, answer, self.now);
+        }
+        self.send(wire);
+    }
+
+    /// Runs until `end`, placing `calls` (time, caller, callee) as their time comes.
+    fn run(&mut self, mut calls: Vec<(Instant, usize, usize)>, end: Instant) {
+        calls.sort_by_key(|c| std::cmp::Reverse(c.0));
+        loop {
+            self.pump();
+            let flights = self.flights.iter().map(|f| f.at).min();
+            let phones = self.phones.iter_mut().filter_map(Phone::next_timeout).min();
+            let next_call = calls.last().map(|c| c.0);
+            let next = [flights, phones, self.engine.poll_timeout(), next_call]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next.filter(|n| *n <= end) else {
+                self.now = end;
+                return;
+            };
+            self.now = self.now.max(next);
+            let now = self.now;
+            while calls.last().is_some_and(|c| c.0 <= now) {
+                let (_, from, to) = calls.pop().unwrap();
+                let to = self.phones[to].user.clone();
+                let give_up = self
+                    .rng
+                    .percent(15)
+                    .then(|| Duration::from_millis(100 + self.rng.next() % 4000));
+                self.phones[from].dial(&to, give_up, now);
+            }
+            let mut due = Vec::new();
+            let mut i = 0;
+            while i < self.flights.len() {
+                if self.flights[i].at <= now {
+                    due.push(self.flights.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            due.sort_by_key(|f| (f.at, f.seq));
+            for f in due {
+                let message = Message::parse(f.bytes).unwrap();
+                if f.to == PBX.parse().unwrap() {
+                    self.engine.handle_message(message, udp(f.from), now);
+                } else if let Some(&i) = self.by_addr.get(&f.to) {
+                    self.phones[i]
+                        .layer
+                        .handle_message(message, udp(f.from), now);
+                }
+            }
+            if self.engine.poll_timeout().is_some_and(|at| at <= now) {
+                self.engine.handle_timeout(now);
+            }
+            for p in &mut self.phones {
+                p.layer.handle_timeout(now);
+                let ids: Vec<u32> = p.legs.keys().copied().collect();
+                for id in ids {
+                    let leg = p.legs.get_mut(&id).unwrap().leg();
+                    if leg.poll_timeout().is_some_and(|at| at <= now) {
+                        leg.handle_timeout(now);
+                    }
+                }
+                p.run_acts(now);
+            }
+        }
+    }
+}
+
+/// Runs `n` calls between `users` phones and checks every invariant.
+fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
+    let mut sim = Sim::new(seed, users, loss, dup);
+    let t0 = sim.now;
+    let mut rng = Rng(seed | 1);
+    // 50 calls a second, between two different users.
+    let calls: Vec<(Instant, usize, usize)> = (0..n)
+        .map(|i| {
+            let from = (rng.next() % users as u64) as usize;
+            let to = (from + 1 + (rng.next() % (users as u64 - 1)) as usize) % users;
+            (t0 + Duration::from_millis(20 * i as u64), from, to)
+        })
+        .collect();
+    let last = t0 + Duration::from_millis(20 * n as u64);
+    // Enough for the longest call (8 s ring + 6 s talk) and every transaction's
+    // absorbing timers (64×T1 at T1 = 100 ms) to run out.
+    sim.run(calls, last + Duration::from_secs(60));
+
+    let mut created: HashMap<CallId, (String, String)> = HashMap::new();
+    let mut ended: HashMap<CallId, usize> = HashMap::new();
+    let (mut answered, mut cancelled, mut refused) = (0, 0, 0);
+    for e in &sim.events {
+        match e {
+            Event::CallCreated {
+                call,
+                caller,
+                dialed,
+            } => {
+                assert!(
+                    created
+                        .insert(*call, (caller.clone(), dialed.clone()))
+                        .is_none(),
+                    "call id reused while alive"
+                );
+            }
+            Event::CallEnded {
+                call,
+                caller,
+                dialed,
+                callee,
+                outcome,
+            } => {
+                let (c, d) = created.remove(call).expect("ended after created");
+                assert_eq!((&c, &d), (caller, dialed));
+                *ended.entry(*call).or_default() += 1;
+                match outcome {
+                    Outcome::Answered(cause) => {
+                        answered += 1;
+                        // Nobody forwards here: who answered is who was dialled.
+                        assert_eq!(callee.as_deref(), Some(dialed.as_str()));
+                        assert!(
+                            matches!(
+                                cause,
+                                HangupCause::HungUp { .. }
+                                    | HangupCause::NoAck
+                                    | HangupCause::SessionExpired
+                            ),
+                            "{cause:?}"
+                        );
+                    }
+                    Outcome::Unanswered(Unanswered::Cancelled) => cancelled += 1,
+                    Outcome::Unanswered(Unanswered::Refused(_)) => refused += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(created.is_empty(), "{} calls never ended", created.len());
+    assert!(ended.values().all(|&n| n == 1));
+    // Every call that got through authentication shows up once; with loss some
+    // callers give up before the PBX sees their INVITE.
+    let total = answered + cancelled + refused;
+    assert!(
+        total * 10 >= n * 8,
+        "only {total} of {n} calls reached the PBX"
+    );
+    let (asked, accepted) = sim
+        .phones
+        .iter()
+        .fold((0, 0), |(a, b), p| (a + p.holds.0, b + p.holds.1));
+    eprintln!(
+        "{n} calls: {answered} answered, {cancelled} cancelled, {refused} refused; \
+         {accepted} of {asked} holds relayed and accepted"
+    );
+    // Holds cross the PBX both ways (a hold that meets the other side's BYE or
+    // its own offer is refused, as it should be).
+    assert!(accepted * 2 > asked, "{accepted} of {asked} holds accepted");
+    assert!(
+        answered > 0 && cancelled > 0 && refused > 0,
+        "{answered} {cancelled} {refused}"
+    );
+    assert_eq!(sim.engine.calls(), 0);
+    assert_eq!(sim.engine.legs(), 0);
+    assert!(sim.engine.is_idle(), "routes left behind");
+    for p in &sim.phones {
+        assert!(p.legs.is_empty(), "{} keeps {} legs", p.user, p.legs.len());
+    }
+    assert!(sim.phones.iter().map(|p| p.answered).sum::<usize>() > 0);
+}
+
+#[test]
+fn a_thousand_calls_over_a_perfect_network() {
+    simulate(1, 1000, 20, 0, 0);
+}
+
+#[test]
+fn a_thousand_calls_over_a_lossy_network() {
+    simulate(2, 1000, 20, 3, 3);
+}
+
+#[test]
+#[ignore = "long: 10,000 calls (run with --ignored)"]
+fn ten_thousand_calls_over_a_lossy_network() {
+    simulate(3, 10_000, 50, 3, 3);
+}
+
+#[test]
+fn unknown_numbers_get_404_and_wrong_passwords_never_make_a_call() {
+    let mut sim = Sim::new(4, 3, 0, 0);
+    let now = sim.now;
+    sim.phones[0].dial("1999", None, now);
+    // A phone whose user has the wrong password: challenged, retried once, refused.
+    let uri = Uri::parse(&format!("sip:1002@{PBX}")).unwrap();
+    let mut template = Message::request(Method::Invite, uri.clone());
+    let h = template.headers_mut();
+    h.push(HeaderName::From, format!("<sip:1001@{REALM}>"));
+    h.push(HeaderName::To, format!("<sip:1002@{REALM}>"));
+    let mut leg = OutgoingLegs::new(sim.phones[1].config.clone(), "wrongpw", template);
+    let wrong = Credentials {
+        username: "1001".into(),
+        password: "not the password".into(),
+        realm: Some(REALM.into()),
+    };
+    leg.add_branch(uri, udp(PBX.parse().unwrap()), Some(wrong), now)
+        .unwrap();
+    sim.phones[1].add(AnyLeg::Out(Box::new(leg)));
+    sim.run(Vec::new(), now + Duration::from_secs(40));
+    let ended: Vec<(String, Outcome)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                dialed, outcome, ..
+            } => Some((dialed.clone(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [(
+            "1999".to_owned(),
+            Outcome::Unanswered(Unanswered::Refused(StatusCode::NOT_FOUND))
+        )]
+    );
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}
