@@ -135,6 +135,8 @@ impl StatusCode {
     pub const TEMPORARILY_UNAVAILABLE: StatusCode = StatusCode(480);
     /// 481 Call/Transaction Does Not Exist.
     pub const CALL_DOES_NOT_EXIST: StatusCode = StatusCode(481);
+    /// 482 Loop Detected.
+    pub const LOOP_DETECTED: StatusCode = StatusCode(482);
     /// 483 Too Many Hops.
     pub const TOO_MANY_HOPS: StatusCode = StatusCode(483);
     /// 484 Address Incomplete: more digits are needed.

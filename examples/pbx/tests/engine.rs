@@ -142,6 +142,21 @@ struct Phone {
     answered: usize,
     /// Holds this phone's user asked for, and those the other party accepted.
     holds: (usize, usize),
+    /// What the user does with a call: `None`, at random.
+    script: Option<Script>,
+    /// The requests this phone received, in order (method names).
+    seen: Vec<String>,
+}
+
+/// A phone's user that always does the same.
+#[derive(Debug, Clone, Copy)]
+enum Script {
+    /// Answers after this long.
+    Answer(Duration),
+    /// Refuses with this status at once.
+    Reject(u16),
+    /// Lets it ring.
+    Ring,
 }
 
 impl Phone {
@@ -159,6 +174,8 @@ impl Phone {
             placed: HashMap::new(),
             answered: 0,
             holds: (0, 0),
+            script: None,
+            seen: Vec::new(),
             user,
             addr,
         }
@@ -272,6 +289,9 @@ impl Phone {
         else {
             return;
         };
+        if let Some(m) = request.method() {
+            self.seen.push(m.to_string());
+        }
         if request.method() == Some(&Method::Invite) && request.to().unwrap().tag().is_none() {
             let token = format!("{}i{}", self.user, self.next);
             let leg = IncomingLeg::new(self.config.clone(), &token, tx, request, source, now);
@@ -280,14 +300,15 @@ impl Phone {
                 let _ = l.ring(None, now);
             }
             // The user answers, is busy, or lets it ring (the PBX gives up after 8 s).
-            let act = match rng.next() % 10 {
-                0..=5 => Act::Answer(id),
-                6 | 7 => Act::Reject(id, 486),
-                _ => Act::Reject(id, 480),
-            };
-            let after = match act {
-                Act::Reject(_, 480) => Duration::from_secs(30),
-                _ => rng.millis(50, 3000),
+            let (act, after) = match self.script {
+                Some(Script::Answer(after)) => (Act::Answer(id), after),
+                Some(Script::Reject(code)) => (Act::Reject(id, code), Duration::ZERO),
+                Some(Script::Ring) => (Act::Reject(id, 480), Duration::from_secs(120)),
+                None => match rng.next() % 10 {
+                    0..=5 => (Act::Answer(id), rng.millis(50, 3000)),
+                    6 | 7 => (Act::Reject(id, 486), rng.millis(50, 3000)),
+                    _ => (Act::Reject(id, 480), Duration::from_secs(30)),
+                },
             };
             self.acts.push((now + after, act));
         } else {
@@ -404,11 +425,23 @@ struct Sim {
     seq: u64,
     loss: u64,
     dup: u64,
+    /// Percent of callers who hang up before an answer, at a random time.
+    give_up: u64,
     events: Vec<Event>,
 }
 
 impl Sim {
     fn new(seed: u64, users: usize, loss: u64, dup: u64) -> Sim {
+        Sim::with_dialplan(seed, users, loss, dup, dialplan(users))
+    }
+
+    fn with_dialplan(
+        seed: u64,
+        users: usize,
+        loss: u64,
+        dup: u64,
+        dialplan: pbxkit_dialplan::Dialplan,
+    ) -> Sim {
         let now = Instant::now();
         // A shorter T1 keeps the run short; the timers keep their ratios.
         let timers = Timers {
@@ -436,7 +469,7 @@ impl Sim {
         .with_timers(timers);
         let engine = Engine::new(
             config,
-            Arc::new(dialplan(users)),
+            Arc::new(dialplan),
             Users(directory),
             now,
             1_700_000_000,
@@ -451,6 +484,7 @@ impl Sim {
             seq: 0,
             loss,
             dup,
+            give_up: 15,
             events: Vec::new(),
         }
     }
@@ -519,7 +553,7 @@ impl Sim {
                 let to = self.phones[to].user.clone();
                 let give_up = self
                     .rng
-                    .percent(15)
+                    .percent(self.give_up)
                     .then(|| Duration::from_millis(100 + self.rng.next() % 4000));
                 self.phones[from].dial(&to, give_up, now);
             }
@@ -717,4 +751,136 @@ fn unknown_numbers_get_404_and_wrong_passwords_never_make_a_call() {
     );
     assert!(sim.engine.is_idle());
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}
+
+/// A phone's index by extension.
+fn at(ext: u32) -> usize {
+    (ext - 1000) as usize
+}
+
+#[test]
+fn forwards_groups_dnd_limits_and_loops_as_the_dialplan_decides() {
+    let users = |extra: &str| {
+        let mut text = String::from(
+            "[[contexts]]\nname = \"default\"\nkind = \"internal\"\n\
+             ranges.users = [{ start = \"1000\", end = \"1999\" }]\n\
+             ranges.groups = [{ start = \"3000\", end = \"3099\" }]\n",
+        );
+        for ext in 1000..1012 {
+            let more = match ext {
+                1001 => {
+                    "ring_time = 2\nforwards.no_answer = { enabled = true, destination = \"1002\" }\n"
+                }
+                1003 => "forwards.busy = { enabled = true, destination = \"1004\" }\n",
+                1005 => "dnd = true\n",
+                1008 => "simultaneous_calls = 1\nring_time = 3\n",
+                1010 => "forwards.unconditional = { enabled = true, destination = \"1011\" }\n",
+                1011 => "forwards.unconditional = { enabled = true, destination = \"1010\" }\n",
+                _ => "",
+            };
+            text.push_str(&format!(
+                "[[users]]\nname = \"{ext}\"\nextension = \"{ext}\"\ncontext = \"default\"\n\
+                 lines = [\"{ext}\"]\n{more}"
+            ));
+        }
+        text.push_str(extra);
+        text
+    };
+    let text = users(
+        "[[groups]]\nname = \"sales\"\nextension = \"3000\"\ncontext = \"default\"\n\
+         members = [\"1006\", \"1007\"]\nstrategy = \"linear\"\nmember_ring_time = 2\n\
+         retry_delay = 1\n",
+    );
+    let dialplan =
+        pbxkit_dialplan::Dialplan::new(toml::from_str(&text).unwrap(), jiff::tz::db()).unwrap();
+    let mut sim = Sim::with_dialplan(5, 12, 0, 0, dialplan);
+    sim.give_up = 0;
+    let answer = Script::Answer(Duration::from_millis(300));
+    for (ext, script) in [
+        (1001, Script::Ring),
+        (1002, answer),
+        (1003, Script::Reject(486)),
+        (1004, answer),
+        (1005, answer),
+        (1006, Script::Ring),
+        (1007, answer),
+        (1008, Script::Ring),
+    ] {
+        sim.phones[at(ext)].script = Some(script);
+    }
+    let t0 = sim.now;
+    let s = Duration::from_secs;
+    let calls = vec![
+        (t0, at(1000), at(1001)),
+        (t0 + s(10), at(1000), at(1003)),
+        (t0 + s(20), at(1000), at(1005)),
+        (t0 + s(30), at(1000), at(1008)),
+        (t0 + s(30), at(1009), at(1008)),
+        (t0 + s(40), at(1000), at(1010)),
+    ];
+    sim.run(calls, t0 + s(45));
+    // The group is dialled by its number, not a phone's.
+    sim.phones[at(1000)].dial("3000", None, sim.now);
+    let end = sim.now + s(60);
+    sim.run(Vec::new(), end);
+
+    let ended: Vec<(String, String, Option<String>, Outcome)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                caller,
+                dialed,
+                callee,
+                outcome,
+                ..
+            } => Some((caller.clone(), dialed.clone(), callee.clone(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    let find = |caller: &str, dialed: &str| {
+        ended
+            .iter()
+            .find(|(c, d, _, _)| c == caller && d == dialed)
+            .unwrap_or_else(|| panic!("no call {caller} → {dialed}: {ended:?}"))
+            .clone()
+    };
+    let refused = |status| Outcome::Unanswered(Unanswered::Refused(status));
+    // No answer within 2 s: the no-answer forward rings 1002, who answers.
+    assert_eq!(find("1000", "1001").2.as_deref(), Some("1002"));
+    // Busy: the busy forward.
+    assert_eq!(find("1000", "1003").2.as_deref(), Some("1004"));
+    // DND: busy for the caller, the phone never rings.
+    assert_eq!(find("1000", "1005").3, refused(StatusCode::BUSY_HERE));
+    assert!(sim.phones[at(1005)].seen.is_empty());
+    // A user limited to one call: of two calls at once, one rings (480 after the
+    // ring time), the other is busy at once.
+    let mut limited = [find("1000", "1008").3, find("1009", "1008").3];
+    limited.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        limited,
+        [
+            refused(StatusCode::TEMPORARILY_UNAVAILABLE),
+            refused(StatusCode::BUSY_HERE)
+        ]
+    );
+    assert_eq!(
+        sim.phones[at(1008)]
+            .seen
+            .iter()
+            .filter(|m| *m == "INVITE")
+            .count(),
+        1
+    );
+    // Two users forwarding to each other: a loop, refused.
+    assert_eq!(find("1000", "1010").3, refused(StatusCode::LOOP_DETECTED));
+    // The linear group rings 1006 for 2 s, waits 1 s, then 1007, who answers.
+    assert_eq!(find("1000", "3000").2.as_deref(), Some("1007"));
+    // (1006's CANCEL goes to its INVITE's transaction, not to `seen`; its leg ended.)
+    assert_eq!(sim.phones[at(1006)].seen, ["INVITE"]);
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+    assert!(sim.engine.is_idle(), "the engine keeps state");
+    for ext in 1000..1012 {
+        assert_eq!(sim.engine.in_use(&ext.to_string()), 0);
+    }
 }

@@ -1,6 +1,9 @@
-//! One call's state: its legs, where it is, and how it ended.
+//! One call's state: its legs, where it is in its plan, and how it ended.
 
+use super::plan::{Ending, Plan};
 use super::{LegId, Outcome};
+use pbxkit_sip::StatusCode;
+use pbxkit_sip::b2bua::BranchId;
 use std::time::Instant;
 
 /// Which side of the call a leg is.
@@ -8,17 +11,19 @@ use std::time::Instant;
 pub(super) enum Role {
     /// The caller's leg.
     A,
-    /// The callee's (its branches).
+    /// The callee's (the branches of the step ringing, or the one that answered).
     B,
 }
 
 /// Where a call is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
-    /// Being routed.
+    /// Being routed, or between two ring steps.
     Routing,
-    /// The callee's phones ring until `until`.
+    /// A step's phones ring until `until`.
     Ringing { until: Instant },
+    /// Waiting `until`, ringback going on, before the next step (a group's delay).
+    Pausing { until: Instant },
     /// Answered: the legs are bridged.
     Answered,
     /// Over; its legs are ending.
@@ -32,11 +37,20 @@ pub(super) struct Call {
     pub(super) b: Option<LegId>,
     caller: String,
     dialed: String,
-    /// The user rung, and who answered.
+    /// The users each branch of the step ringing rings.
+    branches: Vec<(BranchId, String)>,
+    /// Who answered.
     callee: Option<String>,
-    answered: bool,
     state: State,
     outcome: Option<Outcome>,
+    /// The plan being followed.
+    pub(super) plan: Option<Plan>,
+    /// How the last attempt ended: what the caller gets if nothing answers.
+    pub(super) last: (StatusCode, Ending),
+    /// Users whose call count this call holds for good (the caller, who answered).
+    pub(super) holds: Vec<String>,
+    /// Users whose count the ringing step holds.
+    pub(super) ringing_holds: Vec<String>,
     /// Legs not yet terminated.
     pub(super) legs: usize,
     /// The leg whose offer (re-INVITE, UPDATE) waits for the other leg's answer.
@@ -50,13 +64,21 @@ impl Call {
             b: None,
             caller,
             dialed,
+            branches: Vec::new(),
             callee: None,
-            answered: false,
             state: State::Routing,
             outcome: None,
+            plan: None,
+            last: (StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact),
+            holds: Vec::new(),
+            ringing_holds: Vec::new(),
             legs: 0,
             offer_from: None,
         }
+    }
+
+    pub(super) fn caller(&self) -> &str {
+        &self.caller
     }
 
     pub(super) fn role(&self, leg: LegId) -> Option<Role> {
@@ -69,45 +91,76 @@ impl Call {
         }
     }
 
-    /// `b` rings `callee` until `until`.
-    pub(super) fn ring(&mut self, b: LegId, callee: String, until: Instant) {
-        self.b = Some(b);
-        self.callee = Some(callee);
+    /// `b` rings its `branches`' users until `until`.
+    pub(super) fn ring(&mut self, b: LegId, branches: Vec<(BranchId, String)>, until: Instant) {
         if self.state == State::Routing {
+            self.b = Some(b);
+            self.branches = branches;
             self.state = State::Ringing { until };
         }
     }
 
-    /// When the ring time runs out.
+    /// When the ring time or the pause runs out.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Ringing { until } => Some(until),
+            State::Ringing { until } | State::Pausing { until } => Some(until),
             _ => None,
         }
     }
 
+    pub(super) fn is_ringing(&self) -> bool {
+        matches!(self.state, State::Ringing { .. })
+    }
+
+    pub(super) fn is_pausing(&self) -> bool {
+        matches!(self.state, State::Pausing { .. })
+    }
+
+    pub(super) fn pause(&mut self, until: Instant) {
+        if self.state == State::Routing {
+            self.state = State::Pausing { until };
+        }
+    }
+
+    pub(super) fn resume(&mut self) {
+        if self.is_pausing() {
+            self.state = State::Routing;
+        }
+    }
+
+    /// The ringing step is over (the call goes on with its plan): the leg that rang.
+    pub(super) fn stop_step(&mut self) -> Option<LegId> {
+        if self.is_ringing() {
+            self.state = State::Routing;
+            self.branches.clear();
+            return self.b;
+        }
+        None
+    }
+
     pub(super) fn stop_ringing(&mut self) {
-        if matches!(self.state, State::Ringing { .. } | State::Routing) {
+        if !matches!(self.state, State::Answered) {
             self.state = State::Ended;
         }
     }
 
-    /// The callee answered: who, unless the call is no longer ringing.
-    pub(super) fn answered(&mut self) -> Option<String> {
-        if !matches!(self.state, State::Ringing { .. }) {
+    /// Branch `branch` answered: whose phone it is, unless the call no longer rings.
+    pub(super) fn answered(&mut self, branch: BranchId) -> Option<String> {
+        if !self.is_ringing() {
             return None;
         }
+        let callee = self
+            .branches
+            .iter()
+            .find(|(b, _)| *b == branch)
+            .map(|(_, user)| user.clone())?;
         self.state = State::Answered;
-        self.answered = true;
-        self.callee.clone()
+        self.callee = Some(callee.clone());
+        Some(callee)
     }
 
     pub(super) fn is_answered(&self) -> bool {
-        self.answered
-    }
-
-    pub(super) fn is_ended(&self) -> bool {
-        self.outcome.is_some()
+        self.callee.is_some()
     }
 
     /// The call ends with `outcome` (the first one given counts).
@@ -128,7 +181,6 @@ impl Call {
         let outcome = self
             .outcome
             .unwrap_or(Outcome::Answered(crate::hangup::HangupCause::Pbx));
-        let callee = self.answered.then_some(self.callee).flatten();
-        (self.caller, self.dialed, callee, outcome)
+        (self.caller, self.dialed, self.callee, outcome)
     }
 }

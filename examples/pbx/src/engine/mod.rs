@@ -10,15 +10,21 @@
 //! peer cannot hold up another call, and a whole PBX of simulated phones runs in a
 //! test in simulated time (`tests/engine.rs`).
 //!
-//! What a call does today: an authenticated user dials; the dialplan decides; a
-//! [`Decision::Ring`] rings every registered contact of its first step's users at
-//! once for the step's ring time, with the callee's provisional responses and early
-//! media relayed to the caller; the first answer is bridged (the SDP passes through:
-//! media anchoring comes with the media engine), re-INVITEs and UPDATEs are relayed
-//! both ways, BYE, CANCEL, no ACK and session timer expiry end the call on both legs,
-//! and a busy, unanswered or unreachable callee gives the caller the best response.
-//! The reference PBX still runs its calls in `call.rs`; they move onto this engine
-//! feature by feature (forwards and groups, transfers, trunks, applications).
+//! What a call does today: an authenticated user dials (its line's call-limit
+//! checked); the dialplan decides, with the engine's own call counts and the
+//! directory's live services (DND, forwards) as its live state; forwards and
+//! configured destinations are followed (a forward loop gets 482); a
+//! [`Decision::Ring`] rings its steps one after the other (a group's delay between
+//! them), each step every registered contact of its users at once for the step's
+//! ring time, each user rung holding one of its simultaneous calls (a user at its
+//! limit is busy, not rung); the callee's provisional responses and early media go
+//! to the caller; the first answer is bridged (the SDP passes through: media
+//! anchoring comes with the media engine); a step that ends unanswered goes on with
+//! the next one, then with the plan's busy / no-answer / failure fallback.
+//! re-INVITEs and UPDATEs are relayed both ways; BYE, CANCEL, no ACK and session
+//! timer expiry end the call on both legs. The reference PBX still runs its calls
+//! in `call.rs`; they move onto this engine feature by feature (group history,
+//! transfers, trunks, applications, media).
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
@@ -51,6 +57,7 @@
 //! ```
 
 mod call;
+mod plan;
 mod table;
 
 use crate::hangup::HangupCause;
@@ -65,7 +72,8 @@ use pbxkit_sip::transaction::{
     ClientTx, Event as TxEvent, SendError, ServerTx, Target, Timers, TransactionLayer, Transmit,
 };
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
-use std::collections::VecDeque;
+use plan::{Ending, Plan};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::{Key, Table};
@@ -85,6 +93,46 @@ pub trait Directory: std::fmt::Debug {
     fn password(&self, user: &str) -> Option<String>;
     /// Where `line` is registered: each contact's URI and where to send to it.
     fn contacts(&self, line: &str) -> Vec<(Uri, Target)>;
+    /// `user`'s services (DND, forwards) as they are now, when they differ from the
+    /// dialplan's configuration.
+    fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
+        let _ = user;
+        None
+    }
+    /// Calls `user`'s line may have at once (placed and received) before the calls
+    /// it places are refused with 486; `None`: no limit.
+    fn call_limit(&self, user: &str) -> Option<u32> {
+        let _ = user;
+        None
+    }
+}
+
+/// The dialplan's view of the PBX: the engine's call counts and the directory's
+/// live services.
+#[derive(Debug)]
+struct Live<'a, D> {
+    in_use: &'a HashMap<String, u32>,
+    directory: &'a D,
+}
+
+impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
+    fn in_use(&self, user: &str) -> u32 {
+        self.in_use.get(user).copied().unwrap_or(0)
+    }
+
+    fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
+        self.directory.services(user)
+    }
+}
+
+/// One call less for `user`; users back at zero are forgotten.
+fn release(in_use: &mut HashMap<String, u32>, user: &str) {
+    if let Some(n) = in_use.get_mut(user) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            in_use.remove(user);
+        }
+    }
 }
 
 /// How the engine is set up.
@@ -267,6 +315,8 @@ pub struct Engine<D> {
     acks: VecDeque<Transmit>,
     events: VecDeque<Event>,
     requests: VecDeque<Request>,
+    /// Calls in progress per user: placed ones, ringing ones and answered ones.
+    in_use: HashMap<String, u32>,
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
@@ -293,6 +343,7 @@ impl<D: Directory> Engine<D> {
             acks: VecDeque::new(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
+            in_use: HashMap::new(),
             epoch: (now, unix),
             tokens: config.seed,
             config,
@@ -314,10 +365,16 @@ impl<D: Directory> Engine<D> {
         self.legs.len()
     }
 
+    /// Calls `user` has in progress: placed, ringing at its phones, answered.
+    pub fn in_use(&self, user: &str) -> u32 {
+        self.in_use.get(user).copied().unwrap_or(0)
+    }
+
     /// Whether nothing is left: no call, no leg, no route, no transaction.
     pub fn is_idle(&self) -> bool {
         self.calls.len() == 0
             && self.legs.len() == 0
+            && self.in_use.is_empty()
             && self.routes.is_empty()
             && self.layer.is_empty()
     }
@@ -592,7 +649,21 @@ impl<D: Directory> Engine<D> {
             caller: caller.clone(),
             dialed: dialed.clone(),
         });
-        self.route(call, &caller, &dialed, now);
+        // The caller's line has one call more (checked against its call-limit).
+        let n = self.in_use.entry(caller.clone()).or_default();
+        if self
+            .directory
+            .call_limit(&caller)
+            .is_some_and(|limit| *n >= limit)
+        {
+            self.refuse(call, StatusCode::BUSY_HERE, now);
+            return;
+        }
+        *n += 1;
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.holds.push(caller);
+        }
+        self.route(call, "default", &dialed, 0, now);
     }
 
     fn add_leg(&mut self, call: CallId, leg: AnyLeg) -> Option<LegId> {
@@ -607,61 +678,200 @@ impl<D: Directory> Engine<D> {
         Some(id)
     }
 
-    /// Follows the dialplan's decision for a new call.
-    fn route(&mut self, call: CallId, caller: &str, dialed: &str, now: Instant) {
-        let dialplan = self.dialplan.clone();
-        let attempt = pbxkit_dialplan::CallAttempt {
-            context: "default",
+    /// The dialplan's view of the PBX now: calls in progress per user (the engine's
+    /// own counts) and users' live services (the directory's).
+    fn attempt<'a>(
+        &self,
+        live: &'a Live<'a, D>,
+        caller: &'a str,
+        context: &'a str,
+        number: &'a str,
+        now: Instant,
+    ) -> pbxkit_dialplan::CallAttempt<'a> {
+        pbxkit_dialplan::CallAttempt {
+            context,
             caller: pbxkit_dialplan::Caller {
                 number: caller,
                 name: "",
                 user: Some(caller),
             },
-            dialed,
+            dialed: number,
             at: jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-            user_state: &(),
+            user_state: live,
+        }
+    }
+
+    /// Asks the dialplan where a call to `number` from `context` goes, and follows
+    /// the answer (`depth` decisions followed so far).
+    fn route(&mut self, call: CallId, context: &str, number: &str, depth: usize, now: Instant) {
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+            return;
         };
-        let decision = match dialplan.decide(&attempt) {
-            Ok(routed) => routed.decision,
-            Err(_) => {
-                self.refuse(call, StatusCode::NOT_FOUND, now);
-                return;
+        let dialplan = self.dialplan.clone();
+        let live = Live {
+            in_use: &self.in_use,
+            directory: &self.directory,
+        };
+        let attempt = self.attempt(&live, &caller, context, number, now);
+        match dialplan.decide(&attempt) {
+            Ok(routed) => {
+                if plan::busy_in(&routed) {
+                    self.set_last(call, StatusCode::BUSY_HERE, Ending::Busy);
+                }
+                let decision = routed.decision;
+                self.follow(call, decision, context, number, depth, now);
             }
-        };
-        let Decision::Ring(plan) = decision else {
-            // Not on the engine yet: forwards, groups' next steps, voicemail...
-            self.refuse(call, StatusCode::NOT_IMPLEMENTED, now);
+            Err(_) => self.refuse(call, StatusCode::NOT_FOUND, now),
+        }
+    }
+
+    /// Follows a decision reached through the hop (`context`, `number`).
+    fn follow(
+        &mut self,
+        call: CallId,
+        decision: Decision<'_>,
+        context: &str,
+        number: &str,
+        depth: usize,
+        now: Instant,
+    ) {
+        if depth > pbxkit_dialplan::decision::MAX_DEPTH {
+            // A forward loop.
+            self.refuse(call, StatusCode::LOOP_DETECTED, now);
+            return;
+        }
+        let last = self
+            .calls
+            .get(call.0)
+            .map_or(StatusCode::TEMPORARILY_UNAVAILABLE, |c| c.last.0);
+        match decision {
+            Decision::Ring(ring) => {
+                let plan = Plan::new(context, number, &ring, depth);
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.plan = Some(plan);
+                }
+                self.next_step(call, now);
+            }
+            Decision::Forward {
+                destination,
+                context,
+                ..
+            } => {
+                let (context, destination) = (context.to_owned(), destination.into_owned());
+                self.route(call, &context, &destination, depth + 1, now);
+            }
+            Decision::Destination(d) => {
+                let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+                    return;
+                };
+                let dialplan = self.dialplan.clone();
+                let live = Live {
+                    in_use: &self.in_use,
+                    directory: &self.directory,
+                };
+                let attempt = self.attempt(&live, &caller, context, number, now);
+                match dialplan.decide_destination(d, &attempt) {
+                    Ok(routed) => {
+                        let decision = routed.decision;
+                        self.follow(call, decision, context, number, depth + 1, now);
+                    }
+                    Err(_) => self.refuse(call, last, now),
+                }
+            }
+            // No voicemail or prompts on the engine yet: the caller gets how
+            // ringing ended (busy for the busy greeting).
+            Decision::Voicemail {
+                greeting: Some(pbxkit_dialplan::decision::Greeting::Busy),
+                ..
+            } => self.refuse(call, StatusCode::BUSY_HERE, now),
+            Decision::Voicemail { .. } | Decision::Play { .. } => self.refuse(call, last, now),
+            Decision::Hangup {
+                cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
+            } => self.refuse(call, StatusCode::FORBIDDEN, now),
+            Decision::Hangup { .. } => self.refuse(call, last, now),
+            // Not on the engine yet: trunks, queues, conferences, features...
+            _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
+        }
+    }
+
+    fn set_last(&mut self, call: CallId, status: StatusCode, ending: Ending) {
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.last = (status, ending);
+        }
+    }
+
+    /// Rings the plan's next step (after its delay), or takes the plan's fallback.
+    fn next_step(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
-        let Some(step) = plan.steps.first() else {
-            self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+        let Some(plan) = c.plan.as_mut() else {
             return;
         };
-        let contacts: Vec<(String, Uri, Target)> = step
-            .targets
-            .iter()
-            .flat_map(|t| t.lines.iter().map(move |line| (t.user, line)))
-            .flat_map(|(user, line)| {
-                self.directory
-                    .contacts(line)
-                    .into_iter()
-                    .map(move |(uri, target)| (user.to_owned(), uri, target))
-            })
-            .collect();
-        let Some((callee, _, _)) = contacts.first().cloned() else {
-            self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+        let Some(step) = plan.steps.get(plan.next).cloned() else {
+            self.fallback(call, now);
             return;
         };
+        if plan.next > 0 && !step.delay.is_zero() && plan.paused != Some(plan.next) {
+            // A group's retry delay: the caller keeps hearing ringback.
+            plan.paused = Some(plan.next);
+            c.pause(now + step.delay);
+            return;
+        }
+        plan.next += 1;
+        self.ring_step(call, &step, now);
+    }
+
+    /// Rings every registered contact of a step's users at once. Each user rung
+    /// holds one of its simultaneous calls while its phones ring (a user at its
+    /// limit is busy and not rung); the one who answers keeps it.
+    fn ring_step(&mut self, call: CallId, step: &plan::Step, now: Instant) {
+        let mut contacts: Vec<(String, Uri, Target)> = Vec::new();
+        let mut busy = false;
+        let mut held = Vec::new();
+        for t in &step.targets {
+            let found: Vec<(Uri, Target)> = t
+                .lines
+                .iter()
+                .flat_map(|line| self.directory.contacts(line))
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            let n = self.in_use.entry(t.user.clone()).or_default();
+            if *n >= t.limit {
+                busy = true;
+                continue;
+            }
+            *n += 1;
+            held.push(t.user.clone());
+            contacts.extend(found.into_iter().map(|(u, tg)| (t.user.clone(), u, tg)));
+        }
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.ringing_holds = held;
+        }
+        if contacts.is_empty() {
+            let (status, ending) = if busy {
+                (StatusCode::BUSY_HERE, Ending::Busy)
+            } else {
+                (StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact)
+            };
+            self.step_ended(call, status, ending, now);
+            return;
+        }
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+            return;
+        };
+        let callee = contacts[0].0.clone();
         let offer = self.a_offer(call);
         let token = self.token();
+        let realm = self.config.realm.clone();
         let mut template = Message::request(
             Method::Invite,
-            Uri::parse(&format!("sip:{callee}@{}", self.config.realm))
-                .unwrap_or_else(|_| contacts[0].1.clone()),
+            Uri::parse(&format!("sip:{callee}@{realm}")).unwrap_or_else(|_| contacts[0].1.clone()),
         );
         {
-            let realm = &self.config.realm;
             let h = template.headers_mut();
             h.push(HeaderName::From, format!("<sip:{caller}@{realm}>"));
             h.push(HeaderName::To, format!("<sip:{callee}@{realm}>"));
@@ -678,8 +888,11 @@ impl<D: Directory> Engine<D> {
             template.body = sdp;
         }
         let mut b = OutgoingLegs::new(self.config.leg.clone(), &token, template);
-        for (_, uri, target) in &contacts {
-            let _ = b.add_branch(uri.clone(), *target, None, now);
+        let mut users = Vec::new();
+        for (user, uri, target) in contacts {
+            if let Ok(branch) = b.add_branch(uri, target, None, now) {
+                users.push((branch, user));
+            }
         }
         let key = b.key();
         let Some(b_id) = self.add_leg(call, AnyLeg::Outgoing(Box::new(b))) else {
@@ -689,9 +902,72 @@ impl<D: Directory> Engine<D> {
         self.routes.insert(key, b_id);
         let ring_time = step.timeout.unwrap_or(self.config.ring_time);
         if let Some(c) = self.calls.get_mut(call.0) {
-            c.ring(b_id, callee, now + ring_time);
+            c.ring(b_id, users, now + ring_time);
         }
         self.events.push_back(Event::CallRinging { call });
+    }
+
+    /// A step rang without an answer: the next step, or the fallback.
+    fn step_ended(&mut self, call: CallId, status: StatusCode, ending: Ending, now: Instant) {
+        self.release_ringing(call);
+        self.set_last(call, status, ending);
+        if ending == Ending::Global {
+            self.refuse(call, status, now);
+            return;
+        }
+        self.next_step(call, now);
+    }
+
+    /// Gives back the counts of the users the call rang.
+    fn release_ringing(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        for user in std::mem::take(&mut c.ringing_holds) {
+            release(&mut self.in_use, &user);
+        }
+    }
+
+    /// Every step rang in vain: where the plan's fallback for how it ended goes.
+    fn fallback(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(plan) = c.plan.take() else {
+            return;
+        };
+        let (status, ending) = c.last;
+        let caller = c.caller().to_owned();
+        let dialplan = self.dialplan.clone();
+        let live = Live {
+            in_use: &self.in_use,
+            directory: &self.directory,
+        };
+        let attempt = self.attempt(&live, &caller, &plan.context, &plan.number, now);
+        // The same hop asked again gives the same plan and its fallbacks.
+        let Ok(routed) = dialplan.decide(&attempt) else {
+            self.refuse(call, status, now);
+            return;
+        };
+        let Decision::Ring(ring) = routed.decision else {
+            self.refuse(call, status, now);
+            return;
+        };
+        let fallbacks = ring.fallbacks;
+        let next = match ending {
+            Ending::Busy => fallbacks.busy,
+            Ending::NoAnswer => fallbacks.no_answer,
+            Ending::NoContact => fallbacks.failure,
+            Ending::Failed | Ending::Global => fallbacks.congestion,
+        };
+        self.follow(
+            call,
+            *next,
+            &plan.context,
+            &plan.number,
+            plan.depth + 1,
+            now,
+        );
     }
 
     /// The caller's SDP offer.
@@ -717,19 +993,30 @@ impl<D: Directory> Engine<D> {
         }
     }
 
-    /// The ring time is over: stop ringing; the caller gets 480.
+    /// A deadline of the call: its ring time is over (stop ringing, go on with the
+    /// plan), or a pause between two steps is.
     fn ring_timeout(&mut self, call: CallId, now: Instant) {
         let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
-        c.stop_ringing();
-        if let Some(b) = c.b
+        if c.is_pausing() {
+            c.resume();
+            self.next_step(call, now);
+            return;
+        }
+        let b = c.stop_step();
+        if let Some(b) = b
             && let Some(AnyLeg::Outgoing(leg)) = self.legs.get_mut(b.0).map(|s| &mut s.leg)
         {
             leg.cancel_all(now);
             self.dirty.push_back(b);
         }
-        self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+        self.step_ended(
+            call,
+            StatusCode::TEMPORARILY_UNAVAILABLE,
+            Ending::NoAnswer,
+            now,
+        );
     }
 
     /// Ends every leg of `call` for `cause`.
@@ -765,6 +1052,11 @@ impl<D: Directory> Engine<D> {
             return;
         };
         let Some(role) = c.role(id) else {
+            // A step the call has moved on from, answered after all: nobody is
+            // there for it.
+            if matches!(event, LegEvent::Answered { .. }) {
+                self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            }
             return;
         };
         let other = match role {
@@ -778,10 +1070,20 @@ impl<D: Directory> Engine<D> {
             (Role::B, LegEvent::EarlyMedia { sdp, .. }) => {
                 self.with_a(call, |a, now| a.ring(Some(sdp), now), now)
             }
-            (Role::B, LegEvent::Answered { sdp, .. }) => {
+            (Role::B, LegEvent::Answered { branch, sdp }) => {
                 if let Some(c) = self.calls.get_mut(call.0)
-                    && let Some(callee) = c.answered()
+                    && let Some(callee) = c.answered(branch)
                 {
+                    // The answerer keeps its count for the call; the others' go back.
+                    let mut kept = false;
+                    for user in std::mem::take(&mut c.ringing_holds) {
+                        if user == callee && !kept {
+                            kept = true;
+                            c.holds.push(user);
+                        } else {
+                            release(&mut self.in_use, &user);
+                        }
+                    }
                     self.events.push_back(Event::CallAnswered { call, callee });
                     self.with_a(call, |a, now| a.answer(sdp, now), now);
                 } else {
@@ -789,11 +1091,15 @@ impl<D: Directory> Engine<D> {
                     self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
                 }
             }
-            // Unless the call already ended (caller gone, ring time over).
+            // Every branch of the step failed (unless the call already moved on:
+            // caller gone, ring time over).
             (Role::B, LegEvent::Failed { status, .. })
-                if self.calls.get(call.0).is_some_and(|c| !c.is_ended()) =>
+                if self.calls.get(call.0).is_some_and(Call::is_ringing) =>
             {
-                self.refuse(call, status, now);
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_step();
+                }
+                self.step_ended(call, status, Ending::of(status), now);
             }
             (Role::A, LegEvent::Cancelled { .. }) => {
                 if let Some(c) = self.calls.get_mut(call.0) {
@@ -976,7 +1282,11 @@ impl<D: Directory> Engine<D> {
         if c.legs > 0 {
             return;
         }
+        self.release_ringing(call);
         if let Some(c) = self.calls.remove(call.0) {
+            for user in &c.holds {
+                release(&mut self.in_use, user);
+            }
             let (caller, dialed, callee, outcome) = c.finish();
             self.events.push_back(Event::CallEnded {
                 call,
