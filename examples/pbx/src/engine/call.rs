@@ -55,6 +55,8 @@ pub(super) struct Call {
     pub(super) legs: usize,
     /// The leg whose offer (re-INVITE, UPDATE) waits for the other leg's answer.
     pub(super) offer_from: Option<LegId>,
+    /// The deadline queued for it in the engine's timers.
+    pub(super) armed: Option<Instant>,
 }
 
 impl Call {
@@ -74,6 +76,7 @@ impl Call {
             ringing_holds: Vec::new(),
             legs: 0,
             offer_from: None,
+            armed: None,
         }
     }
 

@@ -73,7 +73,8 @@ use pbxkit_sip::transaction::{
 };
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
 use plan::{Ending, Plan};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::{Key, Table};
@@ -281,6 +282,15 @@ pub struct Request {
 struct LegSlot {
     call: CallId,
     leg: AnyLeg,
+    /// The deadline queued for it in [`Engine::timers`].
+    armed: Option<Instant>,
+}
+
+/// Whose deadline a queued timer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Leg(LegId),
+    Call(CallId),
 }
 
 #[derive(Debug)]
@@ -311,6 +321,11 @@ pub struct Engine<D> {
     routes: Routes<LegId>,
     /// Legs with outputs to collect.
     dirty: VecDeque<LegId>,
+    /// Deadlines of legs and calls, earliest first. An entry whose owner has since
+    /// moved its deadline (or gone) is stale and skipped: no scan of every leg.
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    /// Calls whose deadline may have changed since they were last queued.
+    touched: Vec<CallId>,
     /// ACKs of 2xx responses, sent as they are.
     acks: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -340,6 +355,8 @@ impl<D: Directory> Engine<D> {
             calls: Table::default(),
             routes: Routes::new(),
             dirty: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            touched: Vec::new(),
             acks: VecDeque::new(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
@@ -388,41 +405,76 @@ impl<D: Directory> Engine<D> {
     /// Timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
-        let due: Vec<LegId> = self
-            .legs
-            .keys()
-            .map(LegId)
-            .filter(|&id| {
-                self.legs
-                    .get(id.0)
-                    .is_some_and(|s| poll_leg_timeout(&s.leg).is_some_and(|at| at <= now))
-            })
-            .collect();
-        for id in due {
-            if let Some(slot) = self.legs.get_mut(id.0) {
-                slot.leg.leg().handle_timeout(now);
-                self.dirty.push_back(id);
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
             }
-        }
-        let ringing: Vec<CallId> = self
-            .calls
-            .keys()
-            .map(CallId)
-            .filter(|&c| {
-                self.calls
-                    .get(c.0)
-                    .and_then(Call::deadline)
-                    .is_some_and(|at| at <= now)
-            })
-            .collect();
-        for call in ringing {
-            self.ring_timeout(call, now);
+            self.timers.pop();
+            match timer {
+                Timer::Leg(id) => {
+                    let Some(slot) = self.legs.get_mut(id.0) else {
+                        continue;
+                    };
+                    if slot.armed != Some(at) {
+                        continue;
+                    }
+                    slot.armed = None;
+                    if poll_leg_timeout(&slot.leg).is_some_and(|t| t <= now) {
+                        slot.leg.leg().handle_timeout(now);
+                    }
+                    self.dirty.push_back(id);
+                }
+                Timer::Call(call) => {
+                    let Some(c) = self.calls.get_mut(call.0) else {
+                        continue;
+                    };
+                    if c.armed != Some(at) {
+                        continue;
+                    }
+                    c.armed = None;
+                    self.touched.push(call);
+                    if c.deadline().is_some_and(|t| t <= now) {
+                        self.ring_timeout(call, now);
+                    }
+                }
+            }
         }
         self.drive(now);
     }
 
+    /// Queues a leg's next deadline, when it moved.
+    fn arm_leg(&mut self, id: LegId) {
+        let Some(slot) = self.legs.get_mut(id.0) else {
+            return;
+        };
+        let at = poll_leg_timeout(&slot.leg);
+        if at != slot.armed {
+            slot.armed = at;
+            if let Some(at) = at {
+                self.timers.push(Reverse((at, Timer::Leg(id))));
+            }
+        }
+    }
+
+    /// Queues the deadlines of the calls touched, when they moved.
+    fn arm_calls(&mut self) {
+        for call in std::mem::take(&mut self.touched) {
+            let Some(c) = self.calls.get_mut(call.0) else {
+                continue;
+            };
+            let at = c.deadline();
+            if at != c.armed {
+                c.armed = at;
+                if let Some(at) = at {
+                    self.timers.push(Reverse((at, Timer::Call(call))));
+                }
+            }
+        }
+    }
+
     /// Applies `command` to `call` (unknown or ended calls ignore it).
     pub fn command(&mut self, call: CallId, command: Command, now: Instant) {
+        self.touched.push(call);
         match command {
             Command::HangUp => self.hang_up_call(call, HangupCause::Pbx, now),
         }
@@ -458,17 +510,18 @@ impl<D: Directory> Engine<D> {
 
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        // Legs and calls are few per call; a timer wheel replaces this scan when
-        // the engine runs the PBX's load.
-        let legs = self
-            .legs
-            .keys()
-            .filter_map(|k| self.legs.get(k).and_then(|s| poll_leg_timeout(&s.leg)));
-        let calls = self
-            .calls
-            .keys()
-            .filter_map(|k| self.calls.get(k).and_then(Call::deadline));
-        let mine = legs.chain(calls).min();
+        // Stale entries at the top are dropped, so that the answer is exact.
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            let live = match timer {
+                Timer::Leg(id) => self.legs.get(id.0).is_some_and(|s| s.armed == Some(at)),
+                Timer::Call(c) => self.calls.get(c.0).is_some_and(|c| c.armed == Some(at)),
+            };
+            if live {
+                break;
+            }
+            self.timers.pop();
+        }
+        let mine = self.timers.peek().map(|Reverse((at, _))| *at);
         [mine, self.layer.poll_timeout()]
             .into_iter()
             .flatten()
@@ -493,10 +546,15 @@ impl<D: Directory> Engine<D> {
     fn drive(&mut self, now: Instant) {
         loop {
             if let Some(id) = self.dirty.pop_front() {
+                if let Some(call) = self.legs.get(id.0).map(|s| s.call) {
+                    self.touched.push(call);
+                }
                 self.pump(id, now);
+                self.arm_leg(id);
                 continue;
             }
             let Some(event) = self.layer.poll_event() else {
+                self.arm_calls();
                 break;
             };
             match self.routes.route(&event) {
@@ -669,7 +727,11 @@ impl<D: Directory> Engine<D> {
     fn add_leg(&mut self, call: CallId, leg: AnyLeg) -> Option<LegId> {
         let id = self
             .legs
-            .insert_with(|_| LegSlot { call, leg })
+            .insert_with(|_| LegSlot {
+                call,
+                leg,
+                armed: None,
+            })
             .map(LegId)?;
         if let Some(c) = self.calls.get_mut(call.0) {
             c.legs += 1;

@@ -86,15 +86,6 @@ impl<T> Table<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-
-    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
-        self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.value.as_ref().map(|_| Key {
-                index: i as u32,
-                generation: s.generation,
-            })
-        })
-    }
 }
 
 #[cfg(test)]
@@ -111,6 +102,5 @@ mod tests {
         assert_eq!(t.get(b), Some(&"b"));
         assert_eq!(t.remove(a), None);
         assert_eq!(t.len(), 1);
-        assert_eq!(t.keys().collect::<Vec<_>>(), [b]);
     }
 }
