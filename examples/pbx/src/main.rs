@@ -20,6 +20,7 @@ mod live;
 mod media;
 mod routing;
 mod service;
+mod shell;
 mod store;
 mod timer;
 mod tools;
@@ -224,25 +225,6 @@ async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    let t1 = std::time::Duration::from_millis(config.sip.t1_ms);
-    let endpoint = match Endpoint::bind(EndpointConfig {
-        listen: config.sip.listen,
-        // T2 and T4 keep their defaults unless T1 outgrows T2.
-        timers: pbxkit_sip::transaction::Timers {
-            t1,
-            t2: std::time::Duration::from_secs(4).max(t1),
-            ..pbxkit_sip::transaction::Timers::default()
-        },
-        ..EndpointConfig::default()
-    })
-    .await
-    {
-        Ok(endpoint) => endpoint,
-        Err(e) => {
-            eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
-            return ExitCode::FAILURE;
-        }
-    };
     let (cdr, cdr_writer) = match cdr::open(&config.pbx.data_dir) {
         Ok(cdr) => cdr,
         Err(e) => {
@@ -274,6 +256,44 @@ async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> Exi
         }
     };
     let stop = stop_signal();
+    if config.pbx.call_engine {
+        let socket = match tokio::net::UdpSocket::bind(config.sip.listen).await {
+            Ok(socket) => socket,
+            Err(e) => {
+                eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = socket.local_addr().unwrap_or(config.sip.listen);
+        print_banner(&source, &config, local);
+        let parts = (store, cdr, users, bus);
+        if let Err(e) = shell::run(config, dialplan, socket, parts, stop).await {
+            eprintln!("pbxkit: {e}");
+            return ExitCode::FAILURE;
+        }
+        cdr_writer.finish();
+        println!("pbxkit: stopped");
+        return ExitCode::SUCCESS;
+    }
+    let t1 = std::time::Duration::from_millis(config.sip.t1_ms);
+    let endpoint = match Endpoint::bind(EndpointConfig {
+        listen: config.sip.listen,
+        // T2 and T4 keep their defaults unless T1 outgrows T2.
+        timers: pbxkit_sip::transaction::Timers {
+            t1,
+            t2: std::time::Duration::from_secs(4).max(t1),
+            ..pbxkit_sip::transaction::Timers::default()
+        },
+        ..EndpointConfig::default()
+    })
+    .await
+    {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
+            return ExitCode::FAILURE;
+        }
+    };
     let reloads = reload_on_sighup(file);
     print_banner(&source, &config, endpoint.local_addr());
     let parts = service::Parts {

@@ -884,3 +884,57 @@ fn forwards_groups_dnd_limits_and_loops_as_the_dialplan_decides() {
         assert_eq!(sim.engine.in_use(&ext.to_string()), 0);
     }
 }
+
+#[test]
+fn hang_up_all_ends_every_call_when_the_pbx_stops() {
+    let mut sim = Sim::new(6, 20, 0, 0);
+    sim.give_up = 0;
+    for p in &mut sim.phones {
+        // Every phone answers after 0.3 s and nobody hangs up within the test's time
+        // (the talk time is up to 6 s: stop at 1 s, while calls ring or talk).
+        p.script = Some(Script::Answer(Duration::from_millis(300)));
+    }
+    let t0 = sim.now;
+    let calls: Vec<(Instant, usize, usize)> = (0..10)
+        .map(|i| {
+            (
+                t0 + Duration::from_millis(60 * i),
+                i as usize,
+                i as usize + 10,
+            )
+        })
+        .collect();
+    sim.run(calls, t0 + Duration::from_millis(600));
+    assert!(
+        sim.engine.calls() > 0,
+        "calls in progress when the PBX stops"
+    );
+    let now = sim.now;
+    sim.engine.hang_up_all(now);
+    sim.run(Vec::new(), now + Duration::from_secs(40));
+    let ended: Vec<Outcome> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded { outcome, .. } => Some(*outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 10);
+    // (A call may have ended by itself before the stop, its parties done talking.)
+    assert!(
+        ended.iter().all(|o| matches!(
+            o,
+            Outcome::Answered(HangupCause::Pbx | HangupCause::HungUp { .. })
+                | Outcome::Unanswered(_)
+        )),
+        "{ended:?}"
+    );
+    assert!(
+        ended
+            .iter()
+            .any(|o| matches!(o, Outcome::Answered(HangupCause::Pbx)))
+    );
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}

@@ -367,6 +367,11 @@ impl<D: Directory> Engine<D> {
         }
     }
 
+    /// What the engine asks about users and lines.
+    pub fn directory(&self) -> &D {
+        &self.directory
+    }
+
     /// Runs new calls on `dialplan` from now on; calls in progress are not affected.
     pub fn set_dialplan(&mut self, dialplan: Arc<Dialplan>) {
         self.dialplan = dialplan;
@@ -477,6 +482,17 @@ impl<D: Directory> Engine<D> {
         self.touched.push(call);
         match command {
             Command::HangUp => self.hang_up_call(call, HangupCause::Pbx, now),
+        }
+        self.drive(now);
+    }
+
+    /// Ends every call (the PBX is stopping): CANCEL or reject what rings, BYE what
+    /// is answered. Keep driving the engine until [`Engine::calls`] is 0.
+    pub fn hang_up_all(&mut self, now: Instant) {
+        let calls: Vec<CallId> = self.calls.keys().map(CallId).collect();
+        for call in calls {
+            self.touched.push(call);
+            self.hang_up_call(call, HangupCause::Pbx, now);
         }
         self.drive(now);
     }

@@ -86,6 +86,16 @@ impl<T> Table<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// The keys of every entry (a scan: for rare, whole-table work).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.slots.iter().zip(0u32..).filter_map(|(s, index)| {
+            s.value.as_ref().map(|_| Key {
+                index,
+                generation: s.generation,
+            })
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,476 @@
+//! The PBX on the call engine (`[pbx] call_engine = true`): one task owns the UDP
+//! socket and the [`pbxkit::engine::Engine`], hands it every datagram and timer,
+//! sends what it asks, answers REGISTER and OPTIONS with the registrar, and turns
+//! its events into CDRs and bus events. Nothing in the loop waits for a call.
+//!
+//! What runs here is what the engine does today (user-to-user calls with forwards,
+//! groups, DND and limits; re-INVITEs relayed; no media anchoring: the phones' SDP
+//! passes through, so their RTP goes directly between them). Transfers, trunks,
+//! applications, TCP and the media relay still need the default mode; they move
+//! here as the engine gains them.
+
+use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::config::Config;
+use crate::events::Bus;
+use crate::live::Users;
+use crate::store::FileStore;
+use pbxkit::engine::{
+    CallId, Directory, Engine, EngineConfig, Event, Outcome, Request, Unanswered,
+};
+use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::registrar::{Registrar, RegistrarConfig};
+use pbxkit_sip::transaction::{Target, Timers, TransportKind};
+use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Transport, Uri};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+/// Users' passwords and limits from the configuration, contacts from the registrar,
+/// live services from the users' live state.
+#[derive(Debug)]
+struct PbxDirectory {
+    config: Arc<Config>,
+    registrar: Arc<Mutex<Registrar<FileStore>>>,
+    users: Users,
+}
+
+impl Directory for PbxDirectory {
+    fn password(&self, user: &str) -> Option<String> {
+        self.config.user(user).map(|u| u.password.clone())
+    }
+
+    fn contacts(&self, line: &str) -> Vec<(Uri, Target)> {
+        let now = crate::service::unix_now();
+        let Ok(registrar) = self.registrar.lock() else {
+            return Vec::new();
+        };
+        registrar
+            .lookup(line, now)
+            .into_iter()
+            .filter_map(|b| Some((b.uri.clone(), crate::service::binding_target(&b)?)))
+            .collect()
+    }
+
+    fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
+        self.users.get(user)
+    }
+
+    fn call_limit(&self, user: &str) -> Option<u32> {
+        self.config.user(user).map(|u| u.call_limit)
+    }
+}
+
+/// What a call's CDR needs that its events carry at different times.
+struct Times {
+    start: f64,
+    answer: Option<f64>,
+}
+
+/// The engine, the socket and what the loop keeps between inputs.
+struct Shell {
+    engine: Engine<PbxDirectory>,
+    socket: UdpSocket,
+    digest: DigestServer,
+    registrar: Arc<Mutex<Registrar<FileStore>>>,
+    realm: String,
+    cdr: Cdr,
+    bus: Bus,
+    times: HashMap<CallId, Times>,
+    /// REGISTER answers waiting for their binding to be on disk: (generation, tx,
+    /// response).
+    waiting: Vec<(u64, pbxkit_sip::transaction::ServerTx, Message)>,
+    durable: tokio::sync::watch::Receiver<u64>,
+}
+
+/// The address peers reach us at: the listen address, or when that is a wildcard,
+/// the one the kernel routes from.
+fn sent_by(listen: SocketAddr) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let probe = std::net::UdpSocket::bind((listen.ip(), 0))
+        .and_then(|s| {
+            s.connect(("192.0.2.1", 9))?;
+            s.local_addr()
+        })
+        .map_or(listen.ip(), |a| a.ip());
+    SocketAddr::new(probe, listen.port())
+}
+
+/// Runs the PBX on the engine until `shutdown` completes.
+pub(crate) async fn run(
+    config: Arc<Config>,
+    dialplan: Arc<pbxkit_dialplan::Dialplan>,
+    socket: UdpSocket,
+    parts: (FileStore, Cdr, Users, Bus),
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (store, cdr, users, bus) = parts;
+    let local = socket.local_addr()?;
+    let secret = config
+        .sip
+        .nonce_secret
+        .as_ref()
+        .map_or_else(|| crate::ids::secret().to_vec(), |s| s.as_bytes().to_vec());
+    let t1 = Duration::from_millis(config.sip.t1_ms);
+    let timers = Timers {
+        t1,
+        t2: Duration::from_secs(4).max(t1),
+        ..Timers::default()
+    };
+    let mut engine_config = EngineConfig::new(
+        &config.sip.realm,
+        &sent_by(local).to_string(),
+        &secret,
+        crate::ids::random_u64(),
+    )
+    .map_err(std::io::Error::other)?
+    .with_timers(timers);
+    engine_config.leg.session_expires = config.sip.session_expires;
+    engine_config.leg.min_se = config.sip.min_se;
+    engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
+    let r = &config.registrar;
+    let registrar = Registrar::new(
+        RegistrarConfig {
+            min_expires: r.min_expires,
+            default_expires: r.default_expires,
+            max_expires: r.max_expires,
+            ..RegistrarConfig::default()
+        },
+        store,
+    );
+    let durable = registrar.store().durable();
+    let registrar = Arc::new(Mutex::new(registrar));
+    let directory = PbxDirectory {
+        config: config.clone(),
+        registrar: registrar.clone(),
+        users,
+    };
+    let engine = Engine::new(
+        engine_config,
+        dialplan,
+        directory,
+        Instant::now(),
+        crate::service::unix_now(),
+    );
+    let mut shell = Shell {
+        engine,
+        socket,
+        digest: DigestServer::new(&config.sip.realm, &secret, 300),
+        registrar,
+        realm: config.sip.realm.clone(),
+        cdr,
+        bus,
+        times: HashMap::new(),
+        waiting: Vec::new(),
+        durable,
+    };
+    let mut buf = vec![0u8; 65_535];
+    let mut expiry = tokio::time::interval(Duration::from_secs(10));
+    tokio::pin!(shutdown);
+    loop {
+        let wake = shell
+            .engine
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = shell.socket.recv_from(&mut buf) => {
+                if let Ok((n, peer)) = received {
+                    shell.datagram(buf.get(..n).unwrap_or_default(), peer);
+                }
+            }
+            () = sleep => shell.engine.handle_timeout(Instant::now()),
+            changed = shell.durable.changed() => {
+                if changed.is_ok() {
+                    shell.durable_now();
+                }
+            }
+            _ = expiry.tick() => {
+                if let Ok(mut r) = shell.registrar.lock() {
+                    r.expire(crate::service::unix_now());
+                }
+            }
+            () = &mut shutdown => break,
+        }
+        shell.flush().await;
+    }
+    // Stopping: every call is ended, and the loop goes on (their BYEs and CANCELs
+    // need answers) until they are or the grace period is over.
+    tracing::info!(calls = shell.engine.calls(), "stopping: ending calls");
+    shell.engine.hang_up_all(Instant::now());
+    shell.flush().await;
+    let grace = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(grace);
+    while shell.engine.calls() > 0 {
+        let wake = shell
+            .engine
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std);
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = shell.socket.recv_from(&mut buf) => {
+                if let Ok((n, peer)) = received {
+                    shell.datagram(buf.get(..n).unwrap_or_default(), peer);
+                }
+            }
+            () = sleep => shell.engine.handle_timeout(Instant::now()),
+            () = &mut grace => {
+                tracing::warn!(calls = shell.engine.calls(), "calls still up at the end of the grace period");
+                break;
+            }
+        }
+        shell.flush().await;
+    }
+    Ok(())
+}
+
+impl Shell {
+    fn datagram(&mut self, bytes: &[u8], peer: SocketAddr) {
+        // CRLF keep-alives.
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return;
+        }
+        let source = Target {
+            addr: peer,
+            transport: TransportKind::Udp,
+        };
+        match Message::parse(bytes.to_vec()) {
+            Ok(message) => self.engine.handle_message(message, source, Instant::now()),
+            Err(error) => {
+                tracing::debug!(%error, %peer, "unparseable SIP message");
+                if let Some(r) = Message::error_response(bytes, &error) {
+                    let _ = self.socket.try_send_to(&r.to_bytes(), peer);
+                }
+            }
+        }
+    }
+
+    /// Sends, answers and records what the engine has for us.
+    async fn flush(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.engine.poll_transmit() {
+                moved = true;
+                if let Err(e) = self.socket.try_send_to(&t.bytes, t.target.addr) {
+                    tracing::debug!(error = %e, peer = %t.target.addr, "UDP send failed");
+                }
+            }
+            while let Some(event) = self.engine.poll_event() {
+                moved = true;
+                self.event(event);
+            }
+            while let Some(request) = self.engine.poll_request() {
+                moved = true;
+                self.request(request);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::CallCreated {
+                call,
+                caller,
+                dialed,
+            } => {
+                self.times.insert(
+                    call,
+                    Times {
+                        start: cdr::now(),
+                        answer: None,
+                    },
+                );
+                self.bus.publish(crate::events::Event::CallCreated {
+                    call_id: format!("{call:?}"),
+                    caller,
+                    dialed,
+                });
+            }
+            Event::CallAnswered { call, callee } => {
+                if let Some(t) = self.times.get_mut(&call) {
+                    t.answer = Some(cdr::now());
+                }
+                self.bus.publish(crate::events::Event::CallAnswered {
+                    call_id: format!("{call:?}"),
+                    callee,
+                });
+            }
+            Event::CallEnded {
+                call,
+                caller,
+                dialed,
+                outcome,
+                ..
+            } => {
+                let times = self.times.remove(&call).unwrap_or(Times {
+                    start: cdr::now(),
+                    answer: None,
+                });
+                let call_id = format!("{call:?}");
+                let record = match outcome {
+                    Outcome::Answered(cause) => Record::new(
+                        times.start,
+                        times.answer,
+                        &caller,
+                        &dialed,
+                        &call_id,
+                        Disposition::Answered,
+                        None,
+                        Some(cause),
+                    ),
+                    Outcome::Unanswered(how) => {
+                        let (disposition, status) = match how {
+                            Unanswered::Cancelled => {
+                                (Disposition::NoAnswer, StatusCode::REQUEST_TERMINATED)
+                            }
+                            Unanswered::Refused(s) if matches!(s.as_u16(), 486 | 600) => {
+                                (Disposition::Busy, s)
+                            }
+                            Unanswered::Refused(s) if s.as_u16() == 480 => {
+                                (Disposition::NoAnswer, s)
+                            }
+                            Unanswered::Refused(s) => (Disposition::Failed, s),
+                        };
+                        Record::new(
+                            times.start,
+                            None,
+                            &caller,
+                            &dialed,
+                            &call_id,
+                            disposition,
+                            Some(status.as_u16()),
+                            None,
+                        )
+                    }
+                };
+                self.bus.publish(crate::events::Event::CallEnded {
+                    call_id,
+                    answered: matches!(outcome, Outcome::Answered(_)),
+                    cause: outcome.q850(),
+                });
+                self.cdr.write(record);
+            }
+            Event::CallRinging { .. } => {}
+            _ => {}
+        }
+    }
+
+    fn answer(&mut self, request: &Request, status: StatusCode) {
+        let r = Message::response_to(&request.request, status, Some(&crate::ids::token()));
+        let _ = self.engine.respond(request.tx, r, Instant::now());
+    }
+
+    fn request(&mut self, request: Request) {
+        match request.request.method() {
+            Some(Method::Register) => self.register(request),
+            Some(Method::Options) => self.answer(&request, StatusCode::OK),
+            _ => self.answer(&request, StatusCode::NOT_IMPLEMENTED),
+        }
+    }
+
+    /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
+    fn register(&mut self, req: Request) {
+        let now = crate::service::unix_now();
+        let creds = req
+            .request
+            .headers()
+            .all(&HeaderName::Authorization)
+            .filter_map(|h| h.parse::<Auth>().ok())
+            .find(|a| a.param("realm").as_deref() == Some(self.realm.as_str()));
+        let directory = self.engine_directory_password();
+        let outcome = match creds {
+            Some(creds) => self
+                .digest
+                .verify(&creds, "REGISTER", now, |name| directory(name)),
+            None => Err(AuthError::Missing("credentials")),
+        };
+        let user = match outcome {
+            Ok(v) => v.username,
+            Err(e) => {
+                let mut r = Message::response_to(
+                    &req.request,
+                    StatusCode::UNAUTHORIZED,
+                    Some(&crate::ids::token()),
+                );
+                r.headers_mut().push(
+                    HeaderName::WwwAuthenticate,
+                    self.digest
+                        .challenge(now, Algorithm::Md5, e.is_stale())
+                        .to_string(),
+                );
+                let _ = self.engine.respond(req.tx, r, Instant::now());
+                return;
+            }
+        };
+        let aor = req.request.to().ok().and_then(|t| {
+            t.uri
+                .as_sip()
+                .and_then(|u| u.user.as_ref().map(ToString::to_string))
+        });
+        if aor.as_deref() != Some(user.as_str()) {
+            self.answer(&req, StatusCode::FORBIDDEN);
+            return;
+        }
+        let source = Some((req.source.addr, Transport::Udp));
+        let tag = crate::ids::token();
+        let shared = self.registrar.clone();
+        let Ok(mut registrar) = shared.lock() else {
+            self.answer(&req, StatusCode::SERVER_INTERNAL_ERROR);
+            return;
+        };
+        let response = match registrar.register(&req.request, &user, source, now) {
+            Ok(bindings) => {
+                self.bus.publish(crate::events::Event::Registration {
+                    user: user.clone(),
+                    contacts: bindings.len(),
+                });
+                Registrar::<FileStore>::ok_response(&req.request, &bindings, &tag, now)
+            }
+            Err(e) => e.response(&req.request, &tag),
+        };
+        let generation = registrar.store().generation();
+        drop(registrar);
+        self.waiting.push((generation, req.tx, response));
+        self.durable_now();
+    }
+
+    /// The passwords the configuration gives, for the REGISTER digest check.
+    fn engine_directory_password(&self) -> impl Fn(&str) -> Option<String> + use<> {
+        let config = self.engine_config();
+        move |name| config.user(name).map(|u| u.password.clone())
+    }
+
+    fn engine_config(&self) -> Arc<Config> {
+        self.engine.directory().config.clone()
+    }
+
+    /// Sends the REGISTER answers whose bindings are now on disk.
+    fn durable_now(&mut self) {
+        let done = *self.durable.borrow();
+        let now = Instant::now();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(generation, _, _)| *generation <= done);
+        self.waiting = waiting;
+        for (_, tx, response) in ready {
+            let _ = self.engine.respond(tx, response, now);
+        }
+    }
+}
