@@ -450,7 +450,7 @@ fn sipp_registers_and_calls_through_the_call_engine() {
         ));
     }
     let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
-        c.replace("node_id = \"pbx\"", "node_id = \"pbx\"\ncall_engine = true") + &users
+        c.replace("call_engine = false", "call_engine = true") + &users
     });
     let remote = pbx.addr.to_string();
     // The callee registers through the engine's REGISTER path, then answers.
