@@ -267,7 +267,8 @@ async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> Exi
         let local = socket.local_addr().unwrap_or(config.sip.listen);
         print_banner(&source, &config, local);
         let parts = (store, cdr, users, bus);
-        if let Err(e) = shell::run(config, dialplan, socket, parts, stop).await {
+        let reloads = reload_on_sighup(file);
+        if let Err(e) = shell::run(config, dialplan, socket, parts, reloads, stop).await {
             eprintln!("pbxkit: {e}");
             return ExitCode::FAILURE;
         }

@@ -65,6 +65,7 @@ impl Directory for PbxDirectory {
 
 /// What a call's CDR needs that its events carry at different times.
 struct Times {
+    call_id: String,
     start: f64,
     answer: Option<f64>,
 }
@@ -106,6 +107,7 @@ pub(crate) async fn run(
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     socket: UdpSocket,
     parts: (FileStore, Cdr, Users, Bus),
+    mut reloads: tokio::sync::mpsc::Receiver<crate::service::Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (store, cdr, users, bus) = parts;
@@ -199,6 +201,13 @@ pub(crate) async fn run(
                     r.expire(crate::service::unix_now());
                 }
             }
+            // SIGHUP: new calls take the new configuration; calls in progress keep
+            // the plan they follow.
+            Some(reload) = reloads.recv() => {
+                tracing::info!(users = reload.config.users.len(), "configuration reloaded");
+                shell.engine.set_dialplan(reload.dialplan);
+                shell.engine.directory_mut().config = reload.config;
+            }
             () = &mut shutdown => break,
         }
         shell.flush().await;
@@ -287,30 +296,34 @@ impl Shell {
         match event {
             Event::CallCreated {
                 call,
+                sip_call_id,
                 caller,
                 dialed,
             } => {
                 self.times.insert(
                     call,
                     Times {
+                        call_id: sip_call_id.clone(),
                         start: cdr::now(),
                         answer: None,
                     },
                 );
                 self.bus.publish(crate::events::Event::CallCreated {
-                    call_id: format!("{call:?}"),
+                    call_id: sip_call_id,
                     caller,
                     dialed,
                 });
             }
             Event::CallAnswered { call, callee } => {
-                if let Some(t) = self.times.get_mut(&call) {
-                    t.answer = Some(cdr::now());
-                }
-                self.bus.publish(crate::events::Event::CallAnswered {
-                    call_id: format!("{call:?}"),
-                    callee,
-                });
+                let call_id = match self.times.get_mut(&call) {
+                    Some(t) => {
+                        t.answer = Some(cdr::now());
+                        t.call_id.clone()
+                    }
+                    None => String::new(),
+                };
+                self.bus
+                    .publish(crate::events::Event::CallAnswered { call_id, callee });
             }
             Event::CallEnded {
                 call,
@@ -320,10 +333,11 @@ impl Shell {
                 ..
             } => {
                 let times = self.times.remove(&call).unwrap_or(Times {
+                    call_id: String::new(),
                     start: cdr::now(),
                     answer: None,
                 });
-                let call_id = format!("{call:?}");
+                let call_id = times.call_id.clone();
                 let record = match outcome {
                     Outcome::Answered(cause) => Record::new(
                         times.start,

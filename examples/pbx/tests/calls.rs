@@ -2167,8 +2167,25 @@ async fn forwards_and_dnd_set_from_a_phone_apply_to_the_next_call_and_survive_re
 
 #[tokio::test]
 async fn sighup_reloads_the_configuration_without_dropping_calls() {
-    let dir = temp_dir("sighup");
-    let pbx = Pbx::start(dir.clone(), free_port());
+    sighup_reload(false).await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_call_engines_configuration_without_dropping_calls() {
+    sighup_reload(true).await;
+}
+
+/// A user added to the file registers after SIGHUP; a call up before goes on; a
+/// file that does not load changes nothing. On the call engine when `engine`.
+async fn sighup_reload(engine: bool) {
+    let dir = temp_dir(if engine { "sighup-engine" } else { "sighup" });
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        if engine {
+            c.replace("call_engine = false", "call_engine = true")
+        } else {
+            c
+        }
+    });
     let alice = registered("1000", "pbx1000pw", &pbx).await;
     let bob = registered("1001", "pbx1001pw", &pbx).await;
     let _bob_log = bob.answer_calls(StatusCode::OK);

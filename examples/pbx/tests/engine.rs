@@ -622,6 +622,7 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
                 call,
                 caller,
                 dialed,
+                ..
             } => {
                 assert!(
                     created

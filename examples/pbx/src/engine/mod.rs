@@ -233,6 +233,9 @@ pub enum Event {
     CallCreated {
         /// The call.
         call: CallId,
+        /// The Call-ID of the caller's INVITE (what the caller's phone and the CDR
+        /// know the call by).
+        sip_call_id: String,
         /// The calling user.
         caller: String,
         /// What it dialled.
@@ -370,6 +373,11 @@ impl<D: Directory> Engine<D> {
     /// What the engine asks about users and lines.
     pub fn directory(&self) -> &D {
         &self.directory
+    }
+
+    /// The same, to change (a new configuration behind it).
+    pub fn directory_mut(&mut self) -> &mut D {
+        &mut self.directory
     }
 
     /// Runs new calls on `dialplan` from now on; calls in progress are not affected.
@@ -700,6 +708,10 @@ impl<D: Directory> Engine<D> {
             .and_then(|u| u.user.as_ref().map(ToString::to_string))
             .unwrap_or_default();
         let token = self.token();
+        let sip_call_id = request
+            .call_id()
+            .map(|c| c.0.to_string())
+            .unwrap_or_default();
         let leg = IncomingLeg::new(self.config.leg.clone(), &token, tx, request, source, now);
         let key = leg.key();
         let Some(call) = self
@@ -720,6 +732,7 @@ impl<D: Directory> Engine<D> {
         }
         self.events.push_back(Event::CallCreated {
             call,
+            sip_call_id,
             caller: caller.clone(),
             dialed: dialed.clone(),
         });
