@@ -5,46 +5,9 @@
 
 use jiff::Timestamp;
 use pbxkit_dialplan::LiveState;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A member's record in one group.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    last_call: Timestamp,
-    calls: u32,
-}
-
-/// The history of every group, kept by the service and shared with calls (a call
-/// routes with the history as it was when it arrived).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct History {
-    last_answered: HashMap<String, String>,
-    members: HashMap<String, HashMap<String, Member>>,
-}
-
-impl History {
-    /// `member` answered a call of `group`.
-    pub(crate) fn answered(&mut self, group: &str, member: &str) {
-        self.last_answered
-            .insert(group.to_owned(), member.to_owned());
-    }
-
-    /// `member` ended a call of `group` at `at`.
-    pub(crate) fn ended(&mut self, group: &str, member: &str, at: Timestamp) {
-        let m = self
-            .members
-            .entry(group.to_owned())
-            .or_default()
-            .entry(member.to_owned())
-            .or_insert(Member {
-                last_call: at,
-                calls: 0,
-            });
-        m.last_call = at;
-        m.calls = m.calls.saturating_add(1);
-    }
-}
+pub(crate) use pbxkit::history::History;
 
 /// The live state one call is routed with.
 #[derive(Debug, Clone, Default)]
@@ -64,19 +27,15 @@ impl LiveState for Live {
     }
 
     fn group_last_answered(&self, group: &str) -> Option<&str> {
-        self.groups.last_answered.get(group).map(String::as_str)
+        self.groups.last_answered(group)
     }
 
     fn member_last_call(&self, group: &str, user: &str) -> Option<Timestamp> {
-        Some(self.groups.members.get(group)?.get(user)?.last_call)
+        self.groups.last_call(group, user)
     }
 
     fn member_calls(&self, group: &str, user: &str) -> u32 {
-        self.groups
-            .members
-            .get(group)
-            .and_then(|m| m.get(user))
-            .map_or(0, |m| m.calls)
+        self.groups.calls(group, user)
     }
 
     fn random(&self) -> u64 {

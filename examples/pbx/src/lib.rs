@@ -3,6 +3,8 @@
 //!
 //! - [`engine`]: calls as sans-IO state machines over pbxkit-sip's B2BUA legs.
 //! - [`hangup`]: why an answered call ended, mapped to the CDR and Q.850 causes.
+//! - [`history`]: what group ring strategies remember between calls.
 
 pub mod engine;
 pub mod hangup;
+pub mod history;

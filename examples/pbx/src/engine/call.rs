@@ -57,6 +57,8 @@ pub(super) struct Call {
     pub(super) offer_from: Option<LegId>,
     /// The deadline queued for it in the engine's timers.
     pub(super) armed: Option<Instant>,
+    /// The group whose member answered, for the group's history when the call ends.
+    pub(super) group: Option<String>,
 }
 
 impl Call {
@@ -77,6 +79,7 @@ impl Call {
             legs: 0,
             offer_from: None,
             armed: None,
+            group: None,
         }
     }
 
@@ -177,6 +180,11 @@ impl Call {
         if self.offer_from == Some(leg) {
             self.offer_from = None;
         }
+    }
+
+    /// The user who answered.
+    pub(super) fn callee(&self) -> Option<&str> {
+        self.callee.as_deref()
     }
 
     /// What the call's end reports: caller, dialled number, who answered, outcome.

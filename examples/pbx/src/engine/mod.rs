@@ -114,6 +114,9 @@ pub trait Directory: std::fmt::Debug {
 struct Live<'a, D> {
     in_use: &'a HashMap<String, u32>,
     directory: &'a D,
+    history: &'a crate::history::History,
+    /// This decision's draw for the random strategies.
+    random: u64,
 }
 
 impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
@@ -123,6 +126,22 @@ impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
 
     fn services(&self, user: &str) -> Option<pbxkit_dialplan::UserServices> {
         self.directory.services(user)
+    }
+
+    fn group_last_answered(&self, group: &str) -> Option<&str> {
+        self.history.last_answered(group)
+    }
+
+    fn member_last_call(&self, group: &str, user: &str) -> Option<jiff::Timestamp> {
+        self.history.last_call(group, user)
+    }
+
+    fn member_calls(&self, group: &str, user: &str) -> u32 {
+        self.history.calls(group, user)
+    }
+
+    fn random(&self) -> u64 {
+        self.random
     }
 }
 
@@ -335,6 +354,8 @@ pub struct Engine<D> {
     requests: VecDeque<Request>,
     /// Calls in progress per user: placed ones, ringing ones and answered ones.
     in_use: HashMap<String, u32>,
+    /// What group strategies remember.
+    history: crate::history::History,
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
@@ -364,6 +385,7 @@ impl<D: Directory> Engine<D> {
             events: VecDeque::new(),
             requests: VecDeque::new(),
             in_use: HashMap::new(),
+            history: crate::history::History::default(),
             epoch: (now, unix),
             tokens: config.seed,
             config,
@@ -556,13 +578,18 @@ impl<D: Directory> Engine<D> {
         self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs()
     }
 
-    fn token(&mut self) -> String {
-        // splitmix64: distinct for distinct counters; unguessable with a random seed.
+    /// A fresh draw for the random ring strategies.
+    fn random(&mut self) -> u64 {
         self.tokens = self.tokens.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.tokens;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        format!("{:016x}", z ^ (z >> 31))
+        z ^ (z >> 31)
+    }
+
+    fn token(&mut self) -> String {
+        // splitmix64: distinct for distinct counters; unguessable with a random seed.
+        format!("{:016x}", self.random())
     }
 
     /// Runs until nothing is left to do: the layer's events to their legs, the legs'
@@ -619,7 +646,7 @@ impl<D: Directory> Engine<D> {
                 Output::Event(LegEvent::Terminated) => {
                     self.legs.remove(id.0);
                     self.routes.remove(id);
-                    self.leg_gone(call, id);
+                    self.leg_gone(call, id, now);
                     return;
                 }
                 Output::Event(event) => self.leg_event(call, id, event, now),
@@ -800,9 +827,12 @@ impl<D: Directory> Engine<D> {
             return;
         };
         let dialplan = self.dialplan.clone();
+        let random = self.random();
         let live = Live {
             in_use: &self.in_use,
             directory: &self.directory,
+            history: &self.history,
+            random,
         };
         let attempt = self.attempt(&live, &caller, context, number, now);
         match dialplan.decide(&attempt) {
@@ -857,9 +887,12 @@ impl<D: Directory> Engine<D> {
                     return;
                 };
                 let dialplan = self.dialplan.clone();
+                let random = self.random();
                 let live = Live {
                     in_use: &self.in_use,
                     directory: &self.directory,
+                    history: &self.history,
+                    random,
                 };
                 let attempt = self.attempt(&live, &caller, context, number, now);
                 match dialplan.decide_destination(d, &attempt) {
@@ -1030,9 +1063,12 @@ impl<D: Directory> Engine<D> {
         let (status, ending) = c.last;
         let caller = c.caller().to_owned();
         let dialplan = self.dialplan.clone();
+        let random = self.random();
         let live = Live {
             in_use: &self.in_use,
             directory: &self.directory,
+            history: &self.history,
+            random,
         };
         let attempt = self.attempt(&live, &caller, &plan.context, &plan.number, now);
         // The same hop asked again gives the same plan and its fallbacks.
@@ -1165,6 +1201,11 @@ impl<D: Directory> Engine<D> {
                 if let Some(c) = self.calls.get_mut(call.0)
                     && let Some(callee) = c.answered(branch)
                 {
+                    // A group's history learns who answered.
+                    if let Some(group) = c.plan.as_ref().and_then(|p| p.group.clone()) {
+                        self.history.answered(&group, &callee);
+                        c.group = Some(group);
+                    }
                     // The answerer keeps its count for the call; the others' go back.
                     let mut kept = false;
                     for user in std::mem::take(&mut c.ringing_holds) {
@@ -1365,7 +1406,7 @@ impl<D: Directory> Engine<D> {
     }
 
     /// A leg has terminated; the call ends with its last leg.
-    fn leg_gone(&mut self, call: CallId, id: LegId) {
+    fn leg_gone(&mut self, call: CallId, id: LegId, now: Instant) {
         let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
@@ -1377,6 +1418,11 @@ impl<D: Directory> Engine<D> {
         if let Some(c) = self.calls.remove(call.0) {
             for user in &c.holds {
                 release(&mut self.in_use, user);
+            }
+            if let (Some(group), Some(member)) = (&c.group, c.callee()) {
+                let at = jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                self.history.ended(group, member, at);
             }
             let (caller, dialed, callee, outcome) = c.finish();
             self.events.push_back(Event::CallEnded {

@@ -60,6 +60,8 @@ pub(super) struct Plan {
     pub(super) next: usize,
     /// The step whose delay has been waited.
     pub(super) paused: Option<usize>,
+    /// The group whose members ring, for its history.
+    pub(super) group: Option<String>,
     /// Decisions followed so far (bounded by the dialplan's MAX_DEPTH).
     pub(super) depth: usize,
 }
@@ -88,6 +90,7 @@ impl Plan {
                 .collect(),
             next: 0,
             paused: None,
+            group: plan.group.map(str::to_owned),
             depth,
         }
     }
