@@ -207,7 +207,8 @@ pub(crate) async fn run(
         cdr,
         bans,
         stopping: false,
-        digest: DigestServer::new(&config.sip.realm, &secret, 300),
+        // Nonces issued before this start may have been used unseen: stale, not replayable.
+        digest: DigestServer::new(&config.sip.realm, &secret, 300).remembering_since(unix_now()),
         endpoint: endpoint.handle(),
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
