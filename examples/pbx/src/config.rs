@@ -295,12 +295,19 @@ impl Pbx {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Security {
-    /// Failed authentications from one address within `window` that ban it (0: never).
+    /// Failed authentications of one user from one address within `window` that ban
+    /// that (address, user) pair (0: no banning at all).
     pub(crate) max_auth_failures: u32,
     /// Seconds.
     pub(crate) window: u64,
-    /// Seconds a banned address is ignored.
+    /// Seconds a banned pair or address is ignored.
     pub(crate) ban_time: u64,
+    /// Different users failing from one address within `window` that ban the whole
+    /// address as a scanner (0: never), unless a user authenticated from it.
+    pub(crate) scanner_users: u32,
+    /// Requests without credentials from one address within `window` above which the
+    /// whole address is banned as a flood (0: never), unless a user authenticated from it.
+    pub(crate) max_challenges: u32,
 }
 
 impl Default for Security {
@@ -309,6 +316,8 @@ impl Default for Security {
             max_auth_failures: 10,
             window: 60,
             ban_time: 600,
+            scanner_users: 5,
+            max_challenges: 1000,
         }
     }
 }

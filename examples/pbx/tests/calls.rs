@@ -164,6 +164,46 @@ impl Phone {
         ok
     }
 
+    /// One REGISTER attempt that may go unanswered (a banned source): the final
+    /// status, or `None` when the challenge or the final answer does not come in `wait`.
+    async fn try_register(&self, wait: Duration) -> Option<StatusCode> {
+        let uri = format!("sip:{}", self.pbx);
+        let to = format!("<sip:{}@pbxkit>", self.user);
+        let call_id = format!("reg-{}", self.user);
+        let first = self.build("REGISTER", &uri, &to, &call_id, "");
+        let mut tx = self.ep.send_request(first, self.target()).await.unwrap();
+        let Ok(ClientEvent::Response(challenge)) = timeout(wait, tx.final_response()).await else {
+            return None;
+        };
+        if challenge.status() != Some(StatusCode::UNAUTHORIZED) {
+            return challenge.status();
+        }
+        let auth: Auth = challenge
+            .headers()
+            .typed(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .unwrap();
+        let creds = digest::respond(
+            &auth,
+            "REGISTER",
+            &uri,
+            self.user,
+            self.password,
+            "cnonce",
+            1,
+        )
+        .unwrap();
+        let mut second = self.build("REGISTER", &uri, &to, &call_id, "");
+        second
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        let mut tx = self.ep.send_request(second, self.target()).await.unwrap();
+        match timeout(wait, tx.final_response()).await {
+            Ok(ClientEvent::Response(r)) => r.status(),
+            _ => None,
+        }
+    }
+
     /// Answers incoming calls with 180 then `answer` (200 with SDP, or a failure).
     fn answer_calls(self, answer: StatusCode) -> tokio::task::JoinHandle<Vec<String>> {
         self.answer_calls_with(answer, SDP.to_owned())
@@ -655,7 +695,7 @@ async fn sigterm_ends_calls_with_bye_and_cdrs_record_every_call() {
 }
 
 #[tokio::test]
-async fn repeated_authentication_failures_ban_the_source_only() {
+async fn repeated_authentication_failures_ban_the_source_and_user_only() {
     let pbx = Pbx::start_edited(temp_dir("ban"), free_port(), |c| {
         c.replace("max_auth_failures = 10", "max_auth_failures = 3")
     });
@@ -668,7 +708,8 @@ async fn repeated_authentication_failures_ban_the_source_only() {
             Some(StatusCode::UNAUTHORIZED)
         );
     }
-    // Banned: no answer at all, even with the right password.
+    // Banned: no answer at all for that user from that address, even with the right
+    // password.
     let first = mallory.build(
         "REGISTER",
         &format!("sip:{}", pbx.addr),
@@ -687,8 +728,94 @@ async fn repeated_authentication_failures_ban_the_source_only() {
             .is_err(),
         "a banned source got an answer"
     );
-    // Another source is still served.
+    let right = Phone::new_on("1003", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1003pw");
+    assert_eq!(right.try_register(Duration::from_secs(1)).await, None);
+    // Another source is still served, and so is another user of the same source.
     let alice = Phone::new_on("1000", pbx.addr, "127.0.0.1")
+        .await
+        .with_password("pbx1000pw");
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+    let neighbour = Phone::new_on("1004", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1004pw");
+    assert_eq!(neighbour.register().await.status(), Some(StatusCode::OK));
+}
+
+#[tokio::test]
+async fn a_wrong_password_retry_storm_does_not_block_another_user_on_the_same_address() {
+    let pbx = Pbx::start(temp_dir("storm"), free_port());
+    // A softphone with a typo retries at once after each 401, as baresip does.
+    let typo = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000px");
+    let mut answered = 0;
+    for _ in 0..20 {
+        if let Some(status) = typo.try_register(Duration::from_millis(300)).await {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 10, "the pair is ignored after max_auth_failures");
+    // Another user on the same address registers and calls.
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let carol = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw");
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    assert_eq!(carol.register().await.status(), Some(StatusCode::OK));
+    let _carol = carol.answer_calls(StatusCode::OK);
+    let (_, answer) = call(&bob, "1002").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+}
+
+#[tokio::test]
+async fn a_scanner_trying_a_hundred_users_is_banned() {
+    let pbx = Pbx::start(temp_dir("scanner"), free_port());
+    // Real users first, then names that do not exist: both are refused alike.
+    let users = (0..100).map(|i| -> &'static str {
+        let n = if i < 10 { 1000 + i } else { 2000 + i };
+        Box::leak(n.to_string().into_boxed_str())
+    });
+    let (mut answered, mut silent) = (0, Vec::new());
+    for user in users {
+        let phone = Phone::new_on(user, pbx.addr, "127.0.0.2")
+            .await
+            .with_password("password1");
+        if silent.is_empty() {
+            match phone.try_register(Duration::from_secs(1)).await {
+                Some(status) => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                    answered += 1;
+                }
+                None => silent.push(tokio::spawn(async { None })),
+            }
+        } else {
+            // Banned already: the rest at once, so that the test does not wait for each.
+            silent.push(tokio::spawn(async move {
+                phone.try_register(Duration::from_millis(500)).await
+            }));
+        }
+    }
+    assert_eq!(answered, 5, "banned at the fifth user (scanner_users)");
+    assert_eq!(silent.len(), 95);
+    for attempt in silent {
+        assert_eq!(
+            attempt.await.unwrap(),
+            None,
+            "a banned scanner got an answer"
+        );
+    }
+    // Nothing from that address is answered now, not even a right password...
+    let right = Phone::new_on("1005", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1005pw");
+    assert_eq!(right.try_register(Duration::from_secs(1)).await, None);
+    // ...while another address is served.
+    let alice = Phone::new("1000", pbx.addr)
         .await
         .with_password("pbx1000pw");
     assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
