@@ -364,7 +364,7 @@ pub(crate) struct Provisioning {
 impl Default for Provisioning {
     fn default() -> Self {
         Provisioning {
-            http_listen: SocketAddr::from(([0, 0, 0, 0], 8667)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8667)),
         }
     }
 }
