@@ -210,7 +210,9 @@ pub(crate) async fn run(
         bans,
         stopping: false,
         // Nonces issued before this start may have been used unseen: stale, not replayable.
-        digest: DigestServer::new(&config.sip.realm, &secret, 300).remembering_since(unix_now()),
+        digest: DigestServer::new(&config.sip.realm, &secret, 300)
+            .with_max_tracked(config.sip.nonce_max_tracked)
+            .remembering_since(unix_now()),
         endpoint: endpoint.handle(),
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
@@ -559,7 +561,15 @@ impl Service {
             return None;
         }
         let now = unix_now();
+        let offered = self.config.sip.digest_algorithms();
         let outcome = match creds {
+            // Only the algorithms offered: no downgrade to one the operator left out.
+            Some(creds)
+                if Algorithm::parse(creds.param("algorithm").as_deref())
+                    .is_none_or(|a| !offered.contains(&a)) =>
+            {
+                Err(AuthError::Algorithm)
+            }
             Some(creds) => {
                 let users = &self.config;
                 self.digest.verify(&creds, &method, now, |name| {
@@ -604,12 +614,15 @@ impl Service {
                     StatusCode::UNAUTHORIZED,
                     Some(&ids::token()),
                 );
-                r.headers_mut().push(
-                    HeaderName::WwwAuthenticate,
-                    self.digest
-                        .challenge(now, Algorithm::Md5, e.is_stale())
-                        .to_string(),
-                );
+                // One challenge per algorithm, in the configured order (RFC 8760).
+                for algorithm in offered {
+                    r.headers_mut().push(
+                        HeaderName::WwwAuthenticate,
+                        self.digest
+                            .challenge(now, algorithm, e.is_stale())
+                            .to_string(),
+                    );
+                }
                 let _ = req.respond(r).await;
                 None
             }

@@ -822,6 +822,112 @@ async fn a_scanner_trying_a_hundred_users_is_banned() {
 }
 
 #[tokio::test]
+async fn sha256_is_offered_first_beside_md5_when_configured() {
+    let pbx = Pbx::start_edited(temp_dir("sha256"), free_port(), |c| {
+        c.replace(
+            "digest_algorithms = [\"MD5\"]",
+            "digest_algorithms = [\"SHA-256\", \"MD5\"]",
+        )
+    });
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-sha", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    let offers: Vec<Auth> = challenge
+        .headers()
+        .all(&HeaderName::WwwAuthenticate)
+        .map(|h| h.parse::<Auth>().unwrap())
+        .collect();
+    let algorithms: Vec<_> = offers.iter().map(|a| a.param("algorithm")).collect();
+    assert_eq!(
+        algorithms,
+        [Some("SHA-256".to_owned()), Some("MD5".to_owned())],
+        "{challenge}"
+    );
+    // A client answering either challenge is let in.
+    for (i, offer) in offers.iter().enumerate() {
+        let creds =
+            digest::respond(offer, "REGISTER", &uri, "1000", "pbx1000pw", "cnonce", 1).unwrap();
+        let mut again = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-sha", "");
+        again
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        let mut tx = alice.ep.send_request(again, alice.target()).await.unwrap();
+        let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!("no answer")
+        };
+        assert_eq!(ok.status(), Some(StatusCode::OK), "challenge {i}: {ok}");
+    }
+    // Phones that take the first challenge speak SHA-256 and call as usual.
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    let _bob = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert!(
+        invite
+            .headers()
+            .get(&HeaderName::Authorization)
+            .is_some_and(|a| a.contains("SHA-256")),
+        "{invite}"
+    );
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+}
+
+#[tokio::test]
+async fn an_algorithm_that_is_not_offered_is_refused() {
+    let pbx = Pbx::start(temp_dir("md5only"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-down", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    assert_eq!(
+        challenge
+            .headers()
+            .all(&HeaderName::WwwAuthenticate)
+            .count(),
+        1,
+        "MD5 only by default: {challenge}"
+    );
+    let mut offer: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    // Right password, but SHA-256, which this PBX does not offer.
+    offer.params.set(
+        "algorithm",
+        Some(pbxkit_sip::ByteStr::from_static("SHA-256")),
+    );
+    let creds =
+        digest::respond(&offer, "REGISTER", &uri, "1000", "pbx1000pw", "cnonce", 1).unwrap();
+    let mut again = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-down", "");
+    again
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = alice.ep.send_request(again, alice.target()).await.unwrap();
+    let ClientEvent::Response(refused) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    assert_eq!(
+        refused.status(),
+        Some(StatusCode::UNAUTHORIZED),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
 async fn hold_re_invite_is_relayed_to_the_other_leg_with_media_anchored() {
     let pbx = Pbx::start(temp_dir("hold"), free_port());
     let alice = Phone::new("1000", pbx.addr)
