@@ -822,6 +822,75 @@ async fn a_scanner_trying_a_hundred_users_is_banned() {
 }
 
 #[tokio::test]
+async fn a_digest_response_without_qop_replayed_from_another_address_is_refused() {
+    let pbx = Pbx::start(temp_dir("replay"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    let mut offer: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    // A phone of the RFC 2069 kind: no qop, so no nonce count to tell requests apart.
+    assert!(offer.params.remove("qop"));
+    let creds = digest::respond(&offer, "REGISTER", &uri, "1000", "pbx1000pw", "", 1).unwrap();
+    assert_eq!(creds.param("qop"), None);
+    let mut register = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    register
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = alice
+        .ep
+        .send_request(register, alice.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    // Mallory saw that REGISTER and sends its credentials again, from elsewhere, with
+    // her own Contact (her phone would ring with Alice's calls).
+    let mallory = Phone::new_on("1000", pbx.addr, "127.0.0.2").await;
+    let mut replay = mallory.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    replay
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = mallory
+        .ep
+        .send_request(replay, mallory.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(refused) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to the replay")
+    };
+    assert_eq!(
+        refused.status(),
+        Some(StatusCode::UNAUTHORIZED),
+        "{refused}"
+    );
+    // A fresh challenge, stale=true: an honest phone retries without asking its user.
+    let fresh: Auth = refused
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.param("stale").as_deref(), Some("true"), "{refused}");
+    assert_ne!(fresh.param("nonce"), offer.param("nonce"));
+    // Only Alice's phone is bound.
+    let bound = alice.register().await;
+    assert_eq!(bound.status(), Some(StatusCode::OK));
+    assert_eq!(bound.contacts().count(), 1, "{bound}");
+    assert!(!bound.to_string().contains("127.0.0.2"), "{bound}");
+}
+
+#[tokio::test]
 async fn sha256_is_offered_first_beside_md5_when_configured() {
     let pbx = Pbx::start_edited(temp_dir("sha256"), free_port(), |c| {
         c.replace(
