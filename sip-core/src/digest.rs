@@ -234,6 +234,8 @@ impl DigestServer {
     /// issued before, whose use it could not have seen (a node restarting with the same
     /// secret), are answered as stale instead of being accepted. Nonces issued from
     /// `now` on, by this node or another sharing the secret, are verified as usual.
+    /// Nonce timestamps are in seconds: a nonce issued by a previous run within the
+    /// very second of `now` is not covered.
     pub fn remembering_since(mut self, now: u64) -> DigestServer {
         let mut key = [0xff; 32];
         key[..8].copy_from_slice(&now.saturating_sub(1).to_be_bytes());
