@@ -4,8 +4,17 @@
 //! it, so that any node holding the key can check them without shared state), verifies
 //! credentials over the `uri` the client sent (SIPp and some phones put the server
 //! address there, not the Request-URI), answers `stale=true` for an expired nonce, and
-//! refuses a nonce count that does not increase (replay). Unknown users are refused
-//! exactly like wrong passwords, so that a peer can't enumerate accounts.
+//! refuses replays: a nonce answered without `qop` is good for one request, and with
+//! `qop=auth` its nonce count must strictly increase. Unknown users are refused exactly
+//! like wrong passwords, so that a peer can't enumerate accounts.
+//!
+//! Replay protection needs memory: the server remembers the nonces it has accepted
+//! until they expire, at most [`DigestServer::with_max_tracked`] of them. When that
+//! table is full the oldest nonce is forgotten, and from then on every nonce issued no
+//! later than it is answered as stale (the client asks again, with a fresh nonce)
+//! rather than accepted once more: the memory bound never reopens a replay. Only the
+//! nonces seen are held, so the nonces themselves stay stateless: another node sharing
+//! the secret verifies them (each node refuses replays of the nonces it has seen).
 //!
 //! Client side: [`respond`] computes the Authorization value for a challenge, for
 //! trunks that register upstream.
@@ -16,7 +25,7 @@ use crate::bytestr::ByteStr;
 use crate::params::Params;
 use crate::values::Auth;
 use md5::Digest as _;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +151,12 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Whether to challenge again with `stale=true` (the client's password was right).
+    /// Whether to challenge again with `stale=true`: the response was right but its
+    /// nonce can't be used (expired, or already used: a replay, or a phone that reuses
+    /// nonces). A fresh nonce is all the client needs, and a replaying attacker can't
+    /// answer it without the password.
     pub fn is_stale(&self) -> bool {
-        matches!(self, AuthError::Stale)
+        matches!(self, AuthError::Stale | AuthError::Replay)
     }
 }
 
@@ -155,12 +167,37 @@ pub struct DigestServer {
     key: ring::hmac::Key,
     /// How long a nonce is accepted, in seconds.
     nonce_ttl: u64,
-    /// Highest nonce count seen per nonce, bounded; entries expire with their nonce.
-    counts: HashMap<String, (u32, u64)>,
+    /// The nonces accepted so far and how they were used, ordered by issue time (the
+    /// key is the nonce's bytes, timestamp first), so that the oldest goes first.
+    used: BTreeMap<NonceKey, Use>,
+    /// Nonces issued no later than this one are no longer tracked: answered as stale.
+    forgotten: Option<NonceKey>,
     /// Nonces issued so far (their serial numbers).
     issued: std::sync::atomic::AtomicU64,
     max_tracked: usize,
 }
+
+/// A nonce's bytes: timestamp (8), serial (8), HMAC tag (16). Ordered by issue time.
+type NonceKey = [u8; 32];
+
+/// How an accepted nonce has been used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Answered without qop: spent.
+    Once,
+    /// With qop=auth, the highest nonce count accepted.
+    Counted(u32),
+}
+
+/// The seconds of a nonce's timestamp.
+fn issued_at(key: &NonceKey) -> u64 {
+    let mut seconds = [0u8; 8];
+    seconds.copy_from_slice(&key[..8]);
+    u64::from_be_bytes(seconds)
+}
+
+/// Default bound of [`DigestServer::with_max_tracked`].
+pub const DEFAULT_MAX_TRACKED: usize = 100_000;
 
 /// The result of a successful verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,16 +214,32 @@ impl DigestServer {
             realm: ByteStr::from(realm),
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
             nonce_ttl,
-            counts: HashMap::new(),
+            used: BTreeMap::new(),
+            forgotten: None,
             issued: std::sync::atomic::AtomicU64::new(0),
-            max_tracked: 100_000,
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 
-    /// Bounds the number of nonces whose counts are tracked (default 100 000); when
-    /// full, expired entries are dropped first, then the oldest.
+    /// Bounds the number of nonces remembered against replay (default
+    /// [`DEFAULT_MAX_TRACKED`], about 60 bytes each). Expired nonces are forgotten
+    /// first, then the oldest; nonces issued no later than a forgotten one are then
+    /// answered as stale.
     pub fn with_max_tracked(mut self, max: usize) -> DigestServer {
         self.max_tracked = max.max(1);
+        self
+    }
+
+    /// Declares that this server starts remembering at `now` (Unix seconds): nonces
+    /// issued before, whose use it could not have seen (a node restarting with the same
+    /// secret), are answered as stale instead of being accepted. Nonces issued from
+    /// `now` on, by this node or another sharing the secret, are verified as usual.
+    /// Nonce timestamps are in seconds: a nonce issued by a previous run within the
+    /// very second of `now` is not covered.
+    pub fn remembering_since(mut self, now: u64) -> DigestServer {
+        let mut key = [0xff; 32];
+        key[..8].copy_from_slice(&now.saturating_sub(1).to_be_bytes());
+        self.forgotten = self.forgotten.max(Some(key));
         self
     }
 
@@ -221,26 +274,34 @@ impl DigestServer {
         }
     }
 
-    /// Checks a nonce: ours and not expired.
-    fn check_nonce(&self, nonce: &str, now: u64) -> Result<u64, AuthError> {
+    /// Checks a nonce: ours and not expired. Returns its bytes.
+    fn check_nonce(&self, nonce: &str, now: u64) -> Result<NonceKey, AuthError> {
         let (stamp_hex, tag_hex) = (nonce.get(..32), nonce.get(32..));
         let stamp = stamp_hex.and_then(unhex).ok_or(AuthError::Nonce)?;
         let tag = tag_hex.and_then(unhex).ok_or(AuthError::Nonce)?;
         let expected = ring::hmac::sign(&self.key, &[&stamp[..], self.realm.as_bytes()].concat());
-        if tag.len() != 16 || !equal_constant_time(&tag, &expected.as_ref()[..16]) {
+        if stamp.len() != 16
+            || tag.len() != 16
+            || !equal_constant_time(&tag, &expected.as_ref()[..16])
+        {
             return Err(AuthError::Nonce);
         }
-        let seconds = stamp.get(..8).ok_or(AuthError::Nonce)?;
-        let issued = u64::from_be_bytes(seconds.try_into().map_err(|_| AuthError::Nonce)?);
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(&stamp);
+        key[16..].copy_from_slice(&tag);
+        let issued = issued_at(&key);
         if issued > now.saturating_add(60) || now.saturating_sub(issued) > self.nonce_ttl {
             return Err(AuthError::Stale);
         }
-        Ok(issued)
+        Ok(key)
     }
 
     /// Verifies credentials for a request with `method`. `password` looks a user's
     /// password up; an unknown user is refused like a wrong password. On success the
-    /// nonce count is recorded so that a replay is refused.
+    /// nonce's use is recorded so that a replay is refused: a nonce answered without
+    /// qop is spent, and with qop the next request must carry a higher nonce count.
+    /// The response is checked before the replay, so that a guess can't spend a
+    /// legitimate client's nonce.
     pub fn verify(
         &mut self,
         credentials: &Auth,
@@ -262,7 +323,7 @@ impl DigestServer {
         }
         let algorithm = Algorithm::parse(credentials.param("algorithm").as_deref())
             .ok_or(AuthError::Algorithm)?;
-        let issued = self.check_nonce(&nonce, now)?;
+        let key = self.check_nonce(&nonce, now)?;
         let qop = credentials.param("qop");
         let counted = match qop.as_deref() {
             None => None,
@@ -294,48 +355,53 @@ impl DigestServer {
         {
             return Err(AuthError::Refused);
         }
-        if let Some((_, _, count)) = counted {
-            self.record_count(&nonce, count, issued.saturating_add(self.nonce_ttl), now)?;
-        }
+        let use_ = match counted {
+            Some((_, _, count)) => Use::Counted(count),
+            None => Use::Once,
+        };
+        self.record_use(key, use_, now)?;
         Ok(Verified { username })
     }
 
-    fn record_count(
-        &mut self,
-        nonce: &str,
-        count: u32,
-        expires: u64,
-        now: u64,
-    ) -> Result<(), AuthError> {
-        if let Some((last, _)) = self.counts.get_mut(nonce) {
-            if count <= *last {
-                return Err(AuthError::Replay);
-            }
-            *last = count;
-            return Ok(());
-        }
-        if self.counts.len() >= self.max_tracked {
-            self.counts.retain(|_, (_, exp)| *exp >= now);
-            if self.counts.len() >= self.max_tracked {
-                // Still full: forget the nonce that expires first. Its next use will be
-                // accepted once more at worst, which is the price of a memory bound.
-                if let Some(oldest) = self
-                    .counts
-                    .iter()
-                    .min_by_key(|(_, (_, exp))| *exp)
-                    .map(|(k, _)| k.clone())
-                {
-                    self.counts.remove(&oldest);
+    /// Records an accepted use of a nonce, or refuses it as a replay.
+    fn record_use(&mut self, key: NonceKey, use_: Use, now: u64) -> Result<(), AuthError> {
+        if let Some(seen) = self.used.get_mut(&key) {
+            return match (*seen, use_) {
+                (Use::Counted(last), Use::Counted(count)) if count > last => {
+                    *seen = Use::Counted(count);
+                    Ok(())
                 }
+                // Used without qop, or the count did not increase.
+                _ => Err(AuthError::Replay),
+            };
+        }
+        if self.forgotten.is_some_and(|f| key <= f) {
+            // It may have been used while untracked: a fresh nonce costs one round trip.
+            return Err(AuthError::Stale);
+        }
+        // Expired nonces are refused as stale before they get here: forget them.
+        let ttl = self.nonce_ttl;
+        while let Some(entry) = self.used.first_entry() {
+            if now.saturating_sub(issued_at(entry.key())) <= ttl {
+                break;
+            }
+            entry.remove();
+        }
+        while self.used.len() >= self.max_tracked {
+            if let Some((oldest, _)) = self.used.pop_first() {
+                self.forgotten = self.forgotten.max(Some(oldest));
             }
         }
-        self.counts.insert(nonce.to_owned(), (count, expires));
+        if self.forgotten.is_some_and(|f| key <= f) {
+            return Err(AuthError::Stale);
+        }
+        self.used.insert(key, use_);
         Ok(())
     }
 
-    /// Number of nonces whose counts are tracked.
+    /// Number of nonces remembered against replay.
     pub fn tracked(&self) -> usize {
-        self.counts.len()
+        self.used.len()
     }
 }
 
@@ -523,6 +589,200 @@ mod tests {
         assert_ne!(a.param("nonce"), b.param("nonce"));
         assert!(server.verify(&a, "REGISTER", 1_000, lookup).is_ok());
         assert!(server.verify(&b, "REGISTER", 1_000, lookup).is_ok());
+    }
+
+    /// Credentials answering a challenge that did not offer qop (RFC 2069 style, what
+    /// the replay of issue 23 used).
+    fn answer_without_qop(server: &DigestServer, now: u64, password: &str) -> Auth {
+        let mut challenge = server.challenge(now, Algorithm::Md5, false);
+        assert!(challenge.params.remove("qop"));
+        let creds = respond(
+            &challenge,
+            "REGISTER",
+            "sip:192.0.2.10:5060",
+            "1000",
+            password,
+            "c0ffee",
+            1,
+        )
+        .unwrap();
+        assert_eq!(creds.param("qop"), None);
+        Auth::parse_value(&ByteStr::from(creds.to_string())).unwrap()
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_response_without_qop_is_good_for_one_request() {
+        let mut server = DigestServer::new("pbxkit", KEY, 300);
+        let creds = answer_without_qop(&server, 1_000, "secret");
+        assert!(server.verify(&creds, "REGISTER", 1_001, lookup).is_ok());
+        // The verifier sees only the credentials: the same bytes sent again, whatever
+        // address they come from and however late within the nonce's life, are refused.
+        for later in [1_001, 1_002, 1_150, 1_300] {
+            assert_eq!(
+                server.verify(&creds, "REGISTER", later, lookup),
+                Err(AuthError::Replay)
+            );
+        }
+        // The replay is answered with a fresh challenge, stale=true: a phone that reuses
+        // nonces gets one without asking its user; an attacker can't answer it.
+        assert!(AuthError::Replay.is_stale());
+        // Once expired it is stale (and a fresh challenge follows), never accepted.
+        assert_eq!(
+            server.verify(&creds, "REGISTER", 1_301, lookup),
+            Err(AuthError::Stale)
+        );
+        // A nonce spent without qop can't be reused with qop either.
+        let challenge = server.challenge(2_000, Algorithm::Md5, false);
+        let mut bare = challenge.clone();
+        bare.params.remove("qop");
+        let reply = |c: &Auth| {
+            let creds = respond(c, "REGISTER", "sip:pbx", "1000", "secret", "c0ffee", 1).unwrap();
+            Auth::parse_value(&ByteStr::from(creds.to_string())).unwrap()
+        };
+        assert!(
+            server
+                .verify(&reply(&bare), "REGISTER", 2_000, lookup)
+                .is_ok()
+        );
+        assert_eq!(
+            server.verify(&reply(&challenge), "REGISTER", 2_001, lookup),
+            Err(AuthError::Replay)
+        );
+    }
+
+    #[test]
+    fn a_wrong_guess_does_not_spend_the_nonce() {
+        let mut server = DigestServer::new("pbxkit", KEY, 300);
+        let good = answer_without_qop(&server, 1_000, "secret");
+        let mut guess = good.clone();
+        guess.params.set(
+            "response",
+            Some(ByteStr::from_static("\"00000000000000000000000000000000\"")),
+        );
+        assert_eq!(
+            server.verify(&guess, "REGISTER", 1_001, lookup),
+            Err(AuthError::Refused)
+        );
+        assert!(server.verify(&good, "REGISTER", 1_001, lookup).is_ok());
+    }
+
+    #[test]
+    fn nonce_counts_must_strictly_increase() {
+        let mut server = DigestServer::new("pbxkit", KEY, 300);
+        let challenge = server.challenge(1_000, Algorithm::Md5, false);
+        let with_nc = |nc| {
+            let creds = respond(
+                &challenge, "REGISTER", "sip:pbx", "1000", "secret", "c0ffee", nc,
+            )
+            .unwrap();
+            Auth::parse_value(&ByteStr::from(creds.to_string())).unwrap()
+        };
+        assert!(
+            server
+                .verify(&with_nc(1), "REGISTER", 1_000, lookup)
+                .is_ok()
+        );
+        assert!(
+            server
+                .verify(&with_nc(5), "REGISTER", 1_001, lookup)
+                .is_ok()
+        );
+        for old in [1, 4, 5] {
+            assert_eq!(
+                server.verify(&with_nc(old), "REGISTER", 1_002, lookup),
+                Err(AuthError::Replay),
+                "nc={old}"
+            );
+        }
+        assert!(
+            server
+                .verify(&with_nc(6), "REGISTER", 1_003, lookup)
+                .is_ok()
+        );
+        assert_eq!(server.tracked(), 1);
+    }
+
+    #[test]
+    fn expired_nonces_are_stale_and_forgotten() {
+        let mut server = DigestServer::new("pbxkit", KEY, 300);
+        let old = answer(&server, 1_000, Algorithm::Md5, "secret", 1);
+        assert!(server.verify(&old, "REGISTER", 1_000, lookup).is_ok());
+        let e = server.verify(&old, "REGISTER", 1_301, lookup).unwrap_err();
+        assert!(e.is_stale());
+        // A wrong password on an expired nonce is stale too: the phone learns nothing
+        // about the password before it answers a fresh challenge.
+        let wrong = answer(&server, 1_000, Algorithm::Md5, "guess", 2);
+        assert_eq!(
+            server.verify(&wrong, "REGISTER", 1_301, lookup),
+            Err(AuthError::Stale)
+        );
+        // The stale answer's challenge carries stale=true.
+        let challenge = server.challenge(1_301, Algorithm::Md5, true);
+        assert_eq!(challenge.param("stale").as_deref(), Some("true"));
+        // The next accepted nonce drops the expired entry.
+        let fresh = answer(&server, 1_301, Algorithm::Md5, "secret", 1);
+        assert!(server.verify(&fresh, "REGISTER", 1_302, lookup).is_ok());
+        assert_eq!(server.tracked(), 1);
+    }
+
+    #[test]
+    fn another_node_sharing_the_secret_verifies_the_nonces() {
+        let a = DigestServer::new("pbxkit", KEY, 300);
+        let mut b = DigestServer::new("pbxkit", KEY, 300);
+        let creds = answer_without_qop(&a, 1_000, "secret");
+        assert!(b.verify(&creds, "REGISTER", 1_001, lookup).is_ok());
+        assert_eq!(
+            b.verify(&creds, "REGISTER", 1_002, lookup),
+            Err(AuthError::Replay)
+        );
+        // The nonce is bound to the realm.
+        let mut other_realm = DigestServer::new("elsewhere", KEY, 300);
+        let mut moved = answer(&a, 1_000, Algorithm::Md5, "secret", 1);
+        moved
+            .params
+            .set("realm", Some(ByteStr::from_static("\"elsewhere\"")));
+        assert_eq!(
+            other_realm.verify(&moved, "REGISTER", 1_001, lookup),
+            Err(AuthError::Nonce)
+        );
+    }
+
+    #[test]
+    fn a_restarted_node_refuses_nonces_it_could_not_have_seen_as_stale() {
+        let before = DigestServer::new("pbxkit", KEY, 300);
+        let creds = answer_without_qop(&before, 1_000, "secret");
+        let mut restarted = DigestServer::new("pbxkit", KEY, 300).remembering_since(1_010);
+        assert_eq!(
+            restarted.verify(&creds, "REGISTER", 1_011, lookup),
+            Err(AuthError::Stale)
+        );
+        let fresh = answer_without_qop(&restarted, 1_010, "secret");
+        assert!(restarted.verify(&fresh, "REGISTER", 1_011, lookup).is_ok());
+    }
+
+    #[test]
+    fn a_full_table_makes_older_nonces_stale_not_replayable() {
+        let mut server = DigestServer::new("pbxkit", KEY, 300).with_max_tracked(2);
+        let first = answer_without_qop(&server, 1_000, "secret");
+        assert!(server.verify(&first, "REGISTER", 1_000, lookup).is_ok());
+        // A nonce issued but not used yet, older than what is about to be forgotten.
+        let pending = answer_without_qop(&server, 1_001, "secret");
+        for t in 2..5 {
+            let creds = answer_without_qop(&server, 1_000 + t, "secret");
+            assert!(server.verify(&creds, "REGISTER", 1_000 + t, lookup).is_ok());
+        }
+        assert_eq!(server.tracked(), 2);
+        // `first` was forgotten: its replay is stale (a fresh challenge), not accepted.
+        assert_eq!(
+            server.verify(&first, "REGISTER", 1_005, lookup),
+            Err(AuthError::Stale)
+        );
+        assert_eq!(
+            server.verify(&pending, "REGISTER", 1_005, lookup),
+            Err(AuthError::Stale)
+        );
     }
 
     #[test]

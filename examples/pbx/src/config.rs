@@ -202,6 +202,33 @@ pub(crate) struct Sip {
     /// retransmission intervals and transaction timeouts (64×T1) scale with it.
     #[serde(default = "default_t1_ms")]
     pub(crate) t1_ms: u64,
+    /// The digest algorithms offered, one challenge each, in this order (`MD5`,
+    /// `SHA-256`). MD5 alone by default: baresip 1.0 (libre 1.1) refuses a 401 that
+    /// carries any algorithm it does not know, even beside MD5.
+    #[serde(default = "default_digest_algorithms")]
+    pub(crate) digest_algorithms: Vec<String>,
+    /// How many digest nonces are remembered against replay (the oldest are forgotten
+    /// first, and nonces older than a forgotten one are then answered stale).
+    #[serde(default = "default_nonce_max_tracked")]
+    pub(crate) nonce_max_tracked: usize,
+}
+
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["MD5".into()]
+}
+
+fn default_nonce_max_tracked() -> usize {
+    pbxkit_sip::digest::DEFAULT_MAX_TRACKED
+}
+
+impl Sip {
+    /// The digest algorithms to challenge with, in order (checked at parse time).
+    pub(crate) fn digest_algorithms(&self) -> Vec<pbxkit_sip::digest::Algorithm> {
+        self.digest_algorithms
+            .iter()
+            .filter_map(|a| pbxkit_sip::digest::Algorithm::parse(Some(a)))
+            .collect()
+    }
 }
 
 fn default_t1_ms() -> u64 {
@@ -217,6 +244,8 @@ impl Default for Sip {
             min_se: default_min_se(),
             nonce_secret: None,
             t1_ms: default_t1_ms(),
+            digest_algorithms: default_digest_algorithms(),
+            nonce_max_tracked: default_nonce_max_tracked(),
         }
     }
 }
@@ -300,12 +329,19 @@ impl Pbx {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Security {
-    /// Failed authentications from one address within `window` that ban it (0: never).
+    /// Failed authentications of one user from one address within `window` that ban
+    /// that (address, user) pair (0: no banning at all).
     pub(crate) max_auth_failures: u32,
     /// Seconds.
     pub(crate) window: u64,
-    /// Seconds a banned address is ignored.
+    /// Seconds a banned pair or address is ignored.
     pub(crate) ban_time: u64,
+    /// Different users failing from one address within `window` that ban the whole
+    /// address as a scanner (0: never), unless a user authenticated from it.
+    pub(crate) scanner_users: u32,
+    /// Requests without credentials from one address within `window` above which the
+    /// whole address is banned as a flood (0: never), unless a user authenticated from it.
+    pub(crate) max_challenges: u32,
 }
 
 impl Default for Security {
@@ -314,6 +350,8 @@ impl Default for Security {
             max_auth_failures: 10,
             window: 60,
             ban_time: 600,
+            scanner_users: 5,
+            max_challenges: 1000,
         }
     }
 }
@@ -360,7 +398,7 @@ pub(crate) struct Provisioning {
 impl Default for Provisioning {
     fn default() -> Self {
         Provisioning {
-            http_listen: SocketAddr::from(([0, 0, 0, 0], 8667)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8667)),
         }
     }
 }
@@ -681,6 +719,23 @@ impl Config {
                 at: at_key("nonce_secret"),
             });
         }
+        let algorithms = &config.sip.digest_algorithms;
+        let known = config.sip.digest_algorithms();
+        if algorithms.is_empty()
+            || known.len() != algorithms.len()
+            || (1..known.len()).any(|i| known[..i].contains(&known[i]))
+        {
+            return Err(ConfigError {
+                message: "sip: digest_algorithms must list MD5 and/or SHA-256, each once".into(),
+                at: at_key("digest_algorithms"),
+            });
+        }
+        if !(1..=10_000_000).contains(&config.sip.nonce_max_tracked) {
+            return Err(ConfigError {
+                message: "sip: nonce_max_tracked must be between 1 and 10000000".into(),
+                at: at_key("nonce_max_tracked"),
+            });
+        }
         if !(10..=10_000).contains(&config.sip.t1_ms) {
             return Err(ConfigError {
                 message: "sip: t1_ms must be between 10 and 10000".into(),
@@ -890,5 +945,33 @@ mod tests {
         let err = Config::parse(&text).unwrap_err();
         assert!(err.message.contains("node_id"), "{err:?}");
         assert!(err.at.is_some());
+    }
+
+    #[test]
+    fn digest_algorithms_are_checked_and_kept_in_order() {
+        use pbxkit_sip::digest::Algorithm;
+        let config = Config::parse(DEFAULT).unwrap();
+        assert_eq!(config.sip.digest_algorithms(), [Algorithm::Md5]);
+        let both = DEFAULT.replace(
+            "digest_algorithms = [\"MD5\"]",
+            "digest_algorithms = [\"SHA-256\", \"md5\"]",
+        );
+        let config = Config::parse(&both).unwrap();
+        assert_eq!(
+            config.sip.digest_algorithms(),
+            [Algorithm::Sha256, Algorithm::Md5]
+        );
+        for bad in ["[]", "[\"SHA-1\"]", "[\"MD5\", \"MD5\"]"] {
+            let text = DEFAULT.replace(
+                "digest_algorithms = [\"MD5\"]",
+                &format!("digest_algorithms = {bad}"),
+            );
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.message.contains("digest_algorithms"), "{bad}: {err:?}");
+            assert!(err.at.is_some());
+        }
+        let text = DEFAULT.replace("nonce_max_tracked = 100000", "nonce_max_tracked = 0");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("nonce_max_tracked"), "{err:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! `pbxkit`: the reference PBX built on the pbxkit crates.
 //!
 //! With no argument it runs on the embedded default configuration and prints the
-//! ports it uses and the users that can register. `pbxkit --config FILE` runs on a
+//! ports it uses and the users that can register, with passwords generated on first
+//! run (kept in `data_dir/passwords.json`). `pbxkit --config FILE` runs on a
 //! file; `pbxkit check-config FILE` validates one.
 
 mod apps;
@@ -18,6 +19,7 @@ mod ids;
 mod inuse;
 mod live;
 mod media;
+mod passwords;
 mod routing;
 mod service;
 mod shell;
@@ -112,7 +114,13 @@ fn main() -> ExitCode {
             }
         };
         return match load(file, &text) {
-            Ok(_) => {
+            Ok(config) => {
+                // Weak passwords are warnings: a file's passwords are used as written.
+                for user in &config.users {
+                    if let Some(weakness) = passwords::weakness(&user.exten, &user.password) {
+                        eprintln!("{file}: warning: {weakness}");
+                    }
+                }
                 println!("{file}: OK");
                 ExitCode::SUCCESS
             }
@@ -132,13 +140,26 @@ fn main() -> ExitCode {
             }
         },
     };
-    let config = match load(&source, &text) {
-        Ok(config) => Arc::new(config),
+    let mut config = match load(&source, &text) {
+        Ok(config) => config,
         Err(e) => {
             eprintln!("pbxkit: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let mut passwords_file = None;
+    if cli.config.is_none() {
+        // The embedded default is public: its example passwords must not guard a
+        // running PBX. Random ones, generated on first run, are kept in data_dir.
+        match passwords::apply_generated(&config.pbx.data_dir, &mut config.users) {
+            Ok(file) => passwords_file = Some(file),
+            Err(e) => {
+                eprintln!("pbxkit: cannot set up the users' passwords: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let config = Arc::new(config);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -164,7 +185,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(source, cli.config, config))
+    if passwords_file.is_none() {
+        for user in &config.users {
+            if let Some(weakness) = passwords::weakness(&user.exten, &user.password) {
+                tracing::warn!(file = %source, "{weakness}");
+            }
+        }
+    }
+    runtime.block_on(serve(source, cli.config, config, passwords_file))
 }
 
 /// Re-reads `file` on every SIGHUP and hands the checked, compiled configuration to
@@ -217,7 +245,12 @@ fn reload_on_sighup(file: Option<String>) -> tokio::sync::mpsc::Receiver<service
     rx
 }
 
-async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> ExitCode {
+async fn serve(
+    source: String,
+    file: Option<String>,
+    config: Arc<Config>,
+    passwords_file: Option<std::path::PathBuf>,
+) -> ExitCode {
     let store = match store::FileStore::open(&config.pbx.data_dir) {
         Ok(store) => store,
         Err(e) => {
@@ -296,7 +329,12 @@ async fn serve(source: String, file: Option<String>, config: Arc<Config>) -> Exi
         }
     };
     let reloads = reload_on_sighup(file);
-    print_banner(&source, &config, endpoint.local_addr());
+    print_banner(
+        &source,
+        &config,
+        endpoint.local_addr(),
+        passwords_file.as_deref(),
+    );
     let parts = service::Parts {
         store,
         cdr,
@@ -342,7 +380,12 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
+fn print_banner(
+    source: &str,
+    config: &Config,
+    sip: std::net::SocketAddr,
+    passwords_file: Option<&std::path::Path>,
+) {
     println!(
         "pbxkit {} (pbxkit-sip {}) on {source} configuration",
         env!("CARGO_PKG_VERSION"),
@@ -364,7 +407,13 @@ fn print_banner(source: &str, config: &Config, sip: std::net::SocketAddr) {
         config.pbx.data_dir.display(),
         config.pbx.data_dir.join("cdr.jsonl").display()
     );
-    println!("users (SIP username = extension):");
+    match passwords_file {
+        Some(file) => println!(
+            "users (SIP username = extension; passwords generated on first run, kept in {}):",
+            file.display()
+        ),
+        None => println!("users (SIP username = extension):"),
+    }
     for user in &config.users {
         println!(
             "  {:<6} password {:<12} {}",

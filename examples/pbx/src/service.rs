@@ -1,7 +1,7 @@
 //! The PBX service: one loop that owns the SIP endpoint and hands each request to the
 //! registrar, to a call's task, or answers it itself.
 
-use crate::ban::{Bans, Policy};
+use crate::ban::{Banned, Bans, Policy};
 use crate::call::{self, CallInput, CallSetup};
 use crate::cdr::Cdr;
 use crate::config::Config;
@@ -157,6 +157,8 @@ pub(crate) async fn run(
         max_failures: security.max_auth_failures,
         window: Duration::from_secs(security.window),
         ban_time: Duration::from_secs(security.ban_time),
+        scanner_users: security.scanner_users,
+        max_challenges: security.max_challenges,
     });
     let mut trunk_addrs = HashMap::new();
     for trunk in config.trunks.iter().filter(|t| t.enabled) {
@@ -207,7 +209,10 @@ pub(crate) async fn run(
         cdr,
         bans,
         stopping: false,
-        digest: DigestServer::new(&config.sip.realm, &secret, 300),
+        // Nonces issued before this start may have been used unseen: stale, not replayable.
+        digest: DigestServer::new(&config.sip.realm, &secret, 300)
+            .with_max_tracked(config.sip.nonce_max_tracked)
+            .remembering_since(unix_now()),
         endpoint: endpoint.handle(),
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
@@ -267,13 +272,15 @@ pub(crate) async fn run(
             _ = stats.tick() => {
                 let registrations = service.registrar.lock().map_or(0, |r| r.store().bindings());
                 let new_calls = service.calls_total - calls_at_last_stats;
+                let (banned_sources, banned_pairs) = service.bans.banned_count(Instant::now());
                 calls_at_last_stats = service.calls_total;
                 tracing::info!(
                     calls_active = service.calls_active.load(std::sync::atomic::Ordering::Relaxed),
                     calls_total = service.calls_total,
                     cps = format!("{:.1}", new_calls as f64 / STATS_EVERY.as_secs_f64()),
                     registrations,
-                    banned = service.bans.banned_count(Instant::now()),
+                    banned_sources,
+                    banned_pairs,
                     "stats"
                 );
             }
@@ -520,7 +527,9 @@ impl Service {
     }
 
     /// Checks credentials; on failure answers 401 itself and returns `None`. Unknown
-    /// users get exactly the challenge known ones get (no enumeration).
+    /// users get exactly the challenge known ones get (no enumeration). A banned
+    /// (source, user) pair gets no answer at all; the user is the credentials' one, or
+    /// the From user of a request that has none yet.
     async fn authenticate(&mut self, req: &ServerRequest) -> Option<String> {
         let method = req
             .request
@@ -533,8 +542,34 @@ impl Service {
             .all(&HeaderName::Authorization)
             .filter_map(|h| h.parse::<Auth>().ok())
             .find(|a| a.param("realm").as_deref() == Some(self.config.sip.realm.as_str()));
+        let ip = req.source.addr.ip();
+        let at = Instant::now();
+        let claimed = creds
+            .as_ref()
+            .and_then(|c| c.param("username"))
+            .or_else(|| {
+                req.request.from().ok().and_then(|f| {
+                    f.uri
+                        .as_sip()
+                        .and_then(|u| u.user.as_ref().map(ToString::to_string))
+                })
+            })
+            .unwrap_or_default();
+        if self.bans.is_pair_banned(ip, &claimed, at) {
+            // No answer: a phone retrying a wrong password learns nothing more, and
+            // the other users behind its address are still served.
+            return None;
+        }
         let now = unix_now();
+        let offered = self.config.sip.digest_algorithms();
         let outcome = match creds {
+            // Only the algorithms offered: no downgrade to one the operator left out.
+            Some(creds)
+                if Algorithm::parse(creds.param("algorithm").as_deref())
+                    .is_none_or(|a| !offered.contains(&a)) =>
+            {
+                Err(AuthError::Algorithm)
+            }
             Some(creds) => {
                 let users = &self.config;
                 self.digest.verify(&creds, &method, now, |name| {
@@ -544,30 +579,50 @@ impl Service {
             None => Err(AuthError::Missing("credentials")),
         };
         match outcome {
-            Ok(v) => Some(v.username),
+            Ok(v) => {
+                self.bans.succeeded(ip, &v.username, at);
+                Some(v.username)
+            }
             Err(e) => {
-                if !matches!(e, AuthError::Missing(_) | AuthError::Stale) {
-                    tracing::info!(peer = %req.source.addr, error = %e, "authentication refused");
-                    let ip = req.source.addr.ip();
-                    if self.bans.failed(ip, Instant::now()) {
-                        tracing::warn!(
-                            peer = %ip,
-                            seconds = self.config.security.ban_time,
-                            "too many failed authentications: source banned"
-                        );
+                let banned = match e {
+                    // A password guess (or an unknown user): counted for the pair.
+                    AuthError::Refused => {
+                        tracing::info!(peer = %req.source.addr, user = %claimed, error = %e, "authentication refused");
+                        self.bans.failed(ip, &claimed, at)
                     }
+                    // A right response on a spent or old nonce: a fresh one will do.
+                    _ if e.is_stale() => None,
+                    // No usable credentials: a challenge, counted against floods.
+                    _ => self.bans.challenged(ip, at).then_some(Banned::Source),
+                };
+                match banned {
+                    Some(Banned::Pair) => tracing::warn!(
+                        peer = %ip,
+                        user = %claimed,
+                        seconds = self.config.security.ban_time,
+                        "too many failed authentications: user banned from this source"
+                    ),
+                    Some(Banned::Source) => tracing::warn!(
+                        peer = %ip,
+                        seconds = self.config.security.ban_time,
+                        "scanner or flood: source banned"
+                    ),
+                    None => {}
                 }
                 let mut r = Message::response_to(
                     &req.request,
                     StatusCode::UNAUTHORIZED,
                     Some(&ids::token()),
                 );
-                r.headers_mut().push(
-                    HeaderName::WwwAuthenticate,
-                    self.digest
-                        .challenge(now, Algorithm::Md5, e.is_stale())
-                        .to_string(),
-                );
+                // One challenge per algorithm, in the configured order (RFC 8760).
+                for algorithm in offered {
+                    r.headers_mut().push(
+                        HeaderName::WwwAuthenticate,
+                        self.digest
+                            .challenge(now, algorithm, e.is_stale())
+                            .to_string(),
+                    );
+                }
                 let _ = req.respond(r).await;
                 None
             }

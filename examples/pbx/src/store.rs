@@ -231,8 +231,23 @@ fn write(file: &Path, aors: &BTreeMap<String, Vec<Saved>>) -> io::Result<()> {
 /// never part of one: a temporary file written and fsynced, renamed over `file`,
 /// then the directory fsynced. Blocking: call it off the runtime's threads.
 pub(crate) fn write_atomic(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(file, bytes, &mut fs::OpenOptions::new())
+}
+
+/// [`write_atomic`] for a secret: the file (and its temporary) is readable and
+/// writable by the owner only, from its creation on.
+pub(crate) fn write_atomic_private(file: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // A temporary left by a crash may have other permissions: start afresh.
+    let _ = fs::remove_file(file.with_extension("tmp"));
+    write_atomic_with(file, bytes, &mut options)
+}
+
+fn write_atomic_with(file: &Path, bytes: &[u8], options: &mut fs::OpenOptions) -> io::Result<()> {
     let tmp = file.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = options.write(true).create(true).truncate(true).open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, file)?;

@@ -106,6 +106,7 @@ mod tests {
             min_se: 90,
             nonce_secret: None,
             t1_ms: 500,
+            ..Sip::default()
         }
     }
 

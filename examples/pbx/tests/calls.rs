@@ -164,6 +164,46 @@ impl Phone {
         ok
     }
 
+    /// One REGISTER attempt that may go unanswered (a banned source): the final
+    /// status, or `None` when the challenge or the final answer does not come in `wait`.
+    async fn try_register(&self, wait: Duration) -> Option<StatusCode> {
+        let uri = format!("sip:{}", self.pbx);
+        let to = format!("<sip:{}@pbxkit>", self.user);
+        let call_id = format!("reg-{}", self.user);
+        let first = self.build("REGISTER", &uri, &to, &call_id, "");
+        let mut tx = self.ep.send_request(first, self.target()).await.unwrap();
+        let Ok(ClientEvent::Response(challenge)) = timeout(wait, tx.final_response()).await else {
+            return None;
+        };
+        if challenge.status() != Some(StatusCode::UNAUTHORIZED) {
+            return challenge.status();
+        }
+        let auth: Auth = challenge
+            .headers()
+            .typed(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .unwrap();
+        let creds = digest::respond(
+            &auth,
+            "REGISTER",
+            &uri,
+            self.user,
+            self.password,
+            "cnonce",
+            1,
+        )
+        .unwrap();
+        let mut second = self.build("REGISTER", &uri, &to, &call_id, "");
+        second
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        let mut tx = self.ep.send_request(second, self.target()).await.unwrap();
+        match timeout(wait, tx.final_response()).await {
+            Ok(ClientEvent::Response(r)) => r.status(),
+            _ => None,
+        }
+    }
+
     /// Answers incoming calls with 180 then `answer` (200 with SDP, or a failure).
     fn answer_calls(self, answer: StatusCode) -> tokio::task::JoinHandle<Vec<String>> {
         self.answer_calls_with(answer, SDP.to_owned())
@@ -655,7 +695,7 @@ async fn sigterm_ends_calls_with_bye_and_cdrs_record_every_call() {
 }
 
 #[tokio::test]
-async fn repeated_authentication_failures_ban_the_source_only() {
+async fn repeated_authentication_failures_ban_the_source_and_user_only() {
     let pbx = Pbx::start_edited(temp_dir("ban"), free_port(), |c| {
         c.replace("max_auth_failures = 10", "max_auth_failures = 3")
     });
@@ -668,7 +708,8 @@ async fn repeated_authentication_failures_ban_the_source_only() {
             Some(StatusCode::UNAUTHORIZED)
         );
     }
-    // Banned: no answer at all, even with the right password.
+    // Banned: no answer at all for that user from that address, even with the right
+    // password.
     let first = mallory.build(
         "REGISTER",
         &format!("sip:{}", pbx.addr),
@@ -687,11 +728,272 @@ async fn repeated_authentication_failures_ban_the_source_only() {
             .is_err(),
         "a banned source got an answer"
     );
-    // Another source is still served.
+    let right = Phone::new_on("1003", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1003pw");
+    assert_eq!(right.try_register(Duration::from_secs(1)).await, None);
+    // Another source is still served, and so is another user of the same source.
     let alice = Phone::new_on("1000", pbx.addr, "127.0.0.1")
         .await
         .with_password("pbx1000pw");
     assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+    let neighbour = Phone::new_on("1004", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1004pw");
+    assert_eq!(neighbour.register().await.status(), Some(StatusCode::OK));
+}
+
+#[tokio::test]
+async fn a_wrong_password_retry_storm_does_not_block_another_user_on_the_same_address() {
+    let pbx = Pbx::start(temp_dir("storm"), free_port());
+    // A softphone with a typo retries at once after each 401, as baresip does.
+    let typo = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000px");
+    let mut answered = 0;
+    for _ in 0..20 {
+        if let Some(status) = typo.try_register(Duration::from_millis(300)).await {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 10, "the pair is ignored after max_auth_failures");
+    // Another user on the same address registers and calls.
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let carol = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw");
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    assert_eq!(carol.register().await.status(), Some(StatusCode::OK));
+    let _carol = carol.answer_calls(StatusCode::OK);
+    let (_, answer) = call(&bob, "1002").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+}
+
+#[tokio::test]
+async fn a_scanner_trying_a_hundred_users_is_banned() {
+    let pbx = Pbx::start(temp_dir("scanner"), free_port());
+    // Real users first, then names that do not exist: both are refused alike.
+    let users = (0..100).map(|i| -> &'static str {
+        let n = if i < 10 { 1000 + i } else { 2000 + i };
+        Box::leak(n.to_string().into_boxed_str())
+    });
+    let (mut answered, mut silent) = (0, Vec::new());
+    for user in users {
+        let phone = Phone::new_on(user, pbx.addr, "127.0.0.2")
+            .await
+            .with_password("password1");
+        if silent.is_empty() {
+            match phone.try_register(Duration::from_secs(1)).await {
+                Some(status) => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED);
+                    answered += 1;
+                }
+                None => silent.push(tokio::spawn(async { None })),
+            }
+        } else {
+            // Banned already: the rest at once, so that the test does not wait for each.
+            silent.push(tokio::spawn(async move {
+                phone.try_register(Duration::from_millis(500)).await
+            }));
+        }
+    }
+    assert_eq!(answered, 5, "banned at the fifth user (scanner_users)");
+    assert_eq!(silent.len(), 95);
+    for attempt in silent {
+        assert_eq!(
+            attempt.await.unwrap(),
+            None,
+            "a banned scanner got an answer"
+        );
+    }
+    // Nothing from that address is answered now, not even a right password...
+    let right = Phone::new_on("1005", pbx.addr, "127.0.0.2")
+        .await
+        .with_password("pbx1005pw");
+    assert_eq!(right.try_register(Duration::from_secs(1)).await, None);
+    // ...while another address is served.
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+}
+
+#[tokio::test]
+async fn a_digest_response_without_qop_replayed_from_another_address_is_refused() {
+    let pbx = Pbx::start(temp_dir("replay"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    let mut offer: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    // A phone of the RFC 2069 kind: no qop, so no nonce count to tell requests apart.
+    assert!(offer.params.remove("qop"));
+    let creds = digest::respond(&offer, "REGISTER", &uri, "1000", "pbx1000pw", "", 1).unwrap();
+    assert_eq!(creds.param("qop"), None);
+    let mut register = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    register
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = alice
+        .ep
+        .send_request(register, alice.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    // Mallory saw that REGISTER and sends its credentials again, from elsewhere, with
+    // her own Contact (her phone would ring with Alice's calls).
+    let mallory = Phone::new_on("1000", pbx.addr, "127.0.0.2").await;
+    let mut replay = mallory.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-replay", "");
+    replay
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = mallory
+        .ep
+        .send_request(replay, mallory.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(refused) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to the replay")
+    };
+    assert_eq!(
+        refused.status(),
+        Some(StatusCode::UNAUTHORIZED),
+        "{refused}"
+    );
+    // A fresh challenge, stale=true: an honest phone retries without asking its user.
+    let fresh: Auth = refused
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.param("stale").as_deref(), Some("true"), "{refused}");
+    assert_ne!(fresh.param("nonce"), offer.param("nonce"));
+    // Only Alice's phone is bound.
+    let bound = alice.register().await;
+    assert_eq!(bound.status(), Some(StatusCode::OK));
+    assert_eq!(bound.contacts().count(), 1, "{bound}");
+    assert!(!bound.to_string().contains("127.0.0.2"), "{bound}");
+}
+
+#[tokio::test]
+async fn sha256_is_offered_first_beside_md5_when_configured() {
+    let pbx = Pbx::start_edited(temp_dir("sha256"), free_port(), |c| {
+        c.replace(
+            "digest_algorithms = [\"MD5\"]",
+            "digest_algorithms = [\"SHA-256\", \"MD5\"]",
+        )
+    });
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-sha", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    let offers: Vec<Auth> = challenge
+        .headers()
+        .all(&HeaderName::WwwAuthenticate)
+        .map(|h| h.parse::<Auth>().unwrap())
+        .collect();
+    let algorithms: Vec<_> = offers.iter().map(|a| a.param("algorithm")).collect();
+    assert_eq!(
+        algorithms,
+        [Some("SHA-256".to_owned()), Some("MD5".to_owned())],
+        "{challenge}"
+    );
+    // A client answering either challenge is let in.
+    for (i, offer) in offers.iter().enumerate() {
+        let creds =
+            digest::respond(offer, "REGISTER", &uri, "1000", "pbx1000pw", "cnonce", 1).unwrap();
+        let mut again = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-sha", "");
+        again
+            .headers_mut()
+            .push(HeaderName::Authorization, creds.to_string());
+        let mut tx = alice.ep.send_request(again, alice.target()).await.unwrap();
+        let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+            panic!("no answer")
+        };
+        assert_eq!(ok.status(), Some(StatusCode::OK), "challenge {i}: {ok}");
+    }
+    // Phones that take the first challenge speak SHA-256 and call as usual.
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    let _bob = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert!(
+        invite
+            .headers()
+            .get(&HeaderName::Authorization)
+            .is_some_and(|a| a.contains("SHA-256")),
+        "{invite}"
+    );
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+}
+
+#[tokio::test]
+async fn an_algorithm_that_is_not_offered_is_refused() {
+    let pbx = Pbx::start(temp_dir("md5only"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw");
+    let uri = format!("sip:{}", pbx.addr);
+    let first = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-down", "");
+    let mut tx = alice.ep.send_request(first, alice.target()).await.unwrap();
+    let ClientEvent::Response(challenge) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no challenge")
+    };
+    assert_eq!(
+        challenge
+            .headers()
+            .all(&HeaderName::WwwAuthenticate)
+            .count(),
+        1,
+        "MD5 only by default: {challenge}"
+    );
+    let mut offer: Auth = challenge
+        .headers()
+        .typed(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .unwrap();
+    // Right password, but SHA-256, which this PBX does not offer.
+    offer.params.set(
+        "algorithm",
+        Some(pbxkit_sip::ByteStr::from_static("SHA-256")),
+    );
+    let creds =
+        digest::respond(&offer, "REGISTER", &uri, "1000", "pbx1000pw", "cnonce", 1).unwrap();
+    let mut again = alice.build("REGISTER", &uri, "<sip:1000@pbxkit>", "reg-down", "");
+    again
+        .headers_mut()
+        .push(HeaderName::Authorization, creds.to_string());
+    let mut tx = alice.ep.send_request(again, alice.target()).await.unwrap();
+    let ClientEvent::Response(refused) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    assert_eq!(
+        refused.status(),
+        Some(StatusCode::UNAUTHORIZED),
+        "{refused}"
+    );
 }
 
 #[tokio::test]

@@ -1,18 +1,17 @@
-//! The binary starts on its embedded default, prints its ports and users, and exits 0 on SIGINT.
+//! The binary starts on its embedded default, prints its ports and users (with passwords
+//! generated on first run, the same on the next), and exits 0 on SIGINT.
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[test]
-fn starts_on_embedded_default_and_stops_on_sigint() {
-    // Run where the default data directory (./pbxkit-data) may be created.
-    let dir = std::env::temp_dir().join(format!("pbxkit-startup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// The binary on its embedded default, run in `dir`, up to its ready line: the process,
+/// its banner, and the rest of its output as it comes.
+fn start_on_default(dir: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
-        .current_dir(&dir)
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start pbxkit");
@@ -44,16 +43,11 @@ fn starts_on_embedded_default_and_stops_on_sigint() {
             }
         }
     }
-    let text = banner.join("\n");
-    assert!(text.contains("udp+tcp 0.0.0.0:5060"), "{text}");
-    assert!(text.contains("udp 10000-20000"), "{text}");
-    for exten in 1000..=1009 {
-        assert!(
-            text.contains(&format!("  {exten} ")),
-            "user {exten} missing: {text}"
-        );
-    }
+    (child, banner, rx)
+}
 
+/// Sends SIGINT and checks that the PBX exits 0 within 10 s, saying it stopped.
+fn stop_on_sigint(mut child: Child, rx: mpsc::Receiver<String>) {
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -75,6 +69,104 @@ fn starts_on_embedded_default_and_stops_on_sigint() {
     }
     let _ = child.kill();
     panic!("pbxkit did not stop within 10 s of SIGINT");
+}
+
+/// The users' passwords as the banner prints them (`  1000   password XXX  User 1000`).
+fn banner_passwords(banner: &[String]) -> Vec<(String, String)> {
+    banner
+        .iter()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [exten, "password", password, ..] => {
+                    Some(((*exten).to_owned(), (*password).to_owned()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+// One test for both runs: the embedded default's SIP port (0.0.0.0:5060) can't be
+// changed without a file, so two tests starting it at once would clash.
+#[test]
+fn starts_on_embedded_default_with_generated_passwords_and_stops_on_sigint() {
+    // Run where the default data directory (./pbxkit-data) may be created.
+    let dir = std::env::temp_dir().join(format!("pbxkit-startup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (child, banner, rx) = start_on_default(&dir);
+    let text = banner.join("\n");
+    assert!(text.contains("udp+tcp 0.0.0.0:5060"), "{text}");
+    assert!(text.contains("udp 10000-20000"), "{text}");
+    assert!(text.contains("provisioning  tcp 127.0.0.1:8667"), "{text}");
+    for exten in 1000..=1009 {
+        assert!(
+            text.contains(&format!("  {exten} ")),
+            "user {exten} missing: {text}"
+        );
+    }
+    let first = banner_passwords(&banner);
+    assert_eq!(first.len(), 10, "{text}");
+    for (exten, password) in &first {
+        assert!(password.len() >= 12, "{exten}: {password}");
+        assert_ne!(password, &format!("pbx{exten}pw"), "a published password");
+        assert!(
+            password.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{password}"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = first.iter().map(|(_, p)| p).collect();
+    assert_eq!(distinct.len(), first.len(), "{first:?}");
+    let stored = std::fs::read_to_string(dir.join("pbxkit-data/passwords.json")).unwrap();
+    assert!(stored.contains(&first[0].1), "{stored}");
+    stop_on_sigint(child, rx);
+
+    // The second run reuses them.
+    let (child, banner, rx) = start_on_default(&dir);
+    assert_eq!(banner_passwords(&banner), first);
+    stop_on_sigint(child, rx);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_config_warns_about_published_and_short_passwords() {
+    let dir = std::env::temp_dir().join(format!("pbxkit-weak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("--print-default-config")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let check = |name: &str, text: &str| {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+            .args(["check-config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "warnings do not fail the check");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let published = check("published.toml", &text);
+    for exten in 1000..=1009 {
+        assert!(
+            published.contains(&format!(
+                "warning: the password of {exten} is one of the published example passwords"
+            )),
+            "{published}"
+        );
+    }
+    let fixed = text
+        .replace("\"pbx1000pw\"", "\"a long and private one\"")
+        .replace("\"pbx1001pw\"", "\"short pw\"");
+    let warned = check("fixed.toml", &fixed);
+    assert!(!warned.contains("password of 1000 "), "{warned}");
+    assert!(
+        warned.contains("warning: the password of 1001 is shorter than 12 characters"),
+        "{warned}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
