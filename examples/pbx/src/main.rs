@@ -298,7 +298,7 @@ async fn serve(
             }
         };
         let local = socket.local_addr().unwrap_or(config.sip.listen);
-        print_banner(&source, &config, local);
+        print_banner(&source, &config, local, passwords_file.as_deref());
         let parts = (store, cdr, users, bus);
         let reloads = reload_on_sighup(file);
         if let Err(e) = shell::run(config, dialplan, socket, parts, reloads, stop).await {

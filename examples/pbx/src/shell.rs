@@ -134,6 +134,7 @@ pub(crate) async fn run(
     engine_config.leg.session_expires = config.sip.session_expires;
     engine_config.leg.min_se = config.sip.min_se;
     engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
+    engine_config.nonce_max_tracked = config.sip.nonce_max_tracked;
     let r = &config.registrar;
     let registrar = Registrar::new(
         RegistrarConfig {
@@ -161,7 +162,9 @@ pub(crate) async fn run(
     let mut shell = Shell {
         engine,
         socket,
-        digest: DigestServer::new(&config.sip.realm, &secret, 300),
+        digest: DigestServer::new(&config.sip.realm, &secret, 300)
+            .with_max_tracked(config.sip.nonce_max_tracked)
+            .remembering_since(crate::service::unix_now()),
         registrar,
         realm: config.sip.realm.clone(),
         cdr,

@@ -165,6 +165,8 @@ pub struct EngineConfig {
     pub nonce_secret: Vec<u8>,
     /// Seconds a nonce is valid.
     pub nonce_lifetime: u64,
+    /// Most nonces remembered as used (replays of them are refused).
+    pub nonce_max_tracked: usize,
     /// What every leg needs: our Via sent-by, our Contact, timers, session timers.
     pub leg: LegConfig,
     /// How long users ring when the dialplan gives no time.
@@ -189,6 +191,7 @@ impl EngineConfig {
             realm: realm.to_owned(),
             nonce_secret: nonce_secret.to_vec(),
             nonce_lifetime: 300,
+            nonce_max_tracked: pbxkit_sip::digest::DEFAULT_MAX_TRACKED,
             leg: LegConfig::new(sent_by, contact),
             ring_time: Duration::from_secs(30),
             seed,
@@ -372,7 +375,11 @@ impl<D: Directory> Engine<D> {
     ) -> Engine<D> {
         Engine {
             layer: TransactionLayer::new(config.leg.timers),
-            digest: DigestServer::new(&config.realm, &config.nonce_secret, config.nonce_lifetime),
+            // Nonces issued before `now` (by an earlier run) are answered stale: the
+            // used-nonce table starts empty and could not refuse their replays.
+            digest: DigestServer::new(&config.realm, &config.nonce_secret, config.nonce_lifetime)
+                .with_max_tracked(config.nonce_max_tracked)
+                .remembering_since(unix),
             directory,
             dialplan,
             legs: Table::default(),
