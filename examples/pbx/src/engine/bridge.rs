@@ -1,0 +1,302 @@
+//! What a call does with its legs' events once it rings: answer and bridge,
+//! relay offers both ways, end both legs together.
+
+use super::call::Role;
+use super::plan::Ending;
+use super::{AnyLeg, Call, CallId, Directory, Engine, Event, LegId, Outcome, Unanswered, release};
+use crate::hangup::HangupCause;
+use bytes::Bytes;
+use pbxkit_sip::StatusCode;
+use pbxkit_sip::b2bua::{IncomingLeg, LegEvent};
+use std::time::Instant;
+
+impl<D: Directory> Engine<D> {
+    /// Ends every leg of `call` for `cause`.
+    pub(super) fn hang_up_call(&mut self, call: CallId, cause: HangupCause, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let answered = c.is_answered();
+        c.stop_ringing();
+        c.end(if answered {
+            Outcome::Answered(cause)
+        } else {
+            Outcome::Unanswered(Unanswered::Refused(StatusCode::REQUEST_TERMINATED))
+        });
+        for id in [c.a, c.b].into_iter().flatten() {
+            self.hang_up_leg(id, cause.q850(), now);
+        }
+    }
+
+    pub(super) fn hang_up_leg(&mut self, id: LegId, q850: u8, now: Instant) {
+        if let Some(slot) = self.legs.get_mut(id.0) {
+            let _ = match &mut slot.leg {
+                AnyLeg::Incoming(l) => l.hang_up(q850, now),
+                AnyLeg::Outgoing(l) => l.hang_up(q850, now),
+            };
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// What a call does when one of its legs tells it something.
+    pub(super) fn leg_event(&mut self, call: CallId, id: LegId, event: LegEvent, now: Instant) {
+        let Some(c) = self.calls.get(call.0) else {
+            return;
+        };
+        let Some(role) = c.role(id) else {
+            // A step the call has moved on from, answered after all: nobody is
+            // there for it.
+            if matches!(event, LegEvent::Answered { .. }) {
+                self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            }
+            return;
+        };
+        let other = match role {
+            Role::A => c.b,
+            Role::B => c.a,
+        };
+        match (role, event) {
+            (Role::B, LegEvent::Ringing { .. }) => {
+                self.with_a(call, |a, now| a.ring(None, now), now)
+            }
+            (Role::B, LegEvent::EarlyMedia { sdp, .. }) => {
+                self.with_a(call, |a, now| a.ring(Some(sdp), now), now)
+            }
+            (Role::B, LegEvent::Answered { branch, sdp }) => {
+                if let Some(c) = self.calls.get_mut(call.0)
+                    && let Some(callee) = c.answered(branch)
+                {
+                    // A group's history learns who answered.
+                    if let Some(group) = c.plan.as_ref().and_then(|p| p.group.clone()) {
+                        self.history.answered(&group, &callee);
+                        c.group = Some(group);
+                    }
+                    // The answerer keeps its count for the call; the others' go back.
+                    let mut kept = false;
+                    for user in std::mem::take(&mut c.ringing_holds) {
+                        if user == callee && !kept {
+                            kept = true;
+                            c.holds.push(user);
+                        } else {
+                            release(&mut self.in_use, &user);
+                        }
+                    }
+                    self.events.push_back(Event::CallAnswered { call, callee });
+                    self.with_a(call, |a, now| a.answer(sdp, now), now);
+                } else {
+                    // Answered after the caller left or the ring time ran out.
+                    self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+                }
+            }
+            // Every branch of the step failed (unless the call already moved on:
+            // caller gone, ring time over).
+            (Role::B, LegEvent::Failed { status, .. })
+                if self.calls.get(call.0).is_some_and(Call::is_ringing) =>
+            {
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_step();
+                }
+                self.step_ended(call, status, Ending::of(status), now);
+            }
+            (Role::A, LegEvent::Cancelled { .. }) => {
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_ringing();
+                    c.end(Outcome::Unanswered(Unanswered::Cancelled));
+                }
+                if let Some(b) = other {
+                    self.hang_up_leg(b, pbxkit_sip::cause::NORMAL_CLEARING, now);
+                }
+            }
+            (Role::A, LegEvent::Failed { status, .. }) => {
+                // Refused by the leg itself (400, 420, 422): nothing was rung.
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.end(Outcome::Unanswered(Unanswered::Refused(status)));
+                }
+            }
+            (_, LegEvent::NoAck) => self.hang_up_call(call, HangupCause::NoAck, now),
+            (_, LegEvent::SessionExpired) => {
+                self.hang_up_call(call, HangupCause::SessionExpired, now)
+            }
+            (_, LegEvent::Ended { cause, .. }) => {
+                let q850 = cause.unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING);
+                let party = match role {
+                    Role::A => crate::hangup::Party::Caller,
+                    Role::B => crate::hangup::Party::Callee,
+                };
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.stop_ringing();
+                    if c.is_answered() {
+                        c.end(Outcome::Answered(HangupCause::HungUp { party, q850 }));
+                    } else {
+                        c.end(Outcome::Unanswered(Unanswered::Cancelled));
+                    }
+                }
+                if let Some(other) = other {
+                    self.hang_up_leg(other, q850, now);
+                }
+            }
+            (_, LegEvent::Offer { sdp, .. }) => self.relay_offer(call, id, other, sdp, now),
+            (_, LegEvent::OfferAnswered { sdp }) => {
+                self.answer_offer(call, id, other, Ok(sdp), now)
+            }
+            (_, LegEvent::OfferRejected { status }) => {
+                self.answer_offer(call, id, other, Err(status), now)
+            }
+            (_, LegEvent::Refer(_)) => {
+                // Transfers are not on the engine yet.
+                self.with_dialog(
+                    id,
+                    |d, now| d.reject_refer(StatusCode::NOT_IMPLEMENTED, now),
+                    now,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// An offer from `from` goes to `to`'s dialog; its answer comes back in
+    /// [`Engine::answer_offer`].
+    pub(super) fn relay_offer(
+        &mut self,
+        call: CallId,
+        from: LegId,
+        to: Option<LegId>,
+        sdp: Option<Bytes>,
+        now: Instant,
+    ) {
+        let relayed = match (to, sdp) {
+            (Some(to), Some(sdp)) => {
+                let mut sent = Err(());
+                self.with_dialog(
+                    to,
+                    |d, now| {
+                        let r = d.reinvite(sdp, now);
+                        sent = r.clone().map_err(|_| ());
+                        r
+                    },
+                    now,
+                );
+                sent.is_ok()
+            }
+            _ => false,
+        };
+        if relayed {
+            if let Some(c) = self.calls.get_mut(call.0) {
+                c.offer_from = Some(from);
+            }
+        } else {
+            // The other side is busy with an exchange of its own (or gone, or the
+            // offer is empty): try again later (RFC 3261 §14.1).
+            self.with_dialog(
+                from,
+                |d, now| d.reject_offer(StatusCode::REQUEST_PENDING, now),
+                now,
+            );
+        }
+    }
+
+    /// `answered`'s reply to an offer relayed to it goes back to the leg that made it.
+    pub(super) fn answer_offer(
+        &mut self,
+        call: CallId,
+        answered: LegId,
+        offerer: Option<LegId>,
+        reply: Result<Option<Bytes>, StatusCode>,
+        now: Instant,
+    ) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        if c.offer_from != offerer || offerer.is_none() {
+            return;
+        }
+        c.offer_from = None;
+        let _ = answered;
+        if let Some(offerer) = offerer {
+            match reply {
+                Ok(sdp) => self.with_dialog(offerer, |d, now| d.accept_offer(sdp, now), now),
+                Err(status) => self.with_dialog(
+                    offerer,
+                    |d, now| {
+                        let status = if status.as_u16() >= 300 {
+                            status
+                        } else {
+                            StatusCode::SERVER_INTERNAL_ERROR
+                        };
+                        d.reject_offer(status, now)
+                    },
+                    now,
+                ),
+            }
+        }
+    }
+
+    /// Runs `f` on the caller's leg while it rings.
+    pub(super) fn with_a(
+        &mut self,
+        call: CallId,
+        f: impl FnOnce(&mut IncomingLeg, Instant) -> Result<(), pbxkit_sip::b2bua::LegError>,
+        now: Instant,
+    ) {
+        let Some(a) = self.calls.get(call.0).and_then(|c| c.a) else {
+            return;
+        };
+        if let Some(AnyLeg::Incoming(leg)) = self.legs.get_mut(a.0).map(|s| &mut s.leg) {
+            let _ = f(leg, now);
+            self.dirty.push_back(a);
+        }
+    }
+
+    /// Runs `f` on a leg's confirmed dialog.
+    pub(super) fn with_dialog(
+        &mut self,
+        id: LegId,
+        f: impl FnOnce(
+            &mut pbxkit_sip::b2bua::Established,
+            Instant,
+        ) -> Result<(), pbxkit_sip::b2bua::LegError>,
+        now: Instant,
+    ) {
+        let Some(slot) = self.legs.get_mut(id.0) else {
+            return;
+        };
+        let dialog = match &mut slot.leg {
+            AnyLeg::Incoming(l) => l.dialog(),
+            AnyLeg::Outgoing(l) => l.dialog(),
+        };
+        if let Some(d) = dialog {
+            let _ = f(d, now);
+            self.dirty.push_back(id);
+        }
+    }
+
+    /// A leg has terminated; the call ends with its last leg.
+    pub(super) fn leg_gone(&mut self, call: CallId, id: LegId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        c.forget(id);
+        if c.legs > 0 {
+            return;
+        }
+        self.release_ringing(call);
+        if let Some(c) = self.calls.remove(call.0) {
+            for user in &c.holds {
+                release(&mut self.in_use, user);
+            }
+            if let (Some(group), Some(member)) = (&c.group, c.callee()) {
+                let at = jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                self.history.ended(group, member, at);
+            }
+            let (caller, dialed, callee, outcome) = c.finish();
+            self.events.push_back(Event::CallEnded {
+                call,
+                caller,
+                dialed,
+                callee,
+                outcome,
+            });
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! How a call follows the dialplan: the decision for a hop (context, number),
+//! forwards and destinations, ring steps one after the other with their delays,
+//! each user rung holding one of its calls, and the plan's fallbacks.
+
+use super::plan::{self, Ending, Plan};
+use super::{AnyLeg, CallId, Directory, Engine, Event, Live, Outcome, Unanswered, release};
+use bytes::Bytes;
+use pbxkit_dialplan::Decision;
+use pbxkit_sip::b2bua::{Leg, OutgoingLegs};
+use pbxkit_sip::transaction::Target;
+use pbxkit_sip::{HeaderName, Message, Method, StatusCode, Uri};
+use std::time::Instant;
+
+impl<D: Directory> Engine<D> {
+    /// The dialplan's view of the PBX now: calls in progress per user (the engine's
+    /// own counts) and users' live services (the directory's).
+    pub(super) fn attempt<'a>(
+        &self,
+        live: &'a Live<'a, D>,
+        caller: &'a str,
+        context: &'a str,
+        number: &'a str,
+        now: Instant,
+    ) -> pbxkit_dialplan::CallAttempt<'a> {
+        pbxkit_dialplan::CallAttempt {
+            context,
+            caller: pbxkit_dialplan::Caller {
+                number: caller,
+                name: "",
+                user: Some(caller),
+            },
+            dialed: number,
+            at: jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            user_state: live,
+        }
+    }
+
+    /// Asks the dialplan where a call to `number` from `context` goes, and follows
+    /// the answer (`depth` decisions followed so far).
+    pub(super) fn route(
+        &mut self,
+        call: CallId,
+        context: &str,
+        number: &str,
+        depth: usize,
+        now: Instant,
+    ) {
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+            return;
+        };
+        let dialplan = self.dialplan.clone();
+        let random = self.random();
+        let live = Live {
+            in_use: &self.in_use,
+            directory: &self.directory,
+            history: &self.history,
+            random,
+        };
+        let attempt = self.attempt(&live, &caller, context, number, now);
+        match dialplan.decide(&attempt) {
+            Ok(routed) => {
+                if plan::busy_in(&routed) {
+                    self.set_last(call, StatusCode::BUSY_HERE, Ending::Busy);
+                }
+                let decision = routed.decision;
+                self.follow(call, decision, context, number, depth, now);
+            }
+            Err(_) => self.refuse(call, StatusCode::NOT_FOUND, now),
+        }
+    }
+
+    /// Follows a decision reached through the hop (`context`, `number`).
+    pub(super) fn follow(
+        &mut self,
+        call: CallId,
+        decision: Decision<'_>,
+        context: &str,
+        number: &str,
+        depth: usize,
+        now: Instant,
+    ) {
+        if depth > pbxkit_dialplan::decision::MAX_DEPTH {
+            // A forward loop.
+            self.refuse(call, StatusCode::LOOP_DETECTED, now);
+            return;
+        }
+        let last = self
+            .calls
+            .get(call.0)
+            .map_or(StatusCode::TEMPORARILY_UNAVAILABLE, |c| c.last.0);
+        match decision {
+            Decision::Ring(ring) => {
+                let plan = Plan::new(context, number, &ring, depth);
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.plan = Some(plan);
+                }
+                self.next_step(call, now);
+            }
+            Decision::Forward {
+                destination,
+                context,
+                ..
+            } => {
+                let (context, destination) = (context.to_owned(), destination.into_owned());
+                self.route(call, &context, &destination, depth + 1, now);
+            }
+            Decision::Destination(d) => {
+                let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+                    return;
+                };
+                let dialplan = self.dialplan.clone();
+                let random = self.random();
+                let live = Live {
+                    in_use: &self.in_use,
+                    directory: &self.directory,
+                    history: &self.history,
+                    random,
+                };
+                let attempt = self.attempt(&live, &caller, context, number, now);
+                match dialplan.decide_destination(d, &attempt) {
+                    Ok(routed) => {
+                        let decision = routed.decision;
+                        self.follow(call, decision, context, number, depth + 1, now);
+                    }
+                    Err(_) => self.refuse(call, last, now),
+                }
+            }
+            // No voicemail or prompts on the engine yet: the caller gets how
+            // ringing ended (busy for the busy greeting).
+            Decision::Voicemail {
+                greeting: Some(pbxkit_dialplan::decision::Greeting::Busy),
+                ..
+            } => self.refuse(call, StatusCode::BUSY_HERE, now),
+            Decision::Voicemail { .. } | Decision::Play { .. } => self.refuse(call, last, now),
+            Decision::Hangup {
+                cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
+            } => self.refuse(call, StatusCode::FORBIDDEN, now),
+            Decision::Hangup { .. } => self.refuse(call, last, now),
+            // Not on the engine yet: trunks, queues, conferences, features...
+            _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
+        }
+    }
+
+    pub(super) fn set_last(&mut self, call: CallId, status: StatusCode, ending: Ending) {
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.last = (status, ending);
+        }
+    }
+
+    /// Rings the plan's next step (after its delay), or takes the plan's fallback.
+    pub(super) fn next_step(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(plan) = c.plan.as_mut() else {
+            return;
+        };
+        let Some(step) = plan.steps.get(plan.next).cloned() else {
+            self.fallback(call, now);
+            return;
+        };
+        if plan.next > 0 && !step.delay.is_zero() && plan.paused != Some(plan.next) {
+            // A group's retry delay: the caller keeps hearing ringback.
+            plan.paused = Some(plan.next);
+            c.pause(now + step.delay);
+            return;
+        }
+        plan.next += 1;
+        self.ring_step(call, &step, now);
+    }
+
+    /// Rings every registered contact of a step's users at once. Each user rung
+    /// holds one of its simultaneous calls while its phones ring (a user at its
+    /// limit is busy and not rung); the one who answers keeps it.
+    pub(super) fn ring_step(&mut self, call: CallId, step: &plan::Step, now: Instant) {
+        let mut contacts: Vec<(String, Uri, Target)> = Vec::new();
+        let mut busy = false;
+        let mut held = Vec::new();
+        for t in &step.targets {
+            let found: Vec<(Uri, Target)> = t
+                .lines
+                .iter()
+                .flat_map(|line| self.directory.contacts(line))
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            let n = self.in_use.entry(t.user.clone()).or_default();
+            if *n >= t.limit {
+                busy = true;
+                continue;
+            }
+            *n += 1;
+            held.push(t.user.clone());
+            contacts.extend(found.into_iter().map(|(u, tg)| (t.user.clone(), u, tg)));
+        }
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.ringing_holds = held;
+        }
+        if contacts.is_empty() {
+            let (status, ending) = if busy {
+                (StatusCode::BUSY_HERE, Ending::Busy)
+            } else {
+                (StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact)
+            };
+            self.step_ended(call, status, ending, now);
+            return;
+        }
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+            return;
+        };
+        let callee = contacts[0].0.clone();
+        let offer = self.a_offer(call);
+        let token = self.token();
+        let realm = self.config.realm.clone();
+        let mut template = Message::request(
+            Method::Invite,
+            Uri::parse(&format!("sip:{callee}@{realm}")).unwrap_or_else(|_| contacts[0].1.clone()),
+        );
+        {
+            let h = template.headers_mut();
+            h.push(HeaderName::From, format!("<sip:{caller}@{realm}>"));
+            h.push(HeaderName::To, format!("<sip:{callee}@{realm}>"));
+            h.push(HeaderName::CallId, format!("{token}@pbxkit"));
+            h.push(
+                HeaderName::PAssertedIdentity,
+                format!("<sip:{caller}@{realm}>"),
+            );
+        }
+        if let Some(sdp) = offer {
+            template
+                .headers_mut()
+                .set(HeaderName::ContentType, "application/sdp");
+            template.body = sdp;
+        }
+        let mut b = OutgoingLegs::new(self.config.leg.clone(), &token, template);
+        let mut users = Vec::new();
+        for (user, uri, target) in contacts {
+            if let Ok(branch) = b.add_branch(uri, target, None, now) {
+                users.push((branch, user));
+            }
+        }
+        let key = b.key();
+        let Some(b_id) = self.add_leg(call, AnyLeg::Outgoing(Box::new(b))) else {
+            self.refuse(call, StatusCode::SERVICE_UNAVAILABLE, now);
+            return;
+        };
+        self.routes.insert(key, b_id);
+        let ring_time = step.timeout.unwrap_or(self.config.ring_time);
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.ring(b_id, users, now + ring_time);
+        }
+        self.events.push_back(Event::CallRinging { call });
+    }
+
+    /// A step rang without an answer: the next step, or the fallback.
+    pub(super) fn step_ended(
+        &mut self,
+        call: CallId,
+        status: StatusCode,
+        ending: Ending,
+        now: Instant,
+    ) {
+        self.release_ringing(call);
+        self.set_last(call, status, ending);
+        if ending == Ending::Global {
+            self.refuse(call, status, now);
+            return;
+        }
+        self.next_step(call, now);
+    }
+
+    /// Gives back the counts of the users the call rang.
+    pub(super) fn release_ringing(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        for user in std::mem::take(&mut c.ringing_holds) {
+            release(&mut self.in_use, &user);
+        }
+    }
+
+    /// Every step rang in vain: where the plan's fallback for how it ended goes.
+    pub(super) fn fallback(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(plan) = c.plan.take() else {
+            return;
+        };
+        let (status, ending) = c.last;
+        let caller = c.caller().to_owned();
+        let dialplan = self.dialplan.clone();
+        let random = self.random();
+        let live = Live {
+            in_use: &self.in_use,
+            directory: &self.directory,
+            history: &self.history,
+            random,
+        };
+        let attempt = self.attempt(&live, &caller, &plan.context, &plan.number, now);
+        // The same hop asked again gives the same plan and its fallbacks.
+        let Ok(routed) = dialplan.decide(&attempt) else {
+            self.refuse(call, status, now);
+            return;
+        };
+        let Decision::Ring(ring) = routed.decision else {
+            self.refuse(call, status, now);
+            return;
+        };
+        let fallbacks = ring.fallbacks;
+        let next = match ending {
+            Ending::Busy => fallbacks.busy,
+            Ending::NoAnswer => fallbacks.no_answer,
+            Ending::NoContact => fallbacks.failure,
+            Ending::Failed | Ending::Global => fallbacks.congestion,
+        };
+        self.follow(
+            call,
+            *next,
+            &plan.context,
+            &plan.number,
+            plan.depth + 1,
+            now,
+        );
+    }
+
+    /// The caller's SDP offer.
+    pub(super) fn a_offer(&mut self, call: CallId) -> Option<Bytes> {
+        let a = self.calls.get(call.0)?.a?;
+        match &self.legs.get(a.0)?.leg {
+            AnyLeg::Incoming(leg) => leg.offer(),
+            AnyLeg::Outgoing(_) => None,
+        }
+    }
+
+    /// The caller gets `status`; the call ends unanswered.
+    pub(super) fn refuse(&mut self, call: CallId, status: StatusCode, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        c.end(Outcome::Unanswered(Unanswered::Refused(status)));
+        if let Some(a) = c.a
+            && let Some(AnyLeg::Incoming(leg)) = self.legs.get_mut(a.0).map(|s| &mut s.leg)
+        {
+            let _ = leg.reject(status, None, &[], now);
+            self.dirty.push_back(a);
+        }
+    }
+
+    /// A deadline of the call: its ring time is over (stop ringing, go on with the
+    /// plan), or a pause between two steps is.
+    pub(super) fn ring_timeout(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        if c.is_pausing() {
+            c.resume();
+            self.next_step(call, now);
+            return;
+        }
+        let b = c.stop_step();
+        if let Some(b) = b
+            && let Some(AnyLeg::Outgoing(leg)) = self.legs.get_mut(b.0).map(|s| &mut s.leg)
+        {
+            leg.cancel_all(now);
+            self.dirty.push_back(b);
+        }
+        self.step_ended(
+            call,
+            StatusCode::TEMPORARILY_UNAVAILABLE,
+            Ending::NoAnswer,
+            now,
+        );
+    }
+}
