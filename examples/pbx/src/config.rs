@@ -295,8 +295,8 @@ pub(crate) struct Pbx {
     /// its calls can be routed back to it when several nodes share the work.
     pub(crate) node_id: String,
     /// Runs calls on the sans-IO call engine (UDP; user-to-user calls with
-    /// forwards, groups, DND and limits; no media relay, transfers, trunks or
-    /// applications yet): the redesign in progress, off by default.
+    /// forwards, groups, DND and limits, media through the relay; no transfers,
+    /// trunks or applications yet): the redesign in progress, off by default.
     pub(crate) call_engine: bool,
 }
 

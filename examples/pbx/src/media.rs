@@ -46,9 +46,16 @@ impl PortPool {
         }
     }
 
-    /// Binds the next free RTP/RTCP pair, trying every pair of the range once.
-    pub(crate) async fn bind_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
+    /// Binds the next free RTP/RTCP pair, trying every pair of the range once, now:
+    /// binding a UDP socket to an address does not block. Needs the runtime's
+    /// context.
+    pub(crate) fn bind_pair_now(&self) -> Option<(UdpSocket, UdpSocket)> {
         let pairs = (self.max.saturating_sub(self.min) / 2).max(1);
+        let bind = |port: u16| {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)).ok()?;
+            s.set_nonblocking(true).ok()?;
+            UdpSocket::from_std(s).ok()
+        };
         for _ in 0..pairs {
             let port = self.next.fetch_add(2, Ordering::Relaxed);
             let port = if port < self.min || port.checked_add(1).is_none_or(|p| p > self.max) {
@@ -61,15 +68,20 @@ impl PortPool {
             let Some(rtcp_port) = port.checked_add(1).filter(|p| *p <= self.max) else {
                 continue;
             };
-            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.ip, port)).await else {
+            let Some(rtp) = bind(port) else {
                 continue;
             };
-            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.ip, rtcp_port)).await else {
+            let Some(rtcp) = bind(rtcp_port) else {
                 continue;
             };
             return Some((rtp, rtcp));
         }
         None
+    }
+
+    /// Binds the next free RTP/RTCP pair, trying every pair of the range once.
+    pub(crate) async fn bind_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
+        self.bind_pair_now()
     }
 }
 
@@ -152,8 +164,23 @@ impl Drop for Relay {
 impl Relay {
     /// Allocates ports for both legs and starts forwarding.
     pub(crate) async fn start(pool: &PortPool) -> Option<Relay> {
-        let (a_rtp, a_rtcp) = pool.bind_pair().await?;
-        let (b_rtp, b_rtcp) = pool.bind_pair().await?;
+        let a = pool.bind_pair().await?;
+        let b = pool.bind_pair().await?;
+        Some(Relay::with_sockets(a, b))
+    }
+
+    /// The same without awaiting, in the runtime's context (the call engine's
+    /// shell, which never waits).
+    pub(crate) fn start_now(pool: &PortPool) -> Option<Relay> {
+        let a = pool.bind_pair_now()?;
+        let b = pool.bind_pair_now()?;
+        Some(Relay::with_sockets(a, b))
+    }
+
+    fn with_sockets(
+        (a_rtp, a_rtcp): (UdpSocket, UdpSocket),
+        (b_rtp, b_rtcp): (UdpSocket, UdpSocket),
+    ) -> Relay {
         let leg = |rtp: UdpSocket, rtcp: UdpSocket| {
             let port = rtp.local_addr().map_or(0, |a| a.port());
             Leg {
@@ -209,13 +236,13 @@ impl Relay {
                 counters.clone(),
             )));
         }
-        Some(Relay {
+        Relay {
             a,
             b,
             transcoding,
             tasks,
             counters,
-        })
+        }
     }
 
     /// Transcodes between the legs' formats from now on (`None`: relay as is).

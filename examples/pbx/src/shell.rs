@@ -4,10 +4,9 @@
 //! its events into CDRs and bus events. Nothing in the loop waits for a call.
 //!
 //! What runs here is what the engine does today (user-to-user calls with forwards,
-//! groups, DND and limits; re-INVITEs relayed; no media anchoring: the phones' SDP
-//! passes through, so their RTP goes directly between them). Transfers, trunks,
-//! applications, TCP and the media relay still need the default mode; they move
-//! here as the engine gains them.
+//! groups, DND and limits; re-INVITEs relayed; media anchored on the PBX's relay,
+//! transcoding included). Transfers, trunks, applications, bans and TCP still need
+//! the default mode; they move here as the engine gains them.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::Config;
@@ -60,6 +59,102 @@ impl Directory for PbxDirectory {
 
     fn call_limit(&self, user: &str) -> Option<u32> {
         self.config.user(user).map(|u| u.call_limit)
+    }
+}
+
+/// The media relay under the engine's calls: each call's RTP anchored on a pair of
+/// the PBX's ports per side, SDP rewritten both ways, transcoding when the sides
+/// share no codec (the same relay the default mode uses).
+struct RelayMedia {
+    ports: Arc<crate::media::PortPool>,
+    /// Our address in the SDP phones receive.
+    ip: std::net::IpAddr,
+    relays: HashMap<CallId, crate::media::Relay>,
+}
+
+impl std::fmt::Debug for RelayMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayMedia")
+            .field("ip", &self.ip)
+            .field("calls", &self.relays.len())
+            .finish()
+    }
+}
+
+impl RelayMedia {
+    fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
+        if !self.relays.contains_key(&call) {
+            let relay = crate::media::Relay::start_now(&self.ports)?;
+            self.relays.insert(call, relay);
+        }
+        self.relays.get(&call)
+    }
+}
+
+fn session(sdp: &bytes::Bytes) -> Option<pbxkit_sip::sdp::Session> {
+    pbxkit_sip::sdp::Session::parse_body(sdp).ok()
+}
+
+impl pbxkit::engine::Media for RelayMedia {
+    fn offer(
+        &mut self,
+        call: CallId,
+        from_caller: bool,
+        sdp: &bytes::Bytes,
+    ) -> Option<bytes::Bytes> {
+        let offer = session(sdp)?;
+        let ip = self.ip;
+        let relay = self.relay(call)?;
+        relay.set_peer_from_sdp(from_caller, &offer);
+        // The codecs the relay can transcode to are offered too.
+        let widened = crate::codecs::widen(&offer);
+        Some(relay.rewrite(!from_caller, &widened, ip).to_string().into())
+    }
+
+    fn answer(
+        &mut self,
+        call: CallId,
+        from_caller: bool,
+        offer: Option<&bytes::Bytes>,
+        answer: &bytes::Bytes,
+    ) -> Option<bytes::Bytes> {
+        let answer = session(answer)?;
+        let ip = self.ip;
+        let relay = self.relay(call)?;
+        relay.set_peer_from_sdp(from_caller, &answer);
+        let (settled, formats) = match offer.and_then(session) {
+            Some(offer) => crate::codecs::settle(&offer, &answer),
+            None => (answer, None),
+        };
+        relay.set_transcoding(formats.map(|(offerer, answerer)| {
+            if from_caller {
+                crate::codecs::Transcoding {
+                    a: answerer,
+                    b: offerer,
+                }
+            } else {
+                crate::codecs::Transcoding {
+                    a: offerer,
+                    b: answerer,
+                }
+            }
+        }));
+        Some(relay.rewrite(!from_caller, &settled, ip).to_string().into())
+    }
+
+    fn close(&mut self, call: CallId) {
+        if let Some(relay) = self.relays.remove(&call) {
+            let c = &relay.counters;
+            let load =
+                |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                call = ?call,
+                rtp_a_to_b = load(&c.a_to_b),
+                rtp_b_to_a = load(&c.b_to_a),
+                ignored = load(&c.ignored),
+                "call ended"
+            );
+        }
     }
 }
 
@@ -152,13 +247,23 @@ pub(crate) async fn run(
         registrar: registrar.clone(),
         users,
     };
+    let media = RelayMedia {
+        ports: Arc::new(crate::media::PortPool::new(
+            local.ip(),
+            config.rtp.port_min,
+            config.rtp.port_max,
+        )),
+        ip: sent_by(local).ip(),
+        relays: HashMap::new(),
+    };
     let engine = Engine::new(
         engine_config,
         dialplan,
         directory,
         Instant::now(),
         crate::service::unix_now(),
-    );
+    )
+    .with_media(media);
     let mut shell = Shell {
         engine,
         socket,
@@ -454,6 +559,7 @@ impl Shell {
         };
         let response = match registrar.register(&req.request, &user, source, now) {
             Ok(bindings) => {
+                tracing::info!(user = %user, peer = %req.source.addr, contacts = bindings.len(), "registered");
                 self.bus.publish(crate::events::Event::Registration {
                     user: user.clone(),
                     contacts: bindings.len(),

@@ -58,9 +58,10 @@ fn sdp(user: &str, version: u32, hold: bool) -> Bytes {
     ))
 }
 
-/// The users: extension, password, where its one phone is.
+/// The users: extension, password, where its phone is (and where a second contact
+/// with no phone behind it is, for some).
 #[derive(Debug)]
-struct Users(BTreeMap<String, SocketAddr>);
+struct Users(BTreeMap<String, SocketAddr>, BTreeMap<String, SocketAddr>);
 
 impl Directory for Users {
     fn password(&self, user: &str) -> Option<String> {
@@ -68,16 +69,15 @@ impl Directory for Users {
     }
 
     fn contacts(&self, line: &str) -> Vec<(Uri, Target)> {
-        self.0
-            .get(line)
-            .map(|addr| {
-                vec![(
-                    Uri::parse(&format!("sip:{line}@{addr}")).unwrap(),
-                    udp(*addr),
-                )]
-            })
+        [self.0.get(line), self.1.get(line)]
             .into_iter()
             .flatten()
+            .map(|addr| {
+                (
+                    Uri::parse(&format!("sip:{line}@{addr}")).unwrap(),
+                    udp(*addr),
+                )
+            })
             .collect()
     }
 }
@@ -470,7 +470,7 @@ impl Sim {
         let engine = Engine::new(
             config,
             Arc::new(dialplan),
-            Users(directory),
+            Users(directory, BTreeMap::new()),
             now,
             1_700_000_000,
         );
@@ -938,4 +938,37 @@ fn hang_up_all_ends_every_call_when_the_pbx_stops() {
     );
     assert!(sim.engine.is_idle());
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}
+
+#[test]
+fn a_contact_that_never_answers_does_not_keep_a_call_up_after_its_end() {
+    let mut sim = Sim::new(8, 2, 0, 0);
+    sim.give_up = 0;
+    // 1001 has a second registration whose phone is gone: its INVITE gets nothing
+    // back, and its branch can't be CANCELled before a provisional (RFC 3261 §9.1),
+    // so that leg lingers until Timer B.
+    sim.engine
+        .directory_mut()
+        .1
+        .insert("1001".into(), "10.0.9.9:5060".parse().unwrap());
+    sim.phones[1].script = Some(Script::Answer(Duration::from_millis(200)));
+    let t0 = sim.now;
+    sim.run(vec![(t0, 0, 1)], t0 + Duration::from_millis(6300));
+    // The call ended when its parties hung up, long before the lingering branch's
+    // Timer B (64×T1 = 6.4 s here): its counts are back already.
+    let ended = sim.events.iter().any(|e| {
+        matches!(
+            e,
+            Event::CallEnded {
+                outcome: Outcome::Answered(_),
+                ..
+            }
+        )
+    });
+    assert!(ended, "{:?}", sim.events);
+    assert_eq!(sim.engine.calls(), 0);
+    assert_eq!(sim.engine.in_use("1000") + sim.engine.in_use("1001"), 0);
+    let end = sim.now + Duration::from_secs(60);
+    sim.run(Vec::new(), end);
+    assert!(sim.engine.is_idle());
 }

@@ -41,6 +41,10 @@ impl<D: Directory> Engine<D> {
     /// What a call does when one of its legs tells it something.
     pub(super) fn leg_event(&mut self, call: CallId, id: LegId, event: LegEvent, now: Instant) {
         let Some(c) = self.calls.get(call.0) else {
+            // The call is over; a branch that answers after all is hung up.
+            if matches!(event, LegEvent::Answered { .. }) {
+                self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            }
             return;
         };
         let Some(role) = c.role(id) else {
@@ -60,6 +64,7 @@ impl<D: Directory> Engine<D> {
                 self.with_a(call, |a, now| a.ring(None, now), now)
             }
             (Role::B, LegEvent::EarlyMedia { sdp, .. }) => {
+                let sdp = self.anchor_answer(call, false, &sdp);
                 self.with_a(call, |a, now| a.ring(Some(sdp), now), now)
             }
             (Role::B, LegEvent::Answered { branch, sdp }) => {
@@ -82,6 +87,7 @@ impl<D: Directory> Engine<D> {
                         }
                     }
                     self.events.push_back(Event::CallAnswered { call, callee });
+                    let sdp = sdp.map(|sdp| self.anchor_answer(call, false, &sdp));
                     self.with_a(call, |a, now| a.answer(sdp, now), now);
                 } else {
                     // Answered after the caller left or the ring time ran out.
@@ -164,8 +170,13 @@ impl<D: Directory> Engine<D> {
         sdp: Option<Bytes>,
         now: Instant,
     ) {
+        let from_caller = self.calls.get(call.0).is_some_and(|c| c.a == Some(from));
         let relayed = match (to, sdp) {
             (Some(to), Some(sdp)) => {
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.offer_sdp = Some(sdp.clone());
+                }
+                let sdp = self.media.offer(call, from_caller, &sdp).unwrap_or(sdp);
                 let mut sent = Err(());
                 self.with_dialog(
                     to,
@@ -211,10 +222,18 @@ impl<D: Directory> Engine<D> {
             return;
         }
         c.offer_from = None;
-        let _ = answered;
+        let offer = c.offer_sdp.take();
+        let from_caller = c.a == Some(answered);
         if let Some(offerer) = offerer {
             match reply {
-                Ok(sdp) => self.with_dialog(offerer, |d, now| d.accept_offer(sdp, now), now),
+                Ok(sdp) => {
+                    let sdp = sdp.map(|sdp| {
+                        self.media
+                            .answer(call, from_caller, offer.as_ref(), &sdp)
+                            .unwrap_or(sdp)
+                    });
+                    self.with_dialog(offerer, |d, now| d.accept_offer(sdp, now), now)
+                }
                 Err(status) => self.with_dialog(
                     offerer,
                     |d, now| {
@@ -229,6 +248,15 @@ impl<D: Directory> Engine<D> {
                 ),
             }
         }
+    }
+
+    /// The callee's (or the caller's, `from_caller`) answer to the caller's offer,
+    /// as the other side is to receive it.
+    fn anchor_answer(&mut self, call: CallId, from_caller: bool, sdp: &Bytes) -> Bytes {
+        let offer = self.a_offer(call);
+        self.media
+            .answer(call, from_caller, offer.as_ref(), sdp)
+            .unwrap_or_else(|| sdp.clone())
     }
 
     /// Runs `f` on the caller's leg while it rings.
@@ -279,7 +307,20 @@ impl<D: Directory> Engine<D> {
         if c.legs > 0 {
             return;
         }
+        // No leg left without an outcome (should not happen): over all the same.
+        c.end(Outcome::Answered(HangupCause::Pbx));
+        self.finish_call(call, now);
+    }
+
+    /// The call has its outcome: it ends now (its counts given back, its media
+    /// closed, its end reported), even if a leg still finishes its own business
+    /// (a branch that never answered waiting for its Timer B, a BYE's answer).
+    pub(super) fn finish_call(&mut self, call: CallId, now: Instant) {
+        if !self.calls.get(call.0).is_some_and(Call::is_ended) {
+            return;
+        }
         self.release_ringing(call);
+        self.media.close(call);
         if let Some(c) = self.calls.remove(call.0) {
             for user in &c.holds {
                 release(&mut self.in_use, user);

@@ -53,8 +53,10 @@ pub(super) struct Call {
     pub(super) ringing_holds: Vec<String>,
     /// Legs not yet terminated.
     pub(super) legs: usize,
-    /// The leg whose offer (re-INVITE, UPDATE) waits for the other leg's answer.
+    /// The leg whose offer (re-INVITE, UPDATE) waits for the other leg's answer,
+    /// and that offer as it made it.
     pub(super) offer_from: Option<LegId>,
+    pub(super) offer_sdp: Option<bytes::Bytes>,
     /// The deadline queued for it in the engine's timers.
     pub(super) armed: Option<Instant>,
     /// The group whose member answered, for the group's history when the call ends.
@@ -78,6 +80,7 @@ impl Call {
             ringing_holds: Vec::new(),
             legs: 0,
             offer_from: None,
+            offer_sdp: None,
             armed: None,
             group: None,
         }
@@ -167,6 +170,11 @@ impl Call {
 
     pub(super) fn is_answered(&self) -> bool {
         self.callee.is_some()
+    }
+
+    /// Whether the call has its outcome (its legs may still be ending).
+    pub(super) fn is_ended(&self) -> bool {
+        self.outcome.is_some()
     }
 
     /// The call ends with `outcome` (the first one given counts).

@@ -18,8 +18,8 @@
 //! them), each step every registered contact of its users at once for the step's
 //! ring time, each user rung holding one of its simultaneous calls (a user at its
 //! limit is busy, not rung); the callee's provisional responses and early media go
-//! to the caller; the first answer is bridged (the SDP passes through: media
-//! anchoring comes with the media engine); a step that ends unanswered goes on with
+//! to the caller; the first answer is bridged (the SDP anchored by the [`Media`]
+//! the engine is given, passed through by default); a step that ends unanswered goes on with
 //! the next one, then with the plan's busy / no-answer / failure fallback.
 //! re-INVITEs and UPDATEs are relayed both ways; BYE, CANCEL, no ACK and session
 //! timer expiry end the call on both legs. The reference PBX still runs its calls
@@ -63,6 +63,7 @@ mod route;
 mod table;
 
 use crate::hangup::HangupCause;
+use bytes::Bytes;
 use call::Call;
 use pbxkit_dialplan::Dialplan;
 use pbxkit_sip::b2bua::{
@@ -106,6 +107,41 @@ pub trait Directory: std::fmt::Debug {
         let _ = user;
         None
     }
+}
+
+/// Where calls' media go: the PBX's relay anchors it (each side is given the relay's
+/// address in the SDP it receives), or nothing does and the SDP passes through.
+pub trait Media: std::fmt::Debug {
+    /// The SDP offer one side of `call` made (the caller's when `from_caller`), as
+    /// the other side is to receive it; `None` passes it on unchanged.
+    fn offer(&mut self, call: CallId, from_caller: bool, sdp: &Bytes) -> Option<Bytes>;
+    /// The answer one side gave to `offer`, as the offerer is to receive it.
+    fn answer(
+        &mut self,
+        call: CallId,
+        from_caller: bool,
+        offer: Option<&Bytes>,
+        answer: &Bytes,
+    ) -> Option<Bytes>;
+    /// The call is over: its media resources go back.
+    fn close(&mut self, call: CallId);
+}
+
+/// No media anchoring: the phones' SDP passes through, their RTP goes directly
+/// between them.
+#[derive(Debug, Default)]
+pub struct PassThrough;
+
+impl Media for PassThrough {
+    fn offer(&mut self, _: CallId, _: bool, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn answer(&mut self, _: CallId, _: bool, _: Option<&Bytes>, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn close(&mut self, _: CallId) {}
 }
 
 /// The dialplan's view of the PBX: the engine's call counts and the directory's
@@ -359,6 +395,8 @@ pub struct Engine<D> {
     in_use: HashMap<String, u32>,
     /// What group strategies remember.
     history: crate::history::History,
+    /// Anchors the calls' media (or not).
+    media: Box<dyn Media + Send>,
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
@@ -393,10 +431,18 @@ impl<D: Directory> Engine<D> {
             requests: VecDeque::new(),
             in_use: HashMap::new(),
             history: crate::history::History::default(),
+            media: Box::new(PassThrough),
             epoch: (now, unix),
             tokens: config.seed,
             config,
         }
+    }
+
+    /// Anchors calls' media with `media` from now on (the SDP passes through by
+    /// default).
+    pub fn with_media(mut self, media: impl Media + Send + 'static) -> Engine<D> {
+        self.media = Box::new(media);
+        self
     }
 
     /// What the engine asks about users and lines.
@@ -604,11 +650,15 @@ impl<D: Directory> Engine<D> {
     fn drive(&mut self, now: Instant) {
         loop {
             if let Some(id) = self.dirty.pop_front() {
-                if let Some(call) = self.legs.get(id.0).map(|s| s.call) {
+                let call = self.legs.get(id.0).map(|s| s.call);
+                if let Some(call) = call {
                     self.touched.push(call);
                 }
                 self.pump(id, now);
                 self.arm_leg(id);
+                if let Some(call) = call {
+                    self.finish_call(call, now);
+                }
                 continue;
             }
             let Some(event) = self.layer.poll_event() else {

@@ -211,7 +211,9 @@ impl<D: Directory> Engine<D> {
             return;
         };
         let callee = contacts[0].0.clone();
-        let offer = self.a_offer(call);
+        let offer = self
+            .a_offer(call)
+            .map(|sdp| self.media.offer(call, true, &sdp).unwrap_or(sdp));
         let token = self.token();
         let realm = self.config.realm.clone();
         let mut template = Message::request(
