@@ -392,7 +392,16 @@ fn print_banner(
         pbxkit_sip::VERSION
     );
     println!("ports:");
-    println!("  SIP           udp+tcp {sip} (realm {})", config.sip.realm);
+    // The call engine's shell serves UDP only so far.
+    let transports = if config.pbx.call_engine {
+        "udp (call engine)"
+    } else {
+        "udp+tcp"
+    };
+    println!(
+        "  SIP           {transports} {sip} (realm {})",
+        config.sip.realm
+    );
     println!(
         "  RTP           udp {}-{} (media relay)",
         config.rtp.port_min, config.rtp.port_max

@@ -5,8 +5,9 @@
 //!
 //! What runs here is what the engine does today (user-to-user calls with forwards,
 //! groups, DND and limits; re-INVITEs relayed; media anchored on the PBX's relay,
-//! transcoding included). Transfers, trunks, applications, bans and TCP still need
-//! the default mode; they move here as the engine gains them.
+//! transcoding included; bans as in the default mode). Transfers, trunks,
+//! applications and TCP still need the default mode; they move here as the engine
+//! gains them.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::Config;
@@ -179,6 +180,9 @@ struct Shell {
     /// response).
     waiting: Vec<(u64, pbxkit_sip::transaction::ServerTx, Message)>,
     durable: tokio::sync::watch::Receiver<u64>,
+    /// Brute-force bans, as in the default mode: (source, user) pairs first, whole
+    /// sources for scanners and floods.
+    bans: crate::ban::Bans,
 }
 
 /// The address peers reach us at: the listen address, or when that is a wildcard,
@@ -277,6 +281,13 @@ pub(crate) async fn run(
         times: HashMap::new(),
         waiting: Vec::new(),
         durable,
+        bans: crate::ban::Bans::new(crate::ban::Policy {
+            max_failures: config.security.max_auth_failures,
+            window: Duration::from_secs(config.security.window),
+            ban_time: Duration::from_secs(config.security.ban_time),
+            scanner_users: config.security.scanner_users,
+            max_challenges: config.security.max_challenges,
+        }),
     };
     let mut buf = vec![0u8; 65_535];
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
@@ -308,6 +319,7 @@ pub(crate) async fn run(
                 if let Ok(mut r) = shell.registrar.lock() {
                     r.expire(crate::service::unix_now());
                 }
+                shell.bans.forget_expired(Instant::now());
             }
             // SIGHUP: new calls take the new configuration; calls in progress keep
             // the plan they follow.
@@ -366,13 +378,76 @@ impl Shell {
             transport: TransportKind::Udp,
         };
         match Message::parse(bytes.to_vec()) {
-            Ok(message) => self.engine.handle_message(message, source, Instant::now()),
+            Ok(message) => {
+                if self.banned(&message, peer) {
+                    // No answer: a scanner learns nothing, a phone retrying a wrong
+                    // password gives up, the other users behind its address are served.
+                    return;
+                }
+                self.engine.handle_message(message, source, Instant::now());
+            }
             Err(error) => {
                 tracing::debug!(%error, %peer, "unparseable SIP message");
                 if let Some(r) = Message::error_response(bytes, &error) {
                     let _ = self.socket.try_send_to(&r.to_bytes(), peer);
                 }
             }
+        }
+    }
+
+    /// Whether a request comes from a banned source, or a banned (source, user)
+    /// pair. Responses and in-dialog requests of calls in progress always pass.
+    fn banned(&self, message: &Message, peer: SocketAddr) -> bool {
+        if message.method().is_none() || message.to().is_ok_and(|t| t.tag().is_some()) {
+            return false;
+        }
+        let now = Instant::now();
+        if self.bans.is_banned(peer.ip(), now) {
+            return true;
+        }
+        let creds = message
+            .headers()
+            .all(&HeaderName::Authorization)
+            .filter_map(|h| h.parse::<Auth>().ok())
+            .find(|a| a.param("realm").as_deref() == Some(self.realm.as_str()));
+        let user = pbxkit::engine::claimed_user(message, creds.as_ref());
+        self.bans.is_pair_banned(peer.ip(), &user, now)
+    }
+
+    /// Counts an authentication's outcome for the bans.
+    fn authenticated(
+        &mut self,
+        source: SocketAddr,
+        user: &str,
+        result: pbxkit::engine::Authentication,
+    ) {
+        use pbxkit::engine::Authentication;
+        let (ip, now) = (source.ip(), Instant::now());
+        let banned = match result {
+            Authentication::Accepted => {
+                self.bans.succeeded(ip, user, now);
+                None
+            }
+            Authentication::Refused => {
+                tracing::info!(peer = %source, user = %user, "authentication refused");
+                self.bans.failed(ip, user, now)
+            }
+            Authentication::Stale => None,
+            Authentication::Challenged => self
+                .bans
+                .challenged(ip, now)
+                .then_some(crate::ban::Banned::Source),
+        };
+        match banned {
+            Some(crate::ban::Banned::Pair) => tracing::warn!(
+                peer = %ip,
+                user = %user,
+                "too many failed authentications: user banned from this source"
+            ),
+            Some(crate::ban::Banned::Source) => {
+                tracing::warn!(peer = %ip, "scanner or flood: source banned")
+            }
+            None => {}
         }
     }
 
@@ -489,6 +564,11 @@ impl Shell {
                 });
                 self.cdr.write(record);
             }
+            Event::Authentication {
+                source,
+                user,
+                result,
+            } => self.authenticated(source, &user, result),
             Event::CallRinging { .. } => {}
             _ => {}
         }
@@ -523,6 +603,24 @@ impl Shell {
                 .verify(&creds, "REGISTER", now, |name| directory(name)),
             None => Err(AuthError::Missing("credentials")),
         };
+        let claimed = pbxkit::engine::claimed_user(&req.request, None);
+        let result = match &outcome {
+            Ok(_) => pbxkit::engine::Authentication::Accepted,
+            Err(AuthError::Refused) => pbxkit::engine::Authentication::Refused,
+            Err(e) if e.is_stale() => pbxkit::engine::Authentication::Stale,
+            Err(_) => pbxkit::engine::Authentication::Challenged,
+        };
+        let claimed = match &outcome {
+            Ok(v) => v.username.clone(),
+            Err(_) => req
+                .request
+                .headers()
+                .all(&HeaderName::Authorization)
+                .filter_map(|h| h.parse::<Auth>().ok())
+                .find_map(|a| a.param("username"))
+                .unwrap_or(claimed),
+        };
+        self.authenticated(req.source.addr, &claimed, result);
         let user = match outcome {
             Ok(v) => v.username,
             Err(e) => {

@@ -181,6 +181,20 @@ impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
     }
 }
 
+/// The user a request claims to be: its credentials' username, else its From user.
+pub fn claimed_user(request: &Message, credentials: Option<&Auth>) -> String {
+    credentials
+        .and_then(|c| c.param("username"))
+        .or_else(|| {
+            request.from().ok().and_then(|f| {
+                f.uri
+                    .as_sip()
+                    .and_then(|u| u.user.as_ref().map(ToString::to_string))
+            })
+        })
+        .unwrap_or_default()
+}
+
 /// One call less for `user`; users back at zero are forgotten.
 fn release(in_use: &mut HashMap<String, u32>, user: &str) {
     if let Some(n) = in_use.get_mut(user) {
@@ -311,6 +325,15 @@ pub enum Event {
         /// Who answered (the user rung).
         callee: String,
     },
+    /// An INVITE's credentials were checked, for the PBX's brute-force bans.
+    Authentication {
+        /// Where the INVITE came from.
+        source: std::net::SocketAddr,
+        /// The user it claimed (credentials, else From).
+        user: String,
+        /// How it went.
+        result: Authentication,
+    },
     /// The call is over and every leg of it released.
     CallEnded {
         /// The call.
@@ -324,6 +347,19 @@ pub enum Event {
         /// How it ended.
         outcome: Outcome,
     },
+}
+
+/// How an INVITE's authentication went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authentication {
+    /// The credentials hold.
+    Accepted,
+    /// A wrong password, or an unknown user: a guess.
+    Refused,
+    /// No usable credentials: challenged.
+    Challenged,
+    /// The right response on a spent or expired nonce: a fresh one will do.
+    Stale,
 }
 
 /// A request the engine does not handle itself, for the PBX to answer with
@@ -749,7 +785,13 @@ impl<D: Directory> Engine<D> {
     }
 
     /// Checks an INVITE's credentials; answers 401 itself when they don't hold.
-    fn authenticate(&mut self, tx: ServerTx, request: &Message, now: Instant) -> Option<String> {
+    fn authenticate(
+        &mut self,
+        tx: ServerTx,
+        request: &Message,
+        source: Target,
+        now: Instant,
+    ) -> Option<String> {
         let unix = self.unix(now);
         let realm = self.config.realm.as_str();
         let creds = request
@@ -757,6 +799,7 @@ impl<D: Directory> Engine<D> {
             .all(&HeaderName::Authorization)
             .filter_map(|h| h.parse::<Auth>().ok())
             .find(|a| a.param("realm").as_deref() == Some(realm));
+        let claimed = claimed_user(request, creds.as_ref());
         let directory = &self.directory;
         let outcome = match creds {
             Some(creds) => self
@@ -764,6 +807,17 @@ impl<D: Directory> Engine<D> {
                 .verify(&creds, "INVITE", unix, |name| directory.password(name)),
             None => Err(AuthError::Missing("credentials")),
         };
+        let result = match &outcome {
+            Ok(_) => Authentication::Accepted,
+            Err(AuthError::Refused) => Authentication::Refused,
+            Err(e) if e.is_stale() => Authentication::Stale,
+            Err(_) => Authentication::Challenged,
+        };
+        self.events.push_back(Event::Authentication {
+            source: source.addr,
+            user: claimed,
+            result,
+        });
         match outcome {
             Ok(verified) => Some(verified.username),
             Err(e) => {
@@ -783,7 +837,7 @@ impl<D: Directory> Engine<D> {
 
     /// A new call: authenticate, take the caller's leg, ask the dialplan.
     fn invite(&mut self, tx: ServerTx, request: Message, source: Target, now: Instant) {
-        let Some(caller) = self.authenticate(tx, &request, now) else {
+        let Some(caller) = self.authenticate(tx, &request, source, now) else {
             return;
         };
         let dialed = request
