@@ -235,6 +235,27 @@ fn default_t1_ms() -> u64 {
     500
 }
 
+impl Sip {
+    /// The transaction timers: T1 as configured; T2 and T4 keep their defaults
+    /// unless T1 outgrows T2.
+    pub(crate) fn timers(&self) -> pbxkit_sip::transaction::Timers {
+        let t1 = std::time::Duration::from_millis(self.t1_ms);
+        pbxkit_sip::transaction::Timers {
+            t1,
+            t2: std::time::Duration::from_secs(4).max(t1),
+            ..pbxkit_sip::transaction::Timers::default()
+        }
+    }
+
+    /// The secret digest nonces are signed with: the configured one (nodes sharing
+    /// it accept each other's nonces), else a random one for this run.
+    pub(crate) fn nonce_key(&self) -> Vec<u8> {
+        self.nonce_secret
+            .as_ref()
+            .map_or_else(|| crate::ids::secret().to_vec(), |s| s.as_bytes().to_vec())
+    }
+}
+
 impl Default for Sip {
     fn default() -> Self {
         Sip {
@@ -269,6 +290,18 @@ pub(crate) struct Registrar {
     pub(crate) min_expires: u32,
     pub(crate) default_expires: u32,
     pub(crate) max_expires: u32,
+}
+
+impl Registrar {
+    /// The expiry bounds as pbxkit-sip's registrar takes them.
+    pub(crate) fn bounds(&self) -> pbxkit_sip::registrar::RegistrarConfig {
+        pbxkit_sip::registrar::RegistrarConfig {
+            min_expires: self.min_expires,
+            default_expires: self.default_expires,
+            max_expires: self.max_expires,
+            ..pbxkit_sip::registrar::RegistrarConfig::default()
+        }
+    }
 }
 
 impl Default for Registrar {
@@ -342,6 +375,19 @@ pub(crate) struct Security {
     /// Requests without credentials from one address within `window` above which the
     /// whole address is banned as a flood (0: never), unless a user authenticated from it.
     pub(crate) max_challenges: u32,
+}
+
+impl Security {
+    /// The ban policy these settings make.
+    pub(crate) fn ban_policy(&self) -> crate::ban::Policy {
+        crate::ban::Policy {
+            max_failures: self.max_auth_failures,
+            window: std::time::Duration::from_secs(self.window),
+            ban_time: std::time::Duration::from_secs(self.ban_time),
+            scanner_users: self.scanner_users,
+            max_challenges: self.max_challenges,
+        }
+    }
 }
 
 impl Default for Security {

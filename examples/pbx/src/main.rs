@@ -309,15 +309,9 @@ async fn serve(
         println!("pbxkit: stopped");
         return ExitCode::SUCCESS;
     }
-    let t1 = std::time::Duration::from_millis(config.sip.t1_ms);
     let endpoint = match Endpoint::bind(EndpointConfig {
         listen: config.sip.listen,
-        // T2 and T4 keep their defaults unless T1 outgrows T2.
-        timers: pbxkit_sip::transaction::Timers {
-            t1,
-            t2: std::time::Duration::from_secs(4).max(t1),
-            ..pbxkit_sip::transaction::Timers::default()
-        },
+        timers: config.sip.timers(),
         ..EndpointConfig::default()
     })
     .await

@@ -1,7 +1,7 @@
 //! The PBX service: one loop that owns the SIP endpoint and hands each request to the
 //! registrar, to a call's task, or answers it itself.
 
-use crate::ban::{Banned, Bans, Policy};
+use crate::ban::{Banned, Bans};
 use crate::call::{self, CallInput, CallSetup};
 use crate::cdr::Cdr;
 use crate::config::Config;
@@ -10,7 +10,7 @@ use crate::media::PortPool;
 use crate::store::FileStore;
 use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
 use pbxkit_sip::endpoint::{Endpoint, EndpointHandle, Incoming, ServerRequest};
-use pbxkit_sip::registrar::{Registrar, RegistrarConfig};
+use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{ServerTx, Target, TransportKind};
 use pbxkit_sip::{Auth, ByteStr, HeaderName, Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
@@ -139,27 +139,11 @@ pub(crate) async fn run(
         bus,
         mut reloads,
     } = parts;
-    let r = &config.registrar;
-    let registrar = Registrar::new(
-        RegistrarConfig {
-            min_expires: r.min_expires,
-            default_expires: r.default_expires,
-            max_expires: r.max_expires,
-            ..RegistrarConfig::default()
-        },
-        store,
-    );
+    let registrar = Registrar::new(config.registrar.bounds(), store);
     let (notices, mut notice_rx) = mpsc::channel(1024);
     let endpoint_listen = endpoint.local_addr();
     let config_rtp = (config.rtp.port_min, config.rtp.port_max);
-    let security = &config.security;
-    let bans = Bans::new(Policy {
-        max_failures: security.max_auth_failures,
-        window: Duration::from_secs(security.window),
-        ban_time: Duration::from_secs(security.ban_time),
-        scanner_users: security.scanner_users,
-        max_challenges: security.max_challenges,
-    });
+    let bans = Bans::new(config.security.ban_policy());
     let mut trunk_addrs = HashMap::new();
     for trunk in config.trunks.iter().filter(|t| t.enabled) {
         match tokio::net::lookup_host((trunk.host.as_str(), trunk.port)).await {
@@ -193,12 +177,7 @@ pub(crate) async fn run(
         }
     }
     let (alive, mut all_done) = mpsc::channel::<()>(1);
-    // Nodes sharing a configured secret accept each other's nonces.
-    let secret = config
-        .sip
-        .nonce_secret
-        .as_ref()
-        .map_or_else(|| ids::secret().to_vec(), |s| s.as_bytes().to_vec());
+    let secret = config.sip.nonce_key();
     let _ = NODE_ID.set(config.pbx.node_id.clone());
     let mut service = Service {
         users,

@@ -18,8 +18,8 @@ use pbxkit::engine::{
     CallId, Directory, Engine, EngineConfig, Event, Outcome, Request, Unanswered,
 };
 use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
-use pbxkit_sip::registrar::{Registrar, RegistrarConfig};
-use pbxkit_sip::transaction::{Target, Timers, TransportKind};
+use pbxkit_sip::registrar::Registrar;
+use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
 use std::future::Future;
@@ -200,6 +200,14 @@ fn sent_by(listen: SocketAddr) -> SocketAddr {
     SocketAddr::new(probe, listen.port())
 }
 
+/// Completes at `wake` (never when `None`): the engine's next deadline.
+async fn until(wake: Option<Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the PBX on the engine until `shutdown` completes.
 pub(crate) async fn run(
     config: Arc<Config>,
@@ -211,17 +219,8 @@ pub(crate) async fn run(
 ) -> std::io::Result<()> {
     let (store, cdr, users, bus) = parts;
     let local = socket.local_addr()?;
-    let secret = config
-        .sip
-        .nonce_secret
-        .as_ref()
-        .map_or_else(|| crate::ids::secret().to_vec(), |s| s.as_bytes().to_vec());
-    let t1 = Duration::from_millis(config.sip.t1_ms);
-    let timers = Timers {
-        t1,
-        t2: Duration::from_secs(4).max(t1),
-        ..Timers::default()
-    };
+    // One secret for the engine's INVITE nonces and our REGISTER ones.
+    let secret = config.sip.nonce_key();
     let mut engine_config = EngineConfig::new(
         &config.sip.realm,
         &sent_by(local).to_string(),
@@ -229,21 +228,12 @@ pub(crate) async fn run(
         crate::ids::random_u64(),
     )
     .map_err(std::io::Error::other)?
-    .with_timers(timers);
+    .with_timers(config.sip.timers());
     engine_config.leg.session_expires = config.sip.session_expires;
     engine_config.leg.min_se = config.sip.min_se;
     engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
     engine_config.nonce_max_tracked = config.sip.nonce_max_tracked;
-    let r = &config.registrar;
-    let registrar = Registrar::new(
-        RegistrarConfig {
-            min_expires: r.min_expires,
-            default_expires: r.default_expires,
-            max_expires: r.max_expires,
-            ..RegistrarConfig::default()
-        },
-        store,
-    );
+    let registrar = Registrar::new(config.registrar.bounds(), store);
     let durable = registrar.store().durable();
     let registrar = Arc::new(Mutex::new(registrar));
     let directory = PbxDirectory {
@@ -281,35 +271,20 @@ pub(crate) async fn run(
         times: HashMap::new(),
         waiting: Vec::new(),
         durable,
-        bans: crate::ban::Bans::new(crate::ban::Policy {
-            max_failures: config.security.max_auth_failures,
-            window: Duration::from_secs(config.security.window),
-            ban_time: Duration::from_secs(config.security.ban_time),
-            scanner_users: config.security.scanner_users,
-            max_challenges: config.security.max_challenges,
-        }),
+        bans: crate::ban::Bans::new(config.security.ban_policy()),
     };
     let mut buf = vec![0u8; 65_535];
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
-        let wake = shell
-            .engine
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
-        let sleep = async {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let due = until(shell.engine.poll_timeout());
         tokio::select! {
             received = shell.socket.recv_from(&mut buf) => {
                 if let Ok((n, peer)) = received {
                     shell.datagram(buf.get(..n).unwrap_or_default(), peer);
                 }
             }
-            () = sleep => shell.engine.handle_timeout(Instant::now()),
+            () = due => shell.engine.handle_timeout(Instant::now()),
             changed = shell.durable.changed() => {
                 if changed.is_ok() {
                     shell.durable_now();
@@ -330,39 +305,30 @@ pub(crate) async fn run(
             }
             () = &mut shutdown => break,
         }
-        shell.flush().await;
+        shell.flush();
     }
     // Stopping: every call is ended, and the loop goes on (their BYEs and CANCELs
     // need answers) until they are or the grace period is over.
     tracing::info!(calls = shell.engine.calls(), "stopping: ending calls");
     shell.engine.hang_up_all(Instant::now());
-    shell.flush().await;
+    shell.flush();
     let grace = tokio::time::sleep(Duration::from_secs(5));
     tokio::pin!(grace);
     while shell.engine.calls() > 0 {
-        let wake = shell
-            .engine
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std);
-        let sleep = async {
-            match wake {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
+        let due = until(shell.engine.poll_timeout());
         tokio::select! {
             received = shell.socket.recv_from(&mut buf) => {
                 if let Ok((n, peer)) = received {
                     shell.datagram(buf.get(..n).unwrap_or_default(), peer);
                 }
             }
-            () = sleep => shell.engine.handle_timeout(Instant::now()),
+            () = due => shell.engine.handle_timeout(Instant::now()),
             () = &mut grace => {
                 tracing::warn!(calls = shell.engine.calls(), "calls still up at the end of the grace period");
                 break;
             }
         }
-        shell.flush().await;
+        shell.flush();
     }
     Ok(())
 }
@@ -452,7 +418,7 @@ impl Shell {
     }
 
     /// Sends, answers and records what the engine has for us.
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         loop {
             let mut moved = false;
             while let Some(t) = self.engine.poll_transmit() {
@@ -596,30 +562,16 @@ impl Shell {
             .all(&HeaderName::Authorization)
             .filter_map(|h| h.parse::<Auth>().ok())
             .find(|a| a.param("realm").as_deref() == Some(self.realm.as_str()));
-        let directory = self.engine_directory_password();
-        let outcome = match creds {
-            Some(creds) => self
-                .digest
-                .verify(&creds, "REGISTER", now, |name| directory(name)),
+        let claimed = pbxkit::engine::claimed_user(&req.request, creds.as_ref());
+        // The passwords of the configuration in force (a SIGHUP may change them).
+        let config = self.engine.directory().config.clone();
+        let outcome = match &creds {
+            Some(creds) => self.digest.verify(creds, "REGISTER", now, |name| {
+                config.user(name).map(|u| u.password.clone())
+            }),
             None => Err(AuthError::Missing("credentials")),
         };
-        let claimed = pbxkit::engine::claimed_user(&req.request, None);
-        let result = match &outcome {
-            Ok(_) => pbxkit::engine::Authentication::Accepted,
-            Err(AuthError::Refused) => pbxkit::engine::Authentication::Refused,
-            Err(e) if e.is_stale() => pbxkit::engine::Authentication::Stale,
-            Err(_) => pbxkit::engine::Authentication::Challenged,
-        };
-        let claimed = match &outcome {
-            Ok(v) => v.username.clone(),
-            Err(_) => req
-                .request
-                .headers()
-                .all(&HeaderName::Authorization)
-                .filter_map(|h| h.parse::<Auth>().ok())
-                .find_map(|a| a.param("username"))
-                .unwrap_or(claimed),
-        };
+        let result = pbxkit::engine::Authentication::of(&outcome);
         self.authenticated(req.source.addr, &claimed, result);
         let user = match outcome {
             Ok(v) => v.username,
@@ -670,16 +622,6 @@ impl Shell {
         drop(registrar);
         self.waiting.push((generation, req.tx, response));
         self.durable_now();
-    }
-
-    /// The passwords the configuration gives, for the REGISTER digest check.
-    fn engine_directory_password(&self) -> impl Fn(&str) -> Option<String> + use<> {
-        let config = self.engine_config();
-        move |name| config.user(name).map(|u| u.password.clone())
-    }
-
-    fn engine_config(&self) -> Arc<Config> {
-        self.engine.directory().config.clone()
     }
 
     /// Sends the REGISTER answers whose bindings are now on disk.

@@ -362,6 +362,18 @@ pub enum Authentication {
     Stale,
 }
 
+impl Authentication {
+    /// How a digest check went.
+    pub fn of(outcome: &Result<pbxkit_sip::digest::Verified, AuthError>) -> Authentication {
+        match outcome {
+            Ok(_) => Authentication::Accepted,
+            Err(AuthError::Refused) => Authentication::Refused,
+            Err(e) if e.is_stale() => Authentication::Stale,
+            Err(_) => Authentication::Challenged,
+        }
+    }
+}
+
 /// A request the engine does not handle itself, for the PBX to answer with
 /// [`Engine::respond`].
 #[derive(Debug, Clone)]
@@ -807,12 +819,7 @@ impl<D: Directory> Engine<D> {
                 .verify(&creds, "INVITE", unix, |name| directory.password(name)),
             None => Err(AuthError::Missing("credentials")),
         };
-        let result = match &outcome {
-            Ok(_) => Authentication::Accepted,
-            Err(AuthError::Refused) => Authentication::Refused,
-            Err(e) if e.is_stale() => Authentication::Stale,
-            Err(_) => Authentication::Challenged,
-        };
+        let result = Authentication::of(&outcome);
         self.events.push_back(Event::Authentication {
             source: source.addr,
             user: claimed,

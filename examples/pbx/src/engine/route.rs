@@ -13,7 +13,18 @@ use std::time::Instant;
 
 impl<D: Directory> Engine<D> {
     /// The dialplan's view of the PBX now: calls in progress per user (the engine's
-    /// own counts) and users' live services (the directory's).
+    /// own counts), users' live services (the directory's), the group history and
+    /// `random` as this decision's draw.
+    pub(super) fn live(&self, random: u64) -> Live<'_, D> {
+        Live {
+            in_use: &self.in_use,
+            directory: &self.directory,
+            history: &self.history,
+            random,
+        }
+    }
+
+    /// The call attempt the dialplan decides on for a hop of `caller`'s call.
     pub(super) fn attempt<'a>(
         &self,
         live: &'a Live<'a, D>,
@@ -51,12 +62,7 @@ impl<D: Directory> Engine<D> {
         };
         let dialplan = self.dialplan.clone();
         let random = self.random();
-        let live = Live {
-            in_use: &self.in_use,
-            directory: &self.directory,
-            history: &self.history,
-            random,
-        };
+        let live = self.live(random);
         let attempt = self.attempt(&live, &caller, context, number, now);
         match dialplan.decide(&attempt) {
             Ok(routed) => {
@@ -111,12 +117,7 @@ impl<D: Directory> Engine<D> {
                 };
                 let dialplan = self.dialplan.clone();
                 let random = self.random();
-                let live = Live {
-                    in_use: &self.in_use,
-                    directory: &self.directory,
-                    history: &self.history,
-                    random,
-                };
+                let live = self.live(random);
                 let attempt = self.attempt(&live, &caller, context, number, now);
                 match dialplan.decide_destination(d, &attempt) {
                     Ok(routed) => {
@@ -198,7 +199,7 @@ impl<D: Directory> Engine<D> {
         if let Some(c) = self.calls.get_mut(call.0) {
             c.ringing_holds = held;
         }
-        if contacts.is_empty() {
+        let Some((callee, first_uri, _)) = contacts.first().cloned() else {
             let (status, ending) = if busy {
                 (StatusCode::BUSY_HERE, Ending::Busy)
             } else {
@@ -206,11 +207,10 @@ impl<D: Directory> Engine<D> {
             };
             self.step_ended(call, status, ending, now);
             return;
-        }
+        };
         let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
             return;
         };
-        let callee = contacts[0].0.clone();
         let offer = self
             .a_offer(call)
             .map(|sdp| self.media.offer(call, true, &sdp).unwrap_or(sdp));
@@ -218,7 +218,7 @@ impl<D: Directory> Engine<D> {
         let realm = self.config.realm.clone();
         let mut template = Message::request(
             Method::Invite,
-            Uri::parse(&format!("sip:{callee}@{realm}")).unwrap_or_else(|_| contacts[0].1.clone()),
+            Uri::parse(&format!("sip:{callee}@{realm}")).unwrap_or(first_uri),
         );
         {
             let h = template.headers_mut();
@@ -295,12 +295,7 @@ impl<D: Directory> Engine<D> {
         let caller = c.caller().to_owned();
         let dialplan = self.dialplan.clone();
         let random = self.random();
-        let live = Live {
-            in_use: &self.in_use,
-            directory: &self.directory,
-            history: &self.history,
-            random,
-        };
+        let live = self.live(random);
         let attempt = self.attempt(&live, &caller, &plan.context, &plan.number, now);
         // The same hop asked again gives the same plan and its fallbacks.
         let Ok(routed) = dialplan.decide(&attempt) else {
