@@ -128,7 +128,7 @@ pub(crate) async fn run(
 }
 
 /// A prompt being played: PCM in, RTP packets out, one per [`PTIME`].
-struct Player {
+pub(crate) struct Player {
     codec: Box<dyn Codec + Send>,
     payload_type: PayloadType,
     samples: Vec<i16>,
@@ -272,22 +272,9 @@ async fn session(
     };
     let our_ip = advertised(&endpoint, a.source.addr).ip();
     let port = rtp.local_addr().map_or(0, |s| s.port());
-    let sdp = answer_sdp(&offer, our_ip, port);
-    let Some((pt, _)) = audio_of(&sdp) else {
-        return refuse(not_acceptable).await;
-    };
-    let mut player = match call.app {
-        App::Echo => None,
-        App::Playback => {
-            let peer = audio_of(&offer).and_then(|(_, addr)| addr);
-            match Player::new(pt, call.file.as_deref(), peer) {
-                Ok(player) => Some(player),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot load the prompt");
-                    return refuse(StatusCode::SERVER_INTERNAL_ERROR).await;
-                }
-            }
-        }
+    let (sdp, player) = match prepare(call.app, call.file.as_deref(), &offer, our_ip, port) {
+        Ok(prepared) => prepared,
+        Err(status) => return refuse(status).await,
     };
     let mut ok = Message::response_to(&a.request, StatusCode::OK, Some(&tag));
     {
@@ -319,48 +306,17 @@ async fn session(
     let mut hangup = HangupCause::Pbx;
     let limit = tokio::time::sleep(APP_LIMIT);
     tokio::pin!(limit);
-    let mut tick = tokio::time::interval(PTIME);
-    let mut buf = vec![0u8; 2048];
-    let mut rtcp_buf = vec![0u8; 2048];
-    let (mut received, mut sent): (u64, u64) = (0, 0);
+    let media = run_media(rtp, rtcp, player);
+    tokio::pin!(media);
+    let (mut received, mut sent) = (0, 0);
     loop {
         tokio::select! {
-            got = rtp.recv_from(&mut buf) => {
-                if let Ok((n, from)) = got {
-                    let packet = buf.get(..n).unwrap_or_default();
-                    // Only RTP (version 2) counts: anything else on a media port is noise.
-                    if packet.len() >= 12 && packet[0] >> 6 == 2 {
-                        received += 1;
-                        match player.as_mut() {
-                            // Echo: straight back to where it came from.
-                            None => {
-                                let _ = rtp.send_to(packet, from).await;
-                                sent += 1;
-                            }
-                            // Playback: the phone's RTP source is where it listens (comedia).
-                            Some(p) => p.peer = Some(from),
-                        }
-                    }
-                }
+            counts = &mut media => {
+                // The prompt is over: the PBX hangs up, as Playback() then Hangup().
+                (received, sent) = counts;
+                hang_up(&endpoint, &mut dialog, a.source).await;
+                break;
             }
-            _ = tick.tick(), if player.is_some() => {
-                let Some(p) = player.as_mut() else { continue };
-                match p.next_packet() {
-                    Some(packet) => {
-                        if let Some(peer) = p.peer {
-                            let _ = rtp.send_to(&packet, peer).await;
-                            sent += 1;
-                        }
-                    }
-                    None => {
-                        // The prompt is over: the PBX hangs up, as Playback() then Hangup().
-                        hang_up(&endpoint, &mut dialog, a.source).await;
-                        break;
-                    }
-                }
-            }
-            // RTCP is read so that the socket does not fill, and not answered.
-            _ = rtcp.recv_from(&mut rtcp_buf) => {}
             input = inputs.recv() => match input {
                 Some(CallInput::Request(req)) => {
                     if let Err(e) = dialog.handle_request(&req.request) {
@@ -403,6 +359,95 @@ async fn session(
         })
         .await;
     (None, answered, Some(hangup))
+}
+
+/// Our answer to `offer` for `app` with media on `port` of `ip`, and the prompt
+/// player (none for the echo): 488 when no codec is shared, 500 when the prompt
+/// cannot be read.
+pub(crate) fn prepare(
+    app: App,
+    file: Option<&Path>,
+    offer: &Session,
+    ip: IpAddr,
+    port: u16,
+) -> Result<(Session, Option<Player>), StatusCode> {
+    let sdp = answer_sdp(offer, ip, port);
+    let Some((pt, _)) = audio_of(&sdp) else {
+        return Err(StatusCode::NOT_ACCEPTABLE_HERE);
+    };
+    let player = match app {
+        App::Echo => None,
+        App::Playback => {
+            let peer = audio_of(offer).and_then(|(_, addr)| addr);
+            match Player::new(pt, file, peer) {
+                Ok(player) => Some(player),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the prompt");
+                    return Err(StatusCode::SERVER_INTERNAL_ERROR);
+                }
+            }
+        }
+    };
+    Ok((sdp, player))
+}
+
+/// How long the last packet of a prompt is given to play out before the PBX hangs
+/// up: a packet time plus the phone's jitter buffer.
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// An application's media on its ports: with no player, every RTP packet back to
+/// where it came from, until dropped; with one, the prompt played once to the
+/// phone (its SDP address, then where its RTP comes from), returning once it has
+/// played out. The packets received and sent.
+pub(crate) async fn run_media(
+    rtp: tokio::net::UdpSocket,
+    rtcp: tokio::net::UdpSocket,
+    mut player: Option<Player>,
+) -> (u64, u64) {
+    let mut tick = tokio::time::interval(PTIME);
+    let mut buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 2048];
+    let (mut received, mut sent): (u64, u64) = (0, 0);
+    loop {
+        tokio::select! {
+            got = rtp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = got {
+                    let packet = buf.get(..n).unwrap_or_default();
+                    // Only RTP (version 2) counts: anything else on a media port is noise.
+                    if packet.len() >= 12 && packet[0] >> 6 == 2 {
+                        received += 1;
+                        match player.as_mut() {
+                            // Echo: straight back to where it came from.
+                            None => {
+                                let _ = rtp.send_to(packet, from).await;
+                                sent += 1;
+                            }
+                            // Playback: the phone's RTP source is where it listens (comedia).
+                            Some(p) => p.peer = Some(from),
+                        }
+                    }
+                }
+            }
+            _ = tick.tick(), if player.is_some() => {
+                let Some(p) = player.as_mut() else { continue };
+                match p.next_packet() {
+                    Some(packet) => {
+                        if let Some(peer) = p.peer {
+                            let _ = rtp.send_to(&packet, peer).await;
+                            sent += 1;
+                        }
+                    }
+                    None => {
+                        // The last beep plays out at the phone before the BYE.
+                        tokio::time::sleep(DRAIN).await;
+                        return (received, sent);
+                    }
+                }
+            }
+            // RTCP is read so that the socket does not fill, and not answered.
+            _ = rtcp.recv_from(&mut rtcp_buf) => {}
+        }
+    }
 }
 
 /// Sends a BYE and waits (bounded) for its answer.

@@ -5,17 +5,20 @@
 //!
 //! What runs here is what the engine does today (user-to-user calls with forwards,
 //! groups, DND and limits; re-INVITEs relayed; media anchored on the PBX's relay,
-//! transcoding included; bans as in the default mode). Transfers, trunks,
-//! applications and TCP still need the default mode; they move here as the engine
-//! gains them.
+//! transcoding included; the echo and playback applications on their own ports;
+//! the services feature codes, saved before the confirmation plays; bans as in the
+//! default mode). Transfers, trunks and TCP still need the default mode; they move
+//! here as the engine gains them.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
+use crate::config::App;
 use crate::config::Config;
 use crate::events::Bus;
 use crate::live::Users;
 use crate::store::FileStore;
 use pbxkit::engine::{
-    CallId, Directory, Engine, EngineConfig, Event, Outcome, Request, Unanswered,
+    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome, Request,
+    Unanswered,
 };
 use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
 use pbxkit_sip::registrar::Registrar;
@@ -61,7 +64,21 @@ impl Directory for PbxDirectory {
     fn call_limit(&self, user: &str) -> Option<u32> {
         self.config.user(user).map(|u| u.call_limit)
     }
+
+    fn application(&self, number: &str) -> Option<Application> {
+        let ext = self.config.extension(number)?;
+        Some(match ext.app {
+            App::Echo => Application::Echo,
+            App::Playback => Application::Playback {
+                file: ext.file.clone(),
+            },
+        })
+    }
 }
+
+/// Commands for the engine from tasks of the shell (an application's prompt is
+/// over, a feature code's change is saved).
+type Commands = tokio::sync::mpsc::Sender<(CallId, Command)>;
 
 /// The media relay under the engine's calls: each call's RTP anchored on a pair of
 /// the PBX's ports per side, SDP rewritten both ways, transcoding when the sides
@@ -71,6 +88,10 @@ struct RelayMedia {
     /// Our address in the SDP phones receive.
     ip: std::net::IpAddr,
     relays: HashMap<CallId, crate::media::Relay>,
+    /// Applications running, each on its own pair of ports.
+    apps: HashMap<CallId, tokio::task::JoinHandle<()>>,
+    /// Where an application says it is over.
+    commands: Commands,
 }
 
 impl std::fmt::Debug for RelayMedia {
@@ -78,6 +99,7 @@ impl std::fmt::Debug for RelayMedia {
         f.debug_struct("RelayMedia")
             .field("ip", &self.ip)
             .field("calls", &self.relays.len())
+            .field("applications", &self.apps.len())
             .finish()
     }
 }
@@ -143,7 +165,41 @@ impl pbxkit::engine::Media for RelayMedia {
         Some(relay.rewrite(!from_caller, &settled, ip).to_string().into())
     }
 
+    fn application(
+        &mut self,
+        call: CallId,
+        app: &Application,
+        offer: &bytes::Bytes,
+    ) -> Result<bytes::Bytes, StatusCode> {
+        let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let Some((rtp, rtcp)) = self.ports.bind_pair_now() else {
+            tracing::warn!("no free media ports");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let port = rtp.local_addr().map_or(0, |a| a.port());
+        let (kind, file) = match app {
+            Application::Echo => (App::Echo, None),
+            Application::Playback { file } => (App::Playback, file.as_deref()),
+            _ => return Err(StatusCode::NOT_IMPLEMENTED),
+        };
+        let (sdp, player) = crate::apps::prepare(kind, file, &offer, self.ip, port)?;
+        let commands = self.commands.clone();
+        self.apps.insert(
+            call,
+            tokio::spawn(async move {
+                let (received, sent) = crate::apps::run_media(rtp, rtcp, player).await;
+                tracing::debug!(call = ?call, received, sent, "prompt played");
+                let _ = commands.send((call, Command::HangUp)).await;
+            }),
+        );
+        Ok(sdp.to_string().into())
+    }
+
     fn close(&mut self, call: CallId) {
+        if let Some(app) = self.apps.remove(&call) {
+            // The task owns the ports: they are free once it is gone.
+            app.abort();
+        }
         if let Some(relay) = self.relays.remove(&call) {
             let c = &relay.counters;
             let load =
@@ -183,6 +239,8 @@ struct Shell {
     /// Brute-force bans, as in the default mode: (source, user) pairs first, whole
     /// sources for scanners and floods.
     bans: crate::ban::Bans,
+    /// What tasks of the shell tell the engine when they are done.
+    commands: Commands,
 }
 
 /// The address peers reach us at: the listen address, or when that is a wildcard,
@@ -233,6 +291,7 @@ pub(crate) async fn run(
     engine_config.leg.min_se = config.sip.min_se;
     engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
     engine_config.nonce_max_tracked = config.sip.nonce_max_tracked;
+    let (commands_tx, mut commands) = tokio::sync::mpsc::channel(1024);
     let registrar = Registrar::new(config.registrar.bounds(), store);
     let durable = registrar.store().durable();
     let registrar = Arc::new(Mutex::new(registrar));
@@ -249,6 +308,8 @@ pub(crate) async fn run(
         )),
         ip: sent_by(local).ip(),
         relays: HashMap::new(),
+        apps: HashMap::new(),
+        commands: commands_tx.clone(),
     };
     let engine = Engine::new(
         engine_config,
@@ -272,6 +333,7 @@ pub(crate) async fn run(
         waiting: Vec::new(),
         durable,
         bans: crate::ban::Bans::new(config.security.ban_policy()),
+        commands: commands_tx,
     };
     let mut buf = vec![0u8; 65_535];
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
@@ -285,6 +347,9 @@ pub(crate) async fn run(
                 }
             }
             () = due => shell.engine.handle_timeout(Instant::now()),
+            Some((call, command)) = commands.recv() => {
+                shell.engine.command(call, command, Instant::now());
+            }
             changed = shell.durable.changed() => {
                 if changed.is_ok() {
                     shell.durable_now();
@@ -535,9 +600,41 @@ impl Shell {
                 user,
                 result,
             } => self.authenticated(source, &user, result),
+            Event::Feature { call, user, action } => self.feature(call, user, action),
             Event::CallRinging { .. } => {}
             _ => {}
         }
+    }
+
+    /// A feature code: a change of the caller's services is saved, then the caller
+    /// hears the confirmation; other codes are not on the engine yet (501).
+    fn feature(&mut self, call: CallId, user: String, action: pbxkit_dialplan::FeatureAction) {
+        let directory = self.engine.directory();
+        let configured = directory.config.user(&user).map(Config::services);
+        let (Some(configured), true) = (configured, crate::features::changes_services(&action))
+        else {
+            let now = Instant::now();
+            self.engine
+                .command(call, Command::Reject(StatusCode::NOT_IMPLEMENTED), now);
+            return;
+        };
+        let (users, commands) = (directory.users.clone(), self.commands.clone());
+        tokio::spawn(async move {
+            let command = match crate::features::apply(&users, &user, &configured, &action).await {
+                Ok(services) => {
+                    tracing::debug!(user = %user, ?services, "services changed");
+                    Command::Run(Application::Playback { file: None })
+                }
+                Err(crate::features::FeatureError::Incomplete) => {
+                    Command::Reject(StatusCode::ADDRESS_INCOMPLETE)
+                }
+                Err(e) => {
+                    tracing::error!(user = %user, error = %e, "feature code not applied");
+                    Command::Reject(StatusCode::SERVER_INTERNAL_ERROR)
+                }
+            };
+            let _ = commands.send((call, command)).await;
+        });
     }
 
     fn answer(&mut self, request: &Request, status: StatusCode) {

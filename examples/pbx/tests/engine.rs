@@ -8,7 +8,10 @@
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use bytes::Bytes;
-use pbxkit::engine::{CallId, Directory, Engine, EngineConfig, Event, Outcome, Unanswered};
+use pbxkit::engine::{
+    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Media, Outcome,
+    Unanswered,
+};
 use pbxkit::hangup::HangupCause;
 use pbxkit_sip::b2bua::{
     Credentials, IncomingLeg, Leg, LegConfig, LegEvent, OutgoingLegs, Output, Routes,
@@ -79,6 +82,43 @@ impl Directory for Users {
                 )
             })
             .collect()
+    }
+
+    fn application(&self, number: &str) -> Option<Application> {
+        match number {
+            "9000" => Some(Application::Echo),
+            "9001" => Some(Application::Playback { file: None }),
+            _ => None,
+        }
+    }
+}
+
+/// The PBX's media for applications: answers with its own SDP, and remembers what
+/// ran and what was closed.
+#[derive(Debug, Default)]
+struct AppMedia(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Media for AppMedia {
+    fn offer(&mut self, _: CallId, _: bool, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn answer(&mut self, _: CallId, _: bool, _: Option<&Bytes>, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn application(
+        &mut self,
+        call: CallId,
+        app: &Application,
+        _offer: &Bytes,
+    ) -> Result<Bytes, StatusCode> {
+        self.0.lock().unwrap().push(format!("{call:?} {app:?}"));
+        Ok(sdp("pbx", 1, false))
+    }
+
+    fn close(&mut self, call: CallId) {
+        self.0.lock().unwrap().push(format!("{call:?} closed"));
     }
 }
 
@@ -442,6 +482,24 @@ impl Sim {
         dup: u64,
         dialplan: pbxkit_dialplan::Dialplan,
     ) -> Sim {
+        Sim::with_media(
+            seed,
+            users,
+            loss,
+            dup,
+            dialplan,
+            pbxkit::engine::PassThrough,
+        )
+    }
+
+    fn with_media(
+        seed: u64,
+        users: usize,
+        loss: u64,
+        dup: u64,
+        dialplan: pbxkit_dialplan::Dialplan,
+        media: impl Media + Send + 'static,
+    ) -> Sim {
         let now = Instant::now();
         // A shorter T1 keeps the run short; the timers keep their ratios.
         let timers = Timers {
@@ -473,7 +531,8 @@ impl Sim {
             Users(directory, BTreeMap::new()),
             now,
             1_700_000_000,
-        );
+        )
+        .with_media(media);
         Sim {
             now,
             rng: Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1),
@@ -971,4 +1030,107 @@ fn a_contact_that_never_answers_does_not_keep_a_call_up_after_its_end() {
     let end = sim.now + Duration::from_secs(60);
     sim.run(Vec::new(), end);
     assert!(sim.engine.is_idle());
+}
+
+#[test]
+fn applications_and_feature_codes_are_answered_by_the_pbx() {
+    let ran = AppMedia::default();
+    let log = ran.0.clone();
+    let mut sim = Sim::with_media(9, 4, 0, 0, dialplan(4), ran);
+    sim.give_up = 0;
+    let t0 = sim.now;
+    let s = Duration::from_secs;
+    // The echo test: answered by the PBX's media at once; the caller hangs up.
+    sim.phones[0].dial("9000", None, t0);
+    // Two feature codes: *25 (DND) is acted on, *20 is never answered.
+    sim.phones[1].dial("*25", None, t0);
+    sim.phones[2].dial("*20", None, t0);
+    sim.run(Vec::new(), t0 + s(1));
+    let features: Vec<(CallId, String, pbxkit_dialplan::FeatureAction)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Feature { call, user, action } => Some((*call, user.clone(), action.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(features.len(), 2, "{:?}", sim.events);
+    let dnd = features.iter().find(|f| f.1 == "1001").unwrap();
+    assert_eq!(dnd.2, pbxkit_dialplan::FeatureAction::ToggleDnd);
+    // The PBX saved the change: the caller hears the confirmation, then the PBX
+    // hangs up when it is over.
+    let now = sim.now;
+    sim.engine.command(
+        dnd.0,
+        Command::Run(Application::Playback { file: None }),
+        now,
+    );
+    sim.run(Vec::new(), now + s(1));
+    assert_eq!(sim.phones[1].answered, 1, "the caller got the confirmation");
+    let now = sim.now;
+    sim.engine.command(dnd.0, Command::HangUp, now);
+    // A code the PBX does not take is refused the way it says.
+    sim.phones[3].dial("*26", None, now);
+    sim.run(Vec::new(), now + s(1));
+    let record = sim
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Feature { call, action, .. }
+                if *action == pbxkit_dialplan::FeatureAction::ToggleRecording =>
+            {
+                Some(*call)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let now = sim.now;
+    sim.engine
+        .command(record, Command::Reject(StatusCode::NOT_IMPLEMENTED), now);
+    sim.run(Vec::new(), now + s(20));
+
+    let ended: Vec<(String, String, Option<String>, Outcome)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                caller,
+                dialed,
+                callee,
+                outcome,
+                ..
+            } => Some((caller.clone(), dialed.clone(), callee.clone(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    let find = |dialed: &str| {
+        ended
+            .iter()
+            .find(|(_, d, _, _)| d == dialed)
+            .unwrap_or_else(|| panic!("no call to {dialed}: {ended:?}"))
+            .clone()
+    };
+    let echo = find("9000");
+    assert_eq!(echo.2.as_deref(), Some("9000"));
+    assert!(
+        matches!(echo.3, Outcome::Answered(HangupCause::HungUp { .. })),
+        "{echo:?}"
+    );
+    assert_eq!(find("*25").3, Outcome::Answered(HangupCause::Pbx));
+    let refused = |status| Outcome::Unanswered(Unanswered::Refused(status));
+    assert_eq!(find("*20").3, refused(StatusCode::SERVER_INTERNAL_ERROR));
+    assert_eq!(find("*26").3, refused(StatusCode::NOT_IMPLEMENTED));
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log.iter().filter(|l| l.ends_with("Echo")).count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.contains("Playback")).count(),
+        1,
+        "{log:?}"
+    );
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
 }

@@ -141,6 +141,11 @@ impl<D: Directory> Engine<D> {
                     self.hang_up_leg(other, q850, now);
                 }
             }
+            (_, LegEvent::Offer { .. })
+                if self.calls.get(call.0).is_some_and(Call::is_application) =>
+            {
+                self.application_offer(id, now)
+            }
             (_, LegEvent::Offer { sdp, .. }) => self.relay_offer(call, id, other, sdp, now),
             (_, LegEvent::OfferAnswered { sdp }) => {
                 self.answer_offer(call, id, other, Ok(sdp), now)

@@ -24,8 +24,13 @@ enum State {
     Ringing { until: Instant },
     /// Waiting `until`, ringback going on, before the next step (a group's delay).
     Pausing { until: Instant },
+    /// Waiting `until` for the PBX to act on a feature code (a change of the
+    /// caller's services being saved).
+    Waiting { until: Instant },
     /// Answered: the legs are bridged.
     Answered,
+    /// Answered by the PBX itself: an application runs on the caller's media.
+    Application,
     /// Over; its legs are ending.
     Ended,
 }
@@ -90,6 +95,10 @@ impl Call {
         &self.caller
     }
 
+    pub(super) fn dialed(&self) -> &str {
+        &self.dialed
+    }
+
     pub(super) fn role(&self, leg: LegId) -> Option<Role> {
         if self.a == Some(leg) {
             Some(Role::A)
@@ -112,7 +121,9 @@ impl Call {
     /// When the ring time or the pause runs out.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Ringing { until } | State::Pausing { until } => Some(until),
+            State::Ringing { until } | State::Pausing { until } | State::Waiting { until } => {
+                Some(until)
+            }
             _ => None,
         }
     }
@@ -129,6 +140,34 @@ impl Call {
         if self.state == State::Routing {
             self.state = State::Pausing { until };
         }
+    }
+
+    /// The call waits until `until` for a command.
+    pub(super) fn wait(&mut self, until: Instant) {
+        if self.state == State::Routing {
+            self.state = State::Waiting { until };
+        }
+    }
+
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(self.state, State::Waiting { .. })
+    }
+
+    /// Whether the call is still being set up by the PBX (routing, waiting for a
+    /// command): nothing rings, nothing answered.
+    pub(super) fn is_unanswered_idle(&self) -> bool {
+        matches!(self.state, State::Routing | State::Waiting { .. })
+    }
+
+    /// The PBX answers the call itself, as `who` (the application's extension).
+    pub(super) fn answer_locally(&mut self, who: String) {
+        self.state = State::Application;
+        self.callee = Some(who);
+    }
+
+    /// Whether an application of the PBX runs the call.
+    pub(super) fn is_application(&self) -> bool {
+        self.state == State::Application
     }
 
     pub(super) fn resume(&mut self) {

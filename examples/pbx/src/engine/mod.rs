@@ -22,9 +22,12 @@
 //! the engine is given, passed through by default); a step that ends unanswered goes on with
 //! the next one, then with the plan's busy / no-answer / failure fallback.
 //! re-INVITEs and UPDATEs are relayed both ways; BYE, CANCEL, no ACK and session
-//! timer expiry end the call on both legs. The reference PBX still runs its calls
-//! in `call.rs`; they move onto this engine feature by feature (group history,
-//! transfers, trunks, applications, media).
+//! timer expiry end the call on both legs. A number the [`Directory`] names an
+//! [`Application`] (the echo and playback tests) is answered by the PBX itself on
+//! the [`Media`]'s ports; a feature code is handed to the PBX ([`Event::Feature`])
+//! and the call waits for its verdict ([`Command::Run`] a confirmation, or
+//! [`Command::Reject`]). The reference PBX still runs its calls in `call.rs` by
+//! default; they move onto this engine feature by feature (transfers, trunks).
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
@@ -56,6 +59,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod apps;
 mod bridge;
 mod call;
 mod plan;
@@ -107,6 +111,26 @@ pub trait Directory: std::fmt::Debug {
         let _ = user;
         None
     }
+    /// The application the PBX runs itself when `number` is dialled (the echo
+    /// test...), before the dialplan is asked.
+    fn application(&self, number: &str) -> Option<Application> {
+        let _ = number;
+        None
+    }
+}
+
+/// What the PBX answers a call with itself, on its own media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Application {
+    /// The caller's audio sent back to it.
+    Echo,
+    /// A prompt (a WAV file; the built-in beeps when `None`) played once, then the
+    /// PBX hangs up ([`Command::HangUp`] once it is over).
+    Playback {
+        /// The prompt.
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 /// Where calls' media go: the PBX's relay anchors it (each side is given the relay's
@@ -123,6 +147,18 @@ pub trait Media: std::fmt::Debug {
         offer: Option<&Bytes>,
         answer: &Bytes,
     ) -> Option<Bytes>;
+    /// Runs `app` on the caller's media of `call`, whose offer is `offer`: the SDP
+    /// answer to give the caller, or the status to refuse it with (488: no codec
+    /// in common; 503: no port free). The application stops at [`Media::close`].
+    fn application(
+        &mut self,
+        call: CallId,
+        app: &Application,
+        offer: &Bytes,
+    ) -> Result<Bytes, StatusCode> {
+        let _ = (call, app, offer);
+        Err(StatusCode::NOT_IMPLEMENTED)
+    }
     /// The call is over: its media resources go back.
     fn close(&mut self, call: CallId);
 }
@@ -221,6 +257,8 @@ pub struct EngineConfig {
     pub leg: LegConfig,
     /// How long users ring when the dialplan gives no time.
     pub ring_time: Duration,
+    /// How long a call waits for the PBX to act on its feature code.
+    pub feature_wait: Duration,
     /// Seeds the tags, branches and Call-IDs of legs (random in production, fixed
     /// in simulations).
     pub seed: u64,
@@ -244,6 +282,7 @@ impl EngineConfig {
             nonce_max_tracked: pbxkit_sip::digest::DEFAULT_MAX_TRACKED,
             leg: LegConfig::new(sent_by, contact),
             ring_time: Duration::from_secs(30),
+            feature_wait: Duration::from_secs(10),
             seed,
         })
     }
@@ -262,6 +301,11 @@ impl EngineConfig {
 pub enum Command {
     /// End the call: CANCEL or reject what rings, BYE what is answered.
     HangUp,
+    /// Answer a call that does not ring yet with an application of the PBX (a
+    /// feature code's confirmation, after [`Event::Feature`]).
+    Run(Application),
+    /// Refuse a call that does not ring yet with this status (400–699).
+    Reject(StatusCode),
 }
 
 /// Why a call that was not answered ended: the status its caller got.
@@ -333,6 +377,18 @@ pub enum Event {
         user: String,
         /// How it went.
         result: Authentication,
+    },
+    /// The caller dialled a feature code: the call waits (up to
+    /// [`EngineConfig::feature_wait`], then 500) for the PBX to act on it and tell
+    /// it what the caller gets: [`Command::Run`] (a confirmation) or
+    /// [`Command::Reject`].
+    Feature {
+        /// The call.
+        call: CallId,
+        /// The calling user.
+        user: String,
+        /// What the code asks.
+        action: pbxkit_dialplan::FeatureAction,
     },
     /// The call is over and every leg of it released.
     CallEnded {
@@ -613,6 +669,18 @@ impl<D: Directory> Engine<D> {
         self.touched.push(call);
         match command {
             Command::HangUp => self.hang_up_call(call, HangupCause::Pbx, now),
+            Command::Run(app) => {
+                if self.calls.get(call.0).is_some_and(Call::is_unanswered_idle) {
+                    self.run_application(call, &app, now);
+                }
+            }
+            Command::Reject(status) => {
+                if status.as_u16() >= 400
+                    && self.calls.get(call.0).is_some_and(Call::is_unanswered_idle)
+                {
+                    self.refuse(call, status, now);
+                }
+            }
         }
         self.drive(now);
     }
@@ -894,6 +962,10 @@ impl<D: Directory> Engine<D> {
         *n += 1;
         if let Some(c) = self.calls.get_mut(call.0) {
             c.holds.push(caller);
+        }
+        if let Some(app) = self.directory.application(&dialed) {
+            self.run_application(call, &app, now);
+            return;
         }
         self.route(call, "default", &dialed, 0, now);
     }

@@ -138,7 +138,8 @@ impl<D: Directory> Engine<D> {
                 cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
             } => self.refuse(call, StatusCode::FORBIDDEN, now),
             Decision::Hangup { .. } => self.refuse(call, last, now),
-            // Not on the engine yet: trunks, queues, conferences, features...
+            Decision::Feature { action, .. } => self.feature(call, action, now),
+            // Not on the engine yet: trunks, queues, conferences...
             _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
         }
     }
@@ -355,6 +356,11 @@ impl<D: Directory> Engine<D> {
         if c.is_pausing() {
             c.resume();
             self.next_step(call, now);
+            return;
+        }
+        if c.is_waiting() {
+            // The PBX never acted on the call's feature code.
+            self.refuse(call, StatusCode::SERVER_INTERNAL_ERROR, now);
             return;
         }
         let b = c.stop_step();
