@@ -6,9 +6,10 @@
 //! What runs here is what the engine does today (user-to-user calls with forwards,
 //! groups, DND and limits; re-INVITEs relayed; media anchored on the PBX's relay,
 //! transcoding included; the echo and playback applications on their own ports;
-//! the services feature codes, saved before the confirmation plays; bans as in the
-//! default mode). Transfers, trunks and TCP still need the default mode; they move
-//! here as the engine gains them.
+//! the services feature codes, saved before the confirmation plays; blind,
+//! attended and semi-attended transfers with ringback to the transferee; bans as in
+//! the default mode). Trunks and TCP still need the default mode; they move here as
+//! the engine gains them.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
@@ -92,6 +93,9 @@ struct RelayMedia {
     apps: HashMap<CallId, tokio::task::JoinHandle<()>>,
     /// Where an application says it is over.
     commands: Commands,
+    /// The ringback a transferee hears while the target rings, and those playing.
+    ringback: pbxkit_rtp::tones::ToneSpec,
+    ringing: HashMap<CallId, crate::media::Playing>,
 }
 
 impl std::fmt::Debug for RelayMedia {
@@ -195,7 +199,36 @@ impl pbxkit::engine::Media for RelayMedia {
         Ok(sdp.to_string().into())
     }
 
+    fn ringback(&mut self, call: CallId, to_caller: bool, sdp: Option<&bytes::Bytes>) {
+        // Dropping the tone stops it.
+        self.ringing.remove(&call);
+        let Some(format) = sdp
+            .and_then(session)
+            .and_then(|s| crate::codecs::Format::received_by(&s))
+        else {
+            return;
+        };
+        let tone = self.ringback;
+        if let Some(playing) = self
+            .relays
+            .get(&call)
+            .and_then(|relay| relay.play(to_caller, tone, &format))
+        {
+            self.ringing.insert(call, playing);
+        }
+    }
+
+    fn hand_over(&mut self, from: CallId, from_caller: bool, to: CallId, to_caller: bool) {
+        let Some(origin) = self.relays.get(&from).map(|r| r.origin(from_caller)) else {
+            return;
+        };
+        if let Some(relay) = self.relay(to) {
+            relay.set_origin(to_caller, origin);
+        }
+    }
+
     fn close(&mut self, call: CallId) {
+        self.ringing.remove(&call);
         if let Some(app) = self.apps.remove(&call) {
             // The task owns the ports: they are free once it is gone.
             app.abort();
@@ -310,6 +343,8 @@ pub(crate) async fn run(
         relays: HashMap::new(),
         apps: HashMap::new(),
         commands: commands_tx.clone(),
+        ringback: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Ringback),
+        ringing: HashMap::new(),
     };
     let engine = Engine::new(
         engine_config,
@@ -601,6 +636,9 @@ impl Shell {
                 result,
             } => self.authenticated(source, &user, result),
             Event::Feature { call, user, action } => self.feature(call, user, action),
+            Event::CallTransferred { call, user } => {
+                tracing::debug!(call = ?call, to = %user, "call transferred");
+            }
             Event::CallRinging { .. } => {}
             _ => {}
         }

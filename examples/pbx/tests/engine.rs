@@ -165,6 +165,8 @@ enum Act {
     Reject(u32, u16),
     HangUp(u32),
     Hold(u32),
+    /// REFER the first answered call to this number; hang up at once when set.
+    Refer(&'static str, bool),
 }
 
 /// A phone: its own transaction layer and legs, and a user who acts at random.
@@ -186,6 +188,10 @@ struct Phone {
     script: Option<Script>,
     /// The requests this phone received, in order (method names).
     seen: Vec<String>,
+    /// Whether its user keeps answered calls up (no random hold or hangup).
+    quiet: bool,
+    /// The sipfrag status lines of the NOTIFYs it received.
+    notified: Vec<String>,
 }
 
 /// A phone's user that always does the same.
@@ -216,6 +222,8 @@ impl Phone {
             holds: (0, 0),
             script: None,
             seen: Vec::new(),
+            quiet: false,
+            notified: Vec::new(),
             user,
             addr,
         }
@@ -359,6 +367,13 @@ impl Phone {
 
     fn react(&mut self, id: u32, e: LegEvent, rng: &mut Rng, now: Instant) {
         match e {
+            LegEvent::Answered { .. } | LegEvent::Confirmed { .. } if self.quiet => {
+                self.answered += 1;
+            }
+            LegEvent::Notify { body, .. } => {
+                self.notified
+                    .push(String::from_utf8_lossy(&body).trim().to_owned());
+            }
             LegEvent::Answered { .. } | LegEvent::Confirmed { .. } => {
                 self.answered += 1;
                 // Talk, sometimes put the other on hold, then hang up (whoever
@@ -415,6 +430,28 @@ impl Phone {
                     }
                 }
                 Act::HangUp(id) => self.hang(id, now),
+                Act::Refer(to, leave) => {
+                    let ids: Vec<u32> = self.legs.keys().copied().collect();
+                    for id in ids {
+                        let dialog = match self.legs.get_mut(&id) {
+                            Some(AnyLeg::In(l)) => l.dialog(),
+                            Some(AnyLeg::Out(l)) => l.dialog(),
+                            None => None,
+                        };
+                        let uri = Uri::parse(&format!("sip:{to}@{PBX}")).unwrap();
+                        if let Some(d) = dialog
+                            && d.refer(&uri, now).is_ok()
+                        {
+                            if leave {
+                                // Once the REFER is surely there (the network
+                                // reorders by up to 35 ms).
+                                self.acts
+                                    .push((now + Duration::from_millis(100), Act::HangUp(id)));
+                            }
+                            break;
+                        }
+                    }
+                }
                 Act::Hold(id) => {
                     let user = self.user.clone();
                     let dialog = match self.legs.get_mut(&id) {
@@ -1131,6 +1168,97 @@ fn applications_and_feature_codes_are_answered_by_the_pbx() {
         1,
         "{log:?}"
     );
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}
+
+#[test]
+fn blind_transfers_put_the_target_in_the_transferors_place() {
+    // Duplicates, no loss: a lost REFER's retransmission could come after the
+    // transferor's BYE, which ends the call instead.
+    let mut sim = Sim::new(10, 8, 0, 5);
+    sim.give_up = 0;
+    let answer = Script::Answer(Duration::from_millis(300));
+    for p in &mut sim.phones {
+        p.quiet = true;
+        p.script = Some(answer);
+    }
+    let t0 = sim.now;
+    let s = Duration::from_secs;
+    // 1000 → 1001; 1001 transfers 1000 to 1002 and waits for the outcome.
+    // 1003 → 1004; 1003 transfers 1004 to 1005 and hangs up at once.
+    // 1006 → 1007; 1007 transfers 1006 to a number nobody has: the call goes on.
+    sim.run(vec![(t0, 0, 1), (t0, 3, 4), (t0, 6, 7)], t0 + s(3));
+    sim.phones[1]
+        .acts
+        .push((sim.now, Act::Refer("1002", false)));
+    sim.phones[3].acts.push((sim.now, Act::Refer("1005", true)));
+    sim.phones[7]
+        .acts
+        .push((sim.now, Act::Refer("1999", false)));
+    let now = sim.now;
+    sim.run(Vec::new(), now + s(8));
+    let transferred: Vec<String> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallTransferred { user, .. } => Some(user.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(transferred.len(), 2, "{:?}", sim.events);
+    assert!(transferred.contains(&"1002".to_owned()) && transferred.contains(&"1005".to_owned()));
+    assert_eq!(
+        sim.phones[1].notified.last().map(String::as_str),
+        Some("SIP/2.0 200 OK")
+    );
+    assert_eq!(
+        sim.phones[7].notified.last().map(String::as_str),
+        Some("SIP/2.0 404 Not Found")
+    );
+    // The transferors are off their calls; the others talk: two calls and the one
+    // that failed to transfer, each with its two parties' counts.
+    assert_eq!(sim.phones[1].legs.len(), 0, "the transferor was hung up");
+    assert_eq!(sim.phones[3].legs.len(), 0);
+    assert_eq!(sim.engine.calls(), 3);
+    for (user, calls) in [
+        ("1000", 1),
+        ("1001", 0),
+        ("1002", 1),
+        ("1003", 0),
+        ("1004", 1),
+        ("1005", 1),
+        ("1006", 1),
+        ("1007", 1),
+    ] {
+        assert_eq!(sim.engine.in_use(user), calls, "{user}");
+    }
+    // The new pairs hang up: every call ends, answered, with its new callee.
+    let now = sim.now;
+    for i in [0, 4, 6] {
+        let ids: Vec<u32> = sim.phones[i].legs.keys().copied().collect();
+        for id in ids {
+            sim.phones[i].acts.push((now, Act::HangUp(id)));
+        }
+    }
+    sim.run(Vec::new(), now + s(40));
+    let ended: Vec<(String, Option<String>)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                caller,
+                callee,
+                outcome: Outcome::Answered(_),
+                ..
+            } => Some((caller.clone(), callee.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 3, "{ended:?}");
+    assert!(ended.contains(&("1000".to_owned(), Some("1002".to_owned()))));
+    assert!(ended.contains(&("1003".to_owned(), Some("1004".to_owned()))));
+    assert!(ended.contains(&("1006".to_owned(), Some("1007".to_owned()))));
     assert!(sim.engine.is_idle());
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
 }

@@ -46,6 +46,8 @@ enum Purpose {
         refresh: bool,
     },
     Bye,
+    /// The NOTIFY that ends a REFER's subscription.
+    LastNotify,
     Other,
 }
 
@@ -370,6 +372,22 @@ impl Established {
         Ok(())
     }
 
+    /// Sends a REFER (RFC 3515) asking the peer to call `refer_to` (a URI, with
+    /// `?Replaces=` for an attended transfer, RFC 3891), as a transferor does. The
+    /// peer's progress comes as [`LegEvent::Notify`].
+    pub fn refer(&mut self, refer_to: &Uri, _now: Instant) -> Result<(), super::LegError> {
+        if self.state != State::Open {
+            return Err(super::LegError::Ending);
+        }
+        self.send(
+            Method::Refer,
+            None,
+            Purpose::Other,
+            &[(HeaderName::ReferTo, format!("<{refer_to}>"))],
+        );
+        Ok(())
+    }
+
     /// Sends an UPDATE (RFC 3311) with `sdp`.
     pub fn update(&mut self, sdp: Bytes, _now: Instant) -> Result<(), super::LegError> {
         self.can_offer()?;
@@ -496,7 +514,11 @@ impl Established {
         self.send(
             Method::Notify,
             Some(("message/sipfrag;version=2.0", body)),
-            Purpose::Other,
+            if done {
+                Purpose::LastNotify
+            } else {
+                Purpose::Other
+            },
             &[
                 (HeaderName::Event, "refer".to_owned()),
                 (HeaderName::SubscriptionState, state.to_owned()),
@@ -832,6 +854,7 @@ impl Established {
         }
         match p.purpose {
             Purpose::Bye => self.terminate(),
+            Purpose::LastNotify => self.event(LegEvent::ReferNotified),
             Purpose::Other => {}
             Purpose::Offer { refresh } => {
                 if self.offer_out == Some(key) {

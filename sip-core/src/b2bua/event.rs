@@ -141,6 +141,12 @@ pub enum LegEvent {
         /// Its body.
         body: Bytes,
     },
+    /// The last NOTIFY of a REFER ([`Established::notify_refer`] with `done`) got
+    /// its final response (or timed out): a transferor may be hung up now without
+    /// its BYE overtaking that NOTIFY.
+    ///
+    /// [`Established::notify_refer`]: super::Established::notify_refer
+    ReferNotified,
     /// The session timer ran out (RFC 4028 §10), or our refresh got 408/481: hang up.
     SessionExpired,
     /// The peer ended the dialog (BYE, or a BYE on the early dialog of an incoming leg).

@@ -73,6 +73,12 @@ impl<L: Copy + Eq + Hash> Routes<L> {
         Routes::default()
     }
 
+    /// The leg of the dialog `key` names (an attended transfer's `Replaces` names
+    /// one).
+    pub fn leg(&self, key: &DialogKey) -> Option<L> {
+        self.dialogs.get(key).copied()
+    }
+
     /// Routes the messages of dialog `key` to `leg`.
     pub fn insert(&mut self, key: DialogKey, leg: L) {
         self.dialogs.insert(key.clone(), leg);

@@ -13,6 +13,7 @@ use std::time::Instant;
 impl<D: Directory> Engine<D> {
     /// Ends every leg of `call` for `cause`.
     pub(super) fn hang_up_call(&mut self, call: CallId, cause: HangupCause, now: Instant) {
+        self.abort_transfer(call, now);
         let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
@@ -47,6 +48,12 @@ impl<D: Directory> Engine<D> {
             }
             return;
         };
+        if matches!(event, LegEvent::ReferNotified) {
+            if c.leaving.contains(&id) {
+                self.hang_up_leg(id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            }
+            return;
+        }
         let Some(role) = c.role(id) else {
             // A step the call has moved on from, answered after all: nobody is
             // there for it.
@@ -58,7 +65,12 @@ impl<D: Directory> Engine<D> {
         let other = match role {
             Role::A => c.b,
             Role::B => c.a,
+            Role::Target => None,
         };
+        if role == Role::Target {
+            self.target_event(call, id, event, now);
+            return;
+        }
         match (role, event) {
             (Role::B, LegEvent::Ringing { .. }) => {
                 self.with_a(call, |a, now| a.ring(None, now), now)
@@ -123,11 +135,15 @@ impl<D: Directory> Engine<D> {
             (_, LegEvent::SessionExpired) => {
                 self.hang_up_call(call, HangupCause::SessionExpired, now)
             }
+            (_, LegEvent::Ended { .. }) if self.transferor_left(call, id) => {
+                // The target still rings for the transferee.
+            }
             (_, LegEvent::Ended { cause, .. }) => {
+                self.abort_transfer(call, now);
                 let q850 = cause.unwrap_or(pbxkit_sip::cause::NORMAL_CLEARING);
                 let party = match role {
                     Role::A => crate::hangup::Party::Caller,
-                    Role::B => crate::hangup::Party::Callee,
+                    _ => crate::hangup::Party::Callee,
                 };
                 if let Some(c) = self.calls.get_mut(call.0) {
                     c.stop_ringing();
@@ -147,19 +163,47 @@ impl<D: Directory> Engine<D> {
                 self.application_offer(id, now)
             }
             (_, LegEvent::Offer { sdp, .. }) => self.relay_offer(call, id, other, sdp, now),
-            (_, LegEvent::OfferAnswered { sdp }) => {
-                self.answer_offer(call, id, other, Ok(sdp), now)
-            }
+            (_, LegEvent::OfferAnswered { sdp }) => self.offer_reply(call, id, other, Ok(sdp), now),
             (_, LegEvent::OfferRejected { status }) => {
-                self.answer_offer(call, id, other, Err(status), now)
+                self.offer_reply(call, id, other, Err(status), now)
             }
-            (_, LegEvent::Refer(_)) => {
-                // Transfers are not on the engine yet.
-                self.with_dialog(
-                    id,
-                    |d, now| d.reject_refer(StatusCode::NOT_IMPLEMENTED, now),
-                    now,
-                );
+            (_, LegEvent::Refer(refer)) => self.refer(call, id, refer, now),
+            _ => {}
+        }
+    }
+
+    /// A leg's answer to an offer: one of the PBX's own re-INVITEs, or one relayed
+    /// from the other leg.
+    fn offer_reply(
+        &mut self,
+        call: CallId,
+        id: LegId,
+        other: Option<LegId>,
+        reply: Result<Option<Bytes>, StatusCode>,
+        now: Instant,
+    ) {
+        if !self.own_answer(call, id, reply.clone(), now) {
+            self.answer_offer(call, id, other, reply, now);
+        }
+    }
+
+    /// What a transfer's target leg tells its call.
+    fn target_event(&mut self, call: CallId, id: LegId, event: LegEvent, now: Instant) {
+        match event {
+            LegEvent::Answered { branch, sdp } => self.target_answered(call, id, branch, sdp, now),
+            LegEvent::Failed { status, .. } => self.target_failed(call, status, now),
+            LegEvent::OfferAnswered { sdp } => {
+                self.own_answer(call, id, Ok(sdp), now);
+            }
+            LegEvent::OfferRejected { status } => {
+                self.own_answer(call, id, Err(status), now);
+            }
+            LegEvent::Ended { .. } | LegEvent::NoAck | LegEvent::SessionExpired => {
+                // The joining party left before it joined.
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.own_offers.retain(|(l, _)| *l != id);
+                }
+                self.target_failed(call, StatusCode::REQUEST_TERMINATED, now);
             }
             _ => {}
         }
@@ -327,6 +371,10 @@ impl<D: Directory> Engine<D> {
         self.release_ringing(call);
         self.media.close(call);
         if let Some(c) = self.calls.remove(call.0) {
+            // A transferor still waiting for its last NOTIFY's answer goes too.
+            for id in &c.leaving {
+                self.hang_up_leg(*id, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            }
             for user in &c.holds {
                 release(&mut self.in_use, user);
             }

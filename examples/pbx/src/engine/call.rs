@@ -13,6 +13,37 @@ pub(super) enum Role {
     A,
     /// The callee's (the branches of the step ringing, or the one that answered).
     B,
+    /// A transfer's target, ringing for the transferee.
+    Target,
+}
+
+/// A transfer in progress (RFC 5589): the REFER's sender leaves the call once the
+/// target it named takes its place.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    /// The leg that sent the REFER; `None` once it hung up (a blind transfer's
+    /// transferor may leave as soon as its REFER is accepted).
+    pub(super) transferor: Option<LegId>,
+    /// Whether the transferor is the call's A side (the target takes that side).
+    pub(super) transferor_is_a: bool,
+    /// The leg ringing the target (blind and semi-attended transfers), or joining
+    /// the call (attended: the other party of the transferor's second call).
+    pub(super) target: LegId,
+    /// The users each branch of the target rings.
+    pub(super) branches: Vec<(BranchId, String)>,
+    /// The users the target holds a call of: those rung, or the joining party.
+    pub(super) holds: Vec<String>,
+    /// When the target's ring time is over (none for a joining party).
+    pub(super) until: Option<Instant>,
+}
+
+/// A re-INVITE the PBX sent itself, and what its answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OwnOffer {
+    /// The joining party of an attended transfer, moved onto this call's media.
+    Join,
+    /// The transferee, given its new peer's media.
+    Refresh,
 }
 
 /// Where a call is.
@@ -66,6 +97,12 @@ pub(super) struct Call {
     pub(super) armed: Option<Instant>,
     /// The group whose member answered, for the group's history when the call ends.
     pub(super) group: Option<String>,
+    /// A transfer in progress.
+    pub(super) transfer: Option<Transfer>,
+    /// Re-INVITEs the PBX sent itself, by leg, awaiting their answers.
+    pub(super) own_offers: Vec<(LegId, OwnOffer)>,
+    /// Transferors to hang up once their last NOTIFY is answered.
+    pub(super) leaving: Vec<LegId>,
 }
 
 impl Call {
@@ -88,6 +125,9 @@ impl Call {
             offer_sdp: None,
             armed: None,
             group: None,
+            transfer: None,
+            own_offers: Vec::new(),
+            leaving: Vec::new(),
         }
     }
 
@@ -104,6 +144,8 @@ impl Call {
             Some(Role::A)
         } else if self.b == Some(leg) {
             Some(Role::B)
+        } else if self.transfer.as_ref().is_some_and(|t| t.target == leg) {
+            Some(Role::Target)
         } else {
             None
         }
@@ -120,12 +162,37 @@ impl Call {
 
     /// When the ring time or the pause runs out.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        match self.state {
+        let own = match self.state {
             State::Ringing { until } | State::Pausing { until } | State::Waiting { until } => {
                 Some(until)
             }
             _ => None,
+        };
+        let transfer = self.transfer.as_ref().and_then(|t| t.until);
+        own.into_iter().chain(transfer).min()
+    }
+
+    /// Whether the call is answered and bridged, nothing else going on: a transfer
+    /// may start.
+    pub(super) fn may_transfer(&self) -> bool {
+        self.state == State::Answered
+            && self.transfer.is_none()
+            && self.own_offers.is_empty()
+            && self.offer_from.is_none()
+    }
+
+    /// The user on side A (the caller) or B (who answered).
+    pub(super) fn party(&self, a: bool) -> Option<&str> {
+        if a {
+            Some(&self.caller)
+        } else {
+            self.callee.as_deref()
         }
+    }
+
+    /// `user` now answers for side B (a transfer put it there).
+    pub(super) fn set_callee(&mut self, user: String) {
+        self.callee = Some(user);
     }
 
     pub(super) fn is_ringing(&self) -> bool {
@@ -224,6 +291,7 @@ impl Call {
 
     pub(super) fn forget(&mut self, leg: LegId) {
         self.legs = self.legs.saturating_sub(1);
+        self.leaving.retain(|l| *l != leg);
         if self.offer_from == Some(leg) {
             self.offer_from = None;
         }

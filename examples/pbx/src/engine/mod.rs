@@ -26,8 +26,10 @@
 //! [`Application`] (the echo and playback tests) is answered by the PBX itself on
 //! the [`Media`]'s ports; a feature code is handed to the PBX ([`Event::Feature`])
 //! and the call waits for its verdict ([`Command::Run`] a confirmation, or
-//! [`Command::Reject`]). The reference PBX still runs its calls in `call.rs` by
-//! default; they move onto this engine feature by feature (transfers, trunks).
+//! [`Command::Reject`]). A REFER is a transfer, blind, attended (`Replaces`) or
+//! semi-attended: the target takes the transferor's place. The reference PBX still
+//! runs its calls in `call.rs` by default; they move onto this engine feature by
+//! feature (trunks next).
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
@@ -65,6 +67,7 @@ mod call;
 mod plan;
 mod route;
 mod table;
+mod transfer;
 
 use crate::hangup::HangupCause;
 use bytes::Bytes;
@@ -158,6 +161,17 @@ pub trait Media: std::fmt::Debug {
     ) -> Result<Bytes, StatusCode> {
         let _ = (call, app, offer);
         Err(StatusCode::NOT_IMPLEMENTED)
+    }
+    /// Ringback to one side of `call` (the caller's when `to_caller`), whose media
+    /// is `sdp`, while a transfer's target rings; `None` stops it.
+    fn ringback(&mut self, call: CallId, to_caller: bool, sdp: Option<&Bytes>) {
+        let _ = (call, to_caller, sdp);
+    }
+    /// The party on one side of call `from` (the caller's when `from_caller`) moves
+    /// to a side of call `to` (an attended transfer): what it was told so far
+    /// carries on there (its SDP origin, RFC 3264 §8).
+    fn hand_over(&mut self, from: CallId, from_caller: bool, to: CallId, to_caller: bool) {
+        let _ = (from, from_caller, to, to_caller);
     }
     /// The call is over: its media resources go back.
     fn close(&mut self, call: CallId);
@@ -389,6 +403,13 @@ pub enum Event {
         user: String,
         /// What the code asks.
         action: pbxkit_dialplan::FeatureAction,
+    },
+    /// A transfer put `user` in the place of one of the call's parties.
+    CallTransferred {
+        /// The call.
+        call: CallId,
+        /// Who took the transferor's place.
+        user: String,
     },
     /// The call is over and every leg of it released.
     CallEnded {

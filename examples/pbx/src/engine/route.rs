@@ -172,10 +172,14 @@ impl<D: Directory> Engine<D> {
         self.ring_step(call, &step, now);
     }
 
-    /// Rings every registered contact of a step's users at once. Each user rung
-    /// holds one of its simultaneous calls while its phones ring (a user at its
-    /// limit is busy and not rung); the one who answers keeps it.
-    pub(super) fn ring_step(&mut self, call: CallId, step: &plan::Step, now: Instant) {
+    /// The registered contacts of a step's users. Each user rung holds one of its
+    /// simultaneous calls while its phones ring (a user at its limit is busy and
+    /// not rung): the contacts with their users, the users held, and whether one
+    /// was busy.
+    pub(super) fn gather(
+        &mut self,
+        step: &plan::Step,
+    ) -> (Vec<(String, Uri, Target)>, Vec<String>, bool) {
         let mut contacts: Vec<(String, Uri, Target)> = Vec::new();
         let mut busy = false;
         let mut held = Vec::new();
@@ -197,38 +201,41 @@ impl<D: Directory> Engine<D> {
             held.push(t.user.clone());
             contacts.extend(found.into_iter().map(|(u, tg)| (t.user.clone(), u, tg)));
         }
-        if let Some(c) = self.calls.get_mut(call.0) {
-            c.ringing_holds = held;
-        }
-        let Some((callee, first_uri, _)) = contacts.first().cloned() else {
-            let (status, ending) = if busy {
-                (StatusCode::BUSY_HERE, Ending::Busy)
-            } else {
-                (StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact)
-            };
-            self.step_ended(call, status, ending, now);
-            return;
-        };
-        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
-            return;
-        };
-        let offer = self
-            .a_offer(call)
-            .map(|sdp| self.media.offer(call, true, &sdp).unwrap_or(sdp));
+        (contacts, held, busy)
+    }
+
+    /// An outgoing leg from `from` to `to` (users or numbers) ringing `contacts`
+    /// with `offer`; the users each branch rings.
+    pub(super) fn dial(
+        &mut self,
+        from: &str,
+        to: &str,
+        offer: Option<Bytes>,
+        contacts: Vec<(String, Uri, Target)>,
+        now: Instant,
+    ) -> (OutgoingLegs, Vec<(pbxkit_sip::b2bua::BranchId, String)>) {
         let token = self.token();
         let realm = self.config.realm.clone();
-        let mut template = Message::request(
-            Method::Invite,
-            Uri::parse(&format!("sip:{callee}@{realm}")).unwrap_or(first_uri),
-        );
+        let request_uri = match Uri::parse(&format!("sip:{to}@{realm}")) {
+            Ok(uri) => uri,
+            // Not a user part a URI takes: the first contact's URI instead.
+            Err(_) => contacts.first().map_or_else(
+                || {
+                    Uri::parse(&format!("sip:{realm}"))
+                        .unwrap_or_else(|_| self.config.leg.contact.clone())
+                },
+                |c| c.1.clone(),
+            ),
+        };
+        let mut template = Message::request(Method::Invite, request_uri);
         {
             let h = template.headers_mut();
-            h.push(HeaderName::From, format!("<sip:{caller}@{realm}>"));
-            h.push(HeaderName::To, format!("<sip:{callee}@{realm}>"));
+            h.push(HeaderName::From, format!("<sip:{from}@{realm}>"));
+            h.push(HeaderName::To, format!("<sip:{to}@{realm}>"));
             h.push(HeaderName::CallId, format!("{token}@pbxkit"));
             h.push(
                 HeaderName::PAssertedIdentity,
-                format!("<sip:{caller}@{realm}>"),
+                format!("<sip:{from}@{realm}>"),
             );
         }
         if let Some(sdp) = offer {
@@ -244,6 +251,32 @@ impl<D: Directory> Engine<D> {
                 users.push((branch, user));
             }
         }
+        (b, users)
+    }
+
+    /// Rings every registered contact of a step's users at once; the one who
+    /// answers keeps the call count it holds.
+    pub(super) fn ring_step(&mut self, call: CallId, step: &plan::Step, now: Instant) {
+        let (contacts, held, busy) = self.gather(step);
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.ringing_holds = held;
+        }
+        let Some(callee) = contacts.first().map(|c| c.0.clone()) else {
+            let (status, ending) = if busy {
+                (StatusCode::BUSY_HERE, Ending::Busy)
+            } else {
+                (StatusCode::TEMPORARILY_UNAVAILABLE, Ending::NoContact)
+            };
+            self.step_ended(call, status, ending, now);
+            return;
+        };
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+            return;
+        };
+        let offer = self
+            .a_offer(call)
+            .map(|sdp| self.media.offer(call, true, &sdp).unwrap_or(sdp));
+        let (b, users) = self.dial(&caller, &callee, offer, contacts, now);
         let key = b.key();
         let Some(b_id) = self.add_leg(call, AnyLeg::Outgoing(Box::new(b))) else {
             self.refuse(call, StatusCode::SERVICE_UNAVAILABLE, now);
@@ -353,6 +386,14 @@ impl<D: Directory> Engine<D> {
         let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
+        if c.transfer
+            .as_ref()
+            .and_then(|t| t.until)
+            .is_some_and(|t| t <= now)
+        {
+            self.transfer_timeout(call, now);
+            return;
+        }
         if c.is_pausing() {
             c.resume();
             self.next_step(call, now);
