@@ -8,11 +8,11 @@ use crate::config::Config;
 use crate::ids;
 use crate::media::PortPool;
 use crate::store::FileStore;
-use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::digest::{AuthError, DigestServer};
 use pbxkit_sip::endpoint::{Endpoint, EndpointHandle, Incoming, ServerRequest};
 use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{ServerTx, Target, TransportKind};
-use pbxkit_sip::{Auth, ByteStr, HeaderName, Message, Method, StatusCode, Transport, Uri};
+use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -90,7 +90,8 @@ struct Service {
     users: crate::live::Users,
     bus: crate::events::Bus,
     endpoint: EndpointHandle,
-    digest: DigestServer,
+    /// Digest authentication of INVITE and REGISTER.
+    auth: pbxkit::auth::Authenticator,
     registrar: SharedRegistrar,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     /// Addresses of enabled trunks (resolved at start-up) and their names.
@@ -189,9 +190,13 @@ pub(crate) async fn run(
         bans,
         stopping: false,
         // Nonces issued before this start may have been used unseen: stale, not replayable.
-        digest: DigestServer::new(&config.sip.realm, &secret, 300)
-            .with_max_tracked(config.sip.nonce_max_tracked)
-            .remembering_since(unix_now()),
+        auth: pbxkit::auth::Authenticator::new(
+            &config.sip.realm,
+            DigestServer::new(&config.sip.realm, &secret, 300)
+                .with_max_tracked(config.sip.nonce_max_tracked)
+                .remembering_since(unix_now()),
+            config.sip.digest_algorithms(),
+        ),
         endpoint: endpoint.handle(),
         config,
         registrar: Arc::new(std::sync::Mutex::new(registrar)),
@@ -353,6 +358,8 @@ impl Service {
             }
         }
         tracing::info!(users = new.users.len(), "configuration reloaded");
+        self.auth
+            .set_algorithms(reload.config.sip.digest_algorithms());
         self.config = reload.config;
         self.dialplan = reload.dialplan;
     }
@@ -510,53 +517,22 @@ impl Service {
     /// (source, user) pair gets no answer at all; the user is the credentials' one, or
     /// the From user of a request that has none yet.
     async fn authenticate(&mut self, req: &ServerRequest) -> Option<String> {
-        let method = req
-            .request
-            .method()
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        let creds = req
-            .request
-            .headers()
-            .all(&HeaderName::Authorization)
-            .filter_map(|h| h.parse::<Auth>().ok())
-            .find(|a| a.param("realm").as_deref() == Some(self.config.sip.realm.as_str()));
         let ip = req.source.addr.ip();
         let at = Instant::now();
-        let claimed = creds
-            .as_ref()
-            .and_then(|c| c.param("username"))
-            .or_else(|| {
-                req.request.from().ok().and_then(|f| {
-                    f.uri
-                        .as_sip()
-                        .and_then(|u| u.user.as_ref().map(ToString::to_string))
-                })
-            })
-            .unwrap_or_default();
+        let claimed = self.auth.claimed(&req.request);
         if self.bans.is_pair_banned(ip, &claimed, at) {
             // No answer: a phone retrying a wrong password learns nothing more, and
             // the other users behind its address are still served.
             return None;
         }
         let now = unix_now();
-        let offered = self.config.sip.digest_algorithms();
-        let outcome = match creds {
-            // Only the algorithms offered: no downgrade to one the operator left out.
-            Some(creds)
-                if Algorithm::parse(creds.param("algorithm").as_deref())
-                    .is_none_or(|a| !offered.contains(&a)) =>
-            {
-                Err(AuthError::Algorithm)
-            }
-            Some(creds) => {
-                let users = &self.config;
-                self.digest.verify(&creds, &method, now, |name| {
-                    users.user(name).map(|u| u.password.clone())
-                })
-            }
-            None => Err(AuthError::Missing("credentials")),
-        };
+        let users = &self.config;
+        let outcome = self
+            .auth
+            .check(&req.request, now, |name| {
+                users.user(name).map(|u| u.password.clone())
+            })
+            .outcome;
         match outcome {
             Ok(v) => {
                 self.bans.succeeded(ip, &v.username, at);
@@ -588,20 +564,9 @@ impl Service {
                     ),
                     None => {}
                 }
-                let mut r = Message::response_to(
-                    &req.request,
-                    StatusCode::UNAUTHORIZED,
-                    Some(&ids::token()),
-                );
-                // One challenge per algorithm, in the configured order (RFC 8760).
-                for algorithm in offered {
-                    r.headers_mut().push(
-                        HeaderName::WwwAuthenticate,
-                        self.digest
-                            .challenge(now, algorithm, e.is_stale())
-                            .to_string(),
-                    );
-                }
+                let r = self
+                    .auth
+                    .challenge(&req.request, &Err(e), now, &ids::token());
                 let _ = req.respond(r).await;
                 None
             }

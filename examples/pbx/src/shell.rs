@@ -17,14 +17,15 @@ use crate::config::Config;
 use crate::events::Bus;
 use crate::live::Users;
 use crate::store::FileStore;
+use pbxkit::auth::{Authentication, Authenticator};
 use pbxkit::engine::{
     Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome, Request,
     Unanswered,
 };
-use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{Target, TransportKind};
-use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Transport, Uri};
+use pbxkit_sip::{Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -259,9 +260,10 @@ struct Times {
 struct Shell {
     engine: Engine<PbxDirectory>,
     socket: UdpSocket,
-    digest: DigestServer,
+    /// REGISTER's digest (the engine checks INVITEs with its own, on the same
+    /// secret and policy).
+    auth: Authenticator,
     registrar: Arc<Mutex<Registrar<FileStore>>>,
-    realm: String,
     cdr: Cdr,
     bus: Bus,
     times: HashMap<CallId, Times>,
@@ -324,6 +326,7 @@ pub(crate) async fn run(
     engine_config.leg.min_se = config.sip.min_se;
     engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
     engine_config.nonce_max_tracked = config.sip.nonce_max_tracked;
+    engine_config.algorithms = config.sip.digest_algorithms();
     let (commands_tx, mut commands) = tokio::sync::mpsc::channel(1024);
     let registrar = Registrar::new(config.registrar.bounds(), store);
     let durable = registrar.store().durable();
@@ -357,11 +360,14 @@ pub(crate) async fn run(
     let mut shell = Shell {
         engine,
         socket,
-        digest: DigestServer::new(&config.sip.realm, &secret, 300)
-            .with_max_tracked(config.sip.nonce_max_tracked)
-            .remembering_since(crate::service::unix_now()),
+        auth: Authenticator::new(
+            &config.sip.realm,
+            DigestServer::new(&config.sip.realm, &secret, 300)
+                .with_max_tracked(config.sip.nonce_max_tracked)
+                .remembering_since(crate::service::unix_now()),
+            config.sip.digest_algorithms(),
+        ),
         registrar,
-        realm: config.sip.realm.clone(),
         cdr,
         bus,
         times: HashMap::new(),
@@ -401,6 +407,9 @@ pub(crate) async fn run(
             Some(reload) = reloads.recv() => {
                 tracing::info!(users = reload.config.users.len(), "configuration reloaded");
                 shell.engine.set_dialplan(reload.dialplan);
+                let algorithms = reload.config.sip.digest_algorithms();
+                shell.auth.set_algorithms(algorithms.clone());
+                shell.engine.set_digest_algorithms(algorithms);
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,
@@ -471,23 +480,12 @@ impl Shell {
         if self.bans.is_banned(peer.ip(), now) {
             return true;
         }
-        let creds = message
-            .headers()
-            .all(&HeaderName::Authorization)
-            .filter_map(|h| h.parse::<Auth>().ok())
-            .find(|a| a.param("realm").as_deref() == Some(self.realm.as_str()));
-        let user = pbxkit::engine::claimed_user(message, creds.as_ref());
+        let user = self.auth.claimed(message);
         self.bans.is_pair_banned(peer.ip(), &user, now)
     }
 
     /// Counts an authentication's outcome for the bans.
-    fn authenticated(
-        &mut self,
-        source: SocketAddr,
-        user: &str,
-        result: pbxkit::engine::Authentication,
-    ) {
-        use pbxkit::engine::Authentication;
+    fn authenticated(&mut self, source: SocketAddr, user: &str, result: Authentication) {
         let (ip, now) = (source.ip(), Instant::now());
         let banned = match result {
             Authentication::Accepted => {
@@ -691,37 +689,18 @@ impl Shell {
     /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
     fn register(&mut self, req: Request) {
         let now = crate::service::unix_now();
-        let creds = req
-            .request
-            .headers()
-            .all(&HeaderName::Authorization)
-            .filter_map(|h| h.parse::<Auth>().ok())
-            .find(|a| a.param("realm").as_deref() == Some(self.realm.as_str()));
-        let claimed = pbxkit::engine::claimed_user(&req.request, creds.as_ref());
         // The passwords of the configuration in force (a SIGHUP may change them).
         let config = self.engine.directory().config.clone();
-        let outcome = match &creds {
-            Some(creds) => self.digest.verify(creds, "REGISTER", now, |name| {
-                config.user(name).map(|u| u.password.clone())
-            }),
-            None => Err(AuthError::Missing("credentials")),
-        };
-        let result = pbxkit::engine::Authentication::of(&outcome);
-        self.authenticated(req.source.addr, &claimed, result);
-        let user = match outcome {
+        let checked = self.auth.check(&req.request, now, |name| {
+            config.user(name).map(|u| u.password.clone())
+        });
+        let result = Authentication::of(&checked.outcome);
+        self.authenticated(req.source.addr, &checked.user, result);
+        let user = match checked.outcome {
             Ok(v) => v.username,
             Err(e) => {
-                let mut r = Message::response_to(
-                    &req.request,
-                    StatusCode::UNAUTHORIZED,
-                    Some(&crate::ids::token()),
-                );
-                r.headers_mut().push(
-                    HeaderName::WwwAuthenticate,
-                    self.digest
-                        .challenge(now, Algorithm::Md5, e.is_stale())
-                        .to_string(),
-                );
+                let tag = crate::ids::token();
+                let r = self.auth.challenge(&req.request, &Err(e), now, &tag);
                 let _ = self.engine.respond(req.tx, r, Instant::now());
                 return;
             }

@@ -69,6 +69,7 @@ mod route;
 mod table;
 mod transfer;
 
+use crate::auth::{Authentication, Authenticator};
 use crate::hangup::HangupCause;
 use bytes::Bytes;
 use call::Call;
@@ -76,11 +77,11 @@ use pbxkit_dialplan::Dialplan;
 use pbxkit_sip::b2bua::{
     IncomingLeg, Leg, LegConfig, LegEvent, OutgoingLegs, Output, RequestKey, Routes,
 };
-use pbxkit_sip::digest::{Algorithm, AuthError, DigestServer};
+use pbxkit_sip::digest::{Algorithm, DigestServer};
 use pbxkit_sip::transaction::{
     ClientTx, Event as TxEvent, SendError, ServerTx, Target, Timers, TransactionLayer, Transmit,
 };
-use pbxkit_sip::{Auth, HeaderName, Message, Method, StatusCode, Uri};
+use pbxkit_sip::{Message, Method, StatusCode, Uri};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -231,20 +232,6 @@ impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
     }
 }
 
-/// The user a request claims to be: its credentials' username, else its From user.
-pub fn claimed_user(request: &Message, credentials: Option<&Auth>) -> String {
-    credentials
-        .and_then(|c| c.param("username"))
-        .or_else(|| {
-            request.from().ok().and_then(|f| {
-                f.uri
-                    .as_sip()
-                    .and_then(|u| u.user.as_ref().map(ToString::to_string))
-            })
-        })
-        .unwrap_or_default()
-}
-
 /// One call less for `user`; users back at zero are forgotten.
 fn release(in_use: &mut HashMap<String, u32>, user: &str) {
     if let Some(n) = in_use.get_mut(user) {
@@ -267,6 +254,8 @@ pub struct EngineConfig {
     pub nonce_lifetime: u64,
     /// Most nonces remembered as used (replays of them are refused).
     pub nonce_max_tracked: usize,
+    /// The digest algorithms offered, one challenge each, in this order.
+    pub algorithms: Vec<Algorithm>,
     /// What every leg needs: our Via sent-by, our Contact, timers, session timers.
     pub leg: LegConfig,
     /// How long users ring when the dialplan gives no time.
@@ -294,6 +283,7 @@ impl EngineConfig {
             nonce_secret: nonce_secret.to_vec(),
             nonce_lifetime: 300,
             nonce_max_tracked: pbxkit_sip::digest::DEFAULT_MAX_TRACKED,
+            algorithms: vec![Algorithm::Md5],
             leg: LegConfig::new(sent_by, contact),
             ring_time: Duration::from_secs(30),
             feature_wait: Duration::from_secs(10),
@@ -390,7 +380,7 @@ pub enum Event {
         /// The user it claimed (credentials, else From).
         user: String,
         /// How it went.
-        result: Authentication,
+        result: crate::auth::Authentication,
     },
     /// The caller dialled a feature code: the call waits (up to
     /// [`EngineConfig::feature_wait`], then 500) for the PBX to act on it and tell
@@ -424,31 +414,6 @@ pub enum Event {
         /// How it ended.
         outcome: Outcome,
     },
-}
-
-/// How an INVITE's authentication went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authentication {
-    /// The credentials hold.
-    Accepted,
-    /// A wrong password, or an unknown user: a guess.
-    Refused,
-    /// No usable credentials: challenged.
-    Challenged,
-    /// The right response on a spent or expired nonce: a fresh one will do.
-    Stale,
-}
-
-impl Authentication {
-    /// How a digest check went.
-    pub fn of(outcome: &Result<pbxkit_sip::digest::Verified, AuthError>) -> Authentication {
-        match outcome {
-            Ok(_) => Authentication::Accepted,
-            Err(AuthError::Refused) => Authentication::Refused,
-            Err(e) if e.is_stale() => Authentication::Stale,
-            Err(_) => Authentication::Challenged,
-        }
-    }
 }
 
 /// A request the engine does not handle itself, for the PBX to answer with
@@ -499,7 +464,7 @@ impl AnyLeg {
 pub struct Engine<D> {
     config: EngineConfig,
     layer: TransactionLayer,
-    digest: DigestServer,
+    auth: Authenticator,
     directory: D,
     dialplan: Arc<Dialplan>,
     legs: Table<LegSlot>,
@@ -540,9 +505,13 @@ impl<D: Directory> Engine<D> {
             layer: TransactionLayer::new(config.leg.timers),
             // Nonces issued before `now` (by an earlier run) are answered stale: the
             // used-nonce table starts empty and could not refuse their replays.
-            digest: DigestServer::new(&config.realm, &config.nonce_secret, config.nonce_lifetime)
-                .with_max_tracked(config.nonce_max_tracked)
-                .remembering_since(unix),
+            auth: Authenticator::new(
+                &config.realm,
+                DigestServer::new(&config.realm, &config.nonce_secret, config.nonce_lifetime)
+                    .with_max_tracked(config.nonce_max_tracked)
+                    .remembering_since(unix),
+                config.algorithms.clone(),
+            ),
             directory,
             dialplan,
             legs: Table::default(),
@@ -583,6 +552,11 @@ impl<D: Directory> Engine<D> {
     /// Runs new calls on `dialplan` from now on; calls in progress are not affected.
     pub fn set_dialplan(&mut self, dialplan: Arc<Dialplan>) {
         self.dialplan = dialplan;
+    }
+
+    /// Offers these digest algorithms from now on (a new configuration).
+    pub fn set_digest_algorithms(&mut self, algorithms: Vec<Algorithm>) {
+        self.auth.set_algorithms(algorithms);
     }
 
     /// Calls in progress.
@@ -894,37 +868,20 @@ impl<D: Directory> Engine<D> {
         now: Instant,
     ) -> Option<String> {
         let unix = self.unix(now);
-        let realm = self.config.realm.as_str();
-        let creds = request
-            .headers()
-            .all(&HeaderName::Authorization)
-            .filter_map(|h| h.parse::<Auth>().ok())
-            .find(|a| a.param("realm").as_deref() == Some(realm));
-        let claimed = claimed_user(request, creds.as_ref());
         let directory = &self.directory;
-        let outcome = match creds {
-            Some(creds) => self
-                .digest
-                .verify(&creds, "INVITE", unix, |name| directory.password(name)),
-            None => Err(AuthError::Missing("credentials")),
-        };
-        let result = Authentication::of(&outcome);
+        let checked = self
+            .auth
+            .check(request, unix, |name| directory.password(name));
         self.events.push_back(Event::Authentication {
             source: source.addr,
-            user: claimed,
-            result,
+            user: checked.user,
+            result: Authentication::of(&checked.outcome),
         });
-        match outcome {
+        match checked.outcome {
             Ok(verified) => Some(verified.username),
             Err(e) => {
                 let token = self.token();
-                let mut r = Message::response_to(request, StatusCode::UNAUTHORIZED, Some(&token));
-                r.headers_mut().push(
-                    HeaderName::WwwAuthenticate,
-                    self.digest
-                        .challenge(unix, Algorithm::Md5, e.is_stale())
-                        .to_string(),
-                );
+                let r = self.auth.challenge(request, &Err(e), unix, &token);
                 let _ = self.layer.respond(tx, r, now);
                 None
             }
