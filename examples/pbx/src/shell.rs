@@ -637,7 +637,9 @@ impl Shell {
             Event::CallTransferred { call, user } => {
                 tracing::debug!(call = ?call, to = %user, "call transferred");
             }
-            Event::CallRinging { .. } => {}
+            Event::CallRinging { call, users, group } => {
+                tracing::debug!(call = ?call, ?users, ?group, "ringing");
+            }
             _ => {}
         }
     }

@@ -2053,7 +2053,11 @@ async fn a_round_robin_group_remembers_who_answered_and_waits_between_members() 
         timeout(WAIT, bob_log).await.unwrap().unwrap(),
         ["INVITE", "ACK", "BYE", "INVITE", "ACK", "BYE"]
     );
-    // The log names each member rung, in order.
+    // The default mode's log names each member rung, in order (the engine reports
+    // them as CallRinging events, checked in tests/engine.rs).
+    if common::on_engine() {
+        return;
+    }
     let log = std::fs::read_to_string(dir.join("pbx.log")).unwrap();
     let rung: Vec<&str> = log
         .lines()

@@ -973,6 +973,23 @@ fn forwards_groups_dnd_limits_and_loops_as_the_dialplan_decides() {
     assert_eq!(find("1000", "1010").3, refused(StatusCode::LOOP_DETECTED));
     // The linear group rings 1006 for 2 s, waits 1 s, then 1007, who answers.
     assert_eq!(find("1000", "3000").2.as_deref(), Some("1007"));
+    let group_rung: Vec<Vec<String>> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallRinging {
+                users,
+                group: Some(g),
+                ..
+            } if g == "sales" => Some(users.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        group_rung,
+        [["1006"], ["1007"]],
+        "each member rung, in order"
+    );
     // (1006's CANCEL goes to its INVITE's transaction, not to `seen`; its leg ended.)
     assert_eq!(sim.phones[at(1006)].seen, ["INVITE"]);
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));

@@ -361,10 +361,14 @@ pub enum Event {
         /// What it dialled.
         dialed: String,
     },
-    /// The callee's phones ring.
+    /// A ring step's phones ring (the callee's, a group's members').
     CallRinging {
         /// The call.
         call: CallId,
+        /// The users rung, in the step's order.
+        users: Vec<String>,
+        /// The group they are members of, when a group is dialled.
+        group: Option<String>,
     },
     /// The callee answered.
     CallAnswered {

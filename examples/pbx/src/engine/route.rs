@@ -284,10 +284,22 @@ impl<D: Directory> Engine<D> {
         };
         self.routes.insert(key, b_id);
         let ring_time = step.timeout.unwrap_or(self.config.ring_time);
+        let mut rung: Vec<String> = Vec::new();
+        for (_, user) in &users {
+            if !rung.contains(user) {
+                rung.push(user.clone());
+            }
+        }
+        let mut group = None;
         if let Some(c) = self.calls.get_mut(call.0) {
+            group = c.plan.as_ref().and_then(|p| p.group.clone());
             c.ring(b_id, users, now + ring_time);
         }
-        self.events.push_back(Event::CallRinging { call });
+        self.events.push_back(Event::CallRinging {
+            call,
+            users: rung,
+            group,
+        });
     }
 
     /// A step rang without an answer: the next step, or the fallback.
