@@ -636,7 +636,7 @@ impl Service {
             .unwrap_or_default();
         if let Some(trunk) = self.trunk_addrs.get(&req.source.addr.ip()) {
             // A trunk is trusted by its address: its calls are routed by DID.
-            let (number, name) = caller_identity(&req.request);
+            let (number, name) = pbxkit::engine::trunk_caller(&req.request);
             tracing::info!(trunk = %trunk, did = %dialed, from = %number, "incoming call");
             // The call gives the count back when it ends.
             self.in_use.add(&number);
@@ -791,39 +791,6 @@ impl Service {
     }
 }
 
-/// Who calls from a trunk: the identity the trunk asserts (P-Asserted-Identity, RFC
-/// 3325, else Remote-Party-ID), else From; `anonymous` when the caller asked for
-/// privacy (`Privacy: id`) or gave no number. Number first, then display name.
-fn caller_identity(request: &Message) -> (String, String) {
-    let headers = request.headers();
-    let hidden = headers
-        .all(&HeaderName::Privacy)
-        .filter_map(|h| h.parse::<pbxkit_sip::Privacy>().ok())
-        .any(|p| p.contains("id"));
-    if hidden {
-        return ("anonymous".into(), "Anonymous".into());
-    }
-    let asserted = [HeaderName::PAssertedIdentity, HeaderName::RemotePartyId]
-        .iter()
-        .find_map(|name| headers.typed::<pbxkit_sip::NameAddr>(name)?.ok());
-    let identity = asserted.or_else(|| request.from().ok().cloned());
-    let number = identity
-        .as_ref()
-        .and_then(|i| match &i.uri {
-            Uri::Sip(u) => u.user.as_ref().map(ToString::to_string),
-            Uri::Tel(t) => Some(t.number.to_string()),
-            _ => None,
-        })
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "anonymous".into());
-    let name = identity
-        .as_ref()
-        .and_then(|i| i.display.as_ref())
-        .map(|d| d.text())
-        .unwrap_or_default();
-    (number, name)
-}
-
 fn ip_of(addr: &std::net::SocketAddr) -> std::net::IpAddr {
     addr.ip()
 }
@@ -949,42 +916,3 @@ pub(crate) fn our_contact(endpoint: &EndpointHandle, target: Target) -> ByteStr 
 /// This node's id (`[pbx] node_id`), the user part of our Contact: requests within
 /// our dialogs name the node that owns the call, for a proxy in front of several.
 static NODE_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn invite(extra: &str) -> Message {
-        Message::parse(
-            format!(
-                "INVITE sip:0123@pbx SIP/2.0\r\nVia: SIP/2.0/UDP t;branch=z9hG4bK1\r\n\
-                 From: \"Trunk\" <sip:account@provider>;tag=1\r\nTo: <sip:0123@pbx>\r\n\
-                 Call-ID: c\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
-            )
-            .into_bytes(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn trunk_callers_are_who_the_trunk_asserts_unless_they_hide() {
-        let id = |extra: &str| caller_identity(&invite(extra));
-        assert_eq!(id(""), ("account".into(), "Trunk".into()));
-        assert_eq!(
-            id("P-Asserted-Identity: \"Jane\" <sip:+331234@provider>\r\n"),
-            ("+331234".into(), "Jane".into())
-        );
-        assert_eq!(
-            id("P-Asserted-Identity: <tel:+331234>\r\n"),
-            ("+331234".into(), String::new())
-        );
-        assert_eq!(
-            id("Remote-Party-ID: \"Old\" <sip:0612@p>;party=calling;screen=yes\r\n"),
-            ("0612".into(), "Old".into())
-        );
-        assert_eq!(
-            id("P-Asserted-Identity: <sip:+331234@provider>\r\nPrivacy: id\r\n"),
-            ("anonymous".into(), "Anonymous".into())
-        );
-    }
-}

@@ -7,9 +7,9 @@
 //! groups, DND and limits; re-INVITEs relayed; media anchored on the PBX's relay,
 //! transcoding included; the echo and playback applications on their own ports;
 //! the services feature codes, saved before the confirmation plays; blind,
-//! attended and semi-attended transfers with ringback to the transferee; bans as in
-//! the default mode). Trunks and TCP still need the default mode; they move here as
-//! the engine gains them.
+//! attended and semi-attended transfers with ringback to the transferee; trunks in
+//! and out with failover, registration, qualify and failure tones; bans as in the
+//! default mode). TCP still needs the default mode; it moves here next.
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
@@ -19,8 +19,8 @@ use crate::live::Users;
 use crate::store::FileStore;
 use pbxkit::auth::{Authentication, Authenticator};
 use pbxkit::engine::{
-    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome, Request,
-    Unanswered,
+    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome, Request, Tone,
+    Trunk, Unanswered,
 };
 use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
@@ -67,6 +67,13 @@ impl Directory for PbxDirectory {
         self.config.user(user).map(|u| u.call_limit)
     }
 
+    fn name(&self, user: &str) -> Option<String> {
+        self.config
+            .user(user)
+            .map(|u| u.name.clone())
+            .filter(|n| !n.is_empty())
+    }
+
     fn application(&self, number: &str) -> Option<Application> {
         let ext = self.config.extension(number)?;
         Some(match ext.app {
@@ -94,8 +101,12 @@ struct RelayMedia {
     apps: HashMap<CallId, tokio::task::JoinHandle<()>>,
     /// Where an application says it is over.
     commands: Commands,
-    /// The ringback a transferee hears while the target rings, and those playing.
+    /// The ringback a transferee hears while the target rings, and those playing
+    /// (the failure tones a trunk's callers hear too).
     ringback: pbxkit_rtp::tones::ToneSpec,
+    /// The busy and congestion tones.
+    busy: pbxkit_rtp::tones::ToneSpec,
+    congestion: pbxkit_rtp::tones::ToneSpec,
     ringing: HashMap<CallId, crate::media::Playing>,
 }
 
@@ -228,6 +239,23 @@ impl pbxkit::engine::Media for RelayMedia {
         }
     }
 
+    fn tone(&mut self, call: CallId, tone: Tone, offer: &bytes::Bytes) -> Option<bytes::Bytes> {
+        let offer = session(offer)?;
+        let format = crate::codecs::Format::received_by(&offer)?;
+        let spec = match tone {
+            Tone::Busy => self.busy,
+            _ => self.congestion,
+        };
+        let ip = self.ip;
+        let relay = self.relay(call)?;
+        relay.set_peer_from_sdp(true, &offer);
+        let ours = crate::codecs::answer_with(&offer, &format);
+        let sdp = relay.rewrite(true, &ours, ip).to_string().into();
+        let playing = relay.play(true, spec, &format)?;
+        self.ringing.insert(call, playing);
+        Some(sdp)
+    }
+
     fn close(&mut self, call: CallId) {
         self.ringing.remove(&call);
         if let Some(app) = self.apps.remove(&call) {
@@ -301,6 +329,47 @@ async fn until(wake: Option<Instant>) {
     }
 }
 
+/// The enabled trunks of `config`, their host names resolved now (a trunk whose
+/// host does not resolve is left out, with a warning).
+async fn trunks(config: &Config) -> Vec<Trunk> {
+    let mut trunks = Vec::new();
+    for t in config.trunks.iter().filter(|t| t.enabled) {
+        let addr = match tokio::net::lookup_host((t.host.as_str(), t.port)).await {
+            Ok(mut addrs) => addrs.next(),
+            Err(_) => None,
+        };
+        let Some(addr) = addr else {
+            tracing::warn!(trunk = %t.name, host = %t.host, "trunk host does not resolve");
+            continue;
+        };
+        let credentials = match (&t.username, &t.password) {
+            (Some(username), Some(password)) => Some(pbxkit_sip::b2bua::Credentials {
+                username: username.clone(),
+                password: password.clone(),
+                realm: None,
+            }),
+            _ => None,
+        };
+        if t.register && credentials.is_none() {
+            tracing::warn!(trunk = %t.name, "register = true needs username and password");
+        }
+        trunks.push(Trunk {
+            name: t.name.clone(),
+            target: Target {
+                addr,
+                transport: TransportKind::Udp,
+            },
+            host: format!("{}:{}", t.host, t.port),
+            context: crate::routing::INCALL_CONTEXT.to_owned(),
+            credentials,
+            max_calls: t.max_calls,
+            register: t.register.then_some(300),
+            qualify: (t.qualify > 0).then(|| Duration::from_secs(t.qualify)),
+        });
+    }
+    trunks
+}
+
 /// Runs the PBX on the engine until `shutdown` completes.
 pub(crate) async fn run(
     config: Arc<Config>,
@@ -347,6 +416,8 @@ pub(crate) async fn run(
         apps: HashMap::new(),
         commands: commands_tx.clone(),
         ringback: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Ringback),
+        busy: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Busy),
+        congestion: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Congestion),
         ringing: HashMap::new(),
     };
     let engine = Engine::new(
@@ -376,6 +447,9 @@ pub(crate) async fn run(
         bans: crate::ban::Bans::new(config.security.ban_policy()),
         commands: commands_tx,
     };
+    let configured = trunks(&config).await;
+    shell.engine.set_trunks(configured, Instant::now());
+    shell.flush();
     let mut buf = vec![0u8; 65_535];
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
@@ -410,6 +484,9 @@ pub(crate) async fn run(
                 let algorithms = reload.config.sip.digest_algorithms();
                 shell.auth.set_algorithms(algorithms.clone());
                 shell.engine.set_digest_algorithms(algorithms);
+                // Trunks whose settings did not change keep their registration.
+                let configured = trunks(&reload.config).await;
+                shell.engine.set_trunks(configured, Instant::now());
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,
@@ -639,6 +716,16 @@ impl Shell {
             }
             Event::CallRinging { call, users, group } => {
                 tracing::debug!(call = ?call, ?users, ?group, "ringing");
+            }
+            Event::TrunkDown { trunk } => {
+                tracing::warn!(trunk = %trunk, "trunk down: no answer to OPTIONS");
+            }
+            Event::TrunkUp { trunk } => tracing::info!(trunk = %trunk, "trunk up again"),
+            Event::TrunkRegistered { trunk } => {
+                tracing::info!(trunk = %trunk, "registered to the trunk");
+            }
+            Event::TrunkRegistrationFailed { trunk, status } => {
+                tracing::warn!(trunk = %trunk, status = ?status.map(|s| s.as_u16()), "trunk registration failed");
             }
             _ => {}
         }

@@ -6,6 +6,43 @@ use pbxkit_sip::StatusCode;
 use pbxkit_sip::b2bua::BranchId;
 use std::time::Instant;
 
+/// Who places a call: a user of the PBX, or someone calling in through a trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Caller {
+    /// The user, or the number the trunk asserts.
+    pub(super) number: String,
+    /// The display name (the user's, or the one the trunk asserts).
+    pub(super) name: String,
+    /// The trunk the call came in through; `None` for a user.
+    pub(super) trunk: Option<String>,
+}
+
+impl Caller {
+    /// `user` of the PBX, shown as `name`.
+    pub(super) fn user(user: &str, name: Option<String>) -> Caller {
+        Caller {
+            number: user.to_owned(),
+            name: name.unwrap_or_default(),
+            trunk: None,
+        }
+    }
+
+    /// The user the dialplan knows the caller as.
+    pub(super) fn as_user(&self) -> Option<&str> {
+        self.trunk.is_none().then_some(self.number.as_str())
+    }
+
+    /// The caller as a SIP identity at `host`: `"name" <sip:number@host>`.
+    pub(super) fn name_addr(&self, host: &str) -> String {
+        let name = self.name.replace(['"', '\\'], "");
+        if name.is_empty() {
+            format!("<sip:{}@{host}>", self.number)
+        } else {
+            format!("\"{name}\" <sip:{}@{host}>", self.number)
+        }
+    }
+}
+
 /// Which side of the call a leg is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Role {
@@ -62,6 +99,9 @@ enum State {
     Answered,
     /// Answered by the PBX itself: an application runs on the caller's media.
     Application,
+    /// Refused, the caller hearing why in early media (a busy or congestion tone)
+    /// until `until`, then getting `status`.
+    Tone { until: Instant, status: StatusCode },
     /// Over; its legs are ending.
     Ended,
 }
@@ -71,7 +111,7 @@ enum State {
 pub(super) struct Call {
     pub(super) a: Option<LegId>,
     pub(super) b: Option<LegId>,
-    caller: String,
+    caller: Caller,
     dialed: String,
     /// The users each branch of the step ringing rings.
     branches: Vec<(BranchId, String)>,
@@ -103,10 +143,12 @@ pub(super) struct Call {
     pub(super) own_offers: Vec<(LegId, OwnOffer)>,
     /// Transferors to hang up once their last NOTIFY is answered.
     pub(super) leaving: Vec<LegId>,
+    /// The trunks a call out tries, when it goes out.
+    pub(super) outcall: Option<super::trunk::Outcall>,
 }
 
 impl Call {
-    pub(super) fn new(caller: String, dialed: String) -> Call {
+    pub(super) fn new(caller: Caller, dialed: String) -> Call {
         Call {
             a: None,
             b: None,
@@ -128,10 +170,17 @@ impl Call {
             transfer: None,
             own_offers: Vec::new(),
             leaving: Vec::new(),
+            outcall: None,
         }
     }
 
+    /// The caller's user (or number, from a trunk).
     pub(super) fn caller(&self) -> &str {
+        &self.caller.number
+    }
+
+    /// Who the caller is.
+    pub(super) fn caller_id(&self) -> &Caller {
         &self.caller
     }
 
@@ -163,9 +212,10 @@ impl Call {
     /// When the ring time or the pause runs out.
     pub(super) fn deadline(&self) -> Option<Instant> {
         let own = match self.state {
-            State::Ringing { until } | State::Pausing { until } | State::Waiting { until } => {
-                Some(until)
-            }
+            State::Ringing { until }
+            | State::Pausing { until }
+            | State::Waiting { until }
+            | State::Tone { until, .. } => Some(until),
             _ => None,
         };
         let transfer = self.transfer.as_ref().and_then(|t| t.until);
@@ -184,7 +234,7 @@ impl Call {
     /// The user on side A (the caller) or B (who answered).
     pub(super) fn party(&self, a: bool) -> Option<&str> {
         if a {
-            Some(&self.caller)
+            Some(&self.caller.number)
         } else {
             self.callee.as_deref()
         }
@@ -213,6 +263,19 @@ impl Call {
     pub(super) fn wait(&mut self, until: Instant) {
         if self.state == State::Routing {
             self.state = State::Waiting { until };
+        }
+    }
+
+    /// The caller hears `status`'s tone until `until`, then gets `status`.
+    pub(super) fn tone(&mut self, until: Instant, status: StatusCode) {
+        self.state = State::Tone { until, status };
+    }
+
+    /// The status a caller hearing a tone gets when it is over.
+    pub(super) fn toned(&self) -> Option<StatusCode> {
+        match self.state {
+            State::Tone { status, .. } => Some(status),
+            _ => None,
         }
     }
 
@@ -307,6 +370,6 @@ impl Call {
         let outcome = self
             .outcome
             .unwrap_or(Outcome::Answered(crate::hangup::HangupCause::Pbx));
-        (self.caller, self.dialed, self.callee, outcome)
+        (self.caller.number, self.dialed, self.callee, outcome)
     }
 }

@@ -27,9 +27,16 @@
 //! the [`Media`]'s ports; a feature code is handed to the PBX ([`Event::Feature`])
 //! and the call waits for its verdict ([`Command::Run`] a confirmation, or
 //! [`Command::Reject`]). A REFER is a transfer, blind, attended (`Replaces`) or
-//! semi-attended: the target takes the transferor's place. The reference PBX still
-//! runs its calls in `call.rs` by default; they move onto this engine feature by
-//! feature (trunks next).
+//! semi-attended: the target takes the transferor's place. [`Trunk`]s carry calls
+//! out (failover to the next trunk on 5xx, 408, 480 or a digest refusal; digest
+//! answered with the trunk's credentials; a trunk's `max_calls` held) and in (a
+//! trunk is trusted by its address; its caller ID comes from P-Asserted-Identity,
+//! Remote-Party-ID or From; the DID is routed in the trunk's context), and a trunk
+//! caller refused hears busy or congestion ([`Media::tone`]) before the final
+//! response. The engine registers to trunks that ask for it and pings each with
+//! OPTIONS ([`QUALIFY_TIMEOUT`]): a silent trunk is skipped until it answers again.
+//! The reference PBX still runs its calls in `call.rs` by default; they move onto
+//! this engine feature by feature (TCP next).
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
@@ -68,6 +75,9 @@ mod plan;
 mod route;
 mod table;
 mod transfer;
+mod trunk;
+
+pub use trunk::{QUALIFY_TIMEOUT, Trunk, trunk_caller};
 
 use crate::auth::{Authentication, Authenticator};
 use crate::hangup::HangupCause;
@@ -121,6 +131,21 @@ pub trait Directory: std::fmt::Debug {
         let _ = number;
         None
     }
+    /// `user`'s display name, shown to those it calls.
+    fn name(&self, user: &str) -> Option<String> {
+        let _ = user;
+        None
+    }
+}
+
+/// A call-progress tone the PBX plays itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tone {
+    /// The callee is busy.
+    Busy,
+    /// The callee cannot be reached (the network is congested, nothing answers).
+    Congestion,
 }
 
 /// What the PBX answers a call with itself, on its own media.
@@ -173,6 +198,13 @@ pub trait Media: std::fmt::Debug {
     /// carries on there (its SDP origin, RFC 3264 §8).
     fn hand_over(&mut self, from: CallId, from_caller: bool, to: CallId, to_caller: bool) {
         let _ = (from, from_caller, to, to_caller);
+    }
+    /// Plays `tone` to the caller of `call`, whose offer is `offer`, in early
+    /// media: the SDP to send it in a 183, `None` when it cannot be played (the
+    /// caller then gets its final status at once). It stops at [`Media::close`].
+    fn tone(&mut self, call: CallId, tone: Tone, offer: &Bytes) -> Option<Bytes> {
+        let _ = (call, tone, offer);
+        None
     }
     /// The call is over: its media resources go back.
     fn close(&mut self, call: CallId);
@@ -405,6 +437,28 @@ pub enum Event {
         /// Who took the transferor's place.
         user: String,
     },
+    /// A trunk answers its OPTIONS again: calls go out through it.
+    TrunkUp {
+        /// The trunk.
+        trunk: String,
+    },
+    /// A trunk did not answer an OPTIONS within [`QUALIFY_TIMEOUT`]: calls skip it.
+    TrunkDown {
+        /// The trunk.
+        trunk: String,
+    },
+    /// The PBX registered to a trunk (reported once, not at each refresh).
+    TrunkRegistered {
+        /// The trunk.
+        trunk: String,
+    },
+    /// A registration to a trunk failed; it is tried again later.
+    TrunkRegistrationFailed {
+        /// The trunk.
+        trunk: String,
+        /// What the trunk answered (`None`: no answer).
+        status: Option<StatusCode>,
+    },
     /// The call is over and every leg of it released.
     CallEnded {
         /// The call.
@@ -491,6 +545,10 @@ pub struct Engine<D> {
     history: crate::history::History,
     /// Anchors the calls' media (or not).
     media: Box<dyn Media + Send>,
+    /// The trunks, with their registrations and pings.
+    trunks: Vec<trunk::TrunkState>,
+    /// The engine's own requests to trunks in flight.
+    trunk_txs: HashMap<ClientTx, (String, trunk::TrunkRequest)>,
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
@@ -530,6 +588,8 @@ impl<D: Directory> Engine<D> {
             in_use: HashMap::new(),
             history: crate::history::History::default(),
             media: Box::new(PassThrough),
+            trunks: Vec::new(),
+            trunk_txs: HashMap::new(),
             epoch: (now, unix),
             tokens: config.seed,
             config,
@@ -596,6 +656,7 @@ impl<D: Directory> Engine<D> {
     /// Timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
+        self.trunks_tick(now);
         while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -736,7 +797,7 @@ impl<D: Directory> Engine<D> {
             self.timers.pop();
         }
         let mine = self.timers.peek().map(|Reverse((at, _))| *at);
-        [mine, self.layer.poll_timeout()]
+        [mine, self.layer.poll_timeout(), self.trunks_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -779,6 +840,9 @@ impl<D: Directory> Engine<D> {
             let Some(event) = self.layer.poll_event() else {
                 self.arm_calls();
                 break;
+            };
+            let Some(event) = self.trunk_event(event, now) else {
+                continue;
             };
             match self.routes.route(&event) {
                 Some(id) => {
@@ -892,10 +956,26 @@ impl<D: Directory> Engine<D> {
         }
     }
 
-    /// A new call: authenticate, take the caller's leg, ask the dialplan.
+    /// A new call: authenticate (a trunk is trusted by its address), take the
+    /// caller's leg, ask the dialplan.
     fn invite(&mut self, tx: ServerTx, request: Message, source: Target, now: Instant) {
-        let Some(caller) = self.authenticate(tx, &request, source, now) else {
-            return;
+        let (caller, context) = match self.trunk_at(source.addr) {
+            Some(trunk) => {
+                let (number, name) = trunk_caller(&request);
+                let caller = call::Caller {
+                    number,
+                    name,
+                    trunk: Some(trunk.name.clone()),
+                };
+                (caller, trunk.context.clone())
+            }
+            None => {
+                let Some(user) = self.authenticate(tx, &request, source, now) else {
+                    return;
+                };
+                let name = self.directory.name(&user);
+                (call::Caller::user(&user, name), "default".to_owned())
+            }
         };
         let dialed = request
             .request_uri()
@@ -928,28 +1008,47 @@ impl<D: Directory> Engine<D> {
         self.events.push_back(Event::CallCreated {
             call,
             sip_call_id,
-            caller: caller.clone(),
+            caller: caller.number.clone(),
             dialed: dialed.clone(),
         });
-        // The caller's line has one call more (checked against its call-limit).
-        let n = self.in_use.entry(caller.clone()).or_default();
-        if self
-            .directory
-            .call_limit(&caller)
-            .is_some_and(|limit| *n >= limit)
-        {
-            self.refuse(call, StatusCode::BUSY_HERE, now);
+        // The caller's line (or trunk) has one call more, checked against its
+        // call-limit (or the trunk's max_calls).
+        let (counted, limit, full) = match &caller.trunk {
+            Some(trunk) => {
+                let max = self.trunks_max_calls(trunk).unwrap_or(u32::MAX);
+                (
+                    format!("trunk:{trunk}"),
+                    max,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                )
+            }
+            None => (
+                caller.number.clone(),
+                self.directory
+                    .call_limit(&caller.number)
+                    .unwrap_or(u32::MAX),
+                StatusCode::BUSY_HERE,
+            ),
+        };
+        let n = self.in_use.entry(counted.clone()).or_default();
+        if *n >= limit {
+            if *n == 0 {
+                self.in_use.remove(&counted);
+            }
+            self.refuse(call, full, now);
             return;
         }
         *n += 1;
         if let Some(c) = self.calls.get_mut(call.0) {
-            c.holds.push(caller);
+            c.holds.push(counted);
         }
-        if let Some(app) = self.directory.application(&dialed) {
+        if caller.trunk.is_none()
+            && let Some(app) = self.directory.application(&dialed)
+        {
             self.run_application(call, &app, now);
             return;
         }
-        self.route(call, "default", &dialed, 0, now);
+        self.route(call, &context, &dialed, 0, now);
     }
 
     fn add_leg(&mut self, call: CallId, leg: AnyLeg) -> Option<LegId> {

@@ -2,7 +2,10 @@
 //! forwards and destinations, ring steps one after the other with their delays,
 //! each user rung holding one of its calls, and the plan's fallbacks.
 
+use super::Tone;
+use super::call::Caller;
 use super::plan::{self, Ending, Plan};
+use super::trunk::Outcall;
 use super::{AnyLeg, CallId, Directory, Engine, Event, Live, Outcome, Unanswered, release};
 use bytes::Bytes;
 use pbxkit_dialplan::Decision;
@@ -10,6 +13,9 @@ use pbxkit_sip::b2bua::{Leg, OutgoingLegs};
 use pbxkit_sip::transaction::Target;
 use pbxkit_sip::{HeaderName, Message, Method, StatusCode, Uri};
 use std::time::Instant;
+
+/// How long a failed call from a trunk hears its busy or congestion tone.
+pub(super) const FAILURE_TONE_TIME: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl<D: Directory> Engine<D> {
     /// The dialplan's view of the PBX now: calls in progress per user (the engine's
@@ -28,7 +34,7 @@ impl<D: Directory> Engine<D> {
     pub(super) fn attempt<'a>(
         &self,
         live: &'a Live<'a, D>,
-        caller: &'a str,
+        caller: &'a Caller,
         context: &'a str,
         number: &'a str,
         now: Instant,
@@ -36,9 +42,9 @@ impl<D: Directory> Engine<D> {
         pbxkit_dialplan::CallAttempt {
             context,
             caller: pbxkit_dialplan::Caller {
-                number: caller,
-                name: "",
-                user: Some(caller),
+                number: &caller.number,
+                name: &caller.name,
+                user: caller.as_user(),
             },
             dialed: number,
             at: jiff::Timestamp::from_second(i64::try_from(self.unix(now)).unwrap_or(0))
@@ -57,7 +63,7 @@ impl<D: Directory> Engine<D> {
         depth: usize,
         now: Instant,
     ) {
-        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller_id().clone()) else {
             return;
         };
         let dialplan = self.dialplan.clone();
@@ -112,7 +118,7 @@ impl<D: Directory> Engine<D> {
                 self.route(call, &context, &destination, depth + 1, now);
             }
             Decision::Destination(d) => {
-                let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+                let Some(caller) = self.calls.get(call.0).map(|c| c.caller_id().clone()) else {
                     return;
                 };
                 let dialplan = self.dialplan.clone();
@@ -139,7 +145,10 @@ impl<D: Directory> Engine<D> {
             } => self.refuse(call, StatusCode::FORBIDDEN, now),
             Decision::Hangup { .. } => self.refuse(call, last, now),
             Decision::Feature { action, .. } => self.feature(call, action, now),
-            // Not on the engine yet: trunks, queues, conferences...
+            Decision::Trunks {
+                dial, caller_id, ..
+            } => self.dial_out(call, Outcall::new(&dial, &caller_id), now),
+            // Not on the engine yet: queues, conferences...
             _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
         }
     }
@@ -204,17 +213,45 @@ impl<D: Directory> Engine<D> {
         (contacts, held, busy)
     }
 
-    /// An outgoing leg from `from` to `to` (users or numbers) ringing `contacts`
+    /// An INVITE for outgoing legs to `request_uri`, from `from` (asserted in
+    /// P-Asserted-Identity and Remote-Party-ID, RFC 3325: the PBX authenticated it
+    /// or trusts the trunk that asserted it) to `to`, with `offer`.
+    pub(super) fn template(
+        &mut self,
+        request_uri: Uri,
+        from: &str,
+        to: &str,
+        offer: Option<Bytes>,
+    ) -> Message {
+        let token = self.token();
+        let mut template = Message::request(Method::Invite, request_uri);
+        let h = template.headers_mut();
+        h.push(HeaderName::From, from);
+        h.push(HeaderName::To, to);
+        h.push(HeaderName::CallId, format!("{token}@pbxkit"));
+        h.push(HeaderName::PAssertedIdentity, from);
+        // The same in Remote-Party-ID for phones that only read that one.
+        h.push(
+            HeaderName::RemotePartyId,
+            format!("{from};party=calling;screen=yes;privacy=off"),
+        );
+        if let Some(sdp) = offer {
+            h.set(HeaderName::ContentType, "application/sdp");
+            template.body = sdp;
+        }
+        template
+    }
+
+    /// An outgoing leg from `from` to `to` (a user or number) ringing `contacts`
     /// with `offer`; the users each branch rings.
     pub(super) fn dial(
         &mut self,
-        from: &str,
+        from: &Caller,
         to: &str,
         offer: Option<Bytes>,
         contacts: Vec<(String, Uri, Target)>,
         now: Instant,
     ) -> (OutgoingLegs, Vec<(pbxkit_sip::b2bua::BranchId, String)>) {
-        let token = self.token();
         let realm = self.config.realm.clone();
         let request_uri = match Uri::parse(&format!("sip:{to}@{realm}")) {
             Ok(uri) => uri,
@@ -227,23 +264,13 @@ impl<D: Directory> Engine<D> {
                 |c| c.1.clone(),
             ),
         };
-        let mut template = Message::request(Method::Invite, request_uri);
-        {
-            let h = template.headers_mut();
-            h.push(HeaderName::From, format!("<sip:{from}@{realm}>"));
-            h.push(HeaderName::To, format!("<sip:{to}@{realm}>"));
-            h.push(HeaderName::CallId, format!("{token}@pbxkit"));
-            h.push(
-                HeaderName::PAssertedIdentity,
-                format!("<sip:{from}@{realm}>"),
-            );
-        }
-        if let Some(sdp) = offer {
-            template
-                .headers_mut()
-                .set(HeaderName::ContentType, "application/sdp");
-            template.body = sdp;
-        }
+        let template = self.template(
+            request_uri,
+            &from.name_addr(&realm),
+            &format!("<sip:{to}@{realm}>"),
+            offer,
+        );
+        let token = self.token();
         let mut b = OutgoingLegs::new(self.config.leg.clone(), &token, template);
         let mut users = Vec::new();
         for (user, uri, target) in contacts {
@@ -270,7 +297,7 @@ impl<D: Directory> Engine<D> {
             self.step_ended(call, status, ending, now);
             return;
         };
-        let Some(caller) = self.calls.get(call.0).map(|c| c.caller().to_owned()) else {
+        let Some(caller) = self.calls.get(call.0).map(|c| c.caller_id().clone()) else {
             return;
         };
         let offer = self
@@ -310,6 +337,10 @@ impl<D: Directory> Engine<D> {
         ending: Ending,
         now: Instant,
     ) {
+        if self.calls.get(call.0).is_some_and(|c| c.outcall.is_some()) {
+            self.trunk_failed(call, status, ending, now);
+            return;
+        }
         self.release_ringing(call);
         self.set_last(call, status, ending);
         if ending == Ending::Global {
@@ -338,7 +369,7 @@ impl<D: Directory> Engine<D> {
             return;
         };
         let (status, ending) = c.last;
-        let caller = c.caller().to_owned();
+        let caller = c.caller_id().clone();
         let dialplan = self.dialplan.clone();
         let random = self.random();
         let live = self.live(random);
@@ -378,8 +409,19 @@ impl<D: Directory> Engine<D> {
         }
     }
 
-    /// The caller gets `status`; the call ends unanswered.
+    /// The caller gets `status`; the call ends unanswered. A caller from a trunk
+    /// hears why first, as from an exchange: the busy tone when the callee was
+    /// busy, congestion when it could not be reached (Asterisk's Busy() and
+    /// Congestion()), in early media for [`FAILURE_TONE_TIME`].
     pub(super) fn refuse(&mut self, call: CallId, status: StatusCode, now: Instant) {
+        if self.tone_first(call, status, now) {
+            return;
+        }
+        self.reject(call, status, now);
+    }
+
+    /// The caller gets `status` now.
+    fn reject(&mut self, call: CallId, status: StatusCode, now: Instant) {
         let Some(c) = self.calls.get_mut(call.0) else {
             return;
         };
@@ -390,6 +432,39 @@ impl<D: Directory> Engine<D> {
             let _ = leg.reject(status, None, &[], now);
             self.dirty.push_back(a);
         }
+    }
+
+    /// Plays the failure tone `status` calls for to a trunk's caller; false when
+    /// none is played.
+    fn tone_first(&mut self, call: CallId, status: StatusCode, now: Instant) -> bool {
+        let Some(c) = self.calls.get(call.0) else {
+            return false;
+        };
+        if c.caller_id().trunk.is_none() || c.toned().is_some() || c.is_ended() {
+            return false;
+        }
+        let ending = if c.last.0 == status {
+            c.last.1
+        } else {
+            Ending::of(status)
+        };
+        let tone = match ending {
+            Ending::Busy => Tone::Busy,
+            Ending::NoContact => Tone::Congestion,
+            Ending::Failed if status.as_u16() >= 500 => Tone::Congestion,
+            _ => return false,
+        };
+        let Some(offer) = self.a_offer(call) else {
+            return false;
+        };
+        let Some(sdp) = self.media.tone(call, tone, &offer) else {
+            return false;
+        };
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.tone(now + FAILURE_TONE_TIME, status);
+        }
+        self.with_a(call, |a, now| a.ring(Some(sdp), now), now);
+        true
     }
 
     /// A deadline of the call: its ring time is over (stop ringing, go on with the
@@ -411,17 +486,27 @@ impl<D: Directory> Engine<D> {
             self.next_step(call, now);
             return;
         }
+        if let Some(status) = c.toned() {
+            self.reject(call, status, now);
+            return;
+        }
         if c.is_waiting() {
             // The PBX never acted on the call's feature code.
             self.refuse(call, StatusCode::SERVER_INTERNAL_ERROR, now);
             return;
         }
+        let out = c.outcall.take().is_some();
         let b = c.stop_step();
         if let Some(b) = b
             && let Some(AnyLeg::Outgoing(leg)) = self.legs.get_mut(b.0).map(|s| &mut s.leg)
         {
             leg.cancel_all(now);
             self.dirty.push_back(b);
+        }
+        if out {
+            // A call out that rang its whole time: no other trunk is tried.
+            self.refuse(call, StatusCode::TEMPORARILY_UNAVAILABLE, now);
+            return;
         }
         self.step_ended(
             call,

@@ -17,6 +17,7 @@
 //! When the target cannot be reached the transferor is told (the final NOTIFY)
 //! and keeps its call; if it has already left, the transferee is hung up.
 
+use super::call::Caller;
 use super::call::{OwnOffer, Role, Transfer};
 use super::plan::Plan;
 use super::{AnyLeg, Call, CallId, Directory, Engine, Event, LegId, Outcome, release};
@@ -133,7 +134,7 @@ impl<D: Directory> Engine<D> {
         };
         let transferee = if transferor_is_a { c.b } else { c.a };
         let who = c.party(!transferor_is_a).unwrap_or_default().to_owned();
-        let caller = c.caller().to_owned();
+        let caller = c.caller_id().clone();
         // The target as the dialplan reaches it from the call's context; only
         // users and groups (their first step) are rung.
         let dialplan = self.dialplan.clone();
@@ -167,6 +168,7 @@ impl<D: Directory> Engine<D> {
                 .offer(call, !transferor_is_a, sdp)
                 .unwrap_or_else(|| sdp.clone())
         });
+        let who = Caller::user(&who, self.directory.name(&who));
         let (leg, branches) = self.dial(&who, number, offer, contacts, now);
         let key = leg.key();
         let Some(target) = self.add_leg(call, AnyLeg::Outgoing(Box::new(leg))) else {
