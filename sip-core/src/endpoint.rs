@@ -1,31 +1,28 @@
 //! A SIP endpoint on tokio (feature `tokio`): UDP and TCP transports on one address,
 //! driven by the sans-IO [`TransactionLayer`] in a single task.
 //!
-//! One task owns the layer, the UDP socket and the connection table; each TCP
-//! connection has a task that frames its stream. Nothing else is shared, so there is
+//! One task owns the layer and the sockets ([`Transports`]: UDP, the TCP listener and
+//! the connection table; each TCP connection has a task that frames its stream). Nothing else is shared, so there is
 //! no lock around the protocol state. Channels fed by the network are bounded: when
 //! the application falls behind, new requests are answered 503 rather than queued
 //! without limit.
 //!
-//! Not yet here: TLS and WebSocket (the [`TransportKind`] set is ready for them), and
+//! Not yet here: TLS and WebSocket (the [`TransportKind`](crate::transaction::TransportKind) set is ready for them), and
 //! switching large UDP requests to TCP (RFC 3261 §18.1.1).
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;
 use crate::method::{Method, StatusCode};
 use crate::name::HeaderName;
-use crate::stream::{Frame, StreamDecoder, StreamLimits};
-use crate::transaction::{
-    ClientTx, Event, SendError, ServerTx, Target, Timers, TransactionLayer, TransportKind,
-};
+use crate::stream::StreamLimits;
+use crate::transaction::{ClientTx, Event, SendError, ServerTx, Target, Timers, TransactionLayer};
+use crate::transports::{Received, Transports};
 use crate::values::Token;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 /// Endpoint settings.
@@ -219,26 +216,6 @@ fn ack_key(message: &Message) -> Option<AckKey> {
     ))
 }
 
-/// What connection tasks tell the driver.
-#[derive(Debug)]
-enum Net {
-    Message {
-        message: Message,
-        source: Target,
-    },
-    Bad {
-        bytes: Bytes,
-        error: crate::ParseError,
-        source: Target,
-    },
-    Ping {
-        source: Target,
-    },
-    Closed {
-        peer: SocketAddr,
-    },
-}
-
 /// Sends through a running endpoint; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EndpointHandle {
@@ -304,12 +281,11 @@ pub struct Endpoint {
 impl Endpoint {
     /// Binds UDP and TCP and starts the driver task on the current runtime.
     pub async fn bind(config: EndpointConfig) -> io::Result<Endpoint> {
-        let udp = UdpSocket::bind(config.listen).await?;
-        let local = udp.local_addr()?;
-        let tcp = TcpListener::bind(local).await?;
+        let transports = Transports::bind(config.listen, config.stream_limits).await?;
+        let local = transports.local_addr();
         let (commands, command_rx) = mpsc::channel(1024);
         let (incoming_tx, incoming) = mpsc::channel(config.queue.max(1));
-        let driver = Driver::new(config, udp, tcp, commands.clone(), incoming_tx);
+        let driver = Driver::new(config, transports, commands.clone(), incoming_tx);
         let task = tokio::spawn(driver.run(command_rx));
         Ok(Endpoint {
             local,
@@ -367,9 +343,7 @@ impl Endpoint {
 struct Driver {
     config: EndpointConfig,
     layer: TransactionLayer,
-    udp: UdpSocket,
-    tcp: TcpListener,
-    connections: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    transports: Transports,
     clients: HashMap<ClientTx, mpsc::Sender<ClientEvent>>,
     /// Client entries are swept (receivers dropped) when the table grows past this;
     /// it then doubles, so that sweeping costs O(1) per transaction.
@@ -378,8 +352,6 @@ struct Driver {
     acks: HashMap<AckKey, (Bytes, Target)>,
     /// When each remembered ACK is forgotten, oldest first.
     ack_expiry: std::collections::VecDeque<(Instant, AckKey)>,
-    net_tx: mpsc::Sender<Net>,
-    net_rx: mpsc::Receiver<Net>,
     incoming: mpsc::Sender<Incoming>,
     commands: mpsc::Sender<Command>,
     local_tag: u64,
@@ -388,24 +360,18 @@ struct Driver {
 impl Driver {
     fn new(
         config: EndpointConfig,
-        udp: UdpSocket,
-        tcp: TcpListener,
+        transports: Transports,
         commands: mpsc::Sender<Command>,
         incoming: mpsc::Sender<Incoming>,
     ) -> Driver {
-        let (net_tx, net_rx) = mpsc::channel(4096);
         Driver {
             layer: TransactionLayer::new(config.timers),
             config,
-            udp,
-            tcp,
-            connections: HashMap::new(),
+            transports,
             clients: HashMap::new(),
             sweep_at: 64,
             acks: HashMap::new(),
             ack_expiry: std::collections::VecDeque::new(),
-            net_tx,
-            net_rx,
             incoming,
             commands,
             local_tag: 0,
@@ -413,24 +379,20 @@ impl Driver {
     }
 
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; 65_535];
         loop {
             let wake = self.layer.poll_timeout();
             tokio::select! {
-                received = self.udp.recv_from(&mut buf) => {
-                    if let Ok((n, peer)) = received {
-                        let source = Target { addr: peer, transport: TransportKind::Udp };
-                        let bytes = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                        self.datagram(bytes, source);
+                received = self.transports.recv() => match received {
+                    Received::Message { message, source } => {
+                        self.layer.handle_message(message, source, Instant::now());
                     }
-                }
-                accepted = self.tcp.accept() => {
-                    if let Ok((stream, peer)) = accepted {
-                        let writer = spawn_connection(stream, peer, self.config.stream_limits, self.net_tx.clone());
-                        self.connections.insert(peer, writer);
+                    Received::Bad { error, answer, source } => {
+                        tracing::debug!(%error, peer = %source.addr, "unparseable SIP message");
+                        if let Some(answer) = answer {
+                            self.transports.send(source, answer.to_bytes());
+                        }
                     }
-                }
-                Some(net) = self.net_rx.recv() => self.network(net),
+                },
                 command = commands.recv() => match command {
                     None | Some(Command::Shutdown) => return,
                     Some(command) => self.command(command),
@@ -438,46 +400,6 @@ impl Driver {
                 _ = sleep_until(wake) => self.layer.handle_timeout(Instant::now()),
             }
             self.flush();
-        }
-    }
-
-    fn datagram(&mut self, bytes: Bytes, source: Target) {
-        // CRLF keep-alives on UDP (RFC 5626 §4.4.1 uses STUN, but phones send CRLFs).
-        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-            return;
-        }
-        match Message::parse(bytes.clone()) {
-            Ok(message) => self.layer.handle_message(message, source, Instant::now()),
-            Err(error) => self.bad(&bytes, &error, source),
-        }
-    }
-
-    fn network(&mut self, net: Net) {
-        match net {
-            Net::Message { message, source } => {
-                self.layer.handle_message(message, source, Instant::now())
-            }
-            Net::Bad {
-                bytes,
-                error,
-                source,
-            } => self.bad(&bytes, &error, source),
-            Net::Ping { source } => {
-                // RFC 5626 §3.5.1: answer a double CRLF with a single one.
-                if let Some(conn) = self.connections.get(&source.addr) {
-                    let _ = conn.try_send(Bytes::from_static(b"\r\n"));
-                }
-            }
-            Net::Closed { peer } => {
-                self.connections.remove(&peer);
-            }
-        }
-    }
-
-    fn bad(&mut self, bytes: &[u8], error: &crate::ParseError, source: Target) {
-        tracing::debug!(%error, peer = %source.addr, "unparseable SIP message");
-        if let Some(response) = Message::error_response(bytes, error) {
-            self.transmit(source, response.to_bytes());
         }
     }
 
@@ -519,27 +441,7 @@ impl Driver {
     }
 
     fn transmit(&mut self, target: Target, bytes: Bytes) {
-        match target.transport {
-            TransportKind::Udp => {
-                if let Err(e) = self.udp.try_send_to(&bytes, target.addr) {
-                    tracing::debug!(error = %e, peer = %target.addr, "UDP send failed");
-                }
-            }
-            _ => {
-                let conn = match self.connections.get(&target.addr) {
-                    Some(c) if !c.is_closed() => c.clone(),
-                    _ => {
-                        let c =
-                            connect(target.addr, self.config.stream_limits, self.net_tx.clone());
-                        self.connections.insert(target.addr, c.clone());
-                        c
-                    }
-                };
-                if conn.try_send(bytes).is_err() {
-                    tracing::debug!(peer = %target.addr, "TCP connection backlog full");
-                }
-            }
-        }
+        self.transports.send(target, bytes);
     }
 
     /// Sends what the layer wants sent and hands its events on.
@@ -686,75 +588,4 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Starts reading and writing an established TCP connection; returns its writer.
-fn spawn_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    limits: StreamLimits,
-    net: mpsc::Sender<Net>,
-) -> mpsc::Sender<Bytes> {
-    let (writer_tx, writer_rx) = mpsc::channel(256);
-    tokio::spawn(serve_connection(stream, peer, limits, net, writer_rx));
-    writer_tx
-}
-
-/// Connects in the background; bytes sent meanwhile wait in the writer's channel.
-fn connect(peer: SocketAddr, limits: StreamLimits, net: mpsc::Sender<Net>) -> mpsc::Sender<Bytes> {
-    let (writer_tx, writer_rx) = mpsc::channel(256);
-    tokio::spawn(async move {
-        match TcpStream::connect(peer).await {
-            Ok(stream) => serve_connection(stream, peer, limits, net, writer_rx).await,
-            Err(e) => {
-                tracing::debug!(error = %e, %peer, "TCP connect failed");
-                let _ = net.send(Net::Closed { peer }).await;
-            }
-        }
-    });
-    writer_tx
-}
-
-async fn serve_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    limits: StreamLimits,
-    net: mpsc::Sender<Net>,
-    mut writes: mpsc::Receiver<Bytes>,
-) {
-    let source = Target {
-        addr: peer,
-        transport: TransportKind::Tcp,
-    };
-    let mut decoder = StreamDecoder::new(limits);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        tokio::select! {
-            read = stream.read(&mut buf) => {
-                let n = match read { Ok(0) | Err(_) => break, Ok(n) => n };
-                decoder.extend(buf.get(..n).unwrap_or_default());
-                loop {
-                    match decoder.next_frame() {
-                        Ok(Some(Frame::Message(message))) => {
-                            if net.send(Net::Message { message, source }).await.is_err() { return; }
-                        }
-                        Ok(Some(Frame::Ping)) => { let _ = net.send(Net::Ping { source }).await; }
-                        Ok(Some(Frame::Pong)) => {}
-                        Ok(None) => break,
-                        Err(error) => {
-                            // The stream is out of sync: answer what we can and close.
-                            let _ = net.send(Net::Bad { bytes: Bytes::new(), error, source }).await;
-                            let _ = net.send(Net::Closed { peer }).await;
-                            return;
-                        }
-                    }
-                }
-            }
-            write = writes.recv() => match write {
-                Some(bytes) => if stream.write_all(&bytes).await.is_err() { break },
-                None => break,
-            },
-        }
-    }
-    let _ = net.send(Net::Closed { peer }).await;
 }

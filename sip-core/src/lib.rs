@@ -78,6 +78,8 @@ mod scan;
 pub mod sdp;
 mod stream;
 pub mod transaction;
+#[cfg(feature = "tokio")]
+pub mod transports;
 mod uri;
 mod values;
 mod via;

@@ -298,7 +298,7 @@ impl Established {
         let branch = self.ids.branch();
         let v = via(&self.config, self.target, &branch);
         let refresh = matches!(method, Method::Invite | Method::Update);
-        let contact = refresh.then(|| self.config.contact.clone());
+        let contact = refresh.then(|| super::contact_uri(&self.config, self.target));
         let mut request = self.dialog.request(method.clone(), &v, contact.as_ref());
         let seq = self.dialog.local_seq;
         {
@@ -423,8 +423,10 @@ impl Established {
             StatusCode::OK,
             Some(&self.dialog.id.local_tag),
         );
-        r.headers_mut()
-            .push(HeaderName::Contact, format!("<{}>", self.config.contact));
+        r.headers_mut().push(
+            HeaderName::Contact,
+            super::contact(&self.config, self.target),
+        );
         timer_headers_uas(&mut r, &offer.request, offer.timer);
         set_sdp(&mut r, sdp.as_ref());
         if let Some(s) = sdp {

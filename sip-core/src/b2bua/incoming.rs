@@ -171,8 +171,10 @@ impl IncomingLeg {
 
     fn response(&self, status: StatusCode, sdp: Option<&Bytes>) -> Message {
         let mut r = Message::response_to(&self.invite, status, Some(&self.token));
-        r.headers_mut()
-            .push(HeaderName::Contact, format!("<{}>", self.config.contact));
+        r.headers_mut().push(
+            HeaderName::Contact,
+            super::contact(&self.config, self.source),
+        );
         set_sdp(&mut r, sdp);
         r
     }

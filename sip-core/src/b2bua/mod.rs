@@ -262,6 +262,26 @@ fn transport_name(t: TransportKind) -> &'static str {
     }
 }
 
+/// Our Contact towards `target`: with `transport=tcp` when the peer is reached
+/// over TCP, so that its requests in the dialog come back over TCP too (RFC 3261
+/// §19.1.1), unless the configured contact names a transport of its own.
+fn contact_uri(config: &LegConfig, target: Target) -> Uri {
+    let mut uri = config.contact.clone();
+    if target.transport != TransportKind::Udp
+        && let Uri::Sip(u) = &mut uri
+        && u.transport().is_none()
+    {
+        let name = transport_name(target.transport).to_ascii_lowercase();
+        u.params.set("transport", Some(ByteStr::from(name)));
+    }
+    uri
+}
+
+/// [`contact_uri`] as a Contact header value.
+fn contact(config: &LegConfig, target: Target) -> String {
+    format!("<{}>", contact_uri(config, target))
+}
+
 fn via(config: &LegConfig, target: Target, branch: &str) -> String {
     format!(
         "SIP/2.0/{} {};branch={branch};rport",
@@ -328,3 +348,39 @@ fn lists(m: &Message, name: &HeaderName, option: &str) -> bool {
 
 /// The methods we accept in a dialog (Allow).
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, UPDATE, INFO, OPTIONS, REFER, NOTIFY";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+    use super::*;
+
+    fn target(transport: TransportKind) -> Target {
+        Target {
+            addr: ([192, 0, 2, 1], 5060).into(),
+            transport,
+        }
+    }
+
+    #[test]
+    fn a_peer_on_tcp_is_given_a_tcp_contact() {
+        let config = LegConfig::new("192.0.2.10:5060", Uri::parse("sip:pbx@192.0.2.10").unwrap());
+        assert_eq!(
+            contact(&config, target(TransportKind::Udp)),
+            "<sip:pbx@192.0.2.10>"
+        );
+        assert_eq!(
+            contact(&config, target(TransportKind::Tcp)),
+            "<sip:pbx@192.0.2.10;transport=tcp>"
+        );
+        // A contact that names its transport keeps it.
+        let config = LegConfig::new(
+            "192.0.2.10:5060",
+            Uri::parse("sip:pbx@192.0.2.10;transport=udp").unwrap(),
+        );
+        assert_eq!(
+            contact(&config, target(TransportKind::Tcp)),
+            "<sip:pbx@192.0.2.10;transport=udp>"
+        );
+    }
+}

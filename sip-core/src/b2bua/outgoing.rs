@@ -191,7 +191,7 @@ impl OutgoingLegs {
         h.push(HeaderName::To, to.to_string());
         h.push(HeaderName::CallId, self.call_id.clone());
         h.push(HeaderName::CSeq, ByteStr::from_static("1 INVITE"));
-        h.push(HeaderName::Contact, format!("<{}>", self.config.contact));
+        h.push(HeaderName::Contact, super::contact(&self.config, target));
         for header in t.headers().iter() {
             match header.name {
                 HeaderName::Via
