@@ -290,18 +290,20 @@ async fn serve(
     };
     let stop = stop_signal();
     if config.pbx.call_engine {
-        let socket = match tokio::net::UdpSocket::bind(config.sip.listen).await {
-            Ok(socket) => socket,
-            Err(e) => {
-                eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
-                return ExitCode::FAILURE;
-            }
-        };
-        let local = socket.local_addr().unwrap_or(config.sip.listen);
+        let limits = pbxkit_sip::StreamLimits::default();
+        let sockets =
+            match pbxkit_sip::transports::Transports::bind(config.sip.listen, limits).await {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
+                    return ExitCode::FAILURE;
+                }
+            };
+        let local = sockets.local_addr();
         print_banner(&source, &config, local, passwords_file.as_deref());
         let parts = (store, cdr, users, bus);
         let reloads = reload_on_sighup(file);
-        if let Err(e) = shell::run(config, dialplan, socket, parts, reloads, stop).await {
+        if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
             eprintln!("pbxkit: {e}");
             return ExitCode::FAILURE;
         }
@@ -386,9 +388,8 @@ fn print_banner(
         pbxkit_sip::VERSION
     );
     println!("ports:");
-    // The call engine's shell serves UDP only so far.
     let transports = if config.pbx.call_engine {
-        "udp (call engine)"
+        "udp+tcp (call engine)"
     } else {
         "udp+tcp"
     };

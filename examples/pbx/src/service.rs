@@ -814,7 +814,7 @@ fn dialog_key(request: &Message) -> Option<DialogKey> {
     ))
 }
 
-fn transport(kind: TransportKind) -> Transport {
+pub(crate) fn transport(kind: TransportKind) -> Transport {
     match kind {
         TransportKind::Udp => Transport::Udp,
         TransportKind::Tcp => Transport::Tcp,

@@ -1,5 +1,5 @@
-//! The PBX on the call engine (`[pbx] call_engine = true`): one task owns the UDP
-//! socket and the [`pbxkit::engine::Engine`], hands it every datagram and timer,
+//! The PBX on the call engine (`[pbx] call_engine = true`): one task owns the
+//! sockets and the [`pbxkit::engine::Engine`], hands it every datagram and timer,
 //! sends what it asks, answers REGISTER and OPTIONS with the registrar, and turns
 //! its events into CDRs and bus events. Nothing in the loop waits for a call.
 //!
@@ -9,7 +9,7 @@
 //! the services feature codes, saved before the confirmation plays; blind,
 //! attended and semi-attended transfers with ringback to the transferee; trunks in
 //! and out with failover, registration, qualify and failure tones; bans as in the
-//! default mode). TCP still needs the default mode; it moves here next.
+//! default mode), over UDP and TCP ([`Transports`]).
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
@@ -25,13 +25,13 @@ use pbxkit::engine::{
 use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{Target, TransportKind};
-use pbxkit_sip::{Message, Method, StatusCode, Transport, Uri};
+use pbxkit_sip::transports::{Received, Transports};
+use pbxkit_sip::{Message, Method, StatusCode, Uri};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 /// Users' passwords and limits from the configuration, contacts from the registrar,
 /// live services from the users' live state.
@@ -284,10 +284,10 @@ struct Times {
     answer: Option<f64>,
 }
 
-/// The engine, the socket and what the loop keeps between inputs.
+/// The engine, the sockets and what the loop keeps between inputs.
 struct Shell {
     engine: Engine<PbxDirectory>,
-    socket: UdpSocket,
+    sockets: Transports,
     /// REGISTER's digest (the engine checks INVITEs with its own, on the same
     /// secret and policy).
     auth: Authenticator,
@@ -374,13 +374,13 @@ async fn trunks(config: &Config) -> Vec<Trunk> {
 pub(crate) async fn run(
     config: Arc<Config>,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
-    socket: UdpSocket,
+    sockets: Transports,
     parts: (FileStore, Cdr, Users, Bus),
     mut reloads: tokio::sync::mpsc::Receiver<crate::service::Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (store, cdr, users, bus) = parts;
-    let local = socket.local_addr()?;
+    let local = sockets.local_addr();
     // One secret for the engine's INVITE nonces and our REGISTER ones.
     let secret = config.sip.nonce_key();
     let mut engine_config = EngineConfig::new(
@@ -430,7 +430,7 @@ pub(crate) async fn run(
     .with_media(media);
     let mut shell = Shell {
         engine,
-        socket,
+        sockets,
         auth: Authenticator::new(
             &config.sip.realm,
             DigestServer::new(&config.sip.realm, &secret, 300)
@@ -450,17 +450,12 @@ pub(crate) async fn run(
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
     shell.flush();
-    let mut buf = vec![0u8; 65_535];
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let due = until(shell.engine.poll_timeout());
         tokio::select! {
-            received = shell.socket.recv_from(&mut buf) => {
-                if let Ok((n, peer)) = received {
-                    shell.datagram(buf.get(..n).unwrap_or_default(), peer);
-                }
-            }
+            received = shell.sockets.recv() => shell.received(received),
             () = due => shell.engine.handle_timeout(Instant::now()),
             Some((call, command)) = commands.recv() => {
                 shell.engine.command(call, command, Instant::now());
@@ -503,11 +498,7 @@ pub(crate) async fn run(
     while shell.engine.calls() > 0 {
         let due = until(shell.engine.poll_timeout());
         tokio::select! {
-            received = shell.socket.recv_from(&mut buf) => {
-                if let Ok((n, peer)) = received {
-                    shell.datagram(buf.get(..n).unwrap_or_default(), peer);
-                }
-            }
+            received = shell.sockets.recv() => shell.received(received),
             () = due => shell.engine.handle_timeout(Instant::now()),
             () = &mut grace => {
                 tracing::warn!(calls = shell.engine.calls(), "calls still up at the end of the grace period");
@@ -520,28 +511,24 @@ pub(crate) async fn run(
 }
 
 impl Shell {
-    fn datagram(&mut self, bytes: &[u8], peer: SocketAddr) {
-        // CRLF keep-alives.
-        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) {
-            return;
-        }
-        let source = Target {
-            addr: peer,
-            transport: TransportKind::Udp,
-        };
-        match Message::parse(bytes.to_vec()) {
-            Ok(message) => {
-                if self.banned(&message, peer) {
+    fn received(&mut self, received: Received) {
+        match received {
+            Received::Message { message, source } => {
+                if self.banned(&message, source.addr) {
                     // No answer: a scanner learns nothing, a phone retrying a wrong
                     // password gives up, the other users behind its address are served.
                     return;
                 }
                 self.engine.handle_message(message, source, Instant::now());
             }
-            Err(error) => {
-                tracing::debug!(%error, %peer, "unparseable SIP message");
-                if let Some(r) = Message::error_response(bytes, &error) {
-                    let _ = self.socket.try_send_to(&r.to_bytes(), peer);
+            Received::Bad {
+                error,
+                answer,
+                source,
+            } => {
+                tracing::debug!(%error, peer = %source.addr, "unparseable SIP message");
+                if let Some(answer) = answer {
+                    self.sockets.send(source, answer.to_bytes());
                 }
             }
         }
@@ -598,9 +585,7 @@ impl Shell {
             let mut moved = false;
             while let Some(t) = self.engine.poll_transmit() {
                 moved = true;
-                if let Err(e) = self.socket.try_send_to(&t.bytes, t.target.addr) {
-                    tracing::debug!(error = %e, peer = %t.target.addr, "UDP send failed");
-                }
+                self.sockets.send(t.target, t.bytes);
             }
             while let Some(event) = self.engine.poll_event() {
                 moved = true;
@@ -803,7 +788,10 @@ impl Shell {
             self.answer(&req, StatusCode::FORBIDDEN);
             return;
         }
-        let source = Some((req.source.addr, Transport::Udp));
+        let source = Some((
+            req.source.addr,
+            crate::service::transport(req.source.transport),
+        ));
         let tag = crate::ids::token();
         let shared = self.registrar.clone();
         let Ok(mut registrar) = shared.lock() else {

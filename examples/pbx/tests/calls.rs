@@ -35,6 +35,8 @@ struct Phone {
     cseq: AtomicU32,
     /// Extra header lines (CRLF-terminated) in every request it builds.
     headers: &'static str,
+    /// How it reaches the PBX (its Via and Contact say so).
+    transport: TransportKind,
 }
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n";
@@ -72,7 +74,15 @@ impl Phone {
             pbx,
             cseq: AtomicU32::new(1),
             headers: "",
+            transport: TransportKind::Udp,
         }
+    }
+
+    /// The phone on TCP: its requests go over a connection to the PBX, and its
+    /// Contact asks for TCP back.
+    fn over_tcp(mut self) -> Phone {
+        self.transport = TransportKind::Tcp;
+        self
     }
 
     fn with_password(mut self, password: &'static str) -> Phone {
@@ -88,7 +98,7 @@ impl Phone {
     fn target(&self) -> Target {
         Target {
             addr: self.pbx,
-            transport: TransportKind::Udp,
+            transport: self.transport,
         }
     }
 
@@ -101,10 +111,14 @@ impl Phone {
         } else {
             "Content-Type: application/sdp\r\n".into()
         };
+        let (via, param) = match self.transport {
+            TransportKind::Tcp => ("TCP", ";transport=tcp"),
+            _ => ("UDP", ""),
+        };
         let text = format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKph{branch};rport\r\nMax-Forwards: 70\r\n\
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{via} {me};branch=z9hG4bKph{branch};rport\r\nMax-Forwards: 70\r\n\
              From: <sip:{user}@pbxkit>;tag=ph{user}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n\
-             Contact: <sip:{user}@{me}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+             Contact: <sip:{user}@{me}{param}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
             body.len(),
             user = self.user,
             extra = self.headers,
@@ -403,6 +417,48 @@ async fn register_then_call_answer_and_hang_up() {
         .unwrap()
         .unwrap();
     assert_eq!(&buf[..n], &rtp(6)[..], "the stranger's packet was dropped");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
+    assert_eq!(log, ["INVITE", "ACK", "BYE"]);
+}
+
+#[tokio::test]
+async fn phones_on_tcp_register_and_call_each_other_over_tcp() {
+    let pbx = Pbx::start(temp_dir("tcp"), free_port());
+    let alice = Phone::new("1000", pbx.addr)
+        .await
+        .with_password("pbx1000pw")
+        .over_tcp();
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw")
+        .over_tcp();
+    assert_eq!(alice.register().await.status(), Some(StatusCode::OK));
+    assert_eq!(bob.register().await.status(), Some(StatusCode::OK));
+    let offers = Offers::default();
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), offers.clone(), 1);
+
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    // The PBX rang Bob over TCP, and both sides were asked to stay on TCP.
+    let rung = offers.invites.lock().unwrap()[0].clone();
+    let via = rung
+        .headers()
+        .first(&HeaderName::Via)
+        .unwrap()
+        .value
+        .to_string();
+    assert!(via.starts_with("SIP/2.0/TCP "), "{via}");
+    for m in [&rung, &answer] {
+        let contact = m
+            .headers()
+            .first(&HeaderName::Contact)
+            .unwrap()
+            .value
+            .to_string();
+        assert!(contact.contains("transport=tcp"), "{contact}");
+    }
     let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
     assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
     let log = timeout(WAIT, bob_log).await.unwrap().unwrap();

@@ -35,8 +35,9 @@
 //! caller refused hears busy or congestion ([`Media::tone`]) before the final
 //! response. The engine registers to trunks that ask for it and pings each with
 //! OPTIONS ([`QUALIFY_TIMEOUT`]): a silent trunk is skipped until it answers again.
-//! The reference PBX still runs its calls in `call.rs` by default; they move onto
-//! this engine feature by feature (TCP next).
+//! The reference PBX still runs its calls in `call.rs` by default; the engine
+//! does all it does (every end-to-end call test passes on both) and replaces it
+//! next.
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
