@@ -167,6 +167,8 @@ enum Act {
     Hold(u32),
     /// REFER the first answered call to this number; hang up at once when set.
     Refer(&'static str, bool),
+    /// Refuse with 401 and the phone's challenge.
+    Challenge(u32),
 }
 
 /// A phone: its own transaction layer and legs, and a user who acts at random.
@@ -192,6 +194,13 @@ struct Phone {
     quiet: bool,
     /// The sipfrag status lines of the NOTIFYs it received.
     notified: Vec<String>,
+    /// The new requests it received (INVITEs outside a dialog, OPTIONS...).
+    requests: Vec<Message>,
+    /// Extra headers on the INVITEs it places (a trunk's P-Asserted-Identity).
+    extra: Vec<(HeaderName, String)>,
+    /// The WWW-Authenticate it challenges INVITEs without credentials with
+    /// ([`Script::Challenge`]).
+    challenge: String,
 }
 
 /// A phone's user that always does the same.
@@ -203,6 +212,9 @@ enum Script {
     Reject(u16),
     /// Lets it ring.
     Ring,
+    /// Challenges an INVITE without credentials (401), answers one with them
+    /// after this long: a trunk that wants our account.
+    Challenge(Duration),
 }
 
 impl Phone {
@@ -224,6 +236,9 @@ impl Phone {
             seen: Vec::new(),
             quiet: false,
             notified: Vec::new(),
+            requests: Vec::new(),
+            extra: Vec::new(),
+            challenge: String::new(),
             user,
             addr,
         }
@@ -252,6 +267,9 @@ impl Phone {
         h.push(HeaderName::From, format!("<sip:{}@{REALM}>", self.user));
         h.push(HeaderName::To, format!("<sip:{to}@{REALM}>"));
         h.push(HeaderName::ContentType, "application/sdp");
+        for (name, value) in &self.extra {
+            h.push(name.clone(), value.clone());
+        }
         template.body = sdp(&self.user, 1, false);
         let token = format!("{}c{}", self.user, self.next);
         let mut leg = OutgoingLegs::new(self.config.clone(), &token, template);
@@ -340,6 +358,11 @@ impl Phone {
         if let Some(m) = request.method() {
             self.seen.push(m.to_string());
         }
+        self.requests.push(request.clone());
+        let authorized = request
+            .headers()
+            .first(&HeaderName::Authorization)
+            .is_some();
         if request.method() == Some(&Method::Invite) && request.to().unwrap().tag().is_none() {
             let token = format!("{}i{}", self.user, self.next);
             let leg = IncomingLeg::new(self.config.clone(), &token, tx, request, source, now);
@@ -352,6 +375,8 @@ impl Phone {
                 Some(Script::Answer(after)) => (Act::Answer(id), after),
                 Some(Script::Reject(code)) => (Act::Reject(id, code), Duration::ZERO),
                 Some(Script::Ring) => (Act::Reject(id, 480), Duration::from_secs(120)),
+                Some(Script::Challenge(_)) if !authorized => (Act::Challenge(id), Duration::ZERO),
+                Some(Script::Challenge(after)) => (Act::Answer(id), after),
                 None => match rng.next() % 10 {
                     0..=5 => (Act::Answer(id), rng.millis(50, 3000)),
                     6 | 7 => (Act::Reject(id, 486), rng.millis(50, 3000)),
@@ -430,6 +455,12 @@ impl Phone {
                     }
                 }
                 Act::HangUp(id) => self.hang(id, now),
+                Act::Challenge(id) => {
+                    let challenge = [(HeaderName::WwwAuthenticate, self.challenge.clone())];
+                    if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
+                        let _ = l.reject(StatusCode::UNAUTHORIZED, None, &challenge, now);
+                    }
+                }
                 Act::Refer(to, leave) => {
                     let ids: Vec<u32> = self.legs.keys().copied().collect();
                     for id in ids {
@@ -1276,6 +1307,154 @@ fn blind_transfers_put_the_target_in_the_transferors_place() {
     assert!(ended.contains(&("1000".to_owned(), Some("1002".to_owned()))));
     assert!(ended.contains(&("1003".to_owned(), Some("1004".to_owned()))));
     assert!(ended.contains(&("1006".to_owned(), Some("1007".to_owned()))));
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}
+
+/// Three users, and two trunks: `0` + nine digits goes out through t1 then t2, and
+/// the DID 0987654321 reaches 1001.
+fn trunk_dialplan() -> pbxkit_dialplan::Dialplan {
+    let mut text = String::from(
+        "[[contexts]]\nname = \"default\"\nkind = \"internal\"\nincludes = [\"to-extern\"]\n\
+         ranges.users = [{ start = \"1000\", end = \"1999\" }]\n\
+         [[contexts]]\nname = \"to-extern\"\nkind = \"outcall\"\n\
+         [[contexts]]\nname = \"from-extern\"\nkind = \"incall\"\n\
+         ranges.incalls = [{ start = \"0987654000\", end = \"0987654999\" }]\n\
+         [[trunks]]\nname = \"t1\"\n[[trunks]]\nname = \"t2\"\n\
+         [[outcalls]]\nname = \"national\"\ncontext = \"to-extern\"\ninternal = true\n\
+         trunks = [\"t1\", \"t2\"]\npatterns = [{ pattern = \"_0XXXXXXXXX\" }]\n\
+         [[incalls]]\ndid = \"0987654321\"\ncontext = \"from-extern\"\n\
+         destination = { type = \"user\", name = \"1001\" }\n",
+    );
+    for ext in 1000..1003 {
+        text.push_str(&format!(
+            "[[users]]\nname = \"{ext}\"\nextension = \"{ext}\"\ncontext = \"default\"\n\
+             lines = [\"{ext}\"]\nring_time = 8\n"
+        ));
+    }
+    pbxkit_dialplan::Dialplan::new(toml::from_str(&text).unwrap(), jiff::tz::db()).unwrap()
+}
+
+/// Adds a trunk's far end to `sim`: a phone at `addr` that acts as `script`.
+fn add_trunk_phone(sim: &mut Sim, name: &str, addr: &str, script: Script) -> usize {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let timers = sim.phones[0].config.timers;
+    let mut phone = Phone::new(name.into(), addr, timers);
+    phone.script = Some(script);
+    phone.quiet = true;
+    sim.by_addr.insert(addr, sim.phones.len());
+    sim.phones.push(phone);
+    sim.phones.len() - 1
+}
+
+fn trunk(name: &str, addr: &str, credentials: Option<Credentials>) -> pbxkit::engine::Trunk {
+    pbxkit::engine::Trunk {
+        name: name.into(),
+        target: udp(addr.parse().unwrap()),
+        host: addr.into(),
+        context: "from-extern".into(),
+        credentials,
+        max_calls: None,
+        register: None,
+        qualify: None,
+    }
+}
+
+#[test]
+fn calls_fail_over_between_trunks_answer_their_challenge_and_come_in_by_did() {
+    let mut sim = Sim::with_dialplan(9, 3, 0, 0, trunk_dialplan());
+    let now = sim.now;
+    // t1 is out of service; t2 wants our account.
+    let t1 = add_trunk_phone(&mut sim, "t1", "10.0.2.1:5060", Script::Reject(503));
+    let t2 = add_trunk_phone(
+        &mut sim,
+        "t2",
+        "10.0.2.2:5060",
+        Script::Challenge(Duration::from_millis(300)),
+    );
+    let mut provider =
+        pbxkit_sip::digest::DigestServer::new("provider", b"the provider's secret", 300);
+    sim.phones[t2].challenge = provider
+        .challenge(1_700_000_000, pbxkit_sip::digest::Algorithm::Md5, false)
+        .to_string();
+    let account = Credentials {
+        username: "pbx-account".into(),
+        password: "trunk-secret".into(),
+        realm: None,
+    };
+    sim.engine.set_trunks(
+        vec![
+            trunk("t1", "10.0.2.1:5060", None),
+            trunk("t2", "10.0.2.2:5060", Some(account)),
+        ],
+        now,
+    );
+    sim.phones[at(1000)].quiet = true;
+    sim.phones[at(1000)].dial("0612345678", Some(Duration::from_secs(3)), now);
+    // The provider brings a call in for the DID, asserting who calls (RFC 3325),
+    // without any password: its address is trusted.
+    sim.phones[t1].extra = vec![(
+        HeaderName::PAssertedIdentity,
+        "\"Jo\" <sip:+33698765432@provider>".into(),
+    )];
+    sim.phones[at(1001)].script = Some(Script::Answer(Duration::from_millis(200)));
+    sim.phones[at(1001)].quiet = true;
+    let later = now + Duration::from_secs(5);
+    sim.run(Vec::new(), later);
+    sim.phones[t1].dial("0987654321", Some(Duration::from_secs(2)), later);
+    sim.run(Vec::new(), later + Duration::from_secs(40));
+
+    // Out: t1 refused, t2 challenged, then answered the INVITE with our account.
+    assert_eq!(sim.phones[t1].seen, ["INVITE"]);
+    assert_eq!(sim.phones[t2].seen, ["INVITE", "INVITE"]);
+    let first = &sim.phones[t1].requests[0];
+    assert_eq!(
+        first.request_uri().unwrap().to_string(),
+        "sip:0612345678@10.0.2.1:5060"
+    );
+    let identity = first
+        .headers()
+        .first(&HeaderName::PAssertedIdentity)
+        .unwrap();
+    assert!(identity.value.contains("sip:1000@"), "{}", identity.value);
+    let second = &sim.phones[t2].requests[1];
+    let auth: pbxkit_sip::Auth = second
+        .headers()
+        .typed(&HeaderName::Authorization)
+        .unwrap()
+        .unwrap();
+    let verified = provider
+        .verify(&auth, "INVITE", 1_700_000_001, |u| {
+            (u == "pbx-account").then(|| "trunk-secret".to_owned())
+        })
+        .unwrap();
+    assert_eq!(verified.username, "pbx-account");
+
+    // In: the DID rang 1001, the caller is who the trunk asserted.
+    let calls: Vec<(String, String, Option<String>)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                caller,
+                dialed,
+                callee,
+                ..
+            } => Some((caller.clone(), dialed.clone(), callee.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("1000".into(), "0612345678".into(), Some("trunk:t2".into())),
+            (
+                "+33698765432".into(),
+                "0987654321".into(),
+                Some("1001".into())
+            ),
+        ]
+    );
     assert!(sim.engine.is_idle());
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
 }
