@@ -6,32 +6,18 @@
 //! - the playback test plays a prompt (a WAV file, converted to the call's codec with
 //!   pbxkit-rtp) and hangs up, so that a user hears that audio reaches the phone.
 
-use crate::call::CallInput;
-use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
 use crate::ids;
-use crate::media::PortPool;
-use crate::service::{DialogKey, Notice, advertised, answer, our_contact};
-use pbxkit::hangup::{HangupCause, Party};
 use pbxkit_rtp::codec::{Codec, G722};
 use pbxkit_rtp::g711::Law;
 use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
-use pbxkit_sip::dialog::Dialog;
-use pbxkit_sip::endpoint::{EndpointHandle, ServerRequest};
 use pbxkit_sip::sdp::{
     self, AnswerPolicy, Codec as SdpCodec, Connection, Direction, Origin, Session,
 };
-use pbxkit_sip::transaction::Target;
-use pbxkit_sip::{ByteStr, HeaderName, Message, Method, StatusCode};
+use pbxkit_sip::{ByteStr, StatusCode};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// An application call ends by itself after this long, so that a forgotten call
-/// does not hold ports forever.
-const APP_LIMIT: Duration = Duration::from_secs(3600);
 
 /// One 20 ms frame per packet, as phones send.
 const PTIME: Duration = Duration::from_millis(20);
@@ -84,47 +70,6 @@ fn audio_of(session: &Session) -> Option<(u8, Option<SocketAddr>)> {
         .filter(|ip| !ip.is_unspecified())
         .map(|ip| SocketAddr::new(ip, m.port));
     Some((pt, addr))
-}
-
-/// Who called which service extension, for the CDR.
-pub(crate) struct AppCall {
-    pub(crate) caller: String,
-    pub(crate) exten: String,
-    pub(crate) app: App,
-    /// The playback prompt (a WAV file); the built-in one when `None`.
-    pub(crate) file: Option<PathBuf>,
-    pub(crate) cdr: Cdr,
-}
-
-/// Runs an application call to its end and writes its CDR.
-pub(crate) async fn run(
-    call: AppCall,
-    a: ServerRequest,
-    endpoint: EndpointHandle,
-    notices: mpsc::Sender<Notice>,
-    ports: Arc<PortPool>,
-) {
-    let start = cdr::now();
-    let call_id = a
-        .request
-        .call_id()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
-    let (status, answered, hangup) = session(&call, a, endpoint, notices, ports).await;
-    call.cdr.write(Record::new(
-        start,
-        answered,
-        &call.caller,
-        &call.exten,
-        &call_id,
-        if answered.is_some() {
-            Disposition::Answered
-        } else {
-            Disposition::Failed
-        },
-        status.map(|s| s.as_u16()),
-        hangup,
-    ));
 }
 
 /// A prompt being played: PCM in, RTP packets out, one per [`PTIME`].
@@ -221,146 +166,6 @@ fn beeps(rate: u32) -> Vec<i16> {
     out
 }
 
-/// Answers the call and runs the application: the failure status, or the answer
-/// time and who hung up.
-async fn session(
-    call: &AppCall,
-    a: ServerRequest,
-    endpoint: EndpointHandle,
-    notices: mpsc::Sender<Notice>,
-    ports: Arc<PortPool>,
-) -> (Option<StatusCode>, Option<f64>, Option<HangupCause>) {
-    let tag = ids::token();
-    let call_id = a
-        .request
-        .call_id()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
-    let key: DialogKey = (call_id.clone(), tag.clone());
-    let (inputs_tx, mut inputs) = mpsc::channel(16);
-    let _ = notices
-        .send(Notice::Route {
-            keys: vec![key.clone()],
-            tx: Some(a.tx),
-            inputs: inputs_tx,
-        })
-        .await;
-    let not_acceptable = StatusCode::new(488).unwrap_or(StatusCode::BAD_REQUEST);
-    let refuse = |status: StatusCode| {
-        let (a, notices, key) = (&a, &notices, key.clone());
-        async move {
-            answer(a, status).await;
-            let _ = notices
-                .send(Notice::Ended {
-                    keys: vec![key],
-                    tx: Some(a.tx),
-                })
-                .await;
-            (Some(status), None, None)
-        }
-    };
-    let offer = (!a.request.body.is_empty())
-        .then(|| Session::parse_body(&a.request.body).ok())
-        .flatten();
-    // Without an offer there is nothing to send to (late offers are not supported).
-    let Some(offer) = offer else {
-        return refuse(not_acceptable).await;
-    };
-    let Some((rtp, rtcp)) = ports.bind_pair().await else {
-        tracing::warn!("no free media ports");
-        return refuse(StatusCode::SERVICE_UNAVAILABLE).await;
-    };
-    let our_ip = advertised(&endpoint, a.source.addr).ip();
-    let port = rtp.local_addr().map_or(0, |s| s.port());
-    let (sdp, player) = match prepare(call.app, call.file.as_deref(), &offer, our_ip, port) {
-        Ok(prepared) => prepared,
-        Err(status) => return refuse(status).await,
-    };
-    let mut ok = Message::response_to(&a.request, StatusCode::OK, Some(&tag));
-    {
-        let text = sdp.to_string();
-        let h = ok.headers_mut();
-        h.push(HeaderName::Contact, our_contact(&endpoint, a.source));
-        h.set(
-            HeaderName::ContentType,
-            ByteStr::from_static("application/sdp"),
-        );
-        h.set(HeaderName::ContentLength, text.len().to_string());
-        ok.body = text.into_bytes().into();
-    }
-    let dialog = Dialog::uas(&a.request, &ok).ok();
-    let _ = a.respond(ok).await;
-    // The INVITE transaction stays routed to this call until it ends, for its
-    // no-ACK notice.
-    tracing::info!(call_id = %call_id, app = ?call.app, "application call");
-    let answered = Some(cdr::now());
-    let Some(mut dialog) = dialog else {
-        let _ = notices
-            .send(Notice::Ended {
-                keys: vec![key],
-                tx: Some(a.tx),
-            })
-            .await;
-        return (Some(StatusCode::SERVER_INTERNAL_ERROR), None, None);
-    };
-    let mut hangup = HangupCause::Pbx;
-    let limit = tokio::time::sleep(APP_LIMIT);
-    tokio::pin!(limit);
-    let media = run_media(rtp, rtcp, player);
-    tokio::pin!(media);
-    let (mut received, mut sent) = (0, 0);
-    loop {
-        tokio::select! {
-            counts = &mut media => {
-                // The prompt is over: the PBX hangs up, as Playback() then Hangup().
-                (received, sent) = counts;
-                hang_up(&endpoint, &mut dialog, a.source).await;
-                break;
-            }
-            input = inputs.recv() => match input {
-                Some(CallInput::Request(req)) => {
-                    if let Err(e) = dialog.handle_request(&req.request) {
-                        answer(&req, e.status()).await;
-                        continue;
-                    }
-                    match req.request.method() {
-                        Some(Method::Bye) => {
-                            answer(&req, StatusCode::OK).await;
-                            hangup = HangupCause::by(Party::Caller);
-                            break;
-                        }
-                        Some(Method::Invite | Method::Update) => answer(&req, not_acceptable).await,
-                        _ => answer(&req, StatusCode::OK).await,
-                    }
-                }
-                Some(CallInput::Shutdown) | None => {
-                    hang_up(&endpoint, &mut dialog, a.source).await;
-                    break;
-                }
-                Some(CallInput::NoAck) => {
-                    // The phone never confirmed the answer: end the session.
-                    hangup = HangupCause::NoAck;
-                    hang_up(&endpoint, &mut dialog, a.source).await;
-                    break;
-                }
-                Some(CallInput::Ack | CallInput::Cancelled | CallInput::HandOver { .. }) => {}
-            },
-            () = &mut limit => {
-                hang_up(&endpoint, &mut dialog, a.source).await;
-                break;
-            }
-        }
-    }
-    tracing::info!(call_id = %call_id, received, sent, "application call ended");
-    let _ = notices
-        .send(Notice::Ended {
-            keys: vec![key],
-            tx: Some(a.tx),
-        })
-        .await;
-    (None, answered, Some(hangup))
-}
-
 /// Our answer to `offer` for `app` with media on `port` of `ip`, and the prompt
 /// player (none for the echo): 488 when no codec is shared, 500 when the prompt
 /// cannot be read.
@@ -447,19 +252,6 @@ pub(crate) async fn run_media(
             // RTCP is read so that the socket does not fill, and not answered.
             _ = rtcp.recv_from(&mut rtcp_buf) => {}
         }
-    }
-}
-
-/// Sends a BYE and waits (bounded) for its answer.
-async fn hang_up(endpoint: &EndpointHandle, dialog: &mut Dialog, to: Target) {
-    let via = format!(
-        "SIP/2.0/UDP {};branch={};rport",
-        advertised(endpoint, to.addr),
-        ids::branch()
-    );
-    let bye = dialog.request(Method::Bye, &via, None);
-    if let Ok(mut tx) = endpoint.send_request(bye, to).await {
-        let _ = tokio::time::timeout(Duration::from_secs(2), tx.final_response()).await;
     }
 }
 

@@ -327,10 +327,6 @@ pub(crate) struct Pbx {
     /// This node's name, in the Contact of every leg it places, so that requests for
     /// its calls can be routed back to it when several nodes share the work.
     pub(crate) node_id: String,
-    /// Runs calls on the sans-IO call engine (UDP; user-to-user calls with
-    /// forwards, groups, DND and limits, media through the relay; no transfers,
-    /// trunks or applications yet): the redesign in progress, off by default.
-    pub(crate) call_engine: bool,
 }
 
 impl Default for Pbx {
@@ -341,7 +337,6 @@ impl Default for Pbx {
             tones: "fr".into(),
             workers: 0,
             node_id: "pbx".into(),
-            call_engine: false,
         }
     }
 }

@@ -24,11 +24,6 @@ pub(crate) fn numeric_id() -> String {
     (random_u64() >> 1).to_string()
 }
 
-/// A Via branch with the RFC 3261 magic cookie.
-pub(crate) fn branch() -> String {
-    format!("z9hG4bK{}", token())
-}
-
 /// 32 random bytes (the digest nonce key of this run).
 pub(crate) fn secret() -> [u8; 32] {
     let mut key = [0u8; 32];

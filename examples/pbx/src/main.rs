@@ -7,31 +7,22 @@
 
 mod apps;
 mod ban;
-mod call;
 mod cdr;
 mod codecs;
 mod config;
 mod events;
 mod features;
-mod fork;
-mod groups;
 mod ids;
-mod inuse;
 mod live;
 mod media;
 mod passwords;
 mod routing;
-mod service;
 mod shell;
 mod store;
-mod timer;
 mod tools;
-mod transfer;
-mod trunks;
 
 use clap::{Parser, Subcommand};
 use config::Config;
-use pbxkit_sip::endpoint::{Endpoint, EndpointConfig};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -198,7 +189,7 @@ fn main() -> ExitCode {
 /// Re-reads `file` on every SIGHUP and hands the checked, compiled configuration to
 /// the service; a file that does not load is logged and the PBX goes on with the
 /// configuration it has.
-fn reload_on_sighup(file: Option<String>) -> tokio::sync::mpsc::Receiver<service::Reload> {
+fn reload_on_sighup(file: Option<String>) -> tokio::sync::mpsc::Receiver<shell::Reload> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     #[cfg(unix)]
     {
@@ -220,7 +211,7 @@ fn reload_on_sighup(file: Option<String>) -> tokio::sync::mpsc::Receiver<service
                         .map_err(|e| format!("{path}: cannot read: {e}"))?;
                     let config = load(&path, &text)?;
                     let dialplan = routing::dialplan(&config)?;
-                    Ok::<_, String>(service::Reload {
+                    Ok::<_, String>(shell::Reload {
                         config: Arc::new(config),
                         dialplan: Arc::new(dialplan),
                     })
@@ -289,56 +280,26 @@ async fn serve(
         }
     };
     let stop = stop_signal();
-    if config.pbx.call_engine {
-        let limits = pbxkit_sip::StreamLimits::default();
-        let sockets =
-            match pbxkit_sip::transports::Transports::bind(config.sip.listen, limits).await {
-                Ok(sockets) => sockets,
-                Err(e) => {
-                    eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
-                    return ExitCode::FAILURE;
-                }
-            };
-        let local = sockets.local_addr();
-        print_banner(&source, &config, local, passwords_file.as_deref());
-        let parts = (store, cdr, users, bus);
-        let reloads = reload_on_sighup(file);
-        if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
-            eprintln!("pbxkit: {e}");
-            return ExitCode::FAILURE;
-        }
-        cdr_writer.finish();
-        println!("pbxkit: stopped");
-        return ExitCode::SUCCESS;
-    }
-    let endpoint = match Endpoint::bind(EndpointConfig {
-        listen: config.sip.listen,
-        timers: config.sip.timers(),
-        ..EndpointConfig::default()
-    })
-    .await
-    {
-        Ok(endpoint) => endpoint,
+    let limits = pbxkit_sip::StreamLimits::default();
+    let sockets = match pbxkit_sip::transports::Transports::bind(config.sip.listen, limits).await {
+        Ok(sockets) => sockets,
         Err(e) => {
             eprintln!("pbxkit: cannot listen on {}: {e}", config.sip.listen);
             return ExitCode::FAILURE;
         }
     };
-    let reloads = reload_on_sighup(file);
     print_banner(
         &source,
         &config,
-        endpoint.local_addr(),
+        sockets.local_addr(),
         passwords_file.as_deref(),
     );
-    let parts = service::Parts {
-        store,
-        cdr,
-        users,
-        bus,
-        reloads,
-    };
-    service::run(config, dialplan, endpoint, parts, stop).await;
+    let parts = (store, cdr, users, bus);
+    let reloads = reload_on_sighup(file);
+    if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
+        eprintln!("pbxkit: {e}");
+        return ExitCode::FAILURE;
+    }
     // Calls have ended (or the grace period is over): their CDRs are queued.
     cdr_writer.finish();
     println!("pbxkit: stopped");
@@ -388,15 +349,7 @@ fn print_banner(
         pbxkit_sip::VERSION
     );
     println!("ports:");
-    let transports = if config.pbx.call_engine {
-        "udp+tcp (call engine)"
-    } else {
-        "udp+tcp"
-    };
-    println!(
-        "  SIP           {transports} {sip} (realm {})",
-        config.sip.realm
-    );
+    println!("  SIP           udp+tcp {sip} (realm {})", config.sip.realm);
     println!(
         "  RTP           udp {}-{} (media relay)",
         config.rtp.port_min, config.rtp.port_max

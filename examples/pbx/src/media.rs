@@ -49,7 +49,7 @@ impl PortPool {
     /// Binds the next free RTP/RTCP pair, trying every pair of the range once, now:
     /// binding a UDP socket to an address does not block. Needs the runtime's
     /// context.
-    pub(crate) fn bind_pair_now(&self) -> Option<(UdpSocket, UdpSocket)> {
+    pub(crate) fn bind_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
         let pairs = (self.max.saturating_sub(self.min) / 2).max(1);
         let bind = |port: u16| {
             let s = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)).ok()?;
@@ -78,11 +78,6 @@ impl PortPool {
         }
         None
     }
-
-    /// Binds the next free RTP/RTCP pair, trying every pair of the range once.
-    pub(crate) async fn bind_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
-        self.bind_pair_now()
-    }
 }
 
 /// Counters of a relay, for tests and logs.
@@ -106,8 +101,6 @@ struct Leg {
     epoch: watch::Sender<u64>,
     /// The `o=` session id and last version this leg's phone was given.
     origin: Mutex<Origin>,
-    /// The last description this leg's phone was given (what a refresh re-offers).
-    given: Mutex<Option<Session>>,
     /// Set while the PBX plays a tone to this leg's phone: the other leg's media is
     /// not forwarded to it meanwhile.
     muted: Arc<AtomicBool>,
@@ -162,18 +155,11 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// Allocates ports for both legs and starts forwarding.
-    pub(crate) async fn start(pool: &PortPool) -> Option<Relay> {
-        let a = pool.bind_pair().await?;
-        let b = pool.bind_pair().await?;
-        Some(Relay::with_sockets(a, b))
-    }
-
-    /// The same without awaiting, in the runtime's context (the call engine's
-    /// shell, which never waits).
-    pub(crate) fn start_now(pool: &PortPool) -> Option<Relay> {
-        let a = pool.bind_pair_now()?;
-        let b = pool.bind_pair_now()?;
+    /// Allocates ports for both legs and starts forwarding, without awaiting (the
+    /// shell never waits); in the runtime's context.
+    pub(crate) fn start(pool: &PortPool) -> Option<Relay> {
+        let a = pool.bind_pair()?;
+        let b = pool.bind_pair()?;
         Some(Relay::with_sockets(a, b))
     }
 
@@ -190,7 +176,6 @@ impl Relay {
                 target: watch::channel(None).0,
                 epoch: watch::channel(0).0,
                 origin: Mutex::new(Origin::new()),
-                given: Mutex::new(None),
                 muted: Arc::default(),
             }
         };
@@ -324,15 +309,6 @@ impl Relay {
         }
     }
 
-    /// The last description given to the phone on a leg (its version unchanged, as
-    /// RFC 3264 §8 wants for a re-offer of the same session).
-    pub(crate) fn given(&self, leg_a: bool) -> Option<Session> {
-        match self.leg(leg_a).given.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
     /// Continues a phone's origin on a leg (the phone came from another relay).
     pub(crate) fn set_origin(&self, leg_a: bool, origin: Origin) {
         match self.leg(leg_a).origin.lock() {
@@ -379,10 +355,6 @@ impl Relay {
                 m.port = 0;
                 m.connection = None;
             }
-        }
-        match leg.given.lock() {
-            Ok(mut g) => *g = Some(out.clone()),
-            Err(poisoned) => *poisoned.into_inner() = Some(out.clone()),
         }
         out
     }
@@ -503,11 +475,10 @@ mod tests {
     async fn ranges_at_the_top_of_the_port_space_do_not_overflow() {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         // No even pair fits in 65535..=65535: no pair, no panic.
-        assert!(PortPool::new(ip, 65535, 65535).bind_pair().await.is_none());
+        assert!(PortPool::new(ip, 65535, 65535).bind_pair().is_none());
         assert!(
             PortPool::new(ip, 65534, 65535)
                 .bind_pair()
-                .await
                 .is_some_and(|(a, b)| {
                     a.local_addr().unwrap().port() == 65534
                         && b.local_addr().unwrap().port() == 65535

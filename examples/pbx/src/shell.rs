@@ -1,4 +1,4 @@
-//! The PBX on the call engine (`[pbx] call_engine = true`): one task owns the
+//! The PBX around its call engine: one task owns the
 //! sockets and the [`pbxkit::engine::Engine`], hands it every datagram and timer,
 //! sends what it asks, answers REGISTER and OPTIONS with the registrar, and turns
 //! its events into CDRs and bus events. Nothing in the loop waits for a call.
@@ -8,8 +8,8 @@
 //! transcoding included; the echo and playback applications on their own ports;
 //! the services feature codes, saved before the confirmation plays; blind,
 //! attended and semi-attended transfers with ringback to the transferee; trunks in
-//! and out with failover, registration, qualify and failure tones; bans as in the
-//! default mode), over UDP and TCP ([`Transports`]).
+//! and out with failover, registration, qualify and failure tones; bans per user
+//! and source), over UDP and TCP ([`Transports`]).
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
@@ -26,12 +26,67 @@ use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::transports::{Received, Transports};
-use pbxkit_sip::{Message, Method, StatusCode, Uri};
+use pbxkit_sip::{Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Seconds since the Unix epoch: registrations and nonces are wall-clock data.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A new configuration to run on (SIGHUP), compiled and checked: calls in progress
+/// keep the one they started with, new calls take this one.
+#[derive(Debug)]
+pub(crate) struct Reload {
+    pub(crate) config: Arc<Config>,
+    pub(crate) dialplan: Arc<pbxkit_dialplan::Dialplan>,
+}
+
+/// The transport a REGISTER came over, as the registrar records it.
+fn transport(kind: TransportKind) -> Transport {
+    match kind {
+        TransportKind::Udp => Transport::Udp,
+        TransportKind::Tcp => Transport::Tcp,
+        TransportKind::Tls => Transport::Tls,
+        TransportKind::Ws => Transport::Ws,
+    }
+}
+
+/// Where to send requests for a binding: where its REGISTER came from (NAT-safe),
+/// else its Contact.
+fn binding_target(b: &pbxkit_sip::registrar::Binding) -> Option<Target> {
+    if let Some((addr, t)) = &b.source {
+        let transport = match t {
+            Transport::Tcp => TransportKind::Tcp,
+            Transport::Tls => TransportKind::Tls,
+            Transport::Ws | Transport::Wss => TransportKind::Ws,
+            _ => TransportKind::Udp,
+        };
+        return Some(Target {
+            addr: *addr,
+            transport,
+        });
+    }
+    let sip = b.uri.as_sip()?;
+    let pbxkit_sip::Host::Ip(ip) = sip.host else {
+        return None;
+    };
+    let transport = if sip.transport().as_deref() == Some("tcp") {
+        TransportKind::Tcp
+    } else {
+        TransportKind::Udp
+    };
+    Some(Target {
+        addr: SocketAddr::new(ip, sip.port.unwrap_or(5060)),
+        transport,
+    })
+}
 
 /// Users' passwords and limits from the configuration, contacts from the registrar,
 /// live services from the users' live state.
@@ -48,14 +103,14 @@ impl Directory for PbxDirectory {
     }
 
     fn contacts(&self, line: &str) -> Vec<(Uri, Target)> {
-        let now = crate::service::unix_now();
+        let now = unix_now();
         let Ok(registrar) = self.registrar.lock() else {
             return Vec::new();
         };
         registrar
             .lookup(line, now)
             .into_iter()
-            .filter_map(|b| Some((b.uri.clone(), crate::service::binding_target(&b)?)))
+            .filter_map(|b| Some((b.uri.clone(), binding_target(&b)?)))
             .collect()
     }
 
@@ -91,7 +146,7 @@ type Commands = tokio::sync::mpsc::Sender<(CallId, Command)>;
 
 /// The media relay under the engine's calls: each call's RTP anchored on a pair of
 /// the PBX's ports per side, SDP rewritten both ways, transcoding when the sides
-/// share no codec (the same relay the default mode uses).
+/// share no codec.
 struct RelayMedia {
     ports: Arc<crate::media::PortPool>,
     /// Our address in the SDP phones receive.
@@ -123,7 +178,7 @@ impl std::fmt::Debug for RelayMedia {
 impl RelayMedia {
     fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
         if !self.relays.contains_key(&call) {
-            let relay = crate::media::Relay::start_now(&self.ports)?;
+            let relay = crate::media::Relay::start(&self.ports)?;
             self.relays.insert(call, relay);
         }
         self.relays.get(&call)
@@ -188,7 +243,7 @@ impl pbxkit::engine::Media for RelayMedia {
         offer: &bytes::Bytes,
     ) -> Result<bytes::Bytes, StatusCode> {
         let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
-        let Some((rtp, rtcp)) = self.ports.bind_pair_now() else {
+        let Some((rtp, rtcp)) = self.ports.bind_pair() else {
             tracing::warn!("no free media ports");
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         };
@@ -299,11 +354,42 @@ struct Shell {
     /// response).
     waiting: Vec<(u64, pbxkit_sip::transaction::ServerTx, Message)>,
     durable: tokio::sync::watch::Receiver<u64>,
-    /// Brute-force bans, as in the default mode: (source, user) pairs first, whole
+    /// Brute-force bans: (source, user) pairs first, whole
     /// sources for scanners and floods.
     bans: crate::ban::Bans,
     /// What tasks of the shell tell the engine when they are done.
     commands: Commands,
+    /// Calls created since start, for the stats line.
+    calls_total: u64,
+}
+
+/// How often the PBX logs its counters.
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// The operator's view of the bus: every event at debug level, until the returned
+/// guard is dropped.
+fn log_events(bus: &Bus) -> AbortOnDrop {
+    let mut watched = bus.subscribe();
+    AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match watched.recv().await {
+                Ok(event) => tracing::debug!(?event, "event"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!(missed = n, "event log behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }))
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The address peers reach us at: the listen address, or when that is a wildcard,
@@ -376,7 +462,7 @@ pub(crate) async fn run(
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     sockets: Transports,
     parts: (FileStore, Cdr, Users, Bus),
-    mut reloads: tokio::sync::mpsc::Receiver<crate::service::Reload>,
+    mut reloads: tokio::sync::mpsc::Receiver<Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (store, cdr, users, bus) = parts;
@@ -425,7 +511,7 @@ pub(crate) async fn run(
         dialplan,
         directory,
         Instant::now(),
-        crate::service::unix_now(),
+        unix_now(),
     )
     .with_media(media);
     let mut shell = Shell {
@@ -435,7 +521,7 @@ pub(crate) async fn run(
             &config.sip.realm,
             DigestServer::new(&config.sip.realm, &secret, 300)
                 .with_max_tracked(config.sip.nonce_max_tracked)
-                .remembering_since(crate::service::unix_now()),
+                .remembering_since(unix_now()),
             config.sip.digest_algorithms(),
         ),
         registrar,
@@ -446,11 +532,15 @@ pub(crate) async fn run(
         durable,
         bans: crate::ban::Bans::new(config.security.ban_policy()),
         commands: commands_tx,
+        calls_total: 0,
     };
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
     shell.flush();
+    let _log = log_events(&shell.bus);
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
+    let mut stats = tokio::time::interval(STATS_EVERY);
+    let mut calls_at_last_stats = 0;
     tokio::pin!(shutdown);
     loop {
         let due = until(shell.engine.poll_timeout());
@@ -467,9 +557,13 @@ pub(crate) async fn run(
             }
             _ = expiry.tick() => {
                 if let Ok(mut r) = shell.registrar.lock() {
-                    r.expire(crate::service::unix_now());
+                    r.expire(unix_now());
                 }
                 shell.bans.forget_expired(Instant::now());
+            }
+            _ = stats.tick() => {
+                shell.log_stats(calls_at_last_stats);
+                calls_at_last_stats = shell.calls_total;
             }
             // SIGHUP: new calls take the new configuration; calls in progress keep
             // the plan they follow.
@@ -601,6 +695,23 @@ impl Shell {
         }
     }
 
+    /// The operator's periodic view: calls, registrations and bans.
+    fn log_stats(&self, calls_at_last_stats: u64) {
+        let now = Instant::now();
+        let registrations = self.registrar.lock().map_or(0, |r| r.store().bindings());
+        let (banned_sources, banned_pairs) = self.bans.banned_count(now);
+        let new_calls = self.calls_total - calls_at_last_stats;
+        tracing::info!(
+            calls_active = self.engine.calls(),
+            calls_total = self.calls_total,
+            cps = format!("{:.1}", new_calls as f64 / STATS_EVERY.as_secs_f64()),
+            registrations,
+            banned_sources,
+            banned_pairs,
+            "stats"
+        );
+    }
+
     fn event(&mut self, event: Event) {
         match event {
             Event::CallCreated {
@@ -609,6 +720,7 @@ impl Shell {
                 caller,
                 dialed,
             } => {
+                self.calls_total += 1;
                 self.times.insert(
                     call,
                     Times {
@@ -762,7 +874,7 @@ impl Shell {
 
     /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
     fn register(&mut self, req: Request) {
-        let now = crate::service::unix_now();
+        let now = unix_now();
         // The passwords of the configuration in force (a SIGHUP may change them).
         let config = self.engine.directory().config.clone();
         let checked = self.auth.check(&req.request, now, |name| {
@@ -788,10 +900,7 @@ impl Shell {
             self.answer(&req, StatusCode::FORBIDDEN);
             return;
         }
-        let source = Some((
-            req.source.addr,
-            crate::service::transport(req.source.transport),
-        ));
+        let source = Some((req.source.addr, transport(req.source.transport)));
         let tag = crate::ids::token();
         let shared = self.registrar.clone();
         let Ok(mut registrar) = shared.lock() else {

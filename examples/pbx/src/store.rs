@@ -158,11 +158,6 @@ impl FileStore {
     }
 }
 
-/// Waits until generation `generation` is on disk (or the writer is gone).
-pub(crate) async fn wait_durable(mut durable: watch::Receiver<u64>, generation: u64) {
-    let _ = durable.wait_for(|d| *d >= generation).await;
-}
-
 impl Drop for FileStore {
     /// Lets the writer finish what is queued.
     fn drop(&mut self) {
@@ -311,11 +306,12 @@ mod tests {
         assert_eq!(store.expire(2_000), 1);
         assert_eq!(store.bindings(), 0);
         // Durable once the writer has published the change's generation.
-        let (durable, generation) = (store.durable(), store.generation());
+        let (mut durable, generation) = (store.durable(), store.generation());
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(wait_durable(durable, generation));
+            .block_on(durable.wait_for(|d| *d >= generation))
+            .unwrap();
         assert!(FileStore::open(&dir).unwrap().load("1000").is_empty());
         drop(store);
         fs::remove_dir_all(&dir).unwrap();

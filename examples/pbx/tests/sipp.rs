@@ -437,11 +437,11 @@ fn sipp_trunk_answering_503_fails_over_to_the_next_trunk() {
 }
 
 #[test]
-fn sipp_registers_and_calls_through_the_call_engine() {
+fn sipp_calls_each_get_an_answered_cdr() {
     if !has_sipp() {
         return;
     }
-    let dir = temp_dir("sipp-engine");
+    let dir = temp_dir("sipp-cdr");
     let mut users = String::new();
     for exten in ["3000", "3050"] {
         users.push_str(&format!(
@@ -449,11 +449,9 @@ fn sipp_registers_and_calls_through_the_call_engine() {
              call_limit = 100\nsimultaneous_calls = 100\n"
         ));
     }
-    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
-        c.replace("call_engine = false", "call_engine = true") + &users
-    });
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| c + &users);
     let remote = pbx.addr.to_string();
-    // The callee registers through the engine's REGISTER path, then answers.
+    // The callee registers, then answers.
     let uas = callee(&dir, &pbx, "3050", args(&["-sn", "uas"]), 20);
     let calls_csv = dir.join("calls.csv");
     std::fs::write(
@@ -480,7 +478,7 @@ fn sipp_registers_and_calls_through_the_call_engine() {
         "-p",
         &port,
     ]);
-    assert_eq!(code, 0, "sipp UAC through the engine: {out}");
+    assert_eq!(code, 0, "sipp UAC: {out}");
     let (_, uas_out) = uas.join().unwrap();
     let successful = uas_out
         .lines()

@@ -8,11 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Whether the end-to-end tests run on the call engine (`PBXKIT_TEST_ENGINE=1`).
-pub(crate) fn on_engine() -> bool {
-    std::env::var_os("PBXKIT_TEST_ENGINE").is_some()
-}
-
 /// The PBX process, stopped (SIGKILL) when dropped.
 pub(crate) struct Pbx {
     child: Child,
@@ -42,13 +37,6 @@ impl Pbx {
                 &format!("data_dir = \"{}\"", dir.join("data").display()),
             )
             .replace("ring_time = 30", "ring_time = 3");
-        // PBXKIT_TEST_ENGINE=1 runs every end-to-end test on the call engine: the
-        // migration's measure of what it still lacks.
-        let config = if on_engine() {
-            config.replace("call_engine = false", "call_engine = true")
-        } else {
-            config
-        };
         let config = edit(config);
         let file = dir.join("pbx.toml");
         std::fs::write(&file, config).unwrap();
