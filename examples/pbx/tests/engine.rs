@@ -1,8 +1,11 @@
 //! The whole call engine with simulated phones in simulated time, no socket: seeded
 //! calls with random answers, busy callees, callers that give up, hangups from
-//! either side, holds (re-INVITEs), over a network that loses, duplicates and
-//! reorders datagrams. Invariants: every call ends once with the right parties,
-//! every leg and route of the engine is released, no phone keeps a leg, no panic.
+//! either side, holds (re-INVITEs), blind and attended transfers (REFER, with
+//! Replaces for attended), over a network that loses, duplicates and reorders
+//! datagrams. Invariants: every call ends once with the right parties (or, after a
+//! transfer, with its new ones), the call counts always match what live calls
+//! hold, every leg and route of the engine is released, no phone keeps a leg, no
+//! panic.
 //! `cargo test` runs 1,000 calls; the 10,000-call run is ignored by default
 //! (`cargo test -p pbxkit --test engine -- --ignored`).
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
@@ -169,6 +172,19 @@ enum Act {
     Refer(&'static str, bool),
     /// Refuse with 401 and the phone's challenge.
     Challenge(u32),
+    /// Blind transfer: REFER the call on this leg to a number; hang up once the
+    /// REFER is surely there when set.
+    Transfer {
+        leg: u32,
+        to: u32,
+        leave: bool,
+    },
+    /// Attended transfer: REFER the call on `leg` to the party of `consult`, with
+    /// Replaces naming the consultation's dialog.
+    Attend {
+        leg: u32,
+        consult: u32,
+    },
 }
 
 /// A phone: its own transaction layer and legs, and a user who acts at random.
@@ -201,6 +217,12 @@ struct Phone {
     /// The WWW-Authenticate it challenges INVITEs without credentials with
     /// ([`Script::Challenge`]).
     challenge: String,
+    /// Users of the simulation (1000 up), the numbers its random transfers name.
+    population: u32,
+    /// Consultation calls of attended transfers: consultation leg → the held call.
+    consults: HashMap<u32, u32>,
+    /// Blind and attended transfers this phone's user started.
+    transfers: (usize, usize),
 }
 
 /// A phone's user that always does the same.
@@ -239,6 +261,9 @@ impl Phone {
             requests: Vec::new(),
             extra: Vec::new(),
             challenge: String::new(),
+            population: 0,
+            consults: HashMap::new(),
+            transfers: (0, 0),
             user,
             addr,
         }
@@ -259,8 +284,9 @@ impl Phone {
         id
     }
 
-    /// Dials `to` through the PBX; gives up after `give_up` unless answered.
-    fn dial(&mut self, to: &str, give_up: Option<Duration>, now: Instant) {
+    /// Dials `to` through the PBX; gives up after `give_up` unless answered. The
+    /// new leg.
+    fn dial(&mut self, to: &str, give_up: Option<Duration>, now: Instant) -> u32 {
         let uri = Uri::parse(&format!("sip:{to}@{PBX}")).unwrap();
         let mut template = Message::request(Method::Invite, uri.clone());
         let h = template.headers_mut();
@@ -285,6 +311,7 @@ impl Phone {
         if let Some(after) = give_up {
             self.acts.push((now + after, Act::HangUp(id)));
         }
+        id
     }
 
     fn pump(
@@ -401,6 +428,46 @@ impl Phone {
             }
             LegEvent::Answered { .. } | LegEvent::Confirmed { .. } => {
                 self.answered += 1;
+                if let Some(held) = self.consults.remove(&id) {
+                    // The consultation is answered: hand the held party over,
+                    // and hang up both calls later if the PBX has not.
+                    self.acts.push((
+                        now + rng.millis(100, 1000),
+                        Act::Attend {
+                            leg: held,
+                            consult: id,
+                        },
+                    ));
+                    self.acts
+                        .push((now + Duration::from_secs(5), Act::HangUp(id)));
+                    self.acts
+                        .push((now + Duration::from_secs(5), Act::HangUp(held)));
+                    return;
+                }
+                if self.population > 2 && rng.percent(8) {
+                    let to = 1000 + (rng.next() % u64::from(self.population)) as u32;
+                    if rng.percent(60) {
+                        // Blind: the transferor leaves at once or waits for the
+                        // outcome (then hangs up in a while, if still there).
+                        let leave = rng.percent(50);
+                        let at = now + rng.millis(200, 2000);
+                        self.acts.push((at, Act::Transfer { leg: id, to, leave }));
+                        self.acts
+                            .push((at + Duration::from_secs(12), Act::HangUp(id)));
+                    } else {
+                        // Attended: hold this one, call the target, hand over.
+                        self.acts.push((now + rng.millis(50, 500), Act::Hold(id)));
+                        let consult = self.dial(&to.to_string(), None, now);
+                        self.consults.insert(consult, id);
+                        self.transfers.1 += 1;
+                        // Also ends a consultation that is never answered.
+                        self.acts
+                            .push((now + Duration::from_secs(15), Act::HangUp(consult)));
+                        self.acts
+                            .push((now + Duration::from_secs(15), Act::HangUp(id)));
+                    }
+                    return;
+                }
                 // Talk, sometimes put the other on hold, then hang up (whoever
                 // comes first of the two parties).
                 if rng.percent(30) {
@@ -461,6 +528,46 @@ impl Phone {
                         let _ = l.reject(StatusCode::UNAUTHORIZED, None, &challenge, now);
                     }
                 }
+                Act::Transfer { leg, to, leave } => {
+                    let uri = Uri::parse(&format!("sip:{to}@{PBX}")).unwrap();
+                    let dialog = match self.legs.get_mut(&leg) {
+                        Some(AnyLeg::In(l)) => l.dialog(),
+                        Some(AnyLeg::Out(l)) => l.dialog(),
+                        None => None,
+                    };
+                    if let Some(d) = dialog
+                        && d.refer(&uri, now).is_ok()
+                    {
+                        self.transfers.0 += 1;
+                        if leave {
+                            self.acts
+                                .push((now + Duration::from_millis(100), Act::HangUp(leg)));
+                        }
+                    }
+                }
+                Act::Attend { leg, consult } => {
+                    let replaced = match self.legs.get_mut(&consult) {
+                        Some(AnyLeg::Out(l)) => l.dialog().map(|d| {
+                            let id = &d.dialog().id;
+                            let to = self.placed.get(&consult).cloned().unwrap_or_default();
+                            format!(
+                                "sip:{to}@{PBX}?Replaces={}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+                                escape(&id.call_id),
+                                escape(&id.remote_tag),
+                                escape(&id.local_tag)
+                            )
+                        }),
+                        _ => None,
+                    };
+                    let dialog = match self.legs.get_mut(&leg) {
+                        Some(AnyLeg::In(l)) => l.dialog(),
+                        Some(AnyLeg::Out(l)) => l.dialog(),
+                        None => None,
+                    };
+                    if let (Some(d), Some(uri)) = (dialog, replaced) {
+                        let _ = d.refer(&Uri::parse(&uri).unwrap(), now);
+                    }
+                }
                 Act::Refer(to, leave) => {
                     let ids: Vec<u32> = self.legs.keys().copied().collect();
                     for id in ids {
@@ -512,6 +619,18 @@ impl Phone {
             .flatten()
             .min()
     }
+}
+
+/// `s` percent-encoded for a URI header parameter (RFC 3261 §25.1 `hvalue`).
+fn escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 struct Flight {
@@ -654,6 +773,12 @@ impl Sim {
             let answer = Message::response_to(&r.request, StatusCode::METHOD_NOT_ALLOWED, None);
             let _ = self.engine.respond(r.tx, answer, self.now);
         }
+        if let Err(wrong) = self.engine.check_counts() {
+            panic!(
+                "call counts astray: {wrong}; last events {:?}",
+                self.events.iter().rev().take(5).collect::<Vec<_>>()
+            );
+        }
         self.send(wire);
     }
 
@@ -725,6 +850,9 @@ impl Sim {
 /// Runs `n` calls between `users` phones and checks every invariant.
 fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
     let mut sim = Sim::new(seed, users, loss, dup);
+    for p in &mut sim.phones {
+        p.population = users as u32;
+    }
     let t0 = sim.now;
     let mut rng = Rng(seed | 1);
     // 50 calls a second, between two different users.
@@ -743,8 +871,17 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
     let mut created: HashMap<CallId, (String, String)> = HashMap::new();
     let mut ended: HashMap<CallId, usize> = HashMap::new();
     let (mut answered, mut cancelled, mut refused) = (0, 0, 0);
+    // Calls whose party changed by a transfer (ids are reused after a call ends:
+    // cleared then), and the consultations an attended transfer ended.
+    let mut transferred: std::collections::HashSet<CallId> = Default::default();
+    let (mut blind_or_attended, mut replaced) = (0, 0);
     for e in &sim.events {
         match e {
+            Event::CallTransferred { call, .. } => {
+                assert!(created.contains_key(call), "transfer of a call not alive");
+                transferred.insert(*call);
+                blind_or_attended += 1;
+            }
             Event::CallCreated {
                 call,
                 caller,
@@ -766,19 +903,25 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
                 outcome,
             } => {
                 let (c, d) = created.remove(call).expect("ended after created");
-                assert_eq!((&c, &d), (caller, dialed));
+                let was_transferred = transferred.remove(call);
                 *ended.entry(*call).or_default() += 1;
                 match outcome {
                     Outcome::Answered(cause) => {
                         answered += 1;
-                        // Nobody forwards here: who answered is who was dialled.
-                        assert_eq!(callee.as_deref(), Some(dialed.as_str()));
+                        // Nobody forwards here: who answered is who was dialled,
+                        // unless a transfer put someone in a party's place.
+                        if !was_transferred {
+                            assert_eq!((&c, &d), (caller, dialed));
+                            assert_eq!(callee.as_deref(), Some(dialed.as_str()));
+                        }
+                        replaced += usize::from(*cause == HangupCause::Transferred);
                         assert!(
                             matches!(
                                 cause,
                                 HangupCause::HungUp { .. }
                                     | HangupCause::NoAck
                                     | HangupCause::SessionExpired
+                                    | HangupCause::Transferred
                             ),
                             "{cause:?}"
                         );
@@ -803,9 +946,19 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
         .phones
         .iter()
         .fold((0, 0), |(a, b), p| (a + p.holds.0, b + p.holds.1));
+    let (blind, attended) = sim
+        .phones
+        .iter()
+        .fold((0, 0), |(a, b), p| (a + p.transfers.0, b + p.transfers.1));
     eprintln!(
         "{n} calls: {answered} answered, {cancelled} cancelled, {refused} refused; \
-         {accepted} of {asked} holds relayed and accepted"
+         {accepted} of {asked} holds relayed and accepted; {blind} blind REFERs sent and \
+         {attended} consultations placed, {blind_or_attended} transfers completed, \
+         {replaced} consultations replaced"
+    );
+    assert!(
+        blind_or_attended > 0 && replaced > 0,
+        "transfers: {blind_or_attended} completed, {replaced} attended"
     );
     // Holds cross the PBX both ways (a hold that meets the other side's BYE or
     // its own offer is refused, as it should be).

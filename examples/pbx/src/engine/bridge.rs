@@ -369,6 +369,9 @@ impl<D: Directory> Engine<D> {
             return;
         }
         self.release_ringing(call);
+        // A transfer still in progress goes with its call (its target stops
+        // ringing, its counts are given back).
+        self.abort_transfer(call, now);
         self.media.close(call);
         if let Some(c) = self.calls.remove(call.0) {
             // A transferor still waiting for its last NOTIFY's answer goes too.

@@ -648,6 +648,45 @@ impl<D: Directory> Engine<D> {
             && self.layer.is_empty()
     }
 
+    /// Whether every call counted in use (per user and per trunk) is held by a
+    /// live call, ringing or talking, and no call holds one that is not counted:
+    /// the invariant that keeps call limits exact. `Err` names the counts that
+    /// differ. O(calls): for tests and debugging.
+    pub fn check_counts(&self) -> Result<(), String> {
+        let mut held: HashMap<&str, u32> = HashMap::new();
+        for key in self.calls.keys() {
+            let Some(c) = self.calls.get(key) else {
+                continue;
+            };
+            let transfer = c.transfer.iter().flat_map(|t| t.holds.iter());
+            for user in c.holds.iter().chain(&c.ringing_holds).chain(transfer) {
+                *held.entry(user).or_default() += 1;
+            }
+        }
+        let mut wrong: Vec<String> = self
+            .in_use
+            .iter()
+            .filter(|(user, n)| held.get(user.as_str()) != Some(n))
+            .map(|(user, n)| {
+                format!(
+                    "{user}: {n} counted, {} held",
+                    held.get(user.as_str()).unwrap_or(&0)
+                )
+            })
+            .collect();
+        wrong.extend(
+            held.iter()
+                .filter(|(user, _)| !self.in_use.contains_key(**user))
+                .map(|(user, n)| format!("{user}: 0 counted, {n} held")),
+        );
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            wrong.sort();
+            Err(wrong.join("; "))
+        }
+    }
+
     /// A message received from `source`.
     pub fn handle_message(&mut self, message: Message, source: Target, now: Instant) {
         self.layer.handle_message(message, source, now);

@@ -234,6 +234,12 @@ impl<D: Directory> Engine<D> {
             self.ring_target(call, transferor, transferor_is_a, &number, now);
             return;
         }
+        if c2.transfer.is_some() {
+            // The second call is itself being transferred: its party is promised
+            // elsewhere. The transferor may try again once that is settled.
+            self.transfer_failed_early(transferor, StatusCode::REQUEST_PENDING, now);
+            return;
+        }
         let joining = match c2.role(replaced) {
             Some(Role::A) if c2.is_answered() => c2.b.map(|q| (q, c2.callee().map(str::to_owned))),
             Some(Role::B) => c2.a.map(|q| (q, Some(c2.caller().to_owned()))),
