@@ -50,6 +50,13 @@ pub(crate) enum Event {
         /// How many contacts it has now (0: unregistered).
         contacts: usize,
     },
+    /// A user's phone status changed (busy-lamp fields, supervision).
+    Hint {
+        /// The user.
+        user: String,
+        /// Its status now.
+        status: pbxkit::hints::HintStatus,
+    },
     /// A user's live services changed (a feature code, later the API).
     UserServices {
         /// The user.

@@ -361,6 +361,8 @@ struct Shell {
     commands: Commands,
     /// Calls created since start, for the stats line.
     calls_total: u64,
+    /// Each user's phone status, from the engine's events and the registrar.
+    hints: pbxkit::hints::Hints,
 }
 
 /// How often the PBX logs its counters.
@@ -533,7 +535,9 @@ pub(crate) async fn run(
         bans: crate::ban::Bans::new(config.security.ban_policy()),
         commands: commands_tx,
         calls_total: 0,
+        hints: pbxkit::hints::Hints::default(),
     };
+    shell.follow_users(&config);
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
     shell.flush();
@@ -559,6 +563,7 @@ pub(crate) async fn run(
                 if let Ok(mut r) = shell.registrar.lock() {
                     r.expire(unix_now());
                 }
+                shell.refresh_registrations();
                 shell.bans.forget_expired(Instant::now());
             }
             _ = stats.tick() => {
@@ -576,6 +581,7 @@ pub(crate) async fn run(
                 // Trunks whose settings did not change keep their registration.
                 let configured = trunks(&reload.config).await;
                 shell.engine.set_trunks(configured, Instant::now());
+                shell.follow_users(&reload.config);
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,
@@ -712,7 +718,55 @@ impl Shell {
         );
     }
 
+    /// Follows the hints of `config`'s users (the phones they have registered
+    /// now); users no longer configured are reported removed.
+    fn follow_users(&mut self, config: &Config) {
+        let gone: Vec<String> = self
+            .hints
+            .users()
+            .filter(|u| config.user(u).is_none())
+            .map(str::to_owned)
+            .collect();
+        for user in gone {
+            if let Some(change) = self.hints.remove_user(&user) {
+                self.publish_hint(change);
+            }
+        }
+        for user in &config.users {
+            // XiVO's default simultaneous calls.
+            self.hints
+                .add_user(&user.exten, user.simultaneous_calls.unwrap_or(5));
+        }
+        self.refresh_registrations();
+    }
+
+    /// Registrations that expired (or came back) change the users' hints.
+    fn refresh_registrations(&mut self) {
+        let now = unix_now();
+        let counts: Vec<(String, usize)> = match self.registrar.lock() {
+            Ok(r) => self
+                .hints
+                .users()
+                .map(|u| (u.to_owned(), r.lookup(u, now).len()))
+                .collect(),
+            Err(_) => return,
+        };
+        for (user, contacts) in counts {
+            if let Some(change) = self.hints.registered(&user, contacts) {
+                self.publish_hint(change);
+            }
+        }
+    }
+
+    fn publish_hint(&self, (user, status): pbxkit::hints::Change) {
+        self.bus
+            .publish(crate::events::Event::Hint { user, status });
+    }
+
     fn event(&mut self, event: Event) {
+        for change in self.hints.handle(&event) {
+            self.publish_hint(change);
+        }
         match event {
             Event::CallCreated {
                 call,
@@ -808,8 +862,12 @@ impl Shell {
                 result,
             } => self.authenticated(source, &user, result),
             Event::Feature { call, user, action } => self.feature(call, user, action),
-            Event::CallTransferred { call, user } => {
-                tracing::debug!(call = ?call, to = %user, "call transferred");
+            Event::CallTransferred {
+                call,
+                user,
+                transferor,
+            } => {
+                tracing::debug!(call = ?call, to = %user, from = ?transferor, "call transferred");
             }
             Event::CallRinging { call, users, group } => {
                 tracing::debug!(call = ?call, ?users, ?group, "ringing");
@@ -914,6 +972,9 @@ impl Shell {
                     user: user.clone(),
                     contacts: bindings.len(),
                 });
+                if let Some(change) = self.hints.registered(&user, bindings.len()) {
+                    self.publish_hint(change);
+                }
                 Registrar::<FileStore>::ok_response(&req.request, &bindings, &tag, now)
             }
             Err(e) => e.response(&req.request, &tag),

@@ -16,6 +16,7 @@ use pbxkit::engine::{
     Unanswered,
 };
 use pbxkit::hangup::HangupCause;
+use pbxkit::hints::HintStatus;
 use pbxkit_sip::b2bua::{
     Credentials, IncomingLeg, Leg, LegConfig, LegEvent, OutgoingLegs, Output, Routes,
 };
@@ -960,6 +961,42 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
         blind_or_attended > 0 && replaced > 0,
         "transfers: {blind_or_attended} completed, {replaced} attended"
     );
+    // The hints follow every call back to idle; each accepted hold shows.
+    let mut hints = pbxkit::hints::Hints::default();
+    for p in &sim.phones {
+        hints.add_user(&p.user, 100);
+        hints.registered(&p.user, 1);
+    }
+    let mut shown = HashMap::new();
+    for e in &sim.events {
+        for (user, status) in hints.handle(e) {
+            *shown.entry(status).or_insert(0) += 1;
+            assert_ne!(user, "", "{e:?}");
+        }
+    }
+    let holds = sim
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::CallHeld { held: true, .. }))
+        .count();
+    assert!(
+        holds > 0 && holds <= accepted,
+        "{holds} holds for {accepted} accepted"
+    );
+    for status in [
+        HintStatus::InUse,
+        HintStatus::Ringing,
+        HintStatus::OnHold,
+        HintStatus::InUseRinging,
+    ] {
+        assert!(
+            shown.get(&status).is_some_and(|n| *n > 0),
+            "{status:?} never shown: {shown:?}"
+        );
+    }
+    for p in &sim.phones {
+        assert_eq!(hints.status(&p.user), HintStatus::Idle, "{}", p.user);
+    }
     // Holds cross the PBX both ways (a hold that meets the other side's BYE or
     // its own offer is refused, as it should be).
     assert!(accepted * 2 > asked, "{accepted} of {asked} holds accepted");

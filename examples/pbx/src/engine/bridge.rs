@@ -8,6 +8,7 @@ use crate::hangup::HangupCause;
 use bytes::Bytes;
 use pbxkit_sip::StatusCode;
 use pbxkit_sip::b2bua::{IncomingLeg, LegEvent};
+use pbxkit_sip::sdp::{Direction, Session};
 use std::time::Instant;
 
 impl<D: Directory> Engine<D> {
@@ -276,6 +277,9 @@ impl<D: Directory> Engine<D> {
         if let Some(offerer) = offerer {
             match reply {
                 Ok(sdp) => {
+                    if let Some(offer) = &offer {
+                        self.hold_changed(call, !from_caller, holds_other(offer));
+                    }
                     let sdp = sdp.map(|sdp| {
                         self.media
                             .answer(call, from_caller, offer.as_ref(), &sdp)
@@ -296,6 +300,22 @@ impl<D: Directory> Engine<D> {
                     now,
                 ),
             }
+        }
+    }
+
+    /// Side A (`by_a`) or B of `call` holds the other (`held`) or not, by an
+    /// accepted offer: reported when that changes.
+    fn hold_changed(&mut self, call: CallId, by_a: bool, held: bool) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let side = usize::from(!by_a);
+        if c.held[side] == held {
+            return;
+        }
+        c.held[side] = held;
+        if let Some(user) = c.party(by_a).map(str::to_owned) {
+            self.events.push_back(Event::CallHeld { call, user, held });
         }
     }
 
@@ -396,4 +416,23 @@ impl<D: Directory> Engine<D> {
             });
         }
     }
+}
+
+/// Whether an offer puts the other side on hold (RFC 3264 §8.4: its first audio
+/// stream `sendonly` or `inactive`; RFC 2543: a `0.0.0.0` connection address).
+/// An offer that does not parse, or has no audio, holds nothing.
+fn holds_other(offer: &Bytes) -> bool {
+    let Ok(session) = Session::parse_body(offer) else {
+        return false;
+    };
+    let Some(audio) = session
+        .media
+        .iter()
+        .find(|m| m.kind.as_str() == "audio" && m.port != 0)
+    else {
+        return false;
+    };
+    let direction = audio.direction(session.direction());
+    matches!(direction, Direction::SendOnly | Direction::Inactive)
+        || session.media_address(audio) == Some("0.0.0.0")
 }

@@ -145,6 +145,8 @@ pub(super) struct Call {
     pub(super) leaving: Vec<LegId>,
     /// The trunks a call out tries, when it goes out.
     pub(super) outcall: Option<super::trunk::Outcall>,
+    /// Whether side A (`[0]`) or B (`[1]`) has put the other on hold.
+    pub(super) held: [bool; 2],
 }
 
 impl Call {
@@ -171,6 +173,7 @@ impl Call {
             own_offers: Vec::new(),
             leaving: Vec::new(),
             outcall: None,
+            held: [false; 2],
         }
     }
 

@@ -107,6 +107,14 @@ pub struct LegId(Key);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(Key);
 
+#[cfg(test)]
+impl CallId {
+    /// A call id for unit tests of the engine's consumers.
+    pub(crate) fn for_tests(index: u32) -> CallId {
+        CallId(Key::for_tests(index))
+    }
+}
+
 /// What the engine asks of the PBX around it: who may call, and where lines are.
 pub trait Directory: std::fmt::Debug {
     /// `user`'s password for digest authentication; `None` for an unknown user
@@ -394,11 +402,13 @@ pub enum Event {
         /// What it dialled.
         dialed: String,
     },
-    /// A ring step's phones ring (the callee's, a group's members').
+    /// A ring step's phones ring (the callee's, a group's members', a transfer
+    /// target's), instead of those rung before for the call.
     CallRinging {
         /// The call.
         call: CallId,
-        /// The users rung, in the step's order.
+        /// The users rung, in the step's order; empty when nothing rings for the
+        /// call any more though it goes on (a transfer's target did not answer).
         users: Vec<String>,
         /// The group they are members of, when a group is dialled.
         group: Option<String>,
@@ -437,6 +447,21 @@ pub enum Event {
         call: CallId,
         /// Who took the transferor's place.
         user: String,
+        /// The transferor, who left the call (a trunk's number, or `None` when
+        /// unknown).
+        transferor: Option<String>,
+    },
+    /// A party put the other on hold (`held`), or took it off hold: its offer
+    /// (re-INVITE or UPDATE) made the audio `sendonly`/`inactive` (or had the
+    /// RFC 2543 `0.0.0.0` address), or sending and receiving again, and the other
+    /// side accepted it.
+    CallHeld {
+        /// The call.
+        call: CallId,
+        /// The party that holds (or resumes): its phone shows the call on hold.
+        user: String,
+        /// On hold (`true`) or resumed.
+        held: bool,
     },
     /// A trunk answers its OPTIONS again: calls go out through it.
     TrunkUp {

@@ -8,6 +8,17 @@ pub(crate) struct Key {
     generation: u32,
 }
 
+#[cfg(test)]
+impl Key {
+    /// A key no table gave, for tests.
+    pub(crate) fn for_tests(index: u32) -> Key {
+        Key {
+            index,
+            generation: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Slot<T> {
     generation: u32,

@@ -180,6 +180,7 @@ impl<D: Directory> Engine<D> {
         };
         self.routes.insert(key, target);
         let ring_time = step.timeout.unwrap_or(self.config.ring_time);
+        let rung: Vec<String> = branches.iter().map(|(_, u)| u.clone()).collect();
         if let Some(c) = self.calls.get_mut(call.0) {
             c.transfer = Some(Transfer {
                 transferor: Some(transferor),
@@ -190,6 +191,17 @@ impl<D: Directory> Engine<D> {
                 until: Some(now + ring_time),
             });
         }
+        let mut users: Vec<String> = Vec::new();
+        for user in rung {
+            if !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        self.events.push_back(Event::CallRinging {
+            call,
+            users,
+            group: None,
+        });
         // The transferee hears ringback while the target rings.
         self.media.ringback(call, !transferor_is_a, sdp.as_ref());
     }
@@ -390,19 +402,27 @@ impl<D: Directory> Engine<D> {
                 release(&mut self.in_use, held);
             }
         }
-        if let Some(leaving) = c.party(t.transferor_is_a).map(str::to_owned)
-            && let Some(i) = c.holds.iter().position(|u| *u == leaving)
+        let transferor = c.party(t.transferor_is_a).map(str::to_owned);
+        if let Some(leaving) = &transferor
+            && let Some(i) = c.holds.iter().position(|u| u == leaving)
         {
             c.holds.remove(i);
-            release(&mut self.in_use, &leaving);
+            release(&mut self.in_use, leaving);
         }
+        // The transferor's hold of the transferee goes with it (the PBX takes
+        // the transferee off hold).
+        c.held[usize::from(!t.transferor_is_a)] = false;
         if t.transferor_is_a {
             c.a = Some(target);
         } else {
             c.b = Some(target);
             c.set_callee(user.clone());
         }
-        self.events.push_back(Event::CallTransferred { call, user });
+        self.events.push_back(Event::CallTransferred {
+            call,
+            user,
+            transferor,
+        });
         if let Some(transferor) = t.transferor {
             // Hung up once this NOTIFY is answered: the BYE must not overtake it.
             self.notify_transferor(Some(transferor), StatusCode::OK, true, now);
@@ -538,6 +558,14 @@ impl<D: Directory> Engine<D> {
             release(&mut self.in_use, user);
         }
         self.media.ringback(call, !t.transferor_is_a, None);
+        if !t.branches.is_empty() {
+            // The target stops ringing; the call goes on (or its end follows).
+            self.events.push_back(Event::CallRinging {
+                call,
+                users: Vec::new(),
+                group: None,
+            });
+        }
         match t.transferor {
             Some(transferor) => self.notify_transferor(Some(transferor), status, true, now),
             None => self.hang_up_call(
