@@ -147,6 +147,9 @@ pub(super) struct Call {
     pub(super) outcall: Option<super::trunk::Outcall>,
     /// Whether side A (`[0]`) or B (`[1]`) has put the other on hold.
     pub(super) held: [bool; 2],
+    /// The call's tracing span: what is logged while the engine works on the
+    /// call (the media's warnings, the PBX's) carries its Call-ID and parties.
+    pub(super) span: tracing::Span,
 }
 
 impl Call {
@@ -174,6 +177,7 @@ impl Call {
             leaving: Vec::new(),
             outcall: None,
             held: [false; 2],
+            span: tracing::Span::none(),
         }
     }
 

@@ -751,12 +751,20 @@ impl<D: Directory> Engine<D> {
                     c.armed = None;
                     self.touched.push(call);
                     if c.deadline().is_some_and(|t| t <= now) {
+                        let _in_call = self.span(call).entered();
                         self.ring_timeout(call, now);
                     }
                 }
             }
         }
         self.drive(now);
+    }
+
+    /// `call`'s tracing span (none once it has ended).
+    fn span(&self, call: CallId) -> tracing::Span {
+        self.calls
+            .get(call.0)
+            .map_or_else(tracing::Span::none, |c| c.span.clone())
     }
 
     /// Queues a leg's next deadline, when it moved.
@@ -792,6 +800,7 @@ impl<D: Directory> Engine<D> {
     /// Applies `command` to `call` (unknown or ended calls ignore it).
     pub fn command(&mut self, call: CallId, command: Command, now: Instant) {
         self.touched.push(call);
+        let _in_call = self.span(call).entered();
         match command {
             Command::HangUp => self.hang_up_call(call, HangupCause::Pbx, now),
             Command::Run(app) => {
@@ -895,6 +904,7 @@ impl<D: Directory> Engine<D> {
                 if let Some(call) = call {
                     self.touched.push(call);
                 }
+                let _in_call = call.map(|c| self.span(c).entered());
                 self.pump(id, now);
                 self.arm_leg(id);
                 if let Some(call) = call {
@@ -1067,8 +1077,16 @@ impl<D: Directory> Engine<D> {
         };
         self.routes.insert(key, a);
         self.routes.server(tx, a);
+        let span = tracing::info_span!(
+            "call",
+            call_id = %sip_call_id,
+            caller = %caller.number,
+            dialed = %dialed
+        );
+        let _in_call = span.clone().entered();
         if let Some(c) = self.calls.get_mut(call.0) {
             c.a = Some(a);
+            c.span = span;
         }
         self.events.push_back(Event::CallCreated {
             call,
