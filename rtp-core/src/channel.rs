@@ -669,35 +669,46 @@ impl Channel {
     /// When [`Channel::handle_timeout`] must be called next: the RTCP report or the
     /// RTP timeout, whichever is first.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let rtcp = self.scheduler.poll_timeout();
-        Some(match self.rtp_deadline() {
-            Some(rtp) => rtcp.min(rtp),
-            None => rtcp,
-        })
+        Timer::ALL.iter().filter_map(|&t| self.deadline(t)).min()
     }
 
-    fn rtp_deadline(&self) -> Option<Instant> {
-        let timeout = self.config.rtp_timeout.filter(|_| !self.timed_out)?;
-        let since = match self.last_media {
-            Some(last) => last.max(self.timeout_armed_at),
-            None => self.timeout_armed_at,
-        };
-        since.checked_add(timeout)
+    /// When `timer` fires, if it is armed.
+    fn deadline(&self, timer: Timer) -> Option<Instant> {
+        match timer {
+            Timer::Rtcp => Some(self.scheduler.poll_timeout()),
+            Timer::RtpTimeout => {
+                let timeout = self.config.rtp_timeout.filter(|_| !self.timed_out)?;
+                let since = match self.last_media {
+                    Some(last) => last.max(self.timeout_armed_at),
+                    None => self.timeout_armed_at,
+                };
+                since.checked_add(timeout)
+            }
+        }
     }
 
     /// Handles the timers due at `now`: the RTP timeout and the RTCP report, which
     /// then waits in [`Channel::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.rtp_deadline().is_some_and(|deadline| deadline <= now) {
-            self.timed_out = true;
-            // A key held when media stopped ends here.
-            self.dtmf.flush();
-            self.drain_dtmf();
-            self.push_event(Event::RtpTimeout);
+        for timer in Timer::ALL {
+            if self.deadline(timer).is_some_and(|deadline| deadline <= now) {
+                match timer {
+                    Timer::RtpTimeout => self.on_rtp_timeout(),
+                    Timer::Rtcp => self.on_rtcp_timer(now),
+                }
+            }
         }
-        if now < self.scheduler.poll_timeout() {
-            return;
-        }
+    }
+
+    fn on_rtp_timeout(&mut self) {
+        self.timed_out = true;
+        // A key held when media stopped ends here.
+        self.dtmf.flush();
+        self.drain_dtmf();
+        self.push_event(Event::RtpTimeout);
+    }
+
+    fn on_rtcp_timer(&mut self, now: Instant) {
         let remote = u32::from(self.remote_ssrc.is_some());
         let senders = u32::from(self.out.since_report) + u32::from(self.remote_sent);
         self.scheduler.set_we_sent(self.out.since_report);
@@ -813,6 +824,20 @@ impl Channel {
         }
         self.transmits.push_back(transmit);
     }
+}
+
+/// The channel's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The next RTCP report (RFC 3550 A.7, with reconsideration).
+    Rtcp,
+    /// No valid RTP for the configured time.
+    RtpTimeout,
+}
+
+impl Timer {
+    /// Every timer, in the order [`Channel::handle_timeout`] checks them.
+    const ALL: [Timer; 2] = [Timer::RtpTimeout, Timer::Rtcp];
 }
 
 /// `duration` in units of a `rate` Hz clock, wrapping like RTP timestamps do.

@@ -606,9 +606,9 @@ fn forward_preserves_gaps_and_reordering_within_a_source() {
     let t0 = Instant::now();
     let mut ch = outgoing(t0);
     let base = forwarded(&mut ch, &source_packet(1, 65_534, 0), t0);
-    // Across the wrap: 65535, then 1 (0 lost), then 0 late, then 3 (2 lost).
+    // Across the wrap: 65535, then 1 (0 missing), 3 (2 missing), then 0 and 2 late.
     let mut at = t0;
-    for (seq, ts) in [(65_535u16, 160u32), (1, 480), (0, 320), (3, 800)] {
+    for (seq, ts) in [(65_535u16, 160u32), (1, 480), (3, 800), (0, 320), (2, 640)] {
         at += ms(20);
         let p = forwarded(&mut ch, &source_packet(1, seq, ts), at);
         assert_eq!(
@@ -618,9 +618,11 @@ fn forward_preserves_gaps_and_reordering_within_a_source() {
         assert_eq!(p.timestamp().wrapping_diff(base.timestamp()), ts as i32);
         assert!(!p.marker());
     }
-    // The next source continues after the highest sequence sent (3), not the late one.
-    let next = forwarded(&mut ch, &source_packet(2, 9, 9), at + ms(20));
+    // The next source continues after the highest sequence sent (3, sent at 60 ms),
+    // not after the late ones: 60 ms later than that is 480 units on.
+    let next = forwarded(&mut ch, &source_packet(2, 9, 9), t0 + ms(120));
     assert_eq!(next.sequence().wrapping_diff(base.sequence()), 6);
+    assert_eq!(next.timestamp().wrapping_diff(base.timestamp()), 800 + 480);
 }
 
 #[test]
