@@ -13,6 +13,9 @@
 //!   that a second sender cannot hijack, reception statistics, DTMF digits, a relayed
 //!   stream kept continuous across source changes, RTCP reports with round-trip time,
 //!   and the RTP timeout.
+//! - [`relay`]: a [`Relay`](relay::Relay) bridging channels by id, forwarding each
+//!   packet through [`Channel::forward`] so a far end's stream stays continuous across
+//!   re-bridges, one talker at a time in bridges of three or more.
 //! - [`demux`]: [`classify`] for RTP, RTCP (rtcp-mux, RFC 5761), STUN and DTLS sharing a port.
 //! - [`g711`]: µ-law and A-law, bit-exact with the ITU-T G.711 tables.
 //! - [`dtmf`]: RFC 4733 telephone events, a [`DtmfSender`] and a [`DtmfReceiver`].
@@ -69,6 +72,7 @@ pub mod mixer;
 #[cfg(feature = "opus")]
 pub mod opus;
 pub mod packet;
+pub mod relay;
 pub mod resample;
 pub mod rtcp;
 pub mod stats;
