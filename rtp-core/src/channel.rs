@@ -154,7 +154,8 @@ pub struct ChannelConfig {
     pub rtcp_mux: bool,
     /// The RTCP interval parameters (RFC 3550 §6.2).
     pub rtcp: RtcpConfig,
-    /// Our SDES CNAME (by default derived from the random value, as RFC 7022 suggests).
+    /// Our SDES CNAME (by default derived from the random value, as RFC 7022 suggests;
+    /// cut to 255 bytes).
     pub cname: String,
     /// The NTP wall-clock time at the `now` given to [`Channel::new`], for sender
     /// reports (see [`NtpTime::from_unix`]). Round-trip times are right whatever it is.
@@ -362,6 +363,14 @@ impl Channel {
         if config.telephone_event_clock_rate == 0 {
             config.telephone_event_clock_rate = config.clock_rate;
         }
+        // An SDES item holds 255 bytes; a longer CNAME would make every report fail.
+        if config.cname.len() > 255 {
+            let mut end = 255;
+            while !config.cname.is_char_boundary(end) {
+                end -= 1;
+            }
+            config.cname.truncate(end);
+        }
         let mut rng = Rng::new(config.seed);
         let scheduler = RtcpScheduler::new(config.rtcp, now, rng.unit());
         // RFC 3550 §5.1: the first sequence number and timestamp are random.
@@ -413,7 +422,7 @@ impl Channel {
         self.config.ssrc
     }
 
-    /// The configuration (with `remote` as given at creation).
+    /// The configuration, with `remote` and `rtp_timeout` as last set.
     pub fn config(&self) -> &ChannelConfig {
         &self.config
     }
@@ -442,6 +451,7 @@ impl Channel {
             return;
         }
         self.rtcp_source = None;
+        self.config.remote = Some(addr);
         if let Some(from) = self.latch.set_remote(addr) {
             self.push_event(Event::Relatched { from, to: addr });
         }
@@ -544,9 +554,13 @@ impl Channel {
             self.drain_dtmf();
             self.dtmf = DtmfReceiver::new();
         }
-        let _ = self
-            .stats
-            .update(ssrc, packet.sequence(), packet.timestamp(), now);
+        let is_event = self.config.telephone_event == Some(packet.payload_type());
+        let _ = if is_event {
+            self.stats.update_sequence(ssrc, packet.sequence(), now)
+        } else {
+            self.stats
+                .update(ssrc, packet.sequence(), packet.timestamp(), now)
+        };
     }
 
     fn drain_dtmf(&mut self) {
@@ -640,20 +654,24 @@ impl Channel {
 
     /// Rewrites `packet` (from another channel or a player) into this channel's
     /// stream: our SSRC, sequence numbers and timestamps mapped so that the far end sees
-    /// one continuous stream (see the [module docs](self)). The payload type is kept.
+    /// one continuous stream (see the [module docs](self)). The payload type, marker
+    /// and payload are kept; header extensions, CSRCs and padding are not.
     /// `None`, and nothing counted, while no destination is known.
     pub fn forward(&mut self, packet: &RtpPacket, now: Instant) -> Option<Transmit> {
         let to = self.destination()?;
         let frame = clock_units(self.config.ptime, self.config.clock_rate).max(1);
         let (sequence, timestamp, marker) =
             self.out.map(packet, now, self.config.clock_rate, frame);
-        let mut rewritten = packet.clone();
-        rewritten.set_ssrc(self.config.ssrc);
-        rewritten.set_sequence(sequence);
-        rewritten.set_timestamp(timestamp);
-        if marker {
-            rewritten.set_marker(true);
-        }
+        // Header extensions and CSRCs are left behind: their ids were negotiated
+        // with the other leg, and we are the source this far end sees.
+        let mut rewritten = RtpPacket::new(
+            packet.payload_type(),
+            sequence,
+            timestamp,
+            self.config.ssrc,
+            packet.payload().clone(),
+        );
+        rewritten.set_marker(marker || packet.marker());
         self.out.packets += 1;
         self.out.octets += packet.payload().len() as u64;
         self.out.since_report = true;

@@ -505,6 +505,10 @@ fn dtmf_digit_reported_once() {
         }
     }
     assert_eq!(sent, 6 + 2, "six packets, the end one three times");
+    // Telephone events count in the sequence but, carrying the event's start
+    // timestamp, not in the jitter.
+    let q = ch.quality();
+    assert_eq!((q.jitter, q.lost), (Duration::ZERO, 0));
     assert_eq!(
         events(&mut ch),
         [Event::Dtmf {
@@ -623,6 +627,43 @@ fn forward_preserves_gaps_and_reordering_within_a_source() {
     let next = forwarded(&mut ch, &source_packet(2, 9, 9), t0 + ms(120));
     assert_eq!(next.sequence().wrapping_diff(base.sequence()), 6);
     assert_eq!(next.timestamp().wrapping_diff(base.timestamp()), 800 + 480);
+}
+
+#[test]
+fn forward_leaves_extensions_and_csrcs_behind() {
+    use pbxkit_rtp::packet::{ExtensionElement, HeaderExtension};
+    let t0 = Instant::now();
+    let mut ch = outgoing(t0);
+    let p = RtpPacket::builder(PayloadType::PCMU, SeqNo(1), RtpTimestamp(2), Ssrc(3))
+        .csrc(Ssrc(4))
+        .extension(HeaderExtension::OneByte(vec![ExtensionElement::new(
+            1,
+            Bytes::from_static(&[0x30]),
+        )]))
+        .padding(4)
+        .payload(Bytes::from_static(&[1, 2, 3]))
+        .build()
+        .unwrap();
+    let out = forwarded(&mut ch, &p, t0);
+    assert_eq!(out.csrcs(), []);
+    assert_eq!(out.extension(), None);
+    assert_eq!(out.padding(), 0);
+    assert_eq!(&out.payload()[..], [1, 2, 3]);
+}
+
+#[test]
+fn an_overlong_cname_is_cut_not_fatal() {
+    let t0 = Instant::now();
+    let mut config = config(Latching::Strict, Some(PHONE));
+    config.cname = "é".repeat(200); // 400 bytes
+    let mut ch = Channel::new(config, t0);
+    let sent = run_until(&mut ch, t0 + Duration::from_secs(4));
+    let RtcpPacket::SourceDescription(sdes) = &rtcp_of(&sent[0].1)[1] else {
+        panic!("SDES expected")
+    };
+    let cname = sdes.chunks[0].cname().unwrap();
+    assert_eq!(cname.len(), 254);
+    assert!(std::str::from_utf8(cname).is_ok());
 }
 
 #[test]
