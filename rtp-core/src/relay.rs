@@ -170,10 +170,20 @@ impl Relay {
         let Some(bridge) = member.bridge.take() else {
             return;
         };
-        if let Some(members) = self.bridges.get_mut(&bridge) {
-            members.retain(|&m| m != id);
-            if members.is_empty() {
-                self.bridges.remove(&bridge);
+        let Some(members) = self.bridges.get_mut(&bridge) else {
+            return;
+        };
+        members.retain(|&m| m != id);
+        if members.is_empty() {
+            self.bridges.remove(&bridge);
+            return;
+        }
+        // Whoever was hearing the leaver gives the floor to the next talker at once.
+        for other in members.iter() {
+            if let Some(member) = self.members.get_mut(other)
+                && member.talker.is_some_and(|(talker, _)| talker == id)
+            {
+                member.talker = None;
             }
         }
     }
@@ -517,6 +527,20 @@ mod tests {
         }
         // Phone 0's last packet was at 180 ms: phone 2's packets from 380 ms get through.
         assert_eq!(got, 30 - 19);
+
+        // Phone 2 talks again, phone 0 interrupts and is held off...
+        let floor = |relay: &mut Relay, i: usize, n: u16, at: Instant| {
+            send(relay, i, 0xA + i as u32, n, at);
+            std::iter::from_fn(|| relay.poll_transmit())
+                .filter(|(id, _)| *id == ChannelId(1))
+                .count()
+        };
+        let at = t0 + ms(600);
+        assert_eq!(floor(&mut relay, 2, 30, at), 1);
+        assert_eq!(floor(&mut relay, 0, 10, at + ms(5)), 0);
+        // ...until phone 2 leaves the bridge: no need to wait for the hold then.
+        relay.leave(ChannelId(2));
+        assert_eq!(floor(&mut relay, 0, 11, at + ms(25)), 1);
     }
 
     #[test]
