@@ -9,6 +9,13 @@
 //!   [`PayloadType`].
 //! - [`rtcp`]: [`RtcpPacket`] (SR, RR, SDES, BYE, APP, unknown kinds kept raw) and
 //!   compound packets.
+//! - [`channel`]: a [`Channel`], one RTP/RTCP endpoint of a call: NAT-aware latching
+//!   that a second sender cannot hijack, reception statistics, DTMF digits, a relayed
+//!   stream kept continuous across source changes, RTCP reports with round-trip time,
+//!   and the RTP timeout.
+//! - [`relay`]: a [`Relay`](relay::Relay) bridging channels by id, forwarding each
+//!   packet through [`Channel::forward`] so a far end's stream stays continuous across
+//!   re-bridges, one talker at a time in bridges of three or more.
 //! - [`demux`]: [`classify`] for RTP, RTCP (rtcp-mux, RFC 5761), STUN and DTLS sharing a port.
 //! - [`g711`]: µ-law and A-law, bit-exact with the ITU-T G.711 tables.
 //! - [`dtmf`]: RFC 4733 telephone events, a [`DtmfSender`] and a [`DtmfReceiver`].
@@ -53,6 +60,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod codec;
 pub mod demux;
 pub mod dtmf;
@@ -64,6 +72,7 @@ pub mod mixer;
 #[cfg(feature = "opus")]
 pub mod opus;
 pub mod packet;
+pub mod relay;
 pub mod resample;
 pub mod rtcp;
 pub mod stats;
@@ -71,6 +80,7 @@ pub mod tones;
 pub mod transcode;
 pub mod wav;
 
+pub use channel::{Channel, ChannelConfig};
 pub use demux::{PacketClass, classify};
 pub use dtmf::{DtmfEvent, DtmfReceiver, DtmfSender, EventCode, TelephoneEvent};
 pub use jitter::{JitterBuffer, Playout};

@@ -122,6 +122,22 @@ impl SourceStats {
     /// Accounts for one received packet: its sequence number, media timestamp and
     /// arrival time.
     pub fn update(&mut self, seq: SeqNo, timestamp: RtpTimestamp, arrival: Instant) -> SeqStatus {
+        self.account(seq, Some(timestamp), arrival)
+    }
+
+    /// Accounts for a packet whose timestamp is not its sampling instant (an RFC 4733
+    /// telephone event carries the start of its event in every packet): it counts in
+    /// the sequence and the losses, not in the jitter.
+    pub fn update_sequence(&mut self, seq: SeqNo, arrival: Instant) -> SeqStatus {
+        self.account(seq, None, arrival)
+    }
+
+    fn account(
+        &mut self,
+        seq: SeqNo,
+        timestamp: Option<RtpTimestamp>,
+        arrival: Instant,
+    ) -> SeqStatus {
         let seq = seq.0;
         if self.epoch.is_none() {
             // First packet: A.1 initialisation with probation.
@@ -130,10 +146,13 @@ impl SourceStats {
             self.probation = MIN_SEQUENTIAL;
         }
         let status = self.update_seq(seq);
-        if matches!(status, SeqStatus::Valid | SeqStatus::Resynced) {
-            self.update_jitter(timestamp, arrival);
-        } else if self.epoch.is_none() {
-            self.epoch = Some(arrival);
+        match timestamp {
+            Some(timestamp) if matches!(status, SeqStatus::Valid | SeqStatus::Resynced) => {
+                self.update_jitter(timestamp, arrival);
+            }
+            _ => {
+                self.epoch.get_or_insert(arrival);
+            }
         }
         status
     }
@@ -311,16 +330,32 @@ impl ReceptionStats {
         timestamp: RtpTimestamp,
         arrival: Instant,
     ) -> Option<SeqStatus> {
+        Some(self.entry(ssrc)?.update(seq, timestamp, arrival))
+    }
+
+    /// Accounts for one packet whose timestamp is not its sampling instant (see
+    /// [`SourceStats::update_sequence`]); `None` when the source table is full.
+    pub fn update_sequence(
+        &mut self,
+        ssrc: Ssrc,
+        seq: SeqNo,
+        arrival: Instant,
+    ) -> Option<SeqStatus> {
+        Some(self.entry(ssrc)?.update_sequence(seq, arrival))
+    }
+
+    /// The statistics of `ssrc`, new if needed and there is room.
+    fn entry(&mut self, ssrc: Ssrc) -> Option<&mut SourceStats> {
         if !self.sources.contains_key(&ssrc) && self.sources.len() >= self.max_sources {
             self.refused += 1;
             return None;
         }
         let clock_rate = self.clock_rate;
-        let source = self
-            .sources
-            .entry(ssrc)
-            .or_insert_with(|| SourceStats::new(ssrc, clock_rate));
-        Some(source.update(seq, timestamp, arrival))
+        Some(
+            self.sources
+                .entry(ssrc)
+                .or_insert_with(|| SourceStats::new(ssrc, clock_rate)),
+        )
     }
 
     /// Packets refused because the source table was full.
@@ -740,6 +775,44 @@ mod tests {
         }
         assert!((78..=80).contains(&s.jitter()), "{}", s.jitter());
         assert!((9..=10).contains(&s.jitter_duration().as_millis()));
+    }
+
+    #[test]
+    fn sequence_only_packets_leave_the_jitter_alone() {
+        let t0 = Instant::now();
+        let mut s = SourceStats::new(Ssrc(1), 8000);
+        // Audio paced at 20 ms, then five telephone events that all carry the event's
+        // start timestamp, then audio again.
+        for i in 0..10u16 {
+            s.update(
+                SeqNo(i),
+                RtpTimestamp(160 * u32::from(i)),
+                at(t0, 20 * u64::from(i)),
+            );
+        }
+        for i in 10..15u16 {
+            s.update_sequence(SeqNo(i), at(t0, 20 * u64::from(i)));
+        }
+        for i in 15..20u16 {
+            s.update(
+                SeqNo(i),
+                RtpTimestamp(160 * u32::from(i)),
+                at(t0, 20 * u64::from(i)),
+            );
+        }
+        assert_eq!(s.jitter(), 0);
+        assert_eq!((s.received(), s.cumulative_lost()), (19, 0));
+        // The same events through `update` would have counted as jitter.
+        let mut naive = SourceStats::new(Ssrc(1), 8000);
+        for i in 0..20u16 {
+            let ts = if (10..15).contains(&i) {
+                1600
+            } else {
+                160 * u32::from(i)
+            };
+            naive.update(SeqNo(i), RtpTimestamp(ts), at(t0, 20 * u64::from(i)));
+        }
+        assert!(naive.jitter() > 50, "{}", naive.jitter());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::{Body, BuildError, ParseError, ReportBlock, check_count};
 use crate::packet::{RtpTimestamp, Ssrc};
 use bytes::{BufMut, Bytes};
+use std::time::Duration;
 
 /// A 64-bit NTP timestamp: seconds since 1900 in the high 32 bits, the fraction of a
 /// second in the low 32 bits.
@@ -18,6 +19,23 @@ impl NtpTime {
     /// The middle 32 bits, as echoed in a report block's "last SR" field.
     pub fn middle_32(self) -> u32 {
         (self.0 >> 16) as u32
+    }
+
+    /// The NTP time of a wall-clock time given as the time since the Unix epoch (for
+    /// example `SystemTime::now().duration_since(UNIX_EPOCH)`, read by the caller:
+    /// this crate never reads the clock).
+    pub fn from_unix(since_epoch: Duration) -> NtpTime {
+        /// Seconds from 1900-01-01 to 1970-01-01.
+        const UNIX_OFFSET: u64 = 2_208_988_800;
+        NtpTime(UNIX_OFFSET << 32).wrapping_add(since_epoch)
+    }
+
+    /// This time plus `elapsed`, wrapping like the NTP era does.
+    pub fn wrapping_add(self, elapsed: Duration) -> NtpTime {
+        // Bits above 32 seconds are the era, dropped on purpose.
+        let seconds = elapsed.as_secs() << 32;
+        let fraction = (u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000;
+        NtpTime(self.0.wrapping_add(seconds).wrapping_add(fraction))
     }
 }
 
@@ -110,6 +128,19 @@ mod tests {
             (20, 30, 40)
         );
         assert_eq!(p.to_bytes().unwrap(), wire);
+    }
+
+    #[test]
+    fn ntp_from_unix() {
+        // 2026-01-01T00:00:00.5Z: 1767225600 s after 1970, 3976214400 s after 1900.
+        let t = NtpTime::from_unix(Duration::from_millis(1_767_225_600_500));
+        assert_eq!(t.seconds(), 3_976_214_400);
+        assert_eq!(t.0 as u32, 1 << 31);
+        let later = t.wrapping_add(Duration::from_millis(1500));
+        assert_eq!(later.seconds(), 3_976_214_402);
+        assert_eq!(later.0 as u32, 0);
+        // The middle 32 bits count 1/65536 s.
+        assert_eq!(later.middle_32().wrapping_sub(t.middle_32()), 98304);
     }
 
     #[test]
