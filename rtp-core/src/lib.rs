@@ -108,6 +108,7 @@ pub mod fuzzing {
         ("rtp_resample", rtp_resample),
         ("rtp_wav", rtp_wav),
         ("rtp_transcode", rtp_transcode),
+        ("rtp_channel", rtp_channel),
         // Only with libopus linked: the `rtp_opus` fuzz target needs the feature too.
         #[cfg(feature = "opus")]
         ("rtp_opus", rtp_opus),
@@ -264,6 +265,83 @@ pub mod fuzzing {
             panic!("concealment failed: {e}");
         }
         assert_eq!(concealed.len(), frame);
+    }
+
+    /// A media channel fed arbitrary datagrams from a few sources: the first byte
+    /// picks the latching mode and rtcp-mux; then each operation is a header of
+    /// three bytes (source, milliseconds to advance, length) and that many bytes
+    /// of datagram, received on the RTP port (even source byte) or the RTCP port.
+    /// Invariants: a strict channel is only ever latched to its SDP address;
+    /// whatever it sends (forwarded RTP, its RTCP reports) parses; its counters
+    /// add up; the timers never go backwards.
+    pub fn rtp_channel(data: &[u8]) {
+        use crate::channel::{Channel, ChannelConfig, Latching, Received, TransmitKind};
+        use std::net::SocketAddr;
+        let Some((&mode, mut rest)) = data.split_first() else {
+            return;
+        };
+        let sources: [SocketAddr; 4] = [
+            SocketAddr::from(([192, 0, 2, 10], 4000)),
+            SocketAddr::from(([192, 0, 2, 10], 4002)),
+            SocketAddr::from(([198, 51, 100, 7], 4000)),
+            SocketAddr::from(([203, 0, 113, 9], 9)),
+        ];
+        let sdp = sources[0];
+        let mut config = ChannelConfig::new(crate::PayloadType::PCMU, 8000, u64::from(mode));
+        config.remote = Some(sdp);
+        config.latching = match mode % 3 {
+            0 => Latching::Strict,
+            1 => Latching::SameIp,
+            _ => Latching::Comedia,
+        };
+        config.rtcp_mux = mode & 4 != 0;
+        config.telephone_event = crate::PayloadType::new(101);
+        config.rtp_timeout = Some(Duration::from_secs(2));
+        let strict = matches!(config.latching, Latching::Strict);
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut channel = Channel::new(config, t0);
+        let mut received: u64 = 0;
+        while let [source, advance, len, tail @ ..] = rest {
+            let len = usize::from(*len).min(tail.len());
+            let (datagram, next) = tail.split_at(len);
+            rest = next;
+            now += Duration::from_millis(u64::from(*advance));
+            let from = sources[usize::from(*source >> 1) % sources.len()];
+            let datagram = bytes::Bytes::copy_from_slice(datagram);
+            let got = if source & 1 == 0 {
+                channel.receive(datagram, from, now)
+            } else {
+                channel.receive_rtcp(datagram, from, now)
+            };
+            if let Received::Media(packet) = got {
+                received += 1;
+                if let Some(t) = channel.forward(&packet, now) {
+                    let out = RtpPacket::parse(t.payload).expect("forwarded RTP parses");
+                    assert_eq!(out.ssrc(), channel.ssrc());
+                }
+            }
+            if strict {
+                assert!(
+                    channel.latched().is_none_or(|a| a == sdp),
+                    "strict latch moved to {:?}",
+                    channel.latched()
+                );
+            }
+            if let Some(at) = channel.poll_timeout()
+                && at <= now
+            {
+                channel.handle_timeout(now);
+            }
+            while let Some(t) = channel.poll_transmit() {
+                if t.kind == TransmitKind::Rtcp {
+                    rtcp::parse_compound(t.payload).expect("our RTCP parses");
+                }
+            }
+            while channel.poll_event().is_some() {}
+        }
+        let q = channel.quality();
+        assert!(q.packets_received >= received, "{q:?}");
     }
 
     /// Parses an RTP packet; one that parses must serialise to bytes that parse to the

@@ -90,11 +90,31 @@ fn transcodable(m: &Media, pt: u8) -> Option<&'static str> {
         .map(|(name, _, _)| *name)
 }
 
-/// The telephone-event payload type of `m` and its clock rate.
-fn events(m: &Media) -> Option<(u8, u32)> {
-    m.rtpmaps()
-        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+/// The telephone-event payload type of `m` to use with an audio codec clocked at
+/// `clock`, and its clock rate: the one at the codec's rate (RFC 4733 §2.1; a
+/// phone offering several, as linphone does with 48000, 16000 and 8000, sends no
+/// events at all when answered with another), else the first offered.
+fn events(m: &Media, clock: u32) -> Option<(u8, u32)> {
+    let offered = || {
+        m.rtpmaps()
+            .filter(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+    };
+    offered()
+        .find(|r| r.clock_rate == clock)
+        .or_else(|| offered().next())
         .map(|r| (r.payload_type, r.clock_rate))
+}
+
+/// Whether `pt` of `m` is a telephone-event format.
+fn is_event(m: &Media, pt: u8) -> bool {
+    m.rtpmap(pt)
+        .is_some_and(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+}
+
+/// The RTP clock rate of `pt` in `m` (8000 when it has no rtpmap: the static G.711
+/// and G.722 types).
+fn clock_of(m: &Media, pt: u8) -> u32 {
+    m.rtpmap(pt).map_or(8000, |r| r.clock_rate)
 }
 
 fn audio(sdp: &Session) -> Option<&Media> {
@@ -154,10 +174,9 @@ pub(crate) fn settle(offer: &Session, answer: &Session) -> (Session, Option<(For
         return (out, None);
     };
     let offered_pts: Vec<u8> = offered.payload_types().collect();
-    let te_answer = events(answered);
     // The callee's codec: its first format that is not an event or comfort noise.
     let chosen = answered.payload_types().find(|pt| {
-        Some(*pt) != te_answer.map(|(te, _)| te)
+        !is_event(answered, *pt)
             && !answered
                 .rtpmap(*pt)
                 .is_some_and(|r| r.encoding.eq_ignore_ascii_case("CN"))
@@ -181,8 +200,9 @@ pub(crate) fn settle(offer: &Session, answer: &Session) -> (Session, Option<(For
     ) else {
         return (out, None);
     };
-    // Events pass only when both legs have them.
-    let te_offer = events(offered);
+    // Events pass only when both legs have them, each leg's at its codec's clock.
+    let te_offer = events(offered, clock_of(offered, caller_pt));
+    let te_answer = events(answered, clock_of(answered, chosen));
     let both_events = te_offer.is_some() && te_answer.is_some();
     let caller = Format {
         payload_type: caller_pt,
@@ -291,5 +311,26 @@ mod tests {
         // Events only when both legs have them.
         let (_, t) = settle(&sdp("9", ""), &sdp("0 101", TE));
         assert_eq!(t.unwrap().1.events, None);
+    }
+
+    #[test]
+    fn each_leg_gets_the_telephone_event_at_its_codecs_clock() {
+        // linphone offers events at 48000, 16000 and 8000 Hz, in that order.
+        let linphone = "a=rtpmap:101 telephone-event/48000\r\n\
+                        a=rtpmap:100 telephone-event/16000\r\n\
+                        a=rtpmap:102 telephone-event/8000\r\n";
+        let (answer, transcoding) = settle(&sdp("0 101 100 102", linphone), &sdp("9 101", TE));
+        let (caller, callee) = transcoding.unwrap();
+        assert_eq!((caller.codec, caller.events), ("PCMU", Some((102, 8000))));
+        assert_eq!((callee.codec, callee.events), ("G722", Some((101, 8000))));
+        let m = &answer.media[0];
+        let formats: Vec<&str> = m.formats.iter().map(|f| f.as_str()).collect();
+        assert_eq!(formats, ["0", "102"]);
+        assert_eq!(m.rtpmap(102).map(|r| r.clock_rate), Some(8000));
+        assert!(m.rtpmap(101).is_none(), "{answer}");
+        // A callee answering with several: the one at its codec's clock.
+        let two = "a=rtpmap:100 telephone-event/16000\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let (_, t) = settle(&sdp("9 101", TE), &sdp("0 100 101", two));
+        assert_eq!(t.unwrap().1.events, Some((101, 8000)));
     }
 }
