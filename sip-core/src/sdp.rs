@@ -714,9 +714,18 @@ pub fn answer(offer: &Session, policy: &AnswerPolicy, ports: &[Option<u16>]) -> 
                     other: Vec::new(),
                 };
             }
-            let events = offered.iter().find(|(_, map)| {
-                map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == 8000
-            });
+            // Events at the first chosen codec's clock (RFC 4733 §2.1: Opus at
+            // 48000 takes telephone-event/48000), else at 8000.
+            let clock = chosen
+                .first()
+                .and_then(|pt| offered.iter().find(|(p, _)| p == pt))
+                .map_or(8000, |(_, map)| map.clock_rate);
+            let event_at = |rate: u32| {
+                offered.iter().find(|(_, map)| {
+                    map.encoding.eq_ignore_ascii_case("telephone-event") && map.clock_rate == rate
+                })
+            };
+            let events = event_at(clock).or_else(|| event_at(8000));
             let mut attributes = Vec::new();
             let mut formats = Vec::new();
             let mut add = |pt: u8, map: &RtpMap, fmtp: Option<&str>| {
@@ -852,6 +861,27 @@ mod tests {
         assert_eq!(ans.media[1].port, 0);
         assert_eq!(ans.media[1].formats, offer.media[1].formats);
         assert_eq!(Session::parse(&ans.to_string()).unwrap(), ans);
+    }
+
+    #[test]
+    fn answer_takes_the_telephone_event_at_the_codecs_clock() {
+        let offer = Session::parse("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 96 0 101 102\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap:102 telephone-event/48000\r\n").unwrap();
+        let opus = Codec {
+            name: "opus",
+            clock_rate: 48000,
+            channels: Some(2),
+        };
+        let mut p = policy();
+        p.preferred = vec![opus];
+        let ans = answer(&offer, &p, &[Some(20000)]);
+        assert_eq!(
+            ans.media[0].payload_types().collect::<Vec<_>>(),
+            [96, 0, 102]
+        );
+        // PCMU first: the 8000 Hz one.
+        p.preferred = vec![Codec::PCMU];
+        let ans = answer(&offer, &p, &[Some(20000)]);
+        assert_eq!(ans.media[0].payload_types().collect::<Vec<_>>(), [0, 101]);
     }
 
     #[test]

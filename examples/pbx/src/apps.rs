@@ -8,8 +8,7 @@
 
 use crate::config::App;
 use crate::ids;
-use pbxkit_rtp::codec::{Codec, G722};
-use pbxkit_rtp::g711::Law;
+use pbxkit_rtp::codec::Codec;
 use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
 use pbxkit_sip::sdp::{
     self, AnswerPolicy, Codec as SdpCodec, Connection, Direction, Origin, Session,
@@ -22,14 +21,25 @@ use std::time::Duration;
 /// One 20 ms frame per packet, as phones send.
 const PTIME: Duration = Duration::from_millis(20);
 
-/// Our SDP answer to `offer`, with media on `port` of `ip`: G.711 and G.722, and
-/// telephone-event, in the caller's order of the ones we share.
-fn answer_sdp(offer: &Session, ip: IpAddr, port: u16) -> Session {
+/// Opus as phones offer it.
+const OPUS: SdpCodec = SdpCodec {
+    name: "opus",
+    clock_rate: 48000,
+    channels: Some(2),
+};
+
+/// Our SDP answer to `offer`, with media on `port` of `ip`: G.711, G.722 and Opus,
+/// and telephone-event, in the caller's order of the ones we share.
+/// Opus only when `opus` (the echo reflects any codec; a prompt needs an encoder).
+fn answer_sdp(offer: &Session, ip: IpAddr, port: u16, opus: bool) -> Session {
     let addr_type = ByteStr::from_static(if ip.is_ipv4() { "IP4" } else { "IP6" });
     let address = ByteStr::from(ip.to_string());
     let policy = AnswerPolicy {
         preferred: vec![],
-        accepted: vec![SdpCodec::PCMU, SdpCodec::PCMA, SdpCodec::G722],
+        accepted: [SdpCodec::PCMU, SdpCodec::PCMA, SdpCodec::G722]
+            .into_iter()
+            .chain(opus.then_some(OPUS))
+            .collect(),
         telephone_event: true,
         direction: Direction::SendRecv,
         rtcp_mux: false,
@@ -56,20 +66,29 @@ fn answer_sdp(offer: &Session, ip: IpAddr, port: u16) -> Session {
     sdp::answer(offer, &policy, &ports)
 }
 
-/// The audio stream of a session: its first payload type we can encode, and where
-/// the peer receives it.
-fn audio_of(session: &Session) -> Option<(u8, Option<SocketAddr>)> {
+/// The audio stream of a session: its first codec (payload type and encoding
+/// name), and where the peer receives it.
+fn audio_of(session: &Session) -> Option<(u8, &'static str, Option<SocketAddr>)> {
     let m = session
         .media
         .iter()
         .find(|m| m.kind.as_str() == "audio" && m.port != 0)?;
-    let pt = m.payload_types().find(|pt| matches!(pt, 0 | 8 | 9))?;
+    let (pt, name) = m.payload_types().find_map(|pt| {
+        let name = match (pt, m.rtpmap(pt)) {
+            (_, Some(r)) if r.encoding.eq_ignore_ascii_case("opus") => "opus",
+            (0, _) => "PCMU",
+            (8, _) => "PCMA",
+            (9, _) => "G722",
+            _ => return None,
+        };
+        Some((pt, name))
+    })?;
     let addr = session
         .media_address(m)
         .and_then(|a| a.parse::<IpAddr>().ok())
         .filter(|ip| !ip.is_unspecified())
         .map(|ip| SocketAddr::new(ip, m.port));
-    Some((pt, addr))
+    Some((pt, name, addr))
 }
 
 /// A prompt being played: PCM in, RTP packets out, one per [`PTIME`].
@@ -88,14 +107,17 @@ pub(crate) struct Player {
 }
 
 impl Player {
-    /// A player for payload type `pt` (0, 8 or 9) of the prompt in `file`, or of the
-    /// built-in prompt.
-    fn new(pt: u8, file: Option<&Path>, peer: Option<SocketAddr>) -> Result<Player, String> {
-        let (codec, payload_type): (Box<dyn Codec + Send>, PayloadType) = match pt {
-            0 => (Box::new(Law::Ulaw), PayloadType::PCMU),
-            8 => (Box::new(Law::Alaw), PayloadType::PCMA),
-            _ => (Box::new(G722::new()), PayloadType::G722),
-        };
+    /// A player for payload type `pt` of codec `name` (PCMU, PCMA, G722, opus
+    /// with the `opus` feature) of the prompt in `file`, or of the built-in prompt.
+    fn new(
+        pt: u8,
+        name: &str,
+        file: Option<&Path>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Player, String> {
+        let codec = crate::codecs::codec(name).ok_or_else(|| format!("no {name} encoder"))?;
+        let payload_type =
+            PayloadType::new(pt).ok_or_else(|| format!("payload type {pt} out of range"))?;
         let rate = codec.sample_rate();
         let samples = match file {
             Some(path) => {
@@ -176,15 +198,16 @@ pub(crate) fn prepare(
     ip: IpAddr,
     port: u16,
 ) -> Result<(Session, Option<Player>), StatusCode> {
-    let sdp = answer_sdp(offer, ip, port);
-    let Some((pt, _)) = audio_of(&sdp) else {
+    let opus = app == App::Echo || cfg!(feature = "opus");
+    let sdp = answer_sdp(offer, ip, port, opus);
+    let Some((pt, name, _)) = audio_of(&sdp) else {
         return Err(StatusCode::NOT_ACCEPTABLE_HERE);
     };
     let player = match app {
         App::Echo => None,
         App::Playback => {
-            let peer = audio_of(offer).and_then(|(_, addr)| addr);
-            match Player::new(pt, file, peer) {
+            let peer = audio_of(offer).and_then(|(_, _, addr)| addr);
+            match Player::new(pt, name, file, peer) {
                 Ok(player) => Some(player),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load the prompt");
@@ -261,7 +284,7 @@ mod tests {
 
     #[test]
     fn the_player_sends_the_prompt_in_20_ms_packets_then_stops() {
-        let mut p = Player::new(0, None, None).unwrap();
+        let mut p = Player::new(0, "PCMU", None, None).unwrap();
         let mut packets = Vec::new();
         while let Some(pkt) = p.next_packet() {
             packets.push(RtpPacket::parse(pkt).unwrap());
@@ -275,11 +298,36 @@ mod tests {
         assert!(packets.iter().all(|p| p.payload().len() == 160));
         assert_eq!(packets[0].payload_type(), PayloadType::PCMU);
         // G.722: 20 ms is 320 samples in, 160 bytes out, and 160 timestamp units.
-        let mut g722 = Player::new(9, None, None).unwrap();
+        let mut g722 = Player::new(9, "G722", None, None).unwrap();
         let a = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
         let b = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
         assert_eq!(a.payload().len(), 160);
         assert_eq!(b.timestamp(), a.timestamp().wrapping_add(160));
-        assert!(Player::new(8, Some(Path::new("/nonexistent.wav")), None).is_err());
+        assert!(Player::new(8, "PCMA", Some(Path::new("/nonexistent.wav")), None).is_err());
+    }
+
+    #[test]
+    fn an_opus_only_phone_gets_the_echo_and_the_prompt_only_with_an_encoder() {
+        let offer = Session::parse(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n",
+        )
+        .unwrap();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (sdp, player) = prepare(App::Echo, None, &offer, ip, 30000).unwrap();
+        assert!(player.is_none());
+        assert_eq!(sdp.media[0].payload_types().collect::<Vec<_>>(), [111]);
+        let playback = prepare(App::Playback, None, &offer, ip, 30000);
+        if cfg!(feature = "opus") {
+            let (_, player) = playback.unwrap();
+            let mut player = player.unwrap();
+            let first = RtpPacket::parse(player.next_packet().unwrap()).unwrap();
+            let second = RtpPacket::parse(player.next_packet().unwrap()).unwrap();
+            assert_eq!(Some(first.payload_type()), PayloadType::new(111));
+            // 20 ms at Opus's 48 kHz clock.
+            assert_eq!(second.timestamp(), first.timestamp().wrapping_add(960));
+        } else {
+            assert_eq!(playback.err(), Some(StatusCode::NOT_ACCEPTABLE_HERE));
+        }
     }
 }

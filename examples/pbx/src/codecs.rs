@@ -68,7 +68,7 @@ const TRANSCODABLE: &[(&str, u32, u8)] = &[
 ];
 
 /// A codec object for an encoding name the PBX transcodes.
-fn codec(name: &str) -> Option<Box<dyn Codec + Send>> {
+pub(crate) fn codec(name: &str) -> Option<Box<dyn Codec + Send>> {
     Some(match name {
         "PCMU" => Box::new(Law::Ulaw),
         "PCMA" => Box::new(Law::Alaw),

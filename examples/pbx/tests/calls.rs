@@ -682,6 +682,38 @@ async fn echo_test_sends_the_callers_audio_back() {
     // No offer: nothing to echo to.
     let (_, refused) = call_with(&alice, "9000", "").await;
     assert_eq!(refused.status().map(|s| s.as_u16()), Some(488));
+    // An Opus-only phone gets its Opus back: the echo decodes nothing.
+    let opus = SDP
+        .replace(
+            "m=audio 4000",
+            &format!("m=audio {}", media.local_addr().unwrap().port()),
+        )
+        .replace(
+            "RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            "RTP/AVP 96 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/48000\r\n",
+        );
+    let (invite, answer) = call_with(&alice, "9000", &opus).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let answered = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    assert_eq!(
+        answered.media[0].payload_types().collect::<Vec<_>>(),
+        [96, 101]
+    );
+    let echo: SocketAddr = format!("127.0.0.1:{}", answered.media[0].port)
+        .parse()
+        .unwrap();
+    let mut packet = rtp(1);
+    packet[1] = 96;
+    media.send_to(&packet, echo).await.unwrap();
+    let (n, _) = timeout(WAIT, media.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], &packet[..]);
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "9000").await,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
