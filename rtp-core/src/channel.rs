@@ -22,6 +22,10 @@
 //!   no packet from the latched source in between. A few sources are tracked at once,
 //!   so two interleaved streams do not reset each other's run.
 //!
+//! A packet from the exact SDP address also takes the latch back at once from any
+//! other source, so a stranger who sprays the port before the phone starts sending
+//! loses the stream at the phone's first packet.
+//!
 //! Once latched, another source (a hijacker, or a stale stream) takes the latch over
 //! only if it passes probation **and** the latched source has been silent for
 //! [`ChannelConfig::relatch_after`] (default 1 s). Until then its packets are dropped
@@ -133,6 +137,9 @@ pub struct ChannelConfig {
     pub clock_rate: u32,
     /// The packet duration, the smallest timestamp step on a source change (20 ms).
     pub ptime: Duration,
+    /// Other payload types taken as media: an SDP may list several codecs and the
+    /// far end may switch between them (a relay forwards them all). Empty by default.
+    pub also_accepted: Vec<PayloadType>,
     /// The negotiated telephone-event (RFC 4733) payload type, if any.
     pub telephone_event: Option<PayloadType>,
     /// The clock rate of the telephone-event payload type (by default `clock_rate`).
@@ -176,6 +183,7 @@ impl ChannelConfig {
             payload_type,
             clock_rate,
             ptime: Duration::from_millis(20),
+            also_accepted: Vec::new(),
             telephone_event: None,
             telephone_event_clock_rate: clock_rate,
             remote: None,
@@ -495,7 +503,11 @@ impl Channel {
         };
         let pt = packet.payload_type();
         let is_event = self.config.telephone_event == Some(pt);
-        if pt != self.config.payload_type && !is_event && pt != PayloadType::CN {
+        if pt != self.config.payload_type
+            && !is_event
+            && pt != PayloadType::CN
+            && !self.config.also_accepted.contains(&pt)
+        {
             self.quality.unexpected_payload_type += 1;
             return Received::Dropped(DropReason::PayloadType);
         }
@@ -970,9 +982,10 @@ impl Latch {
             self.candidates.clear();
             return Admission::Accept;
         }
-        // The SDP address is vouched for by the signalling: no probation while nothing
-        // is latched (always the case in strict mode, where it is the only source).
-        let vouched = self.current.is_none() && self.sdp == Some(from);
+        // The SDP address is vouched for by the signalling: no probation, and it
+        // takes the latch from any other source at once (a stranger who sent to the
+        // port before the phone did must not keep its stream).
+        let vouched = self.sdp == Some(from);
         let count = self.candidates.advance(from, ssrc, seq, now);
         let silent = match (self.current, self.heard) {
             (Some(_), Some(heard)) => now.saturating_duration_since(heard) >= self.relatch_after,

@@ -237,6 +237,31 @@ fn comedia_sdp_address_latches_at_once() {
     assert_eq!(ch.latched(), Some(addr(PHONE)));
 }
 
+/// A stranger who sprays the port before the phone sends wins the latch by
+/// probation, and loses it at the phone's first packet from its SDP address.
+#[test]
+fn the_sdp_address_takes_the_latch_back_from_a_stranger_who_sent_first() {
+    let t0 = Instant::now();
+    let mut ch = Channel::new(config(Latching::Comedia, Some(PHONE)), t0);
+    let mut stranger = Sender::new(HIJACKER, 9, 500);
+    for i in 0..6 {
+        stranger.send(&mut ch, t0 + ms(i));
+    }
+    assert_eq!(ch.latched(), Some(addr(HIJACKER)));
+    let _ = events(&mut ch);
+    let now = t0 + ms(10);
+    assert!(is_media(&Sender::new(PHONE, 1, 1).send(&mut ch, now)));
+    assert_eq!(ch.latched(), Some(addr(PHONE)));
+    assert_eq!(
+        events(&mut ch),
+        [Event::Relatched {
+            from: addr(HIJACKER),
+            to: addr(PHONE)
+        }]
+    );
+    assert!(!is_media(&stranger.send(&mut ch, now + ms(1))));
+}
+
 /// A hijacker interleaving its packets (in order, its own SSRC) with the real stream
 /// never takes the latch, in any mode.
 #[test]
@@ -482,6 +507,14 @@ fn malformed_and_unexpected_are_counted_and_dropped() {
     // None of it latched anything.
     assert_eq!(ch.latched(), None);
     assert_eq!(events(&mut ch), []);
+    // Once the SDP lists it too, it is media.
+    let mut cfg = config(Latching::Strict, Some(PHONE));
+    cfg.also_accepted = vec![PayloadType::new(18).unwrap()];
+    let mut ch = Channel::new(cfg, t0);
+    assert!(matches!(
+        ch.receive(g729.to_bytes(), from, t0),
+        Received::Media(_)
+    ));
 }
 
 #[test]

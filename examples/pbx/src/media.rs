@@ -14,6 +14,7 @@
 
 use crate::codecs::Format;
 use crate::codecs::Transcoding;
+use pbxkit_rtp::channel::{Channel, ChannelConfig, Event as ChannelEvent, Latching, Received};
 use pbxkit_rtp::tones::{ToneGenerator, ToneSpec};
 use pbxkit_rtp::transcode::Transcoder;
 use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
@@ -99,6 +100,8 @@ struct Leg {
     target: watch::Sender<Option<SocketAddr>>,
     /// Bumped when the leg's SDP changes, so that its latch starts over.
     epoch: watch::Sender<u64>,
+    /// The payload types the leg's SDP lists: what its phone may send.
+    formats: Arc<Mutex<Vec<PayloadType>>>,
     /// The `o=` session id and last version this leg's phone was given.
     origin: Mutex<Origin>,
     /// Set while the PBX plays a tone to this leg's phone: the other leg's media is
@@ -175,6 +178,7 @@ impl Relay {
                 port,
                 target: watch::channel(None).0,
                 epoch: watch::channel(0).0,
+                formats: Arc::default(),
                 origin: Mutex::new(Origin::new()),
                 muted: Arc::default(),
             }
@@ -196,6 +200,7 @@ impl Relay {
                 Path {
                     from: a_sock.clone(),
                     epoch: a.epoch.subscribe(),
+                    formats: a.formats.clone(),
                     latch: a.target.clone(),
                     to: b_sock.clone(),
                     to_muted: b.muted.clone(),
@@ -210,6 +215,7 @@ impl Relay {
                 Path {
                     from: b_sock.clone(),
                     epoch: b.epoch.subscribe(),
+                    formats: b.formats.clone(),
                     latch: b.target.clone(),
                     to: a_sock.clone(),
                     to_muted: a.muted.clone(),
@@ -285,14 +291,21 @@ impl Relay {
     /// Records the media address a leg announced in its SDP (the latch starts over).
     pub(crate) fn set_peer_from_sdp(&self, leg_a: bool, sdp: &Session) {
         let leg = self.leg(leg_a);
-        let addr = sdp
+        let audio = sdp
             .media
             .iter()
-            .find(|m| m.kind.as_str() == "audio" && m.port != 0)
-            .and_then(|m| {
-                let ip: IpAddr = sdp.media_address(m)?.parse().ok()?;
-                Some(SocketAddr::new(ip, m.port))
-            });
+            .find(|m| m.kind.as_str() == "audio" && m.port != 0);
+        let addr = audio.and_then(|m| {
+            let ip: IpAddr = sdp.media_address(m)?.parse().ok()?;
+            Some(SocketAddr::new(ip, m.port))
+        });
+        let formats: Vec<PayloadType> = audio
+            .map(|m| m.payload_types().filter_map(PayloadType::new).collect())
+            .unwrap_or_default();
+        match leg.formats.lock() {
+            Ok(mut f) => *f = formats,
+            Err(poisoned) => *poisoned.into_inner() = formats,
+        }
         let _ = leg.target.send_replace(addr);
         leg.epoch.send_modify(|e| *e += 1);
     }
@@ -366,6 +379,8 @@ struct Path {
     from: Arc<UdpSocket>,
     /// Bumped when this leg's SDP changes.
     epoch: watch::Receiver<u64>,
+    /// The payload types this leg's SDP lists.
+    formats: Arc<Mutex<Vec<PayloadType>>>,
     /// Where this leg's phone is, once latched (read by the other direction).
     latch: watch::Sender<Option<SocketAddr>>,
     to: Arc<UdpSocket>,
@@ -376,8 +391,27 @@ struct Path {
     a_to_b: bool,
 }
 
-/// Forwards one direction, latching this leg's peer to the first source seen, and
-/// transcoding RTP when `codecs` says the legs differ.
+/// Which sources may feed a leg: a [`Channel`] per SDP of the leg (pbxkit-rtp's
+/// latching rules: the SDP address at once, another source after 4 packets in
+/// sequence, and a latched source replaced only after 1 s of silence), so that a
+/// stranger sending to the port first or alongside does not take the stream. Only
+/// its admission is used: the relay forwards the packets as they came.
+fn admission(remote: Option<SocketAddr>, formats: &Mutex<Vec<PayloadType>>) -> Channel {
+    let formats = match formats.lock() {
+        Ok(f) => f.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let first = formats.first().copied().unwrap_or(PayloadType::PCMU);
+    let mut config = ChannelConfig::new(first, 8000, crate::ids::random_u64());
+    config.also_accepted = formats;
+    config.remote = remote;
+    config.latching = Latching::Comedia;
+    Channel::new(config, std::time::Instant::now())
+}
+
+/// Forwards one direction, admitting what this leg's phone sends by [`admission`]
+/// (RTCP: from the latched phone's address only), and transcoding RTP when
+/// `codecs` says the legs differ.
 async fn forward(
     path: Path,
     mut codecs: Option<watch::Receiver<Option<Arc<Transcoding>>>>,
@@ -386,6 +420,7 @@ async fn forward(
     let Path {
         from,
         mut epoch,
+        formats,
         latch,
         to,
         to_muted,
@@ -396,8 +431,8 @@ async fn forward(
     let mut buf = vec![0u8; 2048];
     let mut translated = Vec::with_capacity(2048);
     let mut transcoder: Option<Transcoder> = None;
-    // None: not latched yet (the SDP address, if any, is only a hint).
-    let mut latched: Option<SocketAddr> = None;
+    // Rebuilt for each SDP of the leg (the address it names at the time).
+    let mut channel: Option<Channel> = None;
     loop {
         let codecs_changed = async {
             match codecs.as_mut() {
@@ -408,8 +443,8 @@ async fn forward(
         tokio::select! {
             changed = epoch.changed() => {
                 if changed.is_err() { return; }
-                // New SDP for this leg: latch again on the next packet.
-                latched = None;
+                // New SDP for this leg: learn its source again.
+                channel = None;
             }
             alive = codecs_changed => {
                 if !alive {
@@ -424,18 +459,27 @@ async fn forward(
             }
             received = from.recv_from(&mut buf) => {
                 let Ok((n, source)) = received else { continue };
-                match latched {
-                    None => {
-                        latched = Some(source);
-                        if !rtcp {
-                            let _ = latch.send_replace(Some(source));
+                let admitted = if rtcp {
+                    // From where the phone's RTP comes from (or its SDP says).
+                    latch.borrow().is_none_or(|l| l.ip() == source.ip())
+                } else {
+                    let ch = channel.get_or_insert_with(|| admission(*latch.borrow(), &formats));
+                    let datagram = bytes::Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                    let media = matches!(
+                        ch.receive(datagram, source, std::time::Instant::now()),
+                        // RTCP on the RTP port (rtcp-mux) passes as before.
+                        Received::Media(_) | Received::Rtcp
+                    );
+                    while let Some(event) = ch.poll_event() {
+                        if let ChannelEvent::Latched { addr } | ChannelEvent::Relatched { to: addr, .. } = event {
+                            let _ = latch.send_replace(Some(addr));
                         }
                     }
-                    Some(l) if l != source => {
-                        counters.ignored.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Some(_) => {}
+                    media
+                };
+                if !admitted {
+                    counters.ignored.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
                 if to_muted.load(Ordering::Relaxed) && !rtcp {
                     continue;

@@ -423,6 +423,76 @@ async fn register_then_call_answer_and_hang_up() {
     assert_eq!(log, ["INVITE", "ACK", "BYE"]);
 }
 
+/// RTP bleed: a stranger who sprays a call's relay port before the caller's phone
+/// sends may hold it only until the phone's first packet from its SDP address;
+/// then the call's audio goes to the phone, both ways, and never to the stranger.
+#[tokio::test]
+async fn a_stranger_who_sends_first_does_not_keep_the_callers_media() {
+    let pbx = Pbx::start(temp_dir("bleed"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let alice_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_log = bob.answer_calls_with(StatusCode::OK, sdp(bob_rtp.local_addr().unwrap().port()));
+    let (invite, answer) =
+        call_with(&alice, "1001", &sdp(alice_rtp.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let answer_sdp = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let relay_for_alice: SocketAddr = format!("127.0.0.1:{}", answer_sdp.media[0].port)
+        .parse()
+        .unwrap();
+    let stranger = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for seq in 500..510u16 {
+        stranger.send_to(&rtp(seq), relay_for_alice).await.unwrap();
+    }
+    alice_rtp.send_to(&rtp(1), relay_for_alice).await.unwrap();
+    // Bob may hear some of the stranger's packets, then Alice's.
+    let mut buf = [0u8; 2048];
+    let relay_for_bob = loop {
+        let (n, from) = timeout(WAIT, bob_rtp.recv_from(&mut buf))
+            .await
+            .expect("Alice's packet reaches Bob")
+            .unwrap();
+        if buf[..n] == rtp(1)[..] {
+            break from;
+        }
+    };
+    for seq in 2..5u16 {
+        alice_rtp.send_to(&rtp(seq), relay_for_alice).await.unwrap();
+        let (n, _) = timeout(WAIT, bob_rtp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], &rtp(seq)[..]);
+        bob_rtp
+            .send_to(&rtp(1000 + seq), relay_for_bob)
+            .await
+            .unwrap();
+        let (n, _) = timeout(WAIT, alice_rtp.recv_from(&mut buf))
+            .await
+            .expect("Bob's audio goes to Alice")
+            .unwrap();
+        assert_eq!(&buf[..n], &rtp(1000 + seq)[..]);
+    }
+    // The stranger keeps sending: dropped; and it hears nothing of Bob.
+    stranger.send_to(&rtp(600), relay_for_alice).await.unwrap();
+    alice_rtp.send_to(&rtp(5), relay_for_alice).await.unwrap();
+    let (n, _) = timeout(WAIT, bob_rtp.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], &rtp(5)[..], "the stranger's packet was dropped");
+    assert!(
+        timeout(Duration::from_millis(300), stranger.recv_from(&mut buf))
+            .await
+            .is_err(),
+        "the stranger received the call's audio"
+    );
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    let _ = timeout(WAIT, bob_log).await;
+}
+
 #[tokio::test]
 async fn phones_on_tcp_register_and_call_each_other_over_tcp() {
     let pbx = Pbx::start(temp_dir("tcp"), free_port());
