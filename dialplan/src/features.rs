@@ -22,6 +22,9 @@
 //! | `700` | parking | 000 "Parking": "There is a default parking number, 700" |
 //! | `*1` (in call) | direct transfer | 003 "Transferts": "Transfert direct : *1" |
 //! | `*3` (in call) | record the call | 004 "\*3 (online call recording)": "press \*3 during a conversation" |
+//! | `*31<agent>`, `*31<agent>*<password>` | agent login on the caller's phone | 000 "The operator can login his agent using a function key or an extension" |
+//! | `*32`, `*32<agent>` | agent logoff | (pbxkit; XiVO's agent codes are configurable too) |
+//! | `*34`, `*35` | pause / unpause the caller's agent in every queue | (pbxkit) |
 //!
 //! `*1` and `*3` are DTMF codes pressed *during* a call (Asterisk's feature map),
 //! not numbers dialled to start one: [`Features::parse_in_call`] recognises them,
@@ -68,6 +71,14 @@ pub struct FeaturesConfig {
     pub transfer: String,
     /// Parking (`700`).
     pub parking: String,
+    /// Prefix of agent login (`*31<agent>`, `*31<agent>*<password>`).
+    pub agent_login: String,
+    /// Agent logoff (`*32`: the agent on the caller's phone; `*32<agent>`).
+    pub agent_logoff: String,
+    /// Pause the caller's agent in every queue (`*34`).
+    pub agent_pause: String,
+    /// Unpause the caller's agent in every queue (`*35`).
+    pub agent_unpause: String,
 }
 
 impl Default for FeaturesConfig {
@@ -86,6 +97,10 @@ impl Default for FeaturesConfig {
             paging: "*11".into(),
             transfer: "*1".into(),
             parking: "700".into(),
+            agent_login: "*31".into(),
+            agent_logoff: "*32".into(),
+            agent_pause: "*34".into(),
+            agent_unpause: "*35".into(),
         }
     }
 }
@@ -169,6 +184,23 @@ pub enum FeatureAction {
     Transfer,
     /// Park the call (`700`).
     Park,
+    /// Log an agent in on the caller's phone (`*31<agent>`, `*31<agent>*<password>`).
+    AgentLogin {
+        /// The agent's number.
+        agent: String,
+        /// The password dialled after a `*`, if any.
+        password: Option<String>,
+    },
+    /// Log an agent off (`*32`: the agent on the caller's phone; `*32<agent>`).
+    AgentLogoff {
+        /// The agent's number, when dialled.
+        agent: Option<String>,
+    },
+    /// Pause (`*34`) or unpause (`*35`) the agent on the caller's phone in every queue.
+    AgentPause {
+        /// Pause (`true`) or unpause.
+        paused: bool,
+    },
 }
 
 /// The compiled feature codes.
@@ -213,13 +245,19 @@ impl Features {
     /// allowed), at most [`MAX_ARGUMENT_LEN`] long.
     pub fn parse_dialed(&self, number: &str) -> Option<FeatureAction> {
         let c = &self.config;
-        let exact: [(&str, FeatureAction); 6] = [
+        let exact: [(&str, FeatureAction); 9] = [
             (&c.pickup, FeatureAction::Pickup),
             (&c.forwards_off, FeatureAction::ForwardsOff),
             (&c.dnd, FeatureAction::ToggleDnd),
             (&c.own_voicemail, FeatureAction::OwnVoicemail),
             (&c.recording_toggle, FeatureAction::ToggleRecording),
             (&c.parking, FeatureAction::Park),
+            (&c.agent_logoff, FeatureAction::AgentLogoff { agent: None }),
+            (&c.agent_pause, FeatureAction::AgentPause { paused: true }),
+            (
+                &c.agent_unpause,
+                FeatureAction::AgentPause { paused: false },
+            ),
         ];
         if let Some((_, action)) = exact
             .into_iter()
@@ -241,7 +279,20 @@ impl Features {
             }
         }
         type Build = fn(String) -> FeatureAction;
-        let mut prefixed: [(&str, Build); 6] = [
+        let mut prefixed: [(&str, Build); 8] = [
+            (&c.agent_login, |arg| match arg.split_once('*') {
+                Some((agent, password)) => FeatureAction::AgentLogin {
+                    agent: agent.to_owned(),
+                    password: Some(password.to_owned()),
+                },
+                None => FeatureAction::AgentLogin {
+                    agent: arg,
+                    password: None,
+                },
+            }),
+            (&c.agent_logoff, |agent| FeatureAction::AgentLogoff {
+                agent: Some(agent),
+            }),
             (&c.pickup, |ext| FeatureAction::DirectedPickup { ext }),
             (&c.voicemail, |number| FeatureAction::Voicemail { number }),
             (&c.paging, |ext| FeatureAction::Paging { ext }),
@@ -289,8 +340,13 @@ impl Features {
             &c.own_voicemail,
             &c.recording_toggle,
             &c.parking,
+            &c.agent_logoff,
+            &c.agent_pause,
+            &c.agent_unpause,
         ];
         let prefixes = [
+            &c.agent_login,
+            &c.agent_logoff,
             &c.pickup,
             &c.voicemail,
             &c.paging,
@@ -336,7 +392,7 @@ pub enum FeatureCodeError {
 }
 
 impl FeaturesConfig {
-    fn named(&self) -> [(&'static str, &str); 13] {
+    fn named(&self) -> [(&'static str, &str); 17] {
         [
             ("pickup", &self.pickup),
             ("forwards_off", &self.forwards_off),
@@ -351,6 +407,10 @@ impl FeaturesConfig {
             ("paging", &self.paging),
             ("transfer", &self.transfer),
             ("parking", &self.parking),
+            ("agent_login", &self.agent_login),
+            ("agent_logoff", &self.agent_logoff),
+            ("agent_pause", &self.agent_pause),
+            ("agent_unpause", &self.agent_unpause),
         ]
     }
 
@@ -413,6 +473,41 @@ mod tests {
         assert_eq!(f.parse_dialed("700"), Some(FeatureAction::Park));
         assert_eq!(f.parse_dialed("*8"), Some(FeatureAction::Pickup));
         assert!(f.config().validate().is_ok());
+    }
+
+    #[test]
+    fn agent_codes() {
+        let f = features();
+        let login = |agent: &str, password: Option<&str>| {
+            Some(FeatureAction::AgentLogin {
+                agent: agent.into(),
+                password: password.map(Into::into),
+            })
+        };
+        assert_eq!(f.parse_dialed("*318001"), login("8001", None));
+        assert_eq!(f.parse_dialed("*318001*1234"), login("8001", Some("1234")));
+        assert_eq!(f.parse_dialed("*31"), None);
+        assert_eq!(
+            f.parse_dialed("*32"),
+            Some(FeatureAction::AgentLogoff { agent: None })
+        );
+        assert_eq!(
+            f.parse_dialed("*328001"),
+            Some(FeatureAction::AgentLogoff {
+                agent: Some("8001".into())
+            })
+        );
+        assert_eq!(
+            f.parse_dialed("*34"),
+            Some(FeatureAction::AgentPause { paused: true })
+        );
+        assert_eq!(
+            f.parse_dialed("*35"),
+            Some(FeatureAction::AgentPause { paused: false })
+        );
+        assert!(f.could_match_more("*3"));
+        assert!(f.could_match_more("*31"));
+        assert!(f.could_match_more("*318"));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 
 use bytes::Bytes;
 use pbxkit::engine::{
-    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Media, Outcome,
-    Unanswered,
+    AgentCommand, Application, CallId, Command, Directory, Engine, EngineConfig, Event, Media,
+    Outcome, QueueSetup, Unanswered,
 };
 use pbxkit::hangup::HangupCause;
 use pbxkit::hints::HintStatus;
@@ -688,6 +688,18 @@ impl Sim {
         dialplan: pbxkit_dialplan::Dialplan,
         media: impl Media + Send + 'static,
     ) -> Sim {
+        Sim::with_queues(seed, users, loss, dup, dialplan, media, Vec::new())
+    }
+
+    fn with_queues(
+        seed: u64,
+        users: usize,
+        loss: u64,
+        dup: u64,
+        dialplan: pbxkit_dialplan::Dialplan,
+        media: impl Media + Send + 'static,
+        queues: Vec<QueueSetup>,
+    ) -> Sim {
         let now = Instant::now();
         // A shorter T1 keeps the run short; the timers keep their ratios.
         let timers = Timers {
@@ -713,6 +725,7 @@ impl Sim {
         )
         .unwrap()
         .with_timers(timers);
+        let config = EngineConfig { queues, ..config };
         let engine = Engine::new(
             config,
             Arc::new(dialplan),
@@ -1724,4 +1737,221 @@ fn what_is_logged_for_a_call_carries_the_calls_span() {
             "{line}"
         );
     }
+}
+
+/// The PBX's media for queues: answers callers with its own SDP, offers agents
+/// its own, and remembers what it was asked.
+#[derive(Debug, Default)]
+struct QueueMedia(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Media for QueueMedia {
+    fn offer(&mut self, _: CallId, _: bool, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn answer(&mut self, _: CallId, _: bool, _: Option<&Bytes>, _: &Bytes) -> Option<Bytes> {
+        None
+    }
+
+    fn queue_wait(&mut self, call: CallId, _offer: &Bytes) -> Result<Bytes, StatusCode> {
+        self.0.lock().unwrap().push(format!("{call:?} music"));
+        Ok(sdp("pbx", 1, false))
+    }
+
+    fn queue_offer(&mut self, _: CallId) -> Option<Bytes> {
+        Some(sdp("pbx", 2, false))
+    }
+
+    fn queue_connect(&mut self, call: CallId, _answer: &Bytes) {
+        self.0.lock().unwrap().push(format!("{call:?} connect"));
+    }
+
+    fn close(&mut self, call: CallId) {
+        self.0.lock().unwrap().push(format!("{call:?} closed"));
+    }
+}
+
+fn queue_dialplan(users: usize) -> pbxkit_dialplan::Dialplan {
+    let mut text = String::from(
+        "[[contexts]]\nname = \"default\"\nkind = \"internal\"\n\
+         ranges.users = [{ start = \"1000\", end = \"1999\" }]\n\
+         ranges.queues = [{ start = \"3200\", end = \"3299\" }]\n\
+         [[queues]]\nname = \"support\"\nextension = \"3200\"\ncontext = \"default\"\n",
+    );
+    for i in 0..users {
+        let ext = 1000 + i;
+        text.push_str(&format!(
+            "[[users]]\nname = \"{ext}\"\nextension = \"{ext}\"\ncontext = \"default\"\n\
+             lines = [\"{ext}\"]\nring_time = 8\nsimultaneous_calls = 10\n"
+        ));
+    }
+    pbxkit_dialplan::Dialplan::new(toml::from_str(&text).unwrap(), jiff::tz::db()).unwrap()
+}
+
+/// The queue_log events the simulation wrote, as `EVENT agent` in order.
+fn queue_log(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::QueueLog(line) => Some(format!("{} {}", line.event.name(), line.agent)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
+    let media = QueueMedia::default();
+    let log = media.0.clone();
+    let mut support = pbxkit_acd::QueueConfig::new("support", pbxkit_acd::Strategy::RingAll);
+    support.member_timeout = Duration::from_secs(4);
+    support.retry = Duration::from_secs(1);
+    support.timeout = Some(Duration::from_secs(20));
+    let queues = vec![QueueSetup {
+        acd: support,
+        no_answer: None,
+    }];
+    let mut sim = Sim::with_queues(11, 5, 0, 0, queue_dialplan(5), media, queues);
+    sim.give_up = 0;
+    for p in &mut sim.phones {
+        p.quiet = true;
+    }
+    sim.phones[1].script = Some(Script::Answer(Duration::from_secs(1)));
+    sim.phones[2].script = Some(Script::Ring);
+    let s = Duration::from_secs;
+    let t0 = sim.now;
+    for (agent, user) in [("1", "1001"), ("2", "1002")] {
+        sim.engine
+            .agent(
+                AgentCommand::Login {
+                    agent: agent.into(),
+                    user: user.into(),
+                    queues: vec![("support".into(), 0)],
+                },
+                t0,
+            )
+            .unwrap();
+    }
+    assert_eq!(sim.engine.agent_on_phone("1001").as_deref(), Some("1"));
+    assert_eq!(sim.engine.agent_phone("2"), Some("1002"));
+    // A caller waits with music; both agents ring, agent 1 answers after a second
+    // and is bridged with the caller; agent 2 stops ringing.
+    let caller = sim.phones[0].dial("3200", None, t0);
+    sim.run(Vec::new(), t0 + s(3));
+    assert_eq!(sim.phones[0].answered, 1, "the PBX answered the caller");
+    assert_eq!(sim.phones[1].answered, 1, "agent 1 answered");
+    let connected: Vec<(String, String, String)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AgentConnected {
+                queue, agent, user, ..
+            } => Some((queue.clone(), agent.clone(), user.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        connected,
+        [("support".into(), "1".into(), "1001".into())],
+        "{:?}",
+        sim.events
+    );
+    assert!(sim.phones[2].legs.is_empty(), "agent 2 no longer rings");
+    assert_eq!(sim.engine.queue_waiting("support"), 0);
+    sim.engine.check_counts().unwrap();
+    // The caller hangs up: the call completes by the caller.
+    let now = sim.now;
+    sim.phones[0].acts.push((now, Act::HangUp(caller)));
+    sim.run(Vec::new(), now + s(2));
+
+    // With agent 1 paused and agent 2 logged off, a second caller waits for
+    // nobody and gives up after three seconds: it abandons.
+    let now = sim.now;
+    let pause = AgentCommand::Pause {
+        agent: "1".into(),
+        reason: Some("lunch".into()),
+    };
+    sim.engine.agent(pause, now).unwrap();
+    sim.engine
+        .agent(AgentCommand::Logoff { agent: "2".into() }, now)
+        .unwrap();
+    assert_eq!(sim.engine.agent_phone("2"), None);
+    sim.phones[3].dial("3200", Some(s(3)), now);
+    sim.run(Vec::new(), now + s(1));
+    assert_eq!(sim.engine.queue_waiting("support"), 1);
+    sim.run(Vec::new(), now + s(6));
+    assert_eq!(sim.engine.queue_waiting("support"), 0);
+
+    // A third caller waits until the queue's timeout: unpaused meanwhile, agent 1
+    // lets it ring (no answer), and the caller leaves by the timeout.
+    sim.phones[1].script = Some(Script::Ring);
+    let now = sim.now;
+    sim.phones[4].dial("3200", None, now);
+    sim.run(Vec::new(), now + s(1));
+    let unpause = AgentCommand::Pause {
+        agent: "1".into(),
+        reason: None,
+    };
+    sim.engine.agent(unpause, sim.now).unwrap();
+    sim.run(Vec::new(), now + s(40));
+
+    let lines = queue_log(&sim.events);
+    let expected = [
+        "AGENTLOGIN Agent/1",
+        "AGENTLOGIN Agent/2",
+        "ENTERQUEUE NONE",
+        "CONNECT Agent/1",
+        "COMPLETECALLER Agent/1",
+        "PAUSEALL Agent/1",
+        "AGENTLOGOFF Agent/2",
+        "ENTERQUEUE NONE",
+        "ABANDON NONE",
+        "ENTERQUEUE NONE",
+        "UNPAUSEALL Agent/1",
+        "RINGNOANSWER Agent/1",
+        "EXITWITHTIMEOUT NONE",
+    ];
+    let got: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| expected.contains(l))
+        .collect();
+    assert_eq!(got[..5], expected[..5], "{lines:?}");
+    for line in &expected[5..] {
+        assert!(lines.iter().any(|l| l == line), "no {line}: {lines:?}");
+    }
+    let ended: Vec<(String, Option<String>, Outcome)> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded {
+                caller,
+                callee,
+                outcome,
+                ..
+            } => Some((caller.clone(), callee.clone(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 3, "{ended:?}");
+    assert_eq!(ended[0].1.as_deref(), Some("1001"), "{ended:?}");
+    assert!(
+        matches!(ended[0].2, Outcome::Answered(HangupCause::HungUp { .. })),
+        "{ended:?}"
+    );
+    // The timed-out caller was answered by the queue and hung up by the PBX.
+    let timed_out = ended.iter().find(|e| e.0 == "1004").unwrap();
+    assert_eq!(
+        timed_out.2,
+        Outcome::Answered(HangupCause::Pbx),
+        "{ended:?}"
+    );
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.iter().filter(|l| l.ends_with("music")).count(), 3);
+    assert_eq!(log.iter().filter(|l| l.ends_with("connect")).count(), 1);
+    // Transactions linger (timer D) before the engine is idle.
+    let now = sim.now;
+    sim.run(Vec::new(), now + s(40));
+    assert!(sim.engine.is_idle());
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
 }

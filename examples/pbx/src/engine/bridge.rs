@@ -55,6 +55,13 @@ impl<D: Directory> Engine<D> {
             }
             return;
         }
+        if self.is_agent_leg(call, id) {
+            self.agent_event(call, id, event, now);
+            return;
+        }
+        let Some(c) = self.calls.get(call.0) else {
+            return;
+        };
         let Some(role) = c.role(id) else {
             // A step the call has moved on from, answered after all: nobody is
             // there for it.
@@ -159,7 +166,10 @@ impl<D: Directory> Engine<D> {
                 }
             }
             (_, LegEvent::Offer { .. })
-                if self.calls.get(call.0).is_some_and(Call::is_application) =>
+                if self
+                    .calls
+                    .get(call.0)
+                    .is_some_and(|c| c.is_application() || c.is_queued()) =>
             {
                 self.application_offer(id, now)
             }
@@ -389,6 +399,8 @@ impl<D: Directory> Engine<D> {
             return;
         }
         self.release_ringing(call);
+        // The ACD learns how a queue's call ended; agents still rung stop.
+        self.queue_call_ended(call, now);
         // A transfer still in progress goes with its call (its target stops
         // ringing, its counts are given back).
         self.abort_transfer(call, now);

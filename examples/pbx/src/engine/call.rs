@@ -74,6 +74,32 @@ pub(super) struct Transfer {
     pub(super) until: Option<Instant>,
 }
 
+/// An agent's phone ringing for a caller in a queue.
+#[derive(Debug)]
+pub(super) struct Ringing {
+    /// The agent, as the ACD names it.
+    pub(super) agent: pbxkit_acd::AgentId,
+    /// The leg ringing its phone.
+    pub(super) leg: LegId,
+    /// The user whose phone it is (it holds one of that user's calls).
+    pub(super) user: String,
+}
+
+/// A call in a queue.
+#[derive(Debug)]
+pub(super) struct Queued {
+    /// The queue.
+    pub(super) name: String,
+    /// The ACD's id for the call.
+    pub(super) id: pbxkit_acd::CallId,
+    /// Agents' phones ringing for it.
+    pub(super) ringing: Vec<Ringing>,
+    /// Whether the PBX answered the caller (with music on hold).
+    pub(super) answered: bool,
+    /// Whether an agent took it.
+    pub(super) connected: bool,
+}
+
 /// A re-INVITE the PBX sent itself, and what its answer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OwnOffer {
@@ -99,6 +125,8 @@ enum State {
     Answered,
     /// Answered by the PBX itself: an application runs on the caller's media.
     Application,
+    /// Answered by the PBX, waiting in a queue with music on hold.
+    Queued,
     /// Refused, the caller hearing why in early media (a busy or congestion tone)
     /// until `until`, then getting `status`.
     Tone { until: Instant, status: StatusCode },
@@ -150,6 +178,10 @@ pub(super) struct Call {
     /// The call's tracing span: what is logged while the engine works on the
     /// call (the media's warnings, the PBX's) carries its Call-ID and parties.
     pub(super) span: tracing::Span,
+    /// Its queue, while it is in one (waiting, or connected to an agent).
+    pub(super) queue: Option<Queued>,
+    /// The SDP of an agent who answered, until the ACD connects it.
+    pub(super) agent_sdp: Option<bytes::Bytes>,
 }
 
 impl Call {
@@ -178,6 +210,8 @@ impl Call {
             outcall: None,
             held: [false; 2],
             span: tracing::Span::none(),
+            queue: None,
+            agent_sdp: None,
         }
     }
 
@@ -305,6 +339,37 @@ impl Call {
     /// Whether an application of the PBX runs the call.
     pub(super) fn is_application(&self) -> bool {
         self.state == State::Application
+    }
+
+    /// The PBX answered the caller for queue `name`: it waits there.
+    pub(super) fn queue_answered(&mut self, name: &str) {
+        self.state = State::Queued;
+        self.callee = Some(name.to_owned());
+    }
+
+    /// Whether the caller waits in a queue, answered by the PBX.
+    pub(super) fn is_queued(&self) -> bool {
+        self.state == State::Queued
+    }
+
+    /// The caller left its queue answered, without an agent: it goes on as an
+    /// answered call (a destination rung for it takes the other side).
+    pub(super) fn queue_left(&mut self) {
+        if self.state == State::Queued {
+            self.state = State::Answered;
+        }
+    }
+
+    /// Agent `user`'s leg `b` takes the call from its queue.
+    pub(super) fn connect(&mut self, b: LegId, user: String) {
+        self.b = Some(b);
+        self.callee = Some(user);
+        self.state = State::Answered;
+    }
+
+    /// How the call ended, once it has.
+    pub(super) fn outcome(&self) -> Option<Outcome> {
+        self.outcome
     }
 
     pub(super) fn resume(&mut self) {

@@ -35,9 +35,12 @@
 //! caller refused hears busy or congestion ([`Media::tone`]) before the final
 //! response. The engine registers to trunks that ask for it and pings each with
 //! OPTIONS ([`QUALIFY_TIMEOUT`]): a silent trunk is skipped until it answers again.
-//! The reference PBX still runs its calls in `call.rs` by default; the engine
-//! does all it does (every end-to-end call test passes on both) and replaces it
-//! next.
+//! A [`Decision::Queue`](pbxkit_dialplan::Decision::Queue) puts the caller in one of
+//! the engine's call queues ([`EngineConfig::queues`], run by pbxkit-acd): answered
+//! with music on hold ([`Media::queue_wait`]), it waits while the ACD rings the
+//! phones of logged-in agents ([`Engine::agent`]); the agent who answers is bridged
+//! with it ([`Event::AgentConnected`]), and the ACD's `queue_log` lines come out as
+//! [`Event::QueueLog`].
 //!
 //! ```
 //! use pbxkit::engine::{Directory, Engine, EngineConfig};
@@ -73,11 +76,13 @@ mod apps;
 mod bridge;
 mod call;
 mod plan;
+mod queue;
 mod route;
 mod table;
 mod transfer;
 mod trunk;
 
+pub use queue::{AgentCommand, QueueSetup};
 pub use trunk::{QUALIFY_TIMEOUT, Trunk, trunk_caller};
 
 use crate::auth::{Authentication, Authenticator};
@@ -215,6 +220,25 @@ pub trait Media: std::fmt::Debug {
         let _ = (call, tone, offer);
         None
     }
+    /// Answers the caller of `call`, whose offer is `offer`, to wait in a queue
+    /// with music on hold: the SDP answer, or the status to refuse it with. The
+    /// music stops at [`Media::queue_connect`] or [`Media::close`].
+    fn queue_wait(&mut self, call: CallId, offer: &Bytes) -> Result<Bytes, StatusCode> {
+        let _ = (call, offer);
+        Err(StatusCode::NOT_IMPLEMENTED)
+    }
+    /// The offer for an agent's phone rung for the caller waiting in `call`
+    /// (`None`: the caller's own offer).
+    fn queue_offer(&mut self, call: CallId) -> Option<Bytes> {
+        let _ = call;
+        None
+    }
+    /// An agent's phone answered `call` with `answer` (to the offer of
+    /// [`Media::queue_offer`]): the music stops, the caller and the agent are
+    /// bridged.
+    fn queue_connect(&mut self, call: CallId, answer: &Bytes) {
+        let _ = (call, answer);
+    }
     /// The call is over: its media resources go back.
     fn close(&mut self, call: CallId);
 }
@@ -306,6 +330,8 @@ pub struct EngineConfig {
     /// Seeds the tags, branches and Call-IDs of legs (random in production, fixed
     /// in simulations).
     pub seed: u64,
+    /// The call queues (the dialplan's queues of these names put callers in them).
+    pub queues: Vec<QueueSetup>,
 }
 
 impl EngineConfig {
@@ -329,6 +355,7 @@ impl EngineConfig {
             ring_time: Duration::from_secs(30),
             feature_wait: Duration::from_secs(10),
             seed,
+            queues: Vec::new(),
         })
     }
 
@@ -485,6 +512,21 @@ pub enum Event {
         /// What the trunk answered (`None`: no answer).
         status: Option<StatusCode>,
     },
+    /// The ACD gave a caller waiting in `queue` to `agent`, whose phone (`user`'s)
+    /// answered: they are bridged.
+    AgentConnected {
+        /// The call.
+        call: CallId,
+        /// The queue.
+        queue: String,
+        /// The agent's number.
+        agent: String,
+        /// The user whose phone the agent answered on.
+        user: String,
+    },
+    /// A line of the call centre's `queue_log` (Asterisk's format: print it with
+    /// `Display`), in the order the ACD wrote them.
+    QueueLog(pbxkit_acd::queue_log::Line),
     /// The call is over and every leg of it released.
     CallEnded {
         /// The call.
@@ -578,6 +620,8 @@ pub struct Engine<D> {
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
+    /// Queues and agents.
+    centre: queue::CallCentre,
 }
 
 impl<D: Directory> Engine<D> {
@@ -618,6 +662,7 @@ impl<D: Directory> Engine<D> {
             trunk_txs: HashMap::new(),
             epoch: (now, unix),
             tokens: config.seed,
+            centre: queue::CallCentre::new(&config.queues, now, unix, config.seed),
             config,
         }
     }
@@ -671,6 +716,7 @@ impl<D: Directory> Engine<D> {
             && self.in_use.is_empty()
             && self.routes.is_empty()
             && self.layer.is_empty()
+            && self.centre.is_idle()
     }
 
     /// Whether every call counted in use (per user and per trunk) is held by a
@@ -685,6 +731,9 @@ impl<D: Directory> Engine<D> {
             };
             let transfer = c.transfer.iter().flat_map(|t| t.holds.iter());
             for user in c.holds.iter().chain(&c.ringing_holds).chain(transfer) {
+                *held.entry(user).or_default() += 1;
+            }
+            for user in self.agents_ringing(CallId(key)) {
                 *held.entry(user).or_default() += 1;
             }
         }
@@ -722,6 +771,7 @@ impl<D: Directory> Engine<D> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.layer.handle_timeout(now);
         self.trunks_tick(now);
+        self.acd_timeout(now);
         while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -871,10 +921,15 @@ impl<D: Directory> Engine<D> {
             self.timers.pop();
         }
         let mine = self.timers.peek().map(|Reverse((at, _))| *at);
-        [mine, self.layer.poll_timeout(), self.trunks_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            mine,
+            self.layer.poll_timeout(),
+            self.trunks_deadline(),
+            self.centre.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn unix(&self, now: Instant) -> u64 {

@@ -148,7 +148,11 @@ impl<D: Directory> Engine<D> {
             Decision::Trunks {
                 dial, caller_id, ..
             } => self.dial_out(call, Outcall::new(&dial, &caller_id), now),
-            // Not on the engine yet: queues, conferences...
+            Decision::Queue(queue) => {
+                let name = queue.name.clone();
+                self.enter_queue(call, &name, now);
+            }
+            // Not on the engine yet: conferences...
             _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
         }
     }

@@ -101,7 +101,7 @@ impl<D: Directory> Engine<D> {
                     _ => None,
                 }
                 .unwrap_or_default();
-                self.ring_target(call, from, from_is_a, &number, now);
+                self.ring_target(call, Some(from), from_is_a, &number, now);
             }
             Some(replaces) => {
                 let key = |tag: &ByteStr| DialogKey {
@@ -119,12 +119,18 @@ impl<D: Directory> Engine<D> {
         }
     }
 
+    /// Rings `number` for the caller of an answered `call` that has no other side
+    /// (a queue's caller timed out): as a blind transfer whose transferor has left.
+    pub(super) fn ring_for_caller(&mut self, call: CallId, number: &str, now: Instant) {
+        self.ring_target(call, None, false, number, now);
+    }
+
     /// Rings `number` for the transferee (the side of `call` that is not
     /// `transferor`), with the transferee's media.
     fn ring_target(
         &mut self,
         call: CallId,
-        transferor: LegId,
+        transferor: Option<LegId>,
         transferor_is_a: bool,
         number: &str,
         now: Instant,
@@ -149,7 +155,7 @@ impl<D: Directory> Engine<D> {
             _ => None,
         };
         let Some(step) = step else {
-            self.transfer_failed_early(transferor, StatusCode::NOT_FOUND, now);
+            self.transfer_failed_early(call, transferor, StatusCode::NOT_FOUND, now);
             return;
         };
         let (contacts, held, busy) = self.gather(&step);
@@ -159,7 +165,7 @@ impl<D: Directory> Engine<D> {
             } else {
                 StatusCode::TEMPORARILY_UNAVAILABLE
             };
-            self.transfer_failed_early(transferor, status, now);
+            self.transfer_failed_early(call, transferor, status, now);
             return;
         }
         let sdp = transferee.and_then(|t| self.remote_sdp(t));
@@ -175,7 +181,7 @@ impl<D: Directory> Engine<D> {
             for user in held {
                 release(&mut self.in_use, &user);
             }
-            self.transfer_failed_early(transferor, StatusCode::SERVICE_UNAVAILABLE, now);
+            self.transfer_failed_early(call, transferor, StatusCode::SERVICE_UNAVAILABLE, now);
             return;
         };
         self.routes.insert(key, target);
@@ -183,7 +189,7 @@ impl<D: Directory> Engine<D> {
         let rung: Vec<String> = branches.iter().map(|(_, u)| u.clone()).collect();
         if let Some(c) = self.calls.get_mut(call.0) {
             c.transfer = Some(Transfer {
-                transferor: Some(transferor),
+                transferor,
                 transferor_is_a,
                 target,
                 branches,
@@ -206,9 +212,19 @@ impl<D: Directory> Engine<D> {
         self.media.ringback(call, !transferor_is_a, sdp.as_ref());
     }
 
-    /// The transfer could not start: the transferor is told, the call goes on.
-    fn transfer_failed_early(&mut self, transferor: LegId, status: StatusCode, now: Instant) {
-        self.notify_transferor(Some(transferor), status, true, now);
+    /// The transfer could not start: the transferor is told, the call goes on;
+    /// without a transferor (it left) the call ends.
+    fn transfer_failed_early(
+        &mut self,
+        call: CallId,
+        transferor: impl Into<Option<LegId>>,
+        status: StatusCode,
+        now: Instant,
+    ) {
+        match transferor.into() {
+            Some(transferor) => self.notify_transferor(Some(transferor), status, true, now),
+            None => self.hang_up_call(call, HangupCause::Pbx, now),
+        }
     }
 
     /// An attended transfer: `replaced` is the transferor's leg in its second call.
@@ -222,12 +238,12 @@ impl<D: Directory> Engine<D> {
     ) {
         let other_call = replaced.and_then(|l| self.legs.get(l.0).map(|s| s.call));
         let (Some(replaced), Some(other_call)) = (replaced, other_call) else {
-            self.transfer_failed_early(transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
+            self.transfer_failed_early(call, transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
             return;
         };
         let Some(c2) = self.calls.get(other_call.0).filter(|_| other_call != call) else {
             // A call cannot replace one of its own dialogs.
-            self.transfer_failed_early(transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
+            self.transfer_failed_early(call, transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
             return;
         };
         if c2.is_ringing() && c2.a == Some(replaced) {
@@ -243,13 +259,13 @@ impl<D: Directory> Engine<D> {
             }
             self.refuse(other_call, StatusCode::REQUEST_TERMINATED, now);
             self.touched.push(other_call);
-            self.ring_target(call, transferor, transferor_is_a, &number, now);
+            self.ring_target(call, Some(transferor), transferor_is_a, &number, now);
             return;
         }
         if c2.transfer.is_some() {
             // The second call is itself being transferred: its party is promised
             // elsewhere. The transferor may try again once that is settled.
-            self.transfer_failed_early(transferor, StatusCode::REQUEST_PENDING, now);
+            self.transfer_failed_early(call, transferor, StatusCode::REQUEST_PENDING, now);
             return;
         }
         let joining = match c2.role(replaced) {
@@ -258,7 +274,7 @@ impl<D: Directory> Engine<D> {
             _ => None,
         };
         let Some((joining, Some(user))) = joining else {
-            self.transfer_failed_early(transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
+            self.transfer_failed_early(call, transferor, StatusCode::CALL_DOES_NOT_EXIST, now);
             return;
         };
         let joining_was_a = c2.a == Some(joining);

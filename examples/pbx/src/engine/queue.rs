@@ -1,0 +1,692 @@
+//! Calls in queues: the engine executes what pbxkit-acd decides.
+//!
+//! A caller reaching a queue ([`Decision::Queue`](pbxkit_dialplan::Decision::Queue))
+//! is offered to the ACD ([`Acd`]) first; a caller it refuses (closed, full,
+//! nobody to take the call, a diversion) goes to the queue's no-answer destination
+//! without being answered. One it lets in is answered by the PBX with music on hold
+//! ([`Media::queue_wait`](super::Media::queue_wait)). The ACD's `Ring` rings the
+//! agent's phone (an outgoing leg with the caller's media,
+//! [`Media::queue_offer`](super::Media::queue_offer)), its `StopRinging` cancels
+//! it; an agent that answers is reported to the ACD, whose `Connect` bridges it
+//! with the caller ([`Media::queue_connect`](super::Media::queue_connect)) and
+//! whose refusal (the caller is gone, another agent was first) hangs it up. The
+//! queue's timeout (`Left`) sends the caller to the no-answer destination, rung
+//! like a blind transfer's target; without one the caller is hung up. How the
+//! call ends is told to the ACD: `ABANDON` while waiting, `COMPLETECALLER` or
+//! `COMPLETEAGENT` once connected. The ACD's `queue_log` lines leave the engine as
+//! [`Event::QueueLog`].
+//!
+//! Agents log in and out, pause and unpause through [`Engine::agent`] (the
+//! feature codes `*31`, `*32`, `*34`, `*35`, later the API): an agent logged in
+//! from a user's phone rings at that user's lines.
+
+use super::call::{Queued, Ringing};
+use super::{AnyLeg, CallId, Directory, Engine, Event, LegId, release};
+use crate::hangup::{HangupCause, Party};
+use pbxkit_acd::queue_log::{Line, Sink};
+use pbxkit_acd::{Acd, AcdError, AgentId, Input, Output, QueueConfig, SeededRng};
+use pbxkit_sip::StatusCode;
+use pbxkit_sip::b2bua::{Leg, LegEvent};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// A queue as the engine runs it: the ACD's settings and where its callers go
+/// when they are refused or time out.
+#[derive(Debug, Clone)]
+pub struct QueueSetup {
+    /// The ACD's settings (its `name` is the dialplan queue's name).
+    pub acd: QueueConfig,
+    /// The number dialled (in the `default` context) for callers refused or timed
+    /// out; `None`: they are refused (busy) or hung up.
+    pub no_answer: Option<String>,
+}
+
+/// What changes an agent, from a feature code or the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentCommand {
+    /// The agent logs in on `user`'s phone, a member of these queues with these
+    /// penalties.
+    Login {
+        /// The agent's number.
+        agent: String,
+        /// The user whose lines ring for the agent.
+        user: String,
+        /// `(queue, penalty)` memberships.
+        queues: Vec<(String, u32)>,
+    },
+    /// The agent logs off.
+    Logoff {
+        /// The agent's number.
+        agent: String,
+    },
+    /// The agent pauses (`Some(reason)`) or unpauses (`None`) in every queue.
+    Pause {
+        /// The agent's number.
+        agent: String,
+        /// Why, when pausing.
+        reason: Option<String>,
+    },
+}
+
+/// The ACD's `queue_log` lines, collected for [`Event::QueueLog`].
+#[derive(Debug, Default)]
+pub(super) struct Lines(VecDeque<Line>);
+
+impl Sink for Lines {
+    fn write(&mut self, line: Line) {
+        self.0.push_back(line);
+    }
+}
+
+/// The call centre inside the engine.
+#[derive(Debug)]
+pub(super) struct CallCentre {
+    acd: Acd<Lines, SeededRng>,
+    /// How each queue's refused and timed-out callers leave, by name.
+    no_answer: HashMap<String, Option<String>>,
+    /// Logged-in agents (`Agent/<number>`) and the user whose phone rings.
+    agents: HashMap<AgentId, String>,
+    /// Calls in queues, by the ACD's id for them.
+    calls: HashMap<pbxkit_acd::CallId, CallId>,
+    /// Numbers the ACD's call ids.
+    next: u64,
+}
+
+/// The ACD's name of agent `number`.
+fn agent_id(number: &str) -> AgentId {
+    AgentId::from(format!("Agent/{number}").as_str())
+}
+
+/// The agent's number in an ACD name.
+fn agent_number(id: &AgentId) -> String {
+    let name = id.to_string();
+    name.strip_prefix("Agent/").unwrap_or(&name).to_owned()
+}
+
+impl CallCentre {
+    pub(super) fn new(queues: &[QueueSetup], now: Instant, unix: u64, seed: u64) -> CallCentre {
+        let mut acd = Acd::new(Lines::default(), SeededRng::new(seed), now, unix);
+        let mut no_answer = HashMap::new();
+        for q in queues {
+            // Names are unique in a checked configuration: a duplicate is skipped.
+            if acd.add_queue(q.acd.clone()).is_ok() {
+                no_answer.insert(q.acd.name.to_string(), q.no_answer.clone());
+            }
+        }
+        CallCentre {
+            acd,
+            no_answer,
+            agents: HashMap::new(),
+            calls: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Whether a queue of this name runs.
+    pub(super) fn has_queue(&self, name: &str) -> bool {
+        self.no_answer.contains_key(name)
+    }
+
+    /// Whether no call is queued or connected through a queue.
+    pub(super) fn is_idle(&self) -> bool {
+        self.calls.is_empty() && self.acd.active_calls() == 0
+    }
+
+    /// The agent logged in on `user`'s phone.
+    pub(super) fn agent_of(&self, user: &str) -> Option<String> {
+        self.agents
+            .iter()
+            .find(|(_, u)| *u == user)
+            .map(|(a, _)| agent_number(a))
+    }
+
+    /// The user whose phone agent `number` is logged in on.
+    pub(super) fn phone_of(&self, number: &str) -> Option<&str> {
+        self.agents.get(&agent_id(number)).map(String::as_str)
+    }
+
+    /// The state of agent `number`, as the ACD sees it.
+    pub(super) fn agent_state(&self, number: &str, now: Instant) -> pbxkit_acd::AgentState {
+        self.acd.agent_state(&agent_id(number), now)
+    }
+
+    /// Callers waiting in queue `name`.
+    pub(super) fn waiting(&self, name: &str) -> usize {
+        self.acd.waiting(&pbxkit_acd::QueueId::from(name))
+    }
+
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.acd.poll_timeout()
+    }
+}
+
+impl<D: Directory> Engine<D> {
+    /// Applies an agent command: its `queue_log` lines and what it changes for
+    /// calls waiting follow as the engine's outputs.
+    pub fn agent(&mut self, command: AgentCommand, now: Instant) -> Result<(), AcdError> {
+        let result = match command {
+            AgentCommand::Login {
+                agent,
+                user,
+                queues,
+            } => {
+                let id = agent_id(&agent);
+                self.centre.acd.add_line(&user);
+                let r = self.centre.acd.handle_input(
+                    now,
+                    Input::AgentLogin {
+                        agent: id.clone(),
+                        channel: user.clone(),
+                        queues: queues
+                            .into_iter()
+                            .map(|(q, penalty)| (q.as_str().into(), penalty))
+                            .collect(),
+                    },
+                );
+                if r.is_ok() {
+                    self.centre.agents.insert(id, user);
+                }
+                r
+            }
+            AgentCommand::Logoff { agent } => {
+                let id = agent_id(&agent);
+                let r = self
+                    .centre
+                    .acd
+                    .handle_input(now, Input::AgentLogoff { agent: id.clone() });
+                if r.is_ok() {
+                    self.centre.agents.remove(&id);
+                }
+                r
+            }
+            AgentCommand::Pause { agent, reason } => {
+                let agent = agent_id(&agent);
+                let input = match reason {
+                    Some(reason) => Input::Pause {
+                        agent,
+                        queue: None,
+                        reason,
+                    },
+                    None => Input::Unpause {
+                        agent,
+                        queue: None,
+                        reason: String::new(),
+                    },
+                };
+                self.centre.acd.handle_input(now, input)
+            }
+        };
+        self.acd_outputs(now);
+        self.drive(now);
+        result
+    }
+
+    /// The agent logged in on `user`'s phone, if any.
+    pub fn agent_on_phone(&self, user: &str) -> Option<String> {
+        self.centre.agent_of(user)
+    }
+
+    /// The user whose phone agent `agent` is logged in on, if it is.
+    pub fn agent_phone(&self, agent: &str) -> Option<&str> {
+        self.centre.phone_of(agent)
+    }
+
+    /// Agent `agent`'s state as the ACD sees it now.
+    pub fn agent_state(&self, agent: &str, now: Instant) -> pbxkit_acd::AgentState {
+        self.centre.agent_state(agent, now)
+    }
+
+    /// Callers waiting in queue `queue`.
+    pub fn queue_waiting(&self, queue: &str) -> usize {
+        self.centre.waiting(queue)
+    }
+
+    /// The ACD's timers due at `now`.
+    pub(super) fn acd_timeout(&mut self, now: Instant) {
+        if self.centre.poll_timeout().is_some_and(|t| t <= now) {
+            self.centre.acd.handle_timeout(now);
+            self.acd_outputs(now);
+        }
+    }
+
+    /// Feeds the ACD; an input it refuses is one the call already moved past (an
+    /// agent answering a call that just ended).
+    fn acd_input(&mut self, input: Input, now: Instant) -> Result<(), AcdError> {
+        let r = self.centre.acd.handle_input(now, input);
+        self.acd_outputs(now);
+        r
+    }
+
+    /// Carries out what the ACD decided, and reports its `queue_log` lines.
+    fn acd_outputs(&mut self, now: Instant) {
+        while let Some(output) = self.centre.acd.poll_output() {
+            self.execute(output, now);
+        }
+        self.queue_log();
+    }
+
+    /// The ACD's `queue_log` lines, as events.
+    fn queue_log(&mut self) {
+        while let Some(line) = self.centre.acd.sink_mut().0.pop_front() {
+            self.events.push_back(Event::QueueLog(line));
+        }
+    }
+
+    /// Carries out one decision of the ACD.
+    fn execute(&mut self, output: Output, now: Instant) {
+        match output {
+            Output::Ring { call, agent } => {
+                if let Some(c) = self.centre.calls.get(&call).copied() {
+                    self.ring_agent(c, agent, now);
+                }
+            }
+            Output::StopRinging { call, agent } => {
+                if let Some(c) = self.centre.calls.get(&call).copied() {
+                    self.stop_agent(c, &agent, now);
+                }
+            }
+            Output::Connect { call, agent } => {
+                if let Some(c) = self.centre.calls.get(&call).copied() {
+                    self.connect_agent(c, &agent, now);
+                }
+            }
+            Output::Refused { call, .. } | Output::Left { call, .. } => {
+                if let Some(c) = self.centre.calls.get(&call).copied() {
+                    self.leave_queue(c, now);
+                }
+            }
+            Output::Ended { call } => {
+                self.centre.calls.remove(&call);
+            }
+            Output::AgentLoggedOff { agent, .. } => {
+                self.centre.agents.remove(&agent);
+            }
+            _ => {}
+        }
+    }
+
+    /// `call` reaches queue `name`: the ACD lets it in (the caller is answered with
+    /// music on hold) or refuses it.
+    pub(super) fn enter_queue(&mut self, call: CallId, name: &str, now: Instant) {
+        if !self.centre.has_queue(name) {
+            self.refuse(call, StatusCode::NOT_FOUND, now);
+            return;
+        }
+        let Some(offer) = self.a_offer(call) else {
+            // A late offer: nothing to play music on.
+            self.refuse(call, StatusCode::NOT_ACCEPTABLE_HERE, now);
+            return;
+        };
+        let Some(c) = self.calls.get(call.0) else {
+            return;
+        };
+        let caller_id = c.caller().to_owned();
+        self.centre.next += 1;
+        let id =
+            pbxkit_acd::CallId::from(format!("{}.{}", self.unix(now), self.centre.next).as_str());
+        self.centre.calls.insert(id.clone(), call);
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.queue = Some(Queued {
+                name: name.to_owned(),
+                id: id.clone(),
+                ringing: Vec::new(),
+                answered: false,
+                connected: false,
+            });
+        }
+        let entered = self.centre.acd.handle_input(
+            now,
+            Input::CallArrived {
+                call: id.clone(),
+                queue: name.into(),
+                caller_id,
+                priority: 0,
+                options: Default::default(),
+            },
+        );
+        if entered.is_err() {
+            self.centre.calls.remove(&id);
+            if let Some(c) = self.calls.get_mut(call.0) {
+                c.queue = None;
+            }
+            self.refuse(call, StatusCode::SERVICE_UNAVAILABLE, now);
+            return;
+        }
+        let mut decided = Vec::new();
+        while let Some(output) = self.centre.acd.poll_output() {
+            decided.push(output);
+        }
+        let refused = decided
+            .iter()
+            .any(|o| matches!(o, Output::Refused { call, .. } if *call == id));
+        // The caller is answered with music before the ACD's first decisions are
+        // carried out (an agent rung at once gets the caller's media); one refused
+        // at once (JOINEMPTY, FULL, a diversion) is not answered.
+        if !refused {
+            match self.media.queue_wait(call, &offer) {
+                Ok(sdp) => {
+                    if let Some(c) = self.calls.get_mut(call.0) {
+                        c.queue_answered(name);
+                        if let Some(q) = c.queue.as_mut() {
+                            q.answered = true;
+                        }
+                    }
+                    self.events.push_back(Event::CallAnswered {
+                        call,
+                        callee: name.to_owned(),
+                    });
+                    self.with_a(call, |a, now| a.answer(Some(sdp), now), now);
+                }
+                Err(status) => {
+                    // No media to wait on: the caller leaves the queue at once.
+                    self.centre.calls.remove(&id);
+                    if let Some(c) = self.calls.get_mut(call.0) {
+                        c.queue = None;
+                    }
+                    let _ = self
+                        .centre
+                        .acd
+                        .handle_input(now, Input::CallerHungUp { call: id });
+                    self.acd_outputs(now);
+                    self.refuse(call, status, now);
+                    return;
+                }
+            }
+        }
+        for output in decided {
+            self.execute(output, now);
+        }
+        self.acd_outputs(now);
+    }
+
+    /// Rings `agent`'s phone for the caller of `call`.
+    fn ring_agent(&mut self, call: CallId, agent: AgentId, now: Instant) {
+        let Some(user) = self.centre.agents.get(&agent).cloned() else {
+            self.agent_no_answer(call, &agent, now);
+            return;
+        };
+        let lines: Vec<String> = self
+            .dialplan
+            .config()
+            .users
+            .iter()
+            .find(|u| u.name == user)
+            .map_or_else(|| vec![user.clone()], |u| u.lines.clone());
+        let contacts: Vec<_> = lines
+            .iter()
+            .flat_map(|line| self.directory.contacts(line))
+            .map(|(uri, target)| (user.clone(), uri, target))
+            .collect();
+        let Some(c) = self.calls.get(call.0) else {
+            return;
+        };
+        if contacts.is_empty() || c.is_ended() {
+            self.agent_no_answer(call, &agent, now);
+            return;
+        }
+        let caller = c.caller_id().clone();
+        let offer = self.media.queue_offer(call).or_else(|| self.a_offer(call));
+        let number = agent_number(&agent);
+        let (leg, _) = self.dial(&caller, &number, offer, contacts, now);
+        let key = leg.key();
+        let Some(id) = self.add_leg(call, AnyLeg::Outgoing(Box::new(leg))) else {
+            self.agent_no_answer(call, &agent, now);
+            return;
+        };
+        self.routes.insert(key, id);
+        // The agent's phone holds one of its user's calls while it rings.
+        *self.in_use.entry(user.clone()).or_default() += 1;
+        let mut users = Vec::new();
+        if let Some(q) = self.calls.get_mut(call.0).and_then(|c| c.queue.as_mut()) {
+            q.ringing.push(Ringing {
+                agent,
+                leg: id,
+                user: user.clone(),
+            });
+            for r in &q.ringing {
+                if !users.contains(&r.user) {
+                    users.push(r.user.clone());
+                }
+            }
+            let queue = q.name.clone();
+            self.events.push_back(Event::CallRinging {
+                call,
+                users,
+                group: Some(queue),
+            });
+        }
+    }
+
+    /// The ACD is told `agent` did not take `call`.
+    fn agent_no_answer(&mut self, call: CallId, agent: &AgentId, now: Instant) {
+        let Some(id) = self.queue_id(call) else {
+            return;
+        };
+        let _ = self.acd_input(
+            Input::MemberNoAnswer {
+                call: id,
+                agent: agent.clone(),
+            },
+            now,
+        );
+    }
+
+    fn queue_id(&self, call: CallId) -> Option<pbxkit_acd::CallId> {
+        self.calls
+            .get(call.0)
+            .and_then(|c| c.queue.as_ref())
+            .map(|q| q.id.clone())
+    }
+
+    /// Takes `agent`'s ringing leg off `call`, its user's count given back.
+    fn take_ringing(&mut self, call: CallId, agent: &AgentId) -> Option<Ringing> {
+        let q = self.calls.get_mut(call.0)?.queue.as_mut()?;
+        let i = q.ringing.iter().position(|r| r.agent == *agent)?;
+        let r = q.ringing.remove(i);
+        release(&mut self.in_use, &r.user);
+        Some(r)
+    }
+
+    /// The ACD stops ringing `agent` for `call`.
+    fn stop_agent(&mut self, call: CallId, agent: &AgentId, now: Instant) {
+        if let Some(r) = self.take_ringing(call, agent) {
+            self.hang_up_leg(r.leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            self.ringing_changed(call);
+        }
+    }
+
+    /// The users still rung for `call` are reported.
+    fn ringing_changed(&mut self, call: CallId) {
+        let Some(q) = self.calls.get(call.0).and_then(|c| c.queue.as_ref()) else {
+            return;
+        };
+        if q.connected {
+            return;
+        }
+        let mut users: Vec<String> = Vec::new();
+        for r in &q.ringing {
+            if !users.contains(&r.user) {
+                users.push(r.user.clone());
+            }
+        }
+        let queue = q.name.clone();
+        self.events.push_back(Event::CallRinging {
+            call,
+            users,
+            group: Some(queue),
+        });
+    }
+
+    /// Whether `leg` is an agent's phone ringing for `call`.
+    pub(super) fn is_agent_leg(&self, call: CallId, leg: LegId) -> bool {
+        self.calls
+            .get(call.0)
+            .and_then(|c| c.queue.as_ref())
+            .is_some_and(|q| q.ringing.iter().any(|r| r.leg == leg))
+    }
+
+    /// What an agent's ringing leg tells its call.
+    pub(super) fn agent_event(&mut self, call: CallId, leg: LegId, event: LegEvent, now: Instant) {
+        let Some(q) = self.calls.get(call.0).and_then(|c| c.queue.as_ref()) else {
+            return;
+        };
+        let Some(r) = q.ringing.iter().find(|r| r.leg == leg) else {
+            return;
+        };
+        let (agent, id) = (r.agent.clone(), q.id.clone());
+        match event {
+            LegEvent::Answered { sdp, .. } => {
+                if let Some(c) = self.calls.get_mut(call.0) {
+                    c.agent_sdp = sdp;
+                }
+                self.centre.next += 1;
+                let member_uniqueid = format!("{}.{}", self.unix(now), self.centre.next);
+                let taken = self.acd_input(
+                    Input::MemberAnswered {
+                        call: id,
+                        agent: agent.clone(),
+                        member_uniqueid,
+                    },
+                    now,
+                );
+                // Not connected (the caller left, the ACD gave the call to another):
+                // the agent is hung up.
+                let connected = self.calls.get(call.0).is_some_and(|c| c.b == Some(leg));
+                if taken.is_err() || !connected {
+                    if self.take_ringing(call, &agent).is_some() {
+                        self.ringing_changed(call);
+                    }
+                    self.hang_up_leg(leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+                }
+            }
+            LegEvent::Failed { .. }
+            | LegEvent::Ended { .. }
+            | LegEvent::NoAck
+            | LegEvent::SessionExpired => self.agent_failed(call, leg, agent, id, now),
+            _ => {}
+        }
+    }
+
+    /// An agent's phone refused the call or stopped ringing: the ACD counts it as
+    /// not answered.
+    fn agent_failed(
+        &mut self,
+        call: CallId,
+        leg: LegId,
+        agent: AgentId,
+        id: pbxkit_acd::CallId,
+        now: Instant,
+    ) {
+        if self.take_ringing(call, &agent).is_some() {
+            self.ringing_changed(call);
+            self.hang_up_leg(leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+            let _ = self.acd_input(Input::MemberNoAnswer { call: id, agent }, now);
+        }
+    }
+
+    /// The ACD gives `call` to `agent`, who answered: its leg becomes the call's
+    /// other side, bridged with the caller.
+    fn connect_agent(&mut self, call: CallId, agent: &AgentId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(q) = c.queue.as_mut() else {
+            return;
+        };
+        let Some(i) = q.ringing.iter().position(|r| r.agent == *agent) else {
+            return;
+        };
+        let r = q.ringing.remove(i);
+        q.connected = true;
+        let queue = q.name.clone();
+        let others: Vec<Ringing> = std::mem::take(&mut q.ringing);
+        let sdp = c.agent_sdp.take();
+        c.connect(r.leg, r.user.clone());
+        // The agent keeps the count its ringing held, for the call.
+        c.holds.push(r.user.clone());
+        for other in others {
+            release(&mut self.in_use, &other.user);
+            self.hang_up_leg(other.leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+        }
+        if let Some(sdp) = sdp {
+            self.media.queue_connect(call, &sdp);
+        }
+        self.events.push_back(Event::AgentConnected {
+            call,
+            queue,
+            agent: agent_number(agent),
+            user: r.user,
+        });
+    }
+
+    /// The caller leaves its queue without an agent (the ACD refused it or its
+    /// timeout ran out): the queue's no-answer destination, else busy (not
+    /// answered yet) or a hang-up.
+    fn leave_queue(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(q) = c.queue.take() else {
+            return;
+        };
+        self.centre.calls.remove(&q.id);
+        for r in &q.ringing {
+            release(&mut self.in_use, &r.user);
+            self.hang_up_leg(r.leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+        }
+        let destination = self.centre.no_answer.get(&q.name).cloned().flatten();
+        if !q.answered {
+            match destination {
+                Some(number) => self.route(call, "default", &number, 1, now),
+                None => self.refuse(call, StatusCode::BUSY_HERE, now),
+            }
+            return;
+        }
+        if let Some(c) = self.calls.get_mut(call.0) {
+            c.queue_left();
+        }
+        match destination {
+            // The caller keeps hearing music until the destination answers.
+            Some(number) => self.ring_for_caller(call, &number, now),
+            None => self.hang_up_call(call, HangupCause::Pbx, now),
+        }
+    }
+
+    /// The call ends: the ACD is told how (abandoned while waiting, completed by
+    /// either side once connected), and agents still ringing stop.
+    pub(super) fn queue_call_ended(&mut self, call: CallId, now: Instant) {
+        let Some(c) = self.calls.get_mut(call.0) else {
+            return;
+        };
+        let Some(q) = c.queue.take() else {
+            return;
+        };
+        let by_agent = matches!(
+            c.outcome(),
+            Some(super::Outcome::Answered(HangupCause::HungUp {
+                party: Party::Callee,
+                ..
+            }))
+        );
+        for r in &q.ringing {
+            release(&mut self.in_use, &r.user);
+            self.hang_up_leg(r.leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
+        }
+        let input = if q.connected && by_agent {
+            Input::AgentHungUp { call: q.id }
+        } else {
+            Input::CallerHungUp { call: q.id }
+        };
+        let _ = self.acd_input(input, now);
+    }
+
+    /// Users counted for agents' phones ringing for `call` (for the count check).
+    pub(super) fn agents_ringing(&self, call: CallId) -> Vec<&str> {
+        self.calls
+            .get(call.0)
+            .and_then(|c| c.queue.as_ref())
+            .map(|q| q.ringing.iter().map(|r| r.user.as_str()).collect())
+            .unwrap_or_default()
+    }
+}
