@@ -1,19 +1,14 @@
 //! Call detail records: one JSON object per line in `<data_dir>/cdr.jsonl`, one line
 //! per call, written when the call ends.
 //!
-//! Durability: records go to a writer thread that appends every record waiting, then
-//! calls `fsync` (`sync_data`) once for the batch (group commit). A record is on disk
-//! when the batch's fsync returns; a crash can lose at most the batch being written,
-//! never a line already synced, and a torn last line is the only damage it can leave
-//! (readers skip a last line that does not parse). At shutdown the thread drains
-//! what is queued before the PBX exits.
+//! Durability: the file is a [`crate::journal`] (group commit, one `fsync` per
+//! batch; a record is on disk when its batch's fsync returns).
 
+use crate::journal::Journal;
+pub(crate) use crate::journal::Writer;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 
 /// How a call ended, with Asterisk's disposition names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,99 +103,22 @@ impl Record {
     }
 }
 
-/// What the writer thread is sent.
-enum Msg {
-    Record(Box<Record>),
-    /// Write what came before, then stop.
-    Stop,
-}
-
-/// Sends records to the writer thread. Cloned into each call.
+/// Writes records to `<data_dir>/cdr.jsonl` (see [`crate::journal`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Cdr {
-    tx: mpsc::Sender<Msg>,
-}
+pub(crate) struct Cdr(Journal);
 
-/// The writer thread; [`Writer::finish`] waits until every record sent before it is
-/// on disk.
-pub(crate) struct Writer {
-    tx: mpsc::Sender<Msg>,
-    thread: JoinHandle<()>,
-}
-
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Msg::Record(r) => r.fmt(f),
-            Msg::Stop => f.write_str("Stop"),
-        }
-    }
-}
-
-/// Opens (creating) `<dir>/cdr.jsonl` for appending and starts the writer thread.
+/// Opens (creating) `<dir>/cdr.jsonl` for appending and starts its writer thread.
 pub(crate) fn open(dir: &Path) -> io::Result<(Cdr, Writer)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("cdr.jsonl"))?;
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("cdr".into())
-        .spawn(move || write_loop(file, rx))?;
-    Ok((Cdr { tx: tx.clone() }, Writer { tx, thread }))
+    let (journal, writer) = crate::journal::open(&dir.join("cdr.jsonl"), "cdr")?;
+    Ok((Cdr(journal), writer))
 }
 
 impl Cdr {
     /// Queues a record (never blocks the call).
     pub(crate) fn write(&self, record: Record) {
-        if self.tx.send(Msg::Record(Box::new(record))).is_err() {
-            tracing::error!("CDR writer stopped: record lost");
-        }
-    }
-}
-
-impl Writer {
-    /// Waits for the records queued so far to be written; later ones are dropped.
-    pub(crate) fn finish(self) {
-        let _ = self.tx.send(Msg::Stop);
-        let _ = self.thread.join();
-    }
-}
-
-fn write_loop(mut file: File, rx: mpsc::Receiver<Msg>) {
-    let mut failed_once = false;
-    let mut stop = false;
-    // Blocks for the first record of a batch, then takes whatever else is queued.
-    while !stop {
-        let Ok(first) = rx.recv() else {
-            break;
-        };
-        let mut batch = Vec::with_capacity(256);
-        for msg in std::iter::once(first).chain(rx.try_iter()) {
-            match msg {
-                // A Record always serialises: plain strings and numbers.
-                Msg::Record(record) => {
-                    if serde_json::to_writer(&mut batch, &record).is_ok() {
-                        batch.push(b'\n');
-                    }
-                }
-                Msg::Stop => {
-                    stop = true;
-                    break;
-                }
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let written = file.write_all(&batch).and_then(|()| file.sync_data());
-        if let Err(e) = written {
-            if !failed_once {
-                tracing::error!(error = %e, "cannot write CDRs");
-                failed_once = true;
-            }
-        } else {
-            failed_once = false;
+        // A Record always serialises: plain strings and numbers.
+        if let Ok(line) = serde_json::to_vec(&record) {
+            self.0.append(line);
         }
     }
 }

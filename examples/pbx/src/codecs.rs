@@ -245,6 +245,18 @@ pub(crate) fn answer_with(offer: &Session, format: &Format) -> Session {
     out
 }
 
+/// An answer to `offer` that accepts only `format` and the telephone-event at its
+/// clock (the PBX's own media that a call goes on from: a queue's caller).
+pub(crate) fn answer_with_events(offer: &Session, format: &Format) -> Session {
+    let mut out = offer.clone();
+    if let Some(m) = audio_mut(&mut out) {
+        let clock = clock_of(m, format.payload_type);
+        let events = events(m, clock).map(|(pt, _)| pt);
+        keep_formats(m, |pt| pt == format.payload_type || Some(pt) == events);
+    }
+    out
+}
+
 /// Keeps the formats `keep` accepts, with their rtpmap and fmtp lines.
 fn keep_formats(m: &mut Media, keep: impl Fn(u8) -> bool) {
     m.formats.retain(|f| f.parse::<u8>().map_or(true, &keep));

@@ -37,6 +37,10 @@ pub(crate) struct Config {
     pub(crate) incalls: Vec<Incall>,
     #[serde(default)]
     pub(crate) groups: Vec<Group>,
+    #[serde(default)]
+    pub(crate) queues: Vec<Queue>,
+    #[serde(default)]
+    pub(crate) agents: Vec<Agent>,
     /// Users by extension (position in `users`), built by [`Config::parse`].
     #[serde(skip)]
     user_index: std::collections::HashMap<String, usize>,
@@ -73,6 +77,56 @@ pub(crate) struct Group {
     /// busy or 480.
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+}
+
+/// A call queue (XiVO/Wazo queues, Asterisk's app_queue): callers wait with music
+/// on hold while the queue rings its logged-in agents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Queue {
+    pub(crate) exten: String,
+    /// The queue's name, as the `queue_log` and the agents' `queues` name it.
+    pub(crate) name: String,
+    /// `ringall` (default), `linear`, `leastrecent`, `fewestcalls`, `rrmemory`,
+    /// `rrordered`, `random` or `wrandom`.
+    #[serde(default = "ringall")]
+    pub(crate) strategy: String,
+    /// Seconds a caller waits before going to `no_answer` (0: no limit).
+    #[serde(default)]
+    pub(crate) timeout: u32,
+    /// Seconds an agent's phone rings before the next attempt.
+    #[serde(default = "member_ring_time")]
+    pub(crate) member_ring_time: u32,
+    /// Seconds between two attempts.
+    #[serde(default = "retry_delay")]
+    pub(crate) retry_delay: u32,
+    /// Seconds an agent rests after each call before it is rung again.
+    #[serde(default)]
+    pub(crate) wrap_up: u32,
+    /// Callers waiting at most (0: no limit); the next one goes to `no_answer`.
+    #[serde(default)]
+    pub(crate) max_callers: u32,
+    /// An extension (user, group or queue) for callers who time out or cannot
+    /// wait; without it they are hung up (or get busy when not answered yet).
+    #[serde(default)]
+    pub(crate) no_answer: Option<String>,
+}
+
+/// A call-centre agent: logs in on any user's phone (`*31<number>`), which then
+/// rings for the queues the agent is a member of.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Agent {
+    /// Digits.
+    pub(crate) number: String,
+    /// Asked at login (`*31<number>*<password>`) when set.
+    #[serde(default)]
+    pub(crate) password: Option<String>,
+    /// The queues (by name) the agent takes calls from.
+    pub(crate) queues: Vec<String>,
+    /// The agent's penalty in its queues: the lowest penalty is rung first.
+    #[serde(default)]
+    pub(crate) penalty: u32,
 }
 
 fn call_limit() -> u32 {
@@ -734,6 +788,88 @@ impl Config {
                 ));
             }
         }
+        let mut queue_names = std::collections::HashSet::new();
+        for queue in &config.queues {
+            let at = at_key(&format!("exten = \"{}\"", queue.exten));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if !seen.insert(queue.exten.as_str()) {
+                return fail(format!(
+                    "queues: {} is already a user, a group or a queue",
+                    queue.exten
+                ));
+            }
+            if !queue_names.insert(queue.name.as_str()) {
+                return fail(format!("queues: the name {} is used twice", queue.name));
+            }
+            if queue.strategy.parse::<pbxkit_acd::Strategy>().is_err() {
+                return fail(format!(
+                    "queues: {}: strategy {:?} is not one of ringall, linear, leastrecent, \
+                     fewestcalls, rrmemory, rrordered, random, wrandom",
+                    queue.exten, queue.strategy
+                ));
+            }
+            let year = 365 * 86_400;
+            if [
+                queue.timeout,
+                queue.member_ring_time,
+                queue.retry_delay,
+                queue.wrap_up,
+            ]
+            .iter()
+            .any(|s| *s > year)
+            {
+                return fail(format!(
+                    "queues: {}: durations are at most one year",
+                    queue.exten
+                ));
+            }
+        }
+        for queue in &config.queues {
+            if let Some(to) = &queue.no_answer
+                && config.user(to).is_none()
+                && config.group(to).is_none()
+                && config.queue(to).is_none()
+            {
+                return Err(ConfigError {
+                    message: format!(
+                        "queues: {}: no_answer {to} is not a user, a group or a queue",
+                        queue.exten
+                    ),
+                    at: at_key(&format!("exten = \"{}\"", queue.exten)),
+                });
+            }
+        }
+        let mut agents = std::collections::HashSet::new();
+        for agent in &config.agents {
+            let at = at_key(&format!("number = \"{}\"", agent.number));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if agent.number.is_empty() || !agent.number.bytes().all(|b| b.is_ascii_digit()) {
+                return fail(format!("agents: number {:?} must be digits", agent.number));
+            }
+            if !agents.insert(agent.number.as_str()) {
+                return fail(format!("agents: {} is defined twice", agent.number));
+            }
+            if let Some(q) = agent
+                .queues
+                .iter()
+                .find(|q| !queue_names.contains(q.as_str()))
+            {
+                return fail(format!(
+                    "agents: {}: queue {q} is not defined",
+                    agent.number
+                ));
+            }
+            if agent
+                .password
+                .as_ref()
+                .is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return fail(format!(
+                    "agents: {}: a password is digits (dialled on the phone)",
+                    agent.number
+                ));
+            }
+        }
         for ext in &config.extensions {
             if !seen.insert(ext.exten.as_str()) {
                 let key = format!("exten = \"{}\"", ext.exten);
@@ -822,6 +958,16 @@ impl Config {
     /// A group by extension.
     pub(crate) fn group(&self, exten: &str) -> Option<&Group> {
         self.groups.iter().find(|g| g.exten == exten)
+    }
+
+    /// The queue of this extension.
+    pub(crate) fn queue(&self, exten: &str) -> Option<&Queue> {
+        self.queues.iter().find(|q| q.exten == exten)
+    }
+
+    /// The agent of this number.
+    pub(crate) fn agent(&self, number: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.number == number)
     }
 
     /// The trunk named `name`.
@@ -940,6 +1086,55 @@ mod tests {
                 .message
                 .contains("one of user and group")
         );
+
+        // The default's queue 3100 "support" and its agents 1 and 2.
+        let queue = |body: &str| {
+            format!("{DEFAULT}\n[[queues]]\nexten = \"3101\"\nname = \"sales\"\n{body}")
+        };
+        for (body, expected) in [
+            (
+                "strategy = \"sometimes\"",
+                "strategy \"sometimes\" is not one of",
+            ),
+            (
+                "no_answer = \"77\"",
+                "no_answer 77 is not a user, a group or a queue",
+            ),
+            ("timeout = 99999999", "at most one year"),
+        ] {
+            let text = queue(body);
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.message.contains(expected), "{err:?}");
+            let (line, _) = err.at.unwrap();
+            assert_eq!(text.lines().nth(line - 1).unwrap(), "exten = \"3101\"");
+        }
+        assert!(Config::parse(&queue("no_answer = \"3100\"")).is_ok());
+        let text = DEFAULT.replace(
+            "name = \"support\"",
+            "name = \"support\"\n[[queues]]\nexten = \"3102\"\nname = \"support\"",
+        );
+        let err = Config::parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("the name support is used twice"),
+            "{err:?}"
+        );
+        let agent = |body: &str| format!("{DEFAULT}\n[[agents]]\n{body}");
+        for (body, expected) in [
+            ("number = \"x1\"\nqueues = []", "must be digits"),
+            ("number = \"1\"\nqueues = []", "1 is defined twice"),
+            (
+                "number = \"3\"\nqueues = [\"sales\"]",
+                "queue sales is not defined",
+            ),
+            (
+                "number = \"3\"\nqueues = []\npassword = \"abc\"",
+                "a password is digits",
+            ),
+        ] {
+            let err = Config::parse(&agent(body)).unwrap_err();
+            assert!(err.message.contains(expected), "{err:?}");
+            assert!(err.at.is_some());
+        }
 
         let text = DEFAULT.replace("min_se = 90", "min_se = 3600");
         let err = Config::parse(&text).unwrap_err();

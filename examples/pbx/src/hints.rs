@@ -174,7 +174,11 @@ impl Hints {
                 touched.extend(before);
                 touched.extend(users.iter().cloned());
             }
-            Event::CallAnswered { call, callee } => {
+            // An agent who takes a queue's caller answers it like a callee.
+            Event::CallAnswered { call, callee }
+            | Event::AgentConnected {
+                call, user: callee, ..
+            } => {
                 let Some(parties) = self.calls.get_mut(call) else {
                     return Vec::new();
                 };
@@ -313,6 +317,45 @@ mod tests {
             callee: Some("1001".into()),
             outcome: Outcome::Answered(HangupCause::by(Party::Caller)),
         }
+    }
+
+    #[test]
+    fn a_queues_agent_rings_then_is_in_use_once_connected() {
+        let mut h = hints();
+        let c = call(7);
+        h.handle(&Event::CallCreated {
+            call: c,
+            sip_call_id: "q".into(),
+            caller: "1000".into(),
+            dialed: "3100".into(),
+        });
+        // The queue answers: nobody's phone changes.
+        let answered = Event::CallAnswered {
+            call: c,
+            callee: "support".into(),
+        };
+        assert_eq!(h.handle(&answered), []);
+        let ringing = Event::CallRinging {
+            call: c,
+            users: vec!["1001".into(), "1002".into()],
+            group: Some("support".into()),
+        };
+        assert_eq!(h.handle(&ringing).len(), 2);
+        let connected = Event::AgentConnected {
+            call: c,
+            queue: "support".into(),
+            agent: "1".into(),
+            user: "1001".into(),
+        };
+        assert_eq!(
+            h.handle(&connected),
+            [
+                ("1001".into(), HintStatus::InUse),
+                ("1002".into(), HintStatus::Idle)
+            ]
+        );
+        assert_eq!(h.handle(&ended(c)).len(), 2);
+        assert_eq!(h.status("1001"), HintStatus::Idle);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod config;
 mod events;
 mod features;
 mod ids;
+mod journal;
 mod live;
 mod media;
 mod passwords;
@@ -259,6 +260,14 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    let queue_log_file = config.pbx.data_dir.join("queue_log");
+    let (queue_log, queue_log_writer) = match journal::open(&queue_log_file, "queue_log") {
+        Ok(journal) => journal,
+        Err(e) => {
+            eprintln!("pbxkit: cannot open {}: {e}", queue_log_file.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let dialplan = match routing::dialplan(&config) {
         Ok(dialplan) => Arc::new(dialplan),
         Err(e) => {
@@ -294,7 +303,7 @@ async fn serve(
         sockets.local_addr(),
         passwords_file.as_deref(),
     );
-    let parts = (store, cdr, users, bus);
+    let parts = (store, cdr, queue_log, users, bus);
     let reloads = reload_on_sighup(file);
     if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
         eprintln!("pbxkit: {e}");
@@ -302,6 +311,7 @@ async fn serve(
     }
     // Calls have ended (or the grace period is over): their CDRs are queued.
     cdr_writer.finish();
+    queue_log_writer.finish();
     println!("pbxkit: stopped");
     ExitCode::SUCCESS
 }
@@ -392,6 +402,21 @@ fn print_banner(
                 g.members.join(", ")
             );
         }
+    }
+    for q in &config.queues {
+        let agents: Vec<&str> = config
+            .agents
+            .iter()
+            .filter(|a| a.queues.contains(&q.name))
+            .map(|a| a.number.as_str())
+            .collect();
+        println!(
+            "queue {:<6} {} ({}; agents {}: log in with *31<agent>, off *32, pause *34, unpause *35)",
+            q.exten,
+            q.name,
+            q.strategy,
+            agents.join(", ")
+        );
     }
     println!("ready; press Ctrl-C to stop");
 }

@@ -1,6 +1,6 @@
 //! The PBX's users as a pbxkit-dialplan configuration: one internal context,
 //! `default`, with each user's extension, ring time, DND and forwards. The dialplan
-//! crate decides where a call goes; [`crate::call`] executes the decision.
+//! crate decides where a call goes; the engine executes the decision.
 
 use crate::config::Config;
 use pbxkit_dialplan::Dialplan;
@@ -70,6 +70,16 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         })
         .collect();
     ranges.insert("groups".into(), Value::Array(group_range));
+    let queue_range: Vec<Value> = config
+        .queues
+        .iter()
+        .map(|q| {
+            let mut start = Table::new();
+            start.insert("start".into(), Value::String(q.exten.clone()));
+            Value::Table(start)
+        })
+        .collect();
+    ranges.insert("queues".into(), Value::Array(queue_range));
     let mut context = Table::new();
     context.insert("name".into(), Value::String("default".into()));
     context.insert("kind".into(), Value::String("internal".into()));
@@ -140,6 +150,10 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         .collect();
     // Users and groups are named by their extension in the dialplan.
     let destination = |exten: &str| {
+        if let Some(q) = config.queue(exten) {
+            // Queues keep their names (the queue_log's), not their extensions.
+            return table(vec![("type", string("queue")), ("name", string(&q.name))]);
+        }
         let kind = if config.group(exten).is_some() {
             "group"
         } else {
@@ -197,6 +211,17 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
             table(t)
         })
         .collect();
+    let queues: Vec<Value> = config
+        .queues
+        .iter()
+        .map(|q| {
+            table(vec![
+                ("name", string(&q.name)),
+                ("extension", string(&q.exten)),
+                ("context", string("default")),
+            ])
+        })
+        .collect();
     let mut root = Table::new();
     root.insert(
         "contexts".into(),
@@ -207,7 +232,31 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
     root.insert("outcalls".into(), Value::Array(outcalls));
     root.insert("incalls".into(), Value::Array(incalls));
     root.insert("groups".into(), Value::Array(groups));
+    root.insert("queues".into(), Value::Array(queues));
     root
+}
+
+/// The engine's queues: their ACD settings and no-answer destinations.
+pub(crate) fn queues(config: &Config) -> Vec<pbxkit::engine::QueueSetup> {
+    let secs = |s: u32| std::time::Duration::from_secs(u64::from(s));
+    config
+        .queues
+        .iter()
+        .map(|q| {
+            // A checked configuration names a known strategy.
+            let strategy = q.strategy.parse().unwrap_or_default();
+            let mut acd = pbxkit_acd::QueueConfig::new(&q.name, strategy);
+            acd.member_timeout = secs(q.member_ring_time);
+            acd.retry = secs(q.retry_delay);
+            acd.wrap_up = secs(q.wrap_up);
+            acd.max_len = q.max_callers as usize;
+            acd.timeout = (q.timeout > 0).then(|| secs(q.timeout));
+            pbxkit::engine::QueueSetup {
+                acd,
+                no_answer: q.no_answer.clone(),
+            }
+        })
+        .collect()
 }
 
 /// The compiled dialplan, or why it does not compile.

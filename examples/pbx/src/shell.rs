@@ -8,19 +8,22 @@
 //! transcoding included; the echo and playback applications on their own ports;
 //! the services feature codes, saved before the confirmation plays; blind,
 //! attended and semi-attended transfers with ringback to the transferee; trunks in
-//! and out with failover, registration, qualify and failure tones; bans per user
-//! and source), over UDP and TCP ([`Transports`]).
+//! and out with failover, registration, qualify and failure tones; call queues
+//! with music on hold, agents logging in, off and pausing by feature code, and
+//! the `queue_log` journal; bans per user and source), over UDP and TCP
+//! ([`Transports`]).
 
 use crate::cdr::{self, Cdr, Disposition, Record};
 use crate::config::App;
 use crate::config::Config;
 use crate::events::Bus;
+use crate::journal::Journal;
 use crate::live::Users;
 use crate::store::FileStore;
 use pbxkit::auth::{Authentication, Authenticator};
 use pbxkit::engine::{
-    Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome, Request, Tone,
-    Trunk, Unanswered,
+    AgentCommand, Application, CallId, Command, Directory, Engine, EngineConfig, Event, Outcome,
+    Request, Tone, Trunk, Unanswered,
 };
 use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
@@ -163,7 +166,28 @@ struct RelayMedia {
     busy: pbxkit_rtp::tones::ToneSpec,
     congestion: pbxkit_rtp::tones::ToneSpec,
     ringing: HashMap<CallId, crate::media::Playing>,
+    /// What the PBX answered callers with itself (a queue's caller, in its one
+    /// codec): what the other side is offered and settled against.
+    answered: HashMap<CallId, pbxkit_sip::sdp::Session>,
 }
+
+/// The built-in music on hold: a short melody, repeated.
+const MUSIC_ON_HOLD: pbxkit_rtp::tones::ToneSpec = {
+    use pbxkit_rtp::tones::Segment;
+    pbxkit_rtp::tones::ToneSpec {
+        segments: &[
+            Segment::single(523, 300),
+            Segment::single(659, 300),
+            Segment::single(784, 300),
+            Segment::single(659, 300),
+            Segment::single(587, 300),
+            Segment::single(698, 300),
+            Segment::single(880, 600),
+            Segment::silence(600),
+        ],
+        repeat: true,
+    }
+};
 
 impl std::fmt::Debug for RelayMedia {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,8 +222,13 @@ impl pbxkit::engine::Media for RelayMedia {
     ) -> Option<bytes::Bytes> {
         let offer = session(sdp)?;
         let ip = self.ip;
+        let answered = from_caller
+            .then(|| self.answered.get(&call).cloned())
+            .flatten();
         let relay = self.relay(call)?;
         relay.set_peer_from_sdp(from_caller, &offer);
+        // A caller the PBX answered itself speaks the one codec it was answered in.
+        let offer = answered.unwrap_or(offer);
         // The codecs the relay can transcode to are offered too.
         let widened = crate::codecs::widen(&offer);
         Some(relay.rewrite(!from_caller, &widened, ip).to_string().into())
@@ -214,9 +243,12 @@ impl pbxkit::engine::Media for RelayMedia {
     ) -> Option<bytes::Bytes> {
         let answer = session(answer)?;
         let ip = self.ip;
+        let answered = (!from_caller)
+            .then(|| self.answered.get(&call).cloned())
+            .flatten();
         let relay = self.relay(call)?;
         relay.set_peer_from_sdp(from_caller, &answer);
-        let (settled, formats) = match offer.and_then(session) {
+        let (settled, formats) = match answered.or_else(|| offer.and_then(session)) {
             Some(offer) => crate::codecs::settle(&offer, &answer),
             None => (answer, None),
         };
@@ -311,8 +343,59 @@ impl pbxkit::engine::Media for RelayMedia {
         Some(sdp)
     }
 
+    fn queue_wait(
+        &mut self,
+        call: CallId,
+        offer: &bytes::Bytes,
+    ) -> Result<bytes::Bytes, StatusCode> {
+        let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let format =
+            crate::codecs::Format::received_by(&offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let ip = self.ip;
+        let Some(relay) = self.relay(call) else {
+            tracing::warn!("no free media ports");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        relay.set_peer_from_sdp(true, &offer);
+        // One codec (and its DTMF): the music is coded in it, the agent is offered
+        // it first and transcoded to when it answers with another.
+        let ours = crate::codecs::answer_with_events(&offer, &format);
+        let sdp = relay.rewrite(true, &ours, ip).to_string().into();
+        if let Some(playing) = relay.play(true, MUSIC_ON_HOLD, &format) {
+            self.ringing.insert(call, playing);
+        }
+        self.answered.insert(call, ours);
+        Ok(sdp)
+    }
+
+    fn queue_offer(&mut self, call: CallId) -> Option<bytes::Bytes> {
+        let ours = self.answered.get(&call)?.clone();
+        let ip = self.ip;
+        let relay = self.relays.get(&call)?;
+        let widened = crate::codecs::widen(&ours);
+        Some(relay.rewrite(false, &widened, ip).to_string().into())
+    }
+
+    fn queue_connect(&mut self, call: CallId, answer: &bytes::Bytes) {
+        // The music stops (the caller's side is unmuted) as the agent is bridged.
+        self.ringing.remove(&call);
+        let (Some(answer), Some(ours)) = (session(answer), self.answered.get(&call)) else {
+            return;
+        };
+        let Some(relay) = self.relays.get(&call) else {
+            return;
+        };
+        relay.set_peer_from_sdp(false, &answer);
+        let (_, formats) = crate::codecs::settle(ours, &answer);
+        relay.set_transcoding(formats.map(|(caller, agent)| crate::codecs::Transcoding {
+            a: caller,
+            b: agent,
+        }));
+    }
+
     fn close(&mut self, call: CallId) {
         self.ringing.remove(&call);
+        self.answered.remove(&call);
         if let Some(app) = self.apps.remove(&call) {
             // The task owns the ports: they are free once it is gone.
             app.abort();
@@ -348,6 +431,8 @@ struct Shell {
     auth: Authenticator,
     registrar: Arc<Mutex<Registrar<FileStore>>>,
     cdr: Cdr,
+    /// The call centre's `queue_log` (`data_dir/queue_log`, Asterisk's format).
+    queue_log: Journal,
     bus: Bus,
     times: HashMap<CallId, Times>,
     /// REGISTER answers waiting for their binding to be on disk: (generation, tx,
@@ -463,11 +548,11 @@ pub(crate) async fn run(
     config: Arc<Config>,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     sockets: Transports,
-    parts: (FileStore, Cdr, Users, Bus),
+    parts: (FileStore, Cdr, Journal, Users, Bus),
     mut reloads: tokio::sync::mpsc::Receiver<Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let (store, cdr, users, bus) = parts;
+    let (store, cdr, queue_log, users, bus) = parts;
     let local = sockets.local_addr();
     // One secret for the engine's INVITE nonces and our REGISTER ones.
     let secret = config.sip.nonce_key();
@@ -484,6 +569,7 @@ pub(crate) async fn run(
     engine_config.ring_time = Duration::from_secs(config.pbx.ring_time);
     engine_config.nonce_max_tracked = config.sip.nonce_max_tracked;
     engine_config.algorithms = config.sip.digest_algorithms();
+    engine_config.queues = crate::routing::queues(&config);
     let (commands_tx, mut commands) = tokio::sync::mpsc::channel(1024);
     let registrar = Registrar::new(config.registrar.bounds(), store);
     let durable = registrar.store().durable();
@@ -507,6 +593,7 @@ pub(crate) async fn run(
         busy: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Busy),
         congestion: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Congestion),
         ringing: HashMap::new(),
+        answered: HashMap::new(),
     };
     let engine = Engine::new(
         engine_config,
@@ -528,6 +615,7 @@ pub(crate) async fn run(
         ),
         registrar,
         cdr,
+        queue_log,
         bus,
         times: HashMap::new(),
         waiting: Vec::new(),
@@ -872,6 +960,15 @@ impl Shell {
             Event::CallRinging { call, users, group } => {
                 tracing::debug!(call = ?call, ?users, ?group, "ringing");
             }
+            Event::QueueLog(line) => self.queue_log.append(line.to_string().into_bytes()),
+            Event::AgentConnected {
+                call,
+                queue,
+                agent,
+                user,
+            } => {
+                tracing::debug!(call = ?call, %queue, %agent, %user, "agent connected");
+            }
             Event::TrunkDown { trunk } => {
                 tracing::warn!(trunk = %trunk, "trunk down: no answer to OPTIONS");
             }
@@ -889,6 +986,14 @@ impl Shell {
     /// A feature code: a change of the caller's services is saved, then the caller
     /// hears the confirmation; other codes are not on the engine yet (501).
     fn feature(&mut self, call: CallId, user: String, action: pbxkit_dialplan::FeatureAction) {
+        if let Some(status) = self.agent_feature(&user, &action) {
+            let command = match status {
+                StatusCode::OK => Command::Run(Application::Playback { file: None }),
+                refused => Command::Reject(refused),
+            };
+            self.engine.command(call, command, Instant::now());
+            return;
+        }
         let directory = self.engine.directory();
         let configured = directory.config.user(&user).map(Config::services);
         let (Some(configured), true) = (configured, crate::features::changes_services(&action))
@@ -915,6 +1020,70 @@ impl Shell {
             };
             let _ = commands.send((call, command)).await;
         });
+    }
+
+    /// An agent's feature code dialled from `user`'s phone: 200 when done (the
+    /// caller hears the confirmation), else the status it is refused with; `None`
+    /// for other codes. An agent logs in on the phone it dials from (with its
+    /// password when it has one) and logs off, pauses or unpauses there.
+    fn agent_feature(
+        &mut self,
+        user: &str,
+        action: &pbxkit_dialplan::FeatureAction,
+    ) -> Option<StatusCode> {
+        use pbxkit_dialplan::FeatureAction;
+        let config = self.engine.directory().config.clone();
+        let now = Instant::now();
+        let on_phone = self.engine.agent_on_phone(user);
+        let command = match action {
+            FeatureAction::AgentLogin { agent, password } => {
+                let Some(a) = config.agent(agent) else {
+                    return Some(StatusCode::NOT_FOUND);
+                };
+                if a.password.is_some() && a.password != *password {
+                    tracing::info!(agent = %agent, user = %user, "agent login refused: wrong password");
+                    return Some(StatusCode::FORBIDDEN);
+                }
+                if on_phone.is_some() {
+                    // One agent per phone: the other logs off first.
+                    return Some(StatusCode::BUSY_HERE);
+                }
+                let queues: Vec<(String, u32)> =
+                    a.queues.iter().map(|q| (q.clone(), a.penalty)).collect();
+                AgentCommand::Login {
+                    agent: agent.clone(),
+                    user: user.to_owned(),
+                    queues,
+                }
+            }
+            FeatureAction::AgentLogoff { agent } => {
+                // Only the agent on this phone: nobody logs off an agent elsewhere.
+                match (agent, on_phone) {
+                    (Some(agent), Some(here)) if *agent == here => {
+                        AgentCommand::Logoff { agent: here }
+                    }
+                    (None, Some(here)) => AgentCommand::Logoff { agent: here },
+                    _ => return Some(StatusCode::NOT_FOUND),
+                }
+            }
+            FeatureAction::AgentPause { paused } => {
+                let Some(agent) = on_phone else {
+                    return Some(StatusCode::NOT_FOUND);
+                };
+                AgentCommand::Pause {
+                    agent,
+                    reason: paused.then(String::new),
+                }
+            }
+            _ => return None,
+        };
+        Some(match self.engine.agent(command, now) {
+            Ok(()) => StatusCode::OK,
+            Err(e) => {
+                tracing::info!(user = %user, error = %e, "agent feature refused");
+                StatusCode::FORBIDDEN
+            }
+        })
     }
 
     fn answer(&mut self, request: &Request, status: StatusCode) {

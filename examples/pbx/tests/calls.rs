@@ -3066,3 +3066,130 @@ async fn two_calls_arriving_at_once_cannot_both_ring_a_user_limited_to_one() {
     let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
     assert_eq!(log.iter().filter(|l| *l == "INVITE").count(), 1, "{log:?}");
 }
+
+/// Dials a feature code from `phone`: its final status (the PBX's confirmation is
+/// hung up at once).
+async fn feature_code(phone: &Phone, code: &str) -> StatusCode {
+    let (invite, answer) = call(phone, code).await;
+    let status = answer.status().unwrap();
+    if status == StatusCode::OK {
+        ack_and_bye(phone, &invite, &answer, code).await;
+    }
+    status
+}
+
+/// Reads `data/queue_log` until it holds `events` (the writer syncs in batches).
+async fn queue_log_with(dir: &std::path::Path, events: &[&str]) -> Vec<String> {
+    let file = dir.join("data").join("queue_log");
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if events
+            .iter()
+            .all(|e| lines.iter().any(|l| l.contains(&format!("|{e}|"))))
+        {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("queue_log lacks some of {events:?}: {lines:?}");
+}
+
+#[tokio::test]
+async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
+    let dir = temp_dir("queue");
+    let pbx = Pbx::start(dir.clone(), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    // Bob's desk phone dials the codes (his registered one answers the queue).
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(feature_code(&desk, "*319").await, StatusCode::NOT_FOUND);
+    assert_eq!(feature_code(&desk, "*311").await, StatusCode::OK);
+    // One agent per phone.
+    assert_eq!(feature_code(&desk, "*312").await, StatusCode::BUSY_HERE);
+
+    let agent_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_log = bob.answer_calls_with(
+        StatusCode::OK,
+        sdp(agent_media.local_addr().unwrap().port()),
+    );
+    // Alice calls the queue: the PBX answers her with music, then rings bob.
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (invite, answer) =
+        call_with(&alice, "3100", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let answered = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    // One codec (her first) and her DTMF.
+    assert_eq!(
+        answered.media[0].payload_types().collect::<Vec<_>>(),
+        [0, 101]
+    );
+    let relay: SocketAddr = format!("127.0.0.1:{}", answered.media[0].port)
+        .parse()
+        .unwrap();
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    // Her audio reaches bob once he has answered (music until then is fine).
+    let mut buf = [0u8; 2048];
+    let mut reached = false;
+    for seq in 0..100u16 {
+        media.send_to(&rtp(seq), relay).await.unwrap();
+        if let Ok(Ok((n, _))) =
+            timeout(Duration::from_millis(50), agent_media.recv_from(&mut buf)).await
+        {
+            assert_eq!(&buf[12..n], &rtp(seq)[12..]);
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "the caller's audio never reached the agent");
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+
+    // Bob logs off; the next caller waits for nobody and hangs up: abandoned.
+    assert_eq!(feature_code(&desk, "*32").await, StatusCode::OK);
+    let (invite, answer) =
+        call_with(&alice, "3100", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    // She hears the music: G.711 from the PBX's port, not silence.
+    let answered = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let relay: SocketAddr = format!("127.0.0.1:{}", answered.media[0].port)
+        .parse()
+        .unwrap();
+    let mut music = Vec::new();
+    while music.len() < 10 {
+        let (n, from) = timeout(WAIT, media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if from == relay {
+            music.push(pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap());
+        }
+    }
+    assert!(music.iter().all(|p| p.payload_type().get() == 0));
+    assert!(music.iter().any(|p| p.payload().iter().any(|&b| b != 0xFF)));
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    let lines = queue_log_with(
+        &dir,
+        &[
+            "AGENTLOGIN",
+            "ENTERQUEUE",
+            "CONNECT",
+            "COMPLETECALLER",
+            "AGENTLOGOFF",
+            "ABANDON",
+        ],
+    )
+    .await;
+    let connect = lines.iter().find(|l| l.contains("|CONNECT|")).unwrap();
+    assert!(connect.contains("|support|Agent/1|"), "{connect}");
+}
