@@ -5,6 +5,7 @@
 //! run (kept in `data_dir/passwords.json`). `pbxkit --config FILE` runs on a
 //! file; `pbxkit check-config FILE` validates one.
 
+mod agents;
 mod apps;
 mod ban;
 mod cdr;

@@ -433,6 +433,8 @@ struct Shell {
     cdr: Cdr,
     /// The call centre's `queue_log` (`data_dir/queue_log`, Asterisk's format).
     queue_log: Journal,
+    /// Agents logged in, kept across restarts.
+    agents: Arc<crate::agents::AgentStore>,
     bus: Bus,
     times: HashMap<CallId, Times>,
     /// REGISTER answers waiting for their binding to be on disk: (generation, tx,
@@ -553,6 +555,7 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (store, cdr, queue_log, users, bus) = parts;
+    let agents = Arc::new(crate::agents::AgentStore::open(&config.pbx.data_dir)?);
     let local = sockets.local_addr();
     // One secret for the engine's INVITE nonces and our REGISTER ones.
     let secret = config.sip.nonce_key();
@@ -624,8 +627,10 @@ pub(crate) async fn run(
         commands: commands_tx,
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
+        agents,
     };
     shell.follow_users(&config);
+    shell.restore_agents().await;
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
     shell.flush();
@@ -986,13 +991,28 @@ impl Shell {
     /// A feature code: a change of the caller's services is saved, then the caller
     /// hears the confirmation; other codes are not on the engine yet (501).
     fn feature(&mut self, call: CallId, user: String, action: pbxkit_dialplan::FeatureAction) {
-        if let Some(status) = self.agent_feature(&user, &action) {
-            let command = match status {
-                StatusCode::OK => Command::Run(Application::Playback { file: None }),
-                refused => Command::Reject(refused),
-            };
-            self.engine.command(call, command, Instant::now());
-            return;
+        match self.agent_feature(&user, &action) {
+            None => {}
+            Some(Err(status)) => {
+                self.engine
+                    .command(call, Command::Reject(status), Instant::now());
+                return;
+            }
+            Some(Ok((agent, login))) => {
+                // The agent hears the confirmation once the change is on disk.
+                let (store, commands) = (self.agents.clone(), self.commands.clone());
+                tokio::spawn(async move {
+                    let command = match store.save(&agent, login).await {
+                        Ok(()) => Command::Run(Application::Playback { file: None }),
+                        Err(e) => {
+                            tracing::error!(agent = %agent, error = %e, "agent state not saved");
+                            Command::Reject(StatusCode::SERVER_INTERNAL_ERROR)
+                        }
+                    };
+                    let _ = commands.send((call, command)).await;
+                });
+                return;
+            }
         }
         let directory = self.engine.directory();
         let configured = directory.config.user(&user).map(Config::services);
@@ -1022,15 +1042,15 @@ impl Shell {
         });
     }
 
-    /// An agent's feature code dialled from `user`'s phone: 200 when done (the
-    /// caller hears the confirmation), else the status it is refused with; `None`
-    /// for other codes. An agent logs in on the phone it dials from (with its
-    /// password when it has one) and logs off, pauses or unpauses there.
+    /// An agent's feature code dialled from `user`'s phone, applied: the agent and
+    /// its login to save, else the status it is refused with; `None` for other
+    /// codes. An agent logs in on the phone it dials from (with its password when
+    /// it has one) and logs off, pauses or unpauses there.
     fn agent_feature(
         &mut self,
         user: &str,
         action: &pbxkit_dialplan::FeatureAction,
-    ) -> Option<StatusCode> {
+    ) -> Option<Result<(String, Option<crate::agents::Login>), StatusCode>> {
         use pbxkit_dialplan::FeatureAction;
         let config = self.engine.directory().config.clone();
         let now = Instant::now();
@@ -1038,15 +1058,15 @@ impl Shell {
         let command = match action {
             FeatureAction::AgentLogin { agent, password } => {
                 let Some(a) = config.agent(agent) else {
-                    return Some(StatusCode::NOT_FOUND);
+                    return Some(Err(StatusCode::NOT_FOUND));
                 };
                 if a.password.is_some() && a.password != *password {
                     tracing::info!(agent = %agent, user = %user, "agent login refused: wrong password");
-                    return Some(StatusCode::FORBIDDEN);
+                    return Some(Err(StatusCode::FORBIDDEN));
                 }
                 if on_phone.is_some() {
                     // One agent per phone: the other logs off first.
-                    return Some(StatusCode::BUSY_HERE);
+                    return Some(Err(StatusCode::BUSY_HERE));
                 }
                 let queues: Vec<(String, u32)> =
                     a.queues.iter().map(|q| (q.clone(), a.penalty)).collect();
@@ -1063,12 +1083,12 @@ impl Shell {
                         AgentCommand::Logoff { agent: here }
                     }
                     (None, Some(here)) => AgentCommand::Logoff { agent: here },
-                    _ => return Some(StatusCode::NOT_FOUND),
+                    _ => return Some(Err(StatusCode::NOT_FOUND)),
                 }
             }
             FeatureAction::AgentPause { paused } => {
                 let Some(agent) = on_phone else {
-                    return Some(StatusCode::NOT_FOUND);
+                    return Some(Err(StatusCode::NOT_FOUND));
                 };
                 AgentCommand::Pause {
                     agent,
@@ -1077,13 +1097,70 @@ impl Shell {
             }
             _ => return None,
         };
+        let saved = match &command {
+            AgentCommand::Login { agent, user, .. } => (
+                agent.clone(),
+                Some(crate::agents::Login {
+                    user: user.clone(),
+                    paused: None,
+                }),
+            ),
+            AgentCommand::Pause { agent, reason } => (
+                agent.clone(),
+                Some(crate::agents::Login {
+                    user: user.to_owned(),
+                    paused: reason.clone(),
+                }),
+            ),
+            AgentCommand::Logoff { agent } => (agent.clone(), None),
+            // Nothing else is built above.
+            _ => return None,
+        };
         Some(match self.engine.agent(command, now) {
-            Ok(()) => StatusCode::OK,
+            Ok(()) => Ok(saved),
             Err(e) => {
                 tracing::info!(user = %user, error = %e, "agent feature refused");
-                StatusCode::FORBIDDEN
+                Err(StatusCode::FORBIDDEN)
             }
         })
+    }
+
+    /// Logs the agents saved as logged in back in (those still configured), paused
+    /// as they were. Not a new session: no `AGENTLOGIN` or `PAUSEALL` lines.
+    async fn restore_agents(&mut self) {
+        let config = self.engine.directory().config.clone();
+        let now = Instant::now();
+        for (number, login) in self.agents.logins().await {
+            let Some(agent) = config.agent(&number) else {
+                continue;
+            };
+            let queues = agent
+                .queues
+                .iter()
+                .map(|q| (q.clone(), agent.penalty))
+                .collect();
+            let command = AgentCommand::Login {
+                agent: number.clone(),
+                user: login.user,
+                queues,
+            };
+            if let Err(e) = self.engine.agent(command, now) {
+                tracing::warn!(agent = %number, error = %e, "saved agent not logged back in");
+                continue;
+            }
+            if let Some(reason) = login.paused {
+                let pause = AgentCommand::Pause {
+                    agent: number,
+                    reason: Some(reason),
+                };
+                let _ = self.engine.agent(pause, now);
+            }
+        }
+        while let Some(event) = self.engine.poll_event() {
+            if !matches!(event, Event::QueueLog(_)) {
+                self.event(event);
+            }
+        }
     }
 
     fn answer(&mut self, request: &Request, status: StatusCode) {

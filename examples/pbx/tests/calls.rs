@@ -3193,3 +3193,87 @@ async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
     let connect = lines.iter().find(|l| l.contains("|CONNECT|")).unwrap();
     assert!(connect.contains("|support|Agent/1|"), "{connect}");
 }
+
+/// `pbxkit acd stats` over a queue_log: (received, answered, abandoned, timeout)
+/// summed over its periods.
+fn queue_stats(file: &std::path::Path) -> (u64, u64, u64, u64) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["acd", "stats", "--period", "1d"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let periods: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let sum = |key: &str| periods.iter().map(|p| p[key].as_u64().unwrap()).sum();
+    (
+        sum("received"),
+        sum("answered"),
+        sum("abandoned"),
+        sum("timeout"),
+    )
+}
+
+#[tokio::test]
+async fn agents_stay_logged_in_and_paused_across_a_restart_and_timeouts_go_to_no_answer() {
+    let dir = temp_dir("agents-restart");
+    let port = free_port();
+    let edit = |c: String| {
+        c.replace("timeout = 300", "timeout = 3").replace(
+            "# no_answer = \"1000\"    # where",
+            "no_answer = \"1002\"    # where",
+        )
+    };
+    let mut pbx = Pbx::start_edited(dir.clone(), port, edit);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let mut bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(feature_code(&desk, "*311").await, StatusCode::OK);
+    assert_eq!(feature_code(&desk, "*34").await, StatusCode::OK);
+    pbx.kill();
+    let pbx = Pbx::start_edited(dir.clone(), port, edit);
+
+    // Agent 1 is still logged in, and paused: the caller waits for nobody, and
+    // after the queue's timeout carol (no_answer) rings for her.
+    let carol_log = carol.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "3100").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    let carol_log = async {
+        // Her phone answers and stays until alice hangs up.
+        queue_log_with(&dir, &["EXITWITHTIMEOUT"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+        timeout(WAIT, carol_log).await.unwrap().unwrap()
+    }
+    .await;
+    assert_eq!(carol_log, ["INVITE", "ACK", "BYE"]);
+    assert!(
+        timeout(Duration::from_millis(200), bob.ep.next())
+            .await
+            .is_err(),
+        "a paused agent was rung"
+    );
+
+    // Unpaused, the agent takes the next caller.
+    assert_eq!(feature_code(&desk, "*35").await, StatusCode::OK);
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "3100").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    let lines = queue_log_with(&dir, &["CONNECT"]).await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    // The restart was not a new session.
+    let logins = lines.iter().filter(|l| l.contains("|AGENTLOGIN|")).count();
+    assert_eq!(logins, 1, "{lines:?}");
+    queue_log_with(&dir, &["COMPLETECALLER"]).await;
+    let file = dir.join("data").join("queue_log");
+    assert_eq!(queue_stats(&file), (2, 1, 0, 1));
+    drop(pbx);
+}
