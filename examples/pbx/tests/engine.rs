@@ -1955,3 +1955,84 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     assert!(sim.engine.is_idle());
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
 }
+
+/// Four calls one after the other into a queue of `strategy` whose three agents
+/// answer at once: the agents who took them, in order (`-` for a call nobody took).
+fn agents_taking_calls(strategy: pbxkit_acd::Strategy, wrap_up: Duration) -> Vec<String> {
+    let mut queue = pbxkit_acd::QueueConfig::new("support", strategy);
+    queue.member_timeout = Duration::from_secs(4);
+    queue.retry = Duration::from_secs(1);
+    queue.timeout = Some(Duration::from_secs(10));
+    queue.wrap_up = wrap_up;
+    let queues = vec![QueueSetup {
+        acd: queue,
+        no_answer: None,
+    }];
+    let media = QueueMedia::default();
+    let mut sim = Sim::with_queues(12, 4, 0, 0, queue_dialplan(4), media, queues);
+    sim.give_up = 0;
+    let s = Duration::from_secs;
+    for p in &mut sim.phones {
+        p.quiet = true;
+        p.script = Some(Script::Answer(Duration::from_millis(200)));
+    }
+    let t0 = sim.now;
+    for agent in 1..=3 {
+        let login = AgentCommand::Login {
+            agent: agent.to_string(),
+            user: format!("100{agent}"),
+            queues: vec![("support".into(), 0)],
+        };
+        sim.engine.agent(login, t0).unwrap();
+    }
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        let now = sim.now;
+        let before = sim.events.len();
+        let leg = sim.phones[0].dial("3200", None, now);
+        sim.phones[0].acts.push((now + s(3), Act::HangUp(leg)));
+        sim.run(Vec::new(), now + s(12));
+        let agent = sim.events[before..].iter().find_map(|e| match e {
+            Event::AgentConnected { agent, .. } => Some(agent.clone()),
+            _ => None,
+        });
+        taken.push(agent.unwrap_or_else(|| "-".into()));
+    }
+    let now = sim.now;
+    sim.run(Vec::new(), now + s(40));
+    sim.engine.check_counts().unwrap();
+    assert!(sim.engine.is_idle());
+    taken
+}
+
+#[test]
+fn queue_strategies_choose_their_agents_and_wrap_up_rests_them() {
+    use pbxkit_acd::Strategy;
+    let none = Duration::ZERO;
+    // Linear: the first agent whenever it is free.
+    assert_eq!(
+        agents_taking_calls(Strategy::Linear, none),
+        ["1", "1", "1", "1"]
+    );
+    // Round robin with memory: each in turn.
+    assert_eq!(
+        agents_taking_calls(Strategy::RrMemory, none),
+        ["1", "2", "3", "1"]
+    );
+    // Least recent: those never called first, then the one idle longest.
+    assert_eq!(
+        agents_taking_calls(Strategy::LeastRecent, none),
+        ["1", "2", "3", "1"]
+    );
+    // Fewest calls: the same here (each has one after three calls).
+    assert_eq!(
+        agents_taking_calls(Strategy::FewestCalls, none),
+        ["1", "2", "3", "1"]
+    );
+    // Wrap-up: an agent rests after its call, the next one takes the caller; with
+    // all three resting the fourth caller times out.
+    assert_eq!(
+        agents_taking_calls(Strategy::Linear, Duration::from_secs(60)),
+        ["1", "2", "3", "-"]
+    );
+}
