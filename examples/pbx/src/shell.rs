@@ -435,6 +435,8 @@ struct Shell {
     queue_log: Journal,
     /// Agents logged in, kept across restarts.
     agents: Arc<crate::agents::AgentStore>,
+    /// Wrong agent passwords, per phone user and agent.
+    agent_logins: crate::agents::LoginGuard,
     bus: Bus,
     times: HashMap<CallId, Times>,
     /// REGISTER answers waiting for their binding to be on disk: (generation, tx,
@@ -628,6 +630,7 @@ pub(crate) async fn run(
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
         agents,
+        agent_logins: crate::agents::LoginGuard::new(config.security.ban_policy()),
     };
     shell.follow_users(&config);
     shell.restore_agents().await;
@@ -1060,9 +1063,18 @@ impl Shell {
                 let Some(a) = config.agent(agent) else {
                     return Some(Err(StatusCode::NOT_FOUND));
                 };
-                if a.password.is_some() && a.password != *password {
-                    tracing::info!(agent = %agent, user = %user, "agent login refused: wrong password");
-                    return Some(Err(StatusCode::FORBIDDEN));
+                if a.password.is_some() {
+                    if !self.agent_logins.allowed(user, agent, now) {
+                        return Some(Err(StatusCode::FORBIDDEN));
+                    }
+                    if a.password != *password {
+                        tracing::info!(agent = %agent, user = %user, "agent login refused: wrong password");
+                        if self.agent_logins.failed(user, agent, now) {
+                            tracing::warn!(agent = %agent, user = %user, "too many wrong agent passwords: login refused for a while");
+                        }
+                        return Some(Err(StatusCode::FORBIDDEN));
+                    }
+                    self.agent_logins.succeeded(user, agent);
                 }
                 if on_phone.is_some() {
                     // One agent per phone: the other logs off first.

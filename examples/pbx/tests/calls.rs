@@ -3277,3 +3277,30 @@ async fn agents_stay_logged_in_and_paused_across_a_restart_and_timeouts_go_to_no
     assert_eq!(queue_stats(&file), (2, 1, 0, 1));
     drop(pbx);
 }
+
+#[tokio::test]
+async fn an_agent_password_is_asked_and_guessing_it_locks_that_phone_out() {
+    let edit = |c: String| {
+        c.replace(
+            "# password = \"1234\"     # digits",
+            "password = \"1234\"     # digits",
+        )
+        .replace("max_auth_failures = 10", "max_auth_failures = 3")
+    };
+    let pbx = Pbx::start_edited(temp_dir("agent-password"), free_port(), edit);
+    let bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let carol = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw");
+    assert_eq!(feature_code(&bob, "*312").await, StatusCode::FORBIDDEN);
+    assert_eq!(feature_code(&bob, "*312*1111").await, StatusCode::FORBIDDEN);
+    assert_eq!(feature_code(&bob, "*312*2222").await, StatusCode::FORBIDDEN);
+    // The third wrong password: even the right one is refused from bob's phone now.
+    assert_eq!(feature_code(&bob, "*312*1234").await, StatusCode::FORBIDDEN);
+    // Carol's phone is not locked out.
+    assert_eq!(feature_code(&carol, "*312*1234").await, StatusCode::OK);
+    // An agent without a password needs none.
+    assert_eq!(feature_code(&bob, "*311").await, StatusCode::OK);
+}
