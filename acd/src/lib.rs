@@ -76,7 +76,10 @@ pub mod stats;
 pub mod strategy;
 
 pub use member::{AgentId, AgentState, CallId, DeviceState, EmptyConditions, QueueId};
-pub use queue::{Acd, AcdError, CallOptions, Input, Leave, Output, QueueConfig, Refusal};
+pub use queue::{
+    Acd, AcdError, Announcements, CallOptions, HoldTimeAnnouncement, Input, Leave, Output,
+    QueueConfig, Refusal,
+};
 pub use strategy::{Rng, SeededRng, Strategy};
 
 /// Entry points for the fuzz targets in `fuzz/fuzz_targets/` and for replaying their

@@ -73,6 +73,8 @@ pub struct QueueConfig {
     pub skill_rules: Option<RuleSet>,
     /// The service-level threshold of the live statistics (15 s).
     pub service_level: Duration,
+    /// What waiting callers are told of their position and wait, and how often.
+    pub announcements: Announcements,
 }
 
 impl QueueConfig {
@@ -96,8 +98,53 @@ impl QueueConfig {
             penalty_rules: PenaltyRules::default(),
             skill_rules: None,
             service_level: Duration::from_secs(15),
+            announcements: Announcements::default(),
         }
     }
+}
+
+/// What waiting callers hear of their place in the queue (app_queue's
+/// `announce-frequency`, `min-announce-frequency`, `announce-position`,
+/// `announce-holdtime` and `announce-to-first-user`). A caller is told on entry and
+/// every `frequency` after; moving up (or down) is told early, but never sooner than
+/// `min_frequency` after the last announcement. The default announces nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announcements {
+    /// How often; `None` never (app_queue's 0).
+    pub frequency: Option<Duration>,
+    /// The least time between two announcements (15 s).
+    pub min_frequency: Duration,
+    /// Whether the position is said (yes).
+    pub position: bool,
+    /// When the expected wait is said (never).
+    pub hold_time: HoldTimeAnnouncement,
+    /// Whether the first caller is told while a member rings for it, which may
+    /// delay the moment they talk (no).
+    pub to_first: bool,
+}
+
+impl Default for Announcements {
+    fn default() -> Self {
+        Self {
+            frequency: None,
+            min_frequency: Duration::from_secs(15),
+            position: true,
+            hold_time: HoldTimeAnnouncement::Never,
+            to_first: false,
+        }
+    }
+}
+
+/// When a waiting caller is told the expected wait (app_queue `announce-holdtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HoldTimeAnnouncement {
+    /// Never (`no`).
+    #[default]
+    Never,
+    /// In every announcement (`yes`).
+    Always,
+    /// In the first announcement only (`once`).
+    Once,
 }
 
 /// What a caller brings when it joins, besides its queue: app_queue's
@@ -273,6 +320,17 @@ pub enum Output {
         position: u32,
         /// The queue's expected wait.
         expected_wait: Duration,
+    },
+    /// Time to tell a waiting caller where it is ([`QueueConfig::announcements`]):
+    /// the PBX plays its prompts over the music.
+    Announce {
+        /// The call.
+        call: CallId,
+        /// Its 1-based position, when positions are announced.
+        position: Option<u32>,
+        /// The queue's expected wait (app_queue's smoothed hold time; zero when
+        /// no call was answered yet), when it is announced this time.
+        expected_wait: Option<Duration>,
     },
     /// The caller was not let in; the PBX applies the queue's fallback.
     Refused {
@@ -471,6 +529,11 @@ struct Call {
     /// The candidate list of its attempts, kept between them (allocated on arrival,
     /// so that starting an attempt allocates nothing).
     spare: Vec<Candidate>,
+    /// When the caller is next told its position; when it last was; whether it was
+    /// told the hold time.
+    announce_at: Option<Instant>,
+    announced: Option<Instant>,
+    hold_time_said: bool,
 }
 
 /// What dispatch reads of an agent, copied from [`Agent`] at each change so that a
@@ -773,6 +836,8 @@ pub struct Acd<S, R> {
     slots: Vec<Slot>,
     /// A reused buffer of ring_one: (candidate, can ring).
     verdicts: Vec<(usize, bool)>,
+    /// Calls whose announcement fell due during the current input.
+    announce_now: Vec<CallId>,
 }
 
 impl<S: std::fmt::Debug, R> std::fmt::Debug for Acd<S, R> {
@@ -819,6 +884,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             last_dispatch: None,
             verdicts: Vec::new(),
             slots: Vec::new(),
+            announce_now: Vec::new(),
         }
     }
 
@@ -1114,11 +1180,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 CallState::Ringing { deadline, .. } => Some(*deadline),
                 CallState::Connected { .. } => None,
             };
-            let (expires, wake) = match c.state {
-                CallState::Connected { .. } => (None, None),
-                _ => (c.expires, c.wake),
+            let (expires, wake, announce) = match c.state {
+                CallState::Connected { .. } => (None, None, None),
+                _ => (c.expires, c.wake, c.announce_at),
             };
-            [state, expires, wake]
+            [state, expires, wake, announce]
         });
         let agents = self.agents.values().map(|a| a.wrap_up_until);
         calls.chain(agents).flatten().min()
@@ -1201,6 +1267,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             },
         };
         self.dispatch(now);
+        for call in std::mem::take(&mut self.announce_now) {
+            self.announce(now, &call);
+        }
         self.refresh_agent_stats(now);
         result
     }
@@ -1254,7 +1323,71 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             self.outputs.push_back(Output::WrapUpEnded { agent });
         }
         self.dispatch(now);
+        let due: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.announce_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.announce_now.clear();
+        for call in due {
+            self.announce(now, &call);
+        }
         self.refresh_agent_stats(now);
+    }
+
+    /// Asks for an announcement to `call` at `at` (or sooner if one is already due).
+    fn schedule_announcement(&mut self, now: Instant, call: &CallId, at: Instant) {
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.announce_at.is_none_or(|t| at < t) {
+            c.announce_at = Some(at);
+        }
+        if at <= now {
+            self.announce_now.push(call.clone());
+        }
+    }
+
+    /// Tells `call` its position (and the expected wait) when it is due, and sets
+    /// the next time (app_queue `say_position`).
+    fn announce(&mut self, now: Instant, id: &CallId) {
+        let Some(c) = self.calls.get_mut(id) else {
+            return;
+        };
+        if c.announce_at.is_none_or(|t| t > now) || matches!(c.state, CallState::Connected { .. }) {
+            return;
+        }
+        let Some(q) = self.queues.get(&c.queue) else {
+            return;
+        };
+        let a = q.config.announcements;
+        let (Some(frequency), Some(index)) = (a.frequency, q.waiting.iter().position(|w| w == id))
+        else {
+            c.announce_at = None;
+            return;
+        };
+        c.announce_at = Some(now + frequency);
+        if index == 0 && !a.to_first && matches!(c.state, CallState::Ringing { .. }) {
+            return;
+        }
+        let hold = Duration::from_secs(q.hold_time);
+        let position = a.position.then(|| position_u32(index));
+        let expected_wait = match a.hold_time {
+            HoldTimeAnnouncement::Never => None,
+            HoldTimeAnnouncement::Always => Some(hold),
+            HoldTimeAnnouncement::Once => (!c.hold_time_said).then_some(hold),
+        };
+        if position.is_none() && expected_wait.is_none() {
+            return;
+        }
+        c.hold_time_said |= expected_wait.is_some();
+        c.announced = Some(now);
+        self.outputs.push_back(Output::Announce {
+            call: id.clone(),
+            position,
+            expected_wait,
+        });
     }
 
     fn arrive(
@@ -1350,6 +1483,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 wake: None,
                 has_rules,
                 spare: Vec::with_capacity(members),
+                announce_at: None,
+                announced: None,
+                hold_time_said: false,
             },
         );
         if has_rules {
@@ -1369,26 +1505,39 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             },
         );
         self.outputs.push_back(Output::Position {
-            call,
+            call: call.clone(),
             position,
             expected_wait,
         });
-        self.announce_behind(&queue, index + 1);
+        self.schedule_announcement(now, &call, now);
+        self.announce_behind(now, &queue, index + 1);
         Ok(())
     }
 
-    /// Tells the callers from `from` (0-based) on their new positions.
-    fn announce_behind(&mut self, queue: &QueueId, from: usize) {
+    /// Tells the callers from `from` (0-based) on their new positions; those that
+    /// hear announcements are told early.
+    fn announce_behind(&mut self, now: Instant, queue: &QueueId, from: usize) {
         let Some(q) = self.queues.get(queue) else {
             return;
         };
         let expected_wait = Duration::from_secs(q.hold_time);
+        let announcing = q.config.announcements.frequency.is_some();
+        let min_frequency = q.config.announcements.min_frequency;
+        let mut moved = Vec::new();
         for (i, call) in q.waiting.iter().enumerate().skip(from) {
             self.outputs.push_back(Output::Position {
                 call: call.clone(),
                 position: position_u32(i),
                 expected_wait,
             });
+            if announcing {
+                moved.push(call.clone());
+            }
+        }
+        for call in moved {
+            let last = self.calls.get(&call).and_then(|c| c.announced);
+            let at = last.map_or(now, |t| (t + min_frequency).max(now));
+            self.schedule_announcement(now, &call, at);
         }
     }
 
@@ -2243,7 +2392,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         );
         self.outputs.push_back(Output::Connect { call: id, agent });
         if let Some(i) = index {
-            self.announce_behind(&queue, i);
+            self.announce_behind(now, &queue, i);
         }
         Ok(())
     }
@@ -2333,7 +2482,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         };
         self.log(now, id.as_str(), call.queue.as_str(), NONE, event(exit));
         if let Some(i) = index {
-            self.announce_behind(&call.queue, i);
+            self.announce_behind(now, &call.queue, i);
         }
     }
 

@@ -9,8 +9,8 @@ use pbxkit_acd::penalty::PenaltyRules;
 use pbxkit_acd::queue_log::{Event, MemorySink};
 use pbxkit_acd::skills::RuleSet;
 use pbxkit_acd::{
-    Acd, AcdError, CallId, CallOptions, DeviceState, EmptyConditions, Input, Leave, Output,
-    QueueConfig, Refusal, Rng, SeededRng, Strategy,
+    Acd, AcdError, Announcements, CallId, CallOptions, DeviceState, EmptyConditions,
+    HoldTimeAnnouncement, Input, Leave, Output, QueueConfig, Refusal, Rng, SeededRng, Strategy,
 };
 
 struct Harness<R> {
@@ -1593,5 +1593,73 @@ fn simulation_live_counters_match_the_queue_log() {
         let s = h.acd.agent_live(&a.as_str().into(), h.now).unwrap();
         let t = s.times;
         assert_eq!(t.ready + t.paused + t.wrap_up + t.on_call, run, "{a}");
+    }
+}
+
+fn announced(outputs: &[Output]) -> Vec<(String, Option<u32>, Option<Duration>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Announce {
+                call,
+                position,
+                expected_wait,
+            } => Some((call.to_string(), *position, *expected_wait)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn waiting_callers_are_told_their_position_on_entry_periodically_and_when_they_move_up() {
+    let mut config = QueueConfig::new("q", Strategy::RingAll);
+    config.announcements = Announcements {
+        frequency: Some(Duration::from_secs(30)),
+        hold_time: HoldTimeAnnouncement::Once,
+        ..Announcements::default()
+    };
+    let mut h = harness(vec![config]);
+    let zero = Some(Duration::ZERO);
+    let (c1, out) = h.call("q");
+    assert_eq!(announced(&out), [("c1".into(), Some(1), zero)]);
+    let (_, out) = h.call("q");
+    assert_eq!(announced(&out), [("c2".into(), Some(2), zero)]);
+    // Nothing until the frequency, then both, without the hold time said once.
+    assert!(announced(&h.advance(29)).is_empty());
+    assert_eq!(
+        announced(&h.advance(1)),
+        [("c1".into(), Some(1), None), ("c2".into(), Some(2), None)]
+    );
+    // c2 moves up 5 s later: told 15 s after its last announcement, then every 30 s.
+    h.advance(5);
+    assert!(announced(&h.hang_up(&c1)).is_empty());
+    assert!(announced(&h.advance(9)).is_empty());
+    assert_eq!(announced(&h.advance(1)), [("c2".into(), Some(1), None)]);
+    assert!(announced(&h.advance(29)).is_empty());
+    assert_eq!(announced(&h.advance(1)), [("c2".into(), Some(1), None)]);
+}
+
+#[test]
+fn the_first_caller_is_not_told_while_an_agent_rings_for_it_unless_asked() {
+    for to_first in [false, true] {
+        let mut config = QueueConfig::new("q", Strategy::RingAll);
+        config.announcements = Announcements {
+            frequency: Some(Duration::from_secs(20)),
+            to_first,
+            ..Announcements::default()
+        };
+        let mut h = harness(vec![config]);
+        h.login("A", &[("q", 0)]);
+        let (c, out) = h.call("q");
+        assert_eq!(rung(&out), ["A"]);
+        let told = announced(&out);
+        if to_first {
+            assert_eq!(told, [(c.to_string(), Some(1), None)]);
+        } else {
+            assert!(told.is_empty(), "{told:?}");
+        }
+        // Connected: never again.
+        h.answer(&c, "A");
+        assert!(announced(&h.advance(60)).is_empty());
     }
 }
