@@ -110,6 +110,39 @@ pub(crate) struct Queue {
     /// wait; without it they are hung up (or get busy when not answered yet).
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+    /// Seconds between two announcements of a caller's position (0: none); a
+    /// caller is told on entry and, moving up, early.
+    #[serde(default)]
+    pub(crate) announce_frequency: u32,
+    /// Seconds at least between two announcements.
+    #[serde(default = "min_announce_frequency")]
+    pub(crate) min_announce_frequency: u32,
+    /// Whether the position is said.
+    #[serde(default = "yes")]
+    pub(crate) announce_position: bool,
+    /// Whether the estimated hold time is said: `no`, `yes` or `once`.
+    #[serde(default)]
+    pub(crate) announce_holdtime: AnnounceHoldTime,
+    /// Whether the first caller is told while an agent's phone rings for it.
+    #[serde(default)]
+    pub(crate) announce_to_first: bool,
+}
+
+/// When a queue's callers hear the estimated hold time.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum AnnounceHoldTime {
+    /// Never.
+    #[default]
+    No,
+    /// In every announcement.
+    Yes,
+    /// In the first only.
+    Once,
+}
+
+fn min_announce_frequency() -> u32 {
+    15
 }
 
 /// A call-centre agent: logs in on any user's phone (`*31<number>`), which then
@@ -814,6 +847,8 @@ impl Config {
                 queue.member_ring_time,
                 queue.retry_delay,
                 queue.wrap_up,
+                queue.announce_frequency,
+                queue.min_announce_frequency,
             ]
             .iter()
             .any(|s| *s > year)
@@ -1101,6 +1136,7 @@ mod tests {
                 "no_answer 77 is not a user, a group or a queue",
             ),
             ("timeout = 99999999", "at most one year"),
+            ("announce_frequency = 99999999", "at most one year"),
         ] {
             let text = queue(body);
             let err = Config::parse(&text).unwrap_err();
@@ -1109,6 +1145,16 @@ mod tests {
             assert_eq!(text.lines().nth(line - 1).unwrap(), "exten = \"3101\"");
         }
         assert!(Config::parse(&queue("no_answer = \"3100\"")).is_ok());
+        let text = queue("announce_holdtime = \"sometimes\"");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.message.contains("`no`, `yes`, `once`"), "{err:?}");
+        let (line, _) = err.at.unwrap();
+        assert!(
+            text.lines()
+                .nth(line - 1)
+                .unwrap()
+                .starts_with("announce_holdtime")
+        );
         let text = DEFAULT.replace(
             "name = \"support\"",
             "name = \"support\"\n[[queues]]\nexten = \"3102\"\nname = \"support\"",

@@ -18,6 +18,7 @@ mod journal;
 mod live;
 mod media;
 mod passwords;
+mod prompts;
 mod routing;
 mod shell;
 mod store;

@@ -113,6 +113,23 @@ struct Leg {
 pub(crate) struct Playing {
     task: tokio::task::JoinHandle<()>,
     muted: Arc<AtomicBool>,
+    /// Prompts (samples at the codec's rate) played over the tone, which resumes
+    /// after each.
+    prompts: tokio::sync::mpsc::Sender<Vec<i16>>,
+    rate: u32,
+}
+
+impl Playing {
+    /// Plays `samples` (at [`Playing::rate`]) in place of the tone from the next
+    /// packet on; one prompt already waiting to play makes this one dropped.
+    pub(crate) fn prompt(&self, samples: Vec<i16>) {
+        let _ = self.prompts.try_send(samples);
+    }
+
+    /// The sample rate prompts are given in.
+    pub(crate) fn rate(&self) -> u32 {
+        self.rate
+    }
 }
 
 impl Drop for Playing {
@@ -257,6 +274,8 @@ impl Relay {
         let socket = leg.rtp.clone();
         let peer = leg.target.subscribe();
         leg.muted.store(true, Ordering::Relaxed);
+        let rate = codec.sample_rate();
+        let (prompts, mut queued) = tokio::sync::mpsc::channel::<Vec<i16>>(1);
         let task = tokio::spawn(async move {
             // 20 ms packets, with a sequence and timestamp of the tone's own stream.
             let samples = codec.sample_rate() as usize / 50;
@@ -266,9 +285,28 @@ impl Relay {
             let mut frame = vec![0i16; samples];
             let mut payload = Vec::with_capacity(samples);
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+            // The prompt playing and how far it is.
+            let mut prompt: (Vec<i16>, usize) = (Vec::new(), 0);
             loop {
                 tick.tick().await;
-                generator.fill(&mut frame);
+                if prompt.1 >= prompt.0.len()
+                    && let Ok(next) = queued.try_recv()
+                {
+                    prompt = (next, 0);
+                }
+                match prompt.0.get(prompt.1..) {
+                    Some(rest) if !rest.is_empty() => {
+                        // The prompt's last frame is padded with silence.
+                        let samples = rest.iter().chain(std::iter::repeat(&0));
+                        for (out, sample) in frame.iter_mut().zip(samples) {
+                            *out = *sample;
+                        }
+                        prompt.1 += frame.len();
+                    }
+                    _ => {
+                        generator.fill(&mut frame);
+                    }
+                }
                 payload.clear();
                 if codec.encode(&frame, &mut payload).is_err() {
                     return;
@@ -285,6 +323,8 @@ impl Relay {
         Some(Playing {
             task,
             muted: leg.muted.clone(),
+            prompts,
+            rate,
         })
     }
 

@@ -251,6 +251,19 @@ pub(crate) fn queues(config: &Config) -> Vec<pbxkit::engine::QueueSetup> {
             acd.wrap_up = secs(q.wrap_up);
             acd.max_len = q.max_callers as usize;
             acd.timeout = (q.timeout > 0).then(|| secs(q.timeout));
+            acd.announcements = pbxkit_acd::Announcements {
+                frequency: (q.announce_frequency > 0).then(|| secs(q.announce_frequency)),
+                min_frequency: secs(q.min_announce_frequency),
+                position: q.announce_position,
+                hold_time: match q.announce_holdtime {
+                    crate::config::AnnounceHoldTime::No => pbxkit_acd::HoldTimeAnnouncement::Never,
+                    crate::config::AnnounceHoldTime::Yes => {
+                        pbxkit_acd::HoldTimeAnnouncement::Always
+                    }
+                    crate::config::AnnounceHoldTime::Once => pbxkit_acd::HoldTimeAnnouncement::Once,
+                },
+                to_first: q.announce_to_first,
+            };
             pbxkit::engine::QueueSetup {
                 acd,
                 no_answer: q.no_answer.clone(),

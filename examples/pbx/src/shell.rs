@@ -376,6 +376,21 @@ impl pbxkit::engine::Media for RelayMedia {
         Some(relay.rewrite(false, &widened, ip).to_string().into())
     }
 
+    fn queue_announce(
+        &mut self,
+        call: CallId,
+        position: Option<u32>,
+        expected_wait: Option<std::time::Duration>,
+    ) {
+        if let Some(music) = self.ringing.get(&call) {
+            let words = crate::prompts::queue_announcement(position, expected_wait);
+            let samples = crate::prompts::pcm(&words, music.rate());
+            if !samples.is_empty() {
+                music.prompt(samples);
+            }
+        }
+    }
+
     fn queue_connect(&mut self, call: CallId, answer: &bytes::Bytes) {
         // The music stops (the caller's side is unmuted) as the agent is bridged.
         self.ringing.remove(&call);

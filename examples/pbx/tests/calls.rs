@@ -3194,6 +3194,69 @@ async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
     assert!(connect.contains("|support|Agent/1|"), "{connect}");
 }
 
+/// The PCMU payloads of prompt `name` (one per 20 ms packet, the last padded).
+fn prompt_packets(name: &str) -> Vec<Vec<u8>> {
+    let path = format!("{}/prompts/{name}.wav", env!("CARGO_MANIFEST_DIR"));
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let samples = pbxkit_rtp::wav::read_mono(file, 8000).unwrap();
+    samples
+        .chunks(160)
+        .map(|chunk| {
+            let mut frame = chunk.to_vec();
+            frame.resize(160, 0);
+            frame
+                .iter()
+                .map(|&s| pbxkit_rtp::g711::ulaw_encode(s))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_queues_caller_hears_its_position_over_the_music() {
+    let dir = temp_dir("queue-announce");
+    let pbx = Pbx::start(dir.clone(), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    // Nobody logged in: she waits first in line, told so on entry (the default
+    // queue announces every 30 s), the music before and after.
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (invite, answer) =
+        call_with(&alice, "3100", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    let answered = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let relay: SocketAddr = format!("127.0.0.1:{}", answered.media[0].port)
+        .parse()
+        .unwrap();
+    let first = prompt_packets("queue-first");
+    let mut buf = [0u8; 2048];
+    let mut heard = Vec::new();
+    // 4 s of packets: the whole sentence is under 4 s.
+    while heard.len() < 200 {
+        let (n, from) = timeout(WAIT, media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if from == relay {
+            let p = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap();
+            heard.push(p.payload().to_vec());
+        }
+    }
+    let start = heard
+        .iter()
+        .position(|p| *p == first[0])
+        .expect("the announcement never started");
+    // The whole prompt, packet after packet, then thanks after a short gap.
+    assert_eq!(&heard[start..start + first.len()], &first[..]);
+    let thanks = prompt_packets("queue-thankyou");
+    assert!(
+        heard[start + first.len()..].contains(&thanks[0]),
+        "no thanks"
+    );
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    queue_log_with(&dir, &["ENTERQUEUE", "ABANDON"]).await;
+}
+
 /// `pbxkit acd stats` over a queue_log: (received, answered, abandoned, timeout)
 /// summed over its periods.
 fn queue_stats(file: &std::path::Path) -> (u64, u64, u64, u64) {

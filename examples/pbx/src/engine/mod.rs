@@ -233,6 +233,16 @@ pub trait Media: std::fmt::Debug {
         let _ = call;
         None
     }
+    /// The caller waiting in `call` is told where it is (its 1-based position,
+    /// the queue's expected wait), over the music.
+    fn queue_announce(
+        &mut self,
+        call: CallId,
+        position: Option<u32>,
+        expected_wait: Option<std::time::Duration>,
+    ) {
+        let _ = (call, position, expected_wait);
+    }
     /// An agent's phone answered `call` with `answer` (to the offer of
     /// [`Media::queue_offer`]): the music stops, the caller and the agent are
     /// bridged.

@@ -10,6 +10,8 @@
 //! it; an agent that answers is reported to the ACD, whose `Connect` bridges it
 //! with the caller ([`Media::queue_connect`](super::Media::queue_connect)) and
 //! whose refusal (the caller is gone, another agent was first) hangs it up. The
+//! caller is told its position and expected wait when the ACD says so
+//! ([`Media::queue_announce`](super::Media::queue_announce)). The
 //! queue's timeout (`Left`) sends the caller to the no-answer destination, rung
 //! like a blind transfer's target; without one the caller is hung up. How the
 //! call ends is told to the ACD: `ABANDON` while waiting, `COMPLETECALLER` or
@@ -294,6 +296,15 @@ impl<D: Directory> Engine<D> {
             Output::Refused { call, .. } | Output::Left { call, .. } => {
                 if let Some(c) = self.centre.calls.get(&call).copied() {
                     self.leave_queue(c, now);
+                }
+            }
+            Output::Announce {
+                call,
+                position,
+                expected_wait,
+            } => {
+                if let Some(c) = self.centre.calls.get(&call).copied() {
+                    self.media.queue_announce(c, position, expected_wait);
                 }
             }
             Output::Ended { call } => {
