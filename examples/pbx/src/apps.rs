@@ -106,27 +106,39 @@ pub(crate) struct Player {
     peer: Option<SocketAddr>,
 }
 
+/// What a player plays.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sound<'a> {
+    /// The built-in beeps.
+    Beeps,
+    /// A WAV file, any rate.
+    File(&'a Path),
+    /// Prompts built into the PBX ([`crate::prompts`]), by name.
+    Prompts(&'a [String]),
+}
+
 impl Player {
     /// A player for payload type `pt` of codec `name` (PCMU, PCMA, G722, opus
-    /// with the `opus` feature) of the prompt in `file`, or of the built-in prompt.
+    /// with the `opus` feature) of `sound`.
     fn new(
         pt: u8,
         name: &str,
-        file: Option<&Path>,
+        sound: Sound<'_>,
         peer: Option<SocketAddr>,
     ) -> Result<Player, String> {
         let codec = crate::codecs::codec(name).ok_or_else(|| format!("no {name} encoder"))?;
         let payload_type =
             PayloadType::new(pt).ok_or_else(|| format!("payload type {pt} out of range"))?;
         let rate = codec.sample_rate();
-        let samples = match file {
-            Some(path) => {
+        let samples = match sound {
+            Sound::File(path) => {
                 let f =
                     std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
                 pbxkit_rtp::wav::read_mono(std::io::BufReader::new(f), rate)
                     .map_err(|e| format!("{}: {e}", path.display()))?
             }
-            None => beeps(rate),
+            Sound::Beeps => beeps(rate),
+            Sound::Prompts(words) => crate::prompts::pcm(words, rate),
         };
         let frame = usize::try_from(rate / 50).unwrap_or(160);
         Ok(Player {
@@ -193,7 +205,7 @@ fn beeps(rate: u32) -> Vec<i16> {
 /// cannot be read.
 pub(crate) fn prepare(
     app: App,
-    file: Option<&Path>,
+    sound: Sound<'_>,
     offer: &Session,
     ip: IpAddr,
     port: u16,
@@ -207,7 +219,7 @@ pub(crate) fn prepare(
         App::Echo => None,
         App::Playback => {
             let peer = audio_of(offer).and_then(|(_, _, addr)| addr);
-            match Player::new(pt, name, file, peer) {
+            match Player::new(pt, name, sound, peer) {
                 Ok(player) => Some(player),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load the prompt");
@@ -284,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_player_sends_the_prompt_in_20_ms_packets_then_stops() {
-        let mut p = Player::new(0, "PCMU", None, None).unwrap();
+        let mut p = Player::new(0, "PCMU", Sound::Beeps, None).unwrap();
         let mut packets = Vec::new();
         while let Some(pkt) = p.next_packet() {
             packets.push(RtpPacket::parse(pkt).unwrap());
@@ -298,12 +310,21 @@ mod tests {
         assert!(packets.iter().all(|p| p.payload().len() == 160));
         assert_eq!(packets[0].payload_type(), PayloadType::PCMU);
         // G.722: 20 ms is 320 samples in, 160 bytes out, and 160 timestamp units.
-        let mut g722 = Player::new(9, "G722", None, None).unwrap();
+        let mut g722 = Player::new(9, "G722", Sound::Beeps, None).unwrap();
         let a = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
         let b = RtpPacket::parse(g722.next_packet().unwrap()).unwrap();
         assert_eq!(a.payload().len(), 160);
         assert_eq!(b.timestamp(), a.timestamp().wrapping_add(160));
-        assert!(Player::new(8, "PCMA", Some(Path::new("/nonexistent.wav")), None).is_err());
+        let missing = Sound::File(Path::new("/nonexistent.wav"));
+        assert!(Player::new(8, "PCMA", missing, None).is_err());
+        // A built-in prompt: speech, in whole packets.
+        let words = ["agent-incorrect".to_owned()];
+        let mut said = Player::new(0, "PCMU", Sound::Prompts(&words), None).unwrap();
+        let mut n = 0;
+        while said.next_packet().is_some() {
+            n += 1;
+        }
+        assert!(n > 25, "{n}");
     }
 
     #[test]
@@ -314,10 +335,10 @@ mod tests {
         )
         .unwrap();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let (sdp, player) = prepare(App::Echo, None, &offer, ip, 30000).unwrap();
+        let (sdp, player) = prepare(App::Echo, Sound::Beeps, &offer, ip, 30000).unwrap();
         assert!(player.is_none());
         assert_eq!(sdp.media[0].payload_types().collect::<Vec<_>>(), [111]);
-        let playback = prepare(App::Playback, None, &offer, ip, 30000);
+        let playback = prepare(App::Playback, Sound::Beeps, &offer, ip, 30000);
         if cfg!(feature = "opus") {
             let (_, player) = playback.unwrap();
             let mut player = player.unwrap();

@@ -280,12 +280,15 @@ impl pbxkit::engine::Media for RelayMedia {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         };
         let port = rtp.local_addr().map_or(0, |a| a.port());
-        let (kind, file) = match app {
-            Application::Echo => (App::Echo, None),
-            Application::Playback { file } => (App::Playback, file.as_deref()),
+        use crate::apps::Sound;
+        let (kind, sound) = match app {
+            Application::Echo => (App::Echo, Sound::Beeps),
+            Application::Playback { file: None } => (App::Playback, Sound::Beeps),
+            Application::Playback { file: Some(file) } => (App::Playback, Sound::File(file)),
+            Application::Say { prompts } => (App::Playback, Sound::Prompts(prompts)),
             _ => return Err(StatusCode::NOT_IMPLEMENTED),
         };
-        let (sdp, player) = crate::apps::prepare(kind, file, &offer, self.ip, port)?;
+        let (sdp, player) = crate::apps::prepare(kind, sound, &offer, self.ip, port)?;
         let commands = self.commands.clone();
         self.apps.insert(
             call,
@@ -1011,6 +1014,14 @@ impl Shell {
     fn feature(&mut self, call: CallId, user: String, action: pbxkit_dialplan::FeatureAction) {
         match self.agent_feature(&user, &action) {
             None => {}
+            Some(Err(StatusCode::FORBIDDEN)) => {
+                // A wrong password (or a phone locked out of the agent) is told.
+                let say = Application::Say {
+                    prompts: vec!["agent-incorrect".to_owned()],
+                };
+                self.engine.command(call, Command::Run(say), Instant::now());
+                return;
+            }
             Some(Err(status)) => {
                 self.engine
                     .command(call, Command::Reject(status), Instant::now());
@@ -1019,9 +1030,18 @@ impl Shell {
             Some(Ok((agent, login))) => {
                 // The agent hears the confirmation once the change is on disk.
                 let (store, commands) = (self.agents.clone(), self.commands.clone());
+                let confirmation = match action {
+                    pbxkit_dialplan::FeatureAction::AgentLogin { .. } => Application::Say {
+                        prompts: vec!["agent-loggedin".to_owned()],
+                    },
+                    pbxkit_dialplan::FeatureAction::AgentLogoff { .. } => Application::Say {
+                        prompts: vec!["agent-loggedoff".to_owned()],
+                    },
+                    _ => Application::Playback { file: None },
+                };
                 tokio::spawn(async move {
                     let command = match store.save(&agent, login).await {
-                        Ok(()) => Command::Run(Application::Playback { file: None }),
+                        Ok(()) => Command::Run(confirmation),
                         Err(e) => {
                             tracing::error!(agent = %agent, error = %e, "agent state not saved");
                             Command::Reject(StatusCode::SERVER_INTERNAL_ERROR)

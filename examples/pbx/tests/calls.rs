@@ -3341,6 +3341,27 @@ async fn agents_stay_logged_in_and_paused_across_a_restart_and_timeouts_go_to_no
     drop(pbx);
 }
 
+/// Dials `code` and, answered, says which of `prompts` the PBX plays first.
+async fn feature_code_says(phone: &Phone, code: &str, prompts: &[&str]) -> Option<String> {
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (invite, answer) = call_with(phone, code, &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{code}: {answer}");
+    let dialog = InDialog::ack(phone, &invite, &answer, code).await;
+    let mut buf = [0u8; 2048];
+    let (n, _) = timeout(WAIT, media.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()).unwrap();
+    let said = prompts
+        .iter()
+        .find(|p| prompt_packets(p)[0] == first.payload().as_ref())
+        .map(|p| (*p).to_owned());
+    // The PBX hangs up after the prompt; a BYE first is fine too.
+    let _ = dialog.bye(phone).await;
+    said
+}
+
 #[tokio::test]
 async fn an_agent_password_is_asked_and_guessing_it_locks_that_phone_out() {
     let edit = |c: String| {
@@ -3357,13 +3378,24 @@ async fn an_agent_password_is_asked_and_guessing_it_locks_that_phone_out() {
     let carol = Phone::new("1002", pbx.addr)
         .await
         .with_password("pbx1002pw");
-    assert_eq!(feature_code(&bob, "*312").await, StatusCode::FORBIDDEN);
-    assert_eq!(feature_code(&bob, "*312*1111").await, StatusCode::FORBIDDEN);
-    assert_eq!(feature_code(&bob, "*312*2222").await, StatusCode::FORBIDDEN);
+    let said = ["agent-incorrect", "agent-loggedin", "agent-loggedoff"];
+    let incorrect = Some("agent-incorrect".to_owned());
+    assert_eq!(feature_code_says(&bob, "*312", &said).await, incorrect);
+    assert_eq!(feature_code_says(&bob, "*312*1111", &said).await, incorrect);
+    assert_eq!(feature_code_says(&bob, "*312*2222", &said).await, incorrect);
     // The third wrong password: even the right one is refused from bob's phone now.
-    assert_eq!(feature_code(&bob, "*312*1234").await, StatusCode::FORBIDDEN);
+    assert_eq!(feature_code_says(&bob, "*312*1234", &said).await, incorrect);
+    assert_eq!(feature_code(&bob, "*32").await, StatusCode::NOT_FOUND);
     // Carol's phone is not locked out.
-    assert_eq!(feature_code(&carol, "*312*1234").await, StatusCode::OK);
+    let logged_in = Some("agent-loggedin".to_owned());
+    assert_eq!(
+        feature_code_says(&carol, "*312*1234", &said).await,
+        logged_in
+    );
+    assert_eq!(
+        feature_code_says(&carol, "*32", &said).await,
+        Some("agent-loggedoff".to_owned())
+    );
     // An agent without a password needs none.
     assert_eq!(feature_code(&bob, "*311").await, StatusCode::OK);
 }

@@ -174,6 +174,12 @@ pub enum Application {
         /// The prompt.
         file: Option<std::path::PathBuf>,
     },
+    /// Prompts built into the PBX, by name, said one after the other, then the
+    /// PBX hangs up like [`Application::Playback`].
+    Say {
+        /// The prompts' names.
+        prompts: Vec<String>,
+    },
 }
 
 /// Where calls' media go: the PBX's relay anchors it (each side is given the relay's
