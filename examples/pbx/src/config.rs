@@ -256,7 +256,8 @@ pub(crate) struct RoutePattern {
     pub(crate) prefix: String,
 }
 
-/// An incoming route: calls from trunks to `did` ring `user`, or `group`.
+/// An incoming route: calls from trunks to `did` ring `user`, `group` or wait in
+/// `queue` (each by extension).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Incall {
@@ -265,6 +266,18 @@ pub(crate) struct Incall {
     pub(crate) user: Option<String>,
     #[serde(default)]
     pub(crate) group: Option<String>,
+    #[serde(default)]
+    pub(crate) queue: Option<String>,
+}
+
+impl Incall {
+    /// The extension it goes to (a checked configuration has exactly one).
+    pub(crate) fn target(&self) -> Option<&String> {
+        self.user
+            .as_ref()
+            .or(self.group.as_ref())
+            .or(self.queue.as_ref())
+    }
 }
 
 /// SIP listener (UDP and TCP on the same address).
@@ -757,12 +770,16 @@ impl Config {
                     at: at_key(&format!("did = \"{}\"", incall.did)),
                 });
             }
-            let target = match (&incall.user, &incall.group) {
-                (Some(user), None) => config.user(user).map(|_| ()).ok_or(user),
-                (None, Some(group)) => config.group(group).map(|_| ()).ok_or(group),
+            let target = match (&incall.user, &incall.group, &incall.queue) {
+                (Some(user), None, None) => config.user(user).map(|_| ()).ok_or(user),
+                (None, Some(group), None) => config.group(group).map(|_| ()).ok_or(group),
+                (None, None, Some(queue)) => config.queue(queue).map(|_| ()).ok_or(queue),
                 _ => {
                     return Err(ConfigError {
-                        message: format!("incalls: DID {} needs one of user and group", incall.did),
+                        message: format!(
+                            "incalls: DID {} needs one of user, group and queue",
+                            incall.did
+                        ),
                         at: at_key(&format!("did = \"{}\"", incall.did)),
                     });
                 }
@@ -1119,7 +1136,14 @@ mod tests {
             Config::parse(&incall("user = \"1001\"\ngroup = \"3000\""))
                 .unwrap_err()
                 .message
-                .contains("one of user and group")
+                .contains("one of user, group and queue")
+        );
+        assert!(Config::parse(&incall("queue = \"3100\"")).is_ok());
+        assert!(
+            Config::parse(&incall("queue = \"3199\""))
+                .unwrap_err()
+                .message
+                .contains("3199, which is not defined")
         );
 
         // The default's queue 3100 "support" and its agents 1 and 2.

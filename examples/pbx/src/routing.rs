@@ -165,7 +165,7 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         .incalls
         .iter()
         .filter_map(|i| {
-            let to = i.user.as_ref().or(i.group.as_ref())?;
+            let to = i.target()?;
             Some(table(vec![
                 ("did", string(i.did.trim_start_matches('+'))),
                 ("context", string(INCALL_CONTEXT)),

@@ -1522,6 +1522,47 @@ async fn outgoing_calls_fail_over_to_the_next_trunk_and_answer_its_challenge() {
 }
 
 #[tokio::test]
+async fn a_did_can_lead_to_a_queue() {
+    let port = free_port();
+    let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let trunk = Phone::new_on("0612345678", pbx_addr, "127.0.0.2").await;
+    let unused = Phone::new_on("t2", pbx_addr, "127.0.0.3").await;
+    let (a1, a2) = (trunk.ep.local_addr(), unused.ep.local_addr());
+    let dir = temp_dir("did-queue");
+    let pbx = Pbx::start_edited(dir.clone(), port, |c| {
+        trunk_config(c, a1, a2) + "\n[[incalls]]\ndid = \"0987654322\"\nqueue = \"3100\"\n"
+    });
+    let invite = trunk.build(
+        "INVITE",
+        &format!("sip:0987654322@{pbx_addr}"),
+        "<sip:0987654322@pbxkit>",
+        "did-queue-call",
+        SDP,
+    );
+    let mut tx = trunk
+        .ep
+        .send_request(invite.clone(), trunk.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(answer) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer")
+    };
+    // Answered by the queue (music, nobody logged in), then the caller gives up.
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&trunk, &invite, &answer, "0987654322").await,
+        StatusCode::OK
+    );
+    let lines = queue_log_with(&dir, &["ENTERQUEUE", "ABANDON"]).await;
+    let enter = lines.iter().find(|l| l.contains("|ENTERQUEUE|")).unwrap();
+    assert!(
+        enter.contains("|support|NONE|ENTERQUEUE||0612345678|"),
+        "{enter}"
+    );
+    drop(pbx);
+}
+
+#[tokio::test]
 async fn calls_from_a_trunk_are_routed_by_did_without_a_password() {
     let port = free_port();
     let pbx_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
