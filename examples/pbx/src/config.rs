@@ -126,6 +126,37 @@ pub(crate) struct Queue {
     /// Whether the first caller is told while an agent's phone rings for it.
     #[serde(default)]
     pub(crate) announce_to_first: bool,
+    /// Whether an agent already on a call (or ringing) is rung too.
+    #[serde(default)]
+    pub(crate) ring_in_use: bool,
+    /// Whether an agent whose phone rings unanswered is paused in this queue.
+    #[serde(default)]
+    pub(crate) autopause: bool,
+    /// Queues of a higher weight get agents they share first.
+    #[serde(default)]
+    pub(crate) weight: u32,
+    /// app_queue's `joinempty`: callers are refused when no agent counts as
+    /// present (`"paused,unavailable"`..., `"strict"`, `"loose"`; default never).
+    #[serde(default)]
+    pub(crate) join_empty: String,
+    /// app_queue's `leavewhenempty`: callers waiting leave when no agent counts.
+    #[serde(default)]
+    pub(crate) leave_when_empty: String,
+    /// Callers are sent to `no_answer` on arrival when the expected wait is over
+    /// this many seconds (XiVO's `waittime` diversion; 0: never).
+    #[serde(default)]
+    pub(crate) divert_wait_time: u32,
+    /// ... or when (callers waiting + 1) / agents logged in is over this (XiVO's
+    /// `waitratio`; 0: never).
+    #[serde(default)]
+    pub(crate) divert_wait_ratio: f64,
+    /// Seconds within which an answered call counts for the service level.
+    #[serde(default = "service_level")]
+    pub(crate) service_level: u32,
+}
+
+fn service_level() -> u32 {
+    15
 }
 
 /// When a queue's callers hear the estimated hold time.
@@ -866,12 +897,32 @@ impl Config {
                 queue.wrap_up,
                 queue.announce_frequency,
                 queue.min_announce_frequency,
+                queue.divert_wait_time,
+                queue.service_level,
             ]
             .iter()
             .any(|s| *s > year)
             {
                 return fail(format!(
                     "queues: {}: durations are at most one year",
+                    queue.exten
+                ));
+            }
+            for (key, value) in [
+                ("join_empty", &queue.join_empty),
+                ("leave_when_empty", &queue.leave_when_empty),
+            ] {
+                if let Err(word) = pbxkit_acd::EmptyConditions::parse(value) {
+                    return fail(format!(
+                        "queues: {}: {key}: {word:?} is not one of paused, penalty, inuse, \
+                         ringing, unavailable, invalid, unknown, wrapup, strict, loose, no",
+                        queue.exten
+                    ));
+                }
+            }
+            if !(0.0..=1e6).contains(&queue.divert_wait_ratio) {
+                return fail(format!(
+                    "queues: {}: divert_wait_ratio is between 0 and 1000000",
                     queue.exten
                 ));
             }
@@ -1161,6 +1212,11 @@ mod tests {
             ),
             ("timeout = 99999999", "at most one year"),
             ("announce_frequency = 99999999", "at most one year"),
+            (
+                "join_empty = \"paused,sometimes\"",
+                "join_empty: \"sometimes\" is not",
+            ),
+            ("divert_wait_ratio = -1.0", "divert_wait_ratio is between"),
         ] {
             let text = queue(body);
             let err = Config::parse(&text).unwrap_err();

@@ -251,6 +251,16 @@ pub(crate) fn queues(config: &Config) -> Vec<pbxkit::engine::QueueSetup> {
             acd.wrap_up = secs(q.wrap_up);
             acd.max_len = q.max_callers as usize;
             acd.timeout = (q.timeout > 0).then(|| secs(q.timeout));
+            acd.ring_in_use = q.ring_in_use;
+            acd.autopause = q.autopause;
+            acd.weight = q.weight;
+            // A checked configuration's conditions parse.
+            let empty = |s: &str| pbxkit_acd::EmptyConditions::parse(s).unwrap_or_default();
+            acd.join_empty = empty(&q.join_empty);
+            acd.leave_when_empty = empty(&q.leave_when_empty);
+            acd.divert_hold_time = (q.divert_wait_time > 0).then(|| secs(q.divert_wait_time));
+            acd.divert_ratio = (q.divert_wait_ratio > 0.0).then_some(q.divert_wait_ratio);
+            acd.service_level = secs(q.service_level);
             acd.announcements = pbxkit_acd::Announcements {
                 frequency: (q.announce_frequency > 0).then(|| secs(q.announce_frequency)),
                 min_frequency: secs(q.min_announce_frequency),

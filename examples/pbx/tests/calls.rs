@@ -3235,6 +3235,38 @@ async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
     assert!(connect.contains("|support|Agent/1|"), "{connect}");
 }
 
+#[tokio::test]
+async fn a_queue_that_refuses_callers_when_empty_sends_them_to_no_answer() {
+    let dir = temp_dir("queue-joinempty");
+    let edit = |c: String| {
+        c.replace("# join_empty = \"\"", "join_empty = \"strict\"")
+            .replace(
+                "# no_answer = \"1000\"    # where",
+                "no_answer = \"1001\"    # where",
+            )
+    };
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), edit);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    // No agent logged in: alice is not queued but rung through to bob.
+    let (invite, answer) = call(&alice, "3100").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "3100").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let lines = queue_log_with(&dir, &["JOINEMPTY"]).await;
+    assert!(
+        !lines.iter().any(|l| l.contains("|ENTERQUEUE|")),
+        "{lines:?}"
+    );
+}
+
 /// The PCMU payloads of prompt `name` (one per 20 ms packet, the last padded).
 fn prompt_packets(name: &str) -> Vec<Vec<u8>> {
     let path = format!("{}/prompts/{name}.wav", env!("CARGO_MANIFEST_DIR"));
