@@ -153,6 +153,30 @@ pub(crate) struct Queue {
     /// Seconds within which an answered call counts for the service level.
     #[serde(default = "service_level")]
     pub(crate) service_level: u32,
+    /// XiVO skill rules, tried in order: the first that selects a logged-in agent
+    /// rings those it selects (`"WT < 60, english > 50"`, then `"english > 0"`).
+    #[serde(default)]
+    pub(crate) skill_rules: Vec<String>,
+}
+
+impl Queue {
+    /// The skill rules as the ACD runs them (`None`: routing without skills), or
+    /// the first that does not parse, by index.
+    pub(crate) fn skill_rule_set(
+        &self,
+    ) -> Result<Option<pbxkit_acd::skills::RuleSet>, (usize, pbxkit_acd::skills::SkillRuleError)>
+    {
+        if self.skill_rules.is_empty() {
+            return Ok(None);
+        }
+        let rules = self
+            .skill_rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.parse().map_err(|e| (i, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(pbxkit_acd::skills::RuleSet { rules }))
+    }
 }
 
 fn service_level() -> u32 {
@@ -191,6 +215,9 @@ pub(crate) struct Agent {
     /// The agent's penalty in its queues: the lowest penalty is rung first.
     #[serde(default)]
     pub(crate) penalty: u32,
+    /// Skills and their levels (`{ english = 90 }`), read by queues' skill rules.
+    #[serde(default)]
+    pub(crate) skills: std::collections::BTreeMap<String, i64>,
 }
 
 fn call_limit() -> u32 {
@@ -920,6 +947,12 @@ impl Config {
                     ));
                 }
             }
+            if let Err((i, e)) = queue.skill_rule_set() {
+                return fail(format!(
+                    "queues: {}: skill_rules[{i}] {:?}: {e}",
+                    queue.exten, queue.skill_rules[i]
+                ));
+            }
             if !(0.0..=1e6).contains(&queue.divert_wait_ratio) {
                 return fail(format!(
                     "queues: {}: divert_wait_ratio is between 0 and 1000000",
@@ -1217,6 +1250,10 @@ mod tests {
                 "join_empty: \"sometimes\" is not",
             ),
             ("divert_wait_ratio = -1.0", "divert_wait_ratio is between"),
+            (
+                "skill_rules = [\"english > 0\", \"english >\"]",
+                "skill_rules[1] \"english >\": column 10:",
+            ),
         ] {
             let text = queue(body);
             let err = Config::parse(&text).unwrap_err();

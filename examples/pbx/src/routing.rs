@@ -261,6 +261,8 @@ pub(crate) fn queues(config: &Config) -> Vec<pbxkit::engine::QueueSetup> {
             acd.divert_hold_time = (q.divert_wait_time > 0).then(|| secs(q.divert_wait_time));
             acd.divert_ratio = (q.divert_wait_ratio > 0.0).then_some(q.divert_wait_ratio);
             acd.service_level = secs(q.service_level);
+            // A checked configuration's rules parse.
+            acd.skill_rules = q.skill_rule_set().ok().flatten();
             acd.announcements = pbxkit_acd::Announcements {
                 frequency: (q.announce_frequency > 0).then(|| secs(q.announce_frequency)),
                 min_frequency: secs(q.min_announce_frequency),

@@ -651,6 +651,7 @@ pub(crate) async fn run(
         agent_logins: crate::agents::LoginGuard::new(config.security.ban_policy()),
     };
     shell.follow_users(&config);
+    shell.set_agent_skills(&config);
     shell.restore_agents().await;
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
@@ -696,6 +697,7 @@ pub(crate) async fn run(
                 let configured = trunks(&reload.config).await;
                 shell.engine.set_trunks(configured, Instant::now());
                 shell.follow_users(&reload.config);
+                shell.set_agent_skills(&reload.config);
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,
@@ -1170,6 +1172,14 @@ impl Shell {
                 Err(StatusCode::FORBIDDEN)
             }
         })
+    }
+
+    /// Gives the engine the configured agents' skills.
+    fn set_agent_skills(&mut self, config: &Config) {
+        for agent in &config.agents {
+            self.engine
+                .set_agent_skills(&agent.number, agent.skills.clone());
+        }
     }
 
     /// Logs the agents saved as logged in back in (those still configured), paused

@@ -3267,6 +3267,49 @@ async fn a_queue_that_refuses_callers_when_empty_sends_them_to_no_answer() {
     );
 }
 
+#[tokio::test]
+async fn a_skill_routed_queue_rings_only_the_agents_its_rules_select() {
+    let dir = temp_dir("queue-skills");
+    let edit = |c: String| {
+        c + "\n[[queues]]\nexten = \"3101\"\nname = \"english\"\n\
+             skill_rules = [\"english > 50\"]\n\
+             \n[[agents]]\nnumber = \"11\"\nqueues = [\"english\"]\nskills = { english = 90 }\n\
+             \n[[agents]]\nnumber = \"12\"\nqueues = [\"english\"]\nskills = { english = 10 }\n"
+    };
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), edit);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    // Bob logs in as agent 12 (english 10), carol as 11 (english 90).
+    assert_eq!(feature_code(&bob, "*3112").await, StatusCode::OK);
+    assert_eq!(feature_code(&carol, "*3111").await, StatusCode::OK);
+    let bob_saw = Offers::default();
+    let bob_log = bob.answer_calls_seeing(StatusCode::OK, SDP.to_owned(), bob_saw.clone(), 1);
+    let carol_log = carol.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "3101").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3101").await;
+    // Carol is rung and answers; then alice hangs up.
+    let lines = queue_log_with(&dir, &["CONNECT"]).await;
+    let connect = lines.iter().find(|l| l.contains("|CONNECT|")).unwrap();
+    assert!(connect.contains("|english|Agent/11|"), "{connect}");
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, carol_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let lines = queue_log_with(&dir, &["COMPLETECALLER"]).await;
+    // Agent 12 has no line about a call (it logged in and joined, nothing more).
+    let twelve: Vec<_> = lines.iter().filter(|l| l.contains("|Agent/12|")).collect();
+    assert!(
+        twelve.iter().all(|l| l.split('|').nth(1) == Some("NONE")),
+        "{twelve:?}"
+    );
+    // And bob's phone never rang.
+    assert!(bob_saw.invites.lock().unwrap().is_empty());
+    bob_log.abort();
+}
+
 /// The PCMU payloads of prompt `name` (one per 20 ms packet, the last padded).
 fn prompt_packets(name: &str) -> Vec<Vec<u8>> {
     let path = format!("{}/prompts/{name}.wav", env!("CARGO_MANIFEST_DIR"));

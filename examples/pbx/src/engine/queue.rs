@@ -224,6 +224,16 @@ impl<D: Directory> Engine<D> {
         result
     }
 
+    /// Sets agent `agent`'s skills (configuration: they hold across logins), read
+    /// by the queues' skill rules.
+    pub fn set_agent_skills(
+        &mut self,
+        agent: &str,
+        skills: std::collections::BTreeMap<String, i64>,
+    ) {
+        self.centre.acd.set_agent_skills(agent_id(agent), skills);
+    }
+
     /// The agent logged in on `user`'s phone, if any.
     pub fn agent_on_phone(&self, user: &str) -> Option<String> {
         self.centre.agent_of(user)
