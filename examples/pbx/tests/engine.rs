@@ -1710,6 +1710,9 @@ fn what_is_logged_for_a_call_carries_the_calls_span() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
+        // Another test's thread, with no subscriber, may have cached the span's
+        // callsite as disabled: interest is asked again with this one in place.
+        tracing::callsite::rebuild_interest_cache();
         let mut sim = Sim::with_media(11, 2, 0, 0, dialplan(2), LoggingMedia);
         sim.give_up = 0;
         sim.phones[1].script = Some(Script::Answer(Duration::from_millis(200)));
