@@ -1367,7 +1367,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             c.announce_at = None;
             return;
         };
-        c.announce_at = Some(now + frequency);
+        // A frequency past the clock's range is never.
+        c.announce_at = now.checked_add(frequency);
         if index == 0 && !a.to_first && matches!(c.state, CallState::Ringing { .. }) {
             return;
         }
@@ -1536,7 +1537,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
         for call in moved {
             let last = self.calls.get(&call).and_then(|c| c.announced);
-            let at = last.map_or(now, |t| (t + min_frequency).max(now));
+            let at = last.map_or(Some(now), |t| t.checked_add(min_frequency));
+            let Some(at) = at.map(|t| t.max(now)) else {
+                continue;
+            };
             self.schedule_announcement(now, &call, at);
         }
     }

@@ -1663,3 +1663,19 @@ fn the_first_caller_is_not_told_while_an_agent_rings_for_it_unless_asked() {
         assert!(announced(&h.advance(60)).is_empty());
     }
 }
+
+#[test]
+fn announcement_frequencies_past_the_clocks_range_mean_never() {
+    let mut config = QueueConfig::new("q", Strategy::RingAll);
+    config.announcements = Announcements {
+        frequency: Some(Duration::MAX),
+        min_frequency: Duration::MAX,
+        ..Announcements::default()
+    };
+    let mut h = harness(vec![config]);
+    let (c1, out) = h.call("q");
+    assert_eq!(announced(&out), [("c1".into(), Some(1), None)]);
+    h.call("q");
+    h.hang_up(&c1);
+    assert!(announced(&h.advance(3600)).is_empty());
+}
