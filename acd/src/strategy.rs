@@ -2,6 +2,24 @@
 //! with the lowest metric rings first (`ringall`: every member sharing the lowest
 //! metric). The metric is `penalty × 1 000 000 + strategy metric`, except `wrandom`
 //! whose metric is `rand % ((1 + penalty) × 1000)`.
+//!
+//! The queue engine ranks its members with these metrics, and so do the PBX's ring
+//! groups ([`ring_order`]): XiVO runs groups as queues, so a group's `rrmemory` or
+//! `wrandom` behaves as a queue's.
+//!
+//! ```
+//! use pbxkit_acd::strategy::{MemberFacts, Strategy, ring_order};
+//! use std::time::Duration;
+//!
+//! // Three members; the second ended a call 10 s ago, the others 60 s and never.
+//! let mut members = [MemberFacts::at(0), MemberFacts::at(1), MemberFacts::at(2)];
+//! members[0].since_last_call = Some(Duration::from_secs(60));
+//! members[1].since_last_call = Some(Duration::from_secs(10));
+//! let mut rng = || 0_u32;
+//! assert_eq!(ring_order(Strategy::LeastRecent, &members, 0, &mut rng), [2, 0, 1]);
+//! // rrmemory after member 0 answered: the cursor is past it.
+//! assert_eq!(ring_order(Strategy::RrMemory, &members, 1, &mut rng), [1, 2, 0]);
+//! ```
 
 use std::fmt;
 use std::str::FromStr;
@@ -111,16 +129,58 @@ impl Rng for SeededRng {
 }
 
 /// What `calc_metric` needs to know about one member.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MemberFacts {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberFacts {
     /// Its penalty.
-    pub(crate) penalty: u32,
-    /// Its position in the queue's member list (`queuepos`, the iteration index).
-    pub(crate) position: usize,
+    pub penalty: u32,
+    /// Its position in the queue's member list (`queuepos`, the iteration index),
+    /// counting members that cannot ring now.
+    pub position: usize,
     /// Completed calls in this queue.
-    pub(crate) calls: u32,
+    pub calls: u32,
     /// Time since its last call in this queue ended, if it had one.
-    pub(crate) since_last_call: Option<Duration>,
+    pub since_last_call: Option<Duration>,
+}
+
+impl MemberFacts {
+    /// A member at `position` with no penalty and no history.
+    pub fn at(position: usize) -> Self {
+        Self {
+            penalty: 0,
+            position,
+            calls: 0,
+            since_last_call: None,
+        }
+    }
+}
+
+/// The indices of `members` in the order `strategy` offers them a call one after
+/// another, as app_queue's `find_best` picks the untried member of lowest metric
+/// (ties: the earlier position). `cursor` is the queue's `rrpos` for the round-robin
+/// strategies (the position after the member who answered last) and the caller's
+/// `linpos` for `linear` (0 for a new caller). `ringall` orders by penalty only:
+/// the members sharing the first metric ring together.
+pub fn ring_order(
+    strategy: Strategy,
+    members: &[MemberFacts],
+    cursor: usize,
+    rng: &mut dyn Rng,
+) -> Vec<usize> {
+    let mut wrapped = false;
+    let mut ranked: Vec<(i64, usize, usize)> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                metric(strategy, *m, cursor, &mut wrapped, rng),
+                m.position,
+                i,
+            )
+        })
+        .collect();
+    ranked.sort_unstable();
+    ranked.into_iter().map(|(_, _, i)| i).collect()
 }
 
 /// The metric of one member. `cursor` is the queue's `rrpos` (rr strategies) or the

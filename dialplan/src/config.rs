@@ -530,8 +530,9 @@ pub enum RingStrategy {
     #[serde(rename = "random")]
     Random,
     /// Random weighted by the members' penalties ("Aléatoire pondéré par les
-    /// pénalités"). Group members have no penalty here, so all weigh the same and
-    /// this is [`Random`](Self::Random).
+    /// pénalités"), app_queue's `rand % ((1 + penalty) × 1000)`. Group members
+    /// have no penalty here, so all weigh the same and, for the same draw, this
+    /// orders as [`Random`](Self::Random).
     #[serde(rename = "wrandom")]
     WeightedRandom,
 }

@@ -950,7 +950,7 @@ impl Dialplan {
             return Ok(decision);
         }
         self.with_permissions(eval, number, &[], |this, eval| {
-            let order = group::member_order(group, eval.call.user_state);
+            let order = group::member_order(group, eval.call.user_state, eval.call.at);
             let fallbacks = this.group_fallbacks(group);
             if order.is_empty() {
                 // Nobody to ring: busy when members are all on a call (and the group

@@ -2,10 +2,15 @@
 //! of a serial group call (one member a step, the member ring time each, the retry
 //! delay between them, round again until the group's ring time runs out).
 //!
+//! The order is pbxkit-acd's: XiVO runs groups as queues, so a group's strategies
+//! are app_queue's metrics, implemented once in [`pbxkit_acd::strategy`].
 //! Strategies that depend on history (last answerer, least recent, fewest calls) or
 //! on chance read it from [`LiveState`]: the library keeps no state.
 
 use std::time::Duration;
+
+use jiff::Timestamp;
+use pbxkit_acd::strategy::{MemberFacts, SeededRng, Strategy, ring_order};
 
 use crate::config::{GroupConfig, RingStrategy};
 use crate::decision::LiveState;
@@ -24,59 +29,52 @@ pub(crate) struct SerialStep<'a> {
 
 /// The members of `group` to ring, in the strategy's order (definition order for
 /// `ringall`). Members on a call are left out when the group does not ring members
-/// in use.
-pub(crate) fn member_order<'a>(group: &'a GroupConfig, state: &dyn LiveState) -> Vec<&'a str> {
-    let mut members: Vec<&'a str> = group
-        .members
-        .iter()
-        .map(String::as_str)
-        .filter(|m| group.ring_in_use || state.in_use(m) == 0)
-        .collect();
+/// in use. The order is pbxkit-acd's ([`pbxkit_acd::strategy::ring_order`]), the
+/// metrics of app_queue, with positions in the definition order and no penalties.
+pub(crate) fn member_order<'a>(
+    group: &'a GroupConfig,
+    state: &dyn LiveState,
+    at: Timestamp,
+) -> Vec<&'a str> {
     let name = group.name.as_str();
-    match group.strategy {
-        RingStrategy::RingAll | RingStrategy::Linear => {}
-        RingStrategy::RoundRobinMemory => {
-            // Asterisk's rrmemory: the member after the one who answered last, going
-            // round the definition order (a last answerer left out as in use, or no
-            // longer a member, restarts from the first).
-            let start = state
-                .group_last_answered(name)
-                .and_then(|last| members.iter().position(|m| *m == last))
-                .map_or(0, |i| i + 1);
-            let len = members.len();
-            if len > 0 {
-                members.rotate_left(start % len);
-            }
-        }
-        // Stable sorts: ties keep the definition order.
-        RingStrategy::LeastRecent => {
-            members.sort_by_key(|m| state.member_last_call(name, m));
-        }
-        RingStrategy::FewestCalls => {
-            members.sort_by_key(|m| state.member_calls(name, m));
-        }
-        RingStrategy::Random | RingStrategy::WeightedRandom => {
-            shuffle(&mut members, state.random());
-        }
-    }
-    members
+    let members: Vec<&'a str> = group.members.iter().map(String::as_str).collect();
+    let facts: Vec<MemberFacts> = members
+        .iter()
+        .enumerate()
+        .map(|(position, m)| {
+            let mut facts = MemberFacts::at(position);
+            facts.calls = state.member_calls(name, m);
+            facts.since_last_call = state.member_last_call(name, m).map(|last| {
+                // A last call "in the future" (a clock step) counts as just now.
+                Duration::try_from(at.duration_since(last)).unwrap_or(Duration::ZERO)
+            });
+            facts
+        })
+        .collect();
+    // Asterisk's rrpos: just after the member who answered last (one no longer a
+    // member restarts from the first).
+    let cursor = state
+        .group_last_answered(name)
+        .and_then(|last| members.iter().position(|m| *m == last))
+        .map_or(0, |i| i + 1);
+    let mut rng = SeededRng::new(state.random());
+    ring_order(strategy(group.strategy), &facts, cursor, &mut rng)
+        .into_iter()
+        .filter_map(|i| members.get(i).copied())
+        .filter(|m| group.ring_in_use || state.in_use(m) == 0)
+        .collect()
 }
 
-/// Fisher–Yates with a SplitMix64 stream from `seed`: the same seed gives the same
-/// order, so tests and simulations are deterministic.
-fn shuffle<T>(items: &mut [T], seed: u64) {
-    let mut x = seed;
-    let mut next = || {
-        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let bound = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
-        let j = usize::try_from(next() % bound).unwrap_or(0);
-        items.swap(i, j);
+/// The ACD strategy a group strategy is.
+fn strategy(s: RingStrategy) -> Strategy {
+    match s {
+        RingStrategy::RingAll => Strategy::RingAll,
+        RingStrategy::Linear => Strategy::Linear,
+        RingStrategy::LeastRecent => Strategy::LeastRecent,
+        RingStrategy::FewestCalls => Strategy::FewestCalls,
+        RingStrategy::RoundRobinMemory => Strategy::RrMemory,
+        RingStrategy::Random => Strategy::Random,
+        RingStrategy::WeightedRandom => Strategy::WRandom,
     }
 }
 
@@ -121,27 +119,4 @@ pub(crate) fn serial_steps<'a>(group: &GroupConfig, order: &[&'a str]) -> Vec<Se
         }
     }
     steps
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shuffle_is_a_permutation_and_depends_on_the_seed() {
-        let base: Vec<u32> = (0..10).collect();
-        let mut orders = std::collections::HashSet::new();
-        for seed in 0..20 {
-            let mut items = base.clone();
-            shuffle(&mut items, seed);
-            let mut sorted = items.clone();
-            sorted.sort_unstable();
-            assert_eq!(sorted, base);
-            orders.insert(items);
-        }
-        assert!(orders.len() > 10, "{orders:?}");
-        let mut empty: Vec<u32> = Vec::new();
-        shuffle(&mut empty, 7);
-        assert!(empty.is_empty());
-    }
 }

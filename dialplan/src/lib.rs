@@ -29,7 +29,9 @@
 //!   into [`FeatureAction`]s.
 //! - [`filter`]: boss/secretary call filters and their ring plans.
 //! - ring groups: the strategies of [`config::RingStrategy`] turned into ring plans
-//!   by [`Dialplan::decide`].
+//!   by [`Dialplan::decide`]; the members' order is pbxkit-acd's
+//!   ([`pbxkit_acd::strategy::ring_order`], app_queue's metrics), as XiVO runs a
+//!   group as a queue.
 //! - [`decision`]: [`Dialplan::decide`], the whole decision for a call, in the
 //!   documented order for calls to users (schedule → permissions → call filter →
 //!   DND → unconditional forward → busy → ring → no-answer destination).

@@ -351,3 +351,78 @@ fn strategy_names_and_settings_are_checked() {
         Err(ConfigError::Unknown { .. })
     ));
 }
+
+/// The member a pbxkit-acd queue of `strategy` rings first for a new caller, its
+/// members logged in in the group's order, the engine's draws from `seed`.
+fn acd_first(strategy: pbxkit_acd::Strategy, seed: u64) -> String {
+    use pbxkit_acd::queue_log::MemorySink;
+    use pbxkit_acd::{Acd, Input, Output, QueueConfig, SeededRng};
+    let now = std::time::Instant::now();
+    let mut acd = Acd::new(MemorySink::new(), SeededRng::new(seed), now, 1_711_443_600);
+    acd.add_queue(QueueConfig::new("g", strategy)).unwrap();
+    for member in ["a", "b", "c"] {
+        acd.add_line(member);
+        acd.handle_input(
+            now,
+            Input::AgentLogin {
+                agent: member.into(),
+                channel: member.into(),
+                queues: vec![("g".into(), 0)],
+            },
+        )
+        .unwrap();
+    }
+    acd.handle_input(
+        now,
+        Input::CallArrived {
+            call: "1.1".into(),
+            queue: "g".into(),
+            caller_id: "1009".into(),
+            priority: 0,
+            options: Default::default(),
+        },
+    )
+    .unwrap();
+    std::iter::from_fn(|| acd.poll_output())
+        .find_map(|o| match o {
+            Output::Ring { agent, .. } => Some(agent.to_string()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_group_picks_its_members_as_the_acd_picks_a_queues() {
+    // XiVO runs groups as queues: one implementation of the strategies (pbxkit-acd's),
+    // so a group and a queue with the same strategy and draws ring the same member.
+    for (name, strategy) in [
+        ("random", pbxkit_acd::Strategy::Random),
+        ("wrandom", pbxkit_acd::Strategy::WRandom),
+    ] {
+        let d = dialplan(name, "").unwrap();
+        let mut firsts = std::collections::HashSet::new();
+        for draw in 0..30 {
+            let state = State {
+                draw,
+                ..State::default()
+            };
+            let first = order(&d, &state).swap_remove(0);
+            assert_eq!(first, acd_first(strategy, draw), "{name}, draw {draw}");
+            firsts.insert(first);
+        }
+        assert_eq!(
+            firsts.len(),
+            3,
+            "{name}: every member comes first sometimes"
+        );
+    }
+    for (name, strategy) in [
+        ("linear", pbxkit_acd::Strategy::Linear),
+        ("rrmemory", pbxkit_acd::Strategy::RrMemory),
+        ("leastrecent", pbxkit_acd::Strategy::LeastRecent),
+        ("fewestcalls", pbxkit_acd::Strategy::FewestCalls),
+    ] {
+        let d = dialplan(name, "").unwrap();
+        assert_eq!(order(&d, &State::default())[0], acd_first(strategy, 0));
+    }
+}
