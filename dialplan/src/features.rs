@@ -75,9 +75,10 @@ pub struct FeaturesConfig {
     pub agent_login: String,
     /// Agent logoff (`*32`: the agent on the caller's phone; `*32<agent>`).
     pub agent_logoff: String,
-    /// Pause the caller's agent in every queue (`*34`).
+    /// Pause the caller's agent in every queue (`*34`), in one (`*34<queue>`),
+    /// with a reason code (`*34*<reason>`, `*34<queue>*<reason>`).
     pub agent_pause: String,
-    /// Unpause the caller's agent in every queue (`*35`).
+    /// Unpause the caller's agent in every queue (`*35`), in one (`*35<queue>`).
     pub agent_unpause: String,
 }
 
@@ -196,10 +197,16 @@ pub enum FeatureAction {
         /// The agent's number, when dialled.
         agent: Option<String>,
     },
-    /// Pause (`*34`) or unpause (`*35`) the agent on the caller's phone in every queue.
+    /// Pause (`*34`) or unpause (`*35`) the agent on the caller's phone, in every
+    /// queue or in the one dialled (`*34<queue>`, `*35<queue>`), a pause with the
+    /// reason code dialled after a `*` (`*34*<reason>`, `*34<queue>*<reason>`).
     AgentPause {
         /// Pause (`true`) or unpause.
         paused: bool,
+        /// The queue's number, when one is dialled.
+        queue: Option<String>,
+        /// The reason code, when one is dialled (pauses only).
+        reason: Option<String>,
     },
 }
 
@@ -253,10 +260,21 @@ impl Features {
             (&c.recording_toggle, FeatureAction::ToggleRecording),
             (&c.parking, FeatureAction::Park),
             (&c.agent_logoff, FeatureAction::AgentLogoff { agent: None }),
-            (&c.agent_pause, FeatureAction::AgentPause { paused: true }),
+            (
+                &c.agent_pause,
+                FeatureAction::AgentPause {
+                    paused: true,
+                    queue: None,
+                    reason: None,
+                },
+            ),
             (
                 &c.agent_unpause,
-                FeatureAction::AgentPause { paused: false },
+                FeatureAction::AgentPause {
+                    paused: false,
+                    queue: None,
+                    reason: None,
+                },
             ),
         ];
         if let Some((_, action)) = exact
@@ -278,42 +296,79 @@ impl Features {
                 });
             }
         }
-        type Build = fn(String) -> FeatureAction;
-        let mut prefixed: [(&str, Build); 8] = [
-            (&c.agent_login, |arg| match arg.split_once('*') {
-                Some((agent, password)) => FeatureAction::AgentLogin {
-                    agent: agent.to_owned(),
-                    password: Some(password.to_owned()),
-                },
-                None => FeatureAction::AgentLogin {
-                    agent: arg,
-                    password: None,
-                },
+        type Build = fn(String) -> Option<FeatureAction>;
+        let mut prefixed: [(&str, Build); 10] = [
+            (&c.agent_login, |arg| {
+                Some(match arg.split_once('*') {
+                    Some((agent, password)) => FeatureAction::AgentLogin {
+                        agent: agent.to_owned(),
+                        password: Some(password.to_owned()),
+                    },
+                    None => FeatureAction::AgentLogin {
+                        agent: arg,
+                        password: None,
+                    },
+                })
             }),
-            (&c.agent_logoff, |agent| FeatureAction::AgentLogoff {
-                agent: Some(agent),
+            (&c.agent_logoff, |agent| {
+                Some(FeatureAction::AgentLogoff { agent: Some(agent) })
             }),
-            (&c.pickup, |ext| FeatureAction::DirectedPickup { ext }),
-            (&c.voicemail, |number| FeatureAction::Voicemail { number }),
-            (&c.paging, |ext| FeatureAction::Paging { ext }),
-            (&c.forward_unconditional, |d| FeatureAction::SetForward {
-                kind: ForwardKind::Unconditional,
-                destination: ForwardTarget::Number(d),
+            // `<queue>`, `<queue>*<reason>` or `*<reason>`, each part digits.
+            (&c.agent_pause, |arg| {
+                let (queue, reason) = match arg.split_once('*') {
+                    Some((queue, reason)) => (queue, Some(reason)),
+                    None => (arg.as_str(), None),
+                };
+                let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+                let queue = (!queue.is_empty()).then_some(queue);
+                if !queue.is_none_or(digits) || !reason.is_none_or(digits) {
+                    return None;
+                }
+                Some(FeatureAction::AgentPause {
+                    paused: true,
+                    queue: queue.map(Into::into),
+                    reason: reason.map(Into::into),
+                })
             }),
-            (&c.forward_no_answer, |d| FeatureAction::SetForward {
-                kind: ForwardKind::NoAnswer,
-                destination: ForwardTarget::Number(d),
+            (&c.agent_unpause, |queue| {
+                queue
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then_some(FeatureAction::AgentPause {
+                        paused: false,
+                        queue: Some(queue),
+                        reason: None,
+                    })
             }),
-            (&c.forward_busy, |d| FeatureAction::SetForward {
-                kind: ForwardKind::Busy,
-                destination: ForwardTarget::Number(d),
+            (&c.pickup, |ext| Some(FeatureAction::DirectedPickup { ext })),
+            (&c.voicemail, |number| {
+                Some(FeatureAction::Voicemail { number })
+            }),
+            (&c.paging, |ext| Some(FeatureAction::Paging { ext })),
+            (&c.forward_unconditional, |d| {
+                Some(FeatureAction::SetForward {
+                    kind: ForwardKind::Unconditional,
+                    destination: ForwardTarget::Number(d),
+                })
+            }),
+            (&c.forward_no_answer, |d| {
+                Some(FeatureAction::SetForward {
+                    kind: ForwardKind::NoAnswer,
+                    destination: ForwardTarget::Number(d),
+                })
+            }),
+            (&c.forward_busy, |d| {
+                Some(FeatureAction::SetForward {
+                    kind: ForwardKind::Busy,
+                    destination: ForwardTarget::Number(d),
+                })
             }),
         ];
         prefixed.sort_by_key(|(code, _)| std::cmp::Reverse(code.len()));
         prefixed.into_iter().find_map(|(code, build)| {
             after(code, number)
                 .filter(|rest| is_argument(rest))
-                .map(|rest| build(rest.to_owned()))
+                .and_then(|rest| build(rest.to_owned()))
         })
     }
 
@@ -347,6 +402,8 @@ impl Features {
         let prefixes = [
             &c.agent_login,
             &c.agent_logoff,
+            &c.agent_pause,
+            &c.agent_unpause,
             &c.pickup,
             &c.voicemail,
             &c.paging,
@@ -497,14 +554,29 @@ mod tests {
                 agent: Some("8001".into())
             })
         );
+        let pause = |paused: bool, queue: Option<&str>, reason: Option<&str>| {
+            Some(FeatureAction::AgentPause {
+                paused,
+                queue: queue.map(Into::into),
+                reason: reason.map(Into::into),
+            })
+        };
+        assert_eq!(f.parse_dialed("*34"), pause(true, None, None));
+        assert_eq!(f.parse_dialed("*343100"), pause(true, Some("3100"), None));
+        assert_eq!(f.parse_dialed("*34*2"), pause(true, None, Some("2")));
         assert_eq!(
-            f.parse_dialed("*34"),
-            Some(FeatureAction::AgentPause { paused: true })
+            f.parse_dialed("*343100*2"),
+            pause(true, Some("3100"), Some("2"))
         );
-        assert_eq!(
-            f.parse_dialed("*35"),
-            Some(FeatureAction::AgentPause { paused: false })
-        );
+        assert_eq!(f.parse_dialed("*35"), pause(false, None, None));
+        assert_eq!(f.parse_dialed("*353100"), pause(false, Some("3100"), None));
+        // A reason is for pauses; parts are digits, a dialled `*` has a reason after it.
+        assert_eq!(f.parse_dialed("*353100*2"), None);
+        assert_eq!(f.parse_dialed("*34*"), None);
+        assert_eq!(f.parse_dialed("*343100*2*3"), None);
+        assert_eq!(f.parse_dialed("*34#"), None);
+        assert!(f.could_match_more("*34"));
+        assert!(f.could_match_more("*3431"));
         assert!(f.could_match_more("*3"));
         assert!(f.could_match_more("*31"));
         assert!(f.could_match_more("*318"));

@@ -1,12 +1,19 @@
 //! Agents' logins as live state: which agent is logged in on which user's phone,
-//! and whether it is paused, kept in `data_dir/agents.json` so that a restart of
-//! the PBX does not log the call centre out.
+//! and where and why it is paused, kept in `data_dir/agents.json` so that a
+//! restart of the PBX does not log the call centre out.
 //!
-//! Every change is written (the whole table, atomically: write, fsync, rename)
-//! before the agent hears its confirmation; changes come at the pace of people
-//! pressing keys. At start the PBX logs the saved agents back in without writing
-//! new `AGENTLOGIN` lines: for the `queue_log` their session goes on.
+//! The table follows the ACD's own `queue_log` lines ([`Agents::apply`]):
+//! `AGENTLOGIN`, `AGENTLOGOFF`, `PAUSE`/`UNPAUSE` per queue, `PAUSEALL`/
+//! `UNPAUSEALL`. So what the ACD does by itself (an autopause after a missed
+//! call, a logoff) is kept as surely as what an agent dials. Every change is
+//! written (the whole table, atomically: write, fsync, rename; the newest table
+//! wins when writes overlap) and an agent hears its confirmation only once it is
+//! written; changes come at the pace of people pressing keys and phones ringing.
+//! At start the PBX logs the saved agents back in, paused where they were,
+//! without writing new `AGENTLOGIN` or `PAUSE` lines: for the `queue_log` their
+//! session goes on.
 
+use pbxkit_acd::queue_log::{Event, Line};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
@@ -17,23 +24,98 @@ use std::path::{Path, PathBuf};
 pub(crate) struct Login {
     /// The user whose phone rings for the agent.
     pub(crate) user: String,
-    /// Why the agent paused, when it has.
+    /// The reason of a pause in every queue, while it lasts.
     #[serde(default)]
     pub(crate) paused: Option<String>,
+    /// The queues the agent is paused in, with the reasons.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) paused_in: BTreeMap<String, String>,
 }
 
-/// The table of logged-in agents in `agents.json`.
+impl Login {
+    /// A login on `user`'s phone, not paused.
+    pub(crate) fn on(user: &str) -> Login {
+        Login {
+            user: user.to_owned(),
+            paused: None,
+            paused_in: BTreeMap::new(),
+        }
+    }
+}
+
+/// The logged-in agents, by number, as the ACD's `queue_log` lines say.
+#[derive(Debug, Default)]
+pub(crate) struct Agents {
+    logins: BTreeMap<String, Login>,
+    /// Counts changes: a write of an older table never replaces a newer one.
+    version: u64,
+}
+
+impl Agents {
+    /// The table saved before (read at start).
+    pub(crate) fn from_saved(logins: BTreeMap<String, Login>) -> Agents {
+        Agents { logins, version: 0 }
+    }
+
+    /// The agents logged in.
+    pub(crate) fn logins(&self) -> &BTreeMap<String, Login> {
+        &self.logins
+    }
+
+    /// Follows one `queue_log` line; whether the table changed.
+    pub(crate) fn apply(&mut self, line: &Line) -> bool {
+        let number = line.agent.strip_prefix("Agent/").unwrap_or(&line.agent);
+        let changed = match &line.event {
+            Event::AgentLogin { channel } => {
+                self.logins.insert(number.to_owned(), Login::on(channel));
+                true
+            }
+            Event::AgentLogoff { .. } => self.logins.remove(number).is_some(),
+            event => {
+                let Some(login) = self.logins.get_mut(number) else {
+                    return false;
+                };
+                match event {
+                    Event::PauseAll { reason } => login.paused = Some(reason.clone()),
+                    Event::UnpauseAll { .. } => login.paused = None,
+                    Event::Pause { reason } => {
+                        login.paused_in.insert(line.queue.clone(), reason.clone());
+                    }
+                    Event::Unpause { .. } => {
+                        // No longer paused everywhere: the other queues' pauses are
+                        // each in `paused_in` (a PAUSEALL is followed by its queues').
+                        login.paused = None;
+                        login.paused_in.remove(&line.queue);
+                    }
+                    _ => return false,
+                }
+                true
+            }
+        };
+        if changed {
+            self.version += 1;
+        }
+        changed
+    }
+
+    /// The table to write, with its version.
+    pub(crate) fn snapshot(&self) -> (u64, BTreeMap<String, Login>) {
+        (self.version, self.logins.clone())
+    }
+}
+
+/// `data_dir/agents.json`.
 #[derive(Debug)]
 pub(crate) struct AgentStore {
     file: PathBuf,
-    /// The table as saved, and the lock that orders writes.
-    saved: tokio::sync::Mutex<BTreeMap<String, Login>>,
+    /// The version last written, and the lock that orders writes.
+    written: tokio::sync::Mutex<u64>,
 }
 
 impl AgentStore {
-    /// Reads the saved table (none yet: empty); a file that does not parse is an
-    /// error, never silently replaced.
-    pub(crate) fn open(data_dir: &Path) -> io::Result<AgentStore> {
+    /// Opens the file and reads the saved table (none yet: empty); a file that
+    /// does not parse is an error, never silently replaced.
+    pub(crate) fn open(data_dir: &Path) -> io::Result<(AgentStore, BTreeMap<String, Login>)> {
         let file = data_dir.join("agents.json");
         let table = match std::fs::read(&file) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -45,31 +127,29 @@ impl AgentStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        Ok(AgentStore {
+        let store = AgentStore {
             file,
-            saved: tokio::sync::Mutex::new(table),
-        })
-    }
-
-    /// The agents saved as logged in.
-    pub(crate) async fn logins(&self) -> BTreeMap<String, Login> {
-        self.saved.lock().await.clone()
-    }
-
-    /// Saves `agent`'s login (`None`: logged off); done when it is durable.
-    pub(crate) async fn save(&self, agent: &str, login: Option<Login>) -> io::Result<()> {
-        let mut saved = self.saved.lock().await;
-        let mut next = saved.clone();
-        match login {
-            Some(login) => next.insert(agent.to_owned(), login),
-            None => next.remove(agent),
+            written: tokio::sync::Mutex::new(0),
         };
-        let bytes = serde_json::to_vec_pretty(&next).map_err(io::Error::other)?;
+        Ok((store, table))
+    }
+
+    /// Writes the table of `version`, unless a newer one is written already (it
+    /// holds this change too); done when it is durable.
+    pub(crate) async fn save(
+        &self,
+        (version, table): (u64, BTreeMap<String, Login>),
+    ) -> io::Result<()> {
+        let mut written = self.written.lock().await;
+        if version <= *written {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&table).map_err(io::Error::other)?;
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || crate::store::write_atomic(&file, &bytes))
             .await
             .map_err(io::Error::other)??;
-        *saved = next;
+        *written = version;
         Ok(())
     }
 }
@@ -194,24 +274,117 @@ mod tests {
         assert!(!guard.failed("1001", "1", t0 + s(703)));
     }
 
+    fn line(queue: &str, agent: &str, event: Event) -> Line {
+        Line {
+            time: 1,
+            call_id: "NONE".into(),
+            queue: queue.into(),
+            agent: agent.into(),
+            event,
+        }
+    }
+
+    #[test]
+    fn the_table_follows_the_acds_lines() {
+        let mut agents = Agents::default();
+        let reason = |r: &str| r.to_owned();
+        assert!(agents.apply(&line(
+            "NONE",
+            "Agent/1",
+            Event::AgentLogin {
+                channel: "1001".into()
+            }
+        )));
+        assert_eq!(agents.logins()["1"], Login::on("1001"));
+        // PAUSEALL and its queues' PAUSE lines; then one queue unpaused.
+        agents.apply(&line(
+            "NONE",
+            "Agent/1",
+            Event::PauseAll {
+                reason: reason("lunch"),
+            },
+        ));
+        for q in ["sales", "support"] {
+            agents.apply(&line(
+                q,
+                "Agent/1",
+                Event::Pause {
+                    reason: reason("lunch"),
+                },
+            ));
+        }
+        assert_eq!(agents.logins()["1"].paused.as_deref(), Some("lunch"));
+        agents.apply(&line(
+            "sales",
+            "Agent/1",
+            Event::Unpause {
+                reason: String::new(),
+            },
+        ));
+        let login = &agents.logins()["1"];
+        assert_eq!(login.paused, None);
+        assert_eq!(
+            login.paused_in,
+            BTreeMap::from([("support".to_owned(), reason("lunch"))])
+        );
+        // Lines about others or of no interest change nothing.
+        let (version, _) = agents.snapshot();
+        assert!(!agents.apply(&line(
+            "sales",
+            "Agent/9",
+            Event::Pause {
+                reason: reason("x")
+            }
+        )));
+        assert!(!agents.apply(&line("sales", "Agent/1", Event::WrapUpStart { wrap_up: 5 })));
+        assert_eq!(agents.snapshot().0, version);
+        assert!(agents.apply(&line(
+            "NONE",
+            "Agent/1",
+            Event::AgentLogoff {
+                channel: "1001".into(),
+                login_time: 60
+            }
+        )));
+        assert!(agents.logins().is_empty());
+    }
+
     #[tokio::test]
     async fn logins_are_saved_and_read_back_after_a_restart() {
         let dir = std::env::temp_dir().join(format!("pbxkit-agents-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let _ = std::fs::remove_file(dir.join("agents.json"));
-        let store = AgentStore::open(&dir).unwrap();
-        let login = |paused: Option<&str>| Login {
-            user: "1001".into(),
-            paused: paused.map(Into::into),
+        let (store, saved) = AgentStore::open(&dir).unwrap();
+        assert!(saved.is_empty());
+        let mut paused = Login::on("1001");
+        paused
+            .paused_in
+            .insert("support".into(), "Auto-Pause".into());
+        let table = |v: u64, logins: &[(&str, &Login)]| {
+            let t: BTreeMap<String, Login> = logins
+                .iter()
+                .map(|(a, l)| ((*a).to_owned(), (*l).clone()))
+                .collect();
+            (v, t)
         };
-        store.save("1", Some(login(None))).await.unwrap();
-        store.save("2", Some(login(None))).await.unwrap();
-        store.save("1", Some(login(Some("lunch")))).await.unwrap();
-        store.save("2", None).await.unwrap();
-        let again = AgentStore::open(&dir).unwrap();
-        let logins = again.logins().await;
+        store
+            .save(table(1, &[("1", &Login::on("1001"))]))
+            .await
+            .unwrap();
+        store.save(table(3, &[("1", &paused)])).await.unwrap();
+        // An older table written late does not replace the newer one.
+        store.save(table(2, &[])).await.unwrap();
+        let (_, logins) = AgentStore::open(&dir).unwrap();
         assert_eq!(logins.len(), 1);
-        assert_eq!(logins["1"], login(Some("lunch")));
+        assert_eq!(logins["1"], paused);
+        // A file of an older PBX (no `paused_in`) still reads.
+        std::fs::write(
+            dir.join("agents.json"),
+            br#"{"2": {"user": "1002", "paused": "x"}}"#,
+        )
+        .unwrap();
+        let (_, logins) = AgentStore::open(&dir).unwrap();
+        assert_eq!(logins["2"].paused.as_deref(), Some("x"));
         std::fs::write(dir.join("agents.json"), b"{ not json").unwrap();
         assert!(AgentStore::open(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);

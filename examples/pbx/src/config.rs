@@ -41,6 +41,10 @@ pub(crate) struct Config {
     pub(crate) queues: Vec<Queue>,
     #[serde(default)]
     pub(crate) agents: Vec<Agent>,
+    /// Pause reasons by the code an agent dials after `*34…*`: `1 = "lunch"`.
+    /// The name is the `PAUSE`/`PAUSEALL` line's reason in the `queue_log`.
+    #[serde(default)]
+    pub(crate) pause_reasons: std::collections::BTreeMap<String, String>,
     /// Users by extension (position in `users`), built by [`Config::parse`].
     #[serde(skip)]
     user_index: std::collections::HashMap<String, usize>,
@@ -975,6 +979,25 @@ impl Config {
                 });
             }
         }
+        for (code, name) in &config.pause_reasons {
+            let at = at_key("[pause_reasons]");
+            if code.is_empty() || code.len() > 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError {
+                    message: format!("pause_reasons: code {code:?} must be 1 to 4 digits"),
+                    at,
+                });
+            }
+            // The reason is a queue_log field: no separator, no line break.
+            if name.is_empty() || name.len() > 64 || name.contains(['|', '\n', '\r']) {
+                return Err(ConfigError {
+                    message: format!(
+                        "pause_reasons: {code}: the name is 1 to 64 characters without '|' \
+                         or line breaks"
+                    ),
+                    at,
+                });
+            }
+        }
         let mut agents = std::collections::HashSet::new();
         for agent in &config.agents {
             let at = at_key(&format!("number = \"{}\"", agent.number));
@@ -1297,6 +1320,18 @@ mod tests {
             let err = Config::parse(&agent(body)).unwrap_err();
             assert!(err.message.contains(expected), "{err:?}");
             assert!(err.at.is_some());
+        }
+        for (bad, expected) in [
+            ("x1 = \"lunch\"", "1 to 4 digits"),
+            ("12345 = \"lunch\"", "1 to 4 digits"),
+            ("4 = \"a|b\"", "without '|'"),
+            ("4 = \"\"", "1 to 64 characters"),
+        ] {
+            let text = DEFAULT.replace("1 = \"lunch\"", bad);
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.message.contains(expected), "{bad}: {err:?}");
+            let (line, _) = err.at.unwrap();
+            assert_eq!(text.lines().nth(line - 1), Some("[pause_reasons]"));
         }
 
         let text = DEFAULT.replace("min_se = 90", "min_se = 3600");

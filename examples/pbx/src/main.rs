@@ -413,7 +413,7 @@ fn print_banner(
             .map(|a| a.number.as_str())
             .collect();
         println!(
-            "queue {:<6} {} ({}; agents {}: log in with *31<agent>, off *32, pause *34, unpause *35)",
+            "queue {:<6} {} ({}; agents {}: log in with *31<agent>, off *32, pause *34[<queue>][*<reason>], unpause *35[<queue>])",
             q.exten,
             q.name,
             q.strategy,

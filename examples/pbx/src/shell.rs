@@ -453,6 +453,10 @@ struct Shell {
     queue_log: Journal,
     /// Agents logged in, kept across restarts.
     agents: Arc<crate::agents::AgentStore>,
+    /// The logged-in agents as the ACD's lines tell it, and whether it changed
+    /// since it was last handed to `agents`.
+    agent_table: crate::agents::Agents,
+    agents_changed: bool,
     /// Wrong agent passwords, per phone user and agent.
     agent_logins: crate::agents::LoginGuard,
     bus: Bus,
@@ -575,7 +579,8 @@ pub(crate) async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (store, cdr, queue_log, users, bus) = parts;
-    let agents = Arc::new(crate::agents::AgentStore::open(&config.pbx.data_dir)?);
+    let (agents, saved_agents) = crate::agents::AgentStore::open(&config.pbx.data_dir)?;
+    let agents = Arc::new(agents);
     let local = sockets.local_addr();
     // One secret for the engine's INVITE nonces and our REGISTER ones.
     let secret = config.sip.nonce_key();
@@ -648,11 +653,13 @@ pub(crate) async fn run(
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
         agents,
+        agent_table: crate::agents::Agents::from_saved(saved_agents),
+        agents_changed: false,
         agent_logins: crate::agents::LoginGuard::new(config.security.ban_policy()),
     };
     shell.follow_users(&config);
     shell.set_agent_skills(&config);
-    shell.restore_agents().await;
+    shell.restore_agents();
     let configured = trunks(&config).await;
     shell.engine.set_trunks(configured, Instant::now());
     shell.flush();
@@ -812,9 +819,30 @@ impl Shell {
                 self.request(request);
             }
             if !moved {
-                return;
+                break;
             }
         }
+        if self.agents_changed {
+            // What the ACD did by itself (an autopause, a logoff): nobody waits
+            // for it, but it is kept.
+            let (store, table) = (self.agents.clone(), self.take_agent_table());
+            tokio::spawn(async move {
+                if let Err(e) = store.save(table).await {
+                    tracing::error!(error = %e, "agents' state not saved");
+                }
+            });
+        }
+    }
+
+    /// The agents' table to save, marked as handed over.
+    fn take_agent_table(
+        &mut self,
+    ) -> (
+        u64,
+        std::collections::BTreeMap<String, crate::agents::Login>,
+    ) {
+        self.agents_changed = false;
+        self.agent_table.snapshot()
     }
 
     /// The operator's periodic view: calls, registrations and bans.
@@ -988,7 +1016,12 @@ impl Shell {
             Event::CallRinging { call, users, group } => {
                 tracing::debug!(call = ?call, ?users, ?group, "ringing");
             }
-            Event::QueueLog(line) => self.queue_log.append(line.to_string().into_bytes()),
+            Event::QueueLog(line) => {
+                if self.agent_table.apply(&line) {
+                    self.agents_changed = true;
+                }
+                self.queue_log.append(line.to_string().into_bytes());
+            }
             Event::AgentConnected {
                 call,
                 queue,
@@ -1029,8 +1062,13 @@ impl Shell {
                     .command(call, Command::Reject(status), Instant::now());
                 return;
             }
-            Some(Ok((agent, login))) => {
-                // The agent hears the confirmation once the change is on disk.
+            Some(Ok(agent)) => {
+                // The agent hears the confirmation once the change is on disk: the
+                // ACD's lines for it are followed now, and the table written.
+                while let Some(event) = self.engine.poll_event() {
+                    self.event(event);
+                }
+                let table = self.take_agent_table();
                 let (store, commands) = (self.agents.clone(), self.commands.clone());
                 let confirmation = match action {
                     pbxkit_dialplan::FeatureAction::AgentLogin { .. } => Application::Say {
@@ -1042,7 +1080,7 @@ impl Shell {
                     _ => Application::Playback { file: None },
                 };
                 tokio::spawn(async move {
-                    let command = match store.save(&agent, login).await {
+                    let command = match store.save(table).await {
                         Ok(()) => Command::Run(confirmation),
                         Err(e) => {
                             tracing::error!(agent = %agent, error = %e, "agent state not saved");
@@ -1082,15 +1120,16 @@ impl Shell {
         });
     }
 
-    /// An agent's feature code dialled from `user`'s phone, applied: the agent and
-    /// its login to save, else the status it is refused with; `None` for other
-    /// codes. An agent logs in on the phone it dials from (with its password when
-    /// it has one) and logs off, pauses or unpauses there.
+    /// An agent's feature code dialled from `user`'s phone, applied: the agent,
+    /// else the status it is refused with; `None` for other codes. An agent logs in
+    /// on the phone it dials from (with its password when it has one) and logs
+    /// off, pauses or unpauses there, in every queue or the one dialled, a pause
+    /// with the name of the reason code dialled (`[pause_reasons]`).
     fn agent_feature(
         &mut self,
         user: &str,
         action: &pbxkit_dialplan::FeatureAction,
-    ) -> Option<Result<(String, Option<crate::agents::Login>), StatusCode>> {
+    ) -> Option<Result<String, StatusCode>> {
         use pbxkit_dialplan::FeatureAction;
         let config = self.engine.directory().config.clone();
         let now = Instant::now();
@@ -1135,41 +1174,54 @@ impl Shell {
                     _ => return Some(Err(StatusCode::NOT_FOUND)),
                 }
             }
-            FeatureAction::AgentPause { paused } => {
+            FeatureAction::AgentPause {
+                paused,
+                queue,
+                reason,
+            } => {
                 let Some(agent) = on_phone else {
                     return Some(Err(StatusCode::NOT_FOUND));
                 };
+                let queue = match queue {
+                    None => None,
+                    Some(number) => match config.queue(number) {
+                        Some(q) => Some(q.name.clone()),
+                        None => return Some(Err(StatusCode::NOT_FOUND)),
+                    },
+                };
+                let reason = match (paused, reason) {
+                    (false, _) => None,
+                    (true, None) => Some(String::new()),
+                    (true, Some(code)) => match config.pause_reasons.get(code) {
+                        Some(name) => Some(name.clone()),
+                        None => return Some(Err(StatusCode::NOT_FOUND)),
+                    },
+                };
                 AgentCommand::Pause {
                     agent,
-                    reason: paused.then(String::new),
+                    queue,
+                    reason,
                 }
             }
             _ => return None,
         };
-        let saved = match &command {
-            AgentCommand::Login { agent, user, .. } => (
-                agent.clone(),
-                Some(crate::agents::Login {
-                    user: user.clone(),
-                    paused: None,
-                }),
-            ),
-            AgentCommand::Pause { agent, reason } => (
-                agent.clone(),
-                Some(crate::agents::Login {
-                    user: user.to_owned(),
-                    paused: reason.clone(),
-                }),
-            ),
-            AgentCommand::Logoff { agent } => (agent.clone(), None),
+        let agent = match &command {
+            AgentCommand::Login { agent, .. }
+            | AgentCommand::Pause { agent, .. }
+            | AgentCommand::Logoff { agent } => agent.clone(),
             // Nothing else is built above.
             _ => return None,
         };
         Some(match self.engine.agent(command, now) {
-            Ok(()) => Ok(saved),
+            Ok(()) => Ok(agent),
             Err(e) => {
                 tracing::info!(user = %user, error = %e, "agent feature refused");
-                Err(StatusCode::FORBIDDEN)
+                match e {
+                    // A queue the agent is not in: nothing to pause there.
+                    pbxkit_acd::AcdError::NotAMember { .. }
+                    | pbxkit_acd::AcdError::UnknownQueue(_) => Err(StatusCode::NOT_FOUND),
+                    _ => Err(StatusCode::FORBIDDEN),
+                }
             }
         })
     }
@@ -1184,11 +1236,12 @@ impl Shell {
 
     /// Logs the agents saved as logged in back in (those still configured), paused
     /// as they were. Not a new session: no `AGENTLOGIN` or `PAUSEALL` lines.
-    async fn restore_agents(&mut self) {
+    fn restore_agents(&mut self) {
         let config = self.engine.directory().config.clone();
         let now = Instant::now();
-        for (number, login) in self.agents.logins().await {
-            let Some(agent) = config.agent(&number) else {
+        let saved = std::mem::take(&mut self.agent_table);
+        for (number, login) in saved.logins() {
+            let Some(agent) = config.agent(number) else {
                 continue;
             };
             let queues = agent
@@ -1198,26 +1251,39 @@ impl Shell {
                 .collect();
             let command = AgentCommand::Login {
                 agent: number.clone(),
-                user: login.user,
+                user: login.user.clone(),
                 queues,
             };
             if let Err(e) = self.engine.agent(command, now) {
                 tracing::warn!(agent = %number, error = %e, "saved agent not logged back in");
                 continue;
             }
-            if let Some(reason) = login.paused {
+            let pauses = login
+                .paused
+                .iter()
+                .map(|reason| (None, reason))
+                .chain(login.paused_in.iter().map(|(q, reason)| (Some(q), reason)));
+            for (queue, reason) in pauses {
                 let pause = AgentCommand::Pause {
-                    agent: number,
-                    reason: Some(reason),
+                    agent: number.clone(),
+                    queue: queue.cloned(),
+                    reason: Some(reason.clone()),
                 };
+                // A queue the agent is no longer in is forgotten.
                 let _ = self.engine.agent(pause, now);
             }
         }
+        // The table is rebuilt from the ACD's lines (not written to the queue_log):
+        // agents or queues no longer configured drop out, and that is saved.
         while let Some(event) = self.engine.poll_event() {
-            if !matches!(event, Event::QueueLog(_)) {
-                self.event(event);
+            match event {
+                Event::QueueLog(line) => {
+                    self.agent_table.apply(&line);
+                }
+                event => self.event(event),
             }
         }
+        self.agents_changed = self.agent_table.logins() != saved.logins();
     }
 
     fn answer(&mut self, request: &Request, status: StatusCode) {

@@ -3515,3 +3515,95 @@ async fn an_agent_password_is_asked_and_guessing_it_locks_that_phone_out() {
     // An agent without a password needs none.
     assert_eq!(feature_code(&bob, "*311").await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_agent_pauses_per_queue_with_a_reason_and_an_autopause_survives_a_restart() {
+    let dir = temp_dir("agents-pause");
+    let port = free_port();
+    let edit = |c: String| {
+        let sales = "[[queues]]\nexten = \"3101\"\nname = \"sales\"\n\
+                     member_ring_time = 2\nretry_delay = 1\nautopause = true\n\
+                     announce_frequency = 0\n\n[[agents]]\nnumber = \"1\"\n";
+        c.replacen("[[agents]]\nnumber = \"1\"\n", sales, 1)
+            .replacen(
+                "queues = [\"support\"]",
+                "queues = [\"support\", \"sales\"]",
+                1,
+            )
+    };
+    let mut pbx = Pbx::start_edited(dir.clone(), port, edit);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(feature_code(&desk, "*311").await, StatusCode::OK);
+    // Paused in support only, for lunch (`[pause_reasons]` 1 in the default).
+    assert_eq!(feature_code(&desk, "*343100*1").await, StatusCode::OK);
+    // An unknown reason code or queue number changes nothing.
+    assert_eq!(feature_code(&desk, "*34*9").await, StatusCode::NOT_FOUND);
+    assert_eq!(feature_code(&desk, "*349999").await, StatusCode::NOT_FOUND);
+    let lines = queue_log_with(&dir, &["PAUSE"]).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("|support|Agent/1|PAUSE|lunch")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("PAUSEALL")), "{lines:?}");
+
+    // Sales still rings the agent; it refuses, and sales pauses it by itself.
+    let bob_log =
+        bob.answer_calls_seeing(StatusCode::BUSY_HERE, SDP.to_owned(), Offers::default(), 1);
+    let (invite, answer) = call(&alice, "3101").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3101").await;
+    // (The ACK of a refusal stays in the phone's transaction layer.)
+    assert_eq!(timeout(WAIT, bob_log).await.unwrap().unwrap(), ["INVITE"]);
+    let lines = queue_log_with(&dir, &["RINGNOANSWER"]).await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    queue_log_with(&dir, &["ABANDON"]).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("|sales|Agent/1|PAUSE|Auto-Pause")),
+        "{lines:?}"
+    );
+
+    // After kill -9 and a restart the agent is paused in both queues, with its
+    // reasons: neither rings it.
+    pbx.kill();
+    let pbx = Pbx::start_edited(dir.clone(), port, edit);
+    let saved = std::fs::read_to_string(dir.join("data").join("agents.json")).unwrap();
+    assert!(saved.contains("\"sales\": \"Auto-Pause\""), "{saved}");
+    assert!(saved.contains("\"support\": \"lunch\""), "{saved}");
+    let mut bob = registered("1001", "pbx1001pw", &pbx).await;
+    for queue in ["3100", "3101"] {
+        let (invite, answer) = call(&alice, queue).await;
+        assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+        let dialog = InDialog::ack(&alice, &invite, &answer, queue).await;
+        assert!(
+            timeout(Duration::from_millis(500), bob.ep.next())
+                .await
+                .is_err(),
+            "a paused agent was rung by {queue}"
+        );
+        assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    }
+    // Unpaused in sales from the phone, the agent takes its next caller there.
+    assert_eq!(feature_code(&desk, "*353101").await, StatusCode::OK);
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "3101").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3101").await;
+    queue_log_with(&dir, &["CONNECT"]).await;
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    let saved = std::fs::read_to_string(dir.join("data").join("agents.json")).unwrap();
+    assert!(!saved.contains("sales"), "{saved}");
+    assert!(saved.contains("\"support\": \"lunch\""), "{saved}");
+    drop(pbx);
+}

@@ -1871,6 +1871,7 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     // nobody and gives up after three seconds: it abandons.
     let now = sim.now;
     let pause = AgentCommand::Pause {
+        queue: None,
         agent: "1".into(),
         reason: Some("lunch".into()),
     };
@@ -1892,6 +1893,7 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     sim.phones[4].dial("3200", None, now);
     sim.run(Vec::new(), now + s(1));
     let unpause = AgentCommand::Pause {
+        queue: None,
         agent: "1".into(),
         reason: None,
     };

@@ -62,10 +62,13 @@ pub enum AgentCommand {
         /// The agent's number.
         agent: String,
     },
-    /// The agent pauses (`Some(reason)`) or unpauses (`None`) in every queue.
+    /// The agent pauses (`Some(reason)`) or unpauses (`None`), in one queue or in
+    /// every queue.
     Pause {
         /// The agent's number.
         agent: String,
+        /// The queue's name; `None`: every queue (`PAUSEALL`/`UNPAUSEALL`).
+        queue: Option<String>,
         /// Why, when pausing.
         reason: Option<String>,
     },
@@ -202,17 +205,22 @@ impl<D: Directory> Engine<D> {
                 }
                 r
             }
-            AgentCommand::Pause { agent, reason } => {
+            AgentCommand::Pause {
+                agent,
+                queue,
+                reason,
+            } => {
                 let agent = agent_id(&agent);
+                let queue = queue.map(|q| pbxkit_acd::QueueId::from(q.as_str()));
                 let input = match reason {
                     Some(reason) => Input::Pause {
                         agent,
-                        queue: None,
+                        queue,
                         reason,
                     },
                     None => Input::Unpause {
                         agent,
-                        queue: None,
+                        queue,
                         reason: String::new(),
                     },
                 };
