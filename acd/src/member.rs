@@ -89,6 +89,27 @@ pub enum AgentState {
     WrapUp,
 }
 
+impl AgentState {
+    /// A name for displays and events: `logged_out`, `ready`, `paused`, `ringing`,
+    /// `on_call`, `wrap_up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoggedOut => "logged_out",
+            Self::Ready => "ready",
+            Self::Paused => "paused",
+            Self::Ringing => "ringing",
+            Self::OnCall => "on_call",
+            Self::WrapUp => "wrap_up",
+        }
+    }
+}
+
+impl std::fmt::Display for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The conditions under which a member does not count as present, for joinempty and
 /// leavewhenempty (app_queue's `QUEUE_EMPTY_*`). [`EmptyConditions::NEVER`] turns the
 /// check off: callers always join / never leave.

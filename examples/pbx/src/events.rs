@@ -1,6 +1,7 @@
 //! The PBX's event bus: what happens to calls, registrations and users' settings,
 //! as typed events. Events are the one way state leaves the core; consumers
-//! (logs today; CDR, BLF, queue_log, WebSocket and CTI as they move onto the bus)
+//! (logs today; CDR, BLF, queue_log, WebSocket, wallboards and CTI as they move
+//! onto the bus)
 //! subscribe and never reach into a call.
 //!
 //! The bus is a broadcast channel: publishing never waits, and a subscriber that
@@ -64,6 +65,17 @@ pub(crate) enum Event {
         /// The services now.
         services: UserServices,
     },
+    /// A call-centre agent's state changed (logged in or out, paused, ringing, on
+    /// a call, wrap-up).
+    AgentStatus {
+        /// The agent's number.
+        agent: String,
+        /// Its state now.
+        state: pbxkit_acd::AgentState,
+    },
+    /// A queue changed: its live statistics now (waiting callers, agents by
+    /// state, the day's counters).
+    QueueStatus(pbxkit::engine::QueueStats),
 }
 
 /// The bus: cheap to clone, shared by the service loop and every call.

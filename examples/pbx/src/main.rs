@@ -11,6 +11,7 @@ mod ban;
 mod cdr;
 mod codecs;
 mod config;
+mod control;
 mod events;
 mod features;
 mod ids;
@@ -245,6 +246,17 @@ async fn serve(
     config: Arc<Config>,
     passwords_file: Option<std::path::PathBuf>,
 ) -> ExitCode {
+    // First, before any file of the data directory is opened: one PBX per data
+    // directory (its control socket says whether another one runs).
+    let control = match std::fs::create_dir_all(&config.pbx.data_dir)
+        .and_then(|()| control::serve(&config.pbx.data_dir))
+    {
+        Ok(control) => control,
+        Err(e) => {
+            eprintln!("pbxkit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let store = match store::FileStore::open(&config.pbx.data_dir) {
         Ok(store) => store,
         Err(e) => {
@@ -305,7 +317,7 @@ async fn serve(
         sockets.local_addr(),
         passwords_file.as_deref(),
     );
-    let parts = (store, cdr, queue_log, users, bus);
+    let parts = (store, cdr, queue_log, users, bus, control);
     let reloads = reload_on_sighup(file);
     if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
         eprintln!("pbxkit: {e}");

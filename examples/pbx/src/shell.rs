@@ -574,11 +574,18 @@ pub(crate) async fn run(
     config: Arc<Config>,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     sockets: Transports,
-    parts: (FileStore, Cdr, Journal, Users, Bus),
+    parts: (
+        FileStore,
+        Cdr,
+        Journal,
+        Users,
+        Bus,
+        tokio::sync::mpsc::Receiver<crate::control::Query>,
+    ),
     mut reloads: tokio::sync::mpsc::Receiver<Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let (store, cdr, queue_log, users, bus) = parts;
+    let (store, cdr, queue_log, users, bus, mut control) = parts;
     let (agents, saved_agents) = crate::agents::AgentStore::open(&config.pbx.data_dir)?;
     let agents = Arc::new(agents);
     let local = sockets.local_addr();
@@ -667,6 +674,7 @@ pub(crate) async fn run(
     let mut expiry = tokio::time::interval(Duration::from_secs(10));
     let mut stats = tokio::time::interval(STATS_EVERY);
     let mut calls_at_last_stats = 0;
+    let mut day = jiff::ZonedDateTime::now().date();
     tokio::pin!(shutdown);
     loop {
         let due = until(shell.engine.poll_timeout());
@@ -676,6 +684,7 @@ pub(crate) async fn run(
             Some((call, command)) = commands.recv() => {
                 shell.engine.command(call, command, Instant::now());
             }
+            Some(query) = control.recv() => shell.query(query),
             changed = shell.durable.changed() => {
                 if changed.is_ok() {
                     shell.durable_now();
@@ -691,6 +700,12 @@ pub(crate) async fn run(
             _ = stats.tick() => {
                 shell.log_stats(calls_at_last_stats);
                 calls_at_last_stats = shell.calls_total;
+                // The call centre's day starts at local midnight (XiVO's).
+                let today = jiff::ZonedDateTime::now().date();
+                if today != day {
+                    day = today;
+                    shell.engine.reset_queue_stats(Instant::now());
+                }
             }
             // SIGHUP: new calls take the new configuration; calls in progress keep
             // the plan they follow.
@@ -843,6 +858,79 @@ impl Shell {
     ) {
         self.agents_changed = false;
         self.agent_table.snapshot()
+    }
+
+    /// Answers a question from the control socket.
+    fn query(&self, query: crate::control::Query) {
+        match query {
+            crate::control::Query::Live(reply) => {
+                let _ = reply.send(self.live_stats());
+            }
+        }
+    }
+
+    /// The queues' and the configured agents' live statistics, as `pbxkit acd
+    /// live` shows them (durations in seconds).
+    fn live_stats(&self) -> serde_json::Value {
+        use serde_json::json;
+        let now = Instant::now();
+        let config = &self.engine.directory().config;
+        let queues: Vec<_> = self
+            .engine
+            .queue_stats(now)
+            .into_iter()
+            .map(|q| {
+                let number = config
+                    .queues
+                    .iter()
+                    .find(|c| c.name == q.queue)
+                    .map(|c| c.exten.clone());
+                let (l, c) = (q.live, q.live.counters);
+                // XiVO's service level: answered within it, of the answered calls.
+                let service_level =
+                    (c.answered > 0).then(|| c.answered_within_sl as f64 / c.answered as f64);
+                json!({
+                    "name": q.queue,
+                    "number": number,
+                    "waiting": l.waiting,
+                    "longest_wait": l.longest_wait.as_secs(),
+                    "expected_wait": l.expected_wait.as_secs(),
+                    "logged": l.logged,
+                    "available": l.available,
+                    "talking": l.talking,
+                    "received": c.received,
+                    "answered": c.answered,
+                    "abandoned": c.abandoned,
+                    "timeout": c.timeout,
+                    "answered_within_sl": c.answered_within_sl,
+                    "service_level": service_level,
+                })
+            })
+            .collect();
+        let agents: Vec<_> = config
+            .agents
+            .iter()
+            .map(|a| {
+                let s = self.engine.agent_stats(&a.number, now);
+                let login = self.agent_table.logins().get(&a.number);
+                let times = s.live.map(|l| l.times).unwrap_or_default();
+                json!({
+                    "number": s.agent,
+                    "phone": s.phone,
+                    "state": s.state.as_str(),
+                    "ready": times.ready.as_secs(),
+                    "paused": times.paused.as_secs(),
+                    "wrap_up": times.wrap_up.as_secs(),
+                    "on_call": times.on_call.as_secs(),
+                    "answered": s.live.map_or(0, |l| l.answered),
+                    "unanswered": s.live.map_or(0, |l| l.unanswered),
+                    // The reason of a pause in every queue, and each queue's.
+                    "paused_reason": login.and_then(|l| l.paused.clone()),
+                    "paused_in": login.map(|l| l.paused_in.clone()).unwrap_or_default(),
+                })
+            })
+            .collect();
+        json!({ "queues": queues, "agents": agents })
     }
 
     /// The operator's periodic view: calls, registrations and bans.
@@ -1015,6 +1103,13 @@ impl Shell {
             }
             Event::CallRinging { call, users, group } => {
                 tracing::debug!(call = ?call, ?users, ?group, "ringing");
+            }
+            Event::QueueStatus(stats) => {
+                self.bus.publish(crate::events::Event::QueueStatus(stats));
+            }
+            Event::AgentStatus { agent, state } => {
+                self.bus
+                    .publish(crate::events::Event::AgentStatus { agent, state });
             }
             Event::QueueLog(line) => {
                 if self.agent_table.apply(&line) {

@@ -41,6 +41,17 @@ pub(crate) enum AcdCommand {
         /// The rule, e.g. `french > 50 & (sales | support ! 0) & WT < 60`.
         expr: String,
     },
+    /// The running PBX's queues and agents now: waiting callers, longest wait,
+    /// agents by state, the day's answered/abandoned/timeout counts and service
+    /// level, each agent's state and times (asked on the PBX's control socket).
+    Live {
+        /// The PBX's data directory (its `pbx.data_dir`).
+        #[arg(long, default_value = "pbxkit-data")]
+        data_dir: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, default_value = "table", value_parser = ["json", "table"])]
+        format: String,
+    },
 }
 
 pub(crate) fn acd(command: AcdCommand) -> ExitCode {
@@ -127,6 +138,20 @@ pub(crate) fn acd(command: AcdCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        AcdCommand::Live { data_dir, format } => match crate::control::ask(&data_dir, "live") {
+            Ok(live) => {
+                if format == "json" {
+                    println!("{live}");
+                } else {
+                    print!("{}", live_table(&live));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pbxkit acd live: {e}");
+                ExitCode::FAILURE
+            }
+        },
         AcdCommand::RuleCheck { expr } => match expr.parse::<pbxkit_acd::skills::Expr>() {
             Ok(rule) => {
                 println!("{rule}");
@@ -141,6 +166,106 @@ pub(crate) fn acd(command: AcdCommand) -> ExitCode {
 }
 
 /// Dialplan tools.
+/// `pbxkit acd live`'s tables: one line per queue, then one per agent.
+fn live_table(live: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    let empty = Vec::new();
+    let rows = |key: &str| {
+        live.get(key)
+            .and_then(|v| v.as_array())
+            .unwrap_or(&empty)
+            .clone()
+    };
+    // A pause everywhere, else each queue's: `support: lunch, sales: Auto-Pause`.
+    let reason = |a: &serde_json::Value| match a["paused_reason"].as_str() {
+        Some(r) => r.to_owned(),
+        None => a["paused_in"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(q, r)| format!("{q}: {}", text(r)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:>6} {:>7} {:>7} {:>5} {:>6} {:>5} {:>7} {:>8} {:>8} {:>9} {:>7} {:>5}",
+        "queue",
+        "number",
+        "waiting",
+        "longest",
+        "ewt",
+        "logged",
+        "avail",
+        "talking",
+        "received",
+        "answered",
+        "abandoned",
+        "timeout",
+        "sl"
+    );
+    for q in rows("queues") {
+        let sl = q["service_level"]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0));
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>7} {:>6}s {:>4}s {:>6} {:>5} {:>7} {:>8} {:>8} {:>9} {:>7} {:>5}",
+            text(&q["name"]),
+            text(&q["number"]),
+            text(&q["waiting"]),
+            text(&q["longest_wait"]),
+            text(&q["expected_wait"]),
+            text(&q["logged"]),
+            text(&q["available"]),
+            text(&q["talking"]),
+            text(&q["received"]),
+            text(&q["answered"]),
+            text(&q["abandoned"]),
+            text(&q["timeout"]),
+            sl
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<8} {:<8} {:<10} {:>7} {:>7} {:>8} {:>8} {:>8} {:>10}  reason",
+        "agent",
+        "phone",
+        "state",
+        "ready",
+        "paused",
+        "wrap_up",
+        "on_call",
+        "answered",
+        "unanswered",
+    );
+    for a in rows("agents") {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<8} {:<10} {:>6}s {:>6}s {:>7}s {:>7}s {:>8} {:>10}  {}",
+            text(&a["number"]),
+            text(&a["phone"]),
+            text(&a["state"]),
+            text(&a["ready"]),
+            text(&a["paused"]),
+            text(&a["wrap_up"]),
+            text(&a["on_call"]),
+            text(&a["answered"]),
+            text(&a["unanswered"]),
+            reason(&a),
+        );
+    }
+    out
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum DialplanCommand {
     /// Print extensions and patterns in the order Asterisk tries them.

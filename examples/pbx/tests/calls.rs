@@ -3607,3 +3607,159 @@ async fn an_agent_pauses_per_queue_with_a_reason_and_an_autopause_survives_a_res
     assert!(saved.contains("\"support\": \"lunch\""), "{saved}");
     drop(pbx);
 }
+
+/// `pbxkit acd live` against the PBX using `dir`, in `format`.
+fn acd_live(dir: &std::path::Path, format: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["acd", "live", "--format", format, "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The live view's queue `name` and agent `number`.
+fn live_of(dir: &std::path::Path, number: &str) -> (serde_json::Value, serde_json::Value) {
+    let live: serde_json::Value = serde_json::from_str(&acd_live(dir, "json")).unwrap();
+    let queue = live["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "support")
+        .unwrap()
+        .clone();
+    let agent = live["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["number"] == number)
+        .unwrap()
+        .clone();
+    (queue, agent)
+}
+
+#[tokio::test]
+async fn the_live_view_shows_waiting_callers_agents_by_state_and_the_days_counts() {
+    let dir = temp_dir("acd-live");
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| c);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    assert_eq!(feature_code(&desk, "*311").await, StatusCode::OK);
+    assert_eq!(feature_code(&desk, "*34*2").await, StatusCode::OK);
+    let (queue, agent) = live_of(&dir, "1");
+    assert_eq!(
+        (&queue["number"], &queue["logged"]),
+        (&"3100".into(), &1.into())
+    );
+    assert_eq!(
+        (&queue["waiting"], &queue["available"]),
+        (&0.into(), &0.into())
+    );
+    assert_eq!(agent["state"], "paused");
+    assert_eq!(
+        (&agent["phone"], &agent["paused_reason"]),
+        (&"1001".into(), &"break".into())
+    );
+    let (_, nobody) = live_of(&dir, "2");
+    assert_eq!(
+        (&nobody["state"], &nobody["phone"]),
+        (&"logged_out".into(), &serde_json::Value::Null)
+    );
+
+    // A caller waits for the paused agent.
+    let (invite, answer) = call(&alice, "3100").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    queue_log_with(&dir, &["ENTERQUEUE"]).await;
+    let (queue, _) = live_of(&dir, "1");
+    assert_eq!(
+        (&queue["waiting"], &queue["received"]),
+        (&1.into(), &1.into())
+    );
+
+    // Unpaused, the agent takes it: on a call, the queue's call answered.
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    assert_eq!(feature_code(&desk, "*35").await, StatusCode::OK);
+    queue_log_with(&dir, &["CONNECT"]).await;
+    let (queue, agent) = live_of(&dir, "1");
+    assert_eq!(
+        (&queue["waiting"], &queue["talking"]),
+        (&0.into(), &1.into())
+    );
+    assert_eq!(
+        (&queue["answered"], &queue["service_level"]),
+        (&1.into(), &1.0.into())
+    );
+    assert_eq!(
+        (&agent["state"], &agent["answered"]),
+        (&"on_call".into(), &1.into())
+    );
+    let table = acd_live(&dir, "table");
+    let row = table.lines().find(|l| l.starts_with("support")).unwrap();
+    assert_eq!(
+        row.split_whitespace().collect::<Vec<_>>()[..4],
+        ["support", "3100", "0", "0s"],
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.contains("on_call")),
+        "{table}"
+    );
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+    // A second PBX on the same data directory is refused at start.
+    let config = std::fs::read_to_string(dir.join("pbx.toml")).unwrap();
+    let other = config.replace(
+        &format!("127.0.0.1:{}", pbx.addr.port()),
+        &format!("127.0.0.1:{}", free_port()),
+    );
+    assert_ne!(config, other);
+    std::fs::write(dir.join("pbx2.toml"), other).unwrap();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("--config")
+        .arg(dir.join("pbx2.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..100 {
+        status = second.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if status.is_none() {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another PBX runs on this data directory"),
+        "{out:?}"
+    );
+    // The first one still answers.
+    assert_eq!(live_of(&dir, "1").1["state"], "ready");
+    drop(pbx);
+    // The PBX gone, the view says so.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["acd", "live", "--data-dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is the PBX running?"),
+        "{out:?}"
+    );
+}

@@ -1862,6 +1862,44 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     assert!(sim.phones[2].legs.is_empty(), "agent 2 no longer rings");
     assert_eq!(sim.engine.queue_waiting("support"), 0);
     sim.engine.check_counts().unwrap();
+    // Each change of an agent's state is an event, in order; a queue's status
+    // follows each of its changes.
+    let agent_states = |sim: &Sim, agent: &str| -> Vec<pbxkit_acd::AgentState> {
+        sim.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::AgentStatus { agent: a, state } if a == agent => Some(*state),
+                _ => None,
+            })
+            .collect()
+    };
+    use pbxkit_acd::AgentState as A;
+    assert_eq!(agent_states(&sim, "1"), [A::Ready, A::Ringing, A::OnCall]);
+    assert_eq!(agent_states(&sim, "2"), [A::Ready, A::Ringing, A::Ready]);
+    let waiting: Vec<usize> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::QueueStatus(q) if q.queue == "support" => Some(q.live.waiting),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(waiting.first(), Some(&0), "agents logging in: {waiting:?}");
+    assert!(waiting.contains(&1), "{waiting:?}");
+    assert_eq!(waiting.last(), Some(&0), "{waiting:?}");
+    let stats = sim.engine.queue_stats(sim.now);
+    assert_eq!(stats.len(), 1);
+    let live = stats[0].live;
+    assert_eq!((live.logged, live.talking, live.waiting), (2, 1, 0));
+    assert_eq!((live.counters.entered, live.counters.answered), (1, 1));
+    let one = sim.engine.agent_stats("1", sim.now);
+    assert_eq!((one.phone.as_deref(), one.state), (Some("1001"), A::OnCall));
+    assert!(one.live.is_some_and(|l| l.answered == 1), "{one:?}");
+    let nobody = sim.engine.agent_stats("9", sim.now);
+    assert_eq!(
+        (nobody.phone, nobody.state, nobody.live),
+        (None, A::LoggedOut, None)
+    );
     // The caller hangs up: the call completes by the caller.
     let now = sim.now;
     sim.phones[0].acts.push((now, Act::HangUp(caller)));
@@ -1899,6 +1937,30 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     };
     sim.engine.agent(unpause, sim.now).unwrap();
     sim.run(Vec::new(), now + s(40));
+
+    // After the call, the pause; unpaused, it rings at once for the waiting
+    // caller, then after each retry until the queue's timeout.
+    let states = agent_states(&sim, "1");
+    assert_eq!(
+        states[3..6],
+        [A::Ready, A::Paused, A::Ringing],
+        "{states:?}"
+    );
+    assert_eq!(states.last(), Some(&A::Ready), "{states:?}");
+    assert!(
+        states[6..]
+            .chunks(2)
+            .all(|p| p == [A::Ready, A::Ringing] || p == [A::Ready]),
+        "{states:?}"
+    );
+    assert_eq!(agent_states(&sim, "2").last(), Some(&A::LoggedOut));
+    let day = sim.engine.queue_stats(sim.now)[0].live.counters;
+    assert_eq!(
+        (day.entered, day.answered, day.abandoned, day.timeout),
+        (3, 1, 1, 1)
+    );
+    sim.engine.reset_queue_stats(sim.now);
+    assert_eq!(sim.engine.queue_stats(sim.now)[0].live.counters.entered, 0);
 
     let lines = queue_log(&sim.events);
     let expected = [

@@ -82,7 +82,7 @@ mod table;
 mod transfer;
 mod trunk;
 
-pub use queue::{AgentCommand, QueueSetup};
+pub use queue::{AgentCommand, AgentStats, QueueSetup, QueueStats};
 pub use trunk::{QUALIFY_TIMEOUT, Trunk, trunk_caller};
 
 use crate::auth::{Authentication, Authenticator};
@@ -543,6 +543,17 @@ pub enum Event {
     /// A line of the call centre's `queue_log` (Asterisk's format: print it with
     /// `Display`), in the order the ACD wrote them.
     QueueLog(pbxkit_acd::queue_log::Line),
+    /// A queue changed (a caller came, was answered or left; an agent's state
+    /// changed there): its live statistics now.
+    QueueStatus(QueueStats),
+    /// An agent's state changed (logged in or out, paused, ringing, on a call,
+    /// wrap-up).
+    AgentStatus {
+        /// The agent's number.
+        agent: String,
+        /// Its state now.
+        state: pbxkit_acd::AgentState,
+    },
     /// The call is over and every leg of it released.
     CallEnded {
         /// The call.

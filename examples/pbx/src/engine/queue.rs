@@ -16,7 +16,10 @@
 //! like a blind transfer's target; without one the caller is hung up. How the
 //! call ends is told to the ACD: `ABANDON` while waiting, `COMPLETECALLER` or
 //! `COMPLETEAGENT` once connected. The ACD's `queue_log` lines leave the engine as
-//! [`Event::QueueLog`].
+//! [`Event::QueueLog`]; each queue the ACD changed is reported with its live
+//! statistics ([`Event::QueueStatus`]) and each agent whose state changed with
+//! its state ([`Event::AgentStatus`]); [`Engine::queue_stats`] and
+//! [`Engine::agent_stats`] read them at any time.
 //!
 //! Agents log in and out, pause and unpause through [`Engine::agent`] (the
 //! feature codes `*31`, `*32`, `*34`, `*35`, later the API): an agent logged in
@@ -90,12 +93,42 @@ pub(super) struct CallCentre {
     acd: Acd<Lines, SeededRng>,
     /// How each queue's refused and timed-out callers leave, by name.
     no_answer: HashMap<String, Option<String>>,
+    /// The queues' names in configuration order.
+    order: Vec<String>,
     /// Logged-in agents (`Agent/<number>`) and the user whose phone rings.
     agents: HashMap<AgentId, String>,
     /// Calls in queues, by the ACD's id for them.
     calls: HashMap<pbxkit_acd::CallId, CallId>,
     /// Numbers the ACD's call ids.
     next: u64,
+    /// Queues and agents the ACD changed since their status was last reported.
+    touched_queues: Vec<pbxkit_acd::QueueId>,
+    touched_agents: Vec<AgentId>,
+    /// Each agent's state as last reported ([`Event::AgentStatus`]).
+    reported: HashMap<AgentId, pbxkit_acd::AgentState>,
+}
+
+/// One queue's live statistics ([`Engine::queue_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub queue: String,
+    /// Its gauges and the day's counters.
+    pub live: pbxkit_acd::live::QueueLive,
+}
+
+/// One agent's live statistics ([`Engine::agent_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStats {
+    /// The agent's number.
+    pub agent: String,
+    /// The user whose phone it is logged in on, if it is.
+    pub phone: Option<String>,
+    /// Its state now.
+    pub state: pbxkit_acd::AgentState,
+    /// Its times per state and call counts since the day began (`None`: not seen
+    /// today).
+    pub live: Option<pbxkit_acd::live::AgentLive>,
 }
 
 /// The ACD's name of agent `number`.
@@ -113,18 +146,36 @@ impl CallCentre {
     pub(super) fn new(queues: &[QueueSetup], now: Instant, unix: u64, seed: u64) -> CallCentre {
         let mut acd = Acd::new(Lines::default(), SeededRng::new(seed), now, unix);
         let mut no_answer = HashMap::new();
+        let mut order = Vec::new();
         for q in queues {
             // Names are unique in a checked configuration: a duplicate is skipped.
             if acd.add_queue(q.acd.clone()).is_ok() {
                 no_answer.insert(q.acd.name.to_string(), q.no_answer.clone());
+                order.push(q.acd.name.to_string());
             }
         }
         CallCentre {
             acd,
             no_answer,
+            order,
             agents: HashMap::new(),
             calls: HashMap::new(),
             next: 0,
+            touched_queues: Vec::new(),
+            touched_agents: Vec::new(),
+            reported: HashMap::new(),
+        }
+    }
+
+    fn touch_queue(&mut self, name: &str) {
+        if name != "NONE" && !self.touched_queues.iter().any(|q| q.as_str() == name) {
+            self.touched_queues.push(name.into());
+        }
+    }
+
+    fn touch_agent(&mut self, agent: &AgentId) {
+        if !self.touched_agents.contains(agent) {
+            self.touched_agents.push(agent.clone());
         }
     }
 
@@ -262,6 +313,42 @@ impl<D: Directory> Engine<D> {
         self.centre.waiting(queue)
     }
 
+    /// Every queue's live statistics at `now`, in configuration order.
+    pub fn queue_stats(&self, now: Instant) -> Vec<QueueStats> {
+        self.centre
+            .order
+            .iter()
+            .filter_map(|name| {
+                let live = self
+                    .centre
+                    .acd
+                    .queue_live(&pbxkit_acd::QueueId::from(name.as_str()), now)?;
+                Some(QueueStats {
+                    queue: name.clone(),
+                    live,
+                })
+            })
+            .collect()
+    }
+
+    /// Agent `agent`'s live statistics at `now` (any agent number: one never
+    /// logged in is logged out, with no times).
+    pub fn agent_stats(&self, agent: &str, now: Instant) -> AgentStats {
+        let id = agent_id(agent);
+        AgentStats {
+            agent: agent.to_owned(),
+            phone: self.centre.phone_of(agent).map(str::to_owned),
+            state: self.centre.acd.agent_state(&id, now),
+            live: self.centre.acd.agent_live(&id, now),
+        }
+    }
+
+    /// Starts a new statistics day (the PBX calls it at local midnight): the
+    /// queues' counters and the agents' times start again from zero.
+    pub fn reset_queue_stats(&mut self, now: Instant) {
+        self.centre.acd.reset_live_stats(now);
+    }
+
     /// The ACD's timers due at `now`.
     pub(super) fn acd_timeout(&mut self, now: Instant) {
         if self.centre.poll_timeout().is_some_and(|t| t <= now) {
@@ -278,18 +365,50 @@ impl<D: Directory> Engine<D> {
         r
     }
 
-    /// Carries out what the ACD decided, and reports its `queue_log` lines.
+    /// Carries out what the ACD decided, and reports its `queue_log` lines and
+    /// the status of the queues and agents it changed.
     fn acd_outputs(&mut self, now: Instant) {
         while let Some(output) = self.centre.acd.poll_output() {
             self.execute(output, now);
         }
         self.queue_log();
+        self.report_status(now);
     }
 
     /// The ACD's `queue_log` lines, as events.
     fn queue_log(&mut self) {
         while let Some(line) = self.centre.acd.sink_mut().0.pop_front() {
+            self.centre.touch_queue(&line.queue);
+            if line.agent != "NONE" {
+                self.centre.touch_agent(&AgentId::from(line.agent.as_str()));
+            }
             self.events.push_back(Event::QueueLog(line));
+        }
+    }
+
+    /// [`Event::QueueStatus`] for each queue the ACD changed, [`Event::AgentStatus`]
+    /// for each agent whose state it changed.
+    fn report_status(&mut self, now: Instant) {
+        for queue in std::mem::take(&mut self.centre.touched_queues) {
+            if let Some(live) = self.centre.acd.queue_live(&queue, now) {
+                self.events.push_back(Event::QueueStatus(QueueStats {
+                    queue: queue.to_string(),
+                    live,
+                }));
+            }
+        }
+        for agent in std::mem::take(&mut self.centre.touched_agents) {
+            let state = self.centre.acd.agent_state(&agent, now);
+            let before = self.centre.reported.insert(agent.clone(), state);
+            if state == pbxkit_acd::AgentState::LoggedOut {
+                self.centre.reported.remove(&agent);
+            }
+            if before.unwrap_or(pbxkit_acd::AgentState::LoggedOut) != state {
+                self.events.push_back(Event::AgentStatus {
+                    agent: agent_number(&agent),
+                    state,
+                });
+            }
         }
     }
 
@@ -297,16 +416,19 @@ impl<D: Directory> Engine<D> {
     fn execute(&mut self, output: Output, now: Instant) {
         match output {
             Output::Ring { call, agent } => {
+                self.centre.touch_agent(&agent);
                 if let Some(c) = self.centre.calls.get(&call).copied() {
                     self.ring_agent(c, agent, now);
                 }
             }
             Output::StopRinging { call, agent } => {
+                self.centre.touch_agent(&agent);
                 if let Some(c) = self.centre.calls.get(&call).copied() {
                     self.stop_agent(c, &agent, now);
                 }
             }
             Output::Connect { call, agent } => {
+                self.centre.touch_agent(&agent);
                 if let Some(c) = self.centre.calls.get(&call).copied() {
                     self.connect_agent(c, &agent, now);
                 }
@@ -329,8 +451,10 @@ impl<D: Directory> Engine<D> {
                 self.centre.calls.remove(&call);
             }
             Output::AgentLoggedOff { agent, .. } => {
+                self.centre.touch_agent(&agent);
                 self.centre.agents.remove(&agent);
             }
+            Output::WrapUpEnded { agent } => self.centre.touch_agent(&agent),
             _ => {}
         }
     }
