@@ -940,6 +940,27 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         Ok(())
     }
 
+    /// Replaces the settings of the queue named `config.name` (a configuration
+    /// reload): its members, waiting callers, round-robin position, hold time and
+    /// counters stay. The new settings apply from the next decision: a caller's
+    /// next ring attempt uses the new strategy, ring time and rules; the queue
+    /// timeout and options each caller got on arrival stay its own.
+    pub fn set_queue_config(&mut self, config: QueueConfig) -> Result<(), AcdError> {
+        let q = self
+            .queues
+            .get_mut(&config.name)
+            .ok_or_else(|| AcdError::UnknownQueue(config.name.clone()))?;
+        q.config = config;
+        self.max_weight = self
+            .queues
+            .values()
+            .map(|q| q.config.weight)
+            .max()
+            .unwrap_or(0);
+        self.mark_all();
+        Ok(())
+    }
+
     /// The agent's number, given the first time it is seen.
     fn intern(&mut self, agent: &AgentId) -> u32 {
         let n = self.agents.intern(agent);

@@ -1679,3 +1679,51 @@ fn announcement_frequencies_past_the_clocks_range_mean_never() {
     h.hang_up(&c1);
     assert!(announced(&h.advance(3600)).is_empty());
 }
+
+#[test]
+fn a_queues_settings_change_while_its_callers_and_members_stay() {
+    let mut cfg = QueueConfig::new("q", Strategy::RingAll);
+    cfg.member_timeout = Duration::from_secs(15);
+    let mut h = harness(vec![cfg.clone()]);
+    h.login("a", &[("q", 0)]);
+    h.login("b", &[("q", 0)]);
+    let (first, out) = h.call("q");
+    assert_eq!(rung(&out), ["a", "b"]);
+    // Reloaded as linear with a 5 s ring: the ringing attempt goes on, the next
+    // one follows the new settings.
+    cfg.strategy = Strategy::Linear;
+    cfg.member_timeout = Duration::from_secs(5);
+    h.acd.set_queue_config(cfg.clone()).unwrap();
+    assert_eq!(h.acd.waiting(&"q".into()), 1);
+    let out = h.advance(15);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::StopRinging { .. })),
+        "{out:?}"
+    );
+    // Linear now: one member an attempt (where the caller's linpos points),
+    // each ringing for the new 5 s.
+    let out = h.advance(5);
+    let one = rung(&out);
+    assert_eq!(one.len(), 1, "{out:?}");
+    let out = h.advance(5);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::StopRinging { .. })),
+        "{out:?}"
+    );
+    let out = h.advance(5);
+    let other = rung(&out);
+    assert_eq!(other.len(), 1, "{out:?}");
+    assert_ne!(one, other, "linear goes on to the next member");
+    h.answer(&first, &other[0]);
+    let live = h.acd.queue_live(&"q".into(), h.now).unwrap();
+    assert_eq!(
+        (live.logged, live.counters.entered, live.counters.answered),
+        (2, 1, 1)
+    );
+    // An unknown queue is an error, nothing changes.
+    assert!(matches!(
+        h.acd
+            .set_queue_config(QueueConfig::new("nope", Strategy::RingAll)),
+        Err(AcdError::UnknownQueue(_))
+    ));
+}

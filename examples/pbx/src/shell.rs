@@ -720,6 +720,10 @@ pub(crate) async fn run(
                 shell.engine.set_trunks(configured, Instant::now());
                 shell.follow_users(&reload.config);
                 shell.set_agent_skills(&reload.config);
+                let gone = shell.engine.set_queues(&crate::routing::queues(&reload.config));
+                if !gone.is_empty() {
+                    tracing::warn!(queues = ?gone, "queues removed from the configuration run until the restart");
+                }
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,

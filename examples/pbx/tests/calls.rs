@@ -3763,3 +3763,57 @@ async fn the_live_view_shows_waiting_callers_agents_by_state_and_the_days_counts
         "{out:?}"
     );
 }
+
+#[tokio::test]
+async fn a_queue_added_by_a_reload_takes_callers_without_a_restart() {
+    let dir = temp_dir("queue-reload");
+    let pbx = Pbx::start(dir.clone(), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let desk = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw");
+    let file = dir.join("pbx.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{text}\n[[queues]]\nexten = \"3102\"\nname = \"billing\"\nannounce_frequency = 0\n\
+             \n[[agents]]\nnumber = \"3\"\nqueues = [\"billing\"]\n"
+        ),
+    )
+    .unwrap();
+    pbx.signal("HUP");
+    let reloaded = async {
+        loop {
+            let live: serde_json::Value = serde_json::from_str(&acd_live(&dir, "json")).unwrap();
+            if live["queues"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|q| q["name"] == "billing" && q["number"] == "3102")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    timeout(WAIT, reloaded).await.unwrap();
+    assert_eq!(feature_code(&desk, "*313").await, StatusCode::OK);
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "3102").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3102").await;
+    let lines = queue_log_with(&dir, &["CONNECT"]).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("|billing|Agent/3|CONNECT|")),
+        "{lines:?}"
+    );
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}

@@ -283,6 +283,32 @@ impl<D: Directory> Engine<D> {
         result
     }
 
+    /// A configuration reload: queues already running take their new settings
+    /// (their callers and agents stay; the next ring attempt follows them), new
+    /// ones start. A queue no longer configured keeps running until the restart
+    /// (its callers are not cut off); it is returned so the PBX can say so.
+    pub fn set_queues(&mut self, queues: &[QueueSetup]) -> Vec<String> {
+        for q in queues {
+            let name = q.acd.name.to_string();
+            let applied = if self.centre.has_queue(&name) {
+                self.centre.acd.set_queue_config(q.acd.clone())
+            } else {
+                self.centre.acd.add_queue(q.acd.clone()).map(|()| {
+                    self.centre.order.push(name.clone());
+                })
+            };
+            if applied.is_ok() {
+                self.centre.no_answer.insert(name, q.no_answer.clone());
+            }
+        }
+        self.centre
+            .order
+            .iter()
+            .filter(|name| !queues.iter().any(|q| q.acd.name.as_str() == name.as_str()))
+            .cloned()
+            .collect()
+    }
+
     /// Sets agent `agent`'s skills (configuration: they hold across logins), read
     /// by the queues' skill rules.
     pub fn set_agent_skills(
