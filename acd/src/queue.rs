@@ -930,13 +930,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 .filter_map(|name| self.queues.get(name).map(|q| q.pos))
                 .collect();
         }
-        self.max_weight = self
-            .queues
-            .values()
-            .map(|q| q.config.weight)
-            .max()
-            .unwrap_or(0);
-        self.mark_all();
+        self.settings_changed();
         Ok(())
     }
 
@@ -951,6 +945,13 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .get_mut(&config.name)
             .ok_or_else(|| AcdError::UnknownQueue(config.name.clone()))?;
         q.config = config;
+        self.settings_changed();
+        Ok(())
+    }
+
+    /// After a queue was added or its settings changed: the highest weight, and
+    /// every queue examined at the next dispatch.
+    fn settings_changed(&mut self) {
         self.max_weight = self
             .queues
             .values()
@@ -958,7 +959,6 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .max()
             .unwrap_or(0);
         self.mark_all();
-        Ok(())
     }
 
     /// The agent's number, given the first time it is seen.

@@ -532,7 +532,8 @@ pub enum RingStrategy {
     /// Random weighted by the members' penalties ("Aléatoire pondéré par les
     /// pénalités"), app_queue's `rand % ((1 + penalty) × 1000)`. Group members
     /// have no penalty here, so all weigh the same and, for the same draw, this
-    /// orders as [`Random`](Self::Random).
+    /// orders as [`Random`](Self::Random) (see
+    /// [`LiveState::ring_order`](crate::LiveState::ring_order)).
     #[serde(rename = "wrandom")]
     WeightedRandom,
 }

@@ -78,6 +78,19 @@ use crate::schedule::ScheduleState;
 /// sending to an extension whose schedule is closed, …).
 pub const MAX_DEPTH: usize = 8;
 
+/// One group member as a ring strategy sees it ([`LiveState::ring_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupMember {
+    /// Its position in the group's definition order.
+    pub position: usize,
+    /// Calls of the group it completed ([`LiveState::member_calls`]).
+    pub calls: u32,
+    /// Time since it last ended a call of the group
+    /// ([`LiveState::member_last_call`]); `None`: never.
+    pub since_last_call: Option<Duration>,
+}
+
 /// What the PBX knows about users and filters at the time of the call.
 pub trait LiveState: fmt::Debug {
     /// Calls the user has in progress (counted against its simultaneous-calls limit).
@@ -116,6 +129,27 @@ pub trait LiveState: fmt::Debug {
     /// call; the same number gives the same order. 0 by default.
     fn random(&self) -> u64 {
         0
+    }
+
+    /// The order `strategy` rings a group's `members` in, as indices into
+    /// `members` (an index left out is not rung, one out of range is ignored).
+    /// `cursor` is the position after the member who answered last (Asterisk's
+    /// `rrpos`), `seed` this call's [`random`](Self::random) draw.
+    ///
+    /// XiVO runs groups as queues, so the strategies are app_queue's, and pbxkit
+    /// implements them once, in pbxkit-acd (`pbxkit_acd::strategy::ring_order`,
+    /// with `MemberFacts` built from these members and no penalty): the PBX plugs
+    /// it in here. This crate depends on no other pbxkit crate, so its default is
+    /// the definition order.
+    fn ring_order(
+        &self,
+        strategy: RingStrategy,
+        members: &[GroupMember],
+        cursor: usize,
+        seed: u64,
+    ) -> Vec<usize> {
+        let _ = (strategy, cursor, seed);
+        (0..members.len()).collect()
     }
 
     /// The user's services (do-not-disturb, forwards) as they are now, when the PBX

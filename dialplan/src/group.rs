@@ -2,18 +2,18 @@
 //! of a serial group call (one member a step, the member ring time each, the retry
 //! delay between them, round again until the group's ring time runs out).
 //!
-//! The order is pbxkit-acd's: XiVO runs groups as queues, so a group's strategies
-//! are app_queue's metrics, implemented once in [`pbxkit_acd::strategy`].
-//! Strategies that depend on history (last answerer, least recent, fewest calls) or
-//! on chance read it from [`LiveState`]: the library keeps no state.
+//! The order itself is asked of [`LiveState::ring_order`] with each member's facts:
+//! XiVO runs groups as queues, so a group's strategies are app_queue's metrics,
+//! implemented once in pbxkit-acd (`pbxkit_acd::strategy::ring_order`), which the
+//! PBX plugs in there. The facts (last answerer, last call, calls, a draw) are read
+//! from [`LiveState`] too: the library keeps no state.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use pbxkit_acd::strategy::{MemberFacts, SeededRng, Strategy, ring_order};
 
-use crate::config::{GroupConfig, RingStrategy};
-use crate::decision::LiveState;
+use crate::config::GroupConfig;
+use crate::decision::{GroupMember, LiveState};
 
 /// Most steps of a serial plan beyond one round of the members: a long group ring
 /// time with short member ring times stays a bounded plan.
@@ -29,8 +29,8 @@ pub(crate) struct SerialStep<'a> {
 
 /// The members of `group` to ring, in the strategy's order (definition order for
 /// `ringall`). Members on a call are left out when the group does not ring members
-/// in use. The order is pbxkit-acd's ([`pbxkit_acd::strategy::ring_order`]), the
-/// metrics of app_queue, with positions in the definition order and no penalties.
+/// in use. The order is [`LiveState::ring_order`]'s, given positions in the
+/// definition order and the cursor after the last answerer.
 pub(crate) fn member_order<'a>(
     group: &'a GroupConfig,
     state: &dyn LiveState,
@@ -38,17 +38,16 @@ pub(crate) fn member_order<'a>(
 ) -> Vec<&'a str> {
     let name = group.name.as_str();
     let members: Vec<&'a str> = group.members.iter().map(String::as_str).collect();
-    let facts: Vec<MemberFacts> = members
+    let facts: Vec<GroupMember> = members
         .iter()
         .enumerate()
-        .map(|(position, m)| {
-            let mut facts = MemberFacts::at(position);
-            facts.calls = state.member_calls(name, m);
-            facts.since_last_call = state.member_last_call(name, m).map(|last| {
+        .map(|(position, m)| GroupMember {
+            position,
+            calls: state.member_calls(name, m),
+            since_last_call: state.member_last_call(name, m).map(|last| {
                 // A last call "in the future" (a clock step) counts as just now.
                 Duration::try_from(at.duration_since(last)).unwrap_or(Duration::ZERO)
-            });
-            facts
+            }),
         })
         .collect();
     // Asterisk's rrpos: just after the member who answered last (one no longer a
@@ -57,25 +56,12 @@ pub(crate) fn member_order<'a>(
         .group_last_answered(name)
         .and_then(|last| members.iter().position(|m| *m == last))
         .map_or(0, |i| i + 1);
-    let mut rng = SeededRng::new(state.random());
-    ring_order(strategy(group.strategy), &facts, cursor, &mut rng)
+    state
+        .ring_order(group.strategy, &facts, cursor, state.random())
         .into_iter()
         .filter_map(|i| members.get(i).copied())
         .filter(|m| group.ring_in_use || state.in_use(m) == 0)
         .collect()
-}
-
-/// The ACD strategy a group strategy is.
-fn strategy(s: RingStrategy) -> Strategy {
-    match s {
-        RingStrategy::RingAll => Strategy::RingAll,
-        RingStrategy::Linear => Strategy::Linear,
-        RingStrategy::LeastRecent => Strategy::LeastRecent,
-        RingStrategy::FewestCalls => Strategy::FewestCalls,
-        RingStrategy::RoundRobinMemory => Strategy::RrMemory,
-        RingStrategy::Random => Strategy::Random,
-        RingStrategy::WeightedRandom => Strategy::WRandom,
-    }
 }
 
 /// The steps of a serial strategy over `order`: each member rings for

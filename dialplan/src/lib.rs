@@ -29,9 +29,9 @@
 //!   into [`FeatureAction`]s.
 //! - [`filter`]: boss/secretary call filters and their ring plans.
 //! - ring groups: the strategies of [`config::RingStrategy`] turned into ring plans
-//!   by [`Dialplan::decide`]; the members' order is pbxkit-acd's
-//!   ([`pbxkit_acd::strategy::ring_order`], app_queue's metrics), as XiVO runs a
-//!   group as a queue.
+//!   by [`Dialplan::decide`]; the members' order is asked of
+//!   [`LiveState::ring_order`], where the PBX plugs in pbxkit-acd's strategies
+//!   (app_queue's metrics, as XiVO runs a group as a queue).
 //! - [`decision`]: [`Dialplan::decide`], the whole decision for a call, in the
 //!   documented order for calls to users (schedule → permissions → call filter →
 //!   DND → unconditional forward → busy → ring → no-answer destination).
@@ -211,7 +211,7 @@ pub mod table;
 
 pub use config::{Config, ConfigError};
 pub use context::{Dialplan, Hit, Reached, RouteError};
-pub use decision::{CallAttempt, Caller, Decision, LiveState, Routed, UserServices};
+pub use decision::{CallAttempt, Caller, Decision, GroupMember, LiveState, Routed, UserServices};
 pub use features::{FeatureAction, ForwardKind, ForwardTarget};
 pub use incall::{IncallDecision, IncallOutcome, IncomingCall};
 pub use outcall::{OutcallDecision, OutgoingCall};

@@ -311,6 +311,50 @@ impl<D: Directory> pbxkit_dialplan::LiveState for Live<'_, D> {
     fn random(&self) -> u64 {
         self.random
     }
+
+    fn ring_order(
+        &self,
+        strategy: pbxkit_dialplan::config::RingStrategy,
+        members: &[pbxkit_dialplan::GroupMember],
+        cursor: usize,
+        seed: u64,
+    ) -> Vec<usize> {
+        group_ring_order(strategy, members, cursor, seed)
+    }
+}
+
+/// A ring group's order by pbxkit-acd's strategies (XiVO runs groups as queues:
+/// one implementation of app_queue's metrics), as the engine gives it to the
+/// dialplan ([`pbxkit_dialplan::LiveState::ring_order`]): members at their
+/// definition positions, no penalty, the random draws from `seed`.
+pub fn group_ring_order(
+    strategy: pbxkit_dialplan::config::RingStrategy,
+    members: &[pbxkit_dialplan::GroupMember],
+    cursor: usize,
+    seed: u64,
+) -> Vec<usize> {
+    use pbxkit_acd::strategy::{MemberFacts, SeededRng, Strategy, ring_order};
+    use pbxkit_dialplan::config::RingStrategy as R;
+    let strategy = match strategy {
+        R::Linear => Strategy::Linear,
+        R::LeastRecent => Strategy::LeastRecent,
+        R::FewestCalls => Strategy::FewestCalls,
+        R::RoundRobinMemory => Strategy::RrMemory,
+        R::Random => Strategy::Random,
+        R::WeightedRandom => Strategy::WRandom,
+        // RingAll, and any strategy a newer dialplan adds: all at once.
+        _ => Strategy::RingAll,
+    };
+    let facts: Vec<MemberFacts> = members
+        .iter()
+        .map(|m| {
+            let mut facts = MemberFacts::at(m.position);
+            facts.calls = m.calls;
+            facts.since_last_call = m.since_last_call;
+            facts
+        })
+        .collect();
+    ring_order(strategy, &facts, cursor, &mut SeededRng::new(seed))
 }
 
 /// One call less for `user`; users back at zero are forgotten.

@@ -3,16 +3,17 @@
 //! joindre un utilisateur", "Délai d'attente avant rappel des utilisateurs",
 //! "Appeler un membre déjà en communication", the "Non réponse" tab; strategy names
 //! from 004 "Queues" / 000 "Queues", a group being an Asterisk queue), through the
-//! public API.
+//! public API, with the ring order the PBX gives the dialplan (pbxkit-acd's
+//! strategies).
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use pbxkit_dialplan::config::{Config, ConfigError, Destination};
+use pbxkit_dialplan::config::{Config, ConfigError, Destination, RingStrategy};
 use pbxkit_dialplan::decision::{Decision, HangupCause, RingPlan};
-use pbxkit_dialplan::{CallAttempt, Caller, Dialplan, LiveState};
+use pbxkit_dialplan::{CallAttempt, Caller, Dialplan, GroupMember, LiveState};
 
 const CONFIG: &str = r#"
     [[contexts]]
@@ -86,6 +87,16 @@ impl LiveState for State {
     }
     fn random(&self) -> u64 {
         self.draw
+    }
+    // The strategies as the PBX plugs them in: pbxkit-acd's.
+    fn ring_order(
+        &self,
+        strategy: RingStrategy,
+        members: &[GroupMember],
+        cursor: usize,
+        seed: u64,
+    ) -> Vec<usize> {
+        pbxkit::engine::group_ring_order(strategy, members, cursor, seed)
     }
 }
 
