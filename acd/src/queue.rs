@@ -442,6 +442,9 @@ struct Queue {
     /// For each of `waiting`: whether it is ringing (its state is `Ringing`), so that
     /// dispatch passes over it without looking it up.
     ringing: VecDeque<bool>,
+    /// For each of `waiting`: when it entered, so that the longest wait is known
+    /// without looking the callers up.
+    entered: VecDeque<Instant>,
     rr_pos: usize,
     rr_wrapped: bool,
     /// Smoothed hold time in seconds (app_queue `holdtime`).
@@ -916,6 +919,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             members: Vec::new(),
             waiting: VecDeque::new(),
             ringing: VecDeque::new(),
+            entered: VecDeque::new(),
             rr_pos: 0,
             rr_wrapped: false,
             hold_time: 0,
@@ -1060,11 +1064,10 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     pub fn queue_live(&self, queue: &QueueId, now: Instant) -> Option<QueueLive> {
         let q = self.queues.get(queue)?;
         let longest_wait = q
-            .waiting
+            .entered
             .iter()
-            .filter_map(|c| self.calls.get(c))
-            .map(|c| now.saturating_duration_since(c.entered))
-            .max()
+            .min()
+            .map(|&t| now.saturating_duration_since(t))
             .unwrap_or_default();
         let (mut available, mut talking) = (0, 0);
         for m in &q.members {
@@ -1482,6 +1485,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         };
         q.waiting.insert(index, call.clone());
         q.ringing.insert(index, false);
+        q.entered.insert(index, now);
         let position = position_u32(index);
         let expected_wait = Duration::from_secs(q.hold_time);
         let expires = q.config.timeout.map(|t| now + t);
@@ -2399,6 +2403,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             if let Some(i) = index {
                 q.waiting.remove(i);
                 q.ringing.remove(i);
+                q.entered.remove(i);
             }
             // app_queue recalc_holdtime: (3 × old + new) / 4.
             q.hold_time = (q.hold_time.saturating_mul(3).saturating_add(hold)) / 4;
@@ -2496,6 +2501,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             if let Some(i) = index {
                 q.waiting.remove(i);
                 q.ringing.remove(i);
+                q.entered.remove(i);
                 position = position_u32(i);
             }
             self.dirty.insert(q.pos);

@@ -9,6 +9,7 @@
 //! - `acd/arrival/<strategy>`: the same engine without pauses, the agents ringing for
 //!   the first callers; one more caller joins a queue and the engine re-runs dispatch
 //!   over all queues.
+//! - `acd/dispatch-one-queue/<strategy>`: one queue of the 1,000 agents, 10 callers.
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -47,11 +48,15 @@ impl pbxkit_acd::queue_log::Sink for Discard {
 }
 
 fn arrive(acd: &mut Acd<Discard, SeededRng>, now: Instant, n: usize) {
+    arrive_in(acd, now, n, QUEUES);
+}
+
+fn arrive_in(acd: &mut Acd<Discard, SeededRng>, now: Instant, n: usize, queues: usize) {
     acd.handle_input(
         now,
         Input::CallArrived {
             call: format!("call-{n}").as_str().into(),
-            queue: format!("q{}", n % QUEUES).as_str().into(),
+            queue: format!("q{}", n % queues).as_str().into(),
             caller_id: "0612345678".into(),
             priority: 0,
             options: CallOptions::default(),
@@ -63,9 +68,20 @@ fn arrive(acd: &mut Acd<Discard, SeededRng>, now: Instant, n: usize) {
 /// The engine with every agent logged in (paused when `paused`) and every caller
 /// waiting, outputs drained.
 fn engine(strategy: Strategy, paused: bool) -> (Acd<Discard, SeededRng>, Instant) {
+    engine_of(QUEUES, CALLS, strategy, paused)
+}
+
+/// The same with `queues` queues (every agent in each when there is one) and
+/// `calls` callers.
+fn engine_of(
+    queues_n: usize,
+    calls: usize,
+    strategy: Strategy,
+    paused: bool,
+) -> (Acd<Discard, SeededRng>, Instant) {
     let now = Instant::now();
     let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
-    for q in 0..QUEUES {
+    for q in 0..queues_n {
         acd.add_queue(QueueConfig::new(&format!("q{q}"), strategy))
             .expect("distinct names");
     }
@@ -73,7 +89,11 @@ fn engine(strategy: Strategy, paused: bool) -> (Acd<Discard, SeededRng>, Instant
         let line = format!("SIP/{a}");
         acd.add_line(&line);
         let mut queues = Vec::new();
-        for q in [a % QUEUES, (a * 7 + 1) % QUEUES, (a * 13 + 2) % QUEUES] {
+        for q in [
+            a % queues_n,
+            (a * 7 + 1) % queues_n,
+            (a * 13 + 2) % queues_n,
+        ] {
             let name = format!("q{q}").as_str().into();
             if !queues.iter().any(|(n, _)| n == &name) {
                 queues.push((name, u32::try_from(a % 3).unwrap_or(0)));
@@ -101,8 +121,8 @@ fn engine(strategy: Strategy, paused: bool) -> (Acd<Discard, SeededRng>, Instant
             .expect("logged in");
         }
     }
-    for n in 0..CALLS {
-        arrive(&mut acd, now, n);
+    for n in 0..calls {
+        arrive_in(&mut acd, now, n, queues_n);
     }
     while acd.poll_output().is_some() {}
     (acd, now)
@@ -173,5 +193,36 @@ fn arrival(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dispatch, arrival);
+/// `acd/dispatch-one-queue/<strategy>`: one queue of all 1,000 agents with 10
+/// callers, every agent paused; one unpauses and the engine decides whom to ring
+/// over the whole queue (the shape of `scripts/bench-queue`).
+fn dispatch_one_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("acd/dispatch-one-queue");
+    for strategy in STRATEGIES {
+        group.bench_function(format!("{strategy}/pbxkit"), |b| {
+            b.iter_batched(
+                || engine_of(1, 10, strategy, true),
+                |(mut acd, now)| {
+                    acd.handle_input(
+                        now,
+                        Input::Unpause {
+                            agent: black_box("Agent/0".into()),
+                            queue: None,
+                            reason: String::new(),
+                        },
+                    )
+                    .expect("logged in");
+                    while let Some(o) = acd.poll_output() {
+                        black_box(o);
+                    }
+                    acd
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, dispatch, arrival, dispatch_one_queue);
 criterion_main!(benches);

@@ -694,7 +694,8 @@ impl Dialplan {
         }
     }
 
-    fn user(&self, name: &str) -> Option<&UserConfig> {
+    /// The configured user named `name` (looked up by name, not by scanning).
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
         self.user_index
             .get(name)
             .and_then(|&i| self.config.users.get(i))

@@ -934,7 +934,23 @@ impl Shell {
                 })
             })
             .collect();
-        json!({ "queues": queues, "agents": agents })
+        // What the call centre's decisions cost inside this PBX (real clock).
+        let micros = |d: std::time::Duration| d.as_nanos() as f64 / 1000.0;
+        let figures = |l: &pbxkit::engine::Latencies| {
+            json!({
+                "count": l.count(),
+                "median_us": micros(l.quantile(0.5)),
+                "p99_us": micros(l.quantile(0.99)),
+                "max_us": micros(l.max()),
+            })
+        };
+        // Steps: the ACD's decision and the engine's carrying it out (SIP legs,
+        // queue_log, statuses), media left out; decisions: inside pbxkit-acd.
+        let acd = json!({
+            "steps": figures(self.engine.acd_latencies()),
+            "decisions": figures(self.engine.acd_decisions()),
+        });
+        json!({ "queues": queues, "agents": agents, "acd": acd })
     }
 
     /// The operator's periodic view: calls, registrations and bans.

@@ -263,6 +263,24 @@ fn live_table(live: &serde_json::Value) -> String {
             reason(&a),
         );
     }
+    // What the call centre costs inside the PBX: its steps, of which its decisions.
+    let mut first = true;
+    for (key, what) in [("steps", "ACD steps"), ("decisions", "of which decisions")] {
+        let f = &live["acd"][key];
+        let Some(count) = f["count"].as_u64().filter(|n| *n > 0) else {
+            continue;
+        };
+        let us = |key: &str| f[key].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "{}{what}: {count}, median {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            if first { "\n" } else { "" },
+            us("median_us"),
+            us("p99_us"),
+            us("max_us")
+        );
+        first = false;
+    }
     out
 }
 

@@ -3711,6 +3711,25 @@ async fn the_live_view_shows_waiting_callers_agents_by_state_and_the_days_counts
             .any(|l| l.starts_with("1 ") && l.contains("on_call")),
         "{table}"
     );
+    // What the ACD's steps cost inside the PBX: the login, pause, caller,
+    // unpause and answer at least, each timed.
+    let live: serde_json::Value = serde_json::from_str(&acd_live(&dir, "json")).unwrap();
+    let acd = &live["acd"];
+    for key in ["steps", "decisions"] {
+        let f = &acd[key];
+        assert!(f["count"].as_u64().unwrap() >= 5, "{acd}");
+        let (median, max) = (
+            f["median_us"].as_f64().unwrap(),
+            f["max_us"].as_f64().unwrap(),
+        );
+        assert!(median > 0.0 && median <= max, "{acd}");
+    }
+    // A decision is part of a step.
+    assert!(acd["decisions"]["max_us"].as_f64() <= acd["steps"]["max_us"].as_f64());
+    assert!(
+        table.lines().any(|l| l.starts_with("ACD steps: ")),
+        "{table}"
+    );
     assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
     assert_eq!(
         timeout(WAIT, bob_log).await.unwrap().unwrap(),

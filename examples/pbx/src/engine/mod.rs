@@ -75,6 +75,7 @@
 mod apps;
 mod bridge;
 mod call;
+mod latency;
 mod plan;
 mod queue;
 mod route;
@@ -82,6 +83,7 @@ mod table;
 mod transfer;
 mod trunk;
 
+pub use latency::Latencies;
 pub use queue::{AgentCommand, AgentStats, QueueSetup, QueueStats};
 pub use trunk::{QUALIFY_TIMEOUT, Trunk, trunk_caller};
 

@@ -106,6 +106,16 @@ pub(super) struct CallCentre {
     touched_agents: Vec<AgentId>,
     /// Each agent's state as last reported ([`Event::AgentStatus`]).
     reported: HashMap<AgentId, pbxkit_acd::AgentState>,
+    /// How long the ACD's steps took, decision and execution
+    /// ([`Engine::acd_latencies`]).
+    latencies: super::Latencies,
+    /// How long the ACD's decisions took, inside pbxkit-acd
+    /// ([`Engine::acd_decisions`]).
+    decisions: super::Latencies,
+    /// Timed steps in progress (a step inside another is part of it).
+    timing: u32,
+    /// The time the step in progress spent in the media, left out of it.
+    media_time: std::time::Duration,
 }
 
 /// One queue's live statistics ([`Engine::queue_stats`]).
@@ -164,6 +174,10 @@ impl CallCentre {
             touched_queues: Vec::new(),
             touched_agents: Vec::new(),
             reported: HashMap::new(),
+            latencies: super::Latencies::default(),
+            decisions: super::Latencies::default(),
+            timing: 0,
+            media_time: std::time::Duration::ZERO,
         }
     }
 
@@ -215,12 +229,33 @@ impl CallCentre {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.acd.poll_timeout()
     }
+
+    /// Gives the ACD `input`, timing its decision.
+    fn decide(&mut self, now: Instant, input: Input) -> Result<(), AcdError> {
+        let start = std::time::Instant::now();
+        let r = self.acd.handle_input(now, input);
+        self.decisions.record(start.elapsed());
+        r
+    }
+
+    /// Runs the ACD's timers, timing its decision.
+    fn decide_timeout(&mut self, now: Instant) {
+        let start = std::time::Instant::now();
+        self.acd.handle_timeout(now);
+        self.decisions.record(start.elapsed());
+    }
 }
 
 impl<D: Directory> Engine<D> {
     /// Applies an agent command: its `queue_log` lines and what it changes for
     /// calls waiting follow as the engine's outputs.
     pub fn agent(&mut self, command: AgentCommand, now: Instant) -> Result<(), AcdError> {
+        let result = self.timed(|e| e.agent_step(command, now));
+        self.drive(now);
+        result
+    }
+
+    fn agent_step(&mut self, command: AgentCommand, now: Instant) -> Result<(), AcdError> {
         let result = match command {
             AgentCommand::Login {
                 agent,
@@ -229,7 +264,7 @@ impl<D: Directory> Engine<D> {
             } => {
                 let id = agent_id(&agent);
                 self.centre.acd.add_line(&user);
-                let r = self.centre.acd.handle_input(
+                let r = self.centre.decide(
                     now,
                     Input::AgentLogin {
                         agent: id.clone(),
@@ -249,8 +284,7 @@ impl<D: Directory> Engine<D> {
                 let id = agent_id(&agent);
                 let r = self
                     .centre
-                    .acd
-                    .handle_input(now, Input::AgentLogoff { agent: id.clone() });
+                    .decide(now, Input::AgentLogoff { agent: id.clone() });
                 if r.is_ok() {
                     self.centre.agents.remove(&id);
                 }
@@ -275,12 +309,56 @@ impl<D: Directory> Engine<D> {
                         reason: String::new(),
                     },
                 };
-                self.centre.acd.handle_input(now, input)
+                self.centre.decide(now, input)
             }
         };
         self.acd_outputs(now);
-        self.drive(now);
         result
+    }
+
+    /// How long the ACD's steps have taken on the real clock since the start: each
+    /// input it is given (a caller arriving or leaving, an agent answering, logging
+    /// in, pausing...) or timer it runs, from its decision to the engine's carrying
+    /// it out (the agents' phones rung, the caller answered, the queue_log lines and
+    /// statuses reported), not counting the time spent in the [`Media`](super::Media)
+    /// (binding ports, starting relays: I/O, whatever decided it). Statistics only:
+    /// nothing the engine decides depends on the real clock.
+    pub fn acd_latencies(&self) -> &super::Latencies {
+        &self.centre.latencies
+    }
+
+    /// How long the ACD's decisions alone have taken on the real clock: the time
+    /// inside pbxkit-acd of each step of [`Engine::acd_latencies`] (the crate's
+    /// own bench measures the same thing).
+    pub fn acd_decisions(&self) -> &super::Latencies {
+        &self.centre.decisions
+    }
+
+    /// Runs `step`, timing it on the real clock unless it is part of a step
+    /// already timed.
+    fn timed<R>(&mut self, step: impl FnOnce(&mut Self) -> R) -> R {
+        if self.centre.timing == 0 {
+            self.centre.media_time = std::time::Duration::ZERO;
+        }
+        self.centre.timing += 1;
+        let start = std::time::Instant::now();
+        let r = step(self);
+        self.centre.timing -= 1;
+        if self.centre.timing == 0 {
+            let took = start.elapsed().saturating_sub(self.centre.media_time);
+            self.centre.latencies.record(took);
+        }
+        r
+    }
+
+    /// Runs `f` on the media; in a timed step, its time is left out of the step.
+    fn in_media<R>(&mut self, f: impl FnOnce(&mut (dyn super::Media + Send)) -> R) -> R {
+        let start = std::time::Instant::now();
+        let r = f(self.media.as_mut());
+        if self.centre.timing > 0 {
+            self.centre.media_time += start.elapsed();
+        }
+        r
     }
 
     /// A configuration reload: queues already running take their new settings
@@ -378,17 +456,21 @@ impl<D: Directory> Engine<D> {
     /// The ACD's timers due at `now`.
     pub(super) fn acd_timeout(&mut self, now: Instant) {
         if self.centre.poll_timeout().is_some_and(|t| t <= now) {
-            self.centre.acd.handle_timeout(now);
-            self.acd_outputs(now);
+            self.timed(|e| {
+                e.centre.decide_timeout(now);
+                e.acd_outputs(now);
+            });
         }
     }
 
     /// Feeds the ACD; an input it refuses is one the call already moved past (an
     /// agent answering a call that just ended).
     fn acd_input(&mut self, input: Input, now: Instant) -> Result<(), AcdError> {
-        let r = self.centre.acd.handle_input(now, input);
-        self.acd_outputs(now);
-        r
+        self.timed(|e| {
+            let r = e.centre.decide(now, input);
+            e.acd_outputs(now);
+            r
+        })
     }
 
     /// Carries out what the ACD decided, and reports its `queue_log` lines and
@@ -470,7 +552,7 @@ impl<D: Directory> Engine<D> {
                 expected_wait,
             } => {
                 if let Some(c) = self.centre.calls.get(&call).copied() {
-                    self.media.queue_announce(c, position, expected_wait);
+                    self.in_media(|m| m.queue_announce(c, position, expected_wait));
                 }
             }
             Output::Ended { call } => {
@@ -488,6 +570,10 @@ impl<D: Directory> Engine<D> {
     /// `call` reaches queue `name`: the ACD lets it in (the caller is answered with
     /// music on hold) or refuses it.
     pub(super) fn enter_queue(&mut self, call: CallId, name: &str, now: Instant) {
+        self.timed(|e| e.enter(call, name, now));
+    }
+
+    fn enter(&mut self, call: CallId, name: &str, now: Instant) {
         if !self.centre.has_queue(name) {
             self.refuse(call, StatusCode::NOT_FOUND, now);
             return;
@@ -514,7 +600,7 @@ impl<D: Directory> Engine<D> {
                 connected: false,
             });
         }
-        let entered = self.centre.acd.handle_input(
+        let entered = self.centre.decide(
             now,
             Input::CallArrived {
                 call: id.clone(),
@@ -543,7 +629,7 @@ impl<D: Directory> Engine<D> {
         // carried out (an agent rung at once gets the caller's media); one refused
         // at once (JOINEMPTY, FULL, a diversion) is not answered.
         if !refused {
-            match self.media.queue_wait(call, &offer) {
+            match self.in_media(|m| m.queue_wait(call, &offer)) {
                 Ok(sdp) => {
                     if let Some(c) = self.calls.get_mut(call.0) {
                         c.queue_answered(name);
@@ -563,10 +649,7 @@ impl<D: Directory> Engine<D> {
                     if let Some(c) = self.calls.get_mut(call.0) {
                         c.queue = None;
                     }
-                    let _ = self
-                        .centre
-                        .acd
-                        .handle_input(now, Input::CallerHungUp { call: id });
+                    let _ = self.centre.decide(now, Input::CallerHungUp { call: id });
                     self.acd_outputs(now);
                     self.refuse(call, status, now);
                     return;
@@ -587,10 +670,7 @@ impl<D: Directory> Engine<D> {
         };
         let lines: Vec<String> = self
             .dialplan
-            .config()
-            .users
-            .iter()
-            .find(|u| u.name == user)
+            .user(&user)
             .map_or_else(|| vec![user.clone()], |u| u.lines.clone());
         let contacts: Vec<_> = lines
             .iter()
@@ -605,7 +685,9 @@ impl<D: Directory> Engine<D> {
             return;
         }
         let caller = c.caller_id().clone();
-        let offer = self.media.queue_offer(call).or_else(|| self.a_offer(call));
+        let offer = self
+            .in_media(|m| m.queue_offer(call))
+            .or_else(|| self.a_offer(call));
         let number = agent_number(&agent);
         let (leg, _) = self.dial(&caller, &number, offer, contacts, now);
         let key = leg.key();
@@ -789,7 +871,7 @@ impl<D: Directory> Engine<D> {
             self.hang_up_leg(other.leg, pbxkit_sip::cause::NORMAL_CLEARING, now);
         }
         if let Some(sdp) = sdp {
-            self.media.queue_connect(call, &sdp);
+            self.in_media(|m| m.queue_connect(call, &sdp));
         }
         self.events.push_back(Event::AgentConnected {
             call,
