@@ -559,12 +559,15 @@ impl Default for Security {
     }
 }
 
-/// The media relay's port pool.
+/// The media relay's port pool and media timeout.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct Rtp {
     pub(crate) port_min: u16,
     pub(crate) port_max: u16,
+    /// Seconds without media from a phone that is not on hold before its call is
+    /// hung up (Asterisk's `rtptimeout`; Wazo's default 7200); 0: never.
+    pub(crate) rtp_timeout: u64,
 }
 
 impl Default for Rtp {
@@ -572,7 +575,15 @@ impl Default for Rtp {
         Rtp {
             port_min: 10000,
             port_max: 20000,
+            rtp_timeout: 7200,
         }
+    }
+}
+
+impl Rtp {
+    /// The silence after which a call is hung up, if any.
+    pub(crate) fn timeout(&self) -> Option<std::time::Duration> {
+        (self.rtp_timeout > 0).then(|| std::time::Duration::from_secs(self.rtp_timeout))
     }
 }
 
@@ -733,6 +744,7 @@ impl Config {
             ("window", config.security.window),
             ("ban_time", config.security.ban_time),
             ("ring_time", config.pbx.ring_time),
+            ("rtp_timeout", config.rtp.rtp_timeout),
             ("session_expires", u64::from(config.sip.session_expires)),
         ]
         .into_iter()
@@ -1156,7 +1168,17 @@ mod tests {
         );
         assert_eq!(config.sip.listen.port(), 5060);
         assert_eq!((config.rtp.port_min, config.rtp.port_max), (10000, 20000));
+        assert_eq!(
+            config.rtp.timeout(),
+            Some(std::time::Duration::from_secs(7200))
+        );
         assert_eq!(config.registrar.max_expires, 3600);
+        // A [rtp] table of an older configuration, without the timeout, still parses.
+        let older = DEFAULT.replace("rtp_timeout = 7200\n", "");
+        assert_ne!(older, DEFAULT);
+        assert_eq!(Config::parse(&older).unwrap().rtp.rtp_timeout, 7200);
+        let off = DEFAULT.replace("rtp_timeout = 7200", "rtp_timeout = 0");
+        assert_eq!(Config::parse(&off).unwrap().rtp.timeout(), None);
     }
 
     #[test]
@@ -1188,6 +1210,20 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("unknown field")
+        );
+
+        let text = DEFAULT.replace("rtp_timeout = 7200", "rtp_timeout = 99999999999");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(
+            err.message.starts_with("rtp_timeout: at most one year"),
+            "{err:?}"
+        );
+        let (line, _) = err.at.unwrap();
+        assert!(
+            text.lines()
+                .nth(line - 1)
+                .unwrap()
+                .starts_with("rtp_timeout")
         );
 
         let text = DEFAULT.replace("ban_time = 600", "ban_time = 99999999999");

@@ -19,10 +19,11 @@ use pbxkit_rtp::tones::{ToneGenerator, ToneSpec};
 use pbxkit_rtp::transcode::Transcoder;
 use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
 use pbxkit_sip::ByteStr;
-use pbxkit_sip::sdp::{Connection, Session};
+use pbxkit_sip::sdp::{Connection, Direction, Session};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
@@ -89,6 +90,59 @@ pub(crate) struct Counters {
     pub(crate) b_to_a: AtomicU64,
     /// Packets dropped because they came from an unexpected source.
     pub(crate) ignored: AtomicU64,
+    /// Packets (RTP and RTCP) admitted from leg A's and from leg B's phone.
+    pub(crate) from_a: AtomicU64,
+    pub(crate) from_b: AtomicU64,
+    /// Whether leg A's and leg B's phone is to send media: the audio of its SDP is
+    /// sendrecv (not on hold, not a one-way stream).
+    pub(crate) a_sends: AtomicBool,
+    pub(crate) b_sends: AtomicBool,
+}
+
+/// Whether a call's phones still send media (Asterisk's `rtptimeout`): a phone
+/// that is to send (see [`Counters::a_sends`]) and from which nothing was admitted
+/// for `timeout` is gone (unplugged, out of coverage, crashed) and its call is to
+/// end. A phone on hold, or with no SDP yet, is not expected to send; the time
+/// counts again from when it is.
+#[derive(Debug)]
+pub(crate) struct Silence {
+    timeout: Duration,
+    /// Per side (A, B): the packets counted when last seen to change, and when.
+    sides: [(u64, Instant); 2],
+}
+
+impl Silence {
+    pub(crate) fn new(timeout: Duration, now: Instant) -> Silence {
+        Silence {
+            timeout,
+            sides: [(0, now); 2],
+        }
+    }
+
+    /// Looks at `counters` at `now`: true once a side has been silent for the
+    /// timeout.
+    pub(crate) fn check(&mut self, counters: &Counters, now: Instant) -> bool {
+        let sides = [
+            (&counters.from_a, &counters.a_sends),
+            (&counters.from_b, &counters.b_sends),
+        ];
+        let mut silent = false;
+        for (side, (count, sends)) in self.sides.iter_mut().zip(sides) {
+            let n = count.load(Ordering::Relaxed);
+            if !sends.load(Ordering::Relaxed) || n != side.0 {
+                *side = (n, now);
+            } else if now.saturating_duration_since(side.1) >= self.timeout {
+                silent = true;
+            }
+        }
+        silent
+    }
+
+    /// How often to look: often enough to end a call within a quarter of the
+    /// timeout, at most every 250 ms and at least every 30 s.
+    pub(crate) fn period(&self) -> Duration {
+        (self.timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(30))
+    }
 }
 
 /// One leg's ports and where its phone is.
@@ -253,6 +307,11 @@ impl Relay {
         }
     }
 
+    /// Runs `task` (about this relay) until the relay stops.
+    pub(crate) fn attach(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Transcodes between the legs' formats from now on (`None`: relay as is).
     pub(crate) fn set_transcoding(&self, transcoding: Option<Transcoding>) {
         let new = transcoding.map(Arc::new);
@@ -346,6 +405,14 @@ impl Relay {
             Ok(mut f) => *f = formats,
             Err(poisoned) => *poisoned.into_inner() = formats,
         }
+        let sends = addr.is_some()
+            && audio.is_some_and(|m| m.direction(sdp.direction()) == Direction::SendRecv);
+        let flag = if leg_a {
+            &self.counters.a_sends
+        } else {
+            &self.counters.b_sends
+        };
+        flag.store(sends, Ordering::Relaxed);
         let _ = leg.target.send_replace(addr);
         leg.epoch.send_modify(|e| *e += 1);
     }
@@ -521,6 +588,8 @@ async fn forward(
                     counters.ignored.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                let heard = if a_to_b { &counters.from_a } else { &counters.from_b };
+                heard.fetch_add(1, Ordering::Relaxed);
                 if to_muted.load(Ordering::Relaxed) && !rtcp {
                     continue;
                 }
@@ -554,6 +623,37 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_that_is_to_send_and_does_not_is_silent_after_the_timeout() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let counters = Counters::default();
+        let mut silence = Silence::new(s(10), t0);
+        // No SDP yet: nobody is expected to send.
+        assert!(!silence.check(&counters, t0 + s(60)));
+        // A sends; packets keep it alive, then it stops.
+        counters.a_sends.store(true, Ordering::Relaxed);
+        assert!(!silence.check(&counters, t0 + s(61)));
+        counters.from_a.store(5, Ordering::Relaxed);
+        assert!(!silence.check(&counters, t0 + s(70)));
+        assert!(!silence.check(&counters, t0 + s(79)));
+        assert!(silence.check(&counters, t0 + s(80)));
+        // On hold it is not expected to send; the time counts again when it resumes.
+        counters.a_sends.store(false, Ordering::Relaxed);
+        assert!(!silence.check(&counters, t0 + s(200)));
+        counters.a_sends.store(true, Ordering::Relaxed);
+        assert!(!silence.check(&counters, t0 + s(209)));
+        assert!(silence.check(&counters, t0 + s(210)));
+        // B is looked at the same way.
+        counters.a_sends.store(false, Ordering::Relaxed);
+        counters.b_sends.store(true, Ordering::Relaxed);
+        let mut fresh = Silence::new(s(10), t0);
+        assert!(!fresh.check(&counters, t0 + s(5)));
+        assert!(fresh.check(&counters, t0 + s(15)));
+        assert_eq!(fresh.period(), Duration::from_millis(2500));
+        assert_eq!(Silence::new(s(7200), t0).period(), s(30));
+    }
 
     #[tokio::test]
     async fn ranges_at_the_top_of_the_port_space_do_not_overflow() {

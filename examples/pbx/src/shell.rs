@@ -157,8 +157,10 @@ struct RelayMedia {
     relays: HashMap<CallId, crate::media::Relay>,
     /// Applications running, each on its own pair of ports.
     apps: HashMap<CallId, tokio::task::JoinHandle<()>>,
-    /// Where an application says it is over.
+    /// Where an application says it is over, and a silent call that it is to end.
     commands: Commands,
+    /// The silence after which a call is hung up (`[rtp] rtp_timeout`).
+    rtp_timeout: Option<Duration>,
     /// The ringback a transferee hears while the target rings, and those playing
     /// (the failure tones a trunk's callers hear too).
     ringback: pbxkit_rtp::tones::ToneSpec,
@@ -202,10 +204,38 @@ impl std::fmt::Debug for RelayMedia {
 impl RelayMedia {
     fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
         if !self.relays.contains_key(&call) {
-            let relay = crate::media::Relay::start(&self.ports)?;
+            let mut relay = crate::media::Relay::start(&self.ports)?;
+            if let Some(timeout) = self.rtp_timeout {
+                let counters = relay.counters.clone();
+                let commands = self.commands.clone();
+                relay.attach(tokio::spawn(hang_up_when_silent(
+                    call, counters, timeout, commands,
+                )));
+            }
             self.relays.insert(call, relay);
         }
         self.relays.get(&call)
+    }
+}
+
+/// Hangs `call` up once one of its phones has sent no media for `timeout` while
+/// it was to (see [`crate::media::Silence`]); runs as long as the call's relay.
+async fn hang_up_when_silent(
+    call: CallId,
+    counters: Arc<crate::media::Counters>,
+    timeout: Duration,
+    commands: Commands,
+) {
+    let mut silence = crate::media::Silence::new(timeout, Instant::now());
+    let mut tick = tokio::time::interval(silence.period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if silence.check(&counters, Instant::now()) {
+            tracing::warn!(call = ?call, seconds = timeout.as_secs(), "no media from a phone: hanging up");
+            let _ = commands.send((call, Command::HangUp)).await;
+            return;
+        }
     }
 }
 
@@ -624,6 +654,7 @@ pub(crate) async fn run(
         relays: HashMap::new(),
         apps: HashMap::new(),
         commands: commands_tx.clone(),
+        rtp_timeout: config.rtp.timeout(),
         ringback: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Ringback),
         busy: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Busy),
         congestion: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Congestion),

@@ -3836,3 +3836,58 @@ async fn a_queue_added_by_a_reload_takes_callers_without_a_restart() {
         ["INVITE", "ACK", "BYE"]
     );
 }
+
+#[tokio::test]
+async fn a_queue_caller_whose_phone_falls_silent_is_hung_up_and_abandons() {
+    let dir = temp_dir("rtp-timeout");
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace("rtp_timeout = 7200", "rtp_timeout = 2")
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    // Nobody is logged in: she waits with music, sending her own audio.
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (invite, answer) =
+        call_with(&alice, "3100", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    InDialog::ack(&alice, &invite, &answer, "3100").await;
+    let answered = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+    let relay: SocketAddr = format!("127.0.0.1:{}", answered.media[0].port)
+        .parse()
+        .unwrap();
+    // 3 s of her RTP, longer than the timeout: she stays.
+    let talking = async {
+        for seq in 0..150u16 {
+            media.send_to(&rtp(seq), relay).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        () = talking => {}
+        incoming = alice.ep.next() => panic!("hung up while sending: {incoming:?}"),
+    }
+    let (queue, _) = live_of(&dir, "1");
+    assert_eq!(queue["waiting"], 1, "{queue}");
+    // Then her phone vanishes: hung up within the timeout and a tick.
+    let started = std::time::Instant::now();
+    let Ok(Some(Incoming::Request(bye))) = timeout(WAIT, alice.ep.next()).await else {
+        panic!("no BYE for alice")
+    };
+    assert_eq!(bye.request.method(), Some(&Method::Bye));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+    // The queue knows she left: her one terminal line is an ABANDON.
+    let lines = queue_log_with(&dir, &["ENTERQUEUE", "ABANDON"]).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("|ABANDON|")).count(),
+        1,
+        "{lines:?}"
+    );
+    let (queue, _) = live_of(&dir, "1");
+    assert_eq!(queue["waiting"], 0, "{queue}");
+}
