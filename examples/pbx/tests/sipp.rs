@@ -456,3 +456,132 @@ fn sipp_trunk_answering_503_fails_over_to_the_next_trunk() {
     assert_eq!(answers.join().unwrap().0, 0, "the second trunk answered");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// One call from `user` (password `pw<user>xyz`) to `number` with `scenario_file`;
+/// sipp's exit code and output.
+fn call_from(
+    dir: &std::path::Path,
+    pbx: &Pbx,
+    user: &str,
+    number: &str,
+    scenario_file: &str,
+) -> (i32, String) {
+    let csv = dir.join(format!("call-{user}.csv"));
+    std::fs::write(
+        &csv,
+        format!(
+            "SEQUENTIAL\n{user};{number};[authentication username={user} password=pw{user}xyz]\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    sipp(&[
+        "-sf",
+        scenario_file,
+        "-inf",
+        csv.to_str().unwrap(),
+        "-m",
+        "1",
+        &pbx.addr.to_string(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ])
+}
+
+#[test]
+fn sipp_agents_log_in_from_their_phones_and_take_a_queues_calls_in_turn() {
+    if !has_sipp() {
+        return;
+    }
+    let dir = temp_dir("sipp-queue");
+    let mut extra = String::new();
+    for exten in ["3000", "3050", "3051"] {
+        extra.push_str(&format!(
+            "\n[[users]]\nexten = \"{exten}\"\nname = \"U{exten}\"\npassword = \"pw{exten}xyz\"\n"
+        ));
+    }
+    extra.push_str(
+        "\n[[queues]]\nexten = \"3900\"\nname = \"turns\"\nstrategy = \"rrmemory\"\n\
+         announce_frequency = 0\nmember_ring_time = 5\nretry_delay = 1\nwrap_up = 0\n\
+         \n[[agents]]\nnumber = \"50\"\nqueues = [\"turns\"]\n\
+         \n[[agents]]\nnumber = \"51\"\nqueues = [\"turns\"]\n",
+    );
+    let pbx = Pbx::start_with(dir.clone(), free_port(), &extra);
+    // Each agent's desk phone is a sipp answering one call.
+    let desks = [
+        callee(&dir, &pbx, "3050", args(&["-sn", "uas"]), 1),
+        callee(&dir, &pbx, "3051", args(&["-sn", "uas"]), 1),
+    ];
+    // The agents log in with *31 from their users' phones (another sipp each).
+    for (user, agent) in [("3050", "50"), ("3051", "51")] {
+        let (code, out) = call_from(
+            &dir,
+            &pbx,
+            user,
+            &format!("*31{agent}"),
+            &scenario("uac_auth.xml"),
+        );
+        assert_eq!(code, 0, "{user} logging in as agent {agent}: {out}");
+    }
+    // Two callers in turn: round robin with memory gives each agent one.
+    for n in 0..2 {
+        let (code, out) = call_from(&dir, &pbx, "3000", "3900", &scenario("uac_auth.xml"));
+        assert_eq!(code, 0, "caller {n}: {out}");
+    }
+    for desk in desks {
+        let (code, out) = desk.join().unwrap();
+        assert_eq!(code, 0, "an agent's phone: {out}");
+    }
+    // What the queue_log says, once the journal has synced (bounded, a real process).
+    let log = dir.join("data/queue_log");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("|COMPLETE").count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let events: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            // Logins are for no queue in particular (NONE).
+            (f.len() > 4 && (f[2] == "turns" || f[4] == "AGENTLOGIN")).then(|| (f[3], f[4]))
+        })
+        .filter(|(_, e)| ["AGENTLOGIN", "CONNECT"].contains(e))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("Agent/50", "AGENTLOGIN"),
+            ("Agent/51", "AGENTLOGIN"),
+            ("Agent/50", "CONNECT"),
+            ("Agent/51", "CONNECT"),
+        ],
+        "{text}"
+    );
+    assert_eq!(text.matches("|COMPLETECALLER|").count(), 2, "{text}");
+    // `pbxkit acd stats` over that file counts what sipp saw.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .args(["acd", "stats", "--period", "1d"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let periods: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let sum = |key: &str| -> u64 {
+        periods
+            .iter()
+            .filter(|p| p["queue"] == "turns")
+            .map(|p| p[key].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (sum("received"), sum("answered"), sum("abandoned")),
+        (2, 2, 0),
+        "{periods:?}"
+    );
+}
