@@ -115,7 +115,7 @@ impl Media for Music {
         None
     }
 
-    fn queue_wait(&mut self, _: CallId, _: &Bytes) -> Result<Bytes, StatusCode> {
+    fn queue_wait(&mut self, _: CallId, _: Option<&str>, _: &Bytes) -> Result<Bytes, StatusCode> {
         Ok(sdp("pbx"))
     }
 
@@ -239,6 +239,7 @@ fn engine(strategy: Strategy) -> (Engine<Users>, Instant) {
             QueueSetup {
                 acd,
                 no_answer: None,
+                music: None,
             }
         })
         .collect();

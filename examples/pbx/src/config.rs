@@ -41,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) queues: Vec<Queue>,
     #[serde(default)]
     pub(crate) agents: Vec<Agent>,
+    /// Music-on-hold classes: WAV files a queue's callers hear.
+    #[serde(default)]
+    pub(crate) music_on_hold: Vec<MusicOnHold>,
     /// Pause reasons by the code an agent dials after `*34…*`: `1 = "lunch"`.
     /// The name is the `PAUSE`/`PAUSEALL` line's reason in the `queue_log`.
     #[serde(default)]
@@ -81,6 +84,18 @@ pub(crate) struct Group {
     /// busy or 480.
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+}
+
+/// A music-on-hold class (Asterisk's musiconhold.conf `mode=files`): the WAV files
+/// of a directory, played in name order and looped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MusicOnHold {
+    /// The class's name, as queues' `music_on_hold` names it.
+    pub(crate) name: String,
+    /// The directory of its `.wav` files (relative: to the working directory, as
+    /// `data_dir`).
+    pub(crate) directory: std::path::PathBuf,
 }
 
 /// A call queue (XiVO/Wazo queues, Asterisk's app_queue): callers wait with music
@@ -133,6 +148,10 @@ pub(crate) struct Queue {
     /// Whether an agent already on a call (or ringing) is rung too.
     #[serde(default)]
     pub(crate) ring_in_use: bool,
+    /// The music-on-hold class its callers hear (`[[music_on_hold]]`); none: the
+    /// PBX's built-in melody.
+    #[serde(default)]
+    pub(crate) music_on_hold: Option<String>,
     /// Whether an agent whose phone rings unanswered is paused in this queue.
     #[serde(default)]
     pub(crate) autopause: bool,
@@ -804,6 +823,18 @@ impl Config {
                 });
             }
         }
+        let mut classes = std::collections::HashSet::new();
+        for class in &config.music_on_hold {
+            if class.name.is_empty() || !classes.insert(class.name.as_str()) {
+                return Err(ConfigError {
+                    message: format!(
+                        "music_on_hold: the name {:?} is empty or used twice",
+                        class.name
+                    ),
+                    at: at_key(&format!("name = \"{}\"", class.name)),
+                });
+            }
+        }
         let mut trunk_names = std::collections::HashSet::new();
         for trunk in &config.trunks {
             if !trunk_names.insert(trunk.name.as_str()) {
@@ -977,6 +1008,17 @@ impl Config {
             }
         }
         for queue in &config.queues {
+            if let Some(class) = &queue.music_on_hold
+                && !config.music_on_hold.iter().any(|m| &m.name == class)
+            {
+                return Err(ConfigError {
+                    message: format!(
+                        "queues: {}: music_on_hold {class:?} is not a [[music_on_hold]] class",
+                        queue.exten
+                    ),
+                    at: at_key(&format!("music_on_hold = \"{class}\"")),
+                });
+            }
             if let Some(to) = &queue.no_answer
                 && config.user(to).is_none()
                 && config.group(to).is_none()

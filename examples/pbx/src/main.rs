@@ -18,6 +18,7 @@ mod ids;
 mod journal;
 mod live;
 mod media;
+mod moh;
 mod passwords;
 mod prompts;
 mod routing;

@@ -163,6 +163,39 @@ struct Leg {
     muted: Arc<AtomicBool>,
 }
 
+/// What plays to a leg's phone between prompts.
+#[derive(Debug, Clone)]
+pub(crate) enum Background {
+    /// A generated tone (ringback, busy, the built-in music on hold).
+    Tone(ToneSpec),
+    /// A music-on-hold class, looped.
+    Music(Arc<crate::moh::Music>),
+}
+
+/// The samples of a [`Background`], frame after frame.
+enum Source {
+    Tone(ToneGenerator),
+    Music { samples: Arc<[i16]>, at: usize },
+}
+
+impl Source {
+    fn fill(&mut self, frame: &mut [i16]) {
+        match self {
+            Source::Tone(generator) => {
+                generator.fill(frame);
+            }
+            Source::Music { samples, at } => {
+                for out in frame.iter_mut() {
+                    // Not empty: a class has at least one file, and an empty
+                    // decoding is refused when the source is made.
+                    *out = samples.get(*at).copied().unwrap_or(0);
+                    *at = (*at + 1) % samples.len().max(1);
+                }
+            }
+        }
+    }
+}
+
 /// A tone playing to one leg's phone; it stops when this is dropped.
 pub(crate) struct Playing {
     task: tokio::task::JoinHandle<()>,
@@ -325,11 +358,24 @@ impl Relay {
     /// Plays `tone` to the phone on a leg, in `format`, from the leg's own port (where
     /// the phone expects media), muting what the other leg sends it until the
     /// returned [`Playing`] is dropped. `None` when the format has no codec here.
-    pub(crate) fn play(&self, leg_a: bool, tone: ToneSpec, format: &Format) -> Option<Playing> {
+    pub(crate) fn play(
+        &self,
+        leg_a: bool,
+        background: Background,
+        format: &Format,
+    ) -> Option<Playing> {
         let leg = self.leg(leg_a);
         let mut codec = format.codec()?;
         let pt = PayloadType::new(format.payload_type)?;
-        let mut generator = ToneGenerator::new(tone, codec.sample_rate(), -13.0).ok()?;
+        let mut generator = match background {
+            Background::Tone(tone) => {
+                Source::Tone(ToneGenerator::new(tone, codec.sample_rate(), -13.0).ok()?)
+            }
+            Background::Music(music) => {
+                let samples = music.at(codec.sample_rate()).filter(|s| !s.is_empty())?;
+                Source::Music { samples, at: 0 }
+            }
+        };
         let socket = leg.rtp.clone();
         let peer = leg.target.subscribe();
         leg.muted.store(true, Ordering::Relaxed);

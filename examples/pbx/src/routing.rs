@@ -279,6 +279,7 @@ pub(crate) fn queues(config: &Config) -> Vec<pbxkit::engine::QueueSetup> {
             pbxkit::engine::QueueSetup {
                 acd,
                 no_answer: q.no_answer.clone(),
+                music: q.music_on_hold.clone(),
             }
         })
         .collect()

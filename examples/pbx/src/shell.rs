@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::events::Bus;
 use crate::journal::Journal;
 use crate::live::Users;
+use crate::media::Background;
 use crate::store::FileStore;
 use pbxkit::auth::{Authentication, Authenticator};
 use pbxkit::engine::{
@@ -161,6 +162,8 @@ struct RelayMedia {
     commands: Commands,
     /// The silence after which a call is hung up (`[rtp] rtp_timeout`).
     rtp_timeout: Option<Duration>,
+    /// The music-on-hold classes, read at start.
+    music: HashMap<String, Arc<crate::moh::Music>>,
     /// The ringback a transferee hears while the target rings, and those playing
     /// (the failure tones a trunk's callers hear too).
     ringback: pbxkit_rtp::tones::ToneSpec,
@@ -344,7 +347,7 @@ impl pbxkit::engine::Media for RelayMedia {
         if let Some(playing) = self
             .relays
             .get(&call)
-            .and_then(|relay| relay.play(to_caller, tone, &format))
+            .and_then(|relay| relay.play(to_caller, Background::Tone(tone), &format))
         {
             self.ringing.insert(call, playing);
         }
@@ -371,7 +374,7 @@ impl pbxkit::engine::Media for RelayMedia {
         relay.set_peer_from_sdp(true, &offer);
         let ours = crate::codecs::answer_with(&offer, &format);
         let sdp = relay.rewrite(true, &ours, ip).to_string().into();
-        let playing = relay.play(true, spec, &format)?;
+        let playing = relay.play(true, Background::Tone(spec), &format)?;
         self.ringing.insert(call, playing);
         Some(sdp)
     }
@@ -379,8 +382,14 @@ impl pbxkit::engine::Media for RelayMedia {
     fn queue_wait(
         &mut self,
         call: CallId,
+        music: Option<&str>,
         offer: &bytes::Bytes,
     ) -> Result<bytes::Bytes, StatusCode> {
+        // The queue's class, else the built-in melody (a class is checked at start).
+        let background = match music.and_then(|class| self.music.get(class)) {
+            Some(music) => Background::Music(music.clone()),
+            None => Background::Tone(MUSIC_ON_HOLD),
+        };
         let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
         let format =
             crate::codecs::Format::received_by(&offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
@@ -394,7 +403,7 @@ impl pbxkit::engine::Media for RelayMedia {
         // it first and transcoded to when it answers with another.
         let ours = crate::codecs::answer_with_events(&offer, &format);
         let sdp = relay.rewrite(true, &ours, ip).to_string().into();
-        if let Some(playing) = relay.play(true, MUSIC_ON_HOLD, &format) {
+        if let Some(playing) = relay.play(true, background, &format) {
             self.ringing.insert(call, playing);
         }
         self.answered.insert(call, ours);
@@ -655,6 +664,7 @@ pub(crate) async fn run(
         apps: HashMap::new(),
         commands: commands_tx.clone(),
         rtp_timeout: config.rtp.timeout(),
+        music: crate::moh::load_all(&config.music_on_hold).map_err(std::io::Error::other)?,
         ringback: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Ringback),
         busy: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Busy),
         congestion: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Congestion),

@@ -3891,3 +3891,98 @@ async fn a_queue_caller_whose_phone_falls_silent_is_hung_up_and_abandons() {
     let (queue, _) = live_of(&dir, "1");
     assert_eq!(queue["waiting"], 0, "{queue}");
 }
+
+#[tokio::test]
+async fn a_queues_caller_hears_the_music_on_hold_class_of_the_queue() {
+    let dir = temp_dir("moh-class");
+    // One second of a pattern no frame repeats, as the operator's WAV file.
+    let moh = dir.join("moh");
+    std::fs::create_dir_all(&moh).unwrap();
+    let samples: Vec<i16> = (0..8000i32)
+        .map(|i| ((i * i) % 7919 * 4 - 16000) as i16)
+        .collect();
+    let file = std::fs::File::create(moh.join("tune.wav")).unwrap();
+    pbxkit_rtp::wav::write_mono(std::io::BufWriter::new(file), 8000, &samples).unwrap();
+    let frames: Vec<Vec<u8>> = samples
+        .chunks(160)
+        .map(|c| {
+            c.iter()
+                .map(|&s| pbxkit_rtp::g711::ulaw_encode(s))
+                .collect()
+        })
+        .collect();
+    let class = format!(
+        "\n[[music_on_hold]]\nname = \"tune\"\ndirectory = \"{}\"\n",
+        moh.display()
+    );
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace(
+            "name = \"support\"\n",
+            "name = \"support\"\nmusic_on_hold = \"tune\"\n",
+        ) + &class
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (invite, answer) =
+        call_with(&alice, "3100", &sdp(media.local_addr().unwrap().port())).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(&alice, &invite, &answer, "3100").await;
+    // Five seconds of what she hears: the position, then the class's music.
+    let mut buf = [0u8; 2048];
+    let mut heard = Vec::new();
+    while heard.len() < 250 {
+        let (n, _) = timeout(WAIT, media.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if let Ok(p) = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()) {
+            heard.push(p.payload().to_vec());
+        }
+    }
+    // Somewhere (the announcement pauses the music), 60 packets in a row are the
+    // file frame after frame, round its loop.
+    let run = |start: usize| {
+        let Some(at) = frames.iter().position(|f| *f == heard[start]) else {
+            return 0;
+        };
+        heard[start..]
+            .iter()
+            .enumerate()
+            .take_while(|(k, p)| **p == frames[(at + k) % frames.len()])
+            .count()
+    };
+    let longest = (0..heard.len()).map(run).max().unwrap_or(0);
+    assert!(
+        longest >= 60,
+        "the longest run of the class's music: {longest} packets"
+    );
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+}
+
+#[test]
+fn a_queue_naming_an_unknown_music_class_is_refused_with_its_line() {
+    let text = common::pbxkit_default_config().replace(
+        "name = \"support\"\n",
+        "name = \"support\"\nmusic_on_hold = \"nope\"\n",
+    );
+    let dir = temp_dir("moh-unknown");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pbx.toml"), &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pbxkit"))
+        .arg("check-config")
+        .arg(dir.join("pbx.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let line = text
+        .lines()
+        .position(|l| l == "music_on_hold = \"nope\"")
+        .unwrap()
+        + 1;
+    let err =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        err.contains(&format!("pbx.toml:{line}:")) && err.contains("not a [[music_on_hold]] class"),
+        "{err}"
+    );
+}

@@ -1756,7 +1756,12 @@ impl Media for QueueMedia {
         None
     }
 
-    fn queue_wait(&mut self, call: CallId, _offer: &Bytes) -> Result<Bytes, StatusCode> {
+    fn queue_wait(
+        &mut self,
+        call: CallId,
+        _music: Option<&str>,
+        _offer: &Bytes,
+    ) -> Result<Bytes, StatusCode> {
         self.0.lock().unwrap().push(format!("{call:?} music"));
         Ok(sdp("pbx", 1, false))
     }
@@ -1813,6 +1818,7 @@ fn a_queue_rings_its_logged_in_agents_and_logs_what_happens() {
     let queues = vec![QueueSetup {
         acd: support,
         no_answer: None,
+        music: None,
     }];
     let mut sim = Sim::with_queues(11, 5, 0, 0, queue_dialplan(5), media, queues);
     sim.give_up = 0;
@@ -2034,6 +2040,7 @@ fn agents_taking_calls(strategy: pbxkit_acd::Strategy, wrap_up: Duration) -> Vec
     let queues = vec![QueueSetup {
         acd: queue,
         no_answer: None,
+        music: None,
     }];
     let media = QueueMedia::default();
     let mut sim = Sim::with_queues(12, 4, 0, 0, queue_dialplan(4), media, queues);

@@ -229,10 +229,16 @@ pub trait Media: std::fmt::Debug {
         None
     }
     /// Answers the caller of `call`, whose offer is `offer`, to wait in a queue
-    /// with music on hold: the SDP answer, or the status to refuse it with. The
-    /// music stops at [`Media::queue_connect`] or [`Media::close`].
-    fn queue_wait(&mut self, call: CallId, offer: &Bytes) -> Result<Bytes, StatusCode> {
-        let _ = (call, offer);
+    /// with music on hold (of the class `music` names, the media's own music when
+    /// `None`): the SDP answer, or the status to refuse it with. The music stops at
+    /// [`Media::queue_connect`] or [`Media::close`].
+    fn queue_wait(
+        &mut self,
+        call: CallId,
+        music: Option<&str>,
+        offer: &Bytes,
+    ) -> Result<Bytes, StatusCode> {
+        let _ = (call, music, offer);
         Err(StatusCode::NOT_IMPLEMENTED)
     }
     /// The offer for an agent's phone rung for the caller waiting in `call`

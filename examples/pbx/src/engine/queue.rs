@@ -44,6 +44,9 @@ pub struct QueueSetup {
     /// The number dialled (in the `default` context) for callers refused or timed
     /// out; `None`: they are refused (busy) or hung up.
     pub no_answer: Option<String>,
+    /// The music-on-hold class its callers hear ([`Media::queue_wait`](super::Media::queue_wait));
+    /// `None`: the media's own.
+    pub music: Option<String>,
 }
 
 /// What changes an agent, from a feature code or the API.
@@ -93,6 +96,8 @@ pub(super) struct CallCentre {
     acd: Acd<Lines, SeededRng>,
     /// How each queue's refused and timed-out callers leave, by name.
     no_answer: HashMap<String, Option<String>>,
+    /// Each queue's music-on-hold class, by name.
+    music: HashMap<String, String>,
     /// The queues' names in configuration order.
     order: Vec<String>,
     /// Logged-in agents (`Agent/<number>`) and the user whose phone rings.
@@ -156,17 +161,22 @@ impl CallCentre {
     pub(super) fn new(queues: &[QueueSetup], now: Instant, unix: u64, seed: u64) -> CallCentre {
         let mut acd = Acd::new(Lines::default(), SeededRng::new(seed), now, unix);
         let mut no_answer = HashMap::new();
+        let mut music = HashMap::new();
         let mut order = Vec::new();
         for q in queues {
             // Names are unique in a checked configuration: a duplicate is skipped.
             if acd.add_queue(q.acd.clone()).is_ok() {
                 no_answer.insert(q.acd.name.to_string(), q.no_answer.clone());
+                if let Some(class) = &q.music {
+                    music.insert(q.acd.name.to_string(), class.clone());
+                }
                 order.push(q.acd.name.to_string());
             }
         }
         CallCentre {
             acd,
             no_answer,
+            music,
             order,
             agents: HashMap::new(),
             calls: HashMap::new(),
@@ -376,6 +386,10 @@ impl<D: Directory> Engine<D> {
                 })
             };
             if applied.is_ok() {
+                match &q.music {
+                    Some(class) => self.centre.music.insert(name.clone(), class.clone()),
+                    None => self.centre.music.remove(&name),
+                };
                 self.centre.no_answer.insert(name, q.no_answer.clone());
             }
         }
@@ -629,7 +643,8 @@ impl<D: Directory> Engine<D> {
         // carried out (an agent rung at once gets the caller's media); one refused
         // at once (JOINEMPTY, FULL, a diversion) is not answered.
         if !refused {
-            match self.in_media(|m| m.queue_wait(call, &offer)) {
+            let music = self.centre.music.get(name).cloned();
+            match self.in_media(|m| m.queue_wait(call, music.as_deref(), &offer)) {
                 Ok(sdp) => {
                     if let Some(c) = self.calls.get_mut(call.0) {
                         c.queue_answered(name);
