@@ -185,12 +185,15 @@ pub fn ring_order(
 
 /// The metric of one member. `cursor` is the queue's `rrpos` (rr strategies) or the
 /// caller's `linpos` (linear); `wrapped` is set when a member lies past the cursor.
-pub(crate) fn metric(
+///
+/// Generic over the generator (not `dyn`): a large queue draws once per member,
+/// and the draw is inlined.
+pub(crate) fn metric<R: Rng + ?Sized>(
     strategy: Strategy,
     member: MemberFacts,
     cursor: usize,
     wrapped: &mut bool,
-    rng: &mut dyn Rng,
+    rng: &mut R,
 ) -> i64 {
     let penalty = i64::from(member.penalty) * 1_000_000;
     let position = i64::try_from(member.position).unwrap_or(i64::MAX / 4);
