@@ -2254,6 +2254,61 @@ async fn a_round_robin_group_remembers_who_answered_and_waits_between_members() 
     );
     // The order of the members rung is checked on the engine's CallRinging events
     // in tests/engine.rs.
+    // Like XiVO's groups (queues), the group's calls are in the queue_log (under
+    // its number: names are free text), and `pbxkit acd stats` counts them.
+    let lines = queue_log_with(&dir, &["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]).await;
+    let sales: Vec<String> = lines
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.get(2) == Some(&"3000")).then(|| format!("{} {}", f[4], f[3]))
+        })
+        .collect();
+    assert_eq!(
+        sales,
+        [
+            "ENTERQUEUE NONE",
+            "CONNECT SIP/1001",
+            "COMPLETECALLER SIP/1001",
+            "ENTERQUEUE NONE",
+            "CONNECT SIP/1001",
+            "COMPLETECALLER SIP/1001"
+        ],
+        "{lines:?}"
+    );
+    let (received, answered, abandoned, timeout_) = queue_stats(&dir.join("data/queue_log"));
+    assert_eq!((received, answered, abandoned, timeout_), (2, 2, 0, 0));
+}
+
+#[tokio::test]
+async fn a_group_nobody_answers_in_its_time_exits_with_timeout_in_the_queue_log() {
+    let dir = temp_dir("group-timeout");
+    let pbx = Pbx::start_with(
+        dir.clone(),
+        free_port(),
+        "\n[[groups]]\nexten = \"3000\"\nname = \"Night\"\nstrategy = \"ringall\"\n\
+         members = [\"1001\"]\nring_time = 1\n",
+    );
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let _bob_log = bob.answer_calls(StatusCode::RINGING);
+    let (_, answer) = call(&alice, "3000").await;
+    assert_eq!(
+        answer.status(),
+        Some(StatusCode::TEMPORARILY_UNAVAILABLE),
+        "{answer}"
+    );
+    let lines = queue_log_with(&dir, &["ENTERQUEUE", "EXITWITHTIMEOUT"]).await;
+    let night: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.get(2) == Some(&"3000")).then(|| f[4])
+        })
+        .collect();
+    assert_eq!(night, ["ENTERQUEUE", "EXITWITHTIMEOUT"], "{lines:?}");
+    let (received, answered, _, timeout_) = queue_stats(&dir.join("data/queue_log"));
+    assert_eq!((received, answered, timeout_), (1, 0, 1));
 }
 
 #[tokio::test]

@@ -1026,6 +1026,28 @@ fn simulate(seed: u64, n: usize, users: usize, loss: u64, dup: u64) {
     assert!(sim.phones.iter().map(|p| p.answered).sum::<usize>() > 0);
 }
 
+/// Every call that entered a queue or a group left it with exactly one terminal
+/// queue_log line.
+fn one_terminal_line_each(events: &[Event]) {
+    let mut entered: HashMap<String, (usize, usize)> = HashMap::new();
+    for e in events {
+        if let Event::QueueLog(line) = e {
+            let n = entered.entry(line.call_id.clone()).or_default();
+            if line.event.name() == "ENTERQUEUE" {
+                n.0 += 1;
+            } else if line.event.is_terminal() {
+                n.1 += 1;
+            }
+        }
+    }
+    for (call, (enter, terminal)) in entered {
+        if (enter, terminal) == (0, 0) {
+            continue; // a member's line (login, pause)
+        }
+        assert_eq!((enter, terminal), (1, 1), "call {call} in the queue_log");
+    }
+}
+
 #[test]
 fn a_thousand_calls_over_a_perfect_network() {
     simulate(1, 1000, 20, 0, 0);
@@ -1226,6 +1248,29 @@ fn forwards_groups_dnd_limits_and_loops_as_the_dialplan_decides() {
     );
     // (1006's CANCEL goes to its INVITE's transaction, not to `seen`; its leg ended.)
     assert_eq!(sim.phones[at(1006)].seen, ["INVITE"]);
+    // The group is in the queue_log as XiVO's groups (queues) are: the caller
+    // entered, 1007 answered (CONNECT), the call completed.
+    let sales: Vec<String> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::QueueLog(l) if l.queue == "sales" => {
+                Some(format!("{} {}", l.event.name(), l.agent))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sales.len(), 3, "{sales:?}");
+    assert_eq!(
+        sales[..2],
+        ["ENTERQUEUE NONE", "CONNECT SIP/1007"],
+        "{sales:?}"
+    );
+    assert!(
+        sales[2].starts_with("COMPLETE") && sales[2].ends_with("SIP/1007"),
+        "{sales:?}"
+    );
+    one_terminal_line_each(&sim.events);
     assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
     assert!(sim.engine.is_idle(), "the engine keeps state");
     for ext in 1000..1012 {

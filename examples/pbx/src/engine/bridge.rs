@@ -91,11 +91,15 @@ impl<D: Directory> Engine<D> {
                 if let Some(c) = self.calls.get_mut(call.0)
                     && let Some(callee) = c.answered(branch)
                 {
-                    // A group's history learns who answered.
+                    // A group's history learns who answered, and its queue_log.
                     if let Some(group) = c.plan.as_ref().and_then(|p| p.group.clone()) {
                         self.history.answered(&group, &callee);
                         c.group = Some(group);
+                        self.group_connected(call, &callee, now);
                     }
+                    let Some(c) = self.calls.get_mut(call.0) else {
+                        return;
+                    };
                     // The answerer keeps its count for the call; the others' go back.
                     let mut kept = false;
                     for user in std::mem::take(&mut c.ringing_holds) {
@@ -401,6 +405,7 @@ impl<D: Directory> Engine<D> {
         self.release_ringing(call);
         // The ACD learns how a queue's call ended; agents still rung stop.
         self.queue_call_ended(call, now);
+        self.group_call_ended(call, now);
         // A transfer still in progress goes with its call (its target stops
         // ringing, its counts are given back).
         self.abort_transfer(call, now);

@@ -165,6 +165,9 @@ pub(super) struct Call {
     pub(super) armed: Option<Instant>,
     /// The group whose member answered, for the group's history when the call ends.
     pub(super) group: Option<String>,
+    /// The group it rings or was answered in, for the queue_log
+    /// ([`super::group_log`]).
+    pub(super) in_group: Option<super::group_log::InGroup>,
     /// A transfer in progress.
     pub(super) transfer: Option<Transfer>,
     /// Re-INVITEs the PBX sent itself, by leg, awaiting their answers.
@@ -204,6 +207,7 @@ impl Call {
             offer_sdp: None,
             armed: None,
             group: None,
+            in_group: None,
             transfer: None,
             own_offers: Vec::new(),
             leaving: Vec::new(),

@@ -75,6 +75,7 @@
 mod apps;
 mod bridge;
 mod call;
+mod group_log;
 mod latency;
 mod plan;
 mod queue;

@@ -240,6 +240,12 @@ impl CallCentre {
         self.acd.poll_timeout()
     }
 
+    /// A new call id for the queue_log (`<unix>.<n>`, as Asterisk's uniqueids).
+    fn mint(&mut self, unix: u64) -> String {
+        self.next += 1;
+        format!("{unix}.{}", self.next)
+    }
+
     /// Gives the ACD `input`, timing its decision.
     fn decide(&mut self, now: Instant, input: Input) -> Result<(), AcdError> {
         let start = std::time::Instant::now();
@@ -335,6 +341,12 @@ impl<D: Directory> Engine<D> {
     /// nothing the engine decides depends on the real clock.
     pub fn acd_latencies(&self) -> &super::Latencies {
         &self.centre.latencies
+    }
+
+    /// A new call id for the queue_log lines of a group's call.
+    pub(super) fn log_call_id(&mut self, now: Instant) -> String {
+        let unix = self.unix(now);
+        self.centre.mint(unix)
     }
 
     /// How long the ACD's decisions alone have taken on the real clock: the time
@@ -601,9 +613,8 @@ impl<D: Directory> Engine<D> {
             return;
         };
         let caller_id = c.caller().to_owned();
-        self.centre.next += 1;
-        let id =
-            pbxkit_acd::CallId::from(format!("{}.{}", self.unix(now), self.centre.next).as_str());
+        let unix = self.unix(now);
+        let id = pbxkit_acd::CallId::from(self.centre.mint(unix).as_str());
         self.centre.calls.insert(id.clone(), call);
         if let Some(c) = self.calls.get_mut(call.0) {
             c.queue = Some(Queued {
@@ -816,8 +827,8 @@ impl<D: Directory> Engine<D> {
                 if let Some(c) = self.calls.get_mut(call.0) {
                     c.agent_sdp = sdp;
                 }
-                self.centre.next += 1;
-                let member_uniqueid = format!("{}.{}", self.unix(now), self.centre.next);
+                let unix = self.unix(now);
+                let member_uniqueid = self.centre.mint(unix);
                 let taken = self.acd_input(
                     Input::MemberAnswered {
                         call: id,

@@ -104,8 +104,12 @@ impl<D: Directory> Engine<D> {
         match decision {
             Decision::Ring(ring) => {
                 let plan = Plan::new(context, number, &ring, depth);
+                let group = plan.group.clone();
                 if let Some(c) = self.calls.get_mut(call.0) {
                     c.plan = Some(plan);
+                }
+                if let Some(group) = group {
+                    self.group_entered(call, &group, now);
                 }
                 self.next_step(call, now);
             }
@@ -374,6 +378,7 @@ impl<D: Directory> Engine<D> {
         };
         let (status, ending) = c.last;
         let caller = c.caller_id().clone();
+        self.group_left(call, ending, now);
         let dialplan = self.dialplan.clone();
         let random = self.random();
         let live = self.live(random);
