@@ -2256,14 +2256,23 @@ async fn a_round_robin_group_remembers_who_answered_and_waits_between_members() 
     // in tests/engine.rs.
     // Like XiVO's groups (queues), the group's calls are in the queue_log (under
     // its number: names are free text), and `pbxkit acd stats` counts them.
-    let lines = queue_log_with(&dir, &["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]).await;
-    let sales: Vec<String> = lines
-        .iter()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            (f.get(2) == Some(&"3000")).then(|| format!("{} {}", f[4], f[3]))
-        })
-        .collect();
+    // The journal syncs in batches: wait (bounded) for both calls' last lines.
+    let mut lines = Vec::new();
+    let mut sales: Vec<String> = Vec::new();
+    for _ in 0..50 {
+        lines = queue_log_with(&dir, &["ENTERQUEUE", "CONNECT", "COMPLETECALLER"]).await;
+        sales = lines
+            .iter()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('|').collect();
+                (f.get(2) == Some(&"3000")).then(|| format!("{} {}", f[4], f[3]))
+            })
+            .collect();
+        if sales.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         sales,
         [
