@@ -49,6 +49,18 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy, in app_queue's documentation order.
+    pub const ALL: [Strategy; 8] = [
+        Strategy::RingAll,
+        Strategy::LeastRecent,
+        Strategy::FewestCalls,
+        Strategy::Random,
+        Strategy::RrMemory,
+        Strategy::RrOrdered,
+        Strategy::Linear,
+        Strategy::WRandom,
+    ];
+
     /// The name used in configuration (`ringall`, `leastrecent`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -290,16 +302,7 @@ mod tests {
 
     #[test]
     fn names() {
-        for s in [
-            Strategy::RingAll,
-            Strategy::LeastRecent,
-            Strategy::FewestCalls,
-            Strategy::Random,
-            Strategy::RrMemory,
-            Strategy::RrOrdered,
-            Strategy::Linear,
-            Strategy::WRandom,
-        ] {
+        for s in Strategy::ALL {
             assert_eq!(s.as_str().parse::<Strategy>(), Ok(s));
         }
         assert_eq!("roundrobin".parse::<Strategy>(), Ok(Strategy::RrMemory));

@@ -21,17 +21,6 @@ const QUEUES: usize = 100;
 const AGENTS: usize = 1_000;
 const CALLS: usize = 1_000;
 
-const STRATEGIES: [Strategy; 8] = [
-    Strategy::RingAll,
-    Strategy::LeastRecent,
-    Strategy::FewestCalls,
-    Strategy::Random,
-    Strategy::RrMemory,
-    Strategy::RrOrdered,
-    Strategy::Linear,
-    Strategy::WRandom,
-];
-
 /// A sink that drops the `queue_log` lines: the bench measures decisions, not logging.
 #[derive(Debug, Default)]
 struct Discard;
@@ -128,41 +117,45 @@ fn engine_of(
     (acd, now)
 }
 
-fn dispatch(c: &mut Criterion) {
-    let mut group = c.benchmark_group("acd/dispatch");
-    for strategy in STRATEGIES {
-        // Check once that the measured step does ring somebody.
-        let (mut acd, now) = engine(strategy, true);
-        acd.handle_input(
-            now,
-            Input::Unpause {
-                agent: "Agent/0".into(),
-                queue: None,
-                reason: String::new(),
-            },
-        )
-        .expect("logged in");
-        assert!(
-            std::iter::from_fn(|| acd.poll_output()).any(|o| matches!(o, Output::Ring { .. })),
-            "{strategy}: the unpaused agent rings"
-        );
+/// Agent 0 unpauses: the engine decides whom to ring; its outputs drained.
+/// Whether somebody rings.
+fn unpause(acd: &mut Acd<Discard, SeededRng>, now: Instant) -> bool {
+    acd.handle_input(
+        now,
+        Input::Unpause {
+            agent: black_box("Agent/0".into()),
+            queue: None,
+            reason: String::new(),
+        },
+    )
+    .expect("logged in");
+    let mut rang = false;
+    while let Some(o) = acd.poll_output() {
+        rang |= matches!(o, Output::Ring { .. });
+        black_box(o);
+    }
+    rang
+}
 
+/// Group `name`: per strategy, agent 0 unpausing in the engine `setup` makes.
+fn bench_unpause(
+    c: &mut Criterion,
+    name: &str,
+    setup: impl Fn(Strategy) -> (Acd<Discard, SeededRng>, Instant),
+) {
+    let mut group = c.benchmark_group(name);
+    for strategy in Strategy::ALL {
+        // Check once that the measured step does ring somebody.
+        let (mut acd, now) = setup(strategy);
+        assert!(
+            unpause(&mut acd, now),
+            "{name}/{strategy}: the unpaused agent rings"
+        );
         group.bench_function(format!("{strategy}/pbxkit"), |b| {
             b.iter_batched(
-                || engine(strategy, true),
+                || setup(strategy),
                 |(mut acd, now)| {
-                    acd.handle_input(
-                        now,
-                        Input::Unpause {
-                            agent: black_box("Agent/0".into()),
-                            queue: None,
-                            reason: String::new(),
-                        },
-                    )
-                    .expect("logged in");
-                    while let Some(o) = acd.poll_output() {
-                        black_box(o);
-                    }
+                    black_box(unpause(&mut acd, now));
                     // Returned so that dropping the engine is not measured.
                     acd
                 },
@@ -173,9 +166,13 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
+fn dispatch(c: &mut Criterion) {
+    bench_unpause(c, "acd/dispatch", |strategy| engine(strategy, true));
+}
+
 fn arrival(c: &mut Criterion) {
     let mut group = c.benchmark_group("acd/arrival");
-    for strategy in STRATEGIES {
+    for strategy in Strategy::ALL {
         group.bench_function(format!("{strategy}/pbxkit"), |b| {
             b.iter_batched(
                 || engine(strategy, false),
@@ -197,31 +194,9 @@ fn arrival(c: &mut Criterion) {
 /// callers, every agent paused; one unpauses and the engine decides whom to ring
 /// over the whole queue (the shape of `scripts/bench-queue`).
 fn dispatch_one_queue(c: &mut Criterion) {
-    let mut group = c.benchmark_group("acd/dispatch-one-queue");
-    for strategy in STRATEGIES {
-        group.bench_function(format!("{strategy}/pbxkit"), |b| {
-            b.iter_batched(
-                || engine_of(1, 10, strategy, true),
-                |(mut acd, now)| {
-                    acd.handle_input(
-                        now,
-                        Input::Unpause {
-                            agent: black_box("Agent/0".into()),
-                            queue: None,
-                            reason: String::new(),
-                        },
-                    )
-                    .expect("logged in");
-                    while let Some(o) = acd.poll_output() {
-                        black_box(o);
-                    }
-                    acd
-                },
-                BatchSize::LargeInput,
-            )
-        });
-    }
-    group.finish();
+    bench_unpause(c, "acd/dispatch-one-queue", |strategy| {
+        engine_of(1, 10, strategy, true)
+    });
 }
 
 criterion_group!(benches, dispatch, arrival, dispatch_one_queue);

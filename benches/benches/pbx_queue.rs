@@ -44,17 +44,6 @@ const CALLER_ADDR: &str = "10.1.0.1:5060";
 /// The queues' retry delay.
 const RETRY: Duration = Duration::from_secs(5);
 
-const STRATEGIES: [Strategy; 8] = [
-    Strategy::RingAll,
-    Strategy::LeastRecent,
-    Strategy::FewestCalls,
-    Strategy::Random,
-    Strategy::RrMemory,
-    Strategy::RrOrdered,
-    Strategy::Linear,
-    Strategy::WRandom,
-];
-
 fn udp(addr: SocketAddr) -> Target {
     Target {
         addr,
@@ -339,7 +328,7 @@ fn dispatch(c: &mut Criterion) {
     let mut group = c.benchmark_group("pbx/queue-dispatch");
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(4));
-    for strategy in STRATEGIES {
+    for strategy in Strategy::ALL {
         let (mut engine, start) = engine(strategy);
         let mut now = start;
         let invite = ring(&unpause(&mut engine, now)).expect("the unpaused agent rings");

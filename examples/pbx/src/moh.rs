@@ -1,7 +1,8 @@
 //! Music-on-hold classes (`[[music_on_hold]]`, Asterisk's musiconhold.conf with
 //! `mode=files`): the `.wav` files of a directory, in name order, decoded once at
 //! start to 16-bit mono at the rates callers' codecs use (8 kHz for G.711, 16 kHz
-//! for G.722; other rates on first use) and played looped to each waiting caller.
+//! for G.722; other rates resampled from the 16 kHz copy on first use, with no file
+//! read after the start) and played looped to each waiting caller.
 //!
 //! A class is read whole into memory, so it is bounded: at most [`MAX_FILES`]
 //! files of at most [`MAX_FILE_BYTES`] each, and [`MAX_SECONDS`] of music in all.
@@ -47,9 +48,7 @@ pub(crate) enum MohError {
 /// One class's music.
 #[derive(Debug)]
 pub(crate) struct Music {
-    name: String,
-    files: Vec<PathBuf>,
-    /// The files one after the other, by sample rate.
+    /// The files one after the other, by sample rate (8 and 16 kHz from the start).
     by_rate: Mutex<HashMap<u32, Arc<[i16]>>>,
 }
 
@@ -84,65 +83,67 @@ impl Music {
                 what: format!("{} files, at most {MAX_FILES}", files.len()),
             });
         }
-        let music = Music {
-            name: name.to_owned(),
-            files,
-            by_rate: Mutex::default(),
-        };
+        let mut by_rate = HashMap::new();
         for rate in [8000, 16000] {
-            let samples = music.decode(rate)?;
-            if let Ok(mut cache) = music.by_rate.lock() {
-                cache.insert(rate, samples);
-            }
+            by_rate.insert(rate, decode(name, &files, rate)?);
         }
-        Ok(music)
+        Ok(Music {
+            by_rate: Mutex::new(by_rate),
+        })
     }
 
-    /// The music at `rate` Hz, decoded on first use of a rate; `None` when it
-    /// cannot be (a file changed since the start, a rate the resampler refuses).
+    /// The music at `rate` Hz (another rate than 8 or 16 kHz is resampled from
+    /// the 16 kHz copy on first use, no file read); `None` for a rate the
+    /// resampler refuses.
     pub(crate) fn at(&self, rate: u32) -> Option<Arc<[i16]>> {
-        if let Some(samples) = self.by_rate.lock().ok()?.get(&rate) {
+        let mut cache = self.by_rate.lock().ok()?;
+        if let Some(samples) = cache.get(&rate) {
             return Some(samples.clone());
         }
-        let samples = self.decode(rate).ok()?;
-        self.by_rate.lock().ok()?.insert(rate, samples.clone());
+        let wide = cache.get(&16000)?;
+        let samples: Arc<[i16]> = pbxkit_rtp::resample::Resampler::convert(16000, rate, wide)
+            .ok()?
+            .into();
+        cache.insert(rate, samples.clone());
         Some(samples)
     }
+}
 
-    fn decode(&self, rate: u32) -> Result<Arc<[i16]>, MohError> {
-        let limit = MAX_SECONDS * rate as usize;
-        let mut all: Vec<i16> = Vec::new();
-        for path in &self.files {
-            let io = |source| MohError::Io {
-                class: self.name.clone(),
-                path: path.display().to_string(),
-                source,
-            };
-            let file = std::fs::File::open(path).map_err(io)?;
-            let size = file.metadata().map_err(io)?.len();
-            if size > MAX_FILE_BYTES {
-                return Err(MohError::TooMuch {
-                    class: self.name.clone(),
-                    what: format!("{}: {size} bytes, at most {MAX_FILE_BYTES}", path.display()),
-                });
-            }
-            let samples = pbxkit_rtp::wav::read_mono(std::io::BufReader::new(file), rate).map_err(
-                |source| MohError::Wav {
-                    class: self.name.clone(),
+/// Class `class`'s `files` one after the other at `rate` Hz, within the bounds.
+fn decode(class: &str, files: &[PathBuf], rate: u32) -> Result<Arc<[i16]>, MohError> {
+    let limit = MAX_SECONDS * rate as usize;
+    let mut all: Vec<i16> = Vec::new();
+    for path in files {
+        let io = |source| MohError::Io {
+            class: class.to_owned(),
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > MAX_FILE_BYTES {
+            return Err(MohError::TooMuch {
+                class: class.to_owned(),
+                what: format!("{}: {size} bytes, at most {MAX_FILE_BYTES}", path.display()),
+            });
+        }
+        let samples =
+            pbxkit_rtp::wav::read_mono(std::io::BufReader::new(file), rate).map_err(|source| {
+                MohError::Wav {
+                    class: class.to_owned(),
                     path: path.display().to_string(),
                     source,
-                },
-            )?;
-            all.extend_from_slice(&samples);
-            if all.len() > limit {
-                return Err(MohError::TooMuch {
-                    class: self.name.clone(),
-                    what: format!("more than {MAX_SECONDS} s of music"),
-                });
-            }
+                }
+            })?;
+        all.extend_from_slice(&samples);
+        if all.len() > limit {
+            return Err(MohError::TooMuch {
+                class: class.to_owned(),
+                what: format!("more than {MAX_SECONDS} s of music"),
+            });
         }
-        Ok(all.into())
     }
+    Ok(all.into())
 }
 
 /// Every configured class, by name.
@@ -186,8 +187,11 @@ mod tests {
         let at8 = music.at(8000).unwrap();
         assert_eq!(at8.len(), 1600);
         assert_eq!((at8[400], at8[1200]), (1000, 2000), "a.WAV first");
-        // 16 kHz: twice the samples, resampled.
+        // 16 kHz: twice the samples, resampled; 48 kHz from that copy (the files
+        // are not read again: gone, the class still plays).
         assert_eq!(music.at(16000).unwrap().len(), 3200);
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(music.at(48000).unwrap().len(), 9600);
         let _ = std::fs::remove_dir_all(&d);
     }
 

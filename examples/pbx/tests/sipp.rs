@@ -320,35 +320,6 @@ fn serve(
     thread
 }
 
-/// One call from 3000 to `number` with `scenario_file`; sipp's exit code and output.
-fn call_from_3000(
-    dir: &std::path::Path,
-    pbx: &Pbx,
-    number: &str,
-    scenario_file: &str,
-) -> (i32, String) {
-    let csv = dir.join("call.csv");
-    std::fs::write(
-        &csv,
-        format!("SEQUENTIAL\n3000;{number};[authentication username=3000 password=pw3000xyz]\n"),
-    )
-    .unwrap();
-    let port = free_port().to_string();
-    sipp(&[
-        "-sf",
-        scenario_file,
-        "-inf",
-        csv.to_str().unwrap(),
-        "-m",
-        "1",
-        &pbx.addr.to_string(),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port,
-    ])
-}
-
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -367,7 +338,7 @@ fn sipp_caller_cancels_while_the_callee_rings() {
         args(&["-sf", &scenario("uas_ring.xml")]),
         1,
     );
-    let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_cancel.xml"));
+    let (code, out) = call_from(&dir, &pbx, "3000", "3050", &scenario("uac_cancel.xml"));
     assert_eq!(code, 0, "caller: 180, CANCEL, 200, 487: {out}");
     let (code, out) = uas.join().unwrap();
     assert_eq!(code, 0, "callee: CANCELled too: {out}");
@@ -389,7 +360,7 @@ fn sipp_busy_callee_forwards_to_its_busy_destination() {
         1,
     );
     let answers = callee(&dir, &pbx, "3051", args(&["-sn", "uas"]), 1);
-    let (code, out) = call_from_3000(&dir, &pbx, "3050", &scenario("uac_auth.xml"));
+    let (code, out) = call_from(&dir, &pbx, "3000", "3050", &scenario("uac_auth.xml"));
     assert_eq!(code, 0, "the call is answered by 3051: {out}");
     assert_eq!(busy.join().unwrap().0, 0, "3050 said busy");
     assert_eq!(answers.join().unwrap().0, 0, "3051 answered");
@@ -412,7 +383,7 @@ fn sipp_unanswered_call_gets_480_after_the_ring_time() {
     );
     let started = std::time::Instant::now();
     let refused = scenario_with_status(&dir, "uac_refused.xml", 480);
-    let (code, out) = call_from_3000(&dir, &pbx, "3050", &refused);
+    let (code, out) = call_from(&dir, &pbx, "3000", "3050", &refused);
     assert_eq!(code, 0, "480 after the ring time: {out}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
     assert_eq!(rings.join().unwrap().0, 0, "the callee was CANCELled");
@@ -446,7 +417,7 @@ fn sipp_trunk_answering_503_fails_over_to_the_next_trunk() {
         1,
     );
     let answers = serve(args(&["-sn", "uas"]), "127.0.0.3", &p2.to_string(), 1);
-    let (code, out) = call_from_3000(&dir, &pbx, "0123456789", &scenario("uac_auth.xml"));
+    let (code, out) = call_from(&dir, &pbx, "3000", "0123456789", &scenario("uac_auth.xml"));
     assert_eq!(code, 0, "answered through the second trunk: {out}");
     assert_eq!(
         refuses.join().unwrap().0,
