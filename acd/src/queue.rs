@@ -24,7 +24,7 @@
 //! XiVO-CC's rules (see [`Input::AgentLogin`]). [`queue_live`](Acd::queue_live) and
 //! [`agent_live`](Acd::agent_live) give the [real-time statistics](crate::live).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::live::{AgentLive, AgentTimes, QueueCounters, QueueLive};
@@ -468,6 +468,9 @@ struct Agent {
     queues: Vec<QueueId>,
     /// Their dispatch positions ([`Queue::pos`]), in the same order.
     positions: Vec<usize>,
+    /// In how many of them it is paused: ready when in fewer than all, known
+    /// without a search of the queues' members.
+    paused_in: usize,
     /// Its number (see [`Agents`]).
     num: u32,
 }
@@ -491,17 +494,118 @@ struct Candidate {
     tried: Tried,
 }
 
+/// The members one attempt may ring, with their metrics (app_queue's `outgoing`
+/// list), and what spares a large queue's answers a scan of the whole list.
+#[derive(Debug, Default)]
+struct Attempt {
+    candidates: Vec<Candidate>,
+    /// The lowest (metric, index) when the list was built, and the lowest of the
+    /// others: while they stay untried, find_best is one of them.
+    best: Option<(i64, usize)>,
+    runner_up: Option<(i64, usize)>,
+    /// The candidates set ringing, in that order (some since done).
+    rung: Vec<usize>,
+}
+
+impl Attempt {
+    /// An empty attempt keeping the allocations of `self`.
+    fn reuse(mut self, members: usize) -> Attempt {
+        self.candidates.clear();
+        self.candidates.reserve(members);
+        self.rung.clear();
+        self.best = None;
+        self.runner_up = None;
+        self
+    }
+
+    /// Adds a candidate (untried), keeping the two lowest.
+    #[inline]
+    fn push(&mut self, candidate: Candidate) {
+        let ranked = Some((candidate.metric, self.candidates.len()));
+        self.candidates.push(candidate);
+        // Strictly lower: on a tie the earlier index stays ahead.
+        let lower =
+            |b: Option<(i64, usize)>| b.is_none_or(|(m, _)| ranked.is_some_and(|(r, _)| r < m));
+        if lower(self.best) {
+            self.runner_up = self.best;
+            self.best = ranked;
+        } else if lower(self.runner_up) {
+            self.runner_up = ranked;
+        }
+    }
+
+    /// app_queue find_best: the untried candidate with the lowest metric (the first
+    /// on a tie). Mostly without a scan: the untried are a subset of the list, and
+    /// of the list less its best once that one is tried.
+    fn find_best(&self) -> Option<usize> {
+        let untried = |i: Option<usize>| {
+            i.filter(|&i| {
+                self.candidates
+                    .get(i)
+                    .is_some_and(|c| c.tried == Tried::Untried)
+            })
+        };
+        let (best, runner_up) = (self.best.map(|b| b.1), self.runner_up.map(|r| r.1));
+        let best = match (untried(best), untried(runner_up)) {
+            (Some(best), _) => Some(best),
+            (None, Some(runner_up)) => Some(runner_up),
+            (None, None) => find_best(&self.candidates),
+        };
+        debug_assert_eq!(best, find_best(&self.candidates));
+        best
+    }
+
+    /// Candidate `i` rings from `now`; the number of its agent.
+    fn ring(&mut self, i: usize, now: Instant) -> Option<u32> {
+        let c = self.candidates.get_mut(i)?;
+        c.tried = Tried::Ringing(now);
+        self.rung.push(i);
+        Some(c.agent)
+    }
+
+    /// The candidates ringing now, in list order, as indices.
+    fn ringing(&self) -> Vec<usize> {
+        let mut ringing: Vec<usize> = self
+            .rung
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.candidates
+                    .get(i)
+                    .is_some_and(|c| matches!(c.tried, Tried::Ringing(_)))
+            })
+            .collect();
+        ringing.sort_unstable();
+        ringing.dedup();
+        ringing
+    }
+
+    /// The ringing candidate of agent `num`, as an index, and since when.
+    fn ringing_agent(&self, num: Option<u32>) -> Option<(usize, Instant)> {
+        self.rung
+            .iter()
+            .find_map(|&i| match self.candidates.get(i) {
+                Some(Candidate {
+                    agent,
+                    tried: Tried::Ringing(since),
+                    ..
+                }) if Some(*agent) == num => Some((i, *since)),
+                _ => None,
+            })
+    }
+}
+
 #[derive(Debug)]
 enum CallState {
     /// Waiting its turn; after a failed attempt, not before `retry_at`.
     Waiting { retry_at: Option<Instant> },
     /// Ringing members until `deadline`.
-    Ringing {
-        deadline: Instant,
-        candidates: Vec<Candidate>,
-    },
+    Ringing { deadline: Instant, attempt: Attempt },
     Connected {
         agent: AgentId,
+        /// The agent's index in the queue's members when it answered (members may
+        /// leave meanwhile: checked).
+        member: u32,
         at: Instant,
         hold: u64,
     },
@@ -531,7 +635,7 @@ struct Call {
     has_rules: bool,
     /// The candidate list of its attempts, kept between them (allocated on arrival,
     /// so that starting an attempt allocates nothing).
-    spare: Vec<Candidate>,
+    spare: Attempt,
     /// When the caller is next told its position; when it last was; whether it was
     /// told the hold time.
     announce_at: Option<Instant>,
@@ -732,10 +836,6 @@ impl Agents {
     }
 
     /// The logged-in agents, in number order.
-    fn values(&self) -> impl Iterator<Item = &Agent> {
-        self.by_num.iter().flatten()
-    }
-
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Agent> {
         self.by_num.iter_mut().flatten()
     }
@@ -811,7 +911,8 @@ pub struct Acd<S, R> {
     start_epoch: u64,
     queues: Queues,
     agents: Agents,
-    calls: BTreeMap<CallId, Call>,
+    /// By id; never iterated where order shows (outputs follow ids sorted).
+    calls: HashMap<CallId, Call>,
     outputs: VecDeque<Output>,
     /// Agents' skills (configuration: they outlive logins).
     skills: BTreeMap<AgentId, BTreeMap<String, i64>>,
@@ -874,7 +975,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             start_epoch: epoch,
             queues: Queues::default(),
             agents: Agents::default(),
-            calls: BTreeMap::new(),
+            calls: HashMap::new(),
             outputs: VecDeque::new(),
             skills: BTreeMap::new(),
             lines: BTreeMap::new(),
@@ -1043,17 +1144,24 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let Some(a) = self.agents.at(num) else {
             return AgentState::LoggedOut;
         };
+        debug_assert_eq!(
+            a.paused_in,
+            a.positions
+                .iter()
+                .filter(|&&pos| self
+                    .queues
+                    .at(pos)
+                    .is_some_and(|q| q.members.iter().any(|m| m.num == a.num && m.paused)))
+                .count(),
+            "paused_in of agent {num}"
+        );
         if a.on_call.is_some() {
             AgentState::OnCall
         } else if !a.ringing.is_empty() {
             AgentState::Ringing
         } else if a.wrap_up_until.is_some_and(|t| t > now) {
             AgentState::WrapUp
-        } else if a.positions.iter().any(|&pos| {
-            self.queues
-                .at(pos)
-                .is_some_and(|q| q.members.iter().any(|m| m.num == a.num && !m.paused))
-        }) {
+        } else if a.paused_in < a.positions.len() {
             AgentState::Ready
         } else {
             AgentState::Paused
@@ -1197,21 +1305,60 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    ///
+    /// Cheap however many calls are connected and agents logged in (a PBX asks
+    /// after every message it handles): only the callers not yet connected have
+    /// timers, and the wrap-ups are kept in time order.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let calls = self.calls.values().flat_map(|c| {
-            let state = match &c.state {
-                CallState::Waiting { retry_at } => *retry_at,
-                CallState::Ringing { deadline, .. } => Some(*deadline),
-                CallState::Connected { .. } => None,
-            };
-            let (expires, wake, announce) = match c.state {
-                CallState::Connected { .. } => (None, None, None),
-                _ => (c.expires, c.wake, c.announce_at),
-            };
-            [state, expires, wake, announce]
-        });
-        let agents = self.agents.values().map(|a| a.wrap_up_until);
-        calls.chain(agents).flatten().min()
+        let calls = self.unconnected().flat_map(|(_, c)| Self::timers(c));
+        let wrap_ups = self.wrap_ends.first().map(|(t, _)| *t);
+        let next = calls.flatten().chain(wrap_ups).min();
+        debug_assert!(
+            {
+                let every_call = self.calls.values().flat_map(Self::timers).flatten().min();
+                let calls = self.unconnected().flat_map(|(_, c)| Self::timers(c));
+                calls.flatten().min() == every_call
+            },
+            "every call with a timer is in a queue's waiting list"
+        );
+        debug_assert!(
+            self.agents.iter().all(|(id, a)| a
+                .wrap_up_until
+                .is_none_or(|t| self.wrap_ends.contains(&(t, id.clone())))),
+            "every wrap-up is in wrap_ends"
+        );
+        next
+    }
+
+    /// A call's timers (none once connected).
+    fn timers(c: &Call) -> [Option<Instant>; 4] {
+        let state = match &c.state {
+            CallState::Waiting { retry_at } => *retry_at,
+            CallState::Ringing { deadline, .. } => Some(*deadline),
+            CallState::Connected { .. } => return [None; 4],
+        };
+        [state, c.expires, c.wake, c.announce_at]
+    }
+
+    /// The calls not connected (waiting or ringing), through the queues' waiting
+    /// lists: the connected calls, most of a busy centre's, are not visited.
+    fn unconnected(&self) -> impl Iterator<Item = (&CallId, &Call)> {
+        self.queues
+            .values()
+            .flat_map(|q| q.waiting.iter())
+            .filter_map(|id| self.calls.get_key_value(id))
+    }
+
+    /// The ids of the unconnected calls that `due` selects, in id order (the order
+    /// their outputs come in).
+    fn unconnected_due(&self, due: impl Fn(&Call) -> bool) -> Vec<CallId> {
+        let mut ids: Vec<CallId> = self
+            .unconnected()
+            .filter(|(_, c)| due(c))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     fn log(&mut self, now: Instant, call: &str, queue: &str, agent: &str, event: Event) {
@@ -1300,32 +1447,22 @@ impl<S: Sink, R: Rng> Acd<S, R> {
 
     /// Fires every timer due at `now`, then distributes waiting calls.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| {
-                !matches!(c.state, CallState::Connected { .. })
-                    && c.expires.is_some_and(|t| t <= now)
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
+        let expired = self.unconnected_due(|c| c.expires.is_some_and(|t| t <= now));
         for call in expired {
             self.exit_waiting(now, &call, Leave::Timeout);
         }
-        let ring_over: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(
-                |(_, c)| matches!(c.state, CallState::Ringing { deadline, .. } if deadline <= now),
-            )
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ring_over = self.unconnected_due(
+            |c| matches!(c.state, CallState::Ringing { deadline, .. } if deadline <= now),
+        );
         for call in ring_over {
             self.attempt_timed_out(now, &call);
         }
-        for call in self.calls.values_mut() {
-            if let CallState::Waiting { retry_at } = &mut call.state
-                && retry_at.is_some_and(|t| t <= now)
+        let retry = self.unconnected_due(
+            |c| matches!(c.state, CallState::Waiting { retry_at } if retry_at.is_some_and(|t| t <= now)),
+        );
+        for id in retry {
+            if let Some(call) = self.calls.get_mut(&id)
+                && let CallState::Waiting { retry_at } = &mut call.state
             {
                 *retry_at = None;
                 if let Some(q) = self.queues.get(&call.queue) {
@@ -1333,12 +1470,21 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 }
             }
         }
-        let wrapped_up: Vec<AgentId> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.wrap_up_until.is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
+        // The wrap-ups over, in agent order (entries of wrap-ups since replaced or
+        // of agents gone are dropped).
+        let mut wrapped_up = Vec::new();
+        while self.wrap_ends.first().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, agent)) = self.wrap_ends.pop_first()
+                && self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.wrap_up_until.is_some_and(|t| t <= now))
+            {
+                wrapped_up.push(agent);
+            }
+        }
+        wrapped_up.sort_unstable();
+        wrapped_up.dedup();
         for agent in wrapped_up {
             if let Some(a) = self.agents.get_mut(&agent) {
                 a.wrap_up_until = None;
@@ -1347,12 +1493,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             self.outputs.push_back(Output::WrapUpEnded { agent });
         }
         self.dispatch(now);
-        let due: Vec<CallId> = self
-            .calls
-            .iter()
-            .filter(|(_, c)| c.announce_at.is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let due = self.unconnected_due(|c| c.announce_at.is_some_and(|t| t <= now));
         self.announce_now.clear();
         for call in due {
             self.announce(now, &call);
@@ -1508,7 +1649,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 skill_variables: options.skill_variables,
                 wake: None,
                 has_rules,
-                spare: Vec::with_capacity(members),
+                spare: Attempt::default().reuse(members),
                 announce_at: None,
                 announced: None,
                 hold_time_said: false,
@@ -1772,11 +1913,18 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             // Wrap-ups would be running again: re-examine everything.
             self.mark_all();
         }
-        self.last_dispatch = Some(now);
-        while self.wrap_ends.first().is_some_and(|(t, _)| *t <= now) {
-            if let Some((_, agent)) = self.wrap_ends.pop_first() {
-                self.mark_agent(&agent);
-            }
+        // The agents whose wrap-up ended since the last dispatch become available
+        // (handle_timeout takes the entries out and reports the ends).
+        let since = self.last_dispatch.replace(now);
+        let ended: Vec<AgentId> = self
+            .wrap_ends
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .filter(|(t, _)| since.is_none_or(|s| *t > s))
+            .map(|(_, agent)| agent.clone())
+            .collect();
+        for agent in ended {
+            self.mark_agent(&agent);
         }
         self.advance_rules(now);
         let mut from = 0;
@@ -1904,7 +2052,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// must not keep a free member from the callers behind it.
     fn next_turn(&self, pos: usize, now: Instant) -> Option<CallId> {
         let q = self.queues.at(pos)?;
-        if q.waiting.is_empty() {
+        // Every caller ringing (or none waiting): nobody's turn. Cheaper than the
+        // members' scan below, and the usual case right after an attempt starts.
+        if q.ringing.iter().all(|&ringing| ringing) {
             return None;
         }
         // No member available: no caller has any (a caller's members are a subset), so
@@ -1996,9 +2146,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             q.rr_pos
         };
         // The candidate list of the previous attempt, reused.
-        let mut candidates = std::mem::take(&mut call.spare);
-        candidates.clear();
-        candidates.reserve(q.members.len());
+        let mut attempt = std::mem::take(&mut call.spare).reuse(q.members.len());
+        // Only leastrecent reads the time since a member's last call.
+        let recency = strategy == Strategy::LeastRecent;
         for (position, m) in q.members.iter().enumerate() {
             // Out of range or not selected: skipped, but still counted in `position`
             // (app_queue's calc_metric refusal in try_calling).
@@ -2012,9 +2162,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 penalty: m.penalty,
                 position,
                 calls: m.calls,
-                since_last_call: m.last_call.map(|t| now.saturating_duration_since(t)),
+                since_last_call: m
+                    .last_call
+                    .filter(|_| recency)
+                    .map(|t| now.saturating_duration_since(t)),
             };
-            candidates.push(Candidate {
+            attempt.push(Candidate {
                 agent: m.num,
                 member: u32::try_from(position).unwrap_or(u32::MAX),
                 metric: metric(strategy, facts, cursor, &mut wrapped, &mut self.rng),
@@ -2030,10 +2183,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         } else {
             q.rr_wrapped = wrapped;
         }
-        call.state = CallState::Ringing {
-            deadline,
-            candidates,
-        };
+        call.state = CallState::Ringing { deadline, attempt };
         // set_ringing, with the queue at hand.
         if let Some(i) = q.waiting.iter().position(|c| c == id)
             && let Some(r) = q.ringing.get_mut(i)
@@ -2054,18 +2204,18 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             return false;
         };
         let queue = call.queue.clone();
-        let CallState::Ringing { candidates, .. } = &mut call.state else {
+        let CallState::Ringing { attempt, .. } = &mut call.state else {
             return false;
         };
-        let mut candidates = std::mem::take(candidates);
+        let mut attempt = std::mem::take(attempt);
         let mut verdicts = std::mem::take(&mut self.verdicts);
-        let rang = self.ring_best(now, id, &queue, &mut candidates, &mut verdicts);
+        let rang = self.ring_best(now, id, &queue, &mut attempt, &mut verdicts);
         verdicts.clear();
         self.verdicts = verdicts;
-        if let Some(CallState::Ringing { candidates: c, .. }) =
+        if let Some(CallState::Ringing { attempt: a, .. }) =
             self.calls.get_mut(id).map(|c| &mut c.state)
         {
-            *c = candidates;
+            *a = attempt;
         }
         rang
     }
@@ -2075,7 +2225,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         now: Instant,
         id: &CallId,
         queue: &QueueId,
-        candidates: &mut [Candidate],
+        attempt: &mut Attempt,
         verdicts: &mut Vec<(usize, bool)>,
     ) -> bool {
         let ring_all = self
@@ -2091,7 +2241,9 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             // the first that can, with no sort.
             let q = self.queues.get(queue);
             let can_ring = |c: &Candidate| q.is_some_and(|q| self.can_ring(q, c, now));
-            let chosen = match find_best(candidates) {
+            let best = attempt.find_best();
+            let candidates = &mut attempt.candidates;
+            let chosen = match best {
                 None => None,
                 Some(best) if can_ring(&candidates[best]) => Some(best),
                 Some(_) => {
@@ -2114,17 +2266,14 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     first
                 }
             };
-            let chosen = chosen.and_then(|i| {
-                let c = candidates.get_mut(i)?;
-                c.tried = Tried::Ringing(now);
-                Some(c.agent)
-            });
+            let chosen = chosen.and_then(|i| attempt.ring(i, now));
             return chosen.is_some_and(|num| self.ring(id, num));
         }
         loop {
-            let Some(best) = find_best(candidates) else {
+            let Some(best) = attempt.find_best() else {
                 return false;
             };
+            let candidates = &attempt.candidates;
             let best_metric = candidates[best].metric;
             // Every verdict before any ring (a ring changes the others' queues).
             verdicts.clear();
@@ -2141,11 +2290,15 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             }
             let mut rang = false;
             for &(i, ok) in verdicts.iter() {
-                let Some(c) = candidates.get_mut(i) else {
-                    continue;
+                let rings = if ok {
+                    attempt.ring(i, now)
+                } else {
+                    if let Some(c) = attempt.candidates.get_mut(i) {
+                        c.tried = Tried::Done;
+                    }
+                    None
                 };
-                c.tried = if ok { Tried::Ringing(now) } else { Tried::Done };
-                if ok && self.ring(id, c.agent) {
+                if rings.is_some_and(|num| self.ring(id, num)) {
                     rang = true;
                 }
             }
@@ -2189,8 +2342,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             },
         );
         // The candidate list serves the next attempt.
-        if let CallState::Ringing { candidates, .. } = ended {
-            call.spare = candidates;
+        if let CallState::Ringing { attempt, .. } = ended {
+            call.spare = attempt;
         }
         let queue = call.queue.clone();
         self.mark_queue(&queue);
@@ -2212,10 +2365,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        let CallState::Ringing { candidates, .. } = &call.state else {
+        let CallState::Ringing { attempt, .. } = &call.state else {
             return;
         };
-        let next = find_best(candidates).map(|i| candidates[i].metric.rem_euclid(1000));
+        let next = attempt
+            .find_best()
+            .map(|i| attempt.candidates[i].metric.rem_euclid(1000));
         let next = next.and_then(|n| usize::try_from(n).ok());
         let Some(q) = self.queues.get_mut(&call.queue) else {
             return;
@@ -2254,12 +2409,15 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             return;
         };
         let queue = call.queue.clone();
-        let CallState::Ringing { candidates, .. } = &mut call.state else {
+        let CallState::Ringing { attempt, .. } = &mut call.state else {
             return;
         };
         let except = except.and_then(|a| self.agents.num(a));
         let mut stopped = Vec::new();
-        for c in candidates.iter_mut() {
+        for i in attempt.ringing() {
+            let Some(c) = attempt.candidates.get_mut(i) else {
+                continue;
+            };
             if let Tried::Ringing(since) = c.tried
                 && except != Some(c.agent)
                 && let Some(agent) = self.agents.name(c.agent)
@@ -2326,21 +2484,16 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             call: id.clone(),
             agent: agent.clone(),
         };
-        let CallState::Ringing { candidates, .. } = &mut call.state else {
+        let CallState::Ringing { attempt, .. } = &mut call.state else {
             return Err(not_ringing());
         };
-        let num = self.agents.num(agent);
-        let c = candidates
-            .iter_mut()
-            .find(|c| Some(c.agent) == num)
+        let (i, since) = attempt
+            .ringing_agent(self.agents.num(agent))
             .ok_or_else(not_ringing)?;
-        let Tried::Ringing(since) = c.tried else {
-            return Err(not_ringing());
-        };
-        c.tried = Tried::Done;
-        let still_ringing = candidates
-            .iter()
-            .any(|c| matches!(c.tried, Tried::Ringing(_)));
+        if let Some(c) = attempt.candidates.get_mut(i) {
+            c.tried = Tried::Done;
+        }
+        let still_ringing = !attempt.ringing().is_empty();
         let rang = now.saturating_duration_since(since);
         self.member_stops_ringing(now, id, &queue, agent, Some(rang));
         let ring_all = self
@@ -2370,15 +2523,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
         let num = self.agents.num(&agent);
         let ring_start = match &call.state {
-            CallState::Ringing { candidates, .. } => {
-                candidates.iter().find_map(|c| match c.tried {
-                    Tried::Ringing(since) if Some(c.agent) == num => Some(since),
-                    _ => None,
-                })
-            }
+            CallState::Ringing { attempt, .. } => attempt
+                .ringing_agent(num)
+                .and_then(|(i, t)| Some((attempt.candidates.get(i)?.member, t))),
             _ => None,
         };
-        let Some(ring_start) = ring_start else {
+        let Some((member, ring_start)) = ring_start else {
             return Err(AcdError::NotRinging { call: id, agent });
         };
         let queue = call.queue.clone();
@@ -2393,6 +2543,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if let Some(c) = self.calls.get_mut(&id) {
             c.state = CallState::Connected {
                 agent: agent.clone(),
+                member,
                 at: now,
                 hold,
             };
@@ -2432,10 +2583,16 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             .calls
             .get(id)
             .ok_or_else(|| AcdError::UnknownCall(id.clone()))?;
-        let CallState::Connected { agent, at, hold } = &call.state else {
+        let CallState::Connected {
+            agent,
+            member,
+            at,
+            hold,
+        } = &call.state
+        else {
             return Err(AcdError::NotConnected(id.clone()));
         };
-        let (agent, at, hold) = (agent.clone(), *at, *hold);
+        let (agent, member, at, hold) = (agent.clone(), *member, *at, *hold);
         let queue = call.queue.clone();
         let original_position = call.original_position;
         let call_time = secs(now.saturating_duration_since(at));
@@ -2459,7 +2616,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let num = self.agents.num(&agent);
         if let Some(q) = self.queues.get_mut(&queue) {
             wrap_up = q.config.wrap_up;
-            if let Some(m) = q.members.iter_mut().find(|m| Some(m.num) == num) {
+            let i = match q.members.get(member as usize) {
+                Some(m) if Some(m.num) == num => Some(member as usize),
+                _ => q.members.iter().position(|m| Some(m.num) == num),
+            };
+            if let Some(m) = i.and_then(|i| q.members.get_mut(i)) {
                 m.calls = m.calls.saturating_add(1);
                 m.last_call = Some(now);
             }
@@ -2605,6 +2766,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             wrap_up_until: None,
             queues: Vec::new(),
             positions: Vec::new(),
+            paused_in: 0,
             num,
         });
         self.sync(&agent);
@@ -2728,7 +2890,14 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                         queue: q.clone(),
                     });
                 };
-                member.paused = paused;
+                let was = std::mem::replace(&mut member.paused, paused);
+                if let Some(a) = self.agents.at_mut(num) {
+                    a.paused_in = match (was, paused) {
+                        (false, true) => a.paused_in + 1,
+                        (true, false) => a.paused_in.saturating_sub(1),
+                        _ => a.paused_in,
+                    };
+                }
                 self.log(now, NONE, q.as_str(), agent.as_str(), event(reason));
             }
             None => {
@@ -2766,6 +2935,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                     self.log(now, NONE, name.as_str(), agent.as_str(), event(reason));
                 }
                 if let Some(a) = self.agents.at_mut(num) {
+                    a.paused_in = if paused { positions.len() } else { 0 };
                     a.queues = names;
                     a.positions = positions;
                 }

@@ -199,7 +199,9 @@ pub fn ring_order(
 /// caller's `linpos` (linear); `wrapped` is set when a member lies past the cursor.
 ///
 /// Generic over the generator (not `dyn`): a large queue draws once per member,
-/// and the draw is inlined.
+/// and the draw is inlined; and inlined itself, so that a queue's loop over its
+/// members tests the strategy once, not once per member.
+#[inline(always)]
 pub(crate) fn metric<R: Rng + ?Sized>(
     strategy: Strategy,
     member: MemberFacts,

@@ -10,6 +10,8 @@
 //!   the first callers; one more caller joins a queue and the engine re-runs dispatch
 //!   over all queues.
 //! - `acd/dispatch-one-queue/<strategy>`: one queue of the 1,000 agents, 10 callers.
+//! - `acd/call-cycle-one-queue/<strategy>`: one queue of the 1,000 agents in the busy
+//!   steady state (800 on a call): a call ends, a caller arrives and is answered.
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -199,5 +201,123 @@ fn dispatch_one_queue(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, dispatch, arrival, dispatch_one_queue);
+/// Connected calls in the steady state of `acd/call-cycle-one-queue`: 800 of the
+/// 1,000 agents on a call, as `scripts/bench-queue` at 800 calls/s held 1 s.
+const CONNECTED: usize = 800;
+
+/// The steady state of a busy queue: one queue of the 1,000 agents, `CONNECTED`
+/// calls connected, the oldest first in `calls`.
+struct Cycle {
+    acd: Acd<Discard, SeededRng>,
+    now: Instant,
+    calls: std::collections::VecDeque<pbxkit_acd::CallId>,
+    next: usize,
+}
+
+impl Cycle {
+    fn new(strategy: Strategy) -> Cycle {
+        // As scripts/bench-queue: every agent at penalty 0.
+        let now = Instant::now();
+        let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
+        acd.add_queue(QueueConfig::new("q0", strategy))
+            .expect("one queue");
+        for a in 0..AGENTS {
+            let line = format!("SIP/{a}");
+            acd.add_line(&line);
+            let login = Input::AgentLogin {
+                agent: format!("Agent/{a}").as_str().into(),
+                channel: line,
+                queues: vec![("q0".into(), 0)],
+            };
+            acd.handle_input(now, login)
+                .expect("a new agent on a declared line");
+        }
+        while acd.poll_output().is_some() {}
+        let mut cycle = Cycle {
+            acd,
+            now,
+            calls: std::collections::VecDeque::new(),
+            next: 0,
+        };
+        for _ in 0..CONNECTED {
+            cycle.arrive_and_answer();
+        }
+        cycle
+    }
+
+    /// A caller joins; the agent rung for it answers at once. Whether one did.
+    fn arrive_and_answer(&mut self) -> bool {
+        let call: pbxkit_acd::CallId = format!("call-{}", self.next).as_str().into();
+        self.next += 1;
+        let arrived = Input::CallArrived {
+            call: call.clone(),
+            queue: "q0".into(),
+            caller_id: "0612345678".into(),
+            priority: 0,
+            options: CallOptions::default(),
+        };
+        self.acd
+            .handle_input(self.now, arrived)
+            .expect("the queue exists");
+        let mut rung = None;
+        while let Some(o) = self.acd.poll_output() {
+            if let Output::Ring { agent, .. } = &o {
+                rung.get_or_insert_with(|| agent.clone());
+            }
+            black_box(o);
+        }
+        let Some(agent) = rung else {
+            return false;
+        };
+        let answered = Input::MemberAnswered {
+            call: call.clone(),
+            agent,
+            member_uniqueid: "1700000000.1".into(),
+        };
+        self.acd.handle_input(self.now, answered).expect("rung");
+        while let Some(o) = self.acd.poll_output() {
+            black_box(o);
+        }
+        self.calls.push_back(call);
+        true
+    }
+
+    /// 1.25 ms later (800 calls/s), the oldest call ends and a new one is answered.
+    fn step(&mut self) -> bool {
+        self.now += std::time::Duration::from_micros(1_250);
+        if let Some(call) = self.calls.pop_front() {
+            self.acd
+                .handle_input(self.now, Input::CallerHungUp { call })
+                .expect("connected");
+            while let Some(o) = self.acd.poll_output() {
+                black_box(o);
+            }
+        }
+        self.arrive_and_answer()
+    }
+}
+
+/// `acd/call-cycle-one-queue/<strategy>`: the busy steady state of one queue of
+/// 1,000 agents with 800 on a call; per iteration, a call ends, a caller arrives,
+/// is rung to an agent who answers: three decisions, as the PBX makes them for
+/// each call of `scripts/bench-queue`.
+fn call_cycle_one_queue(c: &mut Criterion) {
+    let mut group = c.benchmark_group("acd/call-cycle-one-queue");
+    for strategy in Strategy::ALL {
+        let mut cycle = Cycle::new(strategy);
+        assert!(cycle.step(), "{strategy}: a free agent is rung and answers");
+        group.bench_function(format!("{strategy}/pbxkit"), |b| {
+            b.iter(|| black_box(cycle.step()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    dispatch,
+    arrival,
+    dispatch_one_queue,
+    call_cycle_one_queue
+);
 criterion_main!(benches);
