@@ -422,8 +422,8 @@ pub enum AcdError {
 
 #[derive(Debug, Clone)]
 struct Member {
-    agent: AgentId,
-    /// The agent's number (see [`Agents`]).
+    /// The agent's number (see [`Agents`]), its name there: a member is 32 bytes,
+    /// and a large queue's scans read a thousand.
     num: u32,
     penalty: u32,
     paused: bool,
@@ -478,7 +478,9 @@ struct Agent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tried {
     Untried,
-    Ringing(Instant),
+    /// Since when: in [`Attempt::rung`] (a byte here keeps a large queue's list
+    /// small).
+    Ringing,
     Done,
 }
 
@@ -494,6 +496,10 @@ struct Candidate {
     tried: Tried,
 }
 
+/// Candidate lists kept for reuse: as many as attempts ring at once in a busy
+/// centre, and a bound on what they hold (a list is 24 bytes per member).
+const SPARES: usize = 64;
+
 /// The members one attempt may ring, with their metrics (app_queue's `outgoing`
 /// list), and what spares a large queue's answers a scan of the whole list.
 #[derive(Debug, Default)]
@@ -503,11 +509,19 @@ struct Attempt {
     /// others: while they stay untried, find_best is one of them.
     best: Option<(i64, usize)>,
     runner_up: Option<(i64, usize)>,
-    /// The candidates set ringing, in that order (some since done).
-    rung: Vec<usize>,
+    /// The candidates set ringing, in list order, and since when (some since
+    /// done). A candidate rings at most once in an attempt.
+    rung: Vec<(usize, Instant)>,
 }
 
 impl Attempt {
+    /// Keeps `attempt`'s allocations for a next attempt (up to [`SPARES`] lists).
+    fn keep(self, spares: &mut Vec<Attempt>) {
+        if spares.len() < SPARES {
+            spares.push(self);
+        }
+    }
+
     /// An empty attempt keeping the allocations of `self`.
     fn reuse(mut self, members: usize) -> Attempt {
         self.candidates.clear();
@@ -558,38 +572,31 @@ impl Attempt {
     /// Candidate `i` rings from `now`; the number of its agent.
     fn ring(&mut self, i: usize, now: Instant) -> Option<u32> {
         let c = self.candidates.get_mut(i)?;
-        c.tried = Tried::Ringing(now);
-        self.rung.push(i);
+        c.tried = Tried::Ringing;
+        let at = self.rung.partition_point(|&(j, _)| j < i);
+        self.rung.insert(at, (i, now));
         Some(c.agent)
     }
 
-    /// The candidates ringing now, in list order, as indices.
-    fn ringing(&self) -> Vec<usize> {
-        let mut ringing: Vec<usize> = self
-            .rung
-            .iter()
-            .copied()
-            .filter(|&i| {
-                self.candidates
-                    .get(i)
-                    .is_some_and(|c| matches!(c.tried, Tried::Ringing(_)))
-            })
-            .collect();
-        ringing.sort_unstable();
-        ringing.dedup();
-        ringing
+    /// Whether a candidate rings now.
+    fn is_ringing(&self) -> bool {
+        self.rung.iter().any(|&(i, _)| {
+            self.candidates
+                .get(i)
+                .is_some_and(|c| c.tried == Tried::Ringing)
+        })
     }
 
     /// The ringing candidate of agent `num`, as an index, and since when.
     fn ringing_agent(&self, num: Option<u32>) -> Option<(usize, Instant)> {
         self.rung
             .iter()
-            .find_map(|&i| match self.candidates.get(i) {
+            .find_map(|&(i, since)| match self.candidates.get(i) {
                 Some(Candidate {
                     agent,
-                    tried: Tried::Ringing(since),
+                    tried: Tried::Ringing,
                     ..
-                }) if Some(*agent) == num => Some((i, *since)),
+                }) if Some(*agent) == num => Some((i, since)),
                 _ => None,
             })
     }
@@ -633,9 +640,6 @@ struct Call {
     /// Whether it has penalty or skill rules at all (most calls have none: they skip
     /// the per-dispatch rule work).
     has_rules: bool,
-    /// The candidate list of its attempts, kept between them (allocated on arrival,
-    /// so that starting an attempt allocates nothing).
-    spare: Attempt,
     /// When the caller is next told its position; when it last was; whether it was
     /// told the hold time.
     announce_at: Option<Instant>,
@@ -752,8 +756,8 @@ struct Agents {
     by_num: Vec<Option<Agent>>,
     /// The agents seen, by number.
     names: Vec<AgentId>,
-    /// Their numbers, by name (and the names in name order).
-    numbers: BTreeMap<AgentId, u32>,
+    /// Their numbers, by name.
+    numbers: HashMap<AgentId, u32>,
     /// How many are logged in.
     logged: usize,
 }
@@ -775,7 +779,7 @@ impl Agents {
     fn num<N>(&self, agent: &N) -> Option<u32>
     where
         AgentId: std::borrow::Borrow<N>,
-        N: Ord + ?Sized,
+        N: std::hash::Hash + Eq + ?Sized,
     {
         self.numbers.get(agent).copied()
     }
@@ -840,11 +844,12 @@ impl Agents {
         self.by_num.iter_mut().flatten()
     }
 
-    /// The logged-in agents in name order, with their names.
+    /// The logged-in agents in number order, with their names.
     fn iter(&self) -> impl Iterator<Item = (&AgentId, &Agent)> {
-        self.numbers
+        self.names
             .iter()
-            .filter_map(|(name, &n)| self.at(n).map(|a| (name, a)))
+            .zip(&self.by_num)
+            .filter_map(|(name, a)| Some((name, a.as_ref()?)))
     }
 }
 
@@ -940,6 +945,9 @@ pub struct Acd<S, R> {
     slots: Vec<Slot>,
     /// A reused buffer of ring_one: (candidate, can ring).
     verdicts: Vec<(usize, bool)>,
+    /// The candidate lists of attempts over, for the next ones: starting an attempt
+    /// allocates nothing, and a connected call holds none.
+    spares: Vec<Attempt>,
     /// Calls whose announcement fell due during the current input.
     announce_now: Vec<CallId>,
 }
@@ -987,6 +995,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             max_weight: 0,
             last_dispatch: None,
             verdicts: Vec::new(),
+            spares: Vec::new(),
             slots: Vec::new(),
             announce_now: Vec::new(),
         }
@@ -1630,7 +1639,6 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let position = position_u32(index);
         let expected_wait = Duration::from_secs(q.hold_time);
         let expires = q.config.timeout.map(|t| now + t);
-        let members = q.members.len();
         self.calls.insert(
             call.clone(),
             Call {
@@ -1649,7 +1657,6 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 skill_variables: options.skill_variables,
                 wake: None,
                 has_rules,
-                spare: Attempt::default().reuse(members),
                 announce_at: None,
                 announced: None,
                 hold_time_said: false,
@@ -1818,8 +1825,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                         DeviceState::NotInUse | DeviceState::Unknown => true,
                     }
             }),
-            "slot of {}",
-            m.agent
+            "slot of agent {}",
+            m.num
         );
         available
     }
@@ -2001,7 +2008,12 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             let skills: Vec<&BTreeMap<String, i64>> = q
                 .members
                 .iter()
-                .map(|m| self.skills.get(&m.agent).unwrap_or(&none))
+                .map(|m| {
+                    self.agents
+                        .name(m.num)
+                        .and_then(|a| self.skills.get(a))
+                        .unwrap_or(&none)
+                })
                 .collect();
             let wait = now.saturating_duration_since(call.entered);
             let ewt = Duration::from_secs(q.hold_time);
@@ -2145,8 +2157,8 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         } else {
             q.rr_pos
         };
-        // The candidate list of the previous attempt, reused.
-        let mut attempt = std::mem::take(&mut call.spare).reuse(q.members.len());
+        // The candidate list of an attempt that ended, reused.
+        let mut attempt = self.spares.pop().unwrap_or_default().reuse(q.members.len());
         // Only leastrecent reads the time since a member's last call.
         let recency = strategy == Strategy::LeastRecent;
         for (position, m) in q.members.iter().enumerate() {
@@ -2343,7 +2355,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         );
         // The candidate list serves the next attempt.
         if let CallState::Ringing { attempt, .. } = ended {
-            call.spare = attempt;
+            attempt.keep(&mut self.spares);
         }
         let queue = call.queue.clone();
         self.mark_queue(&queue);
@@ -2414,11 +2426,11 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         };
         let except = except.and_then(|a| self.agents.num(a));
         let mut stopped = Vec::new();
-        for i in attempt.ringing() {
+        for &(i, since) in &attempt.rung {
             let Some(c) = attempt.candidates.get_mut(i) else {
                 continue;
             };
-            if let Tried::Ringing(since) = c.tried
+            if c.tried == Tried::Ringing
                 && except != Some(c.agent)
                 && let Some(agent) = self.agents.name(c.agent)
             {
@@ -2493,7 +2505,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         if let Some(c) = attempt.candidates.get_mut(i) {
             c.tried = Tried::Done;
         }
-        let still_ringing = !attempt.ringing().is_empty();
+        let still_ringing = attempt.is_ringing();
         let rang = now.saturating_duration_since(since);
         self.member_stops_ringing(now, id, &queue, agent, Some(rang));
         let ring_all = self
@@ -2541,12 +2553,15 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         }
         self.touch(&agent);
         if let Some(c) = self.calls.get_mut(&id) {
-            c.state = CallState::Connected {
+            let connected = CallState::Connected {
                 agent: agent.clone(),
                 member,
                 at: now,
                 hold,
             };
+            if let CallState::Ringing { attempt, .. } = std::mem::replace(&mut c.state, connected) {
+                attempt.keep(&mut self.spares);
+            }
         }
         let mut index = None;
         if let Some(q) = self.queues.get_mut(&queue) {
@@ -2651,9 +2666,13 @@ impl<S: Sink, R: Rng> Acd<S, R> {
     /// A waiting (or ringing) caller leaves: stop ringing, log, forget.
     fn remove_waiting(&mut self, now: Instant, id: &CallId, event: impl FnOnce(Exit) -> Event) {
         self.stop_ringing(now, id, false, None);
-        let Some(call) = self.calls.remove(id) else {
+        let Some(mut call) = self.calls.remove(id) else {
             return;
         };
+        let waiting = CallState::Waiting { retry_at: None };
+        if let CallState::Ringing { attempt, .. } = std::mem::replace(&mut call.state, waiting) {
+            attempt.keep(&mut self.spares);
+        }
         self.ruled.remove(id);
         let mut position = 0;
         let mut index = None;
@@ -2774,7 +2793,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             let Some(q) = self.queues.get_mut(&queue) else {
                 continue;
             };
-            if q.members.iter().any(|m| m.agent == agent) {
+            if q.members.iter().any(|m| m.num == num) {
                 continue;
             }
             self.dirty.insert(q.pos);
@@ -2785,7 +2804,6 @@ impl<S: Sink, R: Rng> Acd<S, R> {
                 a.positions.insert(i, q.pos);
             }
             q.members.push(Member {
-                agent: agent.clone(),
                 num,
                 penalty,
                 paused: false,
@@ -2807,6 +2825,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
         let Some(a) = self.agents.get(&agent) else {
             return Err(AcdError::NotLoggedIn(agent));
         };
+        let num = a.num;
         // Calls ringing this agent ring somebody else.
         for call in a.ringing.clone() {
             let _ = self.no_answer(now, &call, &agent);
@@ -2816,7 +2835,7 @@ impl<S: Sink, R: Rng> Acd<S, R> {
             let Some(q) = self.queues.get_mut(&queue) else {
                 continue;
             };
-            let Some(pos) = q.members.iter().position(|m| m.agent == agent) else {
+            let Some(pos) = q.members.iter().position(|m| m.num == num) else {
                 continue;
             };
             q.members.remove(pos);
