@@ -65,6 +65,7 @@
 //! # Ok::<(), pbxkit_acd::AcdError>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod live;
 pub mod member;
@@ -229,3 +230,8 @@ pub mod fuzzing {
         }
     }
 }
+
+// The README's example is a doctest too: the crate's page on crates.io stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -74,6 +74,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod csv_source;
 pub mod favorites;
@@ -206,3 +207,8 @@ pub mod fuzzing {
         }
     }
 }
+
+// The README's example is a doctest too: the crate's page on crates.io stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -62,6 +62,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod generate;
 pub mod identify;
@@ -228,3 +229,8 @@ pub mod fuzzing {
         assert_eq!(Packet::parse(&bytes).as_ref(), Ok(&packet));
     }
 }
+
+// The README's example is a doctest too: the crate's page on crates.io stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

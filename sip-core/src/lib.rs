@@ -56,6 +56,7 @@
 //! assert_eq!(who.map(|v| v.username).as_deref(), Ok("1000"));
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod b2bua;
 mod bytestr;
@@ -102,3 +103,8 @@ pub use via::{MAGIC_COOKIE, Transport, Via};
 
 /// This crate's version, for banners and `User-Agent` headers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// The README's example is a doctest too: the crate's page on crates.io stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
