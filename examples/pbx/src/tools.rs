@@ -100,9 +100,9 @@ pub(crate) fn acd(command: AcdCommand) -> ExitCode {
             let stats = from_lines(&lines, &config);
             if format == "table" {
                 println!(
-                    "{:<16} {:>12} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}",
+                    "{:<16} {:<20} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8} {:>8}",
                     "queue",
-                    "period_start",
+                    "period start (UTC)",
                     "received",
                     "answered",
                     "abandoned",
@@ -113,10 +113,18 @@ pub(crate) fn acd(command: AcdCommand) -> ExitCode {
                     "sl"
                 );
                 for s in &stats {
+                    // The JSON keeps Unix seconds; people read a date.
+                    let start = i64::try_from(s.period_start)
+                        .ok()
+                        .and_then(|t| jiff::Timestamp::from_second(t).ok())
+                        .map_or_else(
+                            || s.period_start.to_string(),
+                            |t| t.strftime("%Y-%m-%d %H:%M").to_string(),
+                        );
                     println!(
-                        "{:<16} {:>12} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8.3} {:>8.3}",
+                        "{:<16} {:<20} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>8.3} {:>8.3}",
                         s.queue,
-                        s.period_start,
+                        start,
                         s.received,
                         s.answered,
                         s.abandoned,
@@ -451,9 +459,10 @@ pub(crate) fn dialplan(command: DialplanCommand) -> ExitCode {
                     println!("{}", p.as_str());
                     ExitCode::SUCCESS
                 }
+                // Nothing found is an answer, not an error: exit 0, as every tool.
                 None => {
                     println!("no match");
-                    ExitCode::FAILURE
+                    ExitCode::SUCCESS
                 }
             }
         }
@@ -609,6 +618,9 @@ pub(crate) enum DirectoryCommand {
         /// Number columns (default: all).
         #[arg(long, value_delimiter = ',')]
         columns: Vec<String>,
+        /// The local country code (digits, e.g. 33): `+33 6 98…` then finds `06 98…`.
+        #[arg(long)]
+        country_code: Option<String>,
         /// The calling number.
         number: String,
     },
@@ -618,20 +630,27 @@ pub(crate) fn directory(command: DirectoryCommand) -> ExitCode {
     use pbxkit_directory::index::ContactIndex;
     use pbxkit_directory::number::NumberPlan;
     use pbxkit_directory::source::SourceConfig;
-    let (csv, delimiter, columns, reverse, query) = match command {
+    let (csv, delimiter, columns, reverse, country_code, query) = match command {
         DirectoryCommand::Search {
             csv,
             delimiter,
             columns,
             term,
-        } => (csv, delimiter, columns, false, term),
+        } => (csv, delimiter, columns, false, None, term),
         DirectoryCommand::Reverse {
             csv,
             delimiter,
             columns,
+            country_code,
             number,
-        } => (csv, delimiter, columns, true, number),
+        } => (csv, delimiter, columns, true, country_code, number),
     };
+    if let Some(cc) = &country_code
+        && (cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()))
+    {
+        eprintln!("pbxkit directory: --country-code {cc:?}: one to three digits (33, 1, 351)");
+        return ExitCode::FAILURE;
+    }
     let data = match std::fs::read(&csv) {
         Ok(data) => data,
         Err(e) => {
@@ -646,18 +665,29 @@ pub(crate) fn directory(command: DirectoryCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let columns = if columns.is_empty() {
-        records
-            .first()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default()
-    } else {
-        columns
-    };
+    let known: Vec<String> = records
+        .first()
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_default();
+    // A misspelt column would silently find nothing.
+    if let Some(unknown) = columns
+        .iter()
+        .find(|c| !records.is_empty() && !known.contains(c))
+    {
+        eprintln!(
+            "pbxkit directory: {}: no column {unknown:?} (columns: {})",
+            csv.display(),
+            known.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let columns = if columns.is_empty() { known } else { columns };
     let mut config = SourceConfig::named("csv");
     config.searched_columns = columns.clone();
     config.first_matched_columns = columns;
-    let plan = NumberPlan::default();
+    let plan = country_code
+        .as_deref()
+        .map_or_else(NumberPlan::default, NumberPlan::with_country_code);
     let index = ContactIndex::build(&config, &plan, records);
     let found: Vec<&pbxkit_directory::Contact> = if reverse {
         index.reverse(&plan, &query).collect()

@@ -85,10 +85,11 @@ fn dialplan_match_prints_the_winner_or_no_match() {
     );
     let exact = pbxkit(&["dialplan", "match", "--number", "1000", "_1XXX", "1000"]);
     assert_eq!(stdout(&exact), "1000\n");
+    // Nothing found is an answer (exit 0), as for every tool; errors exit 1.
     let none = pbxkit(&["dialplan", "match", "--number", "2000", "_1XXX"]);
     assert_eq!(
         (none.status.code(), stdout(&none)),
-        (Some(1), "no match\n".into())
+        (Some(0), "no match\n".into())
     );
 }
 
@@ -246,6 +247,58 @@ fn directory_search_and_reverse_on_csv() {
     );
     let missing = pbxkit(&["directory", "search", "--csv", "/nonexistent.csv", "x"]);
     assert_eq!(missing.status.code(), Some(1));
+    let file = csv.to_str().unwrap();
+    // An international calling number finds the national one once the country is
+    // known; without it, nothing (an answer: exit 0).
+    let intl = ["directory", "reverse", "--csv", file, "+33 6 12 34 56 78"];
+    let none = pbxkit(&intl);
+    assert_eq!(
+        (none.status.code(), stdout(&none)),
+        (Some(0), String::new())
+    );
+    let found = pbxkit(&[&intl[..4], &["--country-code", "33", intl[4]]].concat());
+    assert!(
+        stdout(&found).contains("\"firstname\":\"Bob\""),
+        "{found:?}"
+    );
+    // A misspelt column or a country code that is not one is an error, not silence.
+    for bad in [
+        vec![
+            "directory",
+            "reverse",
+            "--csv",
+            file,
+            "--columns",
+            "numbre",
+            "0612345678",
+        ],
+        vec![
+            "directory",
+            "search",
+            "--csv",
+            file,
+            "--columns",
+            "nom",
+            "bob",
+        ],
+        vec![
+            "directory",
+            "reverse",
+            "--csv",
+            file,
+            "--country-code",
+            "+33",
+            "0612345678",
+        ],
+    ] {
+        let out = pbxkit(&bad);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("numbre") || err.contains("nom") || err.contains("+33"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -335,7 +388,11 @@ fn acd_stats_from_a_queue_log() {
         "1h",
         log.to_str().unwrap(),
     ]);
-    assert!(stdout(&table).lines().nth(1).unwrap().starts_with("sales"));
+    // The table gives the period's start as a date (UTC), the JSON as Unix seconds.
+    let table = stdout(&table);
+    let row = table.lines().nth(1).unwrap();
+    assert!(row.starts_with("sales"), "{table}");
+    assert!(row.contains(" 2023-11-14 22:00 "), "{table}");
 }
 
 #[test]
