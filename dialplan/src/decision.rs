@@ -461,7 +461,101 @@ impl fmt::Display for Routed<'_> {
         for step in &self.trace {
             writeln!(f, "{step}")?;
         }
-        write!(f, "=> {:?}", self.decision)
+        write!(f, "=> {}", self.decision)
+    }
+}
+
+/// What the PBX will do, in words (the last line of `explain`); `{:?}` has every
+/// field.
+impl fmt::Display for Decision<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Ring(plan) => write!(f, "{plan}"),
+            Decision::Forward {
+                destination,
+                context,
+                reason,
+            } => write!(
+                f,
+                "forward ({reason}) to {destination} from context '{context}'"
+            ),
+            Decision::Voicemail { mailbox, greeting } => {
+                write!(f, "voicemail box '{}'", mailbox.name)?;
+                match greeting {
+                    Some(Greeting::Busy) => write!(f, " with the busy greeting"),
+                    Some(Greeting::Unavailable) => write!(f, " with the unavailable greeting"),
+                    None => Ok(()),
+                }
+            }
+            Decision::Queue(queue) => write!(f, "queue '{}'", queue.name),
+            Decision::Conference(room) => write!(f, "conference '{}'", room.name),
+            Decision::Trunks {
+                route,
+                dial,
+                caller_id,
+            } => {
+                write!(f, "dial out by route '{}': ", route.name)?;
+                for (i, d) in dial.iter().enumerate() {
+                    let then = if i == 0 { "" } else { ", else " };
+                    write!(f, "{then}{} on trunk '{}'", d.number, d.trunk)?;
+                }
+                match caller_id {
+                    OutgoingCallerIdDecision::Present { caller_id, .. } => {
+                        write!(f, "; caller ID {caller_id}")
+                    }
+                    _ => write!(f, "; caller ID hidden"),
+                }
+            }
+            Decision::Custom(custom) => write!(f, "custom destination '{}'", custom.name),
+            Decision::Feature { action, user } => {
+                write!(f, "feature {action:?}")?;
+                match user {
+                    Some(user) => write!(f, " for user '{user}'"),
+                    None => Ok(()),
+                }
+            }
+            Decision::Play {
+                prompt: Prompt::CallBackLater,
+            } => write!(f, "play \"call back later\", then hang up"),
+            Decision::Hangup { cause } => match cause {
+                HangupCause::Normal => write!(f, "hang up"),
+                HangupCause::Forbidden => write!(f, "hang up (forbidden)"),
+            },
+            Decision::Password { then, .. } => write!(f, "ask for the password, then {then}"),
+            Decision::Destination(d) => write!(f, "go on at {d:?}"),
+        }
+    }
+}
+
+/// `ring 1001 for 30 s; then ring 1002, 1003 for 20 s; no answer: …`.
+impl fmt::Display for RingPlan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(group) = self.group {
+            write!(f, "group '{group}': ")?;
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if i > 0 {
+                write!(f, "; then ")?;
+            }
+            if !step.delay.is_zero() {
+                write!(f, "after {} s, ", step.delay.as_secs())?;
+            }
+            write!(f, "ring ")?;
+            for (j, target) in step.targets.iter().enumerate() {
+                let sep = if j == 0 { "" } else { ", " };
+                write!(f, "{sep}{}", target.user)?;
+            }
+            match step.timeout {
+                Some(t) => write!(f, " for {} s", t.as_secs())?,
+                None => write!(f, " until answered")?,
+            }
+        }
+        let fb = &self.fallbacks;
+        write!(
+            f,
+            "; no answer: {}; busy: {}; congestion: {}; failure: {}",
+            fb.no_answer, fb.busy, fb.congestion, fb.failure
+        )
     }
 }
 

@@ -393,6 +393,14 @@ fn explain(
     let caller = config
         .user(from)
         .ok_or_else(|| format!("--from {from}: no such user"))?;
+    // As the engine: a service extension is answered before the dialplan is asked.
+    if let Some(ext) = config.extension(number) {
+        return Ok(format!(
+            "extension            DECIDED '{number}' is a service extension of the PBX\n\
+             => answered by the PBX: {}",
+            ext.app.describe()
+        ));
+    }
     let attempt = pbxkit_dialplan::CallAttempt {
         context: "default",
         caller: pbxkit_dialplan::Caller {
@@ -404,8 +412,13 @@ fn explain(
         at,
         user_state: &(),
     };
-    let routed = dialplan.decide(&attempt).map_err(|e| e.to_string())?;
-    Ok(routed.to_string())
+    match dialplan.decide(&attempt) {
+        Ok(routed) => Ok(routed.to_string()),
+        // What the engine does with a number the dialplan does not route.
+        Err(e) => Ok(format!(
+            "lookup               DECIDED {e}\n=> refused with 404 Not Found"
+        )),
+    }
 }
 
 pub(crate) fn dialplan(command: DialplanCommand) -> ExitCode {

@@ -316,17 +316,23 @@ fn dialplan_explain_gives_the_decision_and_its_trace() {
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(text.contains("exact user '1001'"), "{text}");
+    // The decision in words, not a Rust dump.
+    let last = text.lines().last().unwrap();
     assert!(
-        text.lines().last().unwrap().starts_with("=> Ring("),
+        last.starts_with("=> ring 1001 for 30 s; no answer: "),
         "{text}"
     );
+    assert!(!last.contains('{') && !last.contains("RingPlan"), "{text}");
+    // The PBX's own service extensions, answered before the dialplan is asked.
+    let echo = pbxkit(&["dialplan", "explain", "--from", "1000", "--number", "9000"]);
+    assert_eq!(echo.status.code(), Some(0));
+    assert!(stdout(&echo).ends_with("=> answered by the PBX: echo test: you hear yourself\n"));
+    // A number nothing routes: what the PBX answers (exit 0, it is an answer).
     let none = pbxkit(&["dialplan", "explain", "--from", "1000", "--number", "4242"]);
-    assert_eq!(none.status.code(), Some(1));
-    assert!(
-        String::from_utf8(none.stderr)
-            .unwrap()
-            .contains("no entry for '4242'")
-    );
+    assert_eq!(none.status.code(), Some(0));
+    let text = stdout(&none);
+    assert!(text.contains("no entry for '4242'"), "{text}");
+    assert!(text.ends_with("=> refused with 404 Not Found\n"), "{text}");
     let bad = pbxkit(&[
         "dialplan",
         "explain",
