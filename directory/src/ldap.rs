@@ -2,8 +2,8 @@
 //! network part: RFC 4515 escaping, the search filter `(|(a=*term*)(b=*term*))` ANDed
 //! with the custom filter (where `%Q` is the escaped term), the reverse-lookup filter on
 //! the number attributes and the filter listing entries by unique column. The network
-//! source built on them is [`LdapSource`](crate::ldap_source::LdapSource) (feature
-//! `tokio`).
+//! source built on them is `LdapSource` (feature `tokio`, so not linked from here: the
+//! docs build without it too).
 //!
 //! ```
 //! use pbxkit_directory::ldap::{LdapFilters, escape};

@@ -32,11 +32,15 @@
 //! The core (templates, numbers, indexes, displays, views) is synchronous and does no
 //! I/O; sources are async because some of them (LDAP, files) do I/O. The stores write
 //! their files synchronously (`std::fs`, with `fsync`): a change returns once it is
-//! durable. Deadlines use
-//! `tokio::time`, so lookups run inside a tokio runtime.
+//! durable. Lookups have deadlines, on the [`Timer`] the [`Directory`] is given: any
+//! runtime's sleep; the `tokio` feature (off by default) adds `TokioTimer`,
+//! `Directory::new()` and the LDAP source.
 //!
 //! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
 //! use std::sync::Arc;
+//! use std::time::Duration;
 //! use pbxkit_directory::lookup::{Column, ColumnType, Directory, Display, Profile};
 //! use pbxkit_directory::{MemorySource, NumberPlan, QueryContext, SourceConfig};
 //! use pbxkit_directory::format::FormatColumns;
@@ -53,7 +57,15 @@
 //!     [("id", "2"), ("firstname", "Bob"), ("lastname", "Benito"), ("exten", "1002"), ("mobile", "")],
 //! ]);
 //!
-//! let mut directory = Directory::new();
+//! // Lookups have deadlines: the directory sleeps on the runtime you give it (with
+//! // the `tokio` feature, `Directory::new()` uses tokio's clock).
+//! struct TokioSleep;
+//! impl pbxkit_directory::Timer for TokioSleep {
+//!     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+//!         Box::pin(tokio::time::sleep(d))
+//!     }
+//! }
+//! let mut directory = Directory::with_timer(Arc::new(TokioSleep));
 //! directory.add_source(Arc::new(users));
 //! directory.add_display("default", Display::new(vec![
 //!     Column::new("Name", ColumnType::Name, "name"),
