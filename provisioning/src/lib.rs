@@ -2,8 +2,12 @@
 //!
 //! What wazo-provd does, as an embeddable crate: phones are identified from their HTTP,
 //! TFTP or DHCP requests, matched to a plugin, and receive configuration files rendered
-//! from Jinja2 templates compatible with provd plugins. Servers (HTTP, TFTP) will live
-//! behind the `server` feature; this part has no I/O except reading template files.
+//! from Jinja2 templates compatible with provd plugins. The HTTP and TFTP servers are
+//! behind the `server` feature (tokio). Without it the crate still touches files, in
+//! three places and nowhere else: [`template`] reads template files, [`store`] keeps
+//! devices and configs in a durable JSON file, and [`generate`] writes a device's
+//! files (atomically, only when changed); identification, plugins, time zones and
+//! TFTP packets are pure.
 //!
 //! - [`model`]: [`Device`], [`Config`] and [`RawConfig`] (with typed accessors for
 //!   `sip_lines`, `funckeys`, `timezone`...), and [`Configs`], which computes the
