@@ -296,6 +296,24 @@ pub enum Destination {
     Hangup,
 }
 
+/// `user 'alice'`, `voicemail 'vm-sales'`, `extension 1000 in 'default'`, `hang up`.
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::User { name } => write!(f, "user '{name}'"),
+            Destination::Group { name } => write!(f, "group '{name}'"),
+            Destination::Queue { name } => write!(f, "queue '{name}'"),
+            Destination::Conference { name } => write!(f, "conference '{name}'"),
+            Destination::Voicemail { name } => write!(f, "voicemail '{name}'"),
+            Destination::Custom { name } => write!(f, "custom destination '{name}'"),
+            Destination::Extension { context, exten } => {
+                write!(f, "extension {exten} in '{context}'")
+            }
+            Destination::Hangup => write!(f, "hang up"),
+        }
+    }
+}
+
 /// A call forward: a number, used only when enabled.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

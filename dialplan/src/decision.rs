@@ -522,7 +522,7 @@ impl fmt::Display for Decision<'_> {
                 HangupCause::Forbidden => write!(f, "hang up (forbidden)"),
             },
             Decision::Password { then, .. } => write!(f, "ask for the password, then {then}"),
-            Decision::Destination(d) => write!(f, "go on at {d:?}"),
+            Decision::Destination(d) => write!(f, "go on at {d}"),
         }
     }
 }
@@ -1017,7 +1017,7 @@ impl Dialplan {
         if eval.depth > MAX_DEPTH {
             return Err(RouteError::TooDeep { limit: MAX_DEPTH });
         }
-        eval.note(Rule::Destination, Outcome::Pass, format!("{destination:?}"));
+        eval.note(Rule::Destination, Outcome::Pass, destination.to_string());
         let missing = |kind, name: &str| RouteError::Missing {
             object: crate::config::ObjectRef::new(kind, name),
         };
