@@ -483,6 +483,18 @@ enum Desk {
 /// queue. The agents who took the calls (the queue_log's CONNECT lines, checked
 /// against what `pbxkit acd stats` counts), once every desk is done.
 fn agents_taking_queue_calls(name: &str, strategy: &str, desks: [Desk; 2]) -> Vec<String> {
+    agents_taking_skilled_calls(name, strategy, desks, "", ["", ""])
+}
+
+/// The same with `queue` appended to the queue's settings and `agents` to each
+/// agent's.
+fn agents_taking_skilled_calls(
+    name: &str,
+    strategy: &str,
+    desks: [Desk; 2],
+    queue: &str,
+    agents: [&str; 2],
+) -> Vec<String> {
     let dir = temp_dir(name);
     let mut extra = String::new();
     for exten in ["3000", "3050", "3051"] {
@@ -492,9 +504,10 @@ fn agents_taking_queue_calls(name: &str, strategy: &str, desks: [Desk; 2]) -> Ve
     }
     extra.push_str(&format!(
         "\n[[queues]]\nexten = \"3900\"\nname = \"turns\"\nstrategy = \"{strategy}\"\n\
-         announce_frequency = 0\nmember_ring_time = 5\nretry_delay = 1\nwrap_up = 0\n\
-         \n[[agents]]\nnumber = \"50\"\nqueues = [\"turns\"]\n\
-         \n[[agents]]\nnumber = \"51\"\nqueues = [\"turns\"]\n",
+         announce_frequency = 0\nmember_ring_time = 5\nretry_delay = 1\nwrap_up = 0\n{queue}\
+         \n[[agents]]\nnumber = \"50\"\nqueues = [\"turns\"]\n{}\
+         \n[[agents]]\nnumber = \"51\"\nqueues = [\"turns\"]\n{}",
+        agents[0], agents[1],
     ));
     let pbx = Pbx::start_with(dir.clone(), free_port(), &extra);
     let ring = scenario("uas_ring.xml");
@@ -611,5 +624,17 @@ fn sipp_agents_log_in_from_their_phones_and_take_a_queues_calls_in_turn() {
             [Desk::Answers(2), Desk::Rings(2)]
         ),
         ["Agent/50", "Agent/50"]
+    );
+    // Skill-routed: the rule selects the agent who speaks English; the other's
+    // desk is never rung (it has no sipp to answer).
+    assert_eq!(
+        agents_taking_skilled_calls(
+            "sipp-skills",
+            "rrmemory",
+            [Desk::Silent, Desk::Answers(2)],
+            "skill_rules = [\"english > 50\"]\n",
+            ["skills = { english = 10 }\n", "skills = { english = 90 }\n"],
+        ),
+        ["Agent/51", "Agent/51"]
     );
 }
