@@ -115,12 +115,19 @@ impl Transports {
     /// the same for both).
     pub async fn bind(listen: SocketAddr, limits: StreamLimits) -> io::Result<Transports> {
         let udp = UdpSocket::bind(listen).await?;
+        // tokio's try_send_to refuses (WouldBlock, nothing sent) until the reactor has
+        // seen the new socket writable: without this wait the first datagram after
+        // bind was dropped, and a request went out only at its first retransmission.
+        udp.writable().await?;
         let local = udp.local_addr()?;
         let tcp = TcpListener::bind(local).await?;
         Ok(Transports::new(udp, tcp, limits))
     }
 
-    /// Serves on sockets bound by the caller (the same address for both).
+    /// Serves on sockets bound by the caller (the same address for both). Await
+    /// `udp.writable()` before the first [`send`](Self::send), as
+    /// [`bind`](Self::bind) does: tokio drops a datagram sent before its reactor has
+    /// seen the socket writable.
     pub fn new(udp: UdpSocket, tcp: TcpListener, limits: StreamLimits) -> Transports {
         let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
         Transports {
@@ -315,6 +322,24 @@ mod tests {
             .unwrap()
             .unwrap();
         got
+    }
+
+    #[tokio::test]
+    async fn the_first_datagram_after_bind_is_sent() {
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut t = Transports::bind("127.0.0.1:0".parse().unwrap(), StreamLimits::default())
+            .await
+            .unwrap();
+        let target = Target {
+            transport: TransportKind::Udp,
+            addr: peer.local_addr().unwrap(),
+        };
+        // At once, before the runtime has polled anything else.
+        t.send(target, Bytes::from_static(b"first"));
+        let mut buf = [0u8; 16];
+        let (n, _) = peer.recv_from(&mut buf).expect("the datagram arrives");
+        assert_eq!(&buf[..n], b"first");
     }
 
     #[tokio::test]
