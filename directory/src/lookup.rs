@@ -15,8 +15,10 @@
 //!   [`Source::list`]; the favorites themselves are a [`Favorites`] store, in memory
 //!   unless [`Directory::set_favorites`] gives one kept on disk.
 //!
-//! Deadlines are `tokio::time` instants: a profile with a deadline must be queried from
-//! inside a tokio runtime with time enabled (paused time works, for tests).
+//! Deadlines are waited on the directory's [`Timer`]: any runtime's sleep
+//! ([`Directory::with_timer`]); with the `tokio` feature, `Directory::new()` uses
+//! tokio's clock, so a profile with a deadline is then queried from inside a tokio
+//! runtime with time enabled (paused time works, for tests).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
