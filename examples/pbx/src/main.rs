@@ -48,6 +48,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Validate a configuration file; errors are printed as FILE:LINE:COL: message.
+    #[command(after_help = "Example:\n  pbxkit check-config pbx.toml")]
     CheckConfig {
         /// The file to check.
         file: String,

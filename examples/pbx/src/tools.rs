@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub(crate) enum SipCommand {
     /// Parse each file as one SIP message (exact bytes); print `FILE: OK <METHOD or
     /// status>` or `FILE: ERR <kind>: <message>`.
+    #[command(after_help = "Example:\n  pbxkit sip check invite.sip register.sip")]
     Check {
         /// Files holding one message each.
         #[arg(required = true)]
@@ -23,6 +24,9 @@ pub(crate) enum SipCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum AcdCommand {
     /// Queue statistics per period from an Asterisk or pbxkit queue_log file.
+    #[command(
+        after_help = "Example:\n  pbxkit acd stats --period 1h --format table pbxkit-data/queue_log"
+    )]
     Stats {
         /// The queue_log file.
         queue_log: std::path::PathBuf,
@@ -37,6 +41,9 @@ pub(crate) enum AcdCommand {
         format: String,
     },
     /// Parse a skill rule and print it fully parenthesised, or the error with its column.
+    #[command(
+        after_help = "Example:\n  pbxkit acd rule-check \"french > 50 & (sales | support ! 0)\""
+    )]
     RuleCheck {
         /// The rule, e.g. `french > 50 & (sales | support ! 0) & WT < 60`.
         expr: String,
@@ -44,6 +51,7 @@ pub(crate) enum AcdCommand {
     /// The running PBX's queues and agents now: waiting callers, longest wait,
     /// agents by state, the day's answered/abandoned/timeout counts and service
     /// level, each agent's state and times (asked on the PBX's control socket).
+    #[command(after_help = "Example:\n  pbxkit acd live --data-dir pbxkit-data --format table")]
     Live {
         /// The PBX's data directory (its `pbx.data_dir`).
         #[arg(long, default_value = "pbxkit-data")]
@@ -295,12 +303,14 @@ fn live_table(live: &serde_json::Value) -> String {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DialplanCommand {
     /// Print extensions and patterns in the order Asterisk tries them.
+    #[command(after_help = "Example:\n  pbxkit dialplan order _X. _1XXX 1000 _NXXX")]
     Order {
         /// Extensions (`1000`) and patterns (`_1XXX`).
         #[arg(required = true)]
         patterns: Vec<String>,
     },
     /// The decision for a call on the PBX configuration and the rules that led to it.
+    #[command(after_help = "Example:\n  pbxkit dialplan explain --from 1000 --number 9000")]
     Explain {
         /// PBX configuration file (the embedded default when absent).
         #[arg(long, value_name = "FILE")]
@@ -316,6 +326,7 @@ pub(crate) enum DialplanCommand {
         at: Option<String>,
     },
     /// Print the extension or pattern that wins for a number, or `no match`.
+    #[command(after_help = "Example:\n  pbxkit dialplan match --number 1042 _1XXX _10XX")]
     Match {
         /// The dialled number.
         #[arg(long)]
@@ -486,6 +497,9 @@ pub(crate) fn dialplan(command: DialplanCommand) -> ExitCode {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProvisioningCommand {
     /// Render a template with a JSON object as its context; the output is byte-exact.
+    #[command(
+        after_help = "Example:\n  pbxkit provisioning render --templates ./mine --templates ./plugin --context ctx.json T46S.tpl"
+    )]
     Render {
         /// Template directories, searched in the order given (the first that has a
         /// template wins).
@@ -498,6 +512,9 @@ pub(crate) enum ProvisioningCommand {
         template: String,
     },
     /// Identify a phone from what it sends; prints vendor, model, version, mac as JSON.
+    #[command(
+        after_help = "Example:\n  pbxkit provisioning identify --user-agent \"Yealink SIP-T46S 66.84.0.15 80:5e:c0:11:22:33\""
+    )]
     Identify {
         /// An HTTP User-Agent.
         #[arg(long, group = "source")]
@@ -607,6 +624,7 @@ pub(crate) fn provisioning(command: ProvisioningCommand) -> ExitCode {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DirectoryCommand {
     /// Contacts with a column containing TERM (case-insensitive), as JSON lines.
+    #[command(after_help = "Example:\n  pbxkit directory search --csv people.csv martin")]
     Search {
         /// The CSV file (first line: column names).
         #[arg(long)]
@@ -621,6 +639,9 @@ pub(crate) enum DirectoryCommand {
         term: String,
     },
     /// Contacts whose number columns hold NUMBER (spaces, dots, +/00 ignored), as JSON lines.
+    #[command(
+        after_help = "Example:\n  pbxkit directory reverse --csv people.csv --country-code 33 \"+33 6 12 34 56 78\""
+    )]
     Reverse {
         /// The CSV file (first line: column names).
         #[arg(long)]

@@ -93,6 +93,46 @@ fn dialplan_match_prints_the_winner_or_no_match() {
     );
 }
 
+/// Every command that does something shows an example in its `--help`.
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let leaves: [&[&str]; 12] = [
+        &["check-config"],
+        &["sip", "check"],
+        &["dialplan", "order"],
+        &["dialplan", "explain"],
+        &["dialplan", "match"],
+        &["acd", "stats"],
+        &["acd", "rule-check"],
+        &["acd", "live"],
+        &["provisioning", "render"],
+        &["provisioning", "identify"],
+        &["directory", "search"],
+        &["directory", "reverse"],
+    ];
+    for leaf in leaves {
+        let out = pbxkit(&[leaf, &["--help"]].concat());
+        assert_eq!(out.status.code(), Some(0), "{leaf:?}");
+        let help = stdout(&out);
+        let example = format!("Example:\n  pbxkit {}", leaf.join(" "));
+        assert!(help.contains(&example), "{leaf:?}: {help}");
+    }
+    // And no command is left out of that list.
+    for group in ["sip", "dialplan", "acd", "provisioning", "directory"] {
+        let help = stdout(&pbxkit(&[group, "--help"]));
+        let listed = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .count();
+        let tested = leaves.iter().filter(|l| l[0] == group).count();
+        assert_eq!(listed, tested, "{group}: {help}");
+    }
+}
+
 #[test]
 fn help_describes_every_level() {
     for args in [
