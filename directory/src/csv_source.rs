@@ -179,6 +179,34 @@ pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// `last_check` before the first look at the file.
 const NEVER: u64 = u64::MAX;
 
+/// Where a [`CsvSource`] reads the time for its check interval: `Instant::now`
+/// unless [`CsvSource::with_clock`] gives another (a simulated clock in tests).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Instant + Send + Sync>);
+
+impl Clock {
+    /// A clock reading `now`.
+    pub fn new(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now(&self) -> Instant {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new(Instant::now)
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// A CSV file source. Cheap to query: the file is only read again when it changes, and
 /// looked at (its modification time and length) at most once per check interval.
 #[derive(Debug)]
@@ -188,6 +216,8 @@ pub struct CsvSource {
     state: RwLock<State>,
     /// Queries within this long of the last look at the file answer from the index.
     check_interval: Duration,
+    /// The time, for the check interval.
+    clock: Clock,
     /// The origin of `last_check`.
     created: Instant,
     /// When the file was last looked at, in nanoseconds since `created` ([`NEVER`]
@@ -206,12 +236,14 @@ impl CsvSource {
     /// [`CsvError::Delimiter`] when the delimiter is not ASCII.
     pub fn new(config: CsvConfig, plan: NumberPlan) -> Result<Self, CsvError> {
         delimiter_byte(config.delimiter)?;
+        let clock = Clock::default();
         Ok(Self {
             config,
             plan,
             state: RwLock::new(State::default()),
             check_interval: DEFAULT_CHECK_INTERVAL,
-            created: Instant::now(),
+            created: clock.now(),
+            clock,
             last_check: AtomicU64::new(NEVER),
             reloading: Mutex::new(()),
         })
@@ -227,6 +259,17 @@ impl CsvSource {
         self
     }
 
+    /// Reads the time for the check interval from `clock` instead of
+    /// `Instant::now` (a simulated clock: the interval's expiry is then testable
+    /// without waiting).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.created = clock.now();
+        self.clock = clock;
+        self.last_check = AtomicU64::new(NEVER);
+        self
+    }
+
     /// How long queries answer from the index before looking at the file again.
     pub fn check_interval(&self) -> Duration {
         self.check_interval
@@ -234,7 +277,8 @@ impl CsvSource {
 
     /// Nanoseconds since `created`, saturating (centuries away).
     fn now(&self) -> u64 {
-        u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(NEVER - 1)
+        let elapsed = self.clock.now().saturating_duration_since(self.created);
+        u64::try_from(elapsed.as_nanos()).unwrap_or(NEVER - 1)
     }
 
     /// The index queries answer from: the current one when the file was looked at less

@@ -186,6 +186,39 @@ async fn queries_look_at_the_file_once_per_check_interval() {
     assert_eq!(names(&source, "").await, ["Alice Abrams"]);
 }
 
+#[tokio::test]
+async fn after_the_check_interval_a_query_sees_the_change() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    let file = TempFile::new("interval-clock");
+    file.write("id,fn,ln,num\n1,Alice,Abrams,1001\n", 1);
+    // A simulated clock: the interval passes without waiting.
+    let now = Arc::new(Mutex::new(Instant::now()));
+    let read = Arc::clone(&now);
+    let clock = pbxkit_directory::csv_source::Clock::new(move || {
+        *read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
+    let source = checked_every(&file, ',', Duration::from_secs(10)).with_clock(clock);
+    assert_eq!(names(&source, "").await, ["Alice Abrams"]);
+    file.write("id,fn,ln,num\n2,Bob,Benito,1002\n", 2);
+    let advance = |by: u64| {
+        let mut t = now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t += Duration::from_secs(by);
+    };
+    advance(9);
+    assert_eq!(
+        names(&source, "").await,
+        ["Alice Abrams"],
+        "within the interval"
+    );
+    advance(1);
+    assert_eq!(names(&source, "").await, ["Bob Benito"], "once it is over");
+}
+
 #[test]
 fn the_default_check_interval_is_a_second() {
     let file = TempFile::new("default-interval");
