@@ -3,6 +3,37 @@
 //! target from Contact (refreshed by re-INVITE and UPDATE), local and remote CSeq
 //! rules, and in-dialog request construction. Session timers (RFC 4028) are data the
 //! transaction user acts on.
+//!
+//! A UAC dialog from our INVITE and its 200 OK, and the BYE it builds:
+//!
+//! ```
+//! use pbxkit_sip::dialog::{Dialog, Role, State};
+//! use pbxkit_sip::{HeaderName, Message, Method, StatusCode};
+//!
+//! let invite = Message::parse(
+//!     "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+//!      Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv1\r\nMax-Forwards: 70\r\n\
+//!      From: <sip:alice@atlanta.example.com>;tag=alice-1\r\nTo: <sip:bob@biloxi.example.com>\r\n\
+//!      Call-ID: call-1@192.0.2.1\r\nCSeq: 1 INVITE\r\n\
+//!      Contact: <sip:alice@192.0.2.1:5060>\r\nContent-Length: 0\r\n\r\n",
+//! )?;
+//! // Bob's 200 OK: his To tag, and the Contact in-dialog requests go to.
+//! let mut ok = Message::response_to(&invite, StatusCode::OK, Some("bob-9"));
+//! ok.headers_mut().push(HeaderName::Contact, "<sip:bob@198.51.100.7:5060>");
+//!
+//! let mut dialog = Dialog::uac(&invite, &ok)?;
+//! assert_eq!((dialog.role, dialog.state), (Role::Uac, State::Confirmed));
+//! let bye = dialog.request(Method::Bye, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKbye2", None);
+//! assert_eq!(bye.method(), Some(&Method::Bye));
+//! assert_eq!(bye.call_id()?.0, "call-1@192.0.2.1");
+//! assert_eq!(bye.from()?.tag(), Some("alice-1"));
+//! assert_eq!(bye.to()?.tag(), Some("bob-9"));
+//! // The next local CSeq, and the request goes to Bob's Contact.
+//! assert_eq!((bye.cseq()?.seq, &bye.cseq()?.method), (2, &Method::Bye));
+//! let target = bye.request_uri().map(|uri| uri.to_string());
+//! assert_eq!(target.as_deref(), Some("sip:bob@198.51.100.7:5060"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;

@@ -9,6 +9,48 @@
 //!
 //! Not yet here: TLS and WebSocket (the [`TransportKind`](crate::transaction::TransportKind) set is ready for them), and
 //! switching large UDP requests to TCP (RFC 3261 §18.1.1).
+//!
+//! Two endpoints on 127.0.0.1 (port 0: the system picks one), one asking the other
+//! with OPTIONS; every wait is bounded by `tokio::time::timeout`:
+//!
+//! ```
+//! use pbxkit_sip::endpoint::{ClientEvent, Endpoint, EndpointConfig, Incoming};
+//! use pbxkit_sip::transaction::{Target, TransportKind};
+//! use pbxkit_sip::{Message, StatusCode};
+//! use std::time::Duration;
+//! use tokio::time::timeout;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! let config = EndpointConfig { listen: "127.0.0.1:0".parse()?, ..EndpointConfig::default() };
+//! let mut uas = Endpoint::bind(config.clone()).await?;
+//! let uac = Endpoint::bind(config).await?;
+//! let (to, me) = (uas.local_addr(), uac.local_addr());
+//! let options = Message::parse(format!(
+//!     "OPTIONS sip:uas@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt1;rport\r\n\
+//!      Max-Forwards: 70\r\nFrom: <sip:uac@{me}>;tag=u1\r\nTo: <sip:uas@{to}>\r\n\
+//!      Call-ID: opt-1@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+//! ))?;
+//! let target = Target { addr: to, transport: TransportKind::Udp };
+//! let mut tx = uac.send_request(options, target).await?;
+//!
+//! // The UAS answers the request on its server transaction.
+//! let Some(Incoming::Request(req)) = timeout(Duration::from_secs(2), uas.next()).await? else {
+//!     return Err("expected a request".into());
+//! };
+//! req.respond(Message::response_to(&req.request, StatusCode::OK, Some("s1"))).await?;
+//!
+//! let ClientEvent::Response(ok) = timeout(Duration::from_secs(2), tx.final_response()).await? else {
+//!     return Err("no response".into());
+//! };
+//! assert_eq!(ok.status(), Some(StatusCode::OK));
+//! timeout(Duration::from_secs(2), uac.shutdown()).await?;
+//! timeout(Duration::from_secs(2), uas.shutdown()).await?;
+//! # Ok(())
+//! # })
+//! # }
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;

@@ -6,6 +6,58 @@
 //! Time is Unix seconds given by the caller, so that bindings can be stored durably
 //! and stay valid across a restart. Storage is behind [`BindingStore`];
 //! [`MemoryStore`] keeps them in memory.
+//!
+//! A phone's REGISTER challenged with `401` by a [`DigestServer`](crate::digest::DigestServer),
+//! answered with the client-side [`digest::respond`](crate::digest::respond), accepted
+//! with `200`; the binding is found by a lookup, then expires (simulated time):
+//!
+//! ```
+//! use pbxkit_sip::digest::{self, Algorithm, DigestServer};
+//! use pbxkit_sip::registrar::{MemoryStore, Registrar, RegistrarConfig};
+//! use pbxkit_sip::{Auth, HeaderName, Message, StatusCode};
+//!
+//! const AOR: &str = "sip:1000@pbx.example.com";
+//! let t0 = 1_700_000_000; // Unix seconds, given by the caller
+//! # let register = |cseq: u32, auth: Option<&Auth>| {
+//! #     let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+//! #     Message::parse(format!(
+//! #         "REGISTER sip:pbx.example.com SIP/2.0\r\n\
+//! #          Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKreg{cseq}\r\n\
+//! #          From: <{AOR}>;tag=ph1\r\nTo: <{AOR}>\r\nCall-ID: reg-7c1f@192.0.2.10\r\n\
+//! #          CSeq: {cseq} REGISTER\r\nContact: <sip:1000@192.0.2.10:5062>\r\n\
+//! #          Expires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
+//! #     ))
+//! # };
+//! let mut server = DigestServer::new("pbx.example.com", b"an example secret, 32 bytes long", 300);
+//! let mut registrar = Registrar::new(RegistrarConfig::default(), MemoryStore::new());
+//!
+//! // `register(cseq, credentials)` builds the phone's REGISTER (hidden here).
+//! let first = register(1, None)?;
+//! let mut challenged = Message::response_to(&first, StatusCode::UNAUTHORIZED, Some("r1"));
+//! let challenge = server.challenge(t0, Algorithm::Md5, false);
+//! challenged.headers_mut().push(HeaderName::WwwAuthenticate, challenge.to_string());
+//!
+//! // The phone answers the challenge it received.
+//! let challenge = challenged.headers().typed::<Auth>(&HeaderName::WwwAuthenticate).ok_or("none")??;
+//! let credentials = digest::respond(&challenge, "REGISTER", "sip:pbx.example.com", "1000", "pw", "0a4f113b", 1)
+//!     .ok_or("not a Digest challenge")?;
+//! let second = register(2, Some(&credentials))?;
+//!
+//! let auth = second.headers().typed::<Auth>(&HeaderName::Authorization).ok_or("none")??;
+//! let who = server.verify(&auth, "REGISTER", t0 + 1, |user| (user == "1000").then(|| "pw".to_owned()))?;
+//! assert_eq!(who.username, "1000");
+//! let bindings = registrar.register(&second, AOR, None, t0 + 1)?;
+//! let ok = Registrar::<MemoryStore>::ok_response(&second, &bindings, "r1", t0 + 1);
+//! assert_eq!(ok.status(), Some(StatusCode::OK));
+//!
+//! let found = registrar.lookup(AOR, t0 + 2);
+//! assert_eq!(found[0].uri.to_string(), "sip:1000@192.0.2.10:5062");
+//! assert_eq!(found[0].remaining(t0 + 2), 599);
+//! // 600 s later nobody refreshed it: expire() frees it.
+//! assert_eq!(registrar.expire(t0 + 601), 1);
+//! assert!(registrar.lookup(AOR, t0 + 601).is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;

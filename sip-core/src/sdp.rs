@@ -1,5 +1,45 @@
 //! SDP (RFC 8866, formerly 4566): parse and serialise sessions and media, with the
 //! lines we don't model kept as received; and the RFC 3264 offer/answer helper.
+//!
+//! Answering an offer with [`answer`]: our preferred codec comes first, codecs we
+//! don't take are dropped, and telephone-event keeps the offer's payload type.
+//!
+//! ```
+//! use pbxkit_sip::sdp::{self, AnswerPolicy, Codec, Connection, Direction, Origin, Session};
+//!
+//! let offer = Session::parse(
+//!     "v=0\r\no=alice 2890844526 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n\
+//!      t=0 0\r\nm=audio 40000 RTP/AVP 9 0 8 101\r\na=rtpmap:9 G722/8000\r\n\
+//!      a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+//! )?;
+//! assert_eq!(offer.media[0].port, 40000);
+//! let policy = AnswerPolicy {
+//!     preferred: vec![Codec::PCMA],
+//!     accepted: vec![Codec::PCMU],
+//!     telephone_event: true,
+//!     direction: Direction::SendRecv,
+//!     rtcp_mux: false,
+//!     origin: Origin {
+//!         username: "-".into(),
+//!         session_id: "4711".into(),
+//!         session_version: 1,
+//!         addr_type: "IP4".into(),
+//!         address: "203.0.113.5".into(),
+//!     },
+//!     connection: Connection { addr_type: "IP4".into(), address: "203.0.113.5".into() },
+//! };
+//! // One port per m= line of the offer (None would reject it).
+//! let answer = sdp::answer(&offer, &policy, &[Some(40002)]);
+//! let audio = &answer.media[0];
+//! assert_eq!(audio.port, 40002);
+//! // PCMA (ours first), then PCMU; G.722 dropped; telephone-event at 101.
+//! assert_eq!(audio.payload_types().collect::<Vec<_>>(), [8, 0, 101]);
+//! let chosen = audio.rtpmap(8).ok_or("no rtpmap for 8")?;
+//! assert_eq!(chosen.encoding.as_str(), "PCMA");
+//! // What goes back in the 200 OK parses again.
+//! assert_eq!(Session::parse(&answer.to_text())?, answer);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::error::{ErrorKind, ParseError, Part};
