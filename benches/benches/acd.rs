@@ -16,27 +16,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use pbxkit_acd::queue_log::{Line, LineRef};
 use pbxkit_acd::{Acd, CallOptions, Input, Output, QueueConfig, SeededRng, Strategy};
+use pbxkit_benches::acd::{Discard, one_queue};
 
 const QUEUES: usize = 100;
 const AGENTS: usize = 1_000;
 const CALLS: usize = 1_000;
-
-/// A sink that drops the `queue_log` lines: the bench measures decisions, not logging.
-#[derive(Debug, Default)]
-struct Discard;
-
-impl pbxkit_acd::queue_log::Sink for Discard {
-    fn write(&mut self, line: Line) {
-        black_box(line);
-    }
-
-    // The engine writes by reference: dropping the line copies nothing.
-    fn write_ref(&mut self, line: LineRef<'_>) {
-        black_box(line);
-    }
-}
 
 fn arrive(acd: &mut Acd<Discard, SeededRng>, now: Instant, n: usize) {
     arrive_in(acd, now, n, QUEUES);
@@ -216,23 +201,8 @@ struct Cycle {
 
 impl Cycle {
     fn new(strategy: Strategy) -> Cycle {
-        // As scripts/bench-queue: every agent at penalty 0.
         let now = Instant::now();
-        let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
-        acd.add_queue(QueueConfig::new("q0", strategy))
-            .expect("one queue");
-        for a in 0..AGENTS {
-            let line = format!("SIP/{a}");
-            acd.add_line(&line);
-            let login = Input::AgentLogin {
-                agent: format!("Agent/{a}").as_str().into(),
-                channel: line,
-                queues: vec![("q0".into(), 0)],
-            };
-            acd.handle_input(now, login)
-                .expect("a new agent on a declared line");
-        }
-        while acd.poll_output().is_some() {}
+        let acd = one_queue(strategy, AGENTS, now).expect("one queue, new agents");
         let mut cycle = Cycle {
             acd,
             now,

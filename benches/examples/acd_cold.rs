@@ -14,27 +14,14 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use pbxkit_acd::queue_log::{Line, LineRef};
-use pbxkit_acd::{Acd, CallId, CallOptions, Input, Output, QueueConfig, SeededRng, Strategy};
+use pbxkit_acd::{Acd, CallId, CallOptions, Input, Output, SeededRng, Strategy};
+use pbxkit_benches::acd::{Discard, one_queue};
 
 const AGENTS: usize = 1_000;
 const CONNECTED: usize = 800;
 const STEPS: usize = 20_000;
 /// Steps before the measured ones: the queue reaches its steady state.
 const WARM_UP: usize = 2_000;
-
-#[derive(Debug, Default)]
-struct Discard;
-
-impl pbxkit_acd::queue_log::Sink for Discard {
-    fn write(&mut self, line: Line) {
-        black_box(line);
-    }
-
-    fn write_ref(&mut self, line: LineRef<'_>) {
-        black_box(line);
-    }
-}
 
 /// Writes one byte per cache line of `buffer`.
 fn evict(buffer: &mut [u8]) {
@@ -78,21 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(kb) => kb.parse()?,
         None => 4_096,
     };
-    let mut buffer = vec![0_u8; evict_kb * 1024];
+    let bytes = evict_kb.checked_mul(1024).ok_or("EVICT_KB is too large")?;
+    let mut buffer = vec![0_u8; bytes];
     let mut now = Instant::now();
-    let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
-    acd.add_queue(QueueConfig::new("q0", Strategy::RrMemory))?;
-    for a in 0..AGENTS {
-        let line = format!("SIP/{a}");
-        acd.add_line(&line);
-        let login = Input::AgentLogin {
-            agent: format!("Agent/{a}").as_str().into(),
-            channel: line,
-            queues: vec![("q0".into(), 0)],
-        };
-        acd.handle_input(now, login)?;
-    }
-    while acd.poll_output().is_some() {}
+    let mut acd = one_queue(Strategy::RrMemory, AGENTS, now)?;
     let mut connected: VecDeque<CallId> = VecDeque::new();
     let mut outputs = Vec::new();
     let (mut arrivals, mut answers, mut hang_ups) = (Vec::new(), Vec::new(), Vec::new());

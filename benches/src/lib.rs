@@ -65,6 +65,53 @@ Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY\r\n\
 Content-Length: 0\r\n\
 \r\n";
 
+/// The ACD set-up the `acd` benches and the `acd_cold` example share.
+pub mod acd {
+    use pbxkit_acd::queue_log::{Line, LineRef, Sink};
+    use pbxkit_acd::{Acd, AcdError, Input, QueueConfig, SeededRng, Strategy};
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    /// A sink that drops the `queue_log` lines: what is measured is decisions, not
+    /// logging.
+    #[derive(Debug, Default)]
+    pub struct Discard;
+
+    impl Sink for Discard {
+        fn write(&mut self, line: Line) {
+            black_box(line);
+        }
+
+        // The engine writes by reference: dropping the line copies nothing.
+        fn write_ref(&mut self, line: LineRef<'_>) {
+            black_box(line);
+        }
+    }
+
+    /// One queue `q0` of `strategy` with `agents` agents (`Agent/<n>` on `SIP/<n>`)
+    /// logged in at penalty 0, as `scripts/bench-queue` sets it up; outputs drained.
+    pub fn one_queue(
+        strategy: Strategy,
+        agents: usize,
+        now: Instant,
+    ) -> Result<Acd<Discard, SeededRng>, AcdError> {
+        let mut acd = Acd::new(Discard, SeededRng::new(1), now, 1_700_000_000);
+        acd.add_queue(QueueConfig::new("q0", strategy))?;
+        for a in 0..agents {
+            let line = format!("SIP/{a}");
+            acd.add_line(&line);
+            let login = Input::AgentLogin {
+                agent: format!("Agent/{a}").as_str().into(),
+                channel: line,
+                queues: vec![("q0".into(), 0)],
+            };
+            acd.handle_input(now, login)?;
+        }
+        while acd.poll_output().is_some() {}
+        Ok(acd)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
