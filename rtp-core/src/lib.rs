@@ -24,6 +24,9 @@
 //! - [`jitter`]: an adaptive, bounded [`JitterBuffer`] with reordering and loss
 //!   concealment markers.
 //! - [`mixer`]: a conference [`Mixer`] (N-1 sums, mute, deaf, gain, talking events).
+//! - [`conference`]: a [`Conference`](conference::Conference) room: channels in their own
+//!   codecs (G.711, G.722, Opus) mixed N-1 at 16 kHz every 20 ms, with jitter buffers,
+//!   talking events and prompts played to one participant.
 //! - [`tones`]: DTMF and call-progress tone generation with country tables;
 //!   [`dtmf_detect`]: in-band DTMF detection (Goertzel, ITU-T Q.24 limits).
 //! - [`codec`]: the [`Codec`](codec::Codec) trait over G.711, L16 and [`g722`] (64 kbit/s
@@ -63,6 +66,7 @@
 
 pub mod channel;
 pub mod codec;
+pub mod conference;
 pub mod demux;
 pub mod dtmf;
 pub mod dtmf_detect;

@@ -361,6 +361,12 @@ impl Mixer {
             .ok_or(MixerError::UnknownParticipant(id))
     }
 
+    /// Whether a participant is muted (`None`: not in the conference).
+    pub fn is_muted(&self, id: ParticipantId) -> Option<bool> {
+        let i = *self.index.get(&id)?;
+        self.participants.get(i).map(|p| p.muted)
+    }
+
     /// Mutes or unmutes a participant (a muted one contributes nothing).
     pub fn set_muted(&mut self, id: ParticipantId, muted: bool) -> Result<(), MixerError> {
         self.participant(id)?.muted = muted;
