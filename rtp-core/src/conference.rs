@@ -320,6 +320,12 @@ impl Conference {
         self.mixer.set_muted(participant(id), muted).is_ok()
     }
 
+    /// Makes a participant deaf: it hears only what is [played](Conference::play) to
+    /// it, not the room (one entering a PIN, say). `false` when it is not in the room.
+    pub fn set_deaf(&mut self, id: ChannelId, deaf: bool) -> bool {
+        self.mixer.set_deaf(participant(id), deaf).is_ok()
+    }
+
     /// Whether the participant is muted (`None`: not in the room).
     pub fn is_muted(&self, id: ChannelId) -> Option<bool> {
         self.participants.get(&id)?;

@@ -258,10 +258,18 @@ fn a_prompt_plays_to_one_participant_only() {
     let beep: Vec<i16> = (0..16_000 / 2)
         .map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 600.0 / 16000.0).sin() * 9000.0) as i16)
         .collect();
+    // Deaf: the prompt, not the room (where the A-law phone talks).
+    assert!(room.set_deaf(ChannelId(2), true));
+    assert!(!room.set_deaf(ChannelId(9), true));
+    let tones = HashMap::from([(ChannelId(3), (300.0, 9000.0))]);
+    let mut now = t0;
+    run(&mut room, &mut phones, &tones, &mut now, 20);
+    assert!(phones[1].loudness(300) < 50.0, "deaf");
+    assert!(phones[0].loudness(300) > 3000.0);
+    room.set_deaf(ChannelId(2), false);
     assert!(room.play(ChannelId(2), &beep));
     assert!(!room.play(ChannelId(9), &beep));
     assert!(room.is_playing(ChannelId(2)));
-    let mut now = t0;
     run(&mut room, &mut phones, &HashMap::new(), &mut now, 20);
     assert!(phones[1].loudness(300) > 3000.0);
     assert!(phones[0].loudness(300) < 50.0);
