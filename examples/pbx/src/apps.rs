@@ -31,7 +31,7 @@ const OPUS: SdpCodec = SdpCodec {
 /// Our SDP answer to `offer`, with media on `port` of `ip`: G.711, G.722 and Opus,
 /// and telephone-event, in the caller's order of the ones we share.
 /// Opus only when `opus` (the echo reflects any codec; a prompt needs an encoder).
-fn answer_sdp(offer: &Session, ip: IpAddr, port: u16, opus: bool) -> Session {
+pub(crate) fn answer_sdp(offer: &Session, ip: IpAddr, port: u16, opus: bool) -> Session {
     let addr_type = ByteStr::from_static(if ip.is_ipv4() { "IP4" } else { "IP6" });
     let address = ByteStr::from(ip.to_string());
     let policy = AnswerPolicy {
@@ -68,7 +68,7 @@ fn answer_sdp(offer: &Session, ip: IpAddr, port: u16, opus: bool) -> Session {
 
 /// The audio stream of a session: its first codec (payload type and encoding
 /// name), and where the peer receives it.
-fn audio_of(session: &Session) -> Option<(u8, &'static str, Option<SocketAddr>)> {
+pub(crate) fn audio_of(session: &Session) -> Option<(u8, &'static str, Option<SocketAddr>)> {
     let m = session
         .media
         .iter()

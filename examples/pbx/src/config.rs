@@ -41,6 +41,8 @@ pub(crate) struct Config {
     pub(crate) queues: Vec<Queue>,
     #[serde(default)]
     pub(crate) agents: Vec<Agent>,
+    #[serde(default)]
+    pub(crate) conferences: Vec<Conference>,
     /// Music-on-hold classes: WAV files a queue's callers hear.
     #[serde(default)]
     pub(crate) music_on_hold: Vec<MusicOnHold>,
@@ -84,6 +86,29 @@ pub(crate) struct Group {
     /// busy or 480.
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+}
+
+/// A conference room (XiVO's conference rooms, Asterisk's ConfBridge): callers who
+/// dial its extension talk together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Conference {
+    pub(crate) exten: String,
+    pub(crate) name: String,
+    /// Digits a caller types (then `#`) before entering; none: anybody enters.
+    #[serde(default)]
+    pub(crate) pin: Option<String>,
+    /// Participants at most (0: no limit); callers beyond it get 486.
+    #[serde(default)]
+    pub(crate) max_participants: u32,
+    /// Whether the first participant hears "you are currently the only person in
+    /// this conference".
+    #[serde(default = "yes")]
+    pub(crate) announce_only_person: bool,
+    /// The music-on-hold class one alone in the room hears; the built-in melody
+    /// when absent.
+    #[serde(default)]
+    pub(crate) music_on_hold: Option<String>,
 }
 
 /// A music-on-hold class (Asterisk's musiconhold.conf `mode=files`): the WAV files
@@ -349,6 +374,8 @@ pub(crate) struct Incall {
     pub(crate) group: Option<String>,
     #[serde(default)]
     pub(crate) queue: Option<String>,
+    #[serde(default)]
+    pub(crate) conference: Option<String>,
 }
 
 impl Incall {
@@ -358,6 +385,7 @@ impl Incall {
             .as_ref()
             .or(self.group.as_ref())
             .or(self.queue.as_ref())
+            .or(self.conference.as_ref())
     }
 }
 
@@ -875,14 +903,20 @@ impl Config {
                     at: at_key(&format!("did = \"{}\"", incall.did)),
                 });
             }
-            let target = match (&incall.user, &incall.group, &incall.queue) {
-                (Some(user), None, None) => config.user(user).map(|_| ()).ok_or(user),
-                (None, Some(group), None) => config.group(group).map(|_| ()).ok_or(group),
-                (None, None, Some(queue)) => config.queue(queue).map(|_| ()).ok_or(queue),
+            let target = match (
+                &incall.user,
+                &incall.group,
+                &incall.queue,
+                &incall.conference,
+            ) {
+                (Some(user), None, None, None) => config.user(user).map(|_| ()).ok_or(user),
+                (None, Some(group), None, None) => config.group(group).map(|_| ()).ok_or(group),
+                (None, None, Some(queue), None) => config.queue(queue).map(|_| ()).ok_or(queue),
+                (None, None, None, Some(room)) => config.conference(room).map(|_| ()).ok_or(room),
                 _ => {
                     return Err(ConfigError {
                         message: format!(
-                            "incalls: DID {} needs one of user, group and queue",
+                            "incalls: DID {} needs one of user, group, queue and conference",
                             incall.did
                         ),
                         at: at_key(&format!("did = \"{}\"", incall.did)),
@@ -1033,6 +1067,51 @@ impl Config {
                 });
             }
         }
+        let mut rooms = std::collections::HashSet::new();
+        for room in &config.conferences {
+            let at = at_key(&format!("exten = \"{}\"", room.exten));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if room.exten.is_empty() || !room.exten.bytes().all(|b| b.is_ascii_digit()) {
+                return fail(format!(
+                    "conferences: extension {:?} must be digits",
+                    room.exten
+                ));
+            }
+            if !seen.insert(room.exten.as_str()) {
+                return fail(format!(
+                    "conferences: {} is already a user, a group, a queue or a room",
+                    room.exten
+                ));
+            }
+            if room.name.is_empty() || !rooms.insert(room.name.as_str()) {
+                return fail(format!(
+                    "conferences: the name {:?} is empty or used twice",
+                    room.name
+                ));
+            }
+            if let Some(pin) = &room.pin
+                && (pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return fail(format!(
+                    "conferences: {}: the PIN is 1 to 16 digits",
+                    room.exten
+                ));
+            }
+            if room.max_participants > 1000 {
+                return fail(format!(
+                    "conferences: {}: max_participants is at most 1000",
+                    room.exten
+                ));
+            }
+            if let Some(class) = &room.music_on_hold
+                && !classes.contains(class.as_str())
+            {
+                return fail(format!(
+                    "conferences: {}: music_on_hold {class:?} is not a music_on_hold class",
+                    room.exten
+                ));
+            }
+        }
         for (code, name) in &config.pause_reasons {
             let at = at_key("[pause_reasons]");
             if code.is_empty() || code.len() > 4 || !code.bytes().all(|b| b.is_ascii_digit()) {
@@ -1178,6 +1257,11 @@ impl Config {
         self.queues.iter().find(|q| q.exten == exten)
     }
 
+    /// The conference room of this extension.
+    pub(crate) fn conference(&self, exten: &str) -> Option<&Conference> {
+        self.conferences.iter().find(|c| c.exten == exten)
+    }
+
     /// The agent of this number.
     pub(crate) fn agent(&self, number: &str) -> Option<&Agent> {
         self.agents.iter().find(|a| a.number == number)
@@ -1221,6 +1305,59 @@ mod tests {
         assert_eq!(Config::parse(&older).unwrap().rtp.rtp_timeout, 7200);
         let off = DEFAULT.replace("rtp_timeout = 7200", "rtp_timeout = 0");
         assert_eq!(Config::parse(&off).unwrap().rtp.timeout(), None);
+    }
+
+    #[test]
+    fn conference_rooms_are_checked() {
+        let room = |body: &str| format!("{DEFAULT}\n[[conferences]]\n{body}\n");
+        let good = Config::parse(&room(
+            "exten = \"4001\"\nname = \"board\"\npin = \"0042\"\nmax_participants = 8",
+        ))
+        .unwrap();
+        let board = good.conference("4001").unwrap();
+        assert_eq!(
+            (board.pin.as_deref(), board.max_participants),
+            (Some("0042"), 8)
+        );
+        assert!(good.conference("4000").unwrap().announce_only_person);
+        for (body, message) in [
+            (
+                "exten = \"1000\"\nname = \"x\"",
+                "conferences: 1000 is already a user, a group, a queue or a room",
+            ),
+            (
+                "exten = \"4001\"\nname = \"meeting\"",
+                "conferences: the name \"meeting\" is empty or used twice",
+            ),
+            (
+                "exten = \"40a\"\nname = \"x\"",
+                "conferences: extension \"40a\" must be digits",
+            ),
+            (
+                "exten = \"4001\"\nname = \"x\"\npin = \"12*4\"",
+                "conferences: 4001: the PIN is 1 to 16 digits",
+            ),
+            (
+                "exten = \"4001\"\nname = \"x\"\nmax_participants = 5000",
+                "conferences: 4001: max_participants is at most 1000",
+            ),
+            (
+                "exten = \"4001\"\nname = \"x\"\nmusic_on_hold = \"jazz\"",
+                "conferences: 4001: music_on_hold \"jazz\" is not a music_on_hold class",
+            ),
+        ] {
+            let e = Config::parse(&room(body)).unwrap_err();
+            assert_eq!(e.message, message);
+            assert!(e.at.is_some(), "{message}");
+        }
+        let e = Config::parse(&format!(
+            "{DEFAULT}\n[[incalls]]\ndid = \"0140\"\nconference = \"4999\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "incalls: DID 0140 goes to 4999, which is not defined"
+        );
     }
 
     #[test]
@@ -1321,7 +1458,7 @@ mod tests {
             Config::parse(&incall("user = \"1001\"\ngroup = \"3000\""))
                 .unwrap_err()
                 .message
-                .contains("one of user, group and queue")
+                .contains("one of user, group, queue and conference")
         );
         assert!(Config::parse(&incall("queue = \"3100\"")).is_ok());
         assert!(

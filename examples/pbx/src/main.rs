@@ -10,6 +10,7 @@ mod apps;
 mod ban;
 mod cdr;
 mod codecs;
+mod conference;
 mod config;
 mod control;
 mod events;
@@ -432,6 +433,22 @@ fn print_banner(
             q.name,
             q.strategy,
             agents.join(", ")
+        );
+    }
+    for room in &config.conferences {
+        let mut notes = Vec::new();
+        if room.pin.is_some() {
+            notes.push("PIN".to_owned());
+        }
+        if room.max_participants > 0 {
+            notes.push(format!("at most {}", room.max_participants));
+        }
+        notes.push("*1 mutes".to_owned());
+        println!(
+            "conference {:<6} {} ({})",
+            room.exten,
+            room.name,
+            notes.join(", ")
         );
     }
     println!("ready; press Ctrl-C to stop");

@@ -54,6 +54,11 @@ fn wav(name: &str) -> Option<&'static [u8]> {
         "digits-80",
         "digits-90",
         "digits-hundred",
+        "conf-pin",
+        "conf-invalid-pin",
+        "conf-only-person",
+        "conf-muted",
+        "conf-unmuted",
     )
 }
 
@@ -192,7 +197,16 @@ mod tests {
         assert!(narrow.iter().any(|s| s.unsigned_abs() > 4000));
         let ratio = wide.len() as f64 / narrow.len() as f64;
         assert!((1.9..2.1).contains(&ratio), "{ratio}");
-        for name in ["agent-incorrect", "agent-loggedin", "agent-loggedoff"] {
+        for name in [
+            "agent-incorrect",
+            "agent-loggedin",
+            "agent-loggedoff",
+            "conf-pin",
+            "conf-invalid-pin",
+            "conf-only-person",
+            "conf-muted",
+            "conf-unmuted",
+        ] {
             assert!(pcm(&[name.to_owned()], 8000).len() > 4000, "{name}");
         }
     }

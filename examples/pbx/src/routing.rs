@@ -80,6 +80,16 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         })
         .collect();
     ranges.insert("queues".into(), Value::Array(queue_range));
+    let room_range: Vec<Value> = config
+        .conferences
+        .iter()
+        .map(|c| {
+            let mut start = Table::new();
+            start.insert("start".into(), Value::String(c.exten.clone()));
+            Value::Table(start)
+        })
+        .collect();
+    ranges.insert("conferences".into(), Value::Array(room_range));
     let mut context = Table::new();
     context.insert("name".into(), Value::String("default".into()));
     context.insert("kind".into(), Value::String("internal".into()));
@@ -153,6 +163,12 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         if let Some(q) = config.queue(exten) {
             // Queues keep their names (the queue_log's), not their extensions.
             return table(vec![("type", string("queue")), ("name", string(&q.name))]);
+        }
+        if let Some(room) = config.conference(exten) {
+            return table(vec![
+                ("type", string("conference")),
+                ("name", string(&room.name)),
+            ]);
         }
         let kind = if config.group(exten).is_some() {
             "group"
@@ -233,6 +249,18 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
     root.insert("incalls".into(), Value::Array(incalls));
     root.insert("groups".into(), Value::Array(groups));
     root.insert("queues".into(), Value::Array(queues));
+    let conferences: Vec<Value> = config
+        .conferences
+        .iter()
+        .map(|c| {
+            table(vec![
+                ("name", string(&c.name)),
+                ("extension", string(&c.exten)),
+                ("context", string("default")),
+            ])
+        })
+        .collect();
+    root.insert("conferences".into(), Value::Array(conferences));
     root
 }
 
@@ -387,6 +415,34 @@ mod tests {
                 ),
                 "{:?}",
                 plan.fallbacks.no_answer
+            );
+        }
+    }
+
+    #[test]
+    fn a_room_is_reached_by_its_extension_and_by_a_did() {
+        let text = format!(
+            "{}\n[[incalls]]\ndid = \"0140\"\nconference = \"4000\"\n",
+            crate::config::DEFAULT
+        );
+        let config = Config::parse(&text).unwrap();
+        let dp = dialplan(&config).unwrap();
+        for (context, dialed) in [("default", "4000"), (INCALL_CONTEXT, "0140")] {
+            let attempt = pbxkit_dialplan::CallAttempt {
+                context,
+                caller: pbxkit_dialplan::Caller {
+                    number: "1000",
+                    name: "User 1000",
+                    user: Some("1000"),
+                },
+                dialed,
+                at: jiff::Timestamp::UNIX_EPOCH,
+                user_state: &(),
+            };
+            let routed = dp.decide(&attempt).unwrap();
+            assert!(
+                matches!(routed.decision, pbxkit_dialplan::Decision::Conference(room) if room.name == "meeting"),
+                "{routed}"
             );
         }
     }

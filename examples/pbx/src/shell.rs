@@ -174,6 +174,10 @@ struct RelayMedia {
     /// What the PBX answered callers with itself (a queue's caller, in its one
     /// codec): what the other side is offered and settled against.
     answered: HashMap<CallId, pbxkit_sip::sdp::Session>,
+    /// The conference rooms configured, by name (the shell swaps them on SIGHUP),
+    /// and those running.
+    conferences: RoomSetups,
+    rooms: crate::conference::Rooms,
 }
 
 /// The built-in music on hold: a short melody, repeated.
@@ -205,6 +209,53 @@ impl std::fmt::Debug for RelayMedia {
 }
 
 impl RelayMedia {
+    /// Answers `call` into conference room `name`: 486 when the room is full, 488
+    /// when no codec is shared, 503 when no port is free.
+    fn join_room(
+        &mut self,
+        call: CallId,
+        name: &str,
+        offer: &pbxkit_sip::sdp::Session,
+    ) -> Result<bytes::Bytes, StatusCode> {
+        let setup = self
+            .conferences
+            .lock()
+            .ok()
+            .and_then(|rooms| rooms.get(name).cloned())
+            .ok_or(StatusCode::NOT_FOUND)?;
+        let setup = &setup;
+        if !self.rooms.has_room(setup) {
+            return Err(StatusCode::BUSY_HERE);
+        }
+        let Some((rtp, rtcp)) = self.ports.bind_pair() else {
+            tracing::warn!("no free media ports");
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let port = rtp.local_addr().map_or(0, |a| a.port());
+        let sdp = crate::apps::answer_sdp(offer, self.ip, port, cfg!(feature = "opus"));
+        let (pt, codec_name, _) =
+            crate::apps::audio_of(&sdp).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let codec = crate::codecs::codec(codec_name).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let pt = pbxkit_rtp::PayloadType::new(pt).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        let clock = codec.clock_rate();
+        let remote = crate::apps::audio_of(offer).and_then(|(_, _, addr)| addr);
+        let mut channel = crate::conference::channel(
+            pt,
+            clock,
+            crate::conference::telephone_event(&sdp, clock),
+            remote,
+        );
+        channel.set_rtp_timeout(self.rtp_timeout, Instant::now());
+        let joining = crate::conference::Joining {
+            rtp,
+            rtcp,
+            channel,
+            codec,
+        };
+        self.rooms.join(setup, call, joining, self.commands.clone());
+        Ok(sdp.to_string().into())
+    }
+
     fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
         if !self.relays.contains_key(&call) {
             let mut relay = crate::media::Relay::start(&self.ports)?;
@@ -219,6 +270,34 @@ impl RelayMedia {
         }
         self.relays.get(&call)
     }
+}
+
+/// The conference rooms of a configuration, by name.
+type RoomSetups = Arc<Mutex<HashMap<String, crate::conference::RoomSetup>>>;
+
+/// The settings of `config`'s rooms; `music` is the classes read at start (a class
+/// a reload adds is heard after the next restart: the built-in melody until then).
+fn room_setups(
+    config: &Config,
+    music: &HashMap<String, Arc<crate::moh::Music>>,
+) -> HashMap<String, crate::conference::RoomSetup> {
+    config
+        .conferences
+        .iter()
+        .map(|c| {
+            let setup = crate::conference::RoomSetup {
+                name: c.name.clone(),
+                pin: c.pin.clone(),
+                max_participants: c.max_participants as usize,
+                announce_only_person: c.announce_only_person,
+                music: c
+                    .music_on_hold
+                    .as_ref()
+                    .and_then(|class| music.get(class).cloned()),
+            };
+            (c.name.clone(), setup)
+        })
+        .collect()
 }
 
 /// Hangs `call` up once one of its phones has sent no media for `timeout` while
@@ -308,6 +387,9 @@ impl pbxkit::engine::Media for RelayMedia {
         offer: &bytes::Bytes,
     ) -> Result<bytes::Bytes, StatusCode> {
         let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
+        if let Application::Conference { room } = app {
+            return self.join_room(call, room, &offer);
+        }
         let Some((rtp, rtcp)) = self.ports.bind_pair() else {
             tracing::warn!("no free media ports");
             return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -453,6 +535,7 @@ impl pbxkit::engine::Media for RelayMedia {
     fn close(&mut self, call: CallId) {
         self.ringing.remove(&call);
         self.answered.remove(&call);
+        self.rooms.leave(call);
         if let Some(app) = self.apps.remove(&call) {
             // The task owns the ports: they are free once it is gone.
             app.abort();
@@ -482,6 +565,10 @@ struct Times {
 /// The engine, the sockets and what the loop keeps between inputs.
 struct Shell {
     engine: Engine<PbxDirectory>,
+    /// The conference rooms the media answers, swapped on SIGHUP, and the
+    /// music-on-hold classes read at start.
+    conferences: RoomSetups,
+    music: HashMap<String, Arc<crate::moh::Music>>,
     sockets: Transports,
     /// REGISTER's digest (the engine checks INVITEs with its own, on the same
     /// secret and policy).
@@ -653,6 +740,8 @@ pub(crate) async fn run(
         registrar: registrar.clone(),
         users,
     };
+    let music = crate::moh::load_all(&config.music_on_hold).map_err(std::io::Error::other)?;
+    let conferences: RoomSetups = Arc::new(Mutex::new(room_setups(&config, &music)));
     let media = RelayMedia {
         ports: Arc::new(crate::media::PortPool::new(
             local.ip(),
@@ -664,12 +753,14 @@ pub(crate) async fn run(
         apps: HashMap::new(),
         commands: commands_tx.clone(),
         rtp_timeout: config.rtp.timeout(),
-        music: crate::moh::load_all(&config.music_on_hold).map_err(std::io::Error::other)?,
+        music: music.clone(),
         ringback: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Ringback),
         busy: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Busy),
         congestion: config.pbx.tone(pbxkit_rtp::tones::CallProgress::Congestion),
         ringing: HashMap::new(),
         answered: HashMap::new(),
+        conferences: conferences.clone(),
+        rooms: crate::conference::Rooms::default(),
     };
     let engine = Engine::new(
         engine_config,
@@ -698,6 +789,8 @@ pub(crate) async fn run(
         durable,
         bans: crate::ban::Bans::new(config.security.ban_policy()),
         commands: commands_tx,
+        conferences,
+        music,
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
         agents,
@@ -764,6 +857,10 @@ pub(crate) async fn run(
                 let gone = shell.engine.set_queues(&crate::routing::queues(&reload.config));
                 if !gone.is_empty() {
                     tracing::warn!(queues = ?gone, "queues removed from the configuration run until the restart");
+                }
+                // Rooms running keep their settings until they empty.
+                if let Ok(mut rooms) = shell.conferences.lock() {
+                    *rooms = room_setups(&reload.config, &shell.music);
                 }
                 shell.engine.directory_mut().config = reload.config;
             }

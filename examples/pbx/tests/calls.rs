@@ -2748,9 +2748,15 @@ async fn sighup_reload() {
     // A new user appears in the file; a SIGHUP makes it real.
     let file = dir.join("pbx.toml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let added =
-        format!("{text}\n[[users]]\nexten = \"1010\"\nname = \"New\"\npassword = \"pbx1010pw\"\n");
+    let added = format!(
+        "{text}\n[[users]]\nexten = \"1010\"\nname = \"New\"\npassword = \"pbx1010pw\"\n\
+         \n[[conferences]]\nexten = \"4010\"\nname = \"new room\"\n"
+    );
     std::fs::write(&file, &added).unwrap();
+    assert_eq!(
+        call(&alice, "4010").await.1.status(),
+        Some(StatusCode::NOT_FOUND)
+    );
     let newcomer = Phone::new("1010", pbx.addr)
         .await
         .with_password("pbx1010pw");
@@ -2768,6 +2774,9 @@ async fn sighup_reload() {
         }
     };
     timeout(WAIT, registered_after_reload).await.unwrap();
+    // So does the new conference room.
+    let (room, _voice) = join(&alice, "4010", SDP, ulaw).await;
+    assert_eq!(room.bye(&alice).await, StatusCode::OK);
     // A file that does not load is refused: the PBX goes on with what it has.
     std::fs::write(&file, "this is not [toml").unwrap();
     pbx.signal("HUP");
@@ -4051,4 +4060,266 @@ fn a_queue_naming_an_unknown_music_class_is_refused_with_its_line() {
         err.contains(&format!("pbx.toml:{line}:")) && err.contains("not a [[music_on_hold]] class"),
         "{err}"
     );
+}
+
+/// A phone's media in a conference test: it sends 20 ms packets in its codec and
+/// keeps, for each packet it receives, when it came and how loud it was.
+struct Voice {
+    socket: std::sync::Arc<tokio::net::UdpSocket>,
+    pbx: SocketAddr,
+    pt: u8,
+    codec: Box<dyn pbxkit_rtp::codec::Codec + Send>,
+    seq: u16,
+    ts: u32,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<(tokio::time::Instant, f64)>>>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Voice {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl Voice {
+    /// Listens on `socket`, whose call was answered with `answer`, decoding with
+    /// `codec()`.
+    fn new(
+        socket: tokio::net::UdpSocket,
+        answer: &Message,
+        codec: fn() -> Box<dyn pbxkit_rtp::codec::Codec + Send>,
+    ) -> Voice {
+        let sdp = pbxkit_sip::sdp::Session::parse_body(&answer.body).unwrap();
+        let pt = sdp.media[0].payload_types().next().unwrap();
+        let pbx: SocketAddr = format!("127.0.0.1:{}", sdp.media[0].port).parse().unwrap();
+        let socket = std::sync::Arc::new(socket);
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (rx, log) = (socket.clone(), heard.clone());
+        let listener = tokio::spawn(async move {
+            let mut ear = codec();
+            let mut buf = [0u8; 2048];
+            while let Ok((n, _)) = rx.recv_from(&mut buf).await {
+                let Ok(p) = pbxkit_rtp::RtpPacket::parse(buf[..n].to_vec()) else {
+                    continue;
+                };
+                let mut pcm = Vec::new();
+                if p.payload_type().get() != pt || ear.decode(p.payload(), &mut pcm).is_err() {
+                    continue;
+                }
+                let rms = (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
+                    / pcm.len().max(1) as f64)
+                    .sqrt();
+                log.lock().unwrap().push((tokio::time::Instant::now(), rms));
+            }
+        });
+        Voice {
+            socket,
+            pbx,
+            pt,
+            codec: codec(),
+            seq: 1,
+            ts: 0,
+            heard,
+            listener,
+        }
+    }
+
+    /// Talks for `packets` × 20 ms: a 440 Hz tone.
+    async fn talk(&mut self, packets: u16) {
+        let rate = self.codec.sample_rate();
+        let n = rate as usize / 50;
+        let step = self.codec.clock_rate() / 50;
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for _ in 0..packets {
+            tick.tick().await;
+            let start = usize::from(self.seq) * n;
+            let pcm: Vec<i16> = (0..n)
+                .map(|i| {
+                    let t = (start + i) as f64 / f64::from(rate);
+                    ((2.0 * std::f64::consts::PI * 440.0 * t).sin() * 9000.0) as i16
+                })
+                .collect();
+            let mut payload = Vec::new();
+            self.codec.encode(&pcm, &mut payload).unwrap();
+            self.send(self.pt, payload, false).await;
+            self.ts = self.ts.wrapping_add(step);
+        }
+    }
+
+    async fn send(&mut self, pt: u8, payload: Vec<u8>, marker: bool) {
+        let mut p = pbxkit_rtp::RtpPacket::new(
+            pbxkit_rtp::PayloadType::new(pt).unwrap(),
+            pbxkit_rtp::SeqNo(self.seq),
+            pbxkit_rtp::RtpTimestamp(self.ts),
+            pbxkit_rtp::Ssrc(0x5eed_0000 + u32::from(pt)),
+            payload.into(),
+        );
+        p.set_marker(marker);
+        self.socket.send_to(&p.to_bytes(), self.pbx).await.unwrap();
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Presses `keys` (RFC 4733 events, payload type 101), 100 ms each.
+    async fn press(&mut self, keys: &str) {
+        for key in keys.chars() {
+            let code = pbxkit_rtp::EventCode::from_char(key).unwrap().0;
+            for (i, end) in [false, false, true, true, true].into_iter().enumerate() {
+                let duration = 400u16 + 200 * i as u16;
+                let mut payload = vec![code, if end { 0x80 | 10 } else { 10 }];
+                payload.extend_from_slice(&duration.to_be_bytes());
+                self.send(101, payload, i == 0).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            self.ts = self.ts.wrapping_add(1600);
+        }
+    }
+
+    /// The median loudness of what came between `from` and `to`.
+    fn loudness(&self, from: tokio::time::Instant, to: tokio::time::Instant) -> f64 {
+        let mut levels: Vec<f64> = self
+            .heard
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|(_, rms)| *rms)
+            .collect();
+        assert!(levels.len() >= 5, "{} packets heard", levels.len());
+        levels.sort_by(f64::total_cmp);
+        levels[levels.len() / 2]
+    }
+}
+
+fn ulaw() -> Box<dyn pbxkit_rtp::codec::Codec + Send> {
+    Box::new(pbxkit_rtp::g711::Law::Ulaw)
+}
+
+fn g722() -> Box<dyn pbxkit_rtp::codec::Codec + Send> {
+    Box::new(pbxkit_rtp::codec::G722::new())
+}
+
+/// Joins conference `room` from `phone` with the SDP `offer` (its port replaced).
+async fn join(
+    phone: &Phone,
+    room: &str,
+    offer: &str,
+    codec: fn() -> Box<dyn pbxkit_rtp::codec::Codec + Send>,
+) -> (InDialog, Voice) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let offer = offer.replace("m=audio 4000", &format!("m=audio {port}"));
+    let (invite, answer) = call_with(phone, room, &offer).await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    let dialog = InDialog::ack(phone, &invite, &answer, room).await;
+    (dialog, Voice::new(socket, &answer, codec))
+}
+
+const G722_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 9 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+#[tokio::test]
+async fn a_conference_room_mixes_phones_in_their_own_codecs_and_star_1_mutes() {
+    use tokio::time::{Instant, sleep};
+    let pbx = Pbx::start(temp_dir("conference"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let ms = Duration::from_millis;
+
+    // Alone in the room (G.711 µ-law): the prompt, then music.
+    let (alice_call, mut alice_voice) = join(&alice, "4000", SDP, ulaw).await;
+    let t = Instant::now();
+    sleep(ms(1500)).await;
+    assert!(alice_voice.loudness(t, Instant::now()) > 1000.0);
+
+    // Bob joins in G.722 (a 16 kHz codec): he hears the room, quiet for now.
+    let (bob_call, mut bob_voice) = join(&bob, "4000", G722_SDP, g722).await;
+    sleep(ms(800)).await;
+    let quiet = Instant::now();
+    bob_voice.talk(25).await; // Bob's phone sends silence-free audio too...
+    let bob_talked = Instant::now();
+    // ...which Alice hears, in µ-law; the music stopped when Bob came.
+    assert!(alice_voice.loudness(quiet + ms(300), bob_talked) > 1500.0);
+    // Alice talks: Bob hears her, Alice does not hear herself.
+    let talk = Instant::now();
+    alice_voice.talk(50).await;
+    let talked = Instant::now();
+    assert!(bob_voice.loudness(talk + ms(300), talked) > 1500.0);
+    assert!(alice_voice.loudness(talk + ms(300), talked) < 300.0);
+
+    // *1: Alice is muted (and told so); her voice no longer reaches Bob.
+    alice_voice.press("*1").await;
+    let muted = Instant::now();
+    sleep(ms(1500)).await;
+    assert!(
+        alice_voice.loudness(muted, Instant::now()) > 1000.0,
+        "the prompt"
+    );
+    let talk = Instant::now();
+    alice_voice.talk(50).await;
+    assert!(bob_voice.loudness(talk + ms(300), Instant::now()) < 300.0);
+    // *1 again: heard again.
+    alice_voice.press("*1").await;
+    sleep(ms(1500)).await;
+    let talk = Instant::now();
+    alice_voice.talk(50).await;
+    assert!(bob_voice.loudness(talk + ms(300), Instant::now()) > 1500.0);
+
+    assert_eq!(alice_call.bye(&alice).await, StatusCode::OK);
+    assert_eq!(bob_call.bye(&bob).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_conference_pin_is_asked_three_times_and_a_full_room_is_busy() {
+    use tokio::time::{Instant, sleep};
+    let pbx = Pbx::start_with(
+        temp_dir("conference-pin"),
+        free_port(),
+        "\n[[conferences]]\nexten = \"4001\"\nname = \"board\"\npin = \"1234\"\nmax_participants = 2\n",
+    );
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let ms = Duration::from_millis;
+
+    // Three wrong PINs: the PBX hangs up once it has said so.
+    let (_call, mut voice) = join(&alice, "4001", SDP, ulaw).await;
+    for _ in 0..3 {
+        voice.press("99#").await;
+    }
+    let bye = loop {
+        match timeout(Duration::from_secs(20), alice.ep.next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Incoming::Request(req) if req.request.method() == Some(&Method::Bye) => break req,
+            _ => continue,
+        }
+    };
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+
+    // The right PIN: Alice is in.
+    let (alice_call, mut alice_voice) = join(&alice, "4001", SDP, ulaw).await;
+    alice_voice.press("1234#").await;
+    // Bob has not typed the PIN yet: past its prompt he hears nothing of the room.
+    let (bob_call, mut bob_voice) = join(&bob, "4001", SDP, ulaw).await;
+    sleep(ms(4500)).await;
+    let talk = Instant::now();
+    alice_voice.talk(50).await;
+    assert!(bob_voice.loudness(talk + ms(300), Instant::now()) < 300.0);
+    // Now he has: he hears Alice.
+    bob_voice.press("1234#").await;
+    sleep(ms(300)).await;
+    let talk = Instant::now();
+    alice_voice.talk(50).await;
+    assert!(bob_voice.loudness(talk + ms(300), Instant::now()) > 1500.0);
+    // Two is the room's limit: Carol is busy.
+    let (_, busy) = call_with(&carol, "4001", SDP).await;
+    assert_eq!(busy.status(), Some(StatusCode::BUSY_HERE), "{busy}");
+    assert_eq!(alice_call.bye(&alice).await, StatusCode::OK);
+    assert_eq!(bob_call.bye(&bob).await, StatusCode::OK);
+    // Both left: Carol gets in (and hears the PIN prompt).
+    let (call, _voice) = join(&carol, "4001", SDP, ulaw).await;
+    assert_eq!(call.bye(&carol).await, StatusCode::OK);
 }

@@ -1240,3 +1240,58 @@ fn queue_strategies_choose_their_agents_and_wrap_up_rests_them() {
         ["1", "2", "3", "-"]
     );
 }
+
+#[test]
+fn callers_of_a_conference_room_are_answered_into_it_by_the_pbx() {
+    let mut text = String::from(
+        "[[contexts]]\nname = \"default\"\nkind = \"internal\"\n\
+         ranges.users = [{ start = \"1000\", end = \"1999\" }]\n\
+         ranges.conferences = [{ start = \"4000\" }]\n\
+         [[conferences]]\nname = \"meeting\"\nextension = \"4000\"\ncontext = \"default\"\n",
+    );
+    for ext in 1000..1003 {
+        text.push_str(&format!(
+            "[[users]]\nname = \"{ext}\"\nextension = \"{ext}\"\ncontext = \"default\"\n\
+             lines = [\"{ext}\"]\n"
+        ));
+    }
+    let dialplan =
+        pbxkit_dialplan::Dialplan::new(toml::from_str(&text).unwrap(), jiff::tz::db()).unwrap();
+    let ran = AppMedia::default();
+    let log = ran.0.clone();
+    let mut sim = Sim::with_media(12, 3, 0, 0, dialplan, ran);
+    sim.give_up = 0;
+    for p in &mut sim.phones {
+        p.quiet = true;
+    }
+    let t0 = sim.now;
+    sim.phones[0].dial("4000", None, t0);
+    sim.phones[1].dial("4000", None, t0);
+    sim.run(Vec::new(), t0 + Duration::from_secs(1));
+    assert_eq!(sim.phones[0].answered + sim.phones[1].answered, 2);
+    let joined = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.ends_with("Conference { room: \"meeting\" }"))
+        .count();
+    assert_eq!(joined, 2, "{:?}", log.lock().unwrap());
+    // Each caller hangs up: each leaves the room (the media is closed).
+    for i in 0..2 {
+        let ids: Vec<u32> = sim.phones[i].legs.keys().copied().collect();
+        for id in ids {
+            let now = sim.now;
+            sim.phones[i].acts.push((now, Act::HangUp(id)));
+        }
+    }
+    let now = sim.now;
+    sim.run(Vec::new(), now + Duration::from_secs(2));
+    assert_eq!(sim.engine.calls(), 0);
+    let closed = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.ends_with("closed"))
+        .count();
+    assert_eq!(closed, 2);
+}

@@ -100,6 +100,9 @@ fn starts_on_embedded_default_with_generated_passwords_and_stops_on_sigint() {
     assert!(text.contains("udp+tcp 0.0.0.0:5060"), "{text}");
     assert!(text.contains("udp 10000-20000"), "{text}");
     assert!(text.contains("provisioning  tcp 127.0.0.1:8667"), "{text}");
+    // What it offers beside the users: a queue and a conference room.
+    assert!(text.contains("queue 3100   support"), "{text}");
+    assert!(text.contains("conference 4000   meeting"), "{text}");
     for exten in 1000..=1009 {
         assert!(
             text.contains(&format!("  {exten} ")),

@@ -183,6 +183,12 @@ pub enum Application {
         /// The prompts' names.
         prompts: Vec<String>,
     },
+    /// A conference room, by name: the caller's media joins the room's mix until
+    /// it hangs up (or the room hangs it up: a wrong PIN).
+    Conference {
+        /// The room's name.
+        room: String,
+    },
 }
 
 /// Where calls' media go: the PBX's relay anchors it (each side is given the relay's

@@ -6,7 +6,9 @@ use super::Tone;
 use super::call::Caller;
 use super::plan::{self, Ending, Plan};
 use super::trunk::Outcall;
-use super::{AnyLeg, CallId, Directory, Engine, Event, Live, Outcome, Unanswered, release};
+use super::{
+    AnyLeg, Application, CallId, Directory, Engine, Event, Live, Outcome, Unanswered, release,
+};
 use bytes::Bytes;
 use pbxkit_dialplan::Decision;
 use pbxkit_sip::b2bua::{Leg, OutgoingLegs};
@@ -156,7 +158,13 @@ impl<D: Directory> Engine<D> {
                 let name = queue.name.clone();
                 self.enter_queue(call, &name, now);
             }
-            // Not on the engine yet: conferences...
+            Decision::Conference(room) => {
+                let app = Application::Conference {
+                    room: room.name.clone(),
+                };
+                self.run_application(call, &app, now);
+            }
+            // Not on the engine yet: parking, IVRs...
             _ => self.refuse(call, StatusCode::NOT_IMPLEMENTED, now),
         }
     }
