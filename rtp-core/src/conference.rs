@@ -162,6 +162,8 @@ struct Participant {
     pending: VecDeque<i16>,
     /// Audio played to this participant only, at the room's rate.
     playing: VecDeque<i16>,
+    /// Whether its input is handed out, a frame per tick ([`Conference::poll_recorded`]).
+    recording: bool,
     /// The stream we make for it (rewritten by the channel into its own).
     sequence: SeqNo,
     timestamp: RtpTimestamp,
@@ -194,6 +196,7 @@ pub struct Conference {
     ssrc: Ssrc,
     transmits: VecDeque<(ChannelId, Transmit)>,
     events: VecDeque<(ChannelId, ConferenceEvent)>,
+    recorded: VecDeque<(ChannelId, Vec<i16>)>,
     /// Outputs dropped because the caller did not drain them.
     dropped: u64,
     /// Scratch: one frame at the room's rate.
@@ -218,6 +221,7 @@ impl Conference {
             ssrc: Ssrc(0x6d69_7820),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            recorded: VecDeque::new(),
             dropped: 0,
         }
     }
@@ -294,6 +298,7 @@ impl Conference {
                 from_room,
                 pending: VecDeque::new(),
                 playing: VecDeque::new(),
+                recording: false,
                 sequence: SeqNo(0),
                 timestamp: RtpTimestamp(0),
                 step,
@@ -343,6 +348,23 @@ impl Conference {
         let room_left = (MAX_PLAYING_SECONDS * room).saturating_sub(p.playing.len());
         p.playing.extend(pcm.iter().take(room_left).copied());
         true
+    }
+
+    /// Records what a participant says (not what it hears): from the next tick,
+    /// each tick gives one frame of its input at the room's rate, silence when
+    /// nothing of it was due, from [`Conference::poll_recorded`]. `false` when it
+    /// is not in the room.
+    pub fn set_recording(&mut self, id: ChannelId, on: bool) -> bool {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return false;
+        };
+        p.recording = on;
+        true
+    }
+
+    /// The next frame recorded (see [`Conference::set_recording`]).
+    pub fn poll_recorded(&mut self) -> Option<(ChannelId, Vec<i16>)> {
+        self.recorded.pop_front()
     }
 
     /// Whether something is still playing to the participant.
@@ -475,7 +497,17 @@ impl Conference {
                 self.frame.extend(p.pending.drain(..n));
                 // The frame has the mixer's length: pushing cannot fail.
                 let _ = self.mixer.push_frame(participant(id), &self.frame);
+                if p.recording {
+                    self.recorded.push_back((id, self.frame.clone()));
+                }
+            } else if p.recording {
+                // Nothing due (silence, loss, a phone on hold): time goes on.
+                self.recorded.push_back((id, vec![0; n]));
             }
+        }
+        while self.recorded.len() > MAX_QUEUED {
+            self.recorded.pop_front();
+            self.dropped += 1;
         }
         self.mixer.mix();
         self.take_mixer_events();

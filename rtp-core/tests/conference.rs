@@ -451,3 +451,33 @@ fn an_opus_phone_hears_a_g711_one_and_is_heard_by_it() {
         phones[0].loudness(500)
     );
 }
+
+#[test]
+fn a_participant_s_input_is_recorded_frame_by_frame_without_the_room() {
+    let t0 = Instant::now();
+    let (mut room, mut phones) = three(t0);
+    assert!(room.set_recording(ChannelId(2), true));
+    assert!(!room.set_recording(ChannelId(9), true));
+    let mut now = t0;
+    // The G.722 phone talks while the others are silent; then it stops sending.
+    let tones = HashMap::from([
+        (ChannelId(2), (500.0, 8000.0)),
+        (ChannelId(1), (300.0, 8000.0)),
+    ]);
+    run(&mut room, &mut phones, &tones, &mut now, 30);
+    run(&mut room, &mut phones, &HashMap::new(), &mut now, 10);
+    let mut frames = Vec::new();
+    while let Some((id, frame)) = room.poll_recorded() {
+        assert_eq!(id, ChannelId(2), "only the participant asked for");
+        assert_eq!(frame.len(), 320, "20 ms at 16 kHz");
+        frames.push(frame);
+    }
+    assert_eq!(frames.len(), 40, "a frame per tick, silence included");
+    let rms =
+        |f: &[i16]| (f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len() as f64).sqrt();
+    assert!(rms(&frames[20]) > 3000.0);
+    assert!(rms(&frames[39]) < 10.0, "silence once it stops");
+    room.set_recording(ChannelId(2), false);
+    run(&mut room, &mut phones, &tones, &mut now, 5);
+    assert_eq!(room.poll_recorded(), None);
+}
