@@ -43,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) agents: Vec<Agent>,
     #[serde(default)]
     pub(crate) conferences: Vec<Conference>,
+    #[serde(default)]
+    pub(crate) voicemails: Vec<Voicemail>,
     /// Music-on-hold classes: WAV files a queue's callers hear.
     #[serde(default)]
     pub(crate) music_on_hold: Vec<MusicOnHold>,
@@ -86,6 +88,45 @@ pub(crate) struct Group {
     /// busy or 480.
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+}
+
+/// A voicemail box (XiVO's voicemails): a user's box takes the calls it does not
+/// answer (no answer, busy) when the user names it (`voicemail = "<number>"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Voicemail {
+    /// The box number (`*99<number>`).
+    pub(crate) number: String,
+    /// Digits asked before listening; a box without one is opened only from its
+    /// owner's phone (`*98`).
+    #[serde(default)]
+    pub(crate) pin: Option<String>,
+    /// Whether `*98` from the owner's phone asks the PIN (default: when there is
+    /// one). `*99<number>` always asks it.
+    #[serde(default)]
+    pub(crate) ask_password: Option<bool>,
+    /// Messages kept at most, new and old together; callers then hear that the
+    /// box is full.
+    #[serde(default = "max_messages")]
+    pub(crate) max_messages: u32,
+    /// The longest message, in seconds.
+    #[serde(default = "max_message_seconds")]
+    pub(crate) max_message_seconds: u32,
+}
+
+fn max_messages() -> u32 {
+    100
+}
+
+fn max_message_seconds() -> u32 {
+    180
+}
+
+impl Voicemail {
+    /// Whether `*98` asks the PIN.
+    pub(crate) fn asks_pin(&self) -> bool {
+        self.ask_password.unwrap_or(self.pin.is_some())
+    }
 }
 
 /// A conference room (XiVO's conference rooms, Asterisk's ConfBridge): callers who
@@ -693,6 +734,10 @@ pub(crate) struct User {
     /// Forward calls to this number when the user does not answer in time.
     #[serde(default)]
     pub(crate) forward_no_answer: Option<String>,
+    /// The user's voicemail box (a `[[voicemails]]` number): it takes the calls
+    /// the user does not answer or is busy for, unless a forward does.
+    #[serde(default)]
+    pub(crate) voicemail: Option<String>,
 }
 
 /// A service extension: the PBX answers it itself.
@@ -1067,6 +1112,50 @@ impl Config {
                 });
             }
         }
+        let mut boxes = std::collections::HashSet::new();
+        for vm in &config.voicemails {
+            let at = at_key(&format!("number = \"{}\"", vm.number));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if vm.number.is_empty() || !vm.number.bytes().all(|b| b.is_ascii_digit()) {
+                return fail(format!("voicemails: number {:?} must be digits", vm.number));
+            }
+            if !boxes.insert(vm.number.as_str()) {
+                return fail(format!("voicemails: box {} is defined twice", vm.number));
+            }
+            if let Some(pin) = &vm.pin
+                && (pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return fail(format!(
+                    "voicemails: {}: the PIN is 1 to 16 digits",
+                    vm.number
+                ));
+            }
+            if !(1..=10_000).contains(&vm.max_messages) {
+                return fail(format!(
+                    "voicemails: {}: max_messages is 1 to 10000",
+                    vm.number
+                ));
+            }
+            if !(1..=3600).contains(&vm.max_message_seconds) {
+                return fail(format!(
+                    "voicemails: {}: max_message_seconds is 1 to 3600",
+                    vm.number
+                ));
+            }
+        }
+        for user in &config.users {
+            if let Some(vm) = &user.voicemail
+                && !boxes.contains(vm.as_str())
+            {
+                return Err(ConfigError {
+                    message: format!(
+                        "users: {}: voicemail {vm} is not a [[voicemails]] box",
+                        user.exten
+                    ),
+                    at: at_key(&format!("exten = \"{}\"", user.exten)),
+                });
+            }
+        }
         let mut rooms = std::collections::HashSet::new();
         for room in &config.conferences {
             let at = at_key(&format!("exten = \"{}\"", room.exten));
@@ -1257,6 +1346,11 @@ impl Config {
         self.queues.iter().find(|q| q.exten == exten)
     }
 
+    /// The voicemail box of this number.
+    pub(crate) fn voicemail(&self, number: &str) -> Option<&Voicemail> {
+        self.voicemails.iter().find(|v| v.number == number)
+    }
+
     /// The conference room of this extension.
     pub(crate) fn conference(&self, exten: &str) -> Option<&Conference> {
         self.conferences.iter().find(|c| c.exten == exten)
@@ -1305,6 +1399,54 @@ mod tests {
         assert_eq!(Config::parse(&older).unwrap().rtp.rtp_timeout, 7200);
         let off = DEFAULT.replace("rtp_timeout = 7200", "rtp_timeout = 0");
         assert_eq!(Config::parse(&off).unwrap().rtp.timeout(), None);
+    }
+
+    #[test]
+    fn voicemail_boxes_are_checked() {
+        let config = Config::parse(DEFAULT).unwrap();
+        assert_eq!(
+            config.user("1001").unwrap().voicemail.as_deref(),
+            Some("1001")
+        );
+        let vm = config.voicemail("1001").unwrap();
+        assert_eq!((vm.max_messages, vm.max_message_seconds), (100, 180));
+        // No PIN: *98 from the owner's phone does not ask one.
+        assert!(!vm.asks_pin());
+        let with_pin =
+            DEFAULT.replace("number = \"1001\"\n", "number = \"1001\"\npin = \"2580\"\n");
+        assert!(
+            Config::parse(&with_pin)
+                .unwrap()
+                .voicemail("1001")
+                .unwrap()
+                .asks_pin()
+        );
+        for (from, to, message) in [
+            (
+                "number = \"1001\"\n",
+                "number = \"1001\"\npin = \"25a\"\n",
+                "voicemails: 1001: the PIN is 1 to 16 digits",
+            ),
+            (
+                "number = \"1001\"\n",
+                "number = \"1001\"\nmax_messages = 0\n",
+                "voicemails: 1001: max_messages is 1 to 10000",
+            ),
+            (
+                "number = \"1002\"\n",
+                "number = \"1001\"\n",
+                "voicemails: box 1001 is defined twice",
+            ),
+            (
+                "voicemail = \"1003\"",
+                "voicemail = \"7777\"",
+                "users: 1003: voicemail 7777 is not a [[voicemails]] box",
+            ),
+        ] {
+            let text = DEFAULT.replacen(from, to, 1);
+            assert_ne!(text, DEFAULT);
+            assert_eq!(Config::parse(&text).unwrap_err().message, message);
+        }
     }
 
     #[test]

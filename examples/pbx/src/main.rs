@@ -23,9 +23,11 @@ mod moh;
 mod passwords;
 mod prompts;
 mod routing;
+mod session;
 mod shell;
 mod store;
 mod tools;
+mod voicemail;
 
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -449,6 +451,17 @@ fn print_banner(
             room.exten,
             room.name,
             notes.join(", ")
+        );
+    }
+    if !config.voicemails.is_empty() {
+        let boxes: Vec<&str> = config
+            .voicemails
+            .iter()
+            .map(|v| v.number.as_str())
+            .collect();
+        println!(
+            "voicemail {} (leave a message when unanswered; listen with *98 from the owner's phone, *99<box> with its PIN)",
+            boxes.join(", ")
         );
     }
     println!("ready; press Ctrl-C to stop");

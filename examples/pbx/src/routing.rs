@@ -56,6 +56,10 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
             u.insert("simultaneous_calls".into(), Value::Integer(i64::from(n)));
         }
         u.insert("forwards".into(), Value::Table(forwards));
+        if let Some(vm) = &user.voicemail {
+            // Boxes are named by their number in the dialplan.
+            u.insert("voicemail".into(), Value::String(vm.clone()));
+        }
         users.push(Value::Table(u));
     }
     let mut ranges = Table::new();
@@ -261,6 +265,17 @@ pub(crate) fn dialplan_config(config: &Config) -> Table {
         })
         .collect();
     root.insert("conferences".into(), Value::Array(conferences));
+    let voicemails: Vec<Value> = config
+        .voicemails
+        .iter()
+        .map(|v| {
+            table(vec![
+                ("name", string(&v.number)),
+                ("number", string(&v.number)),
+            ])
+        })
+        .collect();
+    root.insert("voicemails".into(), Value::Array(voicemails));
     root
 }
 
@@ -443,6 +458,40 @@ mod tests {
             assert!(
                 matches!(routed.decision, pbxkit_dialplan::Decision::Conference(room) if room.name == "meeting"),
                 "{routed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_users_unanswered_calls_go_to_its_voicemail_box() {
+        let config = Config::parse(crate::config::DEFAULT).unwrap();
+        let dp = dialplan(&config).unwrap();
+        let attempt = pbxkit_dialplan::CallAttempt {
+            context: "default",
+            caller: pbxkit_dialplan::Caller {
+                number: "1000",
+                name: "User 1000",
+                user: Some("1000"),
+            },
+            dialed: "1001",
+            at: jiff::Timestamp::UNIX_EPOCH,
+            user_state: &(),
+        };
+        let routed = dp.decide(&attempt).unwrap();
+        let pbxkit_dialplan::Decision::Ring(plan) = routed.decision else {
+            panic!("{routed}")
+        };
+        for (fallback, busy) in [
+            (&plan.fallbacks.no_answer, false),
+            (&plan.fallbacks.busy, true),
+        ] {
+            let pbxkit_dialplan::Decision::Voicemail { mailbox, greeting } = &**fallback else {
+                panic!("{fallback:?}")
+            };
+            assert_eq!(mailbox.number, "1001");
+            assert_eq!(
+                *greeting == Some(pbxkit_dialplan::decision::Greeting::Busy),
+                busy
             );
         }
     }

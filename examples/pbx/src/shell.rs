@@ -178,6 +178,11 @@ struct RelayMedia {
     /// and those running.
     conferences: RoomSetups,
     rooms: crate::conference::Rooms,
+    /// The voicemail boxes configured, by number (swapped on SIGHUP), where
+    /// their messages are, and the calls in a voicemail application.
+    voicemails: BoxSetups,
+    data_dir: std::path::PathBuf,
+    voicemail_calls: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The built-in music on hold: a short melody, repeated.
@@ -227,6 +232,72 @@ impl RelayMedia {
         if !self.rooms.has_room(setup) {
             return Err(StatusCode::BUSY_HERE);
         }
+        let (sdp, joining) = self.media_for(offer)?;
+        self.rooms.join(setup, call, joining, self.commands.clone());
+        Ok(sdp.to_string().into())
+    }
+
+    /// Answers `call` with a voicemail application (listening, or leaving a
+    /// message): 404 for a box not configured.
+    fn voicemail(
+        &mut self,
+        call: CallId,
+        app: &Application,
+        offer: &pbxkit_sip::sdp::Session,
+    ) -> Result<bytes::Bytes, StatusCode> {
+        let number = match app {
+            Application::Voicemail { mailbox, .. } | Application::VoicemailMenu { mailbox, .. } => {
+                mailbox
+            }
+            _ => return Err(StatusCode::NOT_IMPLEMENTED),
+        };
+        let setup = self
+            .voicemails
+            .lock()
+            .ok()
+            .and_then(|boxes| boxes.get(number).cloned())
+            .ok_or(StatusCode::NOT_FOUND)?;
+        let (sdp, joining) = self.media_for(offer)?;
+        let (hangup, hung_up) = tokio::sync::oneshot::channel();
+        let session = crate::session::Session::new(joining, hung_up)
+            .ok_or(StatusCode::SERVER_INTERNAL_ERROR)?;
+        let mailbox = crate::voicemail::Mailbox::new(&self.data_dir, number);
+        let commands = self.commands.clone();
+        match app.clone() {
+            Application::Voicemail {
+                busy,
+                caller,
+                caller_name,
+                ..
+            } => {
+                tokio::spawn(crate::voicemail::leave_message(
+                    session,
+                    mailbox,
+                    setup,
+                    busy,
+                    caller,
+                    caller_name,
+                    call,
+                    commands,
+                ));
+            }
+            Application::VoicemailMenu { pin, .. } => {
+                tokio::spawn(crate::voicemail::listen(
+                    session, mailbox, setup, pin, call, commands,
+                ));
+            }
+            _ => {}
+        }
+        self.voicemail_calls.insert(call, hangup);
+        Ok(sdp.to_string().into())
+    }
+
+    /// Ports, our SDP answer to `offer` and the channel of a phone the PBX talks
+    /// with itself: 488 when no codec is shared, 503 when no port is free.
+    fn media_for(
+        &mut self,
+        offer: &pbxkit_sip::sdp::Session,
+    ) -> Result<(pbxkit_sip::sdp::Session, crate::conference::Joining), StatusCode> {
         let Some((rtp, rtcp)) = self.ports.bind_pair() else {
             tracing::warn!("no free media ports");
             return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -252,8 +323,7 @@ impl RelayMedia {
             channel,
             codec,
         };
-        self.rooms.join(setup, call, joining, self.commands.clone());
-        Ok(sdp.to_string().into())
+        Ok((sdp, joining))
     }
 
     fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
@@ -270,6 +340,25 @@ impl RelayMedia {
         }
         self.relays.get(&call)
     }
+}
+
+/// The voicemail boxes of a configuration, by number.
+type BoxSetups = Arc<Mutex<HashMap<String, crate::voicemail::BoxSetup>>>;
+
+fn box_setups(config: &Config) -> HashMap<String, crate::voicemail::BoxSetup> {
+    config
+        .voicemails
+        .iter()
+        .map(|v| {
+            let setup = crate::voicemail::BoxSetup {
+                number: v.number.clone(),
+                pin: v.pin.clone(),
+                max_messages: v.max_messages as usize,
+                max_message: Duration::from_secs(u64::from(v.max_message_seconds)),
+            };
+            (v.number.clone(), setup)
+        })
+        .collect()
 }
 
 /// The conference rooms of a configuration, by name.
@@ -387,8 +476,12 @@ impl pbxkit::engine::Media for RelayMedia {
         offer: &bytes::Bytes,
     ) -> Result<bytes::Bytes, StatusCode> {
         let offer = session(offer).ok_or(StatusCode::NOT_ACCEPTABLE_HERE)?;
-        if let Application::Conference { room } = app {
-            return self.join_room(call, room, &offer);
+        match app {
+            Application::Conference { room } => return self.join_room(call, room, &offer),
+            Application::Voicemail { .. } | Application::VoicemailMenu { .. } => {
+                return self.voicemail(call, app, &offer);
+            }
+            _ => {}
         }
         let Some((rtp, rtcp)) = self.ports.bind_pair() else {
             tracing::warn!("no free media ports");
@@ -536,6 +629,10 @@ impl pbxkit::engine::Media for RelayMedia {
         self.ringing.remove(&call);
         self.answered.remove(&call);
         self.rooms.leave(call);
+        if let Some(hangup) = self.voicemail_calls.remove(&call) {
+            // The application ends by itself: a message being left is kept.
+            let _ = hangup.send(());
+        }
         if let Some(app) = self.apps.remove(&call) {
             // The task owns the ports: they are free once it is gone.
             app.abort();
@@ -565,9 +662,10 @@ struct Times {
 /// The engine, the sockets and what the loop keeps between inputs.
 struct Shell {
     engine: Engine<PbxDirectory>,
-    /// The conference rooms the media answers, swapped on SIGHUP, and the
-    /// music-on-hold classes read at start.
+    /// The conference rooms and voicemail boxes the media answers, swapped on
+    /// SIGHUP, and the music-on-hold classes read at start.
     conferences: RoomSetups,
+    voicemails: BoxSetups,
     music: HashMap<String, Arc<crate::moh::Music>>,
     sockets: Transports,
     /// REGISTER's digest (the engine checks INVITEs with its own, on the same
@@ -742,6 +840,7 @@ pub(crate) async fn run(
     };
     let music = crate::moh::load_all(&config.music_on_hold).map_err(std::io::Error::other)?;
     let conferences: RoomSetups = Arc::new(Mutex::new(room_setups(&config, &music)));
+    let voicemails: BoxSetups = Arc::new(Mutex::new(box_setups(&config)));
     let media = RelayMedia {
         ports: Arc::new(crate::media::PortPool::new(
             local.ip(),
@@ -761,6 +860,9 @@ pub(crate) async fn run(
         answered: HashMap::new(),
         conferences: conferences.clone(),
         rooms: crate::conference::Rooms::default(),
+        voicemails: voicemails.clone(),
+        data_dir: config.pbx.data_dir.clone(),
+        voicemail_calls: HashMap::new(),
     };
     let engine = Engine::new(
         engine_config,
@@ -790,6 +892,7 @@ pub(crate) async fn run(
         bans: crate::ban::Bans::new(config.security.ban_policy()),
         commands: commands_tx,
         conferences,
+        voicemails,
         music,
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
@@ -861,6 +964,9 @@ pub(crate) async fn run(
                 // Rooms running keep their settings until they empty.
                 if let Ok(mut rooms) = shell.conferences.lock() {
                     *rooms = room_setups(&reload.config, &shell.music);
+                }
+                if let Ok(mut boxes) = shell.voicemails.lock() {
+                    *boxes = box_setups(&reload.config);
                 }
                 shell.engine.directory_mut().config = reload.config;
             }
@@ -1345,6 +1451,14 @@ impl Shell {
                 return;
             }
         }
+        if let Some(listen) = self.voicemail_feature(&user, &action) {
+            let command = match listen {
+                Ok(app) => Command::Run(app),
+                Err(status) => Command::Reject(status),
+            };
+            self.engine.command(call, command, Instant::now());
+            return;
+        }
         let directory = self.engine.directory();
         let configured = directory.config.user(&user).map(Config::services);
         let (Some(configured), true) = (configured, crate::features::changes_services(&action))
@@ -1371,6 +1485,36 @@ impl Shell {
             };
             let _ = commands.send((call, command)).await;
         });
+    }
+
+    /// `*98` (the caller's own box: its PIN asked when the box says so) and
+    /// `*99<box>` (any box, always with its PIN): the application to run, or the
+    /// status to refuse with (404: no such box); `None` for other codes.
+    fn voicemail_feature(
+        &self,
+        user: &str,
+        action: &pbxkit_dialplan::FeatureAction,
+    ) -> Option<Result<Application, StatusCode>> {
+        use pbxkit_dialplan::FeatureAction;
+        let config = &self.engine.directory().config;
+        let (number, pin) = match action {
+            FeatureAction::OwnVoicemail => {
+                let Some(number) = config.user(user).and_then(|u| u.voicemail.clone()) else {
+                    return Some(Err(StatusCode::NOT_FOUND));
+                };
+                let asked = config.voicemail(&number).is_some_and(|v| v.asks_pin());
+                (number, asked)
+            }
+            FeatureAction::Voicemail { number } => (number.clone(), true),
+            _ => return None,
+        };
+        if config.voicemail(&number).is_none() {
+            return Some(Err(StatusCode::NOT_FOUND));
+        }
+        Some(Ok(Application::VoicemailMenu {
+            mailbox: number,
+            pin,
+        }))
     }
 
     /// An agent's feature code dialled from `user`'s phone, applied: the agent,

@@ -4323,3 +4323,114 @@ async fn a_conference_pin_is_asked_three_times_and_a_full_room_is_busy() {
     let (call, _voice) = join(&carol, "4001", SDP, ulaw).await;
     assert_eq!(call.bye(&carol).await, StatusCode::OK);
 }
+
+/// Waits for the PBX's BYE on `phone` and answers it.
+async fn hung_up_by_the_pbx(phone: &mut Phone, wait: Duration) {
+    let bye = loop {
+        match timeout(wait, phone.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) if req.request.method() == Some(&Method::Bye) => break req,
+            _ => continue,
+        }
+    };
+    bye.respond(Message::response_to(&bye.request, StatusCode::OK, None))
+        .await
+        .unwrap();
+}
+
+/// The messages of a box's folder: (WAV, sidecar) pairs.
+fn voicemail_files(dir: &std::path::Path, folder: &str) -> Vec<(Vec<i16>, serde_json::Value)> {
+    let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let wav = std::fs::File::open(path.with_extension("wav")).unwrap();
+            let pcm = pbxkit_rtp::wav::read_mono(std::io::BufReader::new(wav), 16000).unwrap();
+            out.push((pcm, json));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_unanswered_call_leaves_a_message_that_the_box_owner_listens_to() {
+    let dir = temp_dir("voicemail");
+    let pbx = Pbx::start_with_voicemail(dir.clone(), free_port(), |c| {
+        c.replace("number = \"1001\"\n", "number = \"1001\"\npin = \"2580\"\n")
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let mut carol = registered("1002", "pbx1002pw", &pbx).await;
+    let box_dir = dir.join("data/voicemail/1001");
+
+    // Bob (1001) has no phone registered: the call goes to his voicemail. A key
+    // skips the greeting; after the tone Alice talks for two seconds, then #.
+    let (_call, mut voice) = join(&alice, "1001", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.press("#").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    voice.talk(100).await;
+    voice.press("#").await;
+    // "Your message has been saved. Goodbye.", then the PBX hangs up.
+    hung_up_by_the_pbx(&mut alice, WAIT).await;
+    let inbox = voicemail_files(&box_dir, "INBOX");
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    let (pcm, envelope) = &inbox[0];
+    assert_eq!(envelope["caller"], "1000");
+    let duration = envelope["duration"].as_f64().unwrap();
+    assert!((1.5..3.0).contains(&duration), "{duration}");
+    let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
+    let rms =
+        (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
+    assert!(rms > 2000.0, "the message is what Alice said: {rms}");
+
+    // Carol listens to Bob's box from her phone: wrong PINs three times, hung up.
+    let (_call, mut voice) = join(&carol, "*991001", SDP, ulaw).await;
+    for _ in 0..3 {
+        voice.press("1111#").await;
+    }
+    hung_up_by_the_pbx(&mut carol, Duration::from_secs(20)).await;
+    assert_eq!(voicemail_files(&box_dir, "INBOX").len(), 1);
+
+    // With the PIN: "you have one new message" (5 skips it and plays the
+    // message), then 9 saves it (into the old ones) and # leaves.
+    let (_call, mut voice) = join(&carol, "*991001", SDP, ulaw).await;
+    voice.press("2580#").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    voice.press("5").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    voice.press("9").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.press("#").await;
+    hung_up_by_the_pbx(&mut carol, WAIT).await;
+    assert_eq!(voicemail_files(&box_dir, "INBOX").len(), 0);
+    assert_eq!(voicemail_files(&box_dir, "Old").len(), 1);
+
+    // Carol's own box has no PIN: *98 from her phone opens it at once (no
+    // messages: the PBX says so and hangs up); *99 from another phone cannot.
+    let (_call, _voice) = join(&carol, "*98", SDP, ulaw).await;
+    hung_up_by_the_pbx(&mut carol, WAIT).await;
+    let (_call, mut voice) = join(&alice, "*991002", SDP, ulaw).await;
+    for _ in 0..3 {
+        voice.press("#").await;
+    }
+    hung_up_by_the_pbx(&mut alice, Duration::from_secs(20)).await;
+
+    // The message is still there after a restart.
+    drop(pbx);
+    let pbx = Pbx::start_with_voicemail(dir.clone(), free_port(), |c| {
+        c.replace("number = \"1001\"\n", "number = \"1001\"\npin = \"2580\"\n")
+    });
+    let carol = registered("1002", "pbx1002pw", &pbx).await;
+    let (_call, mut voice) = join(&carol, "*991001", SDP, ulaw).await;
+    voice.press("2580#").await;
+    // 7 deletes the message being played.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    voice.press("5").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.press("7").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(voicemail_files(&box_dir, "Old").len(), 0);
+}

@@ -189,6 +189,26 @@ pub enum Application {
         /// The room's name.
         room: String,
     },
+    /// Leave a message in a voicemail box: its greeting, the tone, the caller's
+    /// message recorded until `#`, a hang-up or the box's longest message.
+    Voicemail {
+        /// The box's number.
+        mailbox: String,
+        /// Whether the callee was busy (the busy greeting), else unavailable.
+        busy: bool,
+        /// Who leaves it (its number), kept with the message.
+        caller: String,
+        /// The caller's display name (may be empty).
+        caller_name: String,
+    },
+    /// Listen to a voicemail box's messages (`*98`, `*99<box>`), after its PIN
+    /// when `pin` is set.
+    VoicemailMenu {
+        /// The box's number.
+        mailbox: String,
+        /// Whether the PIN is asked.
+        pin: bool,
+    },
 }
 
 /// Where calls' media go: the PBX's relay anchors it (each side is given the relay's

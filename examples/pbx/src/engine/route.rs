@@ -139,13 +139,20 @@ impl<D: Directory> Engine<D> {
                     Err(_) => self.refuse(call, last, now),
                 }
             }
-            // No voicemail or prompts on the engine yet: the caller gets how
-            // ringing ended (busy for the busy greeting).
-            Decision::Voicemail {
-                greeting: Some(pbxkit_dialplan::decision::Greeting::Busy),
-                ..
-            } => self.refuse(call, StatusCode::BUSY_HERE, now),
-            Decision::Voicemail { .. } | Decision::Play { .. } => self.refuse(call, last, now),
+            Decision::Voicemail { mailbox, greeting } => {
+                let Some(caller) = self.calls.get(call.0).map(|c| c.caller_id().clone()) else {
+                    return;
+                };
+                let app = Application::Voicemail {
+                    mailbox: mailbox.number.clone(),
+                    busy: greeting == Some(pbxkit_dialplan::decision::Greeting::Busy),
+                    caller: caller.number,
+                    caller_name: caller.name,
+                };
+                self.run_application(call, &app, now);
+            }
+            // No prompts on the engine yet: the caller gets how ringing ended.
+            Decision::Play { .. } => self.refuse(call, last, now),
             Decision::Hangup {
                 cause: pbxkit_dialplan::decision::HangupCause::Forbidden,
             } => self.refuse(call, StatusCode::FORBIDDEN, now),

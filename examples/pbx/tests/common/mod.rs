@@ -24,8 +24,30 @@ impl Pbx {
         Self::start_edited(dir, port, |c| c + extra)
     }
 
-    /// Starts the PBX on the test configuration as changed by `edit`.
+    /// Starts the PBX on the test configuration as changed by `edit`. The users
+    /// have no voicemail box there, so that what callers get when nobody answers
+    /// (480, 486, a forward) shows; [`Pbx::start_with_voicemail`] keeps them.
     pub(crate) fn start_edited(dir: PathBuf, port: u16, edit: impl Fn(String) -> String) -> Pbx {
+        Self::start_edited_keeping(dir, port, |c| {
+            let without: Vec<&str> = c
+                .lines()
+                .filter(|l| !l.starts_with("voicemail = \""))
+                .collect();
+            edit(without.join("\n") + "\n")
+        })
+    }
+
+    /// Starts the PBX on the test configuration, the users' voicemail boxes
+    /// kept, as changed by `edit`.
+    pub(crate) fn start_with_voicemail(
+        dir: PathBuf,
+        port: u16,
+        edit: impl Fn(String) -> String,
+    ) -> Pbx {
+        Self::start_edited_keeping(dir, port, edit)
+    }
+
+    fn start_edited_keeping(dir: PathBuf, port: u16, edit: impl Fn(String) -> String) -> Pbx {
         std::fs::create_dir_all(&dir).unwrap();
         let config = pbxkit_default_config()
             .replace(
