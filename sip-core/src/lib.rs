@@ -5,7 +5,8 @@
 //! servers and clients ([`digest`]), Q.850 causes and the Reason header ([`cause`]),
 //! the RFC 3261 transaction layer ([`transaction`]), dialogs and session timers
 //! ([`dialog`]), registrar and registration client ([`registrar`], [`registration`]),
-//! and the legs of a back-to-back user agent ([`b2bua`]); an async endpoint over UDP
+//! the notifier side of event subscriptions ([`subscription`]: message waiting, busy
+//! lamps), and the legs of a back-to-back user agent ([`b2bua`]); an async endpoint over UDP
 //! and TCP comes with the `tokio` feature.
 //!
 //! Parsing is zero-copy: a [`Message`] keeps the [`bytes::Bytes`] it was received in,
@@ -78,6 +79,7 @@ pub mod registration;
 mod scan;
 pub mod sdp;
 mod stream;
+pub mod subscription;
 pub mod transaction;
 #[cfg(feature = "tokio")]
 pub mod transports;
