@@ -130,7 +130,7 @@ pub struct Accepted {
 #[derive(Debug, Clone)]
 pub struct Refused {
     /// The response (400, 423 with Min-Expires, 481, 503).
-    pub response: Message,
+    pub response: Box<Message>,
 }
 
 impl std::fmt::Display for Refused {
@@ -214,7 +214,7 @@ impl<K: Clone + Eq + Hash> Notifier<K> {
         now: Instant,
     ) -> Result<Accepted, Refused> {
         let refuse = |code: StatusCode| Refused {
-            response: Message::response_to(request, code, None),
+            response: Box::new(Message::response_to(request, code, None)),
         };
         let expires = match request.headers().first(&HeaderName::Expires) {
             None => self.config.default_expires,
@@ -229,7 +229,9 @@ impl<K: Clone + Eq + Hash> Notifier<K> {
                 HeaderName::MinExpires,
                 self.config.min_expires.as_secs().to_string(),
             );
-            return Err(Refused { response });
+            return Err(Refused {
+                response: Box::new(response),
+            });
         }
         let granted = expires.min(self.config.max_expires);
         let to_tag = request.to().ok().and_then(|t| t.tag().map(str::to_owned));

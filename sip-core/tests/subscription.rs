@@ -275,7 +275,7 @@ fn expired_subscriptions_end_with_a_timeout_notify_and_a_fetch_gets_one_notify()
     assert_eq!(n.poll_timeout(), Some(t0 + Duration::from_secs(60)));
     assert!(n.handle_timeout(t0 + Duration::from_secs(59)).is_empty());
     let expired = n.handle_timeout(t0 + Duration::from_secs(60));
-    assert_eq!(expired, [a.id.clone()]);
+    assert_eq!(expired, std::slice::from_ref(&a.id));
     let last = n
         .notify(
             &a.id,

@@ -20,6 +20,7 @@ mod journal;
 mod live;
 mod media;
 mod moh;
+mod mwi;
 mod passwords;
 mod prompts;
 mod routing;

@@ -30,7 +30,7 @@ use pbxkit_sip::digest::DigestServer;
 use pbxkit_sip::registrar::Registrar;
 use pbxkit_sip::transaction::{Target, TransportKind};
 use pbxkit_sip::transports::{Received, Transports};
-use pbxkit_sip::{Message, Method, StatusCode, Transport, Uri};
+use pbxkit_sip::{HeaderName, Message, Method, StatusCode, Transport, Uri};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -183,6 +183,8 @@ struct RelayMedia {
     voicemails: BoxSetups,
     data_dir: std::path::PathBuf,
     voicemail_calls: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
+    /// Where voicemail applications say a box changed.
+    mwi: tokio::sync::mpsc::Sender<crate::mwi::Counts>,
 }
 
 /// The built-in music on hold: a short melody, repeated.
@@ -275,15 +277,21 @@ impl RelayMedia {
                     mailbox,
                     setup,
                     busy,
-                    caller,
-                    caller_name,
+                    (caller, caller_name),
                     call,
                     commands,
+                    self.mwi.clone(),
                 ));
             }
             Application::VoicemailMenu { pin, .. } => {
                 tokio::spawn(crate::voicemail::listen(
-                    session, mailbox, setup, pin, call, commands,
+                    session,
+                    mailbox,
+                    setup,
+                    pin,
+                    call,
+                    commands,
+                    self.mwi.clone(),
                 ));
             }
             _ => {}
@@ -666,6 +674,9 @@ struct Shell {
     /// SIGHUP, and the music-on-hold classes read at start.
     conferences: RoomSetups,
     voicemails: BoxSetups,
+    /// Message-waiting subscriptions, and where boxes' new counts are sent.
+    mwi: crate::mwi::Mwi,
+    mwi_counts: tokio::sync::mpsc::Sender<crate::mwi::Counts>,
     music: HashMap<String, Arc<crate::moh::Music>>,
     sockets: Transports,
     /// REGISTER's digest (the engine checks INVITEs with its own, on the same
@@ -830,6 +841,8 @@ pub(crate) async fn run(
     engine_config.algorithms = config.sip.digest_algorithms();
     engine_config.queues = crate::routing::queues(&config);
     let (commands_tx, mut commands) = tokio::sync::mpsc::channel(1024);
+    // Voicemail boxes whose counts changed, for their message-waiting subscribers.
+    let (mwi_tx, mut mwi_counts) = tokio::sync::mpsc::channel(1024);
     let registrar = Registrar::new(config.registrar.bounds(), store);
     let durable = registrar.store().durable();
     let registrar = Arc::new(Mutex::new(registrar));
@@ -863,6 +876,7 @@ pub(crate) async fn run(
         voicemails: voicemails.clone(),
         data_dir: config.pbx.data_dir.clone(),
         voicemail_calls: HashMap::new(),
+        mwi: mwi_tx.clone(),
     };
     let engine = Engine::new(
         engine_config,
@@ -894,6 +908,12 @@ pub(crate) async fn run(
         conferences,
         voicemails,
         music,
+        mwi: crate::mwi::Mwi::new(
+            sent_by(local),
+            Uri::parse(&format!("sip:{}@{}", config.pbx.node_id, sent_by(local)))
+                .map_err(std::io::Error::other)?,
+        ),
+        mwi_counts: mwi_tx,
         calls_total: 0,
         hints: pbxkit::hints::Hints::default(),
         agents,
@@ -927,7 +947,11 @@ pub(crate) async fn run(
                     shell.durable_now();
                 }
             }
+            Some(counts) = mwi_counts.recv() => shell.notify_mwi(&counts),
             _ = expiry.tick() => {
+                let now = Instant::now();
+                let ended = shell.mwi.expire(now);
+                shell.send_notifies(ended, now);
                 if let Ok(mut r) = shell.registrar.lock() {
                     r.expire(unix_now());
                 }
@@ -1208,6 +1232,7 @@ impl Shell {
             calls_total = self.calls_total,
             cps = format!("{:.1}", new_calls as f64 / STATS_EVERY.as_secs_f64()),
             registrations,
+            mwi_subscriptions = self.mwi.len(),
             banned_sources,
             banned_pairs,
             "stats"
@@ -1264,6 +1289,9 @@ impl Shell {
             self.publish_hint(change);
         }
         match event {
+            Event::RequestAnswered { tx, status } => {
+                self.mwi.answered(tx, status);
+            }
             Event::CallCreated {
                 call,
                 sip_call_id,
@@ -1692,11 +1720,96 @@ impl Shell {
         match request.request.method() {
             Some(Method::Register) => self.register(request),
             Some(Method::Options) => self.answer(&request, StatusCode::OK),
+            Some(Method::Subscribe) => self.subscribe(request),
             _ => self.answer(&request, StatusCode::NOT_IMPLEMENTED),
         }
     }
 
     /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
+    /// A SUBSCRIBE: message waiting for the user's own voicemail box (digest as
+    /// for REGISTER; 489 for another event package, 403 for another user's AOR,
+    /// 404 for a user without a box).
+    fn subscribe(&mut self, req: Request) {
+        let event = req
+            .request
+            .headers()
+            .first(&HeaderName::Event)
+            .map(|h| h.value.split(';').next().unwrap_or("").trim().to_owned());
+        if event.as_deref() != Some(crate::mwi::EVENT) {
+            // 489 Bad Event: the packages the PBX notifies are listed.
+            let Some(bad_event) = StatusCode::new(489) else {
+                return;
+            };
+            let mut r = Message::response_to(&req.request, bad_event, None);
+            r.headers_mut()
+                .push(HeaderName::AllowEvents, crate::mwi::EVENT);
+            let _ = self.engine.respond(req.tx, r, Instant::now());
+            return;
+        }
+        let now = unix_now();
+        let config = self.engine.directory().config.clone();
+        let checked = self.auth.check(&req.request, now, |name| {
+            config.user(name).map(|u| u.password.clone())
+        });
+        let result = Authentication::of(&checked.outcome);
+        self.authenticated(req.source.addr, &checked.user, result);
+        let user = match checked.outcome {
+            Ok(v) => v.username,
+            Err(e) => {
+                let tag = crate::ids::token();
+                let r = self.auth.challenge(&req.request, &Err(e), now, &tag);
+                let _ = self.engine.respond(req.tx, r, Instant::now());
+                return;
+            }
+        };
+        let aor = req.request.to().ok().and_then(|t| {
+            t.uri
+                .as_sip()
+                .and_then(|u| u.user.as_ref().map(ToString::to_string))
+        });
+        if aor.as_deref() != Some(user.as_str()) {
+            self.answer(&req, StatusCode::FORBIDDEN);
+            return;
+        }
+        let Some(mailbox) = config.user(&user).and_then(|u| u.voicemail.clone()) else {
+            self.answer(&req, StatusCode::NOT_FOUND);
+            return;
+        };
+        let response = self
+            .mwi
+            .subscribe(&req.request, &mailbox, req.source, Instant::now());
+        let accepted = response.status().is_some_and(|s| s.is_success());
+        let _ = self.engine.respond(req.tx, response, Instant::now());
+        if accepted {
+            // Its first NOTIFY (or last, for an unsubscription) with the box's
+            // counts, read off the runtime's threads.
+            let (data_dir, counts) = (config.pbx.data_dir.clone(), self.mwi_counts.clone());
+            tokio::spawn(async move {
+                crate::voicemail::announce(&data_dir, &mailbox, &counts).await;
+            });
+        }
+    }
+
+    /// NOTIFYs the subscribers of a box whose counts are `counts`.
+    fn notify_mwi(&mut self, counts: &crate::mwi::Counts) {
+        let now = Instant::now();
+        let notifies = self.mwi.notify(counts, now);
+        tracing::debug!(mailbox = %counts.mailbox, new = counts.new, old = counts.old, subscribers = notifies.len(), "message waiting");
+        self.send_notifies(notifies, now);
+    }
+
+    fn send_notifies(
+        &mut self,
+        notifies: Vec<(pbxkit_sip::dialog::DialogId, Message, Target)>,
+        now: Instant,
+    ) {
+        for (id, notify, target) in notifies {
+            if let Ok(tx) = self.engine.send_request(notify, target, now) {
+                self.mwi.sent(id, tx);
+            }
+        }
+    }
+
     fn register(&mut self, req: Request) {
         let now = unix_now();
         // The passwords of the configuration in force (a SIGHUP may change them).

@@ -22,6 +22,7 @@
 //! sidecar: a message is listed only once both are whole, so a crash never shows
 //! half a message. Messages and greetings survive restarts.
 
+use crate::mwi::Counts;
 use crate::session::{Input, RATE, Session};
 use pbxkit::engine::{CallId, Command};
 use serde::{Deserialize, Serialize};
@@ -224,17 +225,39 @@ fn beep() -> Vec<i16> {
         .collect()
 }
 
+/// Sends the counts of box `number` (under `data_dir`) to its message-waiting
+/// subscribers.
+pub(crate) async fn announce(data_dir: &Path, number: &str, mwi: &mpsc::Sender<Counts>) {
+    let mailbox = Mailbox::new(data_dir, number);
+    changed(&mailbox, number, mwi).await;
+}
+
+/// A box changed: its counts to the message-waiting subscribers, read off the
+/// runtime's threads.
+async fn changed(mailbox: &Mailbox, number: &str, mwi: &mpsc::Sender<Counts>) {
+    let box_ = mailbox.clone();
+    if let Ok((new, old)) = tokio::task::spawn_blocking(move || box_.counts()).await {
+        let counts = Counts {
+            mailbox: number.to_owned(),
+            new,
+            old,
+        };
+        let _ = mwi.send(counts).await;
+    }
+}
+
 /// A caller leaves a message in `setup`'s box; the PBX hangs up at the end.
+/// `caller` is its number and display name.
 #[allow(clippy::too_many_arguments, reason = "one call's whole context")]
 pub(crate) async fn leave_message(
     mut session: Session,
     mailbox: Mailbox,
     setup: BoxSetup,
     busy: bool,
-    caller: String,
-    caller_name: String,
+    (caller, caller_name): (String, String),
     call: CallId,
     commands: mpsc::Sender<(CallId, Command)>,
+    mwi: mpsc::Sender<Counts>,
 ) {
     let hang_up = async |session: &mut Session| {
         if session.played().await != Input::HungUp {
@@ -297,7 +320,8 @@ pub(crate) async fn leave_message(
         let box_ = mailbox.clone();
         match tokio::task::spawn_blocking(move || box_.save(&pcm, &envelope)).await {
             Ok(Ok(m)) => {
-                tracing::debug!(mailbox = %setup.number, id = %m.id, "voicemail message left")
+                tracing::debug!(mailbox = %setup.number, id = %m.id, "voicemail message left");
+                changed(&mailbox, &setup.number, &mwi).await;
             }
             Ok(Err(e)) => {
                 tracing::error!(mailbox = %setup.number, error = %e, "voicemail message not saved");
@@ -320,15 +344,37 @@ fn count_words(n: usize, kind: &'static str) -> Vec<String> {
     words
 }
 
-/// A user listens to `setup`'s box, after its PIN when `ask_pin`.
+/// A user listens to `setup`'s box, after its PIN when `ask_pin`; the box's
+/// message-waiting subscribers hear of what changed when the user leaves.
+#[allow(clippy::too_many_arguments, reason = "one call's whole context")]
 pub(crate) async fn listen(
+    session: Session,
+    mailbox: Mailbox,
+    setup: BoxSetup,
+    ask_pin: bool,
+    call: CallId,
+    commands: mpsc::Sender<(CallId, Command)>,
+    mwi: mpsc::Sender<Counts>,
+) {
+    let number = setup.number.clone();
+    let (box_, counts) = (mailbox.clone(), mwi.clone());
+    let changed_any = menu(session, mailbox, setup, ask_pin, call, commands).await;
+    if changed_any {
+        changed(&box_, &number, &counts).await;
+    }
+}
+
+/// The listening menu; whether a message moved or was deleted.
+async fn menu(
     mut session: Session,
     mailbox: Mailbox,
     setup: BoxSetup,
     ask_pin: bool,
     call: CallId,
     commands: mpsc::Sender<(CallId, Command)>,
-) {
+) -> bool {
+    // Whether a message moved or was deleted.
+    let mut touched = false;
     let bye = async |session: &mut Session, words: &[&str]| {
         session.say(words);
         if session.played().await != Input::HungUp {
@@ -340,7 +386,7 @@ pub(crate) async fn listen(
         loop {
             session.say(&["vm-password"]);
             let Some(typed) = session.digits(16, MENU_WAIT).await else {
-                return;
+                return touched;
             };
             // A box without a PIN cannot be opened from another phone.
             if setup.pin.as_deref() == Some(typed.as_str()) {
@@ -352,11 +398,11 @@ pub(crate) async fn listen(
             session.stop();
             if tries >= PIN_TRIES {
                 bye(&mut session, &["agent-incorrect", "vm-goodbye"]).await;
-                return;
+                return touched;
             }
             session.say(&["agent-incorrect"]);
             if session.played().await == Input::HungUp {
-                return;
+                return touched;
             }
         }
     }
@@ -372,7 +418,7 @@ pub(crate) async fn listen(
     let old = messages.len() - new;
     if messages.is_empty() {
         bye(&mut session, &["vm-no-messages", "vm-goodbye"]).await;
-        return;
+        return touched;
     }
     let mut words = vec!["vm-you-have".to_owned()];
     if new > 0 {
@@ -387,7 +433,7 @@ pub(crate) async fn listen(
     session.play(&crate::prompts::pcm(&words, RATE));
     // A key during the count skips it and acts on the first message.
     let mut key = match session.played().await {
-        Input::HungUp => return,
+        Input::HungUp => return touched,
         Input::Key(k) => Some(k),
         _ => None,
     };
@@ -405,7 +451,7 @@ pub(crate) async fn listen(
                 }
             }
             match session.played().await {
-                Input::HungUp => return,
+                Input::HungUp => return touched,
                 Input::Key(k) => key = Some(k),
                 _ => {
                     // Heard to its end: an old message from now on.
@@ -416,6 +462,7 @@ pub(crate) async fn listen(
                             && let Some(slot) = messages.get_mut(at)
                         {
                             *slot = kept;
+                            touched = true;
                         }
                     }
                 }
@@ -426,11 +473,11 @@ pub(crate) async fn listen(
             None => {
                 session.say(&["vm-menu"]);
                 match session.played().await {
-                    Input::HungUp => return,
+                    Input::HungUp => return touched,
                     Input::Key(k) => k,
                     _ => match session.next(Some(Instant::now() + MENU_WAIT)).await {
                         Input::Key(k) => k,
-                        Input::HungUp => return,
+                        Input::HungUp => return touched,
                         _ => {
                             unanswered += 1;
                             if unanswered >= 2 {
@@ -460,6 +507,7 @@ pub(crate) async fn listen(
                 let m = messages.remove(at);
                 let box_ = mailbox.clone();
                 let _ = tokio::task::spawn_blocking(move || box_.delete(&m)).await;
+                touched = true;
                 session.say(&["vm-deleted"]);
                 if messages.is_empty() {
                     break;
@@ -471,6 +519,7 @@ pub(crate) async fn listen(
                 let box_ = mailbox.clone();
                 if let Ok(Ok(kept)) = tokio::task::spawn_blocking(move || box_.keep(&m)).await {
                     messages[at] = kept;
+                    touched = true;
                 }
                 session.say(&["vm-kept"]);
                 if at + 1 < messages.len() {
@@ -485,13 +534,14 @@ pub(crate) async fn listen(
         // A key during what was said next acts at once.
         if !play_message {
             match session.played().await {
-                Input::HungUp => return,
+                Input::HungUp => return touched,
                 Input::Key(k) => key = Some(k),
                 _ => {}
             }
         }
     }
     bye(&mut session, &["vm-goodbye"]).await;
+    touched
 }
 
 #[cfg(test)]

@@ -4434,3 +4434,112 @@ async fn an_unanswered_call_leaves_a_message_that_the_box_owner_listens_to() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(voicemail_files(&box_dir, "Old").len(), 0);
 }
+
+/// The next NOTIFY `phone` receives, answered 200.
+async fn next_notify(phone: &mut Phone) -> Message {
+    loop {
+        match timeout(WAIT, phone.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) if req.request.method() == Some(&Method::Notify) => {
+                req.respond(Message::response_to(&req.request, StatusCode::OK, None))
+                    .await
+                    .unwrap();
+                return req.request;
+            }
+            _ => continue,
+        }
+    }
+}
+
+fn header_of(m: &Message, name: HeaderName) -> String {
+    m.headers()
+        .first(&name)
+        .map(|h| h.value.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_phone_subscribed_to_message_waiting_is_notified_of_new_messages() {
+    let pbx = Pbx::start_with_voicemail(temp_dir("mwi"), free_port(), |c| c);
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    // Bob's phone subscribes to its own box's message summary (it has not
+    // registered: calls to Bob go to his voicemail).
+    let mut bob = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw")
+        .with_headers("Event: message-summary\r\nExpires: 600\r\n");
+    let uri = format!("sip:1001@{}", pbx.addr);
+    let (_, mut tx) = bob
+        .send_authenticated("SUBSCRIBE", &uri, "<sip:1001@pbxkit>", "mwi-1", "")
+        .await;
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to SUBSCRIBE")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    assert_eq!(header_of(&ok, HeaderName::Expires), "600");
+    let first = next_notify(&mut bob).await;
+    assert_eq!(header_of(&first, HeaderName::Event), "message-summary");
+    assert!(header_of(&first, HeaderName::SubscriptionState).starts_with("active;expires="));
+    let body = String::from_utf8(first.body.to_vec()).unwrap();
+    assert!(body.contains("Messages-Waiting: no"), "{body}");
+    assert!(body.contains("Voice-Message: 0/0"), "{body}");
+
+    // Alice leaves Bob a message: Bob's phone hears of it.
+    let (_call, mut voice) = join(&alice, "1001", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    voice.press("#").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    voice.talk(75).await;
+    voice.press("#").await;
+    hung_up_by_the_pbx(&mut alice, WAIT).await;
+    let waiting = next_notify(&mut bob).await;
+    let body = String::from_utf8(waiting.body.to_vec()).unwrap();
+    assert!(body.contains("Messages-Waiting: yes"), "{body}");
+    assert!(body.contains("Voice-Message: 1/0"), "{body}");
+    assert!(waiting.cseq().unwrap().seq > first.cseq().unwrap().seq);
+
+    // Bob unsubscribes (Expires: 0 in the dialog): the last NOTIFY says so.
+    let to_tag = ok.to().unwrap().tag().unwrap().to_owned();
+    // (From another port: NOTIFYs follow the latest SUBSCRIBE's source.)
+    let mut leaving = Phone::new("1001", pbx.addr)
+        .await
+        .with_password("pbx1001pw")
+        .with_headers("Event: message-summary\r\nExpires: 0\r\n");
+    leaving.cseq.store(100, Ordering::Relaxed);
+    let to = format!("<sip:1001@pbxkit>;tag={to_tag}");
+    let (_, mut tx) = leaving
+        .send_authenticated("SUBSCRIBE", &uri, &to, "mwi-1", "")
+        .await;
+    let ClientEvent::Response(ended) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to the unsubscription")
+    };
+    assert_eq!(ended.status(), Some(StatusCode::OK), "{ended}");
+    let last = next_notify(&mut leaving).await;
+    assert!(header_of(&last, HeaderName::SubscriptionState).starts_with("terminated"));
+
+    // Only one's own box, and only this event package.
+    let nosy = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw")
+        .with_headers("Event: message-summary\r\n");
+    let (_, mut tx) = nosy
+        .send_authenticated("SUBSCRIBE", &uri, "<sip:1001@pbxkit>", "mwi-2", "")
+        .await;
+    let ClientEvent::Response(refused) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(refused.status(), Some(StatusCode::FORBIDDEN));
+    let presence = Phone::new("1002", pbx.addr)
+        .await
+        .with_headers("Event: presence\r\n");
+    let request = presence.build("SUBSCRIBE", &uri, "<sip:1002@pbxkit>", "mwi-3", "");
+    let mut tx = presence
+        .ep
+        .send_request(request, presence.target())
+        .await
+        .unwrap();
+    let ClientEvent::Response(bad) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(bad.status().map(|s| s.as_u16()), Some(489));
+    assert_eq!(header_of(&bad, HeaderName::AllowEvents), "message-summary");
+}

@@ -607,6 +607,14 @@ pub enum Event {
         /// What the trunk answered (`None`: no answer).
         status: Option<StatusCode>,
     },
+    /// A request the PBX sent itself ([`Engine::send_request`]: a NOTIFY) got its
+    /// final answer.
+    RequestAnswered {
+        /// Its client transaction.
+        tx: ClientTx,
+        /// The final status (`None`: no answer, or the transport failed).
+        status: Option<StatusCode>,
+    },
     /// The ACD gave a caller waiting in `queue` to `agent`, whose phone (`user`'s)
     /// answered: they are bridged.
     AgentConnected {
@@ -723,6 +731,8 @@ pub struct Engine<D> {
     trunks: Vec<trunk::TrunkState>,
     /// The engine's own requests to trunks in flight.
     trunk_txs: HashMap<ClientTx, (String, trunk::TrunkRequest)>,
+    /// Requests the PBX sent for itself ([`Engine::send_request`]).
+    own_txs: std::collections::HashSet<ClientTx>,
     /// `Instant` and Unix seconds at the same moment: digest nonces are wall-clock.
     epoch: (Instant, u64),
     tokens: u64,
@@ -766,6 +776,7 @@ impl<D: Directory> Engine<D> {
             media: Box::new(PassThrough),
             trunks: Vec::new(),
             trunk_txs: HashMap::new(),
+            own_txs: std::collections::HashSet::new(),
             epoch: (now, unix),
             tokens: config.seed,
             centre: queue::CallCentre::new(&config.queues, now, unix, config.seed),
@@ -822,6 +833,7 @@ impl<D: Directory> Engine<D> {
             && self.in_use.is_empty()
             && self.routes.is_empty()
             && self.layer.is_empty()
+            && self.own_txs.is_empty()
             && self.centre.is_idle()
     }
 
@@ -986,6 +998,43 @@ impl<D: Directory> Engine<D> {
         self.drive(now);
     }
 
+    /// Sends a request of the PBX's own (a NOTIFY of a subscription it accepted);
+    /// its final answer comes as [`Event::RequestAnswered`].
+    ///
+    /// # Errors
+    ///
+    /// As the transaction layer's `send_request`.
+    pub fn send_request(
+        &mut self,
+        request: Message,
+        target: Target,
+        now: Instant,
+    ) -> Result<ClientTx, SendError> {
+        let tx = self.layer.send_request(request, target, now)?;
+        self.own_txs.insert(tx);
+        self.drive(now);
+        Ok(tx)
+    }
+
+    /// An answer to one of [`Engine::send_request`]'s requests as an event; other
+    /// events are given back.
+    fn own_event(&mut self, event: TxEvent) -> Option<TxEvent> {
+        let (tx, status) = match &event {
+            TxEvent::Response { tx, response } => (*tx, response.status()),
+            TxEvent::Timeout { tx } | TxEvent::TransportError { tx } => (*tx, None),
+            _ => return Some(event),
+        };
+        if !self.own_txs.contains(&tx) {
+            return Some(event);
+        }
+        if status.is_some_and(|s| s.is_provisional()) {
+            return None;
+        }
+        self.own_txs.remove(&tx);
+        self.events.push_back(Event::RequestAnswered { tx, status });
+        None
+    }
+
     /// Answers a request given by [`Engine::poll_request`].
     pub fn respond(
         &mut self,
@@ -1080,6 +1129,9 @@ impl<D: Directory> Engine<D> {
             let Some(event) = self.trunk_event(event, now) else {
                 continue;
             };
+            let Some(event) = self.own_event(event) else {
+                continue;
+            };
             match self.routes.route(&event) {
                 Some(id) => {
                     if let Some(slot) = self.legs.get_mut(id.0) {
@@ -1150,6 +1202,12 @@ impl<D: Directory> Engine<D> {
         let in_dialog = request.to().is_ok_and(|t| t.tag().is_some());
         match request.method() {
             Some(Method::Invite) if !in_dialog => self.invite(tx, request, source, now),
+            // Subscriptions are the PBX's, in their dialogs too (refreshes).
+            Some(Method::Subscribe) => self.requests.push_back(Request {
+                tx,
+                request,
+                source,
+            }),
             // Requests in dialogs we don't have (a call that ended).
             _ if in_dialog => {
                 let r = Message::response_to(&request, StatusCode::CALL_DOES_NOT_EXIST, None);
