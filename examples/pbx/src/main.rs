@@ -20,13 +20,13 @@ mod journal;
 mod live;
 mod media;
 mod moh;
-mod mwi;
 mod passwords;
 mod prompts;
 mod routing;
 mod session;
 mod shell;
 mod store;
+mod subscriptions;
 mod tools;
 mod voicemail;
 

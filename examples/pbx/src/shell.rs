@@ -184,7 +184,7 @@ struct RelayMedia {
     data_dir: std::path::PathBuf,
     voicemail_calls: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
     /// Where voicemail applications say a box changed.
-    mwi: tokio::sync::mpsc::Sender<crate::mwi::Counts>,
+    mwi: tokio::sync::mpsc::Sender<crate::subscriptions::Counts>,
 }
 
 /// The built-in music on hold: a short melody, repeated.
@@ -675,8 +675,8 @@ struct Shell {
     conferences: RoomSetups,
     voicemails: BoxSetups,
     /// Message-waiting subscriptions, and where boxes' new counts are sent.
-    mwi: crate::mwi::Mwi,
-    mwi_counts: tokio::sync::mpsc::Sender<crate::mwi::Counts>,
+    subscriptions: crate::subscriptions::Subscriptions,
+    mwi_counts: tokio::sync::mpsc::Sender<crate::subscriptions::Counts>,
     music: HashMap<String, Arc<crate::moh::Music>>,
     sockets: Transports,
     /// REGISTER's digest (the engine checks INVITEs with its own, on the same
@@ -908,7 +908,7 @@ pub(crate) async fn run(
         conferences,
         voicemails,
         music,
-        mwi: crate::mwi::Mwi::new(
+        subscriptions: crate::subscriptions::Subscriptions::new(
             sent_by(local),
             Uri::parse(&format!("sip:{}@{}", config.pbx.node_id, sent_by(local)))
                 .map_err(std::io::Error::other)?,
@@ -950,7 +950,7 @@ pub(crate) async fn run(
             Some(counts) = mwi_counts.recv() => shell.notify_mwi(&counts),
             _ = expiry.tick() => {
                 let now = Instant::now();
-                let ended = shell.mwi.expire(now);
+                let ended = shell.subscriptions.expire(now);
                 shell.send_notifies(ended, now);
                 if let Ok(mut r) = shell.registrar.lock() {
                     r.expire(unix_now());
@@ -1232,7 +1232,7 @@ impl Shell {
             calls_total = self.calls_total,
             cps = format!("{:.1}", new_calls as f64 / STATS_EVERY.as_secs_f64()),
             registrations,
-            mwi_subscriptions = self.mwi.len(),
+            subscriptions = self.subscriptions.len(),
             banned_sources,
             banned_pairs,
             "stats"
@@ -1279,7 +1279,11 @@ impl Shell {
         }
     }
 
-    fn publish_hint(&self, (user, status): pbxkit::hints::Change) {
+    /// A user's hint changed: on the bus, and to the phones watching its lamp.
+    fn publish_hint(&mut self, (user, status): pbxkit::hints::Change) {
+        let now = Instant::now();
+        let notifies = self.subscriptions.lamp(&user, status, now);
+        self.send_notifies(notifies, now);
         self.bus
             .publish(crate::events::Event::Hint { user, status });
     }
@@ -1290,7 +1294,7 @@ impl Shell {
         }
         match event {
             Event::RequestAnswered { tx, status } => {
-                self.mwi.answered(tx, status);
+                self.subscriptions.answered(tx, status);
             }
             Event::CallCreated {
                 call,
@@ -1725,27 +1729,34 @@ impl Shell {
         }
     }
 
-    /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
-    /// A SUBSCRIBE: message waiting for the user's own voicemail box (digest as
-    /// for REGISTER; 489 for another event package, 403 for another user's AOR,
-    /// 404 for a user without a box).
+    /// A SUBSCRIBE (digest as for REGISTER): message waiting for the user's own
+    /// voicemail box (403 for another user's AOR, 404 for a user without a box),
+    /// or a busy lamp on any user (404 for an unknown one); 489 for another event
+    /// package.
     fn subscribe(&mut self, req: Request) {
+        use crate::subscriptions::{DIALOG, MESSAGE_SUMMARY, Watched};
         let event = req
             .request
             .headers()
             .first(&HeaderName::Event)
             .map(|h| h.value.split(';').next().unwrap_or("").trim().to_owned());
-        if event.as_deref() != Some(crate::mwi::EVENT) {
-            // 489 Bad Event: the packages the PBX notifies are listed.
-            let Some(bad_event) = StatusCode::new(489) else {
+        let package = match event.as_deref() {
+            Some(MESSAGE_SUMMARY) => MESSAGE_SUMMARY,
+            Some(DIALOG) => DIALOG,
+            _ => {
+                // 489 Bad Event: the packages the PBX notifies are listed.
+                let Some(bad_event) = StatusCode::new(489) else {
+                    return;
+                };
+                let mut r = Message::response_to(&req.request, bad_event, None);
+                r.headers_mut().push(
+                    HeaderName::AllowEvents,
+                    format!("{MESSAGE_SUMMARY}, {DIALOG}"),
+                );
+                let _ = self.engine.respond(req.tx, r, Instant::now());
                 return;
-            };
-            let mut r = Message::response_to(&req.request, bad_event, None);
-            r.headers_mut()
-                .push(HeaderName::AllowEvents, crate::mwi::EVENT);
-            let _ = self.engine.respond(req.tx, r, Instant::now());
-            return;
-        }
+            }
+        };
         let now = unix_now();
         let config = self.engine.directory().config.clone();
         let checked = self.auth.check(&req.request, now, |name| {
@@ -1767,49 +1778,68 @@ impl Shell {
                 .as_sip()
                 .and_then(|u| u.user.as_ref().map(ToString::to_string))
         });
-        if aor.as_deref() != Some(user.as_str()) {
-            self.answer(&req, StatusCode::FORBIDDEN);
-            return;
-        }
-        let Some(mailbox) = config.user(&user).and_then(|u| u.voicemail.clone()) else {
-            self.answer(&req, StatusCode::NOT_FOUND);
-            return;
+        let watched = if package == MESSAGE_SUMMARY {
+            if aor.as_deref() != Some(user.as_str()) {
+                self.answer(&req, StatusCode::FORBIDDEN);
+                return;
+            }
+            let Some(mailbox) = config.user(&user).and_then(|u| u.voicemail.clone()) else {
+                self.answer(&req, StatusCode::NOT_FOUND);
+                return;
+            };
+            Watched::Mailbox(mailbox)
+        } else {
+            match aor.filter(|a| config.user(a).is_some()) {
+                Some(watched) => Watched::User(watched),
+                None => {
+                    self.answer(&req, StatusCode::NOT_FOUND);
+                    return;
+                }
+            }
         };
-        let response = self
-            .mwi
-            .subscribe(&req.request, &mailbox, req.source, Instant::now());
+        let response =
+            self.subscriptions
+                .subscribe(&req.request, watched.clone(), req.source, Instant::now());
         let accepted = response.status().is_some_and(|s| s.is_success());
         let _ = self.engine.respond(req.tx, response, Instant::now());
-        if accepted {
-            // Its first NOTIFY (or last, for an unsubscription) with the box's
-            // counts, read off the runtime's threads.
-            let (data_dir, counts) = (config.pbx.data_dir.clone(), self.mwi_counts.clone());
-            tokio::spawn(async move {
-                crate::voicemail::announce(&data_dir, &mailbox, &counts).await;
-            });
+        if !accepted {
+            return;
         }
-    }
-
-    /// NOTIFYs the subscribers of a box whose counts are `counts`.
-    fn notify_mwi(&mut self, counts: &crate::mwi::Counts) {
-        let now = Instant::now();
-        let notifies = self.mwi.notify(counts, now);
-        tracing::debug!(mailbox = %counts.mailbox, new = counts.new, old = counts.old, subscribers = notifies.len(), "message waiting");
-        self.send_notifies(notifies, now);
-    }
-
-    fn send_notifies(
-        &mut self,
-        notifies: Vec<(pbxkit_sip::dialog::DialogId, Message, Target)>,
-        now: Instant,
-    ) {
-        for (id, notify, target) in notifies {
-            if let Ok(tx) = self.engine.send_request(notify, target, now) {
-                self.mwi.sent(id, tx);
+        // Its first NOTIFY (or last, for an unsubscription).
+        match watched {
+            Watched::Mailbox(mailbox) => {
+                // The box's counts, read off the runtime's threads.
+                let (data_dir, counts) = (config.pbx.data_dir.clone(), self.mwi_counts.clone());
+                tokio::spawn(async move {
+                    crate::voicemail::announce(&data_dir, &mailbox, &counts).await;
+                });
+            }
+            Watched::User(watched) => {
+                let status = self.hints.status(&watched);
+                let now = Instant::now();
+                let notifies = self.subscriptions.lamp(&watched, status, now);
+                self.send_notifies(notifies, now);
             }
         }
     }
 
+    /// NOTIFYs the subscribers of a box whose counts are `counts`.
+    fn notify_mwi(&mut self, counts: &crate::subscriptions::Counts) {
+        let now = Instant::now();
+        let notifies = self.subscriptions.mailbox(counts, now);
+        tracing::debug!(mailbox = %counts.mailbox, new = counts.new, old = counts.old, subscribers = notifies.len(), "message waiting");
+        self.send_notifies(notifies, now);
+    }
+
+    fn send_notifies(&mut self, notifies: Vec<crate::subscriptions::Outgoing>, now: Instant) {
+        for (id, notify, target) in notifies {
+            if let Ok(tx) = self.engine.send_request(notify, target, now) {
+                self.subscriptions.sent(id, tx);
+            }
+        }
+    }
+
+    /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
     fn register(&mut self, req: Request) {
         let now = unix_now();
         // The passwords of the configuration in force (a SIGHUP may change them).

@@ -22,8 +22,8 @@
 //! sidecar: a message is listed only once both are whole, so a crash never shows
 //! half a message. Messages and greetings survive restarts.
 
-use crate::mwi::Counts;
 use crate::session::{Input, RATE, Session};
+use crate::subscriptions::Counts;
 use pbxkit::engine::{CallId, Command};
 use serde::{Deserialize, Serialize};
 use std::io::Write;

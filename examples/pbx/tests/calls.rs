@@ -4541,5 +4541,76 @@ async fn a_phone_subscribed_to_message_waiting_is_notified_of_new_messages() {
         panic!()
     };
     assert_eq!(bad.status().map(|s| s.as_u16()), Some(489));
-    assert_eq!(header_of(&bad, HeaderName::AllowEvents), "message-summary");
+    assert_eq!(
+        header_of(&bad, HeaderName::AllowEvents),
+        "message-summary, dialog"
+    );
+}
+
+/// The dialog state a busy-lamp NOTIFY carries.
+fn lamp_state(notify: &Message) -> String {
+    let body = String::from_utf8(notify.body.to_vec()).unwrap();
+    let start = body.find("<state>").unwrap() + "<state>".len();
+    let end = body.find("</state>").unwrap();
+    body[start..end].to_owned()
+}
+
+#[tokio::test]
+async fn a_busy_lamp_follows_the_watched_user_ringing_talking_and_idle() {
+    let pbx = Pbx::start(temp_dir("blf"), free_port());
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    // Carol's phone watches Bob's lamp.
+    let mut carol = Phone::new("1002", pbx.addr)
+        .await
+        .with_password("pbx1002pw")
+        .with_headers("Event: dialog\r\nAccept: application/dialog-info+xml\r\n");
+    let uri = format!("sip:1001@{}", pbx.addr);
+    let (_, mut tx) = carol
+        .send_authenticated("SUBSCRIBE", &uri, "<sip:1001@pbxkit>", "blf-1", "")
+        .await;
+    let ClientEvent::Response(ok) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!("no answer to SUBSCRIBE")
+    };
+    assert_eq!(ok.status(), Some(StatusCode::OK), "{ok}");
+    let first = next_notify(&mut carol).await;
+    assert_eq!(header_of(&first, HeaderName::Event), "dialog");
+    assert_eq!(
+        header_of(&first, HeaderName::ContentType),
+        "application/dialog-info+xml"
+    );
+    assert_eq!(lamp_state(&first), "terminated", "Bob is idle");
+    assert!(
+        String::from_utf8(first.body.to_vec())
+            .unwrap()
+            .contains("version=\"0\"")
+    );
+
+    // Alice calls Bob, who answers, then Alice hangs up: the lamp follows.
+    let bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK));
+    let dialog = InDialog::ack(&alice, &invite, &answer, "1001").await;
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("confirmed") {
+        states.push(lamp_state(&next_notify(&mut carol).await));
+    }
+    assert_eq!(dialog.bye(&alice).await, StatusCode::OK);
+    states.push(lamp_state(&next_notify(&mut carol).await));
+    assert_eq!(states, ["early", "confirmed", "terminated"]);
+    timeout(WAIT, bob_log).await.unwrap().unwrap();
+    // Unknown users have no lamp.
+    let (_, mut tx) = carol
+        .send_authenticated(
+            "SUBSCRIBE",
+            &format!("sip:4242@{}", pbx.addr),
+            "<sip:4242@pbxkit>",
+            "blf-2",
+            "",
+        )
+        .await;
+    let ClientEvent::Response(unknown) = timeout(WAIT, tx.final_response()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(unknown.status(), Some(StatusCode::NOT_FOUND));
 }
