@@ -1,6 +1,6 @@
 //! `pbxkit-rtp`: RTP parsing and serialisation side by side with webrtc-rs `rtp`,
 //! G.711 and G.722 encoding and decoding of 20 ms frames, the resampler, the conference
-//! mixer and the jitter buffer.
+//! mixer, the jitter buffer and one tick of a conference room.
 #![allow(clippy::unwrap_used, reason = "the samples are known to parse")]
 
 use bytes::Bytes;
@@ -251,7 +251,167 @@ fn resample(c: &mut Criterion) {
     group.finish();
 }
 
+/// One 20 ms tick of a conference room of `n` participants, PCMU and G.722 in turn,
+/// a third of them talking: the tick's packet from each talker received, then
+/// `handle_timeout` and every transmit (and event) drained. The packets are made
+/// outside the measurement; time is simulated, 20 ms further each iteration.
+/// Throughput in participants.
+fn conference(c: &mut Criterion) {
+    use pbxkit_rtp::channel::{Channel, ChannelConfig, Latching};
+    use pbxkit_rtp::codec::{Codec, G722};
+    use pbxkit_rtp::conference::{Conference, ConferenceConfig, ConferenceEvent, TICK};
+    use pbxkit_rtp::relay::ChannelId;
+    use pbxkit_rtp::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc};
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    /// A talking phone: a second of its tone, encoded, sent in a loop.
+    struct Talker {
+        id: ChannelId,
+        addr: SocketAddr,
+        pt: PayloadType,
+        frames: Vec<Bytes>,
+        seq: u16,
+        ts: u32,
+        /// Timestamp units per 20 ms.
+        step: u32,
+    }
+
+    impl Talker {
+        fn datagram(&mut self) -> Bytes {
+            let frame = self.frames[usize::from(self.seq) % self.frames.len()].clone();
+            let packet = RtpPacket::new(
+                self.pt,
+                SeqNo(self.seq),
+                RtpTimestamp(self.ts),
+                Ssrc(0xabc0 + self.id.0 as u32),
+                frame,
+            );
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(self.step);
+            packet.to_bytes()
+        }
+    }
+
+    fn codec(g722: bool) -> Box<dyn Codec + Send> {
+        if g722 {
+            Box::new(G722::new())
+        } else {
+            Box::new(Law::Ulaw)
+        }
+    }
+
+    /// Drains the room; the RTP packets sent and the participants that started
+    /// talking.
+    fn drain(room: &mut Conference) -> (usize, usize) {
+        let (mut sent, mut talking) = (0, 0);
+        while let Some(transmit) = room.poll_transmit() {
+            black_box(transmit);
+            sent += 1;
+        }
+        while let Some((_, event)) = room.poll_event() {
+            talking += usize::from(event == ConferenceEvent::Talking);
+        }
+        (sent, talking)
+    }
+
+    let mut group = c.benchmark_group("rtp/conference-tick");
+    for n in [3u8, 10, 50] {
+        let t0 = Instant::now();
+        let mut room = Conference::new(ConferenceConfig::default(), t0);
+        let mut talkers = Vec::new();
+        for i in 0..n {
+            let id = ChannelId(u64::from(i));
+            let addr = SocketAddr::from(([192, 0, 2, 1 + i], 4000));
+            let g722 = i % 2 == 1;
+            let pt = if g722 {
+                PayloadType::G722
+            } else {
+                PayloadType::PCMU
+            };
+            let mut config = ChannelConfig::new(pt, 8000, 0x1000 + u64::from(i));
+            config.remote = Some(addr);
+            config.latching = Latching::Strict;
+            config.telephone_event = PayloadType::new(101);
+            room.join(id, Channel::new(config, t0), codec(g722))
+                .expect("the room has room for 50");
+            if i % 3 == 0 {
+                let mut encoder = codec(g722);
+                let rate = encoder.sample_rate();
+                let freq = 300.0 + 40.0 * f64::from(i);
+                let frames = (0..50)
+                    .map(|f| {
+                        let len = rate as usize / 50;
+                        let pcm: Vec<i16> = (f * len..(f + 1) * len)
+                            .map(|s| {
+                                let t = s as f64 / f64::from(rate);
+                                ((2.0 * std::f64::consts::PI * freq * t).sin() * 6000.0) as i16
+                            })
+                            .collect();
+                        let mut payload = Vec::new();
+                        encoder
+                            .encode(&pcm, &mut payload)
+                            .expect("a 20 ms frame encodes");
+                        Bytes::from(payload)
+                    })
+                    .collect();
+                talkers.push(Talker {
+                    id,
+                    addr,
+                    pt,
+                    frames,
+                    seq: 100,
+                    ts: 5000,
+                    step: 160,
+                });
+            }
+        }
+        let mut now = t0;
+        let mut datagrams: Vec<(ChannelId, Bytes, SocketAddr)> = Vec::with_capacity(talkers.len());
+        let mut tick = |room: &mut Conference, talkers: &mut [Talker], now: Instant| {
+            for (id, datagram, from) in datagrams.drain(..) {
+                room.receive(id, datagram, from, now);
+            }
+            room.handle_timeout(now);
+            let sent = drain(room);
+            datagrams.extend(talkers.iter_mut().map(|t| (t.id, t.datagram(), t.addr)));
+            sent
+        };
+        // A second to fill the jitter buffers: then every participant hears the room
+        // each tick and the talkers are heard.
+        let mut started = 0;
+        for _ in 0..50 {
+            started += tick(&mut room, &mut talkers, now).1;
+            now += TICK;
+        }
+        assert_eq!(started, talkers.len(), "every talker is heard");
+        assert_eq!(tick(&mut room, &mut talkers, now).0, usize::from(n));
+        now += TICK;
+
+        group.throughput(Throughput::Elements(u64::from(n)));
+        group.bench_function(format!("{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // Made (outside the measurement) after the previous tick.
+                    let start = Instant::now();
+                    for (id, datagram, from) in datagrams.drain(..) {
+                        room.receive(id, datagram, from, now);
+                    }
+                    room.handle_timeout(now);
+                    black_box(drain(&mut room));
+                    total += start.elapsed();
+                    datagrams.extend(talkers.iter_mut().map(|t| (t.id, t.datagram(), t.addr)));
+                    now += TICK;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
-    benches, parse, serialize, g711, g722, resample, mixer, jitter
+    benches, parse, serialize, g711, g722, resample, mixer, jitter, conference
 );
 criterion_main!(benches);

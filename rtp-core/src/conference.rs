@@ -286,6 +286,11 @@ impl Conference {
             ..self.config.jitter
         })?;
         self.mixer.add(participant(id))?;
+        // The room's stream starts over at sequence number 0: a channel that was in a
+        // room before (this one or another: they share an SSRC) must not send the far
+        // end numbers it has already had.
+        let mut channel = channel;
+        channel.mark_source_change();
         let step = u32::try_from(u64::from(clock) * TICK.as_millis() as u64 / 1000).unwrap_or(160);
         let frame = usize::try_from(u64::from(rate) * TICK.as_millis() as u64 / 1000).unwrap_or(0);
         self.participants.insert(

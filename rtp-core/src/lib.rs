@@ -114,6 +114,7 @@ pub mod fuzzing {
         ("rtp_wav", rtp_wav),
         ("rtp_transcode", rtp_transcode),
         ("rtp_channel", rtp_channel),
+        ("rtp_conference", rtp_conference),
         // Only with libopus linked: the `rtp_opus` fuzz target needs the feature too.
         #[cfg(feature = "opus")]
         ("rtp_opus", rtp_opus),
@@ -347,6 +348,559 @@ pub mod fuzzing {
         }
         let q = channel.quality();
         assert!(q.packets_received >= received, "{q:?}");
+    }
+
+    /// A room of three participants (PCMU with strict latching, G.722 with same-IP
+    /// latching, PCMA with comedia) and, when the first byte says so, a fourth in Opus
+    /// (strict). The first byte also picks the room's rate (bit 0: narrowband), rtcp-mux
+    /// off for the G.722 participant (bit 1), an RTP timeout of 2 s (bit 2), telephone
+    /// events (bit 3) and the Opus participant (bit 4, with the `opus` feature). Then each operation is an opcode
+    /// byte (modulo 9) and its arguments, `k` being a participant (low two bits) and `s`
+    /// a source (next two bits: its SDP address, another port of its IP, one of two
+    /// strangers); missing argument bytes are zeros:
+    ///
+    /// - 0 `[ks, len, bytes…]`: a datagram on `k`'s RTP port from `s`;
+    /// - 1 `[ks, flags, dseq, len, bytes…]`: an RTP packet to `k` from `s`: sequence
+    ///   number the previous one plus `dseq` (as `i8`); payload type `k`'s own,
+    ///   telephone-event, comfort noise or `flags >> 2` (`flags & 3`); a second SSRC
+    ///   (bit 4), the marker (bit 5), a timestamp off by a quarter frame (bit 6); the
+    ///   payload `bytes`, or with bit 7 a loud tone frame in `k`'s codec (no `bytes`);
+    /// - 2 `[ks, len, bytes…]`: a datagram on `k`'s RTCP port from `s`;
+    /// - 3 `[b]`: time advances by `b` ms (below 128), or by 2^(`b` & 31, at most 27)
+    ///   ms, then `handle_timeout`;
+    /// - 4 `[c]`: `c & 7` + 1 times, time goes to `poll_timeout` and `handle_timeout`
+    ///   runs: the caller's loop;
+    /// - 5 `[km]`: mutes `k` (bit 2 set) or unmutes it;
+    /// - 6 `[kl]`: plays `kl >> 2` frames of a tone to `k` (0: stops playing to it; 63:
+    ///   more than the room keeps);
+    /// - 7 `[kh]`: `k` leaves, or rejoins on the channel it left with (bit 2) or on a
+    ///   new one; with bit 3 while it is in the room, a second join, which must fail;
+    /// - 8 `[kw]`: changes `k`'s channel: a new SDP address (bit 3), the RTP timeout
+    ///   on or off (bit 2), else a source change mark.
+    ///
+    /// After each operation (and each `handle_timeout`) every transmit and event is
+    /// drained and checked: transmits come from participants in the room and go to
+    /// their channel's destination; RTP parses, in the participant's payload type and
+    /// its channel's SSRC, one 20 ms frame long, with sequence numbers that follow each
+    /// other and timestamps that go forward for the channel's whole life (rejoining on
+    /// the same channel included); RTCP parses; each `handle_timeout` sends each
+    /// participant one packet per tick due, at most `MAX_CATCH_UP`, and leaves
+    /// `poll_timeout` after `now` and no later than the next tick; talking events
+    /// alternate and come from participants in the room (or one that just left); a
+    /// strict channel stays latched to its SDP address; mute, playing, membership and
+    /// the channels' sent counters are as the operations made them.
+    pub fn rtp_conference(data: &[u8]) {
+        use crate::channel::{
+            Channel, ChannelConfig, Event, Latching, Received, Transmit, TransmitKind,
+        };
+        use crate::codec::{Codec, G722};
+        use crate::conference::{
+            Conference, ConferenceConfig, ConferenceError, ConferenceEvent, MAX_CATCH_UP,
+            MAX_PLAYING_SECONDS, TICK,
+        };
+        use crate::g711::Law;
+        use crate::mixer::{MixerError, ParticipantId, SampleRate};
+        use crate::relay::ChannelId;
+        use crate::{PayloadType, RtpPacket, RtpTimestamp, SeqNo, Ssrc, rtcp};
+        use std::net::SocketAddr;
+        use std::time::{Duration, Instant};
+
+        /// Ticks an input may run at most (2 s of audio), so that every input is quick.
+        const MAX_TICKS: u64 = 100;
+        const TE: u8 = 101;
+        const OPUS: u8 = 111;
+
+        type MakeCodec = fn() -> Box<dyn Codec + Send>;
+        fn ulaw() -> Box<dyn Codec + Send> {
+            Box::new(Law::Ulaw)
+        }
+        fn alaw() -> Box<dyn Codec + Send> {
+            Box::new(Law::Alaw)
+        }
+        fn g722() -> Box<dyn Codec + Send> {
+            Box::new(G722::new())
+        }
+        #[cfg(feature = "opus")]
+        fn opus() -> Box<dyn Codec + Send> {
+            match crate::opus::Opus::new(crate::opus::OpusConfig::default()) {
+                Ok(opus) => Box::new(opus),
+                Err(e) => panic!("libopus refused the default settings: {e}"),
+            }
+        }
+
+        /// One participant's place, in the room or not, and what it was sent.
+        struct Slot {
+            id: ChannelId,
+            pt: PayloadType,
+            codec: MakeCodec,
+            clock: u32,
+            latching: Latching,
+            rtcp_mux: bool,
+            sdp: SocketAddr,
+            in_room: bool,
+            /// The channel given back by `leave`.
+            parked: Option<Channel>,
+            /// For the life of its channel: the last RTP sent and when, and how many.
+            last_sent: Option<(SeqNo, RtpTimestamp, Instant)>,
+            sent: u64,
+            /// For its time in the room.
+            muted: bool,
+            talking: bool,
+            playing: usize,
+            /// What its phone sends.
+            seq: u16,
+            tone: Option<Vec<u8>>,
+        }
+
+        /// The room's clock as the caller sees it.
+        struct Clock {
+            t0: Instant,
+            /// The last time handled, if any.
+            handled: Option<Instant>,
+            ticks: u64,
+        }
+
+        impl Clock {
+            /// The index of the last tick at or before `at` (ticks are t0 + i × TICK).
+            fn grid(&self, at: Instant) -> u64 {
+                (at.duration_since(self.t0).as_nanos() / TICK.as_nanos()) as u64
+            }
+
+            /// Runs `handle_timeout(now)`; the ticks it must have run.
+            fn handle(&mut self, room: &mut Conference, now: Instant) -> u64 {
+                let due = match self.handled {
+                    None => self.grid(now) + 1,
+                    Some(previous) => self.grid(now) - self.grid(previous),
+                };
+                room.handle_timeout(now);
+                self.handled = Some(now);
+                let run = due.min(u64::from(MAX_CATCH_UP));
+                self.ticks += run;
+                let next = room.poll_timeout();
+                assert!(next > now, "due again at once: {next:?} <= {now:?}");
+                let tick = TICK.as_nanos() as u64;
+                let next_tick = self.t0 + Duration::from_nanos((self.grid(now) + 1) * tick);
+                assert!(next <= next_tick, "the next tick is late");
+                run
+            }
+        }
+
+        /// Drains and checks the room's outputs at `now`: `ticks` ran since the last
+        /// drain (none: no `handle_timeout`); `left` may still have events.
+        fn drain(
+            room: &mut Conference,
+            slots: &mut [Slot],
+            now: Instant,
+            ticks: Option<u64>,
+            left: Option<ChannelId>,
+            frame: usize,
+        ) {
+            let mut rtp_to = vec![0u64; slots.len()];
+            while let Some((id, transmit)) = room.poll_transmit() {
+                let Some(k) = slots.iter().position(|s| s.id == id && s.in_room) else {
+                    panic!("{id:?} is not in the room: {transmit:?}");
+                };
+                let Some(channel) = room.channel(id) else {
+                    panic!("{id:?} has no channel");
+                };
+                let slot = &mut slots[k];
+                check_transmit(channel, slot.rtcp_mux, &transmit);
+                if transmit.kind == TransmitKind::Rtcp {
+                    continue;
+                }
+                rtp_to[k] += 1;
+                slot.sent += 1;
+                let Ok(packet) = RtpPacket::parse(transmit.payload.clone()) else {
+                    panic!("our RTP does not parse: {transmit:?}");
+                };
+                assert_eq!(packet.payload_type(), slot.pt);
+                assert_eq!(packet.ssrc(), channel.ssrc());
+                if slot.pt.get() == OPUS {
+                    assert!(!packet.payload().is_empty(), "an empty Opus frame");
+                } else {
+                    assert_eq!(packet.payload().len(), 160, "not one 20 ms frame");
+                }
+                if let Some((seq, ts, at)) = slot.last_sent {
+                    assert_eq!(
+                        packet.sequence(),
+                        seq.next(),
+                        "{id:?}: the stream's sequence number jumps from {seq:?}"
+                    );
+                    // Forward, unless so long ago that the timestamps wrapped (a day is
+                    // 2^31 units at 24 kHz).
+                    if now.duration_since(at) < Duration::from_secs(3600) {
+                        assert!(
+                            packet.timestamp().wrapping_diff(ts) > 0,
+                            "{id:?}: timestamp {:?} after {ts:?}",
+                            packet.timestamp()
+                        );
+                    }
+                }
+                slot.last_sent = Some((packet.sequence(), packet.timestamp(), now));
+            }
+            for (k, slot) in slots.iter_mut().enumerate() {
+                match ticks {
+                    Some(run) if slot.in_room => {
+                        assert_eq!(rtp_to[k], run, "{:?}: packets for {run} ticks", slot.id);
+                        slot.playing = slot.playing.saturating_sub(frame * run as usize);
+                    }
+                    _ => assert_eq!(rtp_to[k], 0, "RTP without a tick"),
+                }
+                let Some(channel) = room.channel(slot.id) else {
+                    continue;
+                };
+                assert_eq!(channel.quality().packets_sent, slot.sent, "{:?}", slot.id);
+                let latched = channel.latched();
+                let sdp = channel.config().remote;
+                match slot.latching {
+                    Latching::Strict => assert!(latched.is_none_or(|a| Some(a) == sdp)),
+                    Latching::SameIp => {
+                        assert!(latched.is_none_or(|a| Some(a.ip()) == sdp.map(|s| s.ip())))
+                    }
+                    _ => {}
+                }
+            }
+            while let Some((id, event)) = room.poll_event() {
+                let Some(slot) = slots.iter_mut().find(|s| s.id == id) else {
+                    panic!("an event from {id:?}");
+                };
+                let gone = left == Some(id);
+                assert!(
+                    slot.in_room || gone,
+                    "{event:?} from {id:?}, not in the room"
+                );
+                match event {
+                    ConferenceEvent::Talking => {
+                        assert!(!gone && !slot.talking, "{id:?} talking twice");
+                        slot.talking = true;
+                    }
+                    ConferenceEvent::StoppedTalking => {
+                        assert!(slot.talking, "{id:?} stopped talking without talking");
+                        slot.talking = false;
+                    }
+                    ConferenceEvent::Channel(Event::Latched { addr }) => {
+                        assert!(!gone, "{event:?} after leaving");
+                        if slot.latching == Latching::Strict {
+                            let remote = room.channel(id).and_then(|c| c.config().remote);
+                            assert_eq!(Some(addr), remote, "a strict channel latched elsewhere");
+                        }
+                    }
+                    _ => assert!(!gone, "{event:?} after leaving"),
+                }
+            }
+            for slot in slots.iter() {
+                assert!(!(left == Some(slot.id) && slot.talking), "left talking");
+                assert_eq!(
+                    room.is_muted(slot.id),
+                    slot.in_room.then_some(slot.muted),
+                    "{:?}",
+                    slot.id
+                );
+                assert_eq!(
+                    room.is_playing(slot.id),
+                    slot.playing > 0,
+                    "{:?}: {} samples left",
+                    slot.id,
+                    slot.playing
+                );
+            }
+            let ids: Vec<ChannelId> = slots.iter().filter(|s| s.in_room).map(|s| s.id).collect();
+            assert_eq!(room.ids().collect::<Vec<_>>(), ids);
+            assert_eq!(room.len(), ids.len());
+            assert_eq!(room.dropped(), 0, "drained after every operation");
+        }
+
+        /// A transmit goes where its channel sends: RTP to its destination, RTCP there
+        /// too with rtcp-mux (else to the port above or where the far end's RTCP came
+        /// from); RTCP parses.
+        fn check_transmit(channel: &Channel, rtcp_mux: bool, transmit: &Transmit) {
+            let Some(destination) = channel.destination() else {
+                panic!("sent with no destination: {transmit:?}");
+            };
+            match transmit.kind {
+                TransmitKind::Rtp => assert_eq!(transmit.to, destination),
+                TransmitKind::Rtcp => {
+                    if rtcp_mux {
+                        assert_eq!(transmit.to, destination);
+                    }
+                    if let Err(e) = rtcp::parse_compound(transmit.payload.clone()) {
+                        panic!("our RTCP does not parse: {e}: {transmit:?}");
+                    }
+                }
+            }
+        }
+
+        let Some((&setup, mut ops)) = data.split_first() else {
+            return;
+        };
+        let rate = if setup & 1 != 0 {
+            SampleRate::Narrowband
+        } else {
+            SampleRate::Wideband
+        };
+        let frame = rate.frame_len();
+        let cap = MAX_PLAYING_SECONDS * rate.hz() as usize;
+        let rtp_timeout = (setup & 4 != 0).then(|| Duration::from_secs(2));
+        let events = setup & 8 != 0;
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut clock = Clock {
+            t0,
+            handled: None,
+            ticks: 0,
+        };
+        let mut room = Conference::new(
+            ConferenceConfig {
+                rate,
+                ..ConferenceConfig::default()
+            },
+            t0,
+        );
+        let mut kinds: Vec<(PayloadType, MakeCodec, Latching, bool)> = vec![
+            (PayloadType::PCMU, ulaw, Latching::Strict, true),
+            (PayloadType::G722, g722, Latching::SameIp, setup & 2 == 0),
+            (PayloadType::PCMA, alaw, Latching::Comedia, true),
+        ];
+        #[cfg(feature = "opus")]
+        if setup & 0x10 != 0 {
+            let pt = PayloadType::new(OPUS).unwrap_or_default();
+            kinds.push((pt, opus, Latching::Strict, true));
+        }
+        let mut slots: Vec<Slot> = kinds
+            .into_iter()
+            .zip(0u8..)
+            .map(|((pt, codec, latching, rtcp_mux), k)| Slot {
+                id: ChannelId(10 + u64::from(k)),
+                pt,
+                codec,
+                clock: codec().clock_rate(),
+                latching,
+                rtcp_mux,
+                sdp: SocketAddr::from(([192, 0, 2, 1 + k], 4000)),
+                in_room: false,
+                parked: None,
+                last_sent: None,
+                sent: 0,
+                muted: false,
+                talking: false,
+                playing: 0,
+                seq: 1000,
+                tone: None,
+            })
+            .collect();
+        let count = slots.len();
+        let strangers = [
+            SocketAddr::from(([198, 51, 100, 7], 4000)),
+            SocketAddr::from(([203, 0, 113, 9], 9)),
+        ];
+        let mut seed = u64::from(setup) << 32;
+        let mut new_channel = |slot: &Slot, now: Instant| {
+            seed += 1;
+            let mut config = ChannelConfig::new(slot.pt, slot.clock, seed);
+            config.remote = Some(slot.sdp);
+            config.latching = slot.latching;
+            config.rtcp_mux = slot.rtcp_mux;
+            config.rtp_timeout = rtp_timeout;
+            config.telephone_event = PayloadType::new(TE).filter(|_| events);
+            Channel::new(config, now)
+        };
+        for slot in &mut slots {
+            let channel = new_channel(slot, t0);
+            if let Err(e) = room.join(slot.id, channel, (slot.codec)()) {
+                panic!("{:?} refused: {e}", slot.id);
+            }
+            slot.in_room = true;
+        }
+        let pick = |b: u8| usize::from(b & 3) % count;
+        let source = |slot: &Slot, b: u8| match (b >> 2) & 3 {
+            0 => slot.sdp,
+            1 => SocketAddr::new(slot.sdp.ip(), slot.sdp.port() + 2),
+            s => strangers[usize::from(s - 2)],
+        };
+
+        while let Some((&op, rest)) = ops.split_first() {
+            ops = rest;
+            // Takes `n` argument bytes, zeros past the end.
+            let mut args = |n: usize| -> Vec<u8> {
+                let (taken, rest) = ops.split_at(n.min(ops.len()));
+                ops = rest;
+                let mut v = taken.to_vec();
+                v.resize(n, 0);
+                v
+            };
+            let mut ticks = None;
+            let mut left = None;
+            match op % 9 {
+                0 | 2 => {
+                    let [ks, len] = args(2)[..] else { continue };
+                    let k = pick(ks);
+                    let datagram = args(usize::from(len));
+                    let from = source(&slots[k], ks);
+                    let got = if op % 9 == 0 {
+                        room.receive(slots[k].id, datagram.into(), from, now)
+                    } else {
+                        room.receive_rtcp(slots[k].id, datagram.into(), from, now)
+                    };
+                    if !slots[k].in_room {
+                        assert!(matches!(got, Received::Dropped(_)), "{got:?}");
+                    }
+                }
+                1 => {
+                    let [ks, flags, dseq, len] = args(4)[..] else {
+                        continue;
+                    };
+                    let k = pick(ks);
+                    let from = source(&slots[k], ks);
+                    let slot = &mut slots[k];
+                    let payload = if flags & 0x80 != 0 {
+                        let codec = slot.codec;
+                        slot.tone
+                            .get_or_insert_with(|| {
+                                let mut c = codec();
+                                let n = c.sample_rate() as usize / 50;
+                                let pcm: Vec<i16> = (0..n)
+                                    .map(|i| if i % 20 < 10 { 9000 } else { -9000 })
+                                    .collect();
+                                let mut out = Vec::new();
+                                if let Err(e) = c.encode(&pcm, &mut out) {
+                                    panic!("a tone frame does not encode: {e}");
+                                }
+                                out
+                            })
+                            .clone()
+                    } else {
+                        args(usize::from(len))
+                    };
+                    let pt = match flags & 3 {
+                        0 => slot.pt,
+                        1 => PayloadType::new(TE).unwrap_or_default(),
+                        2 => PayloadType::CN,
+                        _ => PayloadType::new(flags >> 2).unwrap_or_default(),
+                    };
+                    slot.seq = slot.seq.wrapping_add_signed(i16::from(dseq as i8));
+                    let step = slot.clock / 50;
+                    let mut ts = u32::from(slot.seq).wrapping_mul(step);
+                    if flags & 0x40 != 0 {
+                        ts = ts.wrapping_add(step / 4);
+                    }
+                    let ssrc = Ssrc(0xabc0 + u32::from(flags & 0x10) * 0x100 + k as u32);
+                    let mut packet =
+                        RtpPacket::new(pt, SeqNo(slot.seq), RtpTimestamp(ts), ssrc, payload.into());
+                    packet.set_marker(flags & 0x20 != 0);
+                    room.receive(slot.id, packet.to_bytes(), from, now);
+                }
+                3 => {
+                    let [b] = args(1)[..] else { continue };
+                    now += if b < 0x80 {
+                        Duration::from_millis(u64::from(b))
+                    } else {
+                        Duration::from_millis(1 << (b & 31).min(27))
+                    };
+                    ticks = Some(clock.handle(&mut room, now));
+                }
+                4 => {
+                    let [c] = args(1)[..] else { continue };
+                    for _ in 0..c & 7 {
+                        now = now.max(room.poll_timeout());
+                        let run = clock.handle(&mut room, now);
+                        drain(&mut room, &mut slots, now, Some(run), None, frame);
+                    }
+                    now = now.max(room.poll_timeout());
+                    ticks = Some(clock.handle(&mut room, now));
+                }
+                5 => {
+                    let [km] = args(1)[..] else { continue };
+                    let slot = &mut slots[pick(km)];
+                    let muted = km & 4 != 0;
+                    assert_eq!(room.set_muted(slot.id, muted), slot.in_room);
+                    if slot.in_room {
+                        slot.muted = muted;
+                    }
+                }
+                6 => {
+                    let [kl] = args(1)[..] else { continue };
+                    let slot = &mut slots[pick(kl)];
+                    let frames = usize::from(kl >> 2);
+                    if frames == 0 {
+                        room.stop_playing(slot.id);
+                        slot.playing = 0;
+                    } else {
+                        let len = if frames == 63 {
+                            cap + frame
+                        } else {
+                            frames * frame
+                        };
+                        let pcm: Vec<i16> = (0..len)
+                            .map(|i| if i % 16 < 8 { 6000 } else { -6000 })
+                            .collect();
+                        assert_eq!(room.play(slot.id, &pcm), slot.in_room);
+                        if slot.in_room {
+                            slot.playing = (slot.playing + len).min(cap);
+                        }
+                    }
+                }
+                7 => {
+                    let [kh] = args(1)[..] else { continue };
+                    let k = pick(kh);
+                    let fresh = new_channel(&slots[k], now);
+                    let slot = &mut slots[k];
+                    if slot.in_room && kh & 8 != 0 {
+                        let refused = room.join(slot.id, fresh, (slot.codec)());
+                        let present = MixerError::AlreadyPresent(ParticipantId(slot.id.0));
+                        assert_eq!(refused, Err(ConferenceError::Mixer(present)));
+                    } else if slot.in_room {
+                        let Some(channel) = room.leave(slot.id) else {
+                            panic!("{:?} was in the room", slot.id);
+                        };
+                        assert!(room.channel(slot.id).is_none());
+                        slot.parked = Some(channel);
+                        slot.in_room = false;
+                        slot.playing = 0;
+                        left = Some(slot.id);
+                    } else {
+                        assert!(room.leave(slot.id).is_none());
+                        let channel = match slot.parked.take() {
+                            Some(parked) if kh & 4 != 0 => parked,
+                            _ => {
+                                slot.last_sent = None;
+                                slot.sent = 0;
+                                fresh
+                            }
+                        };
+                        if let Err(e) = room.join(slot.id, channel, (slot.codec)()) {
+                            panic!("{:?} refused again: {e}", slot.id);
+                        }
+                        slot.in_room = true;
+                        slot.muted = false;
+                        slot.talking = false;
+                        slot.playing = 0;
+                    }
+                }
+                _ => {
+                    let [kw] = args(1)[..] else { continue };
+                    let slot = &mut slots[pick(kw)];
+                    let changed = room.update(slot.id, |c| {
+                        if kw & 8 != 0 {
+                            let port = c.config().remote.map_or(4000, |a| a.port() ^ 0x10);
+                            c.set_remote(SocketAddr::new(slot.sdp.ip(), port));
+                        } else if kw & 4 != 0 {
+                            let timeout = match c.config().rtp_timeout {
+                                Some(_) => None,
+                                None => Some(Duration::from_secs(2)),
+                            };
+                            c.set_rtp_timeout(timeout, now);
+                        } else {
+                            c.mark_source_change();
+                        }
+                    });
+                    assert_eq!(changed.is_some(), slot.in_room);
+                }
+            }
+            drain(&mut room, &mut slots, now, ticks, left, frame);
+            if clock.ticks >= MAX_TICKS {
+                break;
+            }
+        }
     }
 
     /// Parses an RTP packet; one that parses must serialise to bytes that parse to the
