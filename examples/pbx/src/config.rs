@@ -45,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) conferences: Vec<Conference>,
     #[serde(default)]
     pub(crate) voicemails: Vec<Voicemail>,
+    #[serde(default)]
+    pub(crate) ivrs: Vec<Ivr>,
     /// Music-on-hold classes: WAV files a queue's callers hear.
     #[serde(default)]
     pub(crate) music_on_hold: Vec<MusicOnHold>,
@@ -88,6 +90,38 @@ pub(crate) struct Group {
     /// busy or 480.
     #[serde(default)]
     pub(crate) no_answer: Option<String>,
+}
+
+/// An IVR menu (XiVO's IVR): the PBX answers, plays the menu's prompt and sends the
+/// caller where the key it presses says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ivr {
+    pub(crate) exten: String,
+    pub(crate) name: String,
+    /// The menu's prompt (a WAV file, any rate); the built-in "please make your
+    /// selection" when absent.
+    #[serde(default)]
+    pub(crate) prompt: Option<PathBuf>,
+    /// Keys (`0`–`9`, `*`, `#`) and the user or group each leads to.
+    pub(crate) choices: std::collections::BTreeMap<String, String>,
+    /// Seconds the menu waits for a key after its prompt.
+    #[serde(default = "ivr_timeout")]
+    pub(crate) timeout: u32,
+    /// Times the prompt is played at most (after no key, or a wrong one).
+    #[serde(default = "ivr_retries")]
+    pub(crate) retries: u32,
+    /// Where a caller who chooses nothing goes (a user or group); hung up without.
+    #[serde(default)]
+    pub(crate) default: Option<String>,
+}
+
+fn ivr_timeout() -> u32 {
+    5
+}
+
+fn ivr_retries() -> u32 {
+    3
 }
 
 /// A voicemail box (XiVO's voicemails): a user's box takes the calls it does not
@@ -1156,6 +1190,58 @@ impl Config {
                 });
             }
         }
+        for ivr in &config.ivrs {
+            let at = at_key(&format!("exten = \"{}\"", ivr.exten));
+            let fail = |message: String| Err(ConfigError { message, at });
+            if ivr.exten.is_empty() || !ivr.exten.bytes().all(|b| b.is_ascii_digit()) {
+                return fail(format!("ivrs: extension {:?} must be digits", ivr.exten));
+            }
+            if !seen.insert(ivr.exten.as_str()) || config.extension(&ivr.exten).is_some() {
+                return fail(format!("ivrs: {} is already another extension", ivr.exten));
+            }
+            let reachable = |to: &String| config.user(to).is_some() || config.group(to).is_some();
+            for (key, to) in &ivr.choices {
+                if key.len() != 1
+                    || !key
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+                {
+                    return fail(format!(
+                        "ivrs: {}: choice {key:?} is not one key (0-9, *, #)",
+                        ivr.exten
+                    ));
+                }
+                if !reachable(to) {
+                    return fail(format!(
+                        "ivrs: {}: choice {key} leads to {to}, which is not a user or a group",
+                        ivr.exten
+                    ));
+                }
+            }
+            if let Some(to) = &ivr.default
+                && !reachable(to)
+            {
+                return fail(format!(
+                    "ivrs: {}: default {to} is not a user or a group",
+                    ivr.exten
+                ));
+            }
+            if !(1..=60).contains(&ivr.timeout) || !(1..=10).contains(&ivr.retries) {
+                return fail(format!(
+                    "ivrs: {}: timeout is 1 to 60 s, retries 1 to 10",
+                    ivr.exten
+                ));
+            }
+            if let Some(prompt) = &ivr.prompt
+                && !prompt.is_file()
+            {
+                return fail(format!(
+                    "ivrs: {}: prompt {} is not a file",
+                    ivr.exten,
+                    prompt.display()
+                ));
+            }
+        }
         let mut rooms = std::collections::HashSet::new();
         for room in &config.conferences {
             let at = at_key(&format!("exten = \"{}\"", room.exten));
@@ -1346,6 +1432,11 @@ impl Config {
         self.queues.iter().find(|q| q.exten == exten)
     }
 
+    /// The IVR menu of this extension.
+    pub(crate) fn ivr(&self, exten: &str) -> Option<&Ivr> {
+        self.ivrs.iter().find(|i| i.exten == exten)
+    }
+
     /// The voicemail box of this number.
     pub(crate) fn voicemail(&self, number: &str) -> Option<&Voicemail> {
         self.voicemails.iter().find(|v| v.number == number)
@@ -1399,6 +1490,50 @@ mod tests {
         assert_eq!(Config::parse(&older).unwrap().rtp.rtp_timeout, 7200);
         let off = DEFAULT.replace("rtp_timeout = 7200", "rtp_timeout = 0");
         assert_eq!(Config::parse(&off).unwrap().rtp.timeout(), None);
+    }
+
+    #[test]
+    fn ivr_menus_are_checked() {
+        let menu =
+            |body: &str| format!("{DEFAULT}\n[[ivrs]]\nexten = \"5000\"\nname = \"r\"\n{body}\n");
+        let good =
+            Config::parse(&menu("choices = { \"1\" = \"1001\" }\ndefault = \"1000\"")).unwrap();
+        let ivr = good.ivr("5000").unwrap();
+        assert_eq!((ivr.timeout, ivr.retries), (5, 3));
+        for (body, message) in [
+            (
+                "choices = { \"12\" = \"1001\" }",
+                "ivrs: 5000: choice \"12\" is not one key (0-9, *, #)",
+            ),
+            (
+                "choices = { \"1\" = \"4242\" }",
+                "ivrs: 5000: choice 1 leads to 4242, which is not a user or a group",
+            ),
+            (
+                "choices = {}\ndefault = \"4242\"",
+                "ivrs: 5000: default 4242 is not a user or a group",
+            ),
+            (
+                "choices = {}\ntimeout = 0",
+                "ivrs: 5000: timeout is 1 to 60 s, retries 1 to 10",
+            ),
+            (
+                "choices = {}\nprompt = \"/nonexistent.wav\"",
+                "ivrs: 5000: prompt /nonexistent.wav is not a file",
+            ),
+        ] {
+            assert_eq!(
+                Config::parse(&menu(body)).unwrap_err().message,
+                message,
+                "{body}"
+            );
+        }
+        let taken =
+            DEFAULT.to_owned() + "\n[[ivrs]]\nexten = \"9000\"\nname = \"r\"\nchoices = {}\n";
+        assert_eq!(
+            Config::parse(&taken).unwrap_err().message,
+            "ivrs: 9000 is already another extension"
+        );
     }
 
     #[test]

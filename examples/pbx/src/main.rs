@@ -16,6 +16,7 @@ mod control;
 mod events;
 mod features;
 mod ids;
+mod ivr;
 mod journal;
 mod live;
 mod media;
@@ -453,6 +454,14 @@ fn print_banner(
             room.name,
             notes.join(", ")
         );
+    }
+    for ivr in &config.ivrs {
+        let choices: Vec<String> = ivr
+            .choices
+            .iter()
+            .map(|(key, to)| format!("{key}: {to}"))
+            .collect();
+        println!("ivr {:<6} {} ({})", ivr.exten, ivr.name, choices.join(", "));
     }
     if !config.voicemails.is_empty() {
         let boxes: Vec<&str> = config

@@ -77,6 +77,8 @@ fn wav(name: &str) -> Option<&'static [u8]> {
         "vm-kept",
         "vm-no-more",
         "vm-goodbye",
+        "ivr-menu",
+        "ivr-invalid",
     )
 }
 

@@ -134,6 +134,11 @@ impl Directory for PbxDirectory {
     }
 
     fn application(&self, number: &str) -> Option<Application> {
+        if self.config.ivr(number).is_some() {
+            return Some(Application::Ivr {
+                menu: number.to_owned(),
+            });
+        }
         let ext = self.config.extension(number)?;
         Some(match ext.app {
             App::Echo => Application::Echo,
@@ -181,6 +186,8 @@ struct RelayMedia {
     /// The voicemail boxes configured, by number (swapped on SIGHUP), where
     /// their messages are, and the calls in a voicemail application.
     voicemails: BoxSetups,
+    /// The IVR menus configured, by extension (swapped on SIGHUP).
+    ivrs: IvrSetups,
     data_dir: std::path::PathBuf,
     voicemail_calls: HashMap<CallId, tokio::sync::oneshot::Sender<()>>,
     /// Where voicemail applications say a box changed.
@@ -300,6 +307,28 @@ impl RelayMedia {
         Ok(sdp.to_string().into())
     }
 
+    /// Answers `call` with IVR `menu` (of the configuration in force).
+    fn ivr(
+        &mut self,
+        call: CallId,
+        menu: &str,
+        offer: &pbxkit_sip::sdp::Session,
+    ) -> Result<bytes::Bytes, StatusCode> {
+        let setup = self
+            .ivrs
+            .lock()
+            .ok()
+            .and_then(|menus| menus.get(menu).cloned())
+            .ok_or(StatusCode::NOT_FOUND)?;
+        let (sdp, joining) = self.media_for(offer)?;
+        let (hangup, hung_up) = tokio::sync::oneshot::channel();
+        let session = crate::session::Session::new(joining, hung_up)
+            .ok_or(StatusCode::SERVER_INTERNAL_ERROR)?;
+        tokio::spawn(crate::ivr::run(session, setup, call, self.commands.clone()));
+        self.voicemail_calls.insert(call, hangup);
+        Ok(sdp.to_string().into())
+    }
+
     /// Ports, our SDP answer to `offer` and the channel of a phone the PBX talks
     /// with itself: 488 when no codec is shared, 503 when no port is free.
     fn media_for(
@@ -348,6 +377,27 @@ impl RelayMedia {
         }
         self.relays.get(&call)
     }
+}
+
+/// The IVR menus of a configuration, by extension.
+type IvrSetups = Arc<Mutex<HashMap<String, crate::ivr::Menu>>>;
+
+fn ivr_setups(config: &Config) -> HashMap<String, crate::ivr::Menu> {
+    config
+        .ivrs
+        .iter()
+        .map(|i| {
+            let menu = crate::ivr::Menu {
+                name: i.name.clone(),
+                prompt: i.prompt.clone(),
+                choices: i.choices.clone(),
+                timeout: Duration::from_secs(u64::from(i.timeout)),
+                retries: i.retries,
+                default: i.default.clone(),
+            };
+            (i.exten.clone(), menu)
+        })
+        .collect()
 }
 
 /// The voicemail boxes of a configuration, by number.
@@ -489,6 +539,7 @@ impl pbxkit::engine::Media for RelayMedia {
             Application::Voicemail { .. } | Application::VoicemailMenu { .. } => {
                 return self.voicemail(call, app, &offer);
             }
+            Application::Ivr { menu } => return self.ivr(call, menu, &offer),
             _ => {}
         }
         let Some((rtp, rtcp)) = self.ports.bind_pair() else {
@@ -674,6 +725,7 @@ struct Shell {
     /// SIGHUP, and the music-on-hold classes read at start.
     conferences: RoomSetups,
     voicemails: BoxSetups,
+    ivrs: IvrSetups,
     /// Message-waiting subscriptions, and where boxes' new counts are sent.
     subscriptions: crate::subscriptions::Subscriptions,
     mwi_counts: tokio::sync::mpsc::Sender<crate::subscriptions::Counts>,
@@ -854,6 +906,7 @@ pub(crate) async fn run(
     let music = crate::moh::load_all(&config.music_on_hold).map_err(std::io::Error::other)?;
     let conferences: RoomSetups = Arc::new(Mutex::new(room_setups(&config, &music)));
     let voicemails: BoxSetups = Arc::new(Mutex::new(box_setups(&config)));
+    let ivrs: IvrSetups = Arc::new(Mutex::new(ivr_setups(&config)));
     let media = RelayMedia {
         ports: Arc::new(crate::media::PortPool::new(
             local.ip(),
@@ -874,6 +927,7 @@ pub(crate) async fn run(
         conferences: conferences.clone(),
         rooms: crate::conference::Rooms::default(),
         voicemails: voicemails.clone(),
+        ivrs: ivrs.clone(),
         data_dir: config.pbx.data_dir.clone(),
         voicemail_calls: HashMap::new(),
         mwi: mwi_tx.clone(),
@@ -907,6 +961,7 @@ pub(crate) async fn run(
         commands: commands_tx,
         conferences,
         voicemails,
+        ivrs,
         music,
         subscriptions: crate::subscriptions::Subscriptions::new(
             sent_by(local),
@@ -991,6 +1046,9 @@ pub(crate) async fn run(
                 }
                 if let Ok(mut boxes) = shell.voicemails.lock() {
                     *boxes = box_setups(&reload.config);
+                }
+                if let Ok(mut menus) = shell.ivrs.lock() {
+                    *menus = ivr_setups(&reload.config);
                 }
                 shell.engine.directory_mut().config = reload.config;
             }

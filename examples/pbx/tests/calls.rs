@@ -4614,3 +4614,80 @@ async fn a_busy_lamp_follows_the_watched_user_ringing_talking_and_idle() {
     };
     assert_eq!(unknown.status(), Some(StatusCode::NOT_FOUND));
 }
+
+const IVR: &str = "\n[[ivrs]]\nexten = \"5000\"\nname = \"reception\"\n\
+                   choices = { \"1\" = \"1001\", \"2\" = \"1002\" }\ntimeout = 1\nretries = 2\n";
+
+#[tokio::test]
+async fn an_ivr_sends_the_caller_where_its_key_says_with_its_media() {
+    let pbx = Pbx::start_with(temp_dir("ivr"), free_port(), IVR);
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_log =
+        bob.answer_calls_with(StatusCode::OK, sdp(bob_media.local_addr().unwrap().port()));
+
+    // The menu answers; during its prompt Alice presses 1 (Bob).
+    let (call, mut voice) = join(&alice, "5000", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    voice.press("1").await;
+    // Bob answers: the PBX moves Alice onto the call's media with a re-INVITE.
+    let reinvite = loop {
+        match timeout(WAIT, alice.ep.next()).await.unwrap().unwrap() {
+            Incoming::Request(req) if req.request.method() == Some(&Method::Invite) => break req,
+            _ => continue,
+        }
+    };
+    let offer = pbxkit_sip::sdp::Session::parse_body(&reinvite.request.body).unwrap();
+    let relay: SocketAddr = format!("127.0.0.1:{}", offer.media[0].port)
+        .parse()
+        .unwrap();
+    assert_ne!(relay, voice.pbx, "the call's media, not the menu's");
+    let mut ok = Message::response_to(&reinvite.request, StatusCode::OK, None);
+    let me = alice.ep.local_addr();
+    let body = sdp(voice.socket.local_addr().unwrap().port());
+    let h = ok.headers_mut();
+    h.push(HeaderName::Contact, format!("<sip:1000@{me}>"));
+    h.push(HeaderName::ContentType, "application/sdp");
+    h.set(HeaderName::ContentLength, body.len().to_string());
+    ok.body = body.into_bytes().into();
+    reinvite.respond(ok).await.unwrap();
+    // Alice talks: Bob hears her through the relay.
+    voice.pbx = relay;
+    voice.talk(40).await;
+    let mut buf = [0u8; 2048];
+    let mut heard = 0;
+    while let Ok(Ok(_)) = timeout(Duration::from_millis(300), bob_media.recv_from(&mut buf)).await {
+        heard += 1;
+    }
+    assert!(heard >= 20, "{heard} packets reached Bob");
+    assert_eq!(call.bye(&alice).await, StatusCode::OK);
+    assert_eq!(
+        timeout(WAIT, bob_log).await.unwrap().unwrap(),
+        ["INVITE", "ACK", "BYE"]
+    );
+}
+
+#[tokio::test]
+async fn an_ivr_without_a_choice_says_so_then_hangs_up_or_goes_to_its_default() {
+    let pbx = Pbx::start_with(temp_dir("ivr-none"), free_port(), IVR);
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    // A key that is no choice, then nothing: after two prompts the PBX hangs up.
+    let (_call, mut voice) = join(&alice, "5000", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    voice.press("9").await;
+    hung_up_by_the_pbx(&mut alice, Duration::from_secs(15)).await;
+    drop(pbx);
+    // With a default, the caller goes there instead.
+    let with_default = IVR.replace("retries = 2\n", "retries = 1\ndefault = \"1001\"\n");
+    let pbx = Pbx::start_with(temp_dir("ivr-default"), free_port(), &with_default);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_log = bob.answer_calls(StatusCode::RINGING);
+    let (call, _voice) = join(&alice, "5000", SDP, ulaw).await;
+    // Bob's phone rings for Alice (the prompt, a second of waiting, then Bob).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(call.bye(&alice).await, StatusCode::OK);
+    let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
+    assert_eq!(log.first().map(String::as_str), Some("INVITE"), "{log:?}");
+}

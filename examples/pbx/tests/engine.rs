@@ -1295,3 +1295,61 @@ fn callers_of_a_conference_room_are_answered_into_it_by_the_pbx() {
         .count();
     assert_eq!(closed, 2);
 }
+
+#[test]
+fn an_ivr_diverts_its_caller_who_gets_the_calls_media_when_the_target_answers() {
+    let ran = AppMedia::default();
+    let log = ran.0.clone();
+    let mut sim = Sim::with_media(13, 2, 0, 0, dialplan(2), ran);
+    sim.give_up = 0;
+    sim.phones[0].quiet = true;
+    sim.phones[1].quiet = true;
+    sim.phones[1].script = Some(Script::Answer(Duration::from_millis(300)));
+    let t0 = sim.now;
+    sim.phones[0].dial("5000", None, t0);
+    sim.run(Vec::new(), t0 + Duration::from_secs(1));
+    assert_eq!(sim.phones[0].answered, 1, "the menu answers");
+    let call = sim
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::CallCreated { call, .. } => Some(*call),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.ends_with("Ivr { menu: \"5000\" }"))
+    );
+    // The caller chose 1001: its phone rings and answers, the caller is
+    // re-INVITEd onto the call's media.
+    let offers_before = sim.phones[0].offers;
+    let now = sim.now;
+    sim.engine
+        .command(call, Command::Divert("1001".into()), now);
+    sim.run(Vec::new(), now + Duration::from_secs(2));
+    assert_eq!(sim.phones[1].answered, 1);
+    assert_eq!(sim.phones[0].offers, offers_before + 1);
+    assert!(
+        sim.events
+            .iter()
+            .any(|e| matches!(e, Event::CallTransferred { user, .. } if user == "1001"))
+    );
+    // A divert of a call no application holds is ignored.
+    let now = sim.now;
+    sim.engine
+        .command(call, Command::Divert("1000".into()), now);
+    sim.run(Vec::new(), now + Duration::from_millis(500));
+    assert_eq!(sim.engine.calls(), 1);
+    let ids: Vec<u32> = sim.phones[0].legs.keys().copied().collect();
+    for id in ids {
+        let now = sim.now;
+        sim.phones[0].acts.push((now, Act::HangUp(id)));
+    }
+    let now = sim.now;
+    sim.run(Vec::new(), now + Duration::from_secs(2));
+    assert_eq!(sim.engine.calls(), 0);
+    assert!(sim.phones.iter().all(|p| p.legs.is_empty()));
+}

@@ -72,6 +72,10 @@ pub(super) struct Transfer {
     pub(super) holds: Vec<String>,
     /// When the target's ring time is over (none for a joining party).
     pub(super) until: Option<Instant>,
+    /// Whether the transferee's media is elsewhere than the call's (an
+    /// application of the PBX answered it): it is given the call's when the
+    /// target answers.
+    pub(super) reanchor: bool,
 }
 
 /// An agent's phone ringing for a caller in a queue.
@@ -338,6 +342,14 @@ impl Call {
     pub(super) fn answer_locally(&mut self, who: String) {
         self.state = State::Application;
         self.callee = Some(who);
+    }
+
+    /// The application that answered the caller hands it on: it goes on as an
+    /// answered call (a destination rung for it takes the other side).
+    pub(super) fn application_left(&mut self) {
+        if self.state == State::Application {
+            self.state = State::Answered;
+        }
     }
 
     /// Whether an application of the PBX runs the call.

@@ -201,6 +201,12 @@ pub enum Application {
         /// The caller's display name (may be empty).
         caller_name: String,
     },
+    /// An IVR menu, by extension: its prompt, then the caller's key chooses where
+    /// the call goes ([`Command::Divert`]).
+    Ivr {
+        /// The menu's extension.
+        menu: String,
+    },
     /// Listen to a voicemail box's messages (`*98`, `*99<box>`), after its PIN
     /// when `pin` is set.
     VoicemailMenu {
@@ -473,6 +479,11 @@ pub enum Command {
     Run(Application),
     /// Refuse a call that does not ring yet with this status (400–699).
     Reject(StatusCode),
+    /// Ring this number (a user or a group) for the caller of a call an
+    /// application of the PBX answered (an IVR's choice): the application's media
+    /// is over, the caller hears ringback, and the one who answers takes the call
+    /// (nobody answering ends it).
+    Divert(String),
 }
 
 /// Why a call that was not answered ended: the status its caller got.
@@ -974,6 +985,14 @@ impl<D: Directory> Engine<D> {
             Command::Run(app) => {
                 if self.calls.get(call.0).is_some_and(Call::is_unanswered_idle) {
                     self.run_application(call, &app, now);
+                }
+            }
+            Command::Divert(number) => {
+                if let Some(c) = self.calls.get_mut(call.0)
+                    && c.is_application()
+                {
+                    c.application_left();
+                    self.divert(call, &number, now);
                 }
             }
             Command::Reject(status) => {

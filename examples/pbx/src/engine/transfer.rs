@@ -125,6 +125,17 @@ impl<D: Directory> Engine<D> {
         self.ring_target(call, None, false, number, now);
     }
 
+    /// Rings `number` for the caller of a call an application of the PBX
+    /// answered: as [`Engine::ring_for_caller`], and the caller, whose media was
+    /// the application's, is given the call's (a re-INVITE) when the target
+    /// answers.
+    pub(super) fn divert(&mut self, call: CallId, number: &str, now: Instant) {
+        self.ring_target(call, None, false, number, now);
+        if let Some(t) = self.calls.get_mut(call.0).and_then(|c| c.transfer.as_mut()) {
+            t.reanchor = true;
+        }
+    }
+
     /// Rings `number` for the transferee (the side of `call` that is not
     /// `transferor`), with the transferee's media.
     fn ring_target(
@@ -195,6 +206,7 @@ impl<D: Directory> Engine<D> {
                 branches,
                 holds: held,
                 until: Some(now + ring_time),
+                reanchor: false,
             });
         }
         let mut users: Vec<String> = Vec::new();
@@ -313,6 +325,7 @@ impl<D: Directory> Engine<D> {
                 branches: Vec::new(),
                 holds: vec![user],
                 until: None,
+                reanchor: false,
             });
         }
         // The joining party gets the transferee's media, on this call's side of the
@@ -384,12 +397,14 @@ impl<D: Directory> Engine<D> {
         let anchored = sdp.as_ref().and_then(|sdp| {
             self.media
                 .answer(call, t.transferor_is_a, offer.as_ref(), sdp)
-                .map(|_| ())
         });
-        if anchored.is_none()
-            && let (Some(sdp), Some(p)) = (sdp, transferee)
-        {
-            self.own_offer(call, p, sdp, OwnOffer::Refresh, now);
+        match (anchored, sdp, transferee) {
+            // The transferee moves onto the call's media.
+            (Some(anchored), _, Some(p)) if t.reanchor => {
+                self.own_offer(call, p, anchored, OwnOffer::Refresh, now);
+            }
+            (None, Some(sdp), Some(p)) => self.own_offer(call, p, sdp, OwnOffer::Refresh, now),
+            _ => {}
         }
         self.take_place(call, &t, target, user, now);
     }

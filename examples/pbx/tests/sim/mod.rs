@@ -86,6 +86,9 @@ impl Directory for Users {
         match number {
             "9000" => Some(Application::Echo),
             "9001" => Some(Application::Playback { file: None }),
+            "5000" => Some(Application::Ivr {
+                menu: "5000".into(),
+            }),
             _ => None,
         }
     }
@@ -218,6 +221,8 @@ pub(crate) struct Phone {
     pub(crate) consults: HashMap<u32, u32>,
     /// Blind and attended transfers this phone's user started.
     pub(crate) transfers: (usize, usize),
+    /// Offers received in its dialogs (re-INVITEs, UPDATEs).
+    pub(crate) offers: usize,
 }
 
 /// A phone's user that always does the same.
@@ -261,6 +266,7 @@ impl Phone {
             transfers: (0, 0),
             user,
             addr,
+            offers: 0,
         }
     }
 
@@ -474,6 +480,7 @@ impl Phone {
             LegEvent::NoAck | LegEvent::SessionExpired => self.hang(id, now),
             LegEvent::OfferAnswered { .. } => self.holds.1 += 1,
             LegEvent::Offer { .. } => {
+                self.offers += 1;
                 if let Some(AnyLeg::In(l)) = self.legs.get_mut(&id) {
                     let answer = l.dialog().and_then(|d| d.local_sdp().cloned());
                     if let Some(d) = l.dialog() {
