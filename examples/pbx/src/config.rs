@@ -146,6 +146,9 @@ pub(crate) struct Voicemail {
     /// The longest message, in seconds.
     #[serde(default = "max_message_seconds")]
     pub(crate) max_message_seconds: u32,
+    /// Where new messages are mailed, their WAV attached (`[pbx] mail_command`).
+    #[serde(default)]
+    pub(crate) email: Option<String>,
 }
 
 fn max_messages() -> u32 {
@@ -611,6 +614,11 @@ pub(crate) struct Pbx {
     /// This node's name, in the Contact of every leg it places, so that requests for
     /// its calls can be routed back to it when several nodes share the work.
     pub(crate) node_id: String,
+    /// The sendmail-compatible program (and its arguments) that mails new
+    /// voicemail messages to their box's `email`; none: no mail.
+    pub(crate) mail_command: Vec<String>,
+    /// The From of those mails.
+    pub(crate) mail_from: String,
 }
 
 impl Default for Pbx {
@@ -621,6 +629,8 @@ impl Default for Pbx {
             tones: "fr".into(),
             workers: 0,
             node_id: "pbx".into(),
+            mail_command: Vec::new(),
+            mail_from: "pbxkit@localhost".into(),
         }
     }
 }
@@ -1169,6 +1179,20 @@ impl Config {
                     "voicemails: {}: max_messages is 1 to 10000",
                     vm.number
                 ));
+            }
+            if let Some(email) = &vm.email {
+                if !crate::mail::is_address(email) {
+                    return fail(format!(
+                        "voicemails: {}: email {email:?} is not one address",
+                        vm.number
+                    ));
+                }
+                if config.pbx.mail_command.is_empty() {
+                    return fail(format!(
+                        "voicemails: {}: email needs [pbx] mail_command (a sendmail-compatible program)",
+                        vm.number
+                    ));
+                }
             }
             if !(1..=3600).contains(&vm.max_message_seconds) {
                 return fail(format!(

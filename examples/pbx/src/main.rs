@@ -19,6 +19,7 @@ mod ids;
 mod ivr;
 mod journal;
 mod live;
+mod mail;
 mod media;
 mod moh;
 mod passwords;

@@ -404,6 +404,10 @@ fn ivr_setups(config: &Config) -> HashMap<String, crate::ivr::Menu> {
 type BoxSetups = Arc<Mutex<HashMap<String, crate::voicemail::BoxSetup>>>;
 
 fn box_setups(config: &Config) -> HashMap<String, crate::voicemail::BoxSetup> {
+    let mailer = Arc::new(crate::mail::Mailer {
+        command: config.pbx.mail_command.clone(),
+        from: config.pbx.mail_from.clone(),
+    });
     config
         .voicemails
         .iter()
@@ -413,6 +417,7 @@ fn box_setups(config: &Config) -> HashMap<String, crate::voicemail::BoxSetup> {
                 pin: v.pin.clone(),
                 max_messages: v.max_messages as usize,
                 max_message: Duration::from_secs(u64::from(v.max_message_seconds)),
+                email: v.email.clone().map(|to| (to, mailer.clone())),
             };
             (v.number.clone(), setup)
         })

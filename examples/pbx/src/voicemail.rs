@@ -53,6 +53,8 @@ pub(crate) struct BoxSetup {
     pub(crate) pin: Option<String>,
     pub(crate) max_messages: usize,
     pub(crate) max_message: Duration,
+    /// Where new messages are mailed, and how.
+    pub(crate) email: Option<(String, std::sync::Arc<crate::mail::Mailer>)>,
 }
 
 /// What is kept with a message.
@@ -213,6 +215,42 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Mails message `m` of box `number` to `to`, its WAV attached; a failure is
+/// logged (the message stays in the box).
+async fn mail(
+    mailbox: &Mailbox,
+    m: &Message,
+    number: &str,
+    to: &str,
+    mailer: &crate::mail::Mailer,
+) {
+    let path = mailbox.wav(m);
+    let wav = match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+        Ok(Ok(wav)) => wav,
+        _ => {
+            tracing::error!(mailbox = %number, id = %m.id, "voicemail message unreadable: not mailed");
+            return;
+        }
+    };
+    let file = format!("{}.wav", m.id);
+    let letter = crate::mail::Letter {
+        to,
+        mailbox: number,
+        caller: &m.envelope.caller,
+        caller_name: &m.envelope.caller_name,
+        date: m.envelope.date,
+        duration: m.envelope.duration,
+        file: &file,
+        wav: &wav,
+    };
+    match mailer.send(&letter).await {
+        Ok(()) => tracing::debug!(mailbox = %number, id = %m.id, "voicemail message mailed"),
+        Err(e) => {
+            tracing::error!(mailbox = %number, id = %m.id, error = %e, "voicemail message not mailed")
+        }
+    }
+}
+
 /// The tone before the recording: 1 kHz for a quarter of a second.
 fn beep() -> Vec<i16> {
     let n = RATE as usize / 4;
@@ -322,6 +360,9 @@ pub(crate) async fn leave_message(
             Ok(Ok(m)) => {
                 tracing::debug!(mailbox = %setup.number, id = %m.id, "voicemail message left");
                 changed(&mailbox, &setup.number, &mwi).await;
+                if let Some((to, mailer)) = &setup.email {
+                    mail(&mailbox, &m, &setup.number, to, mailer).await;
+                }
             }
             Ok(Err(e)) => {
                 tracing::error!(mailbox = %setup.number, error = %e, "voicemail message not saved");

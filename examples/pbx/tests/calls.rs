@@ -4691,3 +4691,53 @@ async fn an_ivr_without_a_choice_says_so_then_hangs_up_or_goes_to_its_default() 
     let log = timeout(WAIT, bob_log).await.unwrap().unwrap();
     assert_eq!(log.first().map(String::as_str), Some("INVITE"), "{log:?}");
 }
+
+#[tokio::test]
+async fn a_new_voicemail_message_is_mailed_with_its_wav_by_the_mail_command() {
+    let dir = temp_dir("vm-mail");
+    let captured = dir.join("mail.txt");
+    let script = format!(
+        "mail_command = [\"/bin/sh\", \"-c\", \"cat > '{}'\"]\nmail_from = \"pbx@example.com\"\n",
+        captured.display()
+    );
+    let pbx = Pbx::start_with_voicemail(dir.clone(), free_port(), |c| {
+        c.replace(
+            "node_id = \"pbx\"\n",
+            &format!("node_id = \"pbx\"\n{script}"),
+        )
+        .replace(
+            "number = \"1001\"\n",
+            "number = \"1001\"\nemail = \"bob@example.com\"\n",
+        )
+    });
+    let mut alice = registered("1000", "pbx1000pw", &pbx).await;
+    let (_call, mut voice) = join(&alice, "1001", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    voice.press("#").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    voice.talk(75).await;
+    voice.press("#").await;
+    hung_up_by_the_pbx(&mut alice, WAIT).await;
+    // The program got the whole message on its standard input.
+    let mut mail = String::new();
+    for _ in 0..50 {
+        mail = std::fs::read_to_string(&captured).unwrap_or_default();
+        if mail.ends_with("--\r\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        mail.contains("From: pbxkit voicemail <pbx@example.com>\r\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: <bob@example.com>\r\n"), "{mail}");
+    assert!(
+        mail.contains("Subject: New voicemail from User 1000 (1000) in box 1001\r\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("Content-Type: audio/wav;"), "{mail}");
+    // The attachment is the WAV: base64 of "RIFF".
+    assert!(mail.contains("\r\n\r\nUklGR"), "{mail}");
+    assert!(mail.len() > 40_000, "about 1.5 s at 16 kHz: {}", mail.len());
+}
