@@ -79,6 +79,8 @@ fn wav(name: &str) -> Option<&'static [u8]> {
         "vm-goodbye",
         "ivr-menu",
         "ivr-invalid",
+        "vm-options",
+        "vm-greeting-saved",
     )
 }
 

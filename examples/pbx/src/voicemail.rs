@@ -12,8 +12,10 @@
 //! Listening: the PIN when asked (a box without a PIN is reached only from its
 //! owner's phone), how many new and old messages, then each message (new ones
 //! first, oldest first) followed by the menu: 5 replay, 6 next, 4 previous,
-//! 7 delete, 9 save (into the old ones), `#` or `*` to leave. A new message heard
-//! to its end is old from then on.
+//! 7 delete, 9 save (into the old ones), 0 greetings, `#` or `*` to leave. A new
+//! message heard to its end is old from then on. In the greetings menu (also
+//! offered by a box without messages), 1 records the unavailable greeting and 2
+//! the busy one, after the tone until `#`.
 //!
 //! Storage, under `data_dir/voicemail/<box>/`: `INBOX/` (new) and `Old/`, each
 //! message a 16 kHz mono WAV and a JSON sidecar (`caller`, `caller_name`, `date`
@@ -45,6 +47,9 @@ const MENU_WAIT: Duration = Duration::from_secs(8);
 
 /// Wrong PINs before the PBX hangs up.
 const PIN_TRIES: u32 = 3;
+
+/// The longest greeting.
+const GREETING: Duration = Duration::from_secs(60);
 
 /// A box's settings, from `[[voicemails]]`.
 #[derive(Debug, Clone)]
@@ -140,6 +145,17 @@ impl Mailbox {
         let name = if busy { "busy.wav" } else { "unavailable.wav" };
         let file = std::fs::File::open(self.dir.join("greetings").join(name)).ok()?;
         pbxkit_rtp::wav::read_mono(std::io::BufReader::new(file), RATE).ok()
+    }
+
+    /// Keeps a greeting recorded by the box's owner (`busy`, else unavailable),
+    /// written as messages are.
+    pub(crate) fn save_greeting(&self, busy: bool, pcm: &[i16]) -> std::io::Result<()> {
+        let dir = self.dir.join("greetings");
+        std::fs::create_dir_all(&dir)?;
+        let mut wav = std::io::Cursor::new(Vec::new());
+        pbxkit_rtp::wav::write_mono(&mut wav, RATE, pcm).map_err(std::io::Error::other)?;
+        let name = if busy { "busy.wav" } else { "unavailable.wav" };
+        write_durably(&dir.join(name), &wav.into_inner())
     }
 
     /// Keeps a new message (see the [module docs](self) for how it is written).
@@ -377,6 +393,65 @@ pub(crate) async fn leave_message(
     hang_up(&mut session).await;
 }
 
+/// The greetings menu: 1 records the unavailable greeting, 2 the busy one, after
+/// the tone until `#` (a minute at most). `key` is one already pressed. `None`
+/// when the caller hung up.
+async fn greetings(
+    session: &mut Session,
+    mailbox: &Mailbox,
+    number: &str,
+    key: Option<char>,
+) -> Option<()> {
+    let key = match key {
+        Some(k) => k,
+        None => {
+            session.say(&["vm-options"]);
+            match session.played().await {
+                Input::HungUp => return None,
+                Input::Key(k) => k,
+                _ => match session.next(Some(Instant::now() + MENU_WAIT)).await {
+                    Input::HungUp => return None,
+                    Input::Key(k) => k,
+                    _ => return Some(()),
+                },
+            }
+        }
+    };
+    let busy = match key {
+        '1' => false,
+        '2' => true,
+        _ => return Some(()),
+    };
+    session.play(&beep());
+    if session.played().await == Input::HungUp {
+        return None;
+    }
+    session.record(true);
+    let deadline = Instant::now() + GREETING;
+    let mut pcm = Vec::new();
+    let hung_up = loop {
+        match session.next(Some(deadline)).await {
+            Input::Frame(frame) => pcm.extend_from_slice(&frame),
+            Input::Key('#') | Input::Deadline => break false,
+            Input::HungUp => break true,
+            _ => {}
+        }
+    };
+    session.record(false);
+    if pcm.len() >= RATE as usize * MIN_MESSAGE.as_secs() as usize {
+        let box_ = mailbox.clone();
+        match tokio::task::spawn_blocking(move || box_.save_greeting(busy, &pcm)).await {
+            Ok(Ok(())) => tracing::debug!(mailbox = %number, busy, "voicemail greeting recorded"),
+            _ => tracing::error!(mailbox = %number, busy, "voicemail greeting not saved"),
+        }
+    }
+    if hung_up {
+        return None;
+    }
+    session.say(&["vm-greeting-saved"]);
+    (session.played().await != Input::HungUp).then_some(())
+}
+
 /// The words for a count: "5 new messages".
 fn count_words(n: usize, kind: &'static str) -> Vec<String> {
     let mut words = crate::prompts::number(u32::try_from(n).unwrap_or(u32::MAX));
@@ -458,7 +533,20 @@ async fn menu(
     let new = messages.iter().filter(|m| m.folder == INBOX).count();
     let old = messages.len() - new;
     if messages.is_empty() {
-        bye(&mut session, &["vm-no-messages", "vm-goodbye"]).await;
+        session.say(&["vm-no-messages"]);
+        // A key during it goes to the greetings menu.
+        let key = match session.played().await {
+            Input::HungUp => return touched,
+            Input::Key(k) => Some(k),
+            _ => None,
+        };
+        if greetings(&mut session, &mailbox, &setup.number, key)
+            .await
+            .is_none()
+        {
+            return touched;
+        }
+        bye(&mut session, &["vm-goodbye"]).await;
         return touched;
     }
     let mut words = vec!["vm-you-have".to_owned()];
@@ -568,6 +656,15 @@ async fn menu(
                 } else {
                     play_message = false;
                 }
+            }
+            '0' => {
+                if greetings(&mut session, &mailbox, &setup.number, None)
+                    .await
+                    .is_none()
+                {
+                    return touched;
+                }
+                play_message = false;
             }
             '#' | '*' => break,
             _ => play_message = false,

@@ -4410,7 +4410,10 @@ async fn an_unanswered_call_leaves_a_message_that_the_box_owner_listens_to() {
 
     // Carol's own box has no PIN: *98 from her phone opens it at once (no
     // messages: the PBX says so and hangs up); *99 from another phone cannot.
-    let (_call, _voice) = join(&carol, "*98", SDP, ulaw).await;
+    // (# passes the greetings menu it offers.)
+    let (_call, mut voice) = join(&carol, "*98", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.press("#").await;
     hung_up_by_the_pbx(&mut carol, WAIT).await;
     let (_call, mut voice) = join(&alice, "*991002", SDP, ulaw).await;
     for _ in 0..3 {
@@ -4740,4 +4743,49 @@ async fn a_new_voicemail_message_is_mailed_with_its_wav_by_the_mail_command() {
     // The attachment is the WAV: base64 of "RIFF".
     assert!(mail.contains("\r\n\r\nUklGR"), "{mail}");
     assert!(mail.len() > 40_000, "about 1.5 s at 16 kHz: {}", mail.len());
+}
+
+#[tokio::test]
+async fn a_box_owner_records_the_greeting_callers_then_hear() {
+    let dir = temp_dir("vm-greeting");
+    let pbx = Pbx::start_with_voicemail(dir.clone(), free_port(), |c| c);
+    let mut bob = registered("1001", "pbx1001pw", &pbx).await;
+    // An empty box: "you have no messages", then the greetings menu: 1 records
+    // the unavailable greeting after the tone, until #.
+    let (call, mut voice) = join(&bob, "*98", SDP, ulaw).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.press("1").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    voice.talk(75).await;
+    voice.press("#").await;
+    // "Your greeting has been saved", then goodbye and the PBX hangs up.
+    hung_up_by_the_pbx(&mut bob, Duration::from_secs(15)).await;
+    drop(call);
+    let greeting = dir.join("data/voicemail/1001/greetings/unavailable.wav");
+    let wav = std::fs::File::open(&greeting).unwrap();
+    let pcm = pbxkit_rtp::wav::read_mono(std::io::BufReader::new(wav), 16000).unwrap();
+    assert!(pcm.len() > 16000, "{} samples", pcm.len());
+    let middle = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
+    let rms =
+        (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
+    assert!(rms > 2000.0, "{rms}");
+    // A caller Bob does not answer hears it: a steady tone, not the built-in
+    // prompt's speech, from the first packets.
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    drop(bob);
+    let (_call, voice) = join(&alice, "1001", SDP, ulaw).await;
+    let t = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let heard = voice.heard.lock().unwrap().clone();
+    let levels: Vec<f64> = heard
+        .iter()
+        .filter(|(at, _)| *at > t + Duration::from_millis(200))
+        .map(|(_, rms)| *rms)
+        .collect();
+    assert!(levels.len() > 20, "{}", levels.len());
+    // The recorded tone (after the silence Bob left before talking): every packet
+    // loud, where speech pauses between words.
+    let tone: Vec<f64> = levels.iter().copied().skip_while(|l| *l < 1000.0).collect();
+    assert!(tone.len() > 20, "{levels:?}");
+    assert!(tone.iter().all(|l| *l > 1000.0), "{levels:?}");
 }
