@@ -619,6 +619,9 @@ pub(crate) struct Pbx {
     pub(crate) mail_command: Vec<String>,
     /// The From of those mails.
     pub(crate) mail_from: String,
+    /// The name of call recordings under `data_dir/recordings/` (`.wav` added):
+    /// `{srcnum}`, `{dstnum}`, `{timestamp}` (Unix seconds) and `{callid}`.
+    pub(crate) recording_template: String,
 }
 
 impl Default for Pbx {
@@ -631,6 +634,7 @@ impl Default for Pbx {
             node_id: "pbx".into(),
             mail_command: Vec::new(),
             mail_from: "pbxkit@localhost".into(),
+            recording_template: "user-{srcnum}-{dstnum}-{timestamp}".into(),
         }
     }
 }
@@ -782,6 +786,11 @@ pub(crate) struct User {
     /// the user does not answer or is busy for, unless a forward does.
     #[serde(default)]
     pub(crate) voicemail: Option<String>,
+    /// Record the calls the user answers, and those it places.
+    #[serde(default)]
+    pub(crate) record_incoming: bool,
+    #[serde(default)]
+    pub(crate) record_outgoing: bool,
 }
 
 /// A service extension: the PBX answers it itself.

@@ -24,6 +24,7 @@ mod media;
 mod moh;
 mod passwords;
 mod prompts;
+mod recording;
 mod routing;
 mod session;
 mod shell;

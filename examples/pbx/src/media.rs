@@ -251,6 +251,9 @@ pub(crate) struct Relay {
     transcoding: watch::Sender<Option<Arc<Transcoding>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pub(crate) counters: Arc<Counters>,
+    /// Where a copy of each RTP packet admitted goes while the call is recorded
+    /// (`true`: from leg A).
+    tap: watch::Sender<Option<crate::recording::Tap>>,
 }
 
 impl Drop for Relay {
@@ -291,6 +294,7 @@ impl Relay {
         let b = leg(b_rtp, b_rtcp);
         let counters = Arc::new(Counters::default());
         let transcoding = watch::channel(None).0;
+        let tap = watch::channel(None).0;
         let mut tasks = Vec::new();
         for rtcp in [false, true] {
             let (a_sock, b_sock) = if rtcp {
@@ -311,6 +315,7 @@ impl Relay {
                     other_peer: b.target.subscribe(),
                     rtcp,
                     a_to_b: true,
+                    tap: tap.subscribe(),
                 },
                 codecs(),
                 counters.clone(),
@@ -326,6 +331,7 @@ impl Relay {
                     other_peer: a.target.subscribe(),
                     rtcp,
                     a_to_b: false,
+                    tap: tap.subscribe(),
                 },
                 codecs(),
                 counters.clone(),
@@ -337,7 +343,14 @@ impl Relay {
             transcoding,
             tasks,
             counters,
+            tap,
         }
+    }
+
+    /// Starts (`Some`) or stops (`None`) handing copies of the RTP both legs send
+    /// to a recording.
+    pub(crate) fn set_tap(&self, tap: Option<crate::recording::Tap>) {
+        self.tap.send_replace(tap);
     }
 
     /// Runs `task` (about this relay) until the relay stops.
@@ -542,6 +555,8 @@ struct Path {
     other_peer: watch::Receiver<Option<SocketAddr>>,
     rtcp: bool,
     a_to_b: bool,
+    /// A recording's tap, while there is one.
+    tap: watch::Receiver<Option<crate::recording::Tap>>,
 }
 
 /// Which sources may feed a leg: a [`Channel`] per SDP of the leg (pbxkit-rtp's
@@ -580,6 +595,7 @@ async fn forward(
         other_peer,
         rtcp,
         a_to_b,
+        tap,
     } = path;
     let mut buf = vec![0u8; 2048];
     let mut translated = Vec::with_capacity(2048);
@@ -636,6 +652,11 @@ async fn forward(
                 }
                 let heard = if a_to_b { &counters.from_a } else { &counters.from_b };
                 heard.fetch_add(1, Ordering::Relaxed);
+                if !rtcp && let Some(tap) = tap.borrow().as_ref() {
+                    // A recording that cannot keep up loses packets, not the call.
+                    let copy = bytes::Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                    let _ = tap.try_send((a_to_b, copy));
+                }
                 if to_muted.load(Ordering::Relaxed) && !rtcp {
                     continue;
                 }

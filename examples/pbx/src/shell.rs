@@ -573,6 +573,35 @@ impl pbxkit::engine::Media for RelayMedia {
         Ok(sdp.to_string().into())
     }
 
+    fn record(
+        &mut self,
+        call: CallId,
+        recording: Option<&pbxkit::engine::Recording>,
+        sdps: [Option<&bytes::Bytes>; 2],
+    ) -> bool {
+        let Some(relay) = self.relays.get(&call) else {
+            return false;
+        };
+        let Some(recording) = recording else {
+            // The recording's task finishes the file once the tap is gone.
+            relay.set_tap(None);
+            return true;
+        };
+        let info = serde_json::from_str(&recording.info).unwrap_or_default();
+        let sides = sdps.map(|sdp| crate::recording::codecs_of(sdp.and_then(session).as_ref()));
+        let (tap, packets) = tokio::sync::mpsc::channel(crate::recording::TAP_DEPTH);
+        relay.set_tap(Some(tap));
+        tokio::spawn(crate::recording::run(
+            packets,
+            sides,
+            crate::recording::Recording {
+                file: recording.file.clone(),
+                info,
+            },
+        ));
+        true
+    }
+
     fn ringback(&mut self, call: CallId, to_caller: bool, sdp: Option<&bytes::Bytes>) {
         // Dropping the tone stops it.
         self.ringing.remove(&call);
@@ -719,6 +748,8 @@ impl pbxkit::engine::Media for RelayMedia {
 /// What a call's CDR needs that its events carry at different times.
 struct Times {
     call_id: String,
+    /// Who called (a user's extension, or a trunk's number).
+    caller: String,
     start: f64,
     answer: Option<f64>,
 }
@@ -1342,6 +1373,37 @@ impl Shell {
         }
     }
 
+    /// Records an answered call when its caller records what it places or its
+    /// callee what it receives (the PBX's own answers, applications, are not).
+    fn record_if_asked(&mut self, call: CallId, call_id: &str, caller: &str, callee: &str) {
+        let config = self.engine.directory().config.clone();
+        let outgoing = config.user(caller).is_some_and(|u| u.record_outgoing);
+        let incoming = config.user(callee).is_some_and(|u| u.record_incoming);
+        if !(outgoing || incoming) {
+            return;
+        }
+        let now = unix_now();
+        let name = crate::recording::file_name(
+            &config.pbx.recording_template,
+            caller,
+            callee,
+            now,
+            call_id,
+        );
+        let info = serde_json::json!({
+            "call_id": call_id,
+            "caller": caller,
+            "callee": callee,
+            "start": now,
+        });
+        let recording = pbxkit::engine::Recording {
+            file: config.pbx.data_dir.join("recordings").join(name),
+            info: info.to_string(),
+        };
+        self.engine
+            .command(call, Command::Record(Some(recording)), Instant::now());
+    }
+
     /// A user's hint changed: on the bus, and to the phones watching its lamp.
     fn publish_hint(&mut self, (user, status): pbxkit::hints::Change) {
         let now = Instant::now();
@@ -1370,6 +1432,7 @@ impl Shell {
                     call,
                     Times {
                         call_id: sip_call_id.clone(),
+                        caller: caller.clone(),
                         start: cdr::now(),
                         answer: None,
                     },
@@ -1381,13 +1444,14 @@ impl Shell {
                 });
             }
             Event::CallAnswered { call, callee } => {
-                let call_id = match self.times.get_mut(&call) {
+                let (call_id, caller) = match self.times.get_mut(&call) {
                     Some(t) => {
                         t.answer = Some(cdr::now());
-                        t.call_id.clone()
+                        (t.call_id.clone(), t.caller.clone())
                     }
-                    None => String::new(),
+                    None => (String::new(), String::new()),
                 };
+                self.record_if_asked(call, &call_id, &caller, &callee);
                 self.bus
                     .publish(crate::events::Event::CallAnswered { call_id, callee });
             }
@@ -1400,6 +1464,7 @@ impl Shell {
             } => {
                 let times = self.times.remove(&call).unwrap_or(Times {
                     call_id: String::new(),
+                    caller: String::new(),
                     start: cdr::now(),
                     answer: None,
                 });

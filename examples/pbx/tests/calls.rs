@@ -4789,3 +4789,55 @@ async fn a_box_owner_records_the_greeting_callers_then_hear() {
     assert!(tone.len() > 20, "{levels:?}");
     assert!(tone.iter().all(|l| *l > 1000.0), "{levels:?}");
 }
+
+#[tokio::test]
+async fn a_user_who_records_incoming_calls_gets_a_wav_and_its_sidecar() {
+    let dir = temp_dir("recording");
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replace(
+            "password = \"pbx1001pw\"\n",
+            "password = \"pbx1001pw\"\nrecord_incoming = true\n",
+        )
+    });
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let bob_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let bob_log =
+        bob.answer_calls_with(StatusCode::OK, sdp(bob_media.local_addr().unwrap().port()));
+    let (call, mut voice) = join(&alice, "1001", SDP, ulaw).await;
+    // Alice talks for two seconds; Bob's phone hears her and says nothing.
+    voice.talk(100).await;
+    assert_eq!(call.bye(&alice).await, StatusCode::OK);
+    timeout(WAIT, bob_log).await.unwrap().unwrap();
+    // Once the call is over the sidecar is written next to the WAV.
+    let recordings = dir.join("data/recordings");
+    let mut sidecar = None;
+    for _ in 0..50 {
+        sidecar = std::fs::read_dir(&recordings).ok().and_then(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|x| x == "json"))
+        });
+        if sidecar.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sidecar = sidecar.expect("a sidecar");
+    let name = sidecar.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("user-1000-1001-"), "{name}");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(info["caller"], "1000");
+    assert_eq!(info["callee"], "1001");
+    assert_eq!(info["call_id"], call.call_id.as_str());
+    let duration = info["duration"].as_f64().unwrap();
+    assert!((1.5..4.0).contains(&duration), "{duration}");
+    let wav = std::fs::File::open(sidecar.with_extension("wav")).unwrap();
+    let pcm = pbxkit_rtp::wav::read_mono(std::io::BufReader::new(wav), 16000).unwrap();
+    let middle = &pcm[pcm.len() / 4..pcm.len() / 2];
+    let rms =
+        (middle.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / middle.len() as f64).sqrt();
+    assert!(rms > 2000.0, "Alice is in the recording: {rms}");
+    drop(bob_media);
+}

@@ -165,6 +165,15 @@ pub enum Tone {
     Congestion,
 }
 
+/// A recording of a call's audio, as [`Media::record`] is asked to make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// The WAV file.
+    pub file: std::path::PathBuf,
+    /// What its sidecar says (a JSON object): parties, call id, start.
+    pub info: String,
+}
+
 /// What the PBX answers a call with itself, on its own media.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -242,6 +251,19 @@ pub trait Media: std::fmt::Debug {
     ) -> Result<Bytes, StatusCode> {
         let _ = (call, app, offer);
         Err(StatusCode::NOT_IMPLEMENTED)
+    }
+    /// Starts recording `call` (`Some`: both sides mixed into its file; `sdps`
+    /// are the caller's and the callee's descriptions, which name their codecs),
+    /// or stops (`None`). Whether it is done: a media that does not anchor the
+    /// call cannot record it.
+    fn record(
+        &mut self,
+        call: CallId,
+        recording: Option<&Recording>,
+        sdps: [Option<&Bytes>; 2],
+    ) -> bool {
+        let _ = (call, recording, sdps);
+        false
     }
     /// Ringback to one side of `call` (the caller's when `to_caller`), whose media
     /// is `sdp`, while a transfer's target rings; `None` stops it.
@@ -479,6 +501,8 @@ pub enum Command {
     Run(Application),
     /// Refuse a call that does not ring yet with this status (400–699).
     Reject(StatusCode),
+    /// Record the call's audio, both parties mixed (`Some`), or stop (`None`).
+    Record(Option<Recording>),
     /// Ring this number (a user or a group) for the caller of a call an
     /// application of the PBX answered (an IVR's choice): the application's media
     /// is over, the caller hears ringback, and the one who answers takes the call
@@ -985,6 +1009,17 @@ impl<D: Directory> Engine<D> {
             Command::Run(app) => {
                 if self.calls.get(call.0).is_some_and(Call::is_unanswered_idle) {
                     self.run_application(call, &app, now);
+                }
+            }
+            Command::Record(recording) => {
+                let legs = self.calls.get(call.0).map(|c| (c.a, c.b));
+                if let Some((Some(a), Some(b))) = legs {
+                    let sdps = [self.remote_sdp(a), self.remote_sdp(b)];
+                    let _ = self.media.record(
+                        call,
+                        recording.as_ref(),
+                        [sdps[0].as_ref(), sdps[1].as_ref()],
+                    );
                 }
             }
             Command::Divert(number) => {

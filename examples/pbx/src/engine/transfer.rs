@@ -57,7 +57,7 @@ impl<D: Directory> Engine<D> {
     }
 
     /// The media description a leg's party last gave.
-    fn remote_sdp(&mut self, id: LegId) -> Option<Bytes> {
+    pub(super) fn remote_sdp(&mut self, id: LegId) -> Option<Bytes> {
         self.established(id)?.remote_sdp().cloned()
     }
 
