@@ -209,6 +209,10 @@ pub(crate) struct Queue {
     pub(crate) exten: String,
     /// The queue's name, as the `queue_log` and the agents' `queues` name it.
     pub(crate) name: String,
+    /// Record each call from the moment an agent takes it (the sidecar names
+    /// the queue and the agent).
+    #[serde(default)]
+    pub(crate) record: bool,
     /// `ringall` (default), `linear`, `leastrecent`, `fewestcalls`, `rrmemory`,
     /// `rrordered`, `random` or `wrandom`.
     #[serde(default = "ringall")]

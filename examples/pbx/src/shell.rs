@@ -1379,9 +1379,21 @@ impl Shell {
         let config = self.engine.directory().config.clone();
         let outgoing = config.user(caller).is_some_and(|u| u.record_outgoing);
         let incoming = config.user(callee).is_some_and(|u| u.record_incoming);
-        if !(outgoing || incoming) {
-            return;
+        if outgoing || incoming {
+            self.start_recording(call, call_id, caller, callee, &[]);
         }
+    }
+
+    /// Records `call` under `data_dir/recordings/`, `extra` added to its sidecar.
+    fn start_recording(
+        &mut self,
+        call: CallId,
+        call_id: &str,
+        caller: &str,
+        callee: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let config = self.engine.directory().config.clone();
         let now = unix_now();
         let name = crate::recording::file_name(
             &config.pbx.recording_template,
@@ -1390,12 +1402,15 @@ impl Shell {
             now,
             call_id,
         );
-        let info = serde_json::json!({
+        let mut info = serde_json::json!({
             "call_id": call_id,
             "caller": caller,
             "callee": callee,
             "start": now,
         });
+        for (key, value) in extra {
+            info[*key] = serde_json::json!(value);
+        }
         let recording = pbxkit::engine::Recording {
             file: config.pbx.data_dir.join("recordings").join(name),
             info: info.to_string(),
@@ -1548,6 +1563,16 @@ impl Shell {
                 user,
             } => {
                 tracing::debug!(call = ?call, %queue, %agent, %user, "agent connected");
+                let config = self.engine.directory().config.clone();
+                if config.queues.iter().any(|q| q.name == queue && q.record) {
+                    let (call_id, caller) = self
+                        .times
+                        .get(&call)
+                        .map(|t| (t.call_id.clone(), t.caller.clone()))
+                        .unwrap_or_default();
+                    let extra = [("queue", queue.as_str()), ("agent", agent.as_str())];
+                    self.start_recording(call, &call_id, &caller, &user, &extra);
+                }
             }
             Event::TrunkDown { trunk } => {
                 tracing::warn!(trunk = %trunk, "trunk down: no answer to OPTIONS");

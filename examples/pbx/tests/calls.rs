@@ -3218,7 +3218,14 @@ async fn queue_log_with(dir: &std::path::Path, events: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
     let dir = temp_dir("queue");
-    let pbx = Pbx::start(dir.clone(), free_port());
+    // The queue records its calls from the agent's answer.
+    let pbx = Pbx::start_edited(dir.clone(), free_port(), |c| {
+        c.replacen(
+            "name = \"support\"\n",
+            "name = \"support\"\nrecord = true\n",
+            1,
+        )
+    });
     let alice = registered("1000", "pbx1000pw", &pbx).await;
     let bob = registered("1001", "pbx1001pw", &pbx).await;
     // Bob's desk phone dials the codes (his registered one answers the queue).
@@ -3308,6 +3315,21 @@ async fn an_agent_logs_in_from_a_phone_and_takes_a_queues_caller() {
     .await;
     let connect = lines.iter().find(|l| l.contains("|CONNECT|")).unwrap();
     assert!(connect.contains("|support|Agent/1|"), "{connect}");
+    // One recording, of the call the agent took, its sidecar naming both.
+    let recordings: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("data/recordings"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&recordings[0]).unwrap()).unwrap();
+    assert_eq!(
+        (&info["queue"], &info["agent"]),
+        (&"support".into(), &"1".into()),
+        "{info}"
+    );
+    assert_eq!(info["callee"], "1001");
 }
 
 #[tokio::test]
