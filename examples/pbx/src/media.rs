@@ -595,8 +595,10 @@ async fn forward(
         other_peer,
         rtcp,
         a_to_b,
-        tap,
+        mut tap,
     } = path;
+    // The recording's tap, taken again only when it changes: no lock per packet.
+    let mut recording: Option<crate::recording::Tap> = None;
     let mut buf = vec![0u8; 2048];
     let mut translated = Vec::with_capacity(2048);
     let mut transcoder: Option<Transcoder> = None;
@@ -652,10 +654,15 @@ async fn forward(
                 }
                 let heard = if a_to_b { &counters.from_a } else { &counters.from_b };
                 heard.fetch_add(1, Ordering::Relaxed);
-                if !rtcp && let Some(tap) = tap.borrow().as_ref() {
-                    // A recording that cannot keep up loses packets, not the call.
-                    let copy = bytes::Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                    let _ = tap.try_send((a_to_b, copy));
+                if !rtcp {
+                    if tap.has_changed().unwrap_or(false) {
+                        recording = tap.borrow_and_update().clone();
+                    }
+                    if let Some(tap) = &recording {
+                        // A recording that cannot keep up loses packets, not the call.
+                        let copy = bytes::Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
+                        let _ = tap.try_send((a_to_b, copy));
+                    }
                 }
                 if to_muted.load(Ordering::Relaxed) && !rtcp {
                     continue;

@@ -168,8 +168,11 @@ impl Wav {
 
 /// The 44-byte header of a 16-bit mono PCM WAV at [`RATE`] holding `samples`.
 fn header(samples: u64) -> [u8; 44] {
-    // A WAV holds at most 4 GiB; a recording longer than that keeps the maximum.
-    let data = u32::try_from(samples * 2).unwrap_or(u32::MAX - 36);
+    // A WAV holds at most 4 GiB; a recording longer than that keeps the maximum
+    // (and the RIFF size below cannot overflow).
+    let data = u32::try_from(samples.saturating_mul(2))
+        .unwrap_or(u32::MAX)
+        .min(u32::MAX - 36);
     let mut h = [0u8; 44];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&(36 + data).to_le_bytes());

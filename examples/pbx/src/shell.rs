@@ -1910,27 +1910,10 @@ impl Shell {
                 return;
             }
         };
-        let now = unix_now();
         let config = self.engine.directory().config.clone();
-        let checked = self.auth.check(&req.request, now, |name| {
-            config.user(name).map(|u| u.password.clone())
-        });
-        let result = Authentication::of(&checked.outcome);
-        self.authenticated(req.source.addr, &checked.user, result);
-        let user = match checked.outcome {
-            Ok(v) => v.username,
-            Err(e) => {
-                let tag = crate::ids::token();
-                let r = self.auth.challenge(&req.request, &Err(e), now, &tag);
-                let _ = self.engine.respond(req.tx, r, Instant::now());
-                return;
-            }
+        let Some((user, aor)) = self.authenticate(&req) else {
+            return;
         };
-        let aor = req.request.to().ok().and_then(|t| {
-            t.uri
-                .as_sip()
-                .and_then(|u| u.user.as_ref().map(ToString::to_string))
-        });
         let watched = if package == MESSAGE_SUMMARY {
             if aor.as_deref() != Some(user.as_str()) {
                 self.answer(&req, StatusCode::FORBIDDEN);
@@ -1992,10 +1975,12 @@ impl Shell {
         }
     }
 
-    /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
-    fn register(&mut self, req: Request) {
+    /// The digest check of a REGISTER or SUBSCRIBE (the passwords of the
+    /// configuration in force: a SIGHUP may change them), counted for bans: the
+    /// authenticated user and the user part of the request's To, or `None` once
+    /// the request has been challenged.
+    fn authenticate(&mut self, req: &Request) -> Option<(String, Option<String>)> {
         let now = unix_now();
-        // The passwords of the configuration in force (a SIGHUP may change them).
         let config = self.engine.directory().config.clone();
         let checked = self.auth.check(&req.request, now, |name| {
             config.user(name).map(|u| u.password.clone())
@@ -2008,7 +1993,7 @@ impl Shell {
                 let tag = crate::ids::token();
                 let r = self.auth.challenge(&req.request, &Err(e), now, &tag);
                 let _ = self.engine.respond(req.tx, r, Instant::now());
-                return;
+                return None;
             }
         };
         let aor = req.request.to().ok().and_then(|t| {
@@ -2016,6 +2001,15 @@ impl Shell {
                 .as_sip()
                 .and_then(|u| u.user.as_ref().map(ToString::to_string))
         });
+        Some((user, aor))
+    }
+
+    /// REGISTER: digest, then the binding; the 200 goes out once it is on disk.
+    fn register(&mut self, req: Request) {
+        let now = unix_now();
+        let Some((user, aor)) = self.authenticate(&req) else {
+            return;
+        };
         if aor.as_deref() != Some(user.as_str()) {
             self.answer(&req, StatusCode::FORBIDDEN);
             return;

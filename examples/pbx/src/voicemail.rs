@@ -644,10 +644,15 @@ async fn menu(
                 at = at.min(messages.len() - 1);
             }
             '9' => {
-                let m = messages[at].clone();
+                // The message as it is now (heard to its end, it is old already).
+                let Some(m) = messages.get(at).cloned() else {
+                    break;
+                };
                 let box_ = mailbox.clone();
-                if let Ok(Ok(kept)) = tokio::task::spawn_blocking(move || box_.keep(&m)).await {
-                    messages[at] = kept;
+                if let Ok(Ok(kept)) = tokio::task::spawn_blocking(move || box_.keep(&m)).await
+                    && let Some(slot) = messages.get_mut(at)
+                {
+                    *slot = kept;
                     touched = true;
                 }
                 session.say(&["vm-kept"]);
