@@ -656,6 +656,8 @@ pub mod fuzzing {
             },
             t0,
         );
+        // Opus joins only with its feature.
+        #[cfg_attr(not(feature = "opus"), allow(unused_mut))]
         let mut kinds: Vec<(PayloadType, MakeCodec, Latching, bool)> = vec![
             (PayloadType::PCMU, ulaw, Latching::Strict, true),
             (PayloadType::G722, g722, Latching::SameIp, setup & 2 == 0),

@@ -27,6 +27,9 @@ pub(crate) struct Config {
     pub(crate) security: Security,
     #[serde(default)]
     pub(crate) users: Vec<User>,
+    /// Accounts of the tools that use the REST API (wazo-auth's service backend).
+    #[serde(default)]
+    pub(crate) api_users: Vec<ApiUser>,
     #[serde(default)]
     pub(crate) extensions: Vec<Extension>,
     #[serde(default)]
@@ -729,17 +732,33 @@ impl Rtp {
 
 /// The REST API listener.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct Http {
     pub(crate) listen: SocketAddr,
+    /// Seconds a token is good for when its client does not say.
+    pub(crate) token_expiration: u64,
+    /// The longest a client may ask for.
+    pub(crate) max_token_expiration: u64,
 }
 
 impl Default for Http {
     fn default() -> Self {
         Http {
             listen: SocketAddr::from(([127, 0, 0, 1], 9486)),
+            token_expiration: 7200,
+            max_token_expiration: 86_400,
         }
     }
+}
+
+/// A REST API account for a tool: its ACL patterns (`confd.users.read`, `#` for
+/// everything) say what its tokens may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApiUser {
+    pub(crate) name: String,
+    pub(crate) password: String,
+    pub(crate) acl: Vec<String>,
 }
 
 /// The phone provisioning server.
@@ -895,6 +914,8 @@ impl Config {
             ("ring_time", config.pbx.ring_time),
             ("rtp_timeout", config.rtp.rtp_timeout),
             ("session_expires", u64::from(config.sip.session_expires)),
+            ("token_expiration", config.http.token_expiration),
+            ("max_token_expiration", config.http.max_token_expiration),
         ]
         .into_iter()
         .chain(config.trunks.iter().map(|t| ("qualify", t.qualify)));
@@ -903,6 +924,34 @@ impl Config {
                 return Err(ConfigError {
                     message: format!("{key}: at most one year ({YEAR} s)"),
                     at: at_key(key),
+                });
+            }
+        }
+        if config.http.token_expiration == 0
+            || config.http.token_expiration > config.http.max_token_expiration
+        {
+            return Err(ConfigError {
+                message: "http: need 0 < token_expiration <= max_token_expiration".into(),
+                at: at_key("token_expiration"),
+            });
+        }
+        // A token request names an account: a user's extension or an API user's
+        // name, never both.
+        for api_user in &config.api_users {
+            if config.user_index.contains_key(&api_user.name)
+                || config
+                    .api_users
+                    .iter()
+                    .filter(|a| a.name == api_user.name)
+                    .count()
+                    > 1
+            {
+                return Err(ConfigError {
+                    message: format!(
+                        "api_users: {:?} is already the name of a user or another API user",
+                        api_user.name
+                    ),
+                    at: at_key(&format!("{:?}", api_user.name)),
                 });
             }
         }

@@ -26,24 +26,49 @@ const MAX_PATH: usize = 107;
 /// Connections served at once; more wait to be accepted.
 const MAX_CLIENTS: usize = 16;
 
-/// A question for the shell.
+/// A question (or an order) for the shell, from this socket or the REST API.
 #[derive(Debug)]
 pub(crate) enum Query {
     /// Queues' and agents' live statistics.
     Live(oneshot::Sender<Value>),
+    /// The calls in progress, oldest first.
+    Calls(oneshot::Sender<Vec<LiveCall>>),
+    /// Hang up the call of this Call-ID (the caller's); whether there was one.
+    HangUp {
+        call_id: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
-/// Listens on `data_dir/control.sock` and hands the queries to the returned
-/// receiver. A socket file left by a PBX that died is replaced; one that a
+/// A call in progress, as the shell knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LiveCall {
+    /// The caller's Call-ID.
+    pub(crate) call_id: String,
+    /// The caller's number, what it dialled and who answered.
+    pub(crate) caller: String,
+    pub(crate) dialed: String,
+    pub(crate) callee: Option<String>,
+    /// Unix seconds at creation and answer.
+    pub(crate) start: f64,
+    pub(crate) answer: Option<f64>,
+}
+
+/// Where the shell reads its queries, and the sender the socket and the API share.
+pub(crate) fn channel() -> (mpsc::Sender<Query>, mpsc::Receiver<Query>) {
+    mpsc::channel(MAX_CLIENTS * 4)
+}
+
+/// Listens on `data_dir/control.sock` and hands the queries to `tx` (the
+/// shell reads them from [`channel`]'s receiver). A socket file left by a PBX that died is replaced; one that a
 /// running PBX answers on is an error (two PBXs on one data directory).
-pub(crate) fn serve(data_dir: &Path) -> io::Result<mpsc::Receiver<Query>> {
+pub(crate) fn serve(data_dir: &Path, tx: mpsc::Sender<Query>) -> io::Result<()> {
     let path = data_dir.join(SOCKET);
-    let (tx, rx) = mpsc::channel(MAX_CLIENTS);
     if path.as_os_str().len() >= MAX_PATH {
         // A Unix socket's path is bounded (sun_path): a deep data directory runs
         // the PBX without the control socket rather than not at all.
         tracing::warn!(path = %path.display(), "data directory path too long for the control socket: `pbxkit acd live` will not reach this PBX");
-        return Ok(rx);
+        return Ok(());
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
@@ -83,7 +108,7 @@ pub(crate) fn serve(data_dir: &Path) -> io::Result<mpsc::Receiver<Query>> {
             }
         }
     });
-    Ok(rx)
+    Ok(())
 }
 
 /// Reads one request and writes its answer.

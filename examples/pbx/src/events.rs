@@ -32,6 +32,8 @@ pub(crate) enum Event {
     CallAnswered {
         /// The caller's Call-ID.
         call_id: String,
+        /// The caller's number.
+        caller: String,
         /// Who answered (a user, or the number a trunk reached).
         callee: String,
     },
@@ -39,6 +41,10 @@ pub(crate) enum Event {
     CallEnded {
         /// The caller's Call-ID.
         call_id: String,
+        /// The caller's number.
+        caller: String,
+        /// Who answered, if anyone.
+        callee: Option<String>,
         /// Whether it had been answered.
         answered: bool,
         /// The Q.850 cause it ended with.

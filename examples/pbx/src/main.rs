@@ -6,6 +6,7 @@
 //! file; `pbxkit check-config FILE` validates one.
 
 mod agents;
+mod api;
 mod apps;
 mod ban;
 mod cdr;
@@ -120,8 +121,8 @@ fn main() -> ExitCode {
         return match load(file, &text) {
             Ok(config) => {
                 // Weak passwords are warnings: a file's passwords are used as written.
-                for user in &config.users {
-                    if let Some(weakness) = passwords::weakness(&user.exten, &user.password) {
+                for (name, password) in passwords::accounts(&config) {
+                    if let Some(weakness) = passwords::weakness(name, password) {
                         eprintln!("{file}: warning: {weakness}");
                     }
                 }
@@ -155,7 +156,12 @@ fn main() -> ExitCode {
     if cli.config.is_none() {
         // The embedded default is public: its example passwords must not guard a
         // running PBX. Random ones, generated on first run, are kept in data_dir.
-        match passwords::apply_generated(&config.pbx.data_dir, &mut config.users) {
+        let config = &mut config;
+        match passwords::apply_generated(
+            &config.pbx.data_dir,
+            &mut config.users,
+            &mut config.api_users,
+        ) {
             Ok(file) => passwords_file = Some(file),
             Err(e) => {
                 eprintln!("pbxkit: cannot set up the users' passwords: {e}");
@@ -190,8 +196,8 @@ fn main() -> ExitCode {
         }
     };
     if passwords_file.is_none() {
-        for user in &config.users {
-            if let Some(weakness) = passwords::weakness(&user.exten, &user.password) {
+        for (name, password) in passwords::accounts(&config) {
+            if let Some(weakness) = passwords::weakness(name, password) {
                 tracing::warn!(file = %source, "{weakness}");
             }
         }
@@ -257,10 +263,11 @@ async fn serve(
 ) -> ExitCode {
     // First, before any file of the data directory is opened: one PBX per data
     // directory (its control socket says whether another one runs).
-    let control = match std::fs::create_dir_all(&config.pbx.data_dir)
-        .and_then(|()| control::serve(&config.pbx.data_dir))
+    let (control_tx, control) = control::channel();
+    match std::fs::create_dir_all(&config.pbx.data_dir)
+        .and_then(|()| control::serve(&config.pbx.data_dir, control_tx.clone()))
     {
-        Ok(control) => control,
+        Ok(()) => {}
         Err(e) => {
             eprintln!("pbxkit: {e}");
             return ExitCode::FAILURE;
@@ -320,13 +327,39 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
+    let api = api::Services {
+        config: config_rx,
+        shell: control_tx,
+        users: users.clone(),
+        bus: bus.clone(),
+        node: config.pbx.node_id.clone(),
+    };
+    let api = match api::serve(config.http.listen, api).await {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!(
+                "pbxkit: cannot listen on {} (the REST API): {e}",
+                config.http.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     print_banner(
         &source,
         &config,
-        sockets.local_addr(),
+        (sockets.local_addr(), api),
         passwords_file.as_deref(),
     );
-    let parts = (store, cdr, queue_log, users, bus, control);
+    let parts = shell::Parts {
+        store,
+        cdr,
+        queue_log,
+        users,
+        bus,
+        control,
+        api_config: config_tx,
+    };
     let reloads = reload_on_sighup(file);
     if let Err(e) = shell::run(config, dialplan, sockets, parts, reloads, stop).await {
         eprintln!("pbxkit: {e}");
@@ -373,7 +406,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 fn print_banner(
     source: &str,
     config: &Config,
-    sip: std::net::SocketAddr,
+    (sip, api): (std::net::SocketAddr, std::net::SocketAddr),
     passwords_file: Option<&std::path::Path>,
 ) {
     println!(
@@ -387,7 +420,7 @@ fn print_banner(
         "  RTP           udp {}-{} (media relay)",
         config.rtp.port_min, config.rtp.port_max
     );
-    println!("  HTTP API      tcp {} (next release)", config.http.listen);
+    println!("  HTTP API      tcp {api} (REST, WebSocket /events; OpenAPI at /api/api.yml)");
     println!(
         "  provisioning  tcp {} (next release)",
         config.provisioning.http_listen
@@ -408,6 +441,14 @@ fn print_banner(
         println!(
             "  {:<6} password {:<12} {}",
             user.exten, user.password, user.name
+        );
+    }
+    for account in &config.api_users {
+        println!(
+            "API user {} password {} (ACL {}): POST /token with these for a token",
+            account.name,
+            account.password,
+            account.acl.join(" ")
         );
     }
     println!("extensions:");

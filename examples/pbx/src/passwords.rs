@@ -7,7 +7,7 @@
 //! owner only) and reused on later runs. A configuration file's passwords are used as
 //! written; [`weakness`] says which deserve a warning (`check-config`, start-up log).
 
-use crate::config::User;
+use crate::config::{ApiUser, User};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::collections::BTreeMap;
 use std::io;
@@ -44,18 +44,21 @@ pub(crate) fn generate(rng: &dyn SecureRandom) -> io::Result<String> {
     Ok(password)
 }
 
-/// Replaces every user's password by the one stored for it in `data_dir`, generating
-/// (and storing) one for each user that has none yet. Returns the file's path.
+/// Replaces every user's and API user's password by the one stored for it in
+/// `data_dir` (API users under `api:<name>`), generating (and storing) one for each
+/// that has none yet. Returns the file's path.
 pub(crate) fn apply_generated(
     data_dir: &Path,
     users: &mut [User],
+    api_users: &mut [ApiUser],
 ) -> io::Result<std::path::PathBuf> {
-    apply_generated_with(data_dir, users, &SystemRandom::new())
+    apply_generated_with(data_dir, users, api_users, &SystemRandom::new())
 }
 
 fn apply_generated_with(
     data_dir: &Path,
     users: &mut [User],
+    api_users: &mut [ApiUser],
     rng: &dyn SecureRandom,
 ) -> io::Result<std::path::PathBuf> {
     let file = data_dir.join(FILE);
@@ -70,17 +73,24 @@ fn apply_generated_with(
         Err(e) => return Err(e),
     };
     let mut changed = false;
-    for user in users.iter_mut() {
-        let password = match stored.get(&user.exten) {
+    let accounts = users
+        .iter_mut()
+        .map(|u| (u.exten.clone(), &mut u.password))
+        .chain(
+            api_users
+                .iter_mut()
+                .map(|a| (format!("api:{}", a.name), &mut a.password)),
+        );
+    for (key, password) in accounts {
+        *password = match stored.get(&key) {
             Some(p) => p.clone(),
             None => {
                 let p = generate(rng)?;
-                stored.insert(user.exten.clone(), p.clone());
+                stored.insert(key, p.clone());
                 changed = true;
                 p
             }
         };
-        user.password = password;
     }
     if changed {
         std::fs::create_dir_all(data_dir)?;
@@ -89,6 +99,20 @@ fn apply_generated_with(
         crate::store::write_atomic_private(&file, &text)?;
     }
     Ok(file)
+}
+
+/// Every account's name and password: the users' (by extension), then the API users'.
+pub(crate) fn accounts(config: &crate::config::Config) -> impl Iterator<Item = (&str, &str)> {
+    config
+        .users
+        .iter()
+        .map(|u| (u.exten.as_str(), u.password.as_str()))
+        .chain(
+            config
+                .api_users
+                .iter()
+                .map(|a| (a.name.as_str(), a.password.as_str())),
+        )
 }
 
 /// Why a configured password deserves a warning, if it does.
@@ -106,12 +130,14 @@ pub(crate) fn weakness(exten: &str, password: &str) -> Option<String> {
     }
 }
 
-/// The example passwords of the embedded default: `pbx` + digits + `pw` (`pbx1000pw`).
+/// The example passwords of the embedded default: `pbx` + digits + `pw` (`pbx1000pw`),
+/// and the API account's `pbxadminpw`.
 fn is_published(password: &str) -> bool {
-    password
-        .strip_prefix("pbx")
-        .and_then(|rest| rest.strip_suffix("pw"))
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    password == "pbxadminpw"
+        || password
+            .strip_prefix("pbx")
+            .and_then(|rest| rest.strip_suffix("pw"))
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -141,14 +167,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pbxkit-passwords-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut first = users();
-        let file = apply_generated(&dir.join("data"), &mut first).unwrap();
+        let file = apply_generated(&dir.join("data"), &mut first, &mut []).unwrap();
         assert!(
             first
                 .iter()
                 .all(|u| weakness(&u.exten, &u.password).is_none())
         );
         let mut second = users();
-        apply_generated(&dir.join("data"), &mut second).unwrap();
+        apply_generated(&dir.join("data"), &mut second, &mut []).unwrap();
         let passwords = |us: &[User]| us.iter().map(|u| u.password.clone()).collect::<Vec<_>>();
         assert_eq!(passwords(&first), passwords(&second));
         // A user added later gets its own, the others keep theirs.
@@ -157,7 +183,7 @@ mod tests {
         let mut extra = more[0].clone();
         extra.exten = "1099".into();
         more.push(extra);
-        apply_generated(&dir.join("data"), &mut more).unwrap();
+        apply_generated(&dir.join("data"), &mut more, &mut []).unwrap();
         assert_eq!(passwords(&more[..2]), passwords(&first[..2]));
         assert!(weakness("1099", &more[2].password).is_none());
         #[cfg(unix)]
@@ -168,7 +194,7 @@ mod tests {
         }
         // A damaged file is an error, not a silent new set of passwords.
         std::fs::write(&file, "{not json").unwrap();
-        assert!(apply_generated(&dir.join("data"), &mut users()).is_err());
+        assert!(apply_generated(&dir.join("data"), &mut users(), &mut []).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -180,6 +206,11 @@ mod tests {
             weakness("1000", "short pass")
                 .unwrap()
                 .contains("shorter than 12")
+        );
+        assert!(
+            weakness("admin", "pbxadminpw")
+                .unwrap()
+                .contains("published")
         );
         assert_eq!(weakness("1000", "pbx-not-published-pw"), None);
         assert_eq!(weakness("1000", "twelve chars"), None);

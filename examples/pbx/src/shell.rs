@@ -750,8 +750,25 @@ struct Times {
     call_id: String,
     /// Who called (a user's extension, or a trunk's number).
     caller: String,
+    /// What it dialled, and who answered.
+    dialed: String,
+    callee: Option<String>,
     start: f64,
     answer: Option<f64>,
+}
+
+impl Times {
+    /// The call as the API lists it.
+    fn live(&self) -> crate::control::LiveCall {
+        crate::control::LiveCall {
+            call_id: self.call_id.clone(),
+            caller: self.caller.clone(),
+            dialed: self.dialed.clone(),
+            callee: self.callee.clone(),
+            start: self.start,
+            answer: self.answer,
+        }
+    }
 }
 
 /// The engine, the sockets and what the loop keeps between inputs.
@@ -892,23 +909,37 @@ async fn trunks(config: &Config) -> Vec<Trunk> {
     trunks
 }
 
+/// What the shell runs on, opened before it starts.
+pub(crate) struct Parts {
+    pub(crate) store: FileStore,
+    pub(crate) cdr: Cdr,
+    pub(crate) queue_log: Journal,
+    pub(crate) users: Users,
+    pub(crate) bus: Bus,
+    /// Questions from the control socket and the API.
+    pub(crate) control: tokio::sync::mpsc::Receiver<crate::control::Query>,
+    /// Where the API reads the configuration in force.
+    pub(crate) api_config: tokio::sync::watch::Sender<Arc<Config>>,
+}
+
 /// Runs the PBX on the engine until `shutdown` completes.
 pub(crate) async fn run(
     config: Arc<Config>,
     dialplan: Arc<pbxkit_dialplan::Dialplan>,
     sockets: Transports,
-    parts: (
-        FileStore,
-        Cdr,
-        Journal,
-        Users,
-        Bus,
-        tokio::sync::mpsc::Receiver<crate::control::Query>,
-    ),
+    parts: Parts,
     mut reloads: tokio::sync::mpsc::Receiver<Reload>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let (store, cdr, queue_log, users, bus, mut control) = parts;
+    let Parts {
+        store,
+        cdr,
+        queue_log,
+        users,
+        bus,
+        mut control,
+        api_config,
+    } = parts;
     let (agents, saved_agents) = crate::agents::AgentStore::open(&config.pbx.data_dir)?;
     let agents = Arc::new(agents);
     let local = sockets.local_addr();
@@ -1086,6 +1117,7 @@ pub(crate) async fn run(
                 if let Ok(mut menus) = shell.ivrs.lock() {
                     *menus = ivr_setups(&reload.config);
                 }
+                api_config.send_replace(reload.config.clone());
                 shell.engine.directory_mut().config = reload.config;
             }
             () = &mut shutdown => break,
@@ -1227,10 +1259,26 @@ impl Shell {
     }
 
     /// Answers a question from the control socket.
-    fn query(&self, query: crate::control::Query) {
+    fn query(&mut self, query: crate::control::Query) {
         match query {
             crate::control::Query::Live(reply) => {
                 let _ = reply.send(self.live_stats());
+            }
+            crate::control::Query::Calls(reply) => {
+                let mut calls: Vec<_> = self.times.values().map(Times::live).collect();
+                calls.sort_by(|a, b| a.start.total_cmp(&b.start));
+                let _ = reply.send(calls);
+            }
+            crate::control::Query::HangUp { call_id, reply } => {
+                let call = self
+                    .times
+                    .iter()
+                    .find(|(_, t)| t.call_id == call_id)
+                    .map(|(call, _)| *call);
+                if let Some(call) = call {
+                    self.engine.command(call, Command::HangUp, Instant::now());
+                }
+                let _ = reply.send(call.is_some());
             }
         }
     }
@@ -1448,6 +1496,8 @@ impl Shell {
                     Times {
                         call_id: sip_call_id.clone(),
                         caller: caller.clone(),
+                        dialed: dialed.clone(),
+                        callee: None,
                         start: cdr::now(),
                         answer: None,
                     },
@@ -1462,13 +1512,17 @@ impl Shell {
                 let (call_id, caller) = match self.times.get_mut(&call) {
                     Some(t) => {
                         t.answer = Some(cdr::now());
+                        t.callee = Some(callee.clone());
                         (t.call_id.clone(), t.caller.clone())
                     }
                     None => (String::new(), String::new()),
                 };
                 self.record_if_asked(call, &call_id, &caller, &callee);
-                self.bus
-                    .publish(crate::events::Event::CallAnswered { call_id, callee });
+                self.bus.publish(crate::events::Event::CallAnswered {
+                    call_id,
+                    caller,
+                    callee,
+                });
             }
             Event::CallEnded {
                 call,
@@ -1480,6 +1534,8 @@ impl Shell {
                 let times = self.times.remove(&call).unwrap_or(Times {
                     call_id: String::new(),
                     caller: String::new(),
+                    dialed: String::new(),
+                    callee: None,
                     start: cdr::now(),
                     answer: None,
                 });
@@ -1522,6 +1578,8 @@ impl Shell {
                 };
                 self.bus.publish(crate::events::Event::CallEnded {
                     call_id,
+                    caller: caller.clone(),
+                    callee: times.callee.clone(),
                     answered: matches!(outcome, Outcome::Answered(_)),
                     cause: outcome.q850(),
                 });

@@ -100,6 +100,15 @@ fn starts_on_embedded_default_with_generated_passwords_and_stops_on_sigint() {
     assert!(text.contains("udp+tcp 0.0.0.0:5060"), "{text}");
     assert!(text.contains("udp 10000-20000"), "{text}");
     assert!(text.contains("provisioning  tcp 127.0.0.1:8667"), "{text}");
+    assert!(text.contains("HTTP API      tcp 127.0.0.1:9486"), "{text}");
+    // The API account's password is generated like the users'.
+    let admin = banner
+        .iter()
+        .find_map(|l| l.strip_prefix("API user admin password "))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no API user in {text}"));
+    assert_ne!(admin, "pbxadminpw", "a published password");
+    assert!(admin.len() >= 12, "{admin}");
     // What it offers beside the users: a queue and a conference room.
     assert!(text.contains("queue 3100   support"), "{text}");
     assert!(text.contains("conference 4000   meeting"), "{text}");

@@ -12,6 +12,10 @@ use std::time::Duration;
 pub(crate) struct Pbx {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// Where its REST API listens (a port the system chose).
+    pub(crate) api: SocketAddr,
+    /// What it printed up to its ready line.
+    pub(crate) banner: Vec<String>,
 }
 
 impl Pbx {
@@ -58,7 +62,8 @@ impl Pbx {
                 "data_dir = \"pbxkit-data\"",
                 &format!("data_dir = \"{}\"", dir.join("data").display()),
             )
-            .replace("ring_time = 30", "ring_time = 3");
+            .replace("ring_time = 30", "ring_time = 3")
+            .replace("listen = \"127.0.0.1:9486\"", "listen = \"127.0.0.1:0\"");
         let config = edit(config);
         let file = dir.join("pbx.toml");
         std::fs::write(&file, config).unwrap();
@@ -87,17 +92,29 @@ impl Pbx {
                 }
             }
         });
+        let mut banner = Vec::new();
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("pbxkit prints ready");
-            if line.starts_with("ready") {
+            let ready = line.starts_with("ready");
+            banner.push(line);
+            if ready {
                 break;
             }
         }
+        let api = banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("HTTP API      tcp "))
+            .and_then(|rest| rest.split(' ').next())
+            .expect("the banner gives the API's address")
+            .parse()
+            .unwrap();
         Pbx {
             child,
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            api,
+            banner,
         }
     }
 
