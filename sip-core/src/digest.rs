@@ -20,6 +20,41 @@
 //! trunks that register upstream.
 //!
 //! Time is an input: the caller passes the current Unix time in seconds.
+//!
+//! A phone answering a SHA-256 challenge, and what the server makes of that answer
+//! sent once, replayed, sent again with the next nonce count, and sent too late:
+//!
+//! ```
+//! use pbxkit_sip::digest::{self, Algorithm, AuthError, DigestServer};
+//!
+//! let t0 = 1_700_000_000; // Unix seconds
+//! let mut server = DigestServer::new("pbx.example.com", b"an example secret, 32 bytes long", 300);
+//! let password = |user: &str| (user == "1000").then(|| "pw".to_owned());
+//!
+//! let challenge = server.challenge(t0, Algorithm::Sha256, false);
+//! assert_eq!(challenge.param("qop").as_deref(), Some("auth"));
+//! let answer = |nc| digest::respond(&challenge, "INVITE", "sip:2000@pbx.example.com", "1000", "pw", "9b1e", nc);
+//! let first = answer(1).ok_or("not a Digest challenge")?;
+//! assert_eq!(first.param("algorithm").as_deref(), Some("SHA-256"));
+//! assert_eq!(first.param("nc").as_deref(), Some("00000001"));
+//!
+//! assert_eq!(server.verify(&first, "INVITE", t0 + 1, password)?.username, "1000");
+//! // The same credentials again are a replay: challenge again with stale=true.
+//! let replay = server.verify(&first, "INVITE", t0 + 2, password);
+//! assert_eq!(replay, Err(AuthError::Replay));
+//! assert!(replay.is_err_and(|e| e.is_stale()));
+//! // The next request with this nonce counts up, and is accepted.
+//! let second = answer(2).ok_or("not a Digest challenge")?;
+//! assert!(server.verify(&second, "INVITE", t0 + 3, password).is_ok());
+//! // A wrong password (or an unknown user) is refused, the two alike.
+//! let wrong = digest::respond(&challenge, "INVITE", "sip:2000@pbx.example.com", "1000", "guess", "9b1e", 3);
+//! let wrong = wrong.ok_or("not a Digest challenge")?;
+//! assert_eq!(server.verify(&wrong, "INVITE", t0 + 4, password), Err(AuthError::Refused));
+//! // Past the nonce's 300 s the answer is stale, even with the right password.
+//! let late = answer(3).ok_or("not a Digest challenge")?;
+//! assert_eq!(server.verify(&late, "INVITE", t0 + 301, password), Err(AuthError::Stale));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::params::Params;

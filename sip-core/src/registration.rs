@@ -2,6 +2,56 @@
 //! state machine: it builds REGISTER requests, answers digest challenges, refreshes
 //! before expiry and backs off after failures. Send what [`Registration::poll_request`]
 //! gives through a client transaction and feed the outcome back.
+//!
+//! A trunk registering with its provider: the first REGISTER is challenged with
+//! `401`, the second carries the digest answer and is accepted for 600 s (less than
+//! asked), and the refresh falls due at 85 % of that:
+//!
+//! ```
+//! use pbxkit_sip::registration::{Registration, RegistrationConfig, Status};
+//! use pbxkit_sip::{Auth, HeaderName, Message, StatusCode, Uri};
+//! use std::time::{Duration, Instant};
+//!
+//! let config = RegistrationConfig {
+//!     registrar: Uri::parse("sip:provider.example.com")?,
+//!     aor: Uri::parse("sip:trunk1@provider.example.com")?,
+//!     contact: Uri::parse("sip:trunk1@192.0.2.1:5060")?,
+//!     via: "SIP/2.0/UDP 192.0.2.1:5060".into(),
+//!     username: "trunk1".into(),
+//!     password: "s3cret".into(),
+//!     expires: 3600,
+//!     retry_min: Duration::from_secs(30),
+//!     retry_max: Duration::from_secs(1800),
+//! };
+//! let t0 = Instant::now();
+//! // Call-ID, From tag and cnonce: random in real use.
+//! let mut reg = Registration::new(config, "7c1f9e@192.0.2.1", "f00d", "c0ffee", t0);
+//!
+//! let first = reg.poll_request(t0).ok_or("a REGISTER is due")?;
+//! assert_eq!(first.expires().transpose()?, Some(3600));
+//! let mut challenge = Message::response_to(&first, StatusCode::UNAUTHORIZED, Some("p1"));
+//! challenge.headers_mut().push(
+//!     HeaderName::WwwAuthenticate,
+//!     r#"Digest realm="provider.example.com", nonce="5f3a9c", algorithm=MD5, qop="auth""#,
+//! );
+//! reg.handle_response(&challenge, t0);
+//!
+//! // Sent again at once, with credentials for that challenge.
+//! let second = reg.poll_request(t0).ok_or("a REGISTER is due")?;
+//! assert_eq!(second.cseq()?.seq, 2);
+//! let auth = second.headers().typed::<Auth>(&HeaderName::Authorization).ok_or("none")??;
+//! assert_eq!(auth.param("username").as_deref(), Some("trunk1"));
+//! assert_eq!(auth.param("nonce").as_deref(), Some("5f3a9c"));
+//!
+//! // The provider grants 600 s on our Contact.
+//! let mut ok = Message::response_to(&second, StatusCode::OK, Some("p1"));
+//! ok.headers_mut().push(HeaderName::Contact, "<sip:trunk1@192.0.2.1:5060>;expires=600");
+//! reg.handle_response(&ok, t0);
+//! assert_eq!(reg.status(), Status::Registered { until: t0 + Duration::from_secs(600) });
+//! assert_eq!(reg.poll_timeout(), Some(t0 + Duration::from_secs(510)));
+//! assert!(reg.poll_request(t0 + Duration::from_secs(509)).is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::digest;
