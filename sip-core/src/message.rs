@@ -1,4 +1,55 @@
 //! SIP messages: parsing from received bytes, typed access, building and serialising.
+//!
+//! Building a request in code: headers in the order pushed, and Content-Length
+//! written from the body's real length when serialised (appended when absent):
+//!
+//! ```
+//! use pbxkit_sip::{HeaderName, Message, Method, StartLine, Uri};
+//!
+//! let mut message = Message::request(Method::Message, Uri::parse("sip:bob@biloxi.example.com")?);
+//! let h = message.headers_mut();
+//! h.push(HeaderName::Via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKm1");
+//! h.push(HeaderName::MaxForwards, "70");
+//! h.push(HeaderName::From, "<sip:alice@atlanta.example.com>;tag=a1");
+//! h.push(HeaderName::To, "<sip:bob@biloxi.example.com>");
+//! h.push(HeaderName::CallId, "msg-1@192.0.2.1");
+//! h.push(HeaderName::CSeq, "1 MESSAGE");
+//! h.push(HeaderName::ContentType, "text/plain");
+//! message.body = "Hello, Bob".into();
+//!
+//! let wire = message.to_bytes();
+//! assert!(wire.starts_with(b"MESSAGE sip:bob@biloxi.example.com SIP/2.0\r\n"));
+//! assert!(wire.ends_with(b"Content-Length: 10\r\n\r\nHello, Bob"));
+//!
+//! // The other side reads it back, Content-Length included, and writes it the same.
+//! let received = Message::parse(wire.clone())?;
+//! assert_eq!(received.headers().get(&HeaderName::ContentLength), Some("10"));
+//! assert_eq!(received.to_bytes(), wire);
+//! assert!(matches!(&received.start, StartLine::Request { method: Method::Message, .. }));
+//! assert_eq!(received.headers().get(&HeaderName::ContentType), Some("text/plain"));
+//! assert_eq!(&received.body[..], b"Hello, Bob");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A request that fails to parse still gets its answer when it can be routed
+//! ([`Message::error_response`]):
+//!
+//! ```
+//! use pbxkit_sip::{ErrorKind, HeaderName, Message, Part, StatusCode};
+//!
+//! let bad = b"OPTIONS sip:pbx.example.com SIP/2.0\r\n\
+//!     Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKo1\r\n\
+//!     From: <sip:alice@atlanta.example.com>;tag=a1\r\nTo: <sip:pbx.example.com>\r\n\
+//!     Call-ID: o-1@192.0.2.1\r\nCSeq: one OPTIONS\r\nContent-Length: 0\r\n\r\n";
+//! let error = Message::parse(&bad[..]).expect_err("CSeq is not a number");
+//! assert_eq!((error.kind, &error.part), (ErrorKind::InvalidHeader, &Part::Header(HeaderName::CSeq)));
+//!
+//! let answer = Message::error_response(bad, &error).ok_or("an answer")?;
+//! assert_eq!(answer.status(), Some(StatusCode::BAD_REQUEST));
+//! assert_eq!(answer.top_via()?.branch(), Some("z9hG4bKo1"));
+//! assert!(answer.to_bytes().starts_with(b"SIP/2.0 400 Bad Request (CSeq: "));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::{ErrorKind, ParseError, Part};

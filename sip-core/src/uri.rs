@@ -1,5 +1,32 @@
 //! URIs: `sip:`/`sips:` (RFC 3261 §19.1), `tel:` (RFC 3966), and any other absolute URI
 //! kept as text. Escaped forms are kept as received; [`unescape`] decodes them.
+//!
+//! ```
+//! use pbxkit_sip::{Host, Uri, unescape};
+//!
+//! let uri = Uri::parse("sip:alice%20smith@Atlanta.example.com:5061;transport=TCP;lr")?;
+//! let sip = uri.as_sip().ok_or("a SIP URI")?;
+//! assert_eq!(sip.user.as_deref(), Some("alice%20smith"));
+//! assert_eq!(sip.user_unescaped().as_deref(), Some(&b"alice smith"[..]));
+//! assert_eq!(sip.host, Host::Name("Atlanta.example.com".into()));
+//! assert_eq!(sip.port, Some(5061));
+//! assert_eq!(sip.transport().as_deref(), Some("tcp"));
+//! assert_eq!(sip.params.get("lr"), Some(None));
+//! // Written back as received.
+//! assert_eq!(uri.to_string(), "sip:alice%20smith@Atlanta.example.com:5061;transport=TCP;lr");
+//!
+//! // RFC 3261 §19.1.4: host and transport compare without case, escapes decoded.
+//! let same = Uri::parse("sip:alice%20smith@atlanta.example.com:5061;transport=tcp;lr")?;
+//! assert!(uri.equivalent(&same));
+//! assert!(!uri.equivalent(&Uri::parse("sip:alice%20smith@atlanta.example.com")?));
+//!
+//! // tel: numbers compare without their visual separators.
+//! let Uri::Tel(tel) = Uri::parse("tel:+33-1-23-45-67-89")? else { return Err("a tel URI".into()) };
+//! assert!(tel.is_global());
+//! assert_eq!(tel.digits(), "+33123456789");
+//! assert_eq!(unescape("%2B33"), &b"+33"[..]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::{ErrorKind, ParseError, Part, ValueError};
