@@ -1,5 +1,43 @@
 //! The header section: values are ranges of the received (UTF-8 validated) header
 //! section, parsed into typed values on access; headers added in code own their text.
+//!
+//! Reading a received message's headers (compact forms and list headers included),
+//! then editing them as a proxy does before forwarding:
+//!
+//! ```
+//! use pbxkit_sip::{Contact, HeaderName, Message, NameAddr};
+//!
+//! let mut invite = Message::parse(
+//!     "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+//!      v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKh1\r\nMax-Forwards: 70\r\n\
+//!      f: <sip:alice@atlanta.example.com>;tag=a1\r\nt: <sip:bob@biloxi.example.com>\r\n\
+//!      i: h-1@192.0.2.1\r\nCSeq: 1 INVITE\r\n\
+//!      Record-Route: <sip:p2.example.com;lr>, <sip:p1.example.com;lr>\r\n\
+//!      X-Account: 4711\r\nl: 0\r\n\r\n",
+//! )?;
+//! let h = invite.headers();
+//! // `i:` is Call-ID; unknown names are kept as written.
+//! assert_eq!(h.get(&HeaderName::CallId), Some("h-1@192.0.2.1"));
+//! assert_eq!(h.get(&HeaderName::parse("x-account")), Some("4711"));
+//! assert_eq!(h.typed::<u8>(&HeaderName::MaxForwards).transpose()?, Some(70));
+//! // A list header: each comma-separated element is one value.
+//! let route: Vec<NameAddr> = h.typed_all(&HeaderName::RecordRoute).collect::<Result<_, _>>()?;
+//! assert_eq!(route.len(), 2);
+//! assert_eq!(route[1].uri.to_string(), "sip:p1.example.com;lr");
+//! assert!(h.typed::<Contact>(&HeaderName::Contact).is_none());
+//!
+//! // Forwarding: our Via on top, one hop less, the private header gone.
+//! let h = invite.headers_mut();
+//! h.push_front(HeaderName::Via, "SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKp1");
+//! h.set(HeaderName::MaxForwards, "69");
+//! assert_eq!(h.remove(&HeaderName::parse("X-Account")), 1);
+//! assert_eq!(invite.vias().count(), 2);
+//! assert_eq!(invite.top_via()?.branch(), Some("z9hG4bKp1"));
+//! assert_eq!(invite.max_forwards().transpose()?, Some(69));
+//! let wire = invite.to_bytes();
+//! assert!(wire.starts_with(b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::error::{ErrorKind, ParseError, Part, ValueError};

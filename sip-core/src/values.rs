@@ -1,5 +1,43 @@
 //! Typed values of the simpler headers: CSeq, Call-ID, numbers, tokens, media types,
 //! authentication, session timers, events, Replaces, Reason, Privacy, Date, Timestamp.
+//!
+//! Each is read with [`Headers::typed`](crate::Headers::typed) (or
+//! [`typed_all`](crate::Headers::typed_all) for every element of a list header):
+//!
+//! ```
+//! use pbxkit_sip::{HeaderName, MediaType, Message, Parameterised, Privacy, Replaces, SipDate, Token};
+//!
+//! let invite = Message::parse(
+//!     "INVITE sip:1001@pbx.example.com SIP/2.0\r\n\
+//!      Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKv1\r\nMax-Forwards: 70\r\n\
+//!      From: <sip:1002@pbx.example.com>;tag=a1\r\nTo: <sip:1001@pbx.example.com>\r\n\
+//!      Call-ID: v-1@192.0.2.1\r\nCSeq: 7 INVITE\r\n\
+//!      Supported: timer, replaces\r\nSession-Expires: 1800;refresher=uac\r\n\
+//!      Replaces: 98asjd8@192.0.2.9;to-tag=12345;from-tag=54321;early-only\r\n\
+//!      Privacy: id;header\r\nDate: Sat, 13 Nov 2010 23:29:00 GMT\r\n\
+//!      Content-Type: application/SDP\r\nContent-Length: 0\r\n\r\n",
+//! )?;
+//! let h = invite.headers();
+//! assert_eq!(invite.cseq()?.seq, 7);
+//! let supported: Vec<Token> = h.typed_all(&HeaderName::Supported).collect::<Result<_, _>>()?;
+//! assert!(supported.iter().any(|t| t.0 == "timer"));
+//!
+//! let timer: Parameterised = h.typed(&HeaderName::SessionExpires).ok_or("none")??;
+//! assert_eq!(timer.number(), Some(1800));
+//! assert_eq!(timer.param("refresher").as_deref(), Some("uac"));
+//!
+//! let replaces: Replaces = h.typed(&HeaderName::Replaces).ok_or("none")??;
+//! assert_eq!((&*replaces.call_id, &*replaces.to_tag), ("98asjd8@192.0.2.9", "12345"));
+//! assert!(replaces.early_only);
+//!
+//! let privacy: Privacy = h.typed(&HeaderName::Privacy).ok_or("none")??;
+//! assert!(privacy.contains("id"));
+//! let date: SipDate = h.typed(&HeaderName::Date).ok_or("none")??;
+//! assert_eq!((date.year, date.month, date.day), (2010, 11, 13));
+//! let kind: MediaType = h.typed(&HeaderName::ContentType).ok_or("none")??;
+//! assert!(kind.is("application", "sdp"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
