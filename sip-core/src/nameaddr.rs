@@ -1,5 +1,31 @@
 //! name-addr / addr-spec values: From, To, Contact, Route, Record-Route,
 //! P-Asserted-Identity, Remote-Party-ID, Diversion, Refer-To, Referred-By, Path...
+//!
+//! ```
+//! use pbxkit_sip::{ByteStr, Contact, DisplayName, HeaderValue, NameAddr, Uri};
+//!
+//! // A value on its own (as from configuration), parsed like a header's.
+//! let text = r#""Alice \"Al\" Smith" <sip:alice@atlanta.example.com>;tag=a1"#;
+//! let from = NameAddr::parse_value(&ByteStr::from(text))?;
+//! let display = from.display.as_ref().map(DisplayName::text);
+//! assert_eq!(display.as_deref(), Some(r#"Alice "Al" Smith"#));
+//! assert_eq!(from.uri.to_string(), "sip:alice@atlanta.example.com");
+//! assert_eq!(from.tag(), Some("a1"));
+//!
+//! // A Contact: header parameters (after `>`) are not the URI's.
+//! let text = "<sip:1000@192.0.2.10:5062;transport=tcp>;expires=600;q=0.5";
+//! let Contact::Addr(contact) = Contact::parse_value(&text.into())? else { panic!("not `*`") };
+//! assert_eq!((contact.expires(), contact.q()), (Some(600), Some(500)));
+//! assert!(contact.uri.as_sip().is_some_and(|u| u.params.contains("transport")));
+//! assert_eq!(Contact::parse_value(&"*".into())?, Contact::Star);
+//!
+//! // Building one: the display name is quoted and escaped as needed.
+//! let mut to = NameAddr::new(Uri::parse("sip:bob@biloxi.example.com")?);
+//! to.display = Some(DisplayName::new("Bob"));
+//! to.set_tag("b7");
+//! assert_eq!(to.to_string(), r#""Bob" <sip:bob@biloxi.example.com>;tag=b7"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;

@@ -1,4 +1,22 @@
 //! `;name=value` parameters of URIs and headers.
+//!
+//! ```
+//! use pbxkit_sip::{ByteStr, Params};
+//!
+//! let mut params = Params::new();
+//! params.set("transport", Some(ByteStr::from("tcp")));
+//! params.set("lr", None);
+//! params.set("text", Some(ByteStr::from(r#""Call \"completed\"""#)));
+//! // Names compare without case; `Some(None)` is a parameter without value.
+//! assert_eq!(params.get("Transport"), Some(Some("tcp")));
+//! assert_eq!(params.get("lr"), Some(None));
+//! assert_eq!(params.get("maddr"), None);
+//! assert_eq!(params.get_unquoted("text").as_deref(), Some(r#"Call "completed""#));
+//! // Setting again replaces in place; written back as `;name=value`.
+//! params.set("TRANSPORT", Some(ByteStr::from("udp")));
+//! assert!(params.remove("text"));
+//! assert_eq!(params.to_string(), ";transport=udp;lr");
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;

@@ -1,5 +1,36 @@
 //! Framing SIP messages out of a byte stream (TCP, TLS): by Content-Length, with
 //! CRLF keep-alives (RFC 5626 §3.5.1) and bounded header and body sizes.
+//!
+//! Bytes come as the network cuts them: a message may arrive in pieces, and several
+//! may come in one read.
+//!
+//! ```
+//! use pbxkit_sip::{ErrorKind, Frame, StreamDecoder, StreamLimits};
+//!
+//! let options = "OPTIONS sip:pbx.example.com SIP/2.0\r\n\
+//!     Via: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKs1\r\n\
+//!     From: <sip:alice@atlanta.example.com>;tag=a1\r\nTo: <sip:pbx.example.com>\r\n\
+//!     Call-ID: s-1@192.0.2.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nping";
+//! let mut decoder = StreamDecoder::new(StreamLimits::default());
+//!
+//! // The first read ends inside the body: nothing yet.
+//! let (start, rest) = options.split_at(options.len() - 2);
+//! decoder.extend(start.as_bytes());
+//! assert_eq!(decoder.next_frame()?, None);
+//!
+//! // The second brings the end of it and a keep-alive ping (CRLF CRLF).
+//! decoder.extend(format!("{rest}\r\n\r\n").as_bytes());
+//! let Some(Frame::Message(message)) = decoder.next_frame()? else { panic!("a message") };
+//! assert_eq!(&message.body[..], b"ping");
+//! assert_eq!(decoder.next_frame()?, Some(Frame::Ping)); // answer with one CRLF
+//! assert_eq!((decoder.next_frame()?, decoder.buffered()), (None, 0));
+//!
+//! // A header section past the limit is an error: close the connection.
+//! let mut small = StreamDecoder::new(StreamLimits { max_header_bytes: 64, max_body_bytes: 0 });
+//! small.extend(options.as_bytes());
+//! assert_eq!(small.next_frame().map_err(|e| e.kind), Err(ErrorKind::TooLarge));
+//! # Ok::<(), pbxkit_sip::ParseError>(())
+//! ```
 
 use crate::error::{ErrorKind, ParseError, Part};
 use crate::message::{Message, header_section_end, skip_leading_crlf};

@@ -1,4 +1,24 @@
 //! The Via header (RFC 3261 §20.42, RFC 3581 rport).
+//!
+//! ```
+//! use pbxkit_sip::{ByteStr, HeaderValue, Host, Transport, Via};
+//!
+//! let text = "SIP/2.0/TCP pc33.atlanta.example.com:5061;branch=z9hG4bK776a;rport=50022;received=198.51.100.3";
+//! let via = Via::parse_value(&ByteStr::from(text))?;
+//! assert_eq!((&via.transport, via.port), (&Transport::Tcp, Some(5061)));
+//! assert!(via.transport.is_reliable());
+//! assert!(via.has_rfc3261_branch());
+//! // Where the request really came from (RFC 3581): answer there.
+//! assert_eq!(via.received(), Some("198.51.100.3".parse()?));
+//! assert_eq!(via.rport(), Some(Some(50022)));
+//!
+//! // Ours, asking the next hop to fill in rport.
+//! let mut ours = Via::new(Transport::Udp, Host::Ip("192.0.2.1".parse()?), Some(5060), "z9hG4bKx1");
+//! ours.params.set("rport", None);
+//! assert_eq!(ours.to_string(), "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx1;rport");
+//! assert_eq!(ours.rport(), Some(None));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::{Build, ByteStr};
 use crate::error::ValueError;
