@@ -1,5 +1,25 @@
 //! `ByteStr`: shared UTF-8 text, so that values parsed out of a message point into
 //! that message's text instead of being copied.
+//!
+//! ```
+//! use pbxkit_sip::{ByteStr, HeaderName, Message};
+//!
+//! let message = Message::parse(
+//!     "OPTIONS sip:pbx.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKb1\r\n\
+//!      From: <sip:a@example.com>;tag=a1\r\nTo: <sip:pbx.example.com>\r\n\
+//!      Call-ID: b-1@192.0.2.1\r\nCSeq: 1 OPTIONS\r\nUser-Agent: Softphone/2.1\r\n\r\n",
+//! )?;
+//! // A value taken out of the message is a slice of its text: no copy.
+//! let agent: ByteStr = message.headers().first(&HeaderName::UserAgent).ok_or("none")?.to_bytestr();
+//! assert_eq!(agent, "Softphone/2.1");
+//! let product = agent.slice_ref(agent.split('/').next().unwrap_or_default());
+//! assert_eq!(product.as_str(), "Softphone");
+//! // It reads as a `&str`, and outlives the message it came from.
+//! drop(message);
+//! assert!(agent.ends_with("2.1"));
+//! assert_eq!(ByteStr::from_static("Softphone"), product);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::borrow::Borrow;
 use std::fmt;

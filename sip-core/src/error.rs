@@ -1,4 +1,21 @@
 //! Parse errors: what was wrong, in which part of the message, and where.
+//!
+//! ```
+//! use pbxkit_sip::{ErrorKind, HeaderName, Message, Part};
+//!
+//! let bad = "OPTIONS sip:pbx.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKe1\r\n\
+//!     From: <sip:a@example.com>;tag=a1\r\nTo: <sip:pbx.example.com>\r\n\
+//!     Call-ID: e-1@192.0.2.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+//! let error = Message::parse(bad).expect_err("CSeq names another method");
+//! assert_eq!(error.kind, ErrorKind::CSeqMismatch);
+//! assert_eq!(error.part, Part::Header(HeaderName::CSeq));
+//! // The offset points into the input, for logs and tools.
+//! assert!(bad[error.offset..].starts_with("1 INVITE\r\n"));
+//! // What a server answers with.
+//! assert_eq!(error.status_code(), 400);
+//! assert!(error.reason_phrase().starts_with("Bad Request (CSeq: "));
+//! assert_eq!(error.kind.as_str(), "cseq-mismatch");
+//! ```
 
 use crate::name::HeaderName;
 use std::fmt;

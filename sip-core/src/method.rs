@@ -1,4 +1,24 @@
-//! SIP methods: the ones RFC 3261 and its extensions define, plus any other token.
+//! SIP methods: the ones RFC 3261 and its extensions define, plus any other token;
+//! and status codes, with their classes and the RFCs' reason phrases.
+//!
+//! ```
+//! use pbxkit_sip::{Method, StatusCode};
+//!
+//! assert_eq!(Method::parse("INVITE"), Method::Invite);
+//! // Case-sensitive (RFC 3261 §7.1): anything else is an extension, kept as written.
+//! assert_eq!(Method::parse("invite").as_str(), "invite");
+//! assert_ne!(Method::parse("invite"), Method::Invite);
+//! assert_eq!(Method::parse("FOO").to_string(), "FOO");
+//!
+//! let code = StatusCode::new(486).ok_or("out of range")?;
+//! assert_eq!(code, StatusCode::BUSY_HERE);
+//! assert_eq!(code.canonical_reason(), "Busy Here");
+//! assert!(!code.is_provisional() && !code.is_success());
+//! // Codes without a name of their own get their class's reason.
+//! assert_eq!(StatusCode::new(499).map(StatusCode::canonical_reason), Some("Client Error"));
+//! assert_eq!(StatusCode::new(700), None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use std::fmt;

@@ -1,4 +1,20 @@
 //! Header names: case-insensitive, with RFC 3261 compact forms, and an open set.
+//!
+//! ```
+//! use pbxkit_sip::HeaderName;
+//!
+//! // Any case, long or compact form; written back in the RFC's spelling.
+//! assert_eq!(HeaderName::parse("call-id"), HeaderName::CallId);
+//! assert_eq!(HeaderName::parse("i"), HeaderName::CallId);
+//! assert_eq!(HeaderName::CallId.as_str(), "Call-ID");
+//! assert_eq!(HeaderName::CallId.compact(), Some('i'));
+//! // Unknown names compare without case too, and keep their spelling.
+//! let account = HeaderName::parse("X-Account-Code");
+//! assert_eq!(account, HeaderName::parse("x-account-code"));
+//! assert_eq!(account.as_str(), "X-Account-Code");
+//! // List headers may be split over lines or comma-separated (RFC 3261 §7.3.1).
+//! assert!(HeaderName::Via.is_list() && !HeaderName::From.is_list());
+//! ```
 
 use crate::bytestr::ByteStr;
 use std::fmt;
