@@ -30,6 +30,10 @@ pub(crate) struct Config {
     /// Accounts of the tools that use the REST API (wazo-auth's service backend).
     #[serde(default)]
     pub(crate) api_users: Vec<ApiUser>,
+    /// Contact sources of the directory service beside the users: CSV files
+    /// (wazo-dird's `csv` back-end keys).
+    #[serde(default)]
+    pub(crate) directories: Vec<pbxkit_directory::CsvConfig>,
     #[serde(default)]
     pub(crate) extensions: Vec<Extension>,
     #[serde(default)]

@@ -93,6 +93,7 @@ enum Command {
 fn load(source: &str, text: &str) -> Result<Config, String> {
     let config = Config::parse(text).map_err(|e| e.describe(source))?;
     routing::dialplan(&config).map_err(|e| format!("{source}: {e}"))?;
+    api::check(&config).map_err(|e| format!("{source}: {e}"))?;
     Ok(config)
 }
 

@@ -275,6 +275,8 @@ async fn tokens_acls_lists_and_bad_input() {
             .replace("{user}", "1000")
             .replace("{token}", &admin)
             .replace("{forward}", "busy")
+            .replace("{profile}", "default")
+            .replace("{vendor}", "yealink")
             .replace("{call}", "no-such-call");
         let answer = http(
             api,
@@ -521,4 +523,135 @@ async fn registered(user: &'static str, password: &'static str, pbx: &Pbx) -> Ph
     let phone = Phone::new(user, pbx.addr).await.with_password(password);
     assert_eq!(phone.register().await.status(), Some(StatusCode::OK));
     phone
+}
+
+#[tokio::test]
+async fn the_directory_finds_users_and_csv_contacts_for_the_api_and_the_phones() {
+    let dir = temp_dir("api-directory");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("contacts.csv");
+    std::fs::write(
+        &csv,
+        "id,firstname,lastname,phone\n1,Hélène,Dupont,0612345678\n2,Marc,Durand,0698765432\n",
+    )
+    .unwrap();
+    let extra = format!(
+        r#"
+[[directories]]
+name = "company"
+file = "{}"
+searched_columns = ["firstname", "lastname"]
+first_matched_columns = ["phone"]
+unique_column = "id"
+format_columns = {{ name = "{{firstname}} {{lastname}}", number = "{{phone}}" }}
+"#,
+        csv.display()
+    );
+    let pbx = Pbx::start_with(dir, free_port(), &extra);
+    let api = pbx.api;
+    let user = token(api, "1000", "pbx1000pw").await;
+    // Lookups: accents ignored, the users and the CSV file both searched.
+    let found = get(api, "/directories/lookup/default?term=helene", &user).await;
+    assert_eq!(found.status, 200, "{found:?}");
+    let found = found.json();
+    assert_eq!(found["column_headers"], json!(["Name", "Number"]));
+    assert_eq!(
+        found["results"][0]["column_values"],
+        json!(["Hélène Dupont", "0612345678"])
+    );
+    assert_eq!(found["results"][0]["source"], "company");
+    let users = get(api, "/directories/lookup/default?term=user%201001", &user)
+        .await
+        .json();
+    assert_eq!(
+        users["results"][0]["column_values"],
+        json!(["User 1001", "1001"])
+    );
+    assert_eq!(
+        get(api, "/directories/lookup/default", &user).await.status,
+        400
+    );
+    assert_eq!(
+        get(api, "/directories/lookup/other?term=x", &user)
+            .await
+            .status,
+        404
+    );
+    // Reverse lookup: the name behind a number, for the user's own screen only.
+    let reverse = get(
+        api,
+        "/directories/reverse/default/me?exten=0698765432",
+        &user,
+    )
+    .await;
+    assert_eq!(reverse.status, 200, "{reverse:?}");
+    assert_eq!(reverse.json()["display"], "Marc Durand");
+    assert_eq!(
+        get(
+            api,
+            "/directories/reverse/default/me?exten=0100000000",
+            &user
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        get(
+            api,
+            "/directories/reverse/default/1001?exten=0698765432",
+            &user
+        )
+        .await
+        .status,
+        403
+    );
+    // A Yealink phone's directory key: the XML it gets, read back.
+    let view = http(
+        api,
+        "GET",
+        "/directories/lookup/default/yealink?term=du",
+        &[("User-Agent", "Yealink SIP-T46S 66.86.0.15")],
+        b"",
+    )
+    .await;
+    assert_eq!(view.status, 200, "{view:?}");
+    assert!(view.headers.to_ascii_lowercase().contains("text/xml"));
+    let text = String::from_utf8(view.body).unwrap();
+    let xml = roxmltree::Document::parse(&text).unwrap();
+    assert_eq!(
+        xml.root_element().tag_name().name(),
+        "YealinkIPPhoneDirectory"
+    );
+    let entries: Vec<(String, String)> = xml
+        .descendants()
+        .filter(|n| n.has_tag_name("DirectoryEntry"))
+        .map(|e| {
+            let child = |tag: &str| {
+                e.children()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (child("Name"), child("Telephone"))
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("Hélène Dupont".to_owned(), "0612345678".to_owned()),
+            ("Marc Durand".to_owned(), "0698765432".to_owned())
+        ]
+    );
+    let form = http(api, "GET", "/directories/input/default/yealink", &[], b"").await;
+    assert_eq!(form.status, 200);
+    let text = String::from_utf8(form.body).unwrap();
+    assert!(roxmltree::Document::parse(&text).is_ok(), "{text}");
+    assert_eq!(
+        http(api, "GET", "/directories/input/default/nokia", &[], b"")
+            .await
+            .status,
+        404
+    );
 }

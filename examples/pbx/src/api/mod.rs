@@ -17,6 +17,7 @@
 //! wrong password is, so nothing tells which names exist.
 
 mod acl;
+mod directory;
 mod events;
 mod tokens;
 
@@ -49,6 +50,8 @@ pub(crate) const USER_ACL: &[&str] = &[
     "websocketd",
     "events.calls.me",
     "events.config.users.me.#",
+    "dird.directories.lookup.*.read",
+    "dird.directories.reverse.*.me.read",
 ];
 
 /// Largest request body (JSON), in bytes: 413 beyond.
@@ -76,6 +79,8 @@ pub(crate) struct Services {
 
 struct Api {
     services: Services,
+    /// The directory service, rebuilt on reload.
+    directory: std::sync::RwLock<Arc<pbxkit_directory::Directory>>,
     tokens: Mutex<Tokens>,
     bans: Mutex<crate::ban::Bans>,
     rng: ring::rand::SystemRandom,
@@ -88,15 +93,20 @@ type Shared = Arc<Api>;
 pub(crate) async fn serve(listen: SocketAddr, services: Services) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    let policy = services.config.borrow().security.ban_policy();
+    let (policy, directory) = {
+        let config = services.config.borrow();
+        let directory = directory::build(&config).map_err(std::io::Error::other)?;
+        (config.security.ban_policy(), directory)
+    };
     let api = Arc::new(Api {
+        directory: std::sync::RwLock::new(Arc::new(directory)),
         services,
         tokens: Mutex::new(Tokens::default()),
         bans: Mutex::new(crate::ban::Bans::new(policy)),
         rng: ring::rand::SystemRandom::new(),
     });
     let app = router(api.clone());
-    tokio::spawn(revoke_on_reload(api));
+    tokio::spawn(follow_reloads(api));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(
             listener,
@@ -110,9 +120,10 @@ pub(crate) async fn serve(listen: SocketAddr, services: Services) -> std::io::Re
     Ok(local)
 }
 
-/// A user or API account removed from the configuration, or whose password
-/// changed, loses its tokens at the reload.
-async fn revoke_on_reload(api: Shared) {
+/// At each reload: a user or API account removed from the configuration, or
+/// whose password changed, loses its tokens; the directory is rebuilt (a CSV
+/// source that no longer loads keeps the one before).
+async fn follow_reloads(api: Shared) {
     let mut config = api.services.config.clone();
     let mut before = config.borrow_and_update().clone();
     while config.changed().await.is_ok() {
@@ -127,8 +138,21 @@ async fn revoke_on_reload(api: Shared) {
                 tokens.revoke_all_of(name);
             }
         }
+        match directory::build(&after) {
+            Ok(directory) => {
+                if let Ok(mut current) = api.directory.write() {
+                    *current = Arc::new(directory);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "directory not rebuilt"),
+        }
         before = after;
     }
+}
+
+/// Whether the API's parts of `config` (its directory sources) set up.
+pub(crate) fn check(config: &Config) -> Result<(), String> {
+    directory::build(config).map(drop)
 }
 
 fn router(api: Shared) -> Router {
@@ -147,6 +171,19 @@ fn router(api: Shared) -> Router {
         .route("/calls", get(list_calls))
         .route("/calls/{call}", delete(hang_up_call))
         .route("/events", get(events::upgrade))
+        .route("/directories/lookup/{profile}", get(directory::lookup))
+        .route(
+            "/directories/reverse/{profile}/{user}",
+            get(directory::reverse),
+        )
+        .route(
+            "/directories/input/{profile}/{vendor}",
+            get(directory::phone_input),
+        )
+        .route(
+            "/directories/lookup/{profile}/{vendor}",
+            get(directory::phone_results),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -257,6 +294,13 @@ async fn openapi() -> Response {
 impl Api {
     fn config(&self) -> Arc<Config> {
         self.services.config.borrow().clone()
+    }
+
+    fn directory(&self) -> Arc<pbxkit_directory::Directory> {
+        match self.directory.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The token a request carries, if it is good now.
