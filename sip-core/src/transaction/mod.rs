@@ -22,6 +22,57 @@
 //! ```
 //!
 //! It never reads the clock: every call takes `now`.
+//!
+//! Two layers talking over UDP, the network being the bytes passed between them: the
+//! client retransmits its OPTIONS on Timer E, the server answers once and absorbs
+//! the retransmission (answering it with the same response), and the client hears
+//! the 200:
+//!
+//! ```
+//! use pbxkit_sip::transaction::{Event, Target, Timers, TransactionLayer, TransportKind};
+//! use pbxkit_sip::{Message, StatusCode};
+//! use std::time::{Duration, Instant};
+//!
+//! let (alice, pbx) = ("192.0.2.1:5060".parse()?, "192.0.2.10:5060".parse()?);
+//! let to_pbx = Target { addr: pbx, transport: TransportKind::Udp };
+//! let from_alice = Target { addr: alice, transport: TransportKind::Udp };
+//! let options = Message::parse(
+//!     "OPTIONS sip:pbx@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKt1\r\n\
+//!      Max-Forwards: 70\r\nFrom: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:pbx@192.0.2.10>\r\n\
+//!      Call-ID: t-1@192.0.2.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+//! )?;
+//! let t0 = Instant::now();
+//! let mut client = TransactionLayer::new(Timers::default());
+//! let mut server = TransactionLayer::new(Timers::default());
+//!
+//! let tx = client.send_request(options, to_pbx, t0)?;
+//! let first = client.poll_transmit().ok_or("the request")?;
+//! assert_eq!(first.target, to_pbx);
+//! // Timer E: retransmitted after T1 (500 ms) while no response came.
+//! let t1 = t0 + Duration::from_millis(500);
+//! assert_eq!(client.poll_timeout(), Some(t1));
+//! client.handle_timeout(t1);
+//! let again = client.poll_transmit().ok_or("a retransmission")?;
+//! assert_eq!(again.bytes, first.bytes);
+//!
+//! // The server hears both copies; the transaction user sees the request once.
+//! server.handle_message(Message::parse(first.bytes)?, from_alice, t1);
+//! let Some(Event::Request { tx: stx, request, .. }) = server.poll_event() else {
+//!     return Err("a request".into());
+//! };
+//! server.respond(stx, Message::response_to(&request, StatusCode::OK, Some("p1")), t1)?;
+//! server.handle_message(Message::parse(again.bytes)?, from_alice, t1);
+//! assert!(server.poll_event().is_none());
+//! let ok = server.poll_transmit().ok_or("the 200")?;
+//! assert_eq!(server.poll_transmit().map(|t| t.bytes), Some(ok.bytes.clone()));
+//!
+//! client.handle_message(Message::parse(ok.bytes)?, to_pbx, t1);
+//! let Some(Event::Response { tx: done, response }) = client.poll_event() else {
+//!     return Err("the response".into());
+//! };
+//! assert_eq!((done, response.status()), (tx, Some(StatusCode::OK)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod client;
 mod client_invite;

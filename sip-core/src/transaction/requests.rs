@@ -1,5 +1,29 @@
 //! Requests the transaction layer builds: the ACK for a non-2xx final response
 //! (RFC 3261 §17.1.1.3) and CANCEL (§9.1).
+//!
+//! ```
+//! use pbxkit_sip::transaction::{ack_for_failure, cancel_for};
+//! use pbxkit_sip::{Message, Method, StatusCode};
+//!
+//! let invite = Message::parse(
+//!     "INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1\r\n\
+//!      Max-Forwards: 70\r\nFrom: <sip:alice@atlanta.example.com>;tag=a1\r\nTo: <sip:bob@biloxi.example.com>\r\n\
+//!      Call-ID: c-1@192.0.2.1\r\nCSeq: 5 INVITE\r\nContent-Length: 0\r\n\r\n",
+//! )?;
+//! // The CANCEL matches the INVITE's transaction: same branch and CSeq number.
+//! let cancel = cancel_for(&invite);
+//! assert_eq!(cancel.method(), Some(&Method::Cancel));
+//! assert_eq!(cancel.top_via()?.branch(), Some("z9hG4bKc1"));
+//! assert_eq!((cancel.cseq()?.seq, &cancel.cseq()?.method), (5, &Method::Cancel));
+//!
+//! // The ACK of a 486 takes the To tag of the response.
+//! let busy = Message::response_to(&invite, StatusCode::BUSY_HERE, Some("b9"));
+//! let ack = ack_for_failure(&invite, &busy);
+//! assert_eq!(ack.method(), Some(&Method::Ack));
+//! assert_eq!(ack.top_via()?.branch(), Some("z9hG4bKc1"));
+//! assert_eq!(ack.to()?.tag(), Some("b9"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;

@@ -1,5 +1,21 @@
 //! RFC 3261 §17 timers: the base values T1, T2, T4 and the named timers A–K (and L,
 //! M from RFC 6026) with the durations derived from them.
+//!
+//! ```
+//! use pbxkit_sip::transaction::Timers;
+//! use std::time::Duration;
+//!
+//! let timers = Timers::default();
+//! // Timer B/F: 64 × T1.
+//! assert_eq!(timers.timeout(), Duration::from_secs(32));
+//! // Timer E doubles from T1 and stops at T2; Timer A keeps doubling.
+//! let e: Vec<_> = (0..5).map(|n| timers.retransmit_interval(n, true).as_millis()).collect();
+//! assert_eq!(e, [500, 1000, 2000, 4000, 4000]);
+//! assert_eq!(timers.retransmit_interval(4, false), Duration::from_secs(8));
+//! // A faster network: a smaller T1 shortens every timer derived from it.
+//! let lan = Timers { t1: Duration::from_millis(100), ..Timers::default() };
+//! assert_eq!(lan.timeout(), Duration::from_millis(6400));
+//! ```
 
 use std::time::Duration;
 
