@@ -1,4 +1,75 @@
 //! The UAS leg: an INVITE we received.
+//!
+//! A call from Alice: the layer hands us her INVITE, the leg rings and answers, and
+//! her ACK confirms the dialog. (An owner with several legs finds each event's leg
+//! with [`Routes`](super::Routes), as [the module](super) shows.)
+//!
+//! ```
+//! use pbxkit_sip::b2bua::{IncomingLeg, Leg, LegConfig, LegEvent, Output};
+//! use pbxkit_sip::transaction::{Event, Target, Timers, TransactionLayer, TransportKind};
+//! use pbxkit_sip::{Message, StatusCode, Uri};
+//! use std::time::Instant;
+//!
+//! /// Gives the leg's responses to the layer; returns the leg's events.
+//! fn drain(leg: &mut IncomingLeg, layer: &mut TransactionLayer, now: Instant) -> Vec<LegEvent> {
+//!     let mut events = Vec::new();
+//!     while let Some(output) = leg.poll_output() {
+//!         match output {
+//!             Output::Response { tx, response } => layer.respond(tx, response, now).expect("our transaction"),
+//!             Output::Event(event) => events.push(event),
+//!             _ => {}
+//!         }
+//!     }
+//!     events
+//! }
+//!
+//! let via = "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK";
+//! let dialog = "Max-Forwards: 70\r\nFrom: <sip:alice@192.0.2.1>;tag=a1\r\n\
+//!     Call-ID: in-1@192.0.2.1\r\nContact: <sip:alice@192.0.2.1:5060>\r\n";
+//! let offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+//! let invite = format!(
+//!     "INVITE sip:1001@192.0.2.10 SIP/2.0\r\n{via}inv1\r\n{dialog}To: <sip:1001@192.0.2.10>\r\n\
+//!      CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+//!     offer.len()
+//! );
+//! let now = Instant::now();
+//! let mut layer = TransactionLayer::new(Timers::default());
+//! let alice = Target { addr: "192.0.2.1:5060".parse()?, transport: TransportKind::Udp };
+//! layer.handle_message(Message::parse(invite)?, alice, now);
+//! let Some(Event::Request { tx, request, source }) = layer.poll_event() else {
+//!     return Err("an INVITE".into());
+//! };
+//!
+//! // `token` (our To tag, the seed of our branches) is random in real use.
+//! let config = LegConfig::new("192.0.2.10:5060", Uri::parse("sip:1001@192.0.2.10")?);
+//! let mut leg = IncomingLeg::new(config, "k3j9", tx, request, source, now);
+//! assert_eq!(leg.offer().as_deref(), Some(offer.as_bytes()));
+//! leg.ring(None, now)?;
+//! let answer = "v=0\r\no=- 2 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n";
+//! leg.answer(Some(answer.into()), now)?;
+//! assert!(drain(&mut leg, &mut layer, now).is_empty());
+//!
+//! // On the wire to Alice: 180 and 200, both with our tag.
+//! let sent = std::iter::from_fn(|| layer.poll_transmit()).map(|t| Message::parse(t.bytes));
+//! let sent = sent.collect::<Result<Vec<_>, _>>()?;
+//! let codes: Vec<_> = sent.iter().filter_map(Message::status).collect();
+//! assert_eq!(codes, [StatusCode::RINGING, StatusCode::OK]);
+//! assert_eq!(sent[1].to()?.tag(), Some("k3j9"));
+//! assert_eq!(&sent[1].body[..], answer.as_bytes());
+//!
+//! // Her ACK confirms the call; the leg is now a dialog.
+//! let ack = format!(
+//!     "ACK sip:1001@192.0.2.10 SIP/2.0\r\n{via}ack1\r\n{dialog}To: <sip:1001@192.0.2.10>;tag=k3j9\r\n\
+//!      CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+//! );
+//! layer.handle_message(Message::parse(ack)?, alice, now);
+//! let event = layer.poll_event().ok_or("the ACK")?;
+//! assert!(matches!(event, Event::Ack { .. }));
+//! leg.handle_event(event, now);
+//! assert!(matches!(drain(&mut leg, &mut layer, now)[..], [LegEvent::Confirmed { sdp: None }]));
+//! assert!(leg.dialog().is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use super::established::{Established, Setup, our_timer, timer_headers_uas};
 use super::event::{LegEvent, Side};

@@ -1,4 +1,88 @@
 //! The UAC leg: one INVITE per contact rung at once, until one answers.
+//!
+//! Ringing a desk phone and a mobile at once: the desk phone rings, the mobile
+//! answers; the leg ACKs the mobile's 200 and cancels the desk phone.
+//!
+//! ```
+//! use pbxkit_sip::b2bua::{BranchId, BranchState, Leg, LegConfig, LegEvent, OutgoingLegs, Output};
+//! use pbxkit_sip::transaction::{Target, Timers, TransactionLayer, TransportKind};
+//! use pbxkit_sip::{HeaderName, Message, Method, StatusCode, Uri};
+//! use std::time::Instant;
+//!
+//! /// Starts the leg's requests in the layer; returns the ACKs to put on the wire
+//! /// and the leg's events.
+//! fn drain(leg: &mut OutgoingLegs, layer: &mut TransactionLayer, now: Instant) -> (Vec<Message>, Vec<LegEvent>) {
+//!     let (mut acks, mut events) = (Vec::new(), Vec::new());
+//!     while let Some(output) = leg.poll_output() {
+//!         match output {
+//!             Output::Request { key, request, target } => {
+//!                 let sent = layer.send_request(request, target, now);
+//!                 leg.sent(key, sent, now);
+//!             }
+//!             Output::Ack { request, .. } => acks.push(request),
+//!             Output::Event(event) => events.push(event),
+//!             _ => {}
+//!         }
+//!     }
+//!     (acks, events)
+//! }
+//! /// What the layer puts on the wire, and where.
+//! fn wire(layer: &mut TransactionLayer) -> Vec<(Target, Message)> {
+//!     let sent = std::iter::from_fn(|| layer.poll_transmit());
+//!     sent.map(|t| (t.target, Message::parse(t.bytes).expect("ours parses"))).collect()
+//! }
+//! /// The phone's answer, with its tag and Contact (the URI it was called at).
+//! fn answer(invite: &Message, status: StatusCode) -> Message {
+//!     let mut response = Message::response_to(invite, status, Some("callee"));
+//!     let contact = invite.request_uri().map(|uri| format!("<{uri}>")).unwrap_or_default();
+//!     response.headers_mut().push(HeaderName::Contact, contact);
+//!     response
+//! }
+//!
+//! let now = Instant::now();
+//! let mut layer = TransactionLayer::new(Timers::default());
+//! let config = LegConfig::new("192.0.2.10:5060", Uri::parse("sip:pbx@192.0.2.10")?);
+//! let mut template = Message::request(Method::Invite, Uri::parse("sip:1001@pbx.example.com")?);
+//! let h = template.headers_mut();
+//! h.push(HeaderName::From, "<sip:1002@pbx.example.com>");
+//! h.push(HeaderName::To, "<sip:1001@pbx.example.com>");
+//! h.push(HeaderName::CallId, "out-1@pbx");
+//! // `token` (our From tag, the seed of our branches) is random in real use.
+//! let mut leg = OutgoingLegs::new(config, "t7q2", template);
+//! let desk = Target { addr: "192.0.2.20:5060".parse()?, transport: TransportKind::Udp };
+//! let mobile = Target { addr: "192.0.2.30:5060".parse()?, transport: TransportKind::Udp };
+//! leg.add_branch(Uri::parse("sip:1001@192.0.2.20")?, desk, None, now)?;
+//! leg.add_branch(Uri::parse("sip:1001@192.0.2.30")?, mobile, None, now)?;
+//! drain(&mut leg, &mut layer, now);
+//! let invites = wire(&mut layer);
+//! let invite_to = |phone| invites.iter().find(|(to, _)| *to == phone).map(|(_, m)| m).ok_or("no INVITE");
+//!
+//! // The desk phone rings (a CANCEL may follow only now, RFC 3261 §9.1); the mobile answers.
+//! layer.handle_message(answer(invite_to(desk)?, StatusCode::RINGING), desk, now);
+//! layer.handle_message(answer(invite_to(mobile)?, StatusCode::OK), mobile, now);
+//! let (mut acks, mut events) = (Vec::new(), Vec::new());
+//! while let Some(event) = layer.poll_event() {
+//!     leg.handle_event(event, now);
+//!     let (a, e) = drain(&mut leg, &mut layer, now);
+//!     acks.extend(a);
+//!     events.extend(e);
+//! }
+//! assert!(matches!(
+//!     events[..],
+//!     [LegEvent::Ringing { branch: BranchId(0), .. }, LegEvent::Answered { branch: BranchId(1), .. }]
+//! ));
+//! // The mobile's 200 is ACKed (outside transactions: the owner sends it).
+//! assert_eq!(acks.len(), 1);
+//! assert_eq!(acks[0].method(), Some(&Method::Ack));
+//! assert_eq!(leg.branch_state(BranchId(1)), Some(BranchState::Answered));
+//! // The desk phone gets a CANCEL: the call was completed elsewhere.
+//! let sent = wire(&mut layer);
+//! let cancel = sent.iter().find(|(to, m)| *to == desk && m.method() == Some(&Method::Cancel));
+//! let reason = cancel.and_then(|(_, m)| m.headers().get(&HeaderName::Reason));
+//! assert_eq!(reason, Some("SIP;cause=200;text=\"Call completed elsewhere\""));
+//! assert!(leg.dialog().is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use super::best::Best;
 use super::established::{Established, Setup, our_timer};
