@@ -1,4 +1,28 @@
 //! Choosing the response a forked INVITE ends with (RFC 3261 §16.7 steps 5 and 6).
+//!
+//! ```
+//! use pbxkit_sip::b2bua::Best;
+//! use pbxkit_sip::StatusCode;
+//!
+//! // Three phones: one timed out, one was busy, one failed.
+//! let mut best = Best::new();
+//! best.add(StatusCode::REQUEST_TIMEOUT, None);
+//! best.add(StatusCode::BUSY_HERE, None);
+//! best.add(StatusCode::SERVICE_UNAVAILABLE, None);
+//! // Busy beats a timeout and a 5xx: the caller hears busy.
+//! assert_eq!(best.status(), Some(StatusCode::BUSY_HERE));
+//! assert!(!best.is_global_failure());
+//!
+//! // A 503 alone is given as 500: it speaks of that server, not of the callee.
+//! let mut lone = Best::new();
+//! lone.add(StatusCode::SERVICE_UNAVAILABLE, None);
+//! assert_eq!(lone.status(), Some(StatusCode::SERVER_INTERNAL_ERROR));
+//!
+//! // A 6xx ends the search at once.
+//! best.add(StatusCode::DECLINE, None);
+//! assert!(best.is_global_failure());
+//! assert_eq!(best.status(), Some(StatusCode::DECLINE));
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;

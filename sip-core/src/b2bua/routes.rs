@@ -1,4 +1,39 @@
 //! Which leg an event of the transaction layer belongs to.
+//!
+//! ```
+//! use pbxkit_sip::b2bua::{DialogKey, Routes};
+//! use pbxkit_sip::transaction::{Target, Timers, TransactionLayer, TransportKind};
+//! use pbxkit_sip::Message;
+//! use std::time::Instant;
+//!
+//! let request = |method: &str, to_tag: &str, branch: &str| {
+//!     Message::parse(format!(
+//!         "{method} sip:1001@192.0.2.10 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch={branch}\r\n\
+//!          From: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:1001@192.0.2.10>{to_tag}\r\n\
+//!          Call-ID: r-1@192.0.2.1\r\nCSeq: 2 {method}\r\nContact: <sip:alice@192.0.2.1>\r\n\r\n"
+//!     ))
+//! };
+//! let now = Instant::now();
+//! let alice = Target { addr: "192.0.2.1:5060".parse()?, transport: TransportKind::Udp };
+//! let mut layer = TransactionLayer::new(Timers::default());
+//! let mut routes: Routes<u32> = Routes::new();
+//!
+//! // An INVITE without To tag belongs to no leg: a new call.
+//! layer.handle_message(request("INVITE", "", "z9hG4bKr1")?, alice, now);
+//! let invite = layer.poll_event().ok_or("the INVITE")?;
+//! assert_eq!(routes.route(&invite), None);
+//! // Leg 7 answers it with our tag `k3j9`: its requests now carry that To tag.
+//! routes.insert(DialogKey { call_id: "r-1@192.0.2.1".into(), local_tag: "k3j9".into() }, 7);
+//! layer.handle_message(request("BYE", ";tag=k3j9", "z9hG4bKr2")?, alice, now);
+//! let bye = layer.poll_event().ok_or("the BYE")?;
+//! assert_eq!(routes.route(&bye), Some(7));
+//!
+//! // A terminated leg is forgotten with all its entries.
+//! routes.remove(7);
+//! assert_eq!(routes.route(&bye), None);
+//! assert!(routes.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use crate::bytestr::ByteStr;
 use crate::message::Message;
