@@ -92,3 +92,26 @@ fn malformed_funckeys_are_a_typed_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sip_port_other_than_5060_is_written_for_every_line() {
+    let mac: Mac = "00:15:65:AA:BB:CC".parse().unwrap();
+    let mut config = effective();
+    config.0.insert("sip_registrar_port".into(), json!(5070));
+    let (_, text) = Yealink::new().render(mac, Some("T46S"), &config).unwrap();
+    for no in [1, 2] {
+        assert!(
+            text.contains(&format!("account.{no}.sip_server.1.port = 5070\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("account.{no}.outbound_port = 5070\n")),
+            "{text}"
+        );
+    }
+    // Without it, nothing: the golden file above has no port line.
+    let (_, text) = Yealink::new()
+        .render(mac, Some("T46S"), &effective())
+        .unwrap();
+    assert!(!text.contains(".port ="), "{text}");
+}

@@ -34,6 +34,9 @@ pub(crate) struct Config {
     /// (wazo-dird's `csv` back-end keys).
     #[serde(default)]
     pub(crate) directories: Vec<pbxkit_directory::CsvConfig>,
+    /// Desk phones the provisioning server configures, by MAC.
+    #[serde(default)]
+    pub(crate) devices: Vec<Device>,
     #[serde(default)]
     pub(crate) extensions: Vec<Extension>,
     #[serde(default)]
@@ -755,6 +758,17 @@ impl Default for Http {
     }
 }
 
+/// A desk phone: its MAC, the user whose line it gets, and the provisioning
+/// plugin (`xivo-yealink`...) when the phone's requests can't tell it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Device {
+    pub(crate) mac: String,
+    pub(crate) user: String,
+    #[serde(default)]
+    pub(crate) plugin: Option<String>,
+}
+
 /// A REST API account for a tool: its ACL patterns (`confd.users.read`, `#` for
 /// everything) say what its tokens may do.
 #[derive(Debug, Clone, Deserialize)]
@@ -956,6 +970,21 @@ impl Config {
                         api_user.name
                     ),
                     at: at_key(&format!("{:?}", api_user.name)),
+                });
+            }
+        }
+        for device in &config.devices {
+            let at = at_key(&format!("{:?}", device.mac));
+            if pbxkit_provisioning::mac::Mac::parse(&device.mac).is_err() {
+                return Err(ConfigError {
+                    message: format!("devices: {:?} is not a MAC address", device.mac),
+                    at,
+                });
+            }
+            if !config.user_index.contains_key(&device.user) {
+                return Err(ConfigError {
+                    message: format!("devices: {}: no user {:?}", device.mac, device.user),
+                    at,
                 });
             }
         }

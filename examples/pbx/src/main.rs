@@ -25,6 +25,7 @@ mod media;
 mod moh;
 mod passwords;
 mod prompts;
+mod provision;
 mod recording;
 mod routing;
 mod session;
@@ -330,11 +331,27 @@ async fn serve(
     };
     let (config_tx, config_rx) = tokio::sync::watch::channel(config.clone());
     let api = api::Services {
-        config: config_rx,
+        config: config_rx.clone(),
         shell: control_tx,
         users: users.clone(),
         bus: bus.clone(),
         node: config.pbx.node_id.clone(),
+    };
+    let provisioning = match provision::serve(
+        config.provisioning.http_listen,
+        config_rx.clone(),
+        sockets.local_addr(),
+    )
+    .await
+    {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!(
+                "pbxkit: cannot listen on {} (provisioning): {e}",
+                config.provisioning.http_listen
+            );
+            return ExitCode::FAILURE;
+        }
     };
     let api = match api::serve(config.http.listen, api).await {
         Ok(addr) => addr,
@@ -349,7 +366,7 @@ async fn serve(
     print_banner(
         &source,
         &config,
-        (sockets.local_addr(), api),
+        [sockets.local_addr(), api, provisioning],
         passwords_file.as_deref(),
     );
     let parts = shell::Parts {
@@ -407,7 +424,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 fn print_banner(
     source: &str,
     config: &Config,
-    (sip, api): (std::net::SocketAddr, std::net::SocketAddr),
+    [sip, api, provisioning]: [std::net::SocketAddr; 3],
     passwords_file: Option<&std::path::Path>,
 ) {
     println!(
@@ -422,10 +439,7 @@ fn print_banner(
         config.rtp.port_min, config.rtp.port_max
     );
     println!("  HTTP API      tcp {api} (REST, WebSocket /events; OpenAPI at /api/api.yml)");
-    println!(
-        "  provisioning  tcp {} (next release)",
-        config.provisioning.http_listen
-    );
+    println!("  provisioning  tcp {provisioning} (HTTP: the [[devices]] phones' files)");
     println!(
         "registrations are kept in {}, call records (CDR) in {}",
         config.pbx.data_dir.display(),

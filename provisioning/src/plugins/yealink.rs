@@ -126,6 +126,13 @@ fn context(mac: Mac, raw: &RawConfig) -> Result<Context, RawConfigError> {
     let lines = raw.sip_line_refs()?;
     let proxy = raw.sip_proxy_ip();
     let registrar = raw.sip_registrar_ip();
+    // provd's `sip_registrar_port` (else `sip_proxy_port`): written only when set,
+    // the phone's 5060 otherwise.
+    let port = ["sip_registrar_port", "sip_proxy_port"]
+        .iter()
+        .find_map(|key| raw.get(key).and_then(serde_json::Value::as_u64))
+        .filter(|p| (1..=65_535).contains(p))
+        .map_or(Value::from(()), Value::from);
     let xx_lines: Value = lines
         .iter()
         .map(|(no, line)| {
@@ -142,6 +149,7 @@ fn context(mac: Mac, raw: &RawConfig) -> Result<Context, RawConfigError> {
                     or_null(line.registrar_ip.or(registrar).or(line_proxy)),
                 ),
                 ("outbound_proxy", or_null(line_proxy)),
+                ("port", port.clone()),
                 ("voicemail", or_null(line.voicemail)),
             ])
         })

@@ -18,8 +18,14 @@ account.{{ line.no }}.auth_name = {{ line.auth_name }}
 account.{{ line.no }}.user_name = {{ line.user_name }}
 account.{{ line.no }}.password = {{ line.password }}
 account.{{ line.no }}.sip_server.1.address = {{ line.server }}
+{% if line.port -%}
+account.{{ line.no }}.sip_server.1.port = {{ line.port }}
+{% endif -%}
 account.{{ line.no }}.outbound_proxy_enable = 1
 account.{{ line.no }}.outbound_host = {{ line.outbound_proxy }}
+{% if line.port -%}
+account.{{ line.no }}.outbound_port = {{ line.port }}
+{% endif -%}
 voice_mail.number.{{ line.no }} = {{ line.voicemail }}
 
 {% endfor -%}

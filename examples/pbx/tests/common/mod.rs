@@ -14,6 +14,8 @@ pub(crate) struct Pbx {
     pub(crate) addr: SocketAddr,
     /// Where its REST API listens (a port the system chose).
     pub(crate) api: SocketAddr,
+    /// Where its provisioning server listens.
+    pub(crate) provisioning: SocketAddr,
     /// What it printed up to its ready line.
     pub(crate) banner: Vec<String>,
 }
@@ -63,7 +65,11 @@ impl Pbx {
                 &format!("data_dir = \"{}\"", dir.join("data").display()),
             )
             .replace("ring_time = 30", "ring_time = 3")
-            .replace("listen = \"127.0.0.1:9486\"", "listen = \"127.0.0.1:0\"");
+            .replace("listen = \"127.0.0.1:9486\"", "listen = \"127.0.0.1:0\"")
+            .replace(
+                "http_listen = \"127.0.0.1:8667\"",
+                "http_listen = \"127.0.0.1:0\"",
+            );
         let config = edit(config);
         let file = dir.join("pbx.toml");
         std::fs::write(&file, config).unwrap();
@@ -110,10 +116,18 @@ impl Pbx {
             .expect("the banner gives the API's address")
             .parse()
             .unwrap();
+        let provisioning = banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("provisioning  tcp "))
+            .and_then(|rest| rest.split(' ').next())
+            .expect("the banner gives the provisioning address")
+            .parse()
+            .unwrap();
         Pbx {
             child,
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             api,
+            provisioning,
             banner,
         }
     }
