@@ -34,6 +34,9 @@ pub(crate) struct Config {
     /// (wazo-dird's `csv` back-end keys).
     #[serde(default)]
     pub(crate) directories: Vec<pbxkit_directory::CsvConfig>,
+    /// Where events are POSTed as they happen.
+    #[serde(default)]
+    pub(crate) webhooks: Vec<Webhook>,
     /// Desk phones the provisioning server configures, by MAC.
     #[serde(default)]
     pub(crate) devices: Vec<Device>,
@@ -758,6 +761,20 @@ impl Default for Http {
     }
 }
 
+/// A webhook: the events (by name, `*` for all) POSTed as JSON to `url`
+/// (`http://host:port/path`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Webhook {
+    pub(crate) url: String,
+    #[serde(default = "every_event")]
+    pub(crate) events: Vec<String>,
+}
+
+fn every_event() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
 /// A desk phone: its MAC, the user whose line it gets, and the provisioning
 /// plugin (`xivo-yealink`...) when the phone's requests can't tell it.
 #[derive(Debug, Clone, Deserialize)]
@@ -970,6 +987,18 @@ impl Config {
                         api_user.name
                     ),
                     at: at_key(&format!("{:?}", api_user.name)),
+                });
+            }
+        }
+        for hook in &config.webhooks {
+            let uri = hook.url.parse::<axum::http::Uri>().ok();
+            if !uri.is_some_and(|u| u.scheme_str() == Some("http") && u.host().is_some()) {
+                return Err(ConfigError {
+                    message: format!(
+                        "webhooks: {:?} is not an http://host[:port]/path URL",
+                        hook.url
+                    ),
+                    at: at_key(&format!("{:?}", hook.url)),
                 });
             }
         }

@@ -655,3 +655,72 @@ format_columns = {{ name = "{{firstname}} {{lastname}}", number = "{{phone}}" }}
         404
     );
 }
+
+/// A webhook receiver: answers its first request 500 (a retry must follow), the
+/// rest 200, and hands over the JSON bodies it got.
+fn webhook_receiver() -> (SocketAddr, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { break };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if n == 0 { "500 Oops" } else { "200 OK" };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if n > 0 && tx.send(serde_json::from_slice(&body).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_webhook_gets_the_calls_events_in_order_after_a_retry() {
+    let (receiver, bodies) = webhook_receiver();
+    let extra = format!(
+        "\n[[webhooks]]\nurl = \"http://{receiver}/hook\"\nevents = [\"call_created\", \"call_updated\", \"call_ended\"]\n"
+    );
+    let pbx = Pbx::start_with(temp_dir("api-webhook"), free_port(), &extra);
+    let alice = registered("1000", "pbx1000pw", &pbx).await;
+    let bob = registered("1001", "pbx1001pw", &pbx).await;
+    let _bob_log = bob.answer_calls(StatusCode::OK);
+    let (invite, answer) = call(&alice, "1001").await;
+    assert_eq!(answer.status(), Some(StatusCode::OK), "{answer}");
+    assert_eq!(
+        ack_and_bye(&alice, &invite, &answer, "1001").await,
+        StatusCode::OK
+    );
+    let call_id = invite.call_id().unwrap().0.to_string();
+    let got: Vec<Value> = tokio::task::spawn_blocking(move || {
+        (0..3)
+            .map(|_| bodies.recv_timeout(Duration::from_secs(15)).unwrap())
+            .collect()
+    })
+    .await
+    .unwrap();
+    let names: Vec<&str> = got.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["call_created", "call_updated", "call_ended"],
+        "{got:#?}"
+    );
+    assert!(got.iter().all(|e| e["data"]["call_id"] == call_id.as_str()));
+}

@@ -20,6 +20,7 @@ mod acl;
 mod directory;
 mod events;
 mod tokens;
+mod webhooks;
 
 use crate::config::Config;
 use crate::control::{LiveCall, Query};
@@ -105,6 +106,10 @@ pub(crate) async fn serve(listen: SocketAddr, services: Services) -> std::io::Re
         bans: Mutex::new(crate::ban::Bans::new(policy)),
         rng: ring::rand::SystemRandom::new(),
     });
+    {
+        let config = api.services.config.borrow();
+        webhooks::spawn(&config.webhooks, &api.services.bus, &api.services.node);
+    }
     let app = router(api.clone());
     tokio::spawn(follow_reloads(api));
     tokio::spawn(async move {
