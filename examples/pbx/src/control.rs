@@ -5,7 +5,8 @@
 //! closes.
 //!
 //! The shell answers from the engine's state at the moment it reads the query, so
-//! the figures are the ones the queues run on (the HTTP API will read the same).
+//! the figures are the ones the queues run on (the HTTP API asks
+//! its questions, calls in progress and hang-ups, on the same channel).
 
 use serde_json::Value;
 use std::io;

@@ -1,8 +1,8 @@
 //! The PBX's event bus: what happens to calls, registrations and users' settings,
 //! as typed events. Events are the one way state leaves the core; consumers
-//! (logs today; CDR, BLF, queue_log, WebSocket, wallboards and CTI as they move
-//! onto the bus)
-//! subscribe and never reach into a call.
+//! (the debug log, the API's WebSocket `/events` and webhooks; CDR, BLF,
+//! queue_log, wallboards and CTI as they move onto the bus) subscribe and never
+//! reach into a call.
 //!
 //! The bus is a broadcast channel: publishing never waits, and a subscriber that
 //! falls more than [`CAPACITY`] events behind loses the oldest ones and is told how
@@ -64,7 +64,7 @@ pub(crate) enum Event {
         /// Its status now.
         status: pbxkit::hints::HintStatus,
     },
-    /// A user's live services changed (a feature code, later the API).
+    /// A user's live services changed (a feature code, the API).
     UserServices {
         /// The user.
         user: String,

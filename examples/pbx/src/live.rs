@@ -10,7 +10,7 @@
 //! users; [`FileUserStore`] keeps `users.json` under `data_dir`.
 //!
 //! A user with no entry has the services of its configuration; once a user has
-//! changed them (a feature code, later the API), its entry wins over the
+//! changed them (a feature code, the API), its entry wins over the
 //! configuration until it is changed again.
 
 use crate::events::{Bus, Event};

@@ -519,12 +519,6 @@ async fn a_forward_set_through_the_api_takes_effect_on_the_next_call() {
     );
 }
 
-async fn registered(user: &'static str, password: &'static str, pbx: &Pbx) -> Phone {
-    let phone = Phone::new(user, pbx.addr).await.with_password(password);
-    assert_eq!(phone.register().await.status(), Some(StatusCode::OK));
-    phone
-}
-
 #[tokio::test]
 async fn the_directory_finds_users_and_csv_contacts_for_the_api_and_the_phones() {
     let dir = temp_dir("api-directory");

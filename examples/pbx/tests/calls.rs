@@ -916,12 +916,6 @@ fn forwarding_pbx(name: &str) -> Pbx {
     })
 }
 
-async fn registered(user: &'static str, password: &'static str, pbx: &Pbx) -> Phone {
-    let phone = Phone::new(user, pbx.addr).await.with_password(password);
-    assert_eq!(phone.register().await.status(), Some(StatusCode::OK));
-    phone
-}
-
 #[tokio::test]
 async fn a_busy_callee_forwards_to_its_busy_destination() {
     let pbx = forwarding_pbx("fwdbusy");

@@ -159,13 +159,10 @@ pub(super) async fn reverse(
     Path((profile, user)): Path<(String, String)>,
     Params(params): Params<HashMap<String, String>>,
 ) -> Answer {
-    let token = api.token(&headers)?;
     profile_known(&profile)?;
-    let user = super::path_user(&api.config(), &token, &user)?;
-    super::require(
-        &token,
-        &format!("dird.directories.reverse.{profile}.{user}.read"),
-    )?;
+    let (_, _, user) = api.user_route(&headers, &user, |u| {
+        format!("dird.directories.reverse.{profile}.{u}.read")
+    })?;
     let exten = params.get("exten").map(|e| e.trim()).unwrap_or_default();
     if exten.is_empty() || exten.len() > 40 {
         return Err(ApiError::invalid("exten", "a number of 1 to 40 characters"));

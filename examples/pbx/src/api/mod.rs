@@ -322,6 +322,21 @@ impl Api {
         tokens.get(id, Instant::now()).cloned()
     }
 
+    /// A route on one user: the request's token, the configuration in force and
+    /// the path's user (`me` resolved), once the token grants `acl(user)`.
+    fn user_route(
+        &self,
+        headers: &HeaderMap,
+        user: &str,
+        acl: impl FnOnce(&str) -> String,
+    ) -> Result<(tokens::Token, Arc<Config>, String), ApiError> {
+        let token = self.token(headers)?;
+        let config = self.config();
+        let user = path_user(&config, &token, user)?;
+        require(&token, &acl(&user))?;
+        Ok((token, config, user))
+    }
+
     /// The request's token if it grants `required`.
     fn authorize(&self, headers: &HeaderMap, required: &str) -> Result<tokens::Token, ApiError> {
         let token = self.token(headers)?;
@@ -675,10 +690,7 @@ async fn get_user(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let config = api.config();
-    let user = path_user(&config, &token, &user)?;
-    require(&token, &format!("confd.users.{user}.read"))?;
+    let (_, config, user) = api.user_route(&headers, &user, |u| format!("confd.users.{u}.read"))?;
     let Some(entry) = config.user(&user) else {
         return Err(ApiError::not_found("user", &user));
     };
@@ -690,10 +702,9 @@ async fn get_services(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let config = api.config();
-    let user = path_user(&config, &token, &user)?;
-    require(&token, &format!("confd.users.{user}.services.read"))?;
+    let (_, config, user) = api.user_route(&headers, &user, |u| {
+        format!("confd.users.{u}.services.read")
+    })?;
     let services = services_of(&api, &config, &user);
     Ok(Json(json!({ "dnd": { "enabled": services.dnd } })).into_response())
 }
@@ -710,10 +721,9 @@ async fn put_dnd(
     Path(user): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let config = api.config();
-    let user = path_user(&config, &token, &user)?;
-    require(&token, &format!("confd.users.{user}.services.dnd.update"))?;
+    let (_, config, user) = api.user_route(&headers, &user, |u| {
+        format!("confd.users.{u}.services.dnd.update")
+    })?;
     let Enabled { enabled } = body(&bytes)?;
     let configured = config.user(&user).map(Config::services).unwrap_or_default();
     api.services
@@ -729,10 +739,9 @@ async fn get_forwards(
     headers: HeaderMap,
     Path(user): Path<String>,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let config = api.config();
-    let user = path_user(&config, &token, &user)?;
-    require(&token, &format!("confd.users.{user}.forwards.read"))?;
+    let (_, config, user) = api.user_route(&headers, &user, |u| {
+        format!("confd.users.{u}.forwards.read")
+    })?;
     Ok(Json(forwards_json(&services_of(&api, &config, &user))).into_response())
 }
 
@@ -750,16 +759,12 @@ async fn put_forward(
     Path((user, forward)): Path<(String, String)>,
     bytes: axum::body::Bytes,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let config = api.config();
-    let user = path_user(&config, &token, &user)?;
+    let (_, config, user) = api.user_route(&headers, &user, |u| {
+        format!("confd.users.{u}.forwards.{forward}.update")
+    })?;
     if !matches!(forward.as_str(), "busy" | "noanswer" | "unconditional") {
         return Err(ApiError::not_found("forward", &forward));
     }
-    require(
-        &token,
-        &format!("confd.users.{user}.forwards.{forward}.update"),
-    )?;
     let ForwardBody {
         enabled,
         destination,
@@ -836,9 +841,8 @@ async fn list_user_calls(
     Path(user): Path<String>,
     Params(params): Params<HashMap<String, String>>,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let user = path_user(&api.config(), &token, &user)?;
-    require(&token, &format!("calld.users.{user}.calls.read"))?;
+    let (_, _, user) =
+        api.user_route(&headers, &user, |u| format!("calld.users.{u}.calls.read"))?;
     let calls = api.ask(Query::Calls).await?;
     let items = calls
         .iter()
@@ -864,9 +868,8 @@ async fn hang_up_user_call(
     headers: HeaderMap,
     Path((user, call)): Path<(String, String)>,
 ) -> Answer {
-    let token = api.token(&headers)?;
-    let user = path_user(&api.config(), &token, &user)?;
-    require(&token, &format!("calld.users.{user}.calls.delete"))?;
+    let (_, _, user) =
+        api.user_route(&headers, &user, |u| format!("calld.users.{u}.calls.delete"))?;
     let calls = api.ask(Query::Calls).await?;
     if !calls
         .iter()

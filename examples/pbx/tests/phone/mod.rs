@@ -416,3 +416,14 @@ pub(crate) async fn ack_and_bye(
         .bye(phone)
         .await
 }
+
+/// `user`'s phone, registered to `pbx` with `password`.
+pub(crate) async fn registered(
+    user: &'static str,
+    password: &'static str,
+    pbx: &crate::common::Pbx,
+) -> Phone {
+    let phone = Phone::new(user, pbx.addr).await.with_password(password);
+    assert_eq!(phone.register().await.status(), Some(StatusCode::OK));
+    phone
+}
