@@ -158,6 +158,8 @@ type Commands = tokio::sync::mpsc::Sender<(CallId, Command)>;
 /// share no codec.
 struct RelayMedia {
     ports: Arc<crate::media::PortPool>,
+    /// The threads that forward the relays' packets.
+    threads: crate::media::MediaThreads,
     /// Our address in the SDP phones receive.
     ip: std::net::IpAddr,
     relays: HashMap<CallId, crate::media::Relay>,
@@ -365,7 +367,7 @@ impl RelayMedia {
 
     fn relay(&mut self, call: CallId) -> Option<&crate::media::Relay> {
         if !self.relays.contains_key(&call) {
-            let mut relay = crate::media::Relay::start(&self.ports)?;
+            let mut relay = crate::media::Relay::start(&self.ports, &self.threads)?;
             if let Some(timeout) = self.rtp_timeout {
                 let counters = relay.counters.clone();
                 let commands = self.commands.clone();
@@ -734,7 +736,9 @@ impl pbxkit::engine::Media for RelayMedia {
             let c = &relay.counters;
             let load =
                 |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
-            tracing::info!(
+            // Not a line per call at the default level: operators get the stats line.
+            tracing::debug!(
+                target: "pbxkit::media",
                 call = ?call,
                 rtp_a_to_b = load(&c.a_to_b),
                 rtp_b_to_a = load(&c.b_to_a),
@@ -980,6 +984,10 @@ pub(crate) async fn run(
             config.rtp.port_min,
             config.rtp.port_max,
         )),
+        // Half the cores: the signalling has the runtime's workers.
+        threads: crate::media::MediaThreads::start(
+            std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+        )?,
         ip: sent_by(local).ip(),
         relays: HashMap::new(),
         apps: HashMap::new(),

@@ -77,10 +77,11 @@ impl Pbx {
             .args(["--config", file.to_str().unwrap()])
             .stdout(Stdio::piped())
             // The log goes to pbx.log in the test's directory (tests may read it), or
-            // to the terminal with PBXKIT_TEST_LOG set.
+            // to the terminal with PBXKIT_TEST_LOG set; with each relay's counters at
+            // its end (debug lines of `pbxkit::media`).
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or("info".into()),
+                std::env::var("RUST_LOG").unwrap_or("info,pbxkit::media=debug".into()),
             )
             .stderr(if std::env::var_os("PBXKIT_TEST_LOG").is_some() {
                 Stdio::inherit()
