@@ -267,7 +267,6 @@ struct Leg {
 }
 
 struct RelayState {
-    id: u64,
     legs: [Leg; 2],
     /// The plan transcoded by, and a transcoder per direction (index: the sending leg).
     plan: Option<Arc<Transcoding>>,
@@ -384,10 +383,7 @@ impl Worker {
                 {
                     state.transcoders = match &plan {
                         None => [None, None],
-                        Some(t) => [
-                            transcoder(&t.a, &t.b).map(|(a, b)| Transcoder::new(a, b)),
-                            transcoder(&t.b, &t.a).map(|(b, a)| Transcoder::new(b, a)),
-                        ],
+                        Some(t) => [transcoder(&t.a, &t.b), transcoder(&t.b, &t.a)],
                     };
                     state.plan = plan;
                 }
@@ -469,7 +465,6 @@ impl Worker {
             }
         }
         let state = RelayState {
-            id: relay,
             legs,
             plan: None,
             transcoders: [None, None],
@@ -631,18 +626,9 @@ impl Worker {
     }
 }
 
-impl std::fmt::Debug for RelayState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayState").field("id", &self.id).finish()
-    }
-}
-
-/// Both sides of a direction's transcoder, if both formats have a codec here.
-fn transcoder(
-    from: &Format,
-    to: &Format,
-) -> Option<(pbxkit_rtp::transcode::Side, pbxkit_rtp::transcode::Side)> {
-    Some((from.side()?, to.side()?))
+/// The transcoder of one direction, if both formats have a codec here.
+fn transcoder(from: &Format, to: &Format) -> Option<Transcoder> {
+    Some(Transcoder::new(from.side()?, to.side()?))
 }
 
 /// Which sources may feed a leg: a [`Channel`] per SDP of the leg (pbxkit-rtp's
